@@ -1,0 +1,140 @@
+/*
+ * shm.h - the POSIX shared memory region between posternd and postern-dp.
+ *
+ * One object (/dev/shm/<name>) holds:
+ *   - the publication header: the published generation and the slot it is in;
+ *   - NSLOTS snapshot slots of fixed capacity;
+ *   - one reader record per dataplane reader (main lcore + each worker): the
+ *     generation it announced and the one it adopted, its heartbeat;
+ *   - the dataplane section: pid, state, counter names and per-worker
+ *     counter blocks, each written by one core only.
+ *
+ * Publication is RCU by epochs across processes (DESIGN.md): the writer
+ * copies a blob into a slot nobody holds, then bumps published_gen. A reader
+ * announces the generation it is about to use (seq_cst store) and then
+ * re-checks that the slot still carries it (seq_cst load); the writer marks
+ * a slot retiring (seq_cst store) before it checks the announcements
+ * (seq_cst load). Dekker's argument: either the reader sees the retirement
+ * and retries, or the writer sees the announcement and picks another slot.
+ * So a slot is never rewritten while a reader holds it.
+ */
+#ifndef PG_SHM_H
+#define PG_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "snap_format.h"
+
+#define SHM_MAGIC 0x4d484750u /* "PGHM" */
+#define SHM_ABI 1
+#define SHM_NSLOTS 4
+#define SHM_MAX_READERS (1 + SNAP_MAX_WORKERS) /* reader 0: dataplane main */
+#define SHM_MAX_COUNTERS 256
+#define SHM_COUNTER_NAME 40
+#define SHM_DEFAULT_NAME "postern"
+#define SHM_DEFAULT_SLOT_CAPACITY (16u << 20)
+#define SHM_CACHE_LINE 64
+
+#define SHM_SLOT_RETIRING UINT64_MAX /* slot gen while being rewritten */
+
+struct shm_slot {
+	_Atomic uint64_t gen; /* generation in it; 0 empty; RETIRING */
+	uint64_t offset;      /* from the start of the region */
+	uint64_t capacity;
+	_Atomic uint64_t size;
+};
+
+struct shm_reader {
+	_Atomic uint64_t announced; /* generation in use or being taken; 0 none */
+	_Atomic uint64_t adopted;   /* generation this reader runs (for status) */
+	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC of its last loop pass */
+	_Atomic uint32_t active;    /* 1 while the reader exists */
+	uint32_t lcore;
+	uint8_t pad[SHM_CACHE_LINE - 32];
+} __attribute__((aligned(SHM_CACHE_LINE)));
+
+enum shm_dp_state {
+	SHM_DP_ABSENT = 0,
+	SHM_DP_STARTING = 1,
+	SHM_DP_READY = 2,
+	SHM_DP_STOPPING = 3,
+	SHM_DP_FAILED = 4,
+};
+
+struct shm_counter_block {
+	_Atomic uint64_t v[SHM_MAX_COUNTERS];
+} __attribute__((aligned(SHM_CACHE_LINE)));
+
+struct shm_dataplane {
+	_Atomic int32_t pid;       /* 0 when no dataplane attached */
+	_Atomic uint32_t state;    /* enum shm_dp_state */
+	_Atomic uint64_t start_ns; /* CLOCK_MONOTONIC when it started */
+	_Atomic uint64_t ready_ns; /* CLOCK_MONOTONIC when it became ready */
+	uint32_t nworkers;
+	uint32_t ncounters;
+	char message[256];         /* last fatal error, for posternctl status */
+	char counter_names[SHM_MAX_COUNTERS][SHM_COUNTER_NAME];
+	struct shm_counter_block counters[SNAP_MAX_WORKERS];
+};
+
+struct shm_region {
+	uint32_t magic;
+	uint32_t abi;
+	uint64_t total_size;
+	uint64_t slot_capacity;
+	_Atomic uint64_t published_gen;
+	_Atomic uint32_t published_slot;
+	_Atomic int32_t control_pid; /* posternd */
+	struct shm_slot slots[SHM_NSLOTS];
+	struct shm_reader readers[SHM_MAX_READERS] __attribute__((aligned(SHM_CACHE_LINE)));
+	struct shm_dataplane dp __attribute__((aligned(SHM_CACHE_LINE)));
+	/* slot areas follow, each slot_capacity bytes, page aligned */
+};
+
+struct shm_map {
+	struct shm_region *region;
+	size_t size;
+	char name[64];
+};
+
+/*
+ * Control side. shm_open_control creates the region, or re-attaches an
+ * existing compatible one (a restarted posternd keeps the generation count).
+ */
+int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m,
+		     char *err, size_t errlen);
+/*
+ * Publish a blob built by snap_build: copies it into a free slot, stamps the
+ * generation and the checksum, then makes it current. PG_OK and *gen_out,
+ * PG_AGAIN if every non-current slot is still held by a reader, PG_ERROR if
+ * it does not fit a slot.
+ */
+int shm_publish(struct shm_map *m, const void *blob, size_t len, uint64_t *gen_out,
+		char *err, size_t errlen);
+
+/* Dataplane side: attach an existing region (PG_AGAIN if absent yet). */
+int shm_attach(const char *name, struct shm_map *m, char *err, size_t errlen);
+
+/*
+ * Take the current snapshot for reader r: announce, validate, return it.
+ * NULL if nothing is published yet. The snapshot stays valid until
+ * shm_release(r) or the next shm_acquire(r). Does not verify the checksum:
+ * call snap_validate once per new generation.
+ */
+const struct snap_header *shm_acquire(struct shm_map *m, unsigned r, uint64_t *gen_out);
+void shm_release(struct shm_map *m, unsigned r);
+static inline uint64_t shm_published_gen(const struct shm_map *m)
+{
+	return atomic_load_explicit(&m->region->published_gen, memory_order_acquire);
+}
+
+void shm_detach(struct shm_map *m);
+/* Remove the object name (posternd --remove / tests). */
+int shm_unlink_name(const char *name);
+
+uint64_t shm_now_ns(void); /* CLOCK_MONOTONIC */
+
+#endif

@@ -1,0 +1,1067 @@
+/*
+ * conf.c - parser and validator of postern.conf (see conf.h for the syntax).
+ * Two passes: the first reads logical lines and parses each value on its
+ * own through the key table below; the second checks what involves several
+ * keys (ports numbered from 0, gateways inside a connected subnet) and
+ * compiles the route list. The first error stops the load and names the
+ * file and line, so an operator can fix it without guessing.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "result.h"
+
+#define CONF_FILE_MAX (1u << 20) /* a main.cf-style file is a few KB */
+#define CONF_LINE_MAX 65536      /* one logical line, continuations included */
+#define CONF_ROUTE_TEXT 80
+#define CONF_NS_PER_S UINT64_C(1000000000)
+
+enum conf_type {
+	CT_UINT,     /* decimal integer in [min, max] */
+	CT_TIME,     /* integer + us|ms|s|m|h, bare = seconds; stored in ns */
+	CT_SIZE,     /* bytes + optional k|M|G */
+	CT_BOOL,     /* yes|no */
+	CT_DEVICE,   /* PCI address or DPDK vdev spec */
+	CT_PREFIX,   /* IPv4/len, host address of a port */
+	CT_IPV4,     /* IPv4 unicast address, empty = none */
+	CT_ROUTES,   /* PREFIX/LEN via GATEWAY, ... */
+	CT_SHM_NAME, /* [A-Za-z0-9_.-]+ */
+	CT_SOCKET,   /* absolute path that fits sun_path */
+};
+
+/* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	bool per_port;
+	size_t offset;
+	size_t width; /* bytes of the integer field for CT_UINT */
+	uint64_t min, max;
+	const char *def; /* default, parsed like a value; NULL = none */
+};
+
+#define CONF_FIELD(f) offsetof(struct pg_conf, f), sizeof(((struct pg_conf *)0)->f)
+#define CONF_PORT_FIELD(f) offsetof(struct pg_conf_port, f), sizeof(((struct pg_conf_port *)0)->f)
+#define MS UINT64_C(1000000)
+#define US UINT64_C(1000)
+#define S CONF_NS_PER_S
+
+static const struct conf_key conf_keys[] = {
+    {"workers", CT_UINT, false, CONF_FIELD(workers), 1, SNAP_MAX_WORKERS, "1"},
+    {"device", CT_DEVICE, true, CONF_PORT_FIELD(device), 0, 0, NULL},
+    {"address", CT_PREFIX, true, CONF_PORT_FIELD(addr), 0, 0, NULL},
+    {"mtu", CT_UINT, true, CONF_PORT_FIELD(mtu), 576, 9000, "1500"},
+    {"default_gateway", CT_IPV4, false, CONF_FIELD(default_gateway), 0, 0, NULL},
+    {"static_routes", CT_ROUTES, false, 0, 0, 0, 0, NULL},
+    {"arp_cache_timeout", CT_TIME, false, CONF_FIELD(arp_cache_ns), 1 * S, 86400 * S, "300s"},
+    {"arp_retry_interval", CT_TIME, false, CONF_FIELD(arp_retry_ns), 10 * MS, 60 * S, "1s"},
+    {"arp_max_retries", CT_UINT, false, CONF_FIELD(arp_max_retries), 1, 20, "3"},
+    {"arp_pending_max", CT_UINT, false, CONF_FIELD(arp_pending_max), 1, 65536, "256"},
+    {"gratuitous_arp", CT_BOOL, false, CONF_FIELD(gratuitous_arp), 0, 0, "yes"},
+    {"idle_sleep", CT_TIME, false, CONF_FIELD(idle_sleep_ns), 0, 100 * MS, "100us"},
+    {"idle_polls", CT_UINT, false, CONF_FIELD(idle_polls), 0, 1000000, "256"},
+    {"shm_name", CT_SHM_NAME, false, CONF_FIELD(shm_name), 0, 0, "postern"},
+    {"snapshot_max_size", CT_SIZE, false, CONF_FIELD(snapshot_max_size), 64u << 10, 1u << 30,
+     "16M"},
+    {"control_socket", CT_SOCKET, false, CONF_FIELD(control_socket), 0, 0, CONF_DEFAULT_SOCKET},
+};
+
+#define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+/* A static route as written, kept for the second pass and its messages. */
+struct conf_static_route {
+	uint32_t prefix, gateway; /* network order */
+	uint8_t len;
+	char text[CONF_ROUTE_TEXT];
+};
+
+struct conf_parser {
+	const char *file;
+	struct pg_conf *conf;
+	char *err;
+	size_t errlen;
+	unsigned line_of[CONF_NKEYS][SNAP_MAX_PORTS]; /* where each key was set */
+	unsigned nstatic;
+	struct conf_static_route statics[SNAP_MAX_ROUTES];
+};
+
+static int conf_error(struct conf_parser *p, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int conf_error(struct conf_parser *p, unsigned line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(p->err, p->errlen, "%s:%u: %s", p->file, line, msg);
+	else
+		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+	return PG_ERROR;
+}
+
+static int conf_why(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int conf_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- IPv4 helpers (host order inside, network order in pg_conf) ---- */
+
+static uint32_t conf_mask(unsigned len)
+{
+	return len == 0 ? 0 : 0xffffffffu << (32 - len);
+}
+
+static void conf_fmt_ip(uint32_t net_order, char *buf, size_t len)
+{
+	struct in_addr a = {.s_addr = net_order};
+
+	inet_ntop(AF_INET, &a, buf, (socklen_t)len);
+}
+
+/* Strict dotted quad: inet_pton(AF_INET) refuses shorthand and octal. */
+static int conf_parse_ip(const char *s, uint32_t *host)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return -1;
+	*host = ntohl(a.s_addr);
+	return 0;
+}
+
+/* Unicast and usable as a host or gateway (RFC 1122 §3.2.1.3, RFC 5771). */
+static const char *conf_not_unicast(uint32_t host)
+{
+	if ((host >> 24) == 0)
+		return "not a unicast address (0.0.0.0/8 is \"this network\")";
+	if ((host >> 24) == 127)
+		return "not a unicast address (127.0.0.0/8 is loopback)";
+	if (host >= 0xe0000000u)
+		return "not a unicast address (multicast or reserved)";
+	return NULL;
+}
+
+/* "A.B.C.D/N" into host-order address and length; reason in why. */
+static int conf_parse_prefix(const char *s, uint32_t *host, uint8_t *len, char *why, size_t whylen)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	const char *d;
+	unsigned n = 0;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(ip))
+		return conf_why(why, whylen, "expected IPv4/prefix, e.g. 198.18.0.1/24");
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = '\0';
+	if (conf_parse_ip(ip, host) != 0)
+		return conf_why(why, whylen, "\"%s\" is not an IPv4 address", ip);
+	d = slash + 1;
+	if (*d == '\0' || strlen(d) > 2 || strspn(d, "0123456789") != strlen(d))
+		return conf_why(why, whylen, "prefix length must be 0..32");
+	n = (unsigned)atoi(d);
+	if (n > 32)
+		return conf_why(why, whylen, "prefix length must be 0..32");
+	*len = (uint8_t)n;
+	return 0;
+}
+
+/* ---- value parsers, one per type ---- */
+
+static int conf_parse_u64(const char *s, uint64_t *v, const char **end)
+{
+	uint64_t x = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		if (x > (UINT64_MAX - 9) / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(*s - '0');
+	}
+	*v = x;
+	*end = s;
+	return 0;
+}
+
+/* Shortest exact spelling of a duration, for range messages. */
+static void conf_fmt_time(uint64_t ns, char *buf, size_t len)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ns;
+	} units[] = {
+	    {"h", 3600 * S}, {"m", 60 * S}, {"s", S}, {"ms", MS}, {"us", US},
+	};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ns != 0 && ns % units[i].ns == 0) {
+			snprintf(buf, len, "%" PRIu64 "%s", ns / units[i].ns, units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%" PRIu64 "%s", ns / US, ns == 0 ? "" : "us");
+}
+
+static void conf_fmt_size(uint64_t b, char *buf, size_t len)
+{
+	if (b != 0 && b % (1u << 30) == 0)
+		snprintf(buf, len, "%" PRIu64 "G", b >> 30);
+	else if (b != 0 && b % (1u << 20) == 0)
+		snprintf(buf, len, "%" PRIu64 "M", b >> 20);
+	else if (b != 0 && b % (1u << 10) == 0)
+		snprintf(buf, len, "%" PRIu64 "k", b >> 10);
+	else
+		snprintf(buf, len, "%" PRIu64, b);
+}
+
+static void conf_store_uint(void *dst, size_t width, uint64_t v)
+{
+	switch (width) {
+	case 1:
+		*(uint8_t *)dst = (uint8_t)v;
+		break;
+	case 2:
+		*(uint16_t *)dst = (uint16_t)v;
+		break;
+	case 4:
+		*(uint32_t *)dst = (uint32_t)v;
+		break;
+	default:
+		*(uint64_t *)dst = v;
+		break;
+	}
+}
+
+static int conf_val_uint(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	const char *end;
+	uint64_t v;
+
+	if (conf_parse_u64(s, &v, &end) != 0 || *end != '\0' || v < k->min || v > k->max)
+		return conf_why(why, whylen, "must be an integer %" PRIu64 "..%" PRIu64, k->min,
+		                k->max);
+	conf_store_uint(dst, k->width, v);
+	return 0;
+}
+
+static int conf_val_time(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ns;
+	} units[] = {
+	    {"", S}, {"us", US}, {"ms", MS}, {"s", S}, {"m", 60 * S}, {"h", 3600 * S},
+	};
+	char lo[32], hi[32];
+	const char *end;
+	uint64_t v;
+
+	conf_fmt_time(k->min, lo, sizeof(lo));
+	conf_fmt_time(k->max, hi, sizeof(hi));
+	if (conf_parse_u64(s, &v, &end) != 0)
+		return conf_why(why, whylen,
+		                "expected a time: integer with unit us, ms, s, m"
+		                " or h (bare integer = seconds)");
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (v > UINT64_MAX / units[i].ns || v * units[i].ns < k->min ||
+		    v * units[i].ns > k->max)
+			return conf_why(why, whylen, "must be between %s and %s", lo, hi);
+		*(uint64_t *)dst = v * units[i].ns;
+		return 0;
+	}
+	return conf_why(why, whylen, "unknown time unit \"%s\" (use us, ms, s, m or h)", end);
+}
+
+static int conf_val_size(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	char lo[32], hi[32];
+	const char *end;
+	uint64_t v, mult;
+
+	conf_fmt_size(k->min, lo, sizeof(lo));
+	conf_fmt_size(k->max, hi, sizeof(hi));
+	if (conf_parse_u64(s, &v, &end) != 0)
+		return conf_why(why, whylen,
+		                "expected a size: bytes with optional suffix k, M"
+		                " or G");
+	if (strcmp(end, "") == 0)
+		mult = 1;
+	else if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
+		mult = 1u << 10;
+	else if (strcmp(end, "M") == 0)
+		mult = 1u << 20;
+	else if (strcmp(end, "G") == 0)
+		mult = 1u << 30;
+	else
+		return conf_why(why, whylen, "unknown size suffix \"%s\" (use k, M or G)", end);
+	if (v > UINT64_MAX / mult || v * mult < k->min || v * mult > k->max)
+		return conf_why(why, whylen, "must be between %s and %s", lo, hi);
+	*(uint64_t *)dst = v * mult;
+	return 0;
+}
+
+static int conf_val_bool(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	(void)k;
+	if (strcasecmp(s, "yes") == 0 || strcasecmp(s, "true") == 0)
+		*(bool *)dst = true;
+	else if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0)
+		*(bool *)dst = false;
+	else
+		return conf_why(why, whylen, "expected yes or no");
+	return 0;
+}
+
+/* [dddd:]bb:dd.f as DPDK accepts on -a (domain optional). */
+static bool conf_is_pci(const char *s)
+{
+	/* a pattern per form: x = hex digit, f = function 0..7 */
+	static const char *const forms[] = {"xxxx:xx:xx.f", "xx:xx.f"};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		const char *f = forms[i];
+		size_t k = 0;
+
+		for (; f[k] != '\0' && s[k] != '\0'; k++) {
+			if (f[k] == 'x' && !isxdigit((unsigned char)s[k]))
+				break;
+			if (f[k] == 'f' && (s[k] < '0' || s[k] > '7'))
+				break;
+			if (f[k] != 'x' && f[k] != 'f' && f[k] != s[k])
+				break;
+		}
+		if (f[k] == '\0' && s[k] == '\0')
+			return true;
+	}
+	return false;
+}
+
+/* net_<driver>[,key=value]... as rte_vdev / --vdev take it. */
+static bool conf_is_vdev(const char *s)
+{
+	const char *lower = "abcdefghijklmnopqrstuvwxyz0123456789_";
+	size_t n;
+
+	if (strncmp(s, "net_", 4) != 0)
+		return false;
+	n = strspn(s + 4, lower);
+	if (n == 0)
+		return false;
+	s += 4 + n;
+	while (*s == ',') {
+		s++;
+		n = strspn(s, lower);
+		if (n == 0 || s[n] != '=')
+			return false;
+		s += n + 1;
+		n = 0;
+		while (s[n] != '\0' && s[n] != ',' && isgraph((unsigned char)s[n]))
+			n++;
+		if (n == 0)
+			return false;
+		s += n;
+	}
+	return *s == '\0';
+}
+
+static int conf_val_device(const struct conf_key *k, const char *s, void *dst, char *why,
+                           size_t whylen)
+{
+	(void)k;
+	if (strlen(s) >= CONF_DEVICE_MAX)
+		return conf_why(why, whylen, "longer than %d bytes", CONF_DEVICE_MAX - 1);
+	if (!conf_is_pci(s) && !conf_is_vdev(s))
+		return conf_why(why, whylen,
+		                "expected a PCI address (0000:03:00.0) or a DPDK"
+		                " vdev spec (net_af_packet0,iface=dp0)");
+	snprintf(dst, CONF_DEVICE_MAX, "%s", s);
+	return 0;
+}
+
+/* A port address: the host part must name a host, not the subnet itself. */
+static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *dst, char *why,
+                                size_t whylen)
+{
+	struct pg_conf_port *port = (struct pg_conf_port *)((char *)dst - k->offset);
+	const char *bad;
+	uint32_t host;
+	uint8_t len;
+
+	if (conf_parse_prefix(s, &host, &len, why, whylen) != 0)
+		return -1;
+	if ((bad = conf_not_unicast(host)) != NULL)
+		return conf_why(why, whylen, "%s", bad);
+	if (len == 0)
+		return conf_why(why, whylen, "prefix length must be 1..32 for a port");
+	/* RFC 3021 makes /31 host bits usable; /32 is a single address */
+	if (len < 31 && (host & ~conf_mask(len)) == 0)
+		return conf_why(why, whylen, "host part is zero (that is the subnet address)");
+	if (len < 31 && (host & ~conf_mask(len)) == ~conf_mask(len))
+		return conf_why(why, whylen,
+		                "host part is all ones (that is the broadcast"
+		                " address)");
+	port->addr = htonl(host);
+	port->prefix_len = len;
+	return 0;
+}
+
+static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	const char *bad;
+	uint32_t host;
+
+	(void)k;
+	if (*s == '\0') {
+		*(uint32_t *)dst = 0; /* explicitly none */
+		return 0;
+	}
+	if (conf_parse_ip(s, &host) != 0)
+		return conf_why(why, whylen, "not an IPv4 address");
+	if ((bad = conf_not_unicast(host)) != NULL)
+		return conf_why(why, whylen, "%s", bad);
+	*(uint32_t *)dst = htonl(host);
+	return 0;
+}
+
+static int conf_val_shm_name(const struct conf_key *k, const char *s, void *dst, char *why,
+                             size_t whylen)
+{
+	size_t n = strlen(s);
+
+	(void)k;
+	if (n == 0 || n > CONF_SHM_NAME_MAX ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != n ||
+	    strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return conf_why(why, whylen, "expected 1..%d characters from [A-Za-z0-9_.-]",
+		                CONF_SHM_NAME_MAX);
+	snprintf(dst, CONF_SHM_NAME_MAX + 1, "%s", s);
+	return 0;
+}
+
+int conf_check_socket_path(const char *value, char *why, size_t whylen)
+{
+	size_t n = strlen(value);
+
+	if (value[0] != '/')
+		return conf_why(why, whylen, "must be an absolute path");
+	if (n >= CONF_SOCKET_MAX)
+		return conf_why(why, whylen,
+		                "longer than %d bytes (the limit of a Unix socket"
+		                " path)",
+		                CONF_SOCKET_MAX - 1);
+	if (value[n - 1] == '/')
+		return conf_why(why, whylen, "names a directory, not a socket");
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)value[i]))
+			return conf_why(why, whylen, "contains whitespace or control characters");
+	return 0;
+}
+
+static int conf_val_socket(const struct conf_key *k, const char *s, void *dst, char *why,
+                           size_t whylen)
+{
+	(void)k;
+	if (conf_check_socket_path(s, why, whylen) != 0)
+		return -1;
+	snprintf(dst, CONF_SOCKET_MAX, "%s", s);
+	return 0;
+}
+
+/* static_routes: syntax only here; gateways are checked in the second pass. */
+static int conf_val_routes(struct conf_parser *p, const char *s, char *why, size_t whylen)
+{
+	const char *cur = s;
+
+	p->nstatic = 0;
+	if (*s == '\0')
+		return 0;
+	for (;;) {
+		const char *comma = strchr(cur, ',');
+		size_t n = comma != NULL ? (size_t)(comma - cur) : strlen(cur);
+		char elem[CONF_ROUTE_TEXT], pfx[CONF_ROUTE_TEXT], via[8], gw[CONF_ROUTE_TEXT];
+		struct conf_static_route *r;
+		uint32_t host, gwhost;
+		char extra;
+		const char *bad;
+
+		while (n > 0 && isspace((unsigned char)*cur))
+			cur++, n--;
+		while (n > 0 && isspace((unsigned char)cur[n - 1]))
+			n--;
+		if (n == 0)
+			return conf_why(why, whylen, "empty route in the list");
+		if (n >= sizeof(elem))
+			return conf_why(why, whylen, "route \"%.*s...\" too long", 40, cur);
+		memcpy(elem, cur, n);
+		elem[n] = '\0';
+		if (p->nstatic >= SNAP_MAX_ROUTES - SNAP_MAX_PORTS - 1)
+			return conf_why(why, whylen, "more than %d static routes",
+			                SNAP_MAX_ROUTES - SNAP_MAX_PORTS - 1);
+		r = &p->statics[p->nstatic];
+		if (sscanf(elem, "%79s %7s %79s %c", pfx, via, gw, &extra) != 3 ||
+		    strcmp(via, "via") != 0)
+			return conf_why(why, whylen, "\"%s\": expected PREFIX/LEN via GATEWAY",
+			                elem);
+		if (conf_parse_prefix(pfx, &host, &r->len, why, whylen) != 0) {
+			char inner[160];
+
+			snprintf(inner, sizeof(inner), "%s", why);
+			return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+		}
+		if ((host & ~conf_mask(r->len)) != 0) {
+			char fix[INET_ADDRSTRLEN];
+
+			conf_fmt_ip(htonl(host & conf_mask(r->len)), fix, sizeof(fix));
+			return conf_why(why, whylen,
+			                "\"%s\": host bits of %s are not zero (did you"
+			                " mean %s/%u?)",
+			                elem, pfx, fix, r->len);
+		}
+		if (conf_parse_ip(gw, &gwhost) != 0)
+			return conf_why(why, whylen,
+			                "\"%s\": gateway \"%s\" is not an IPv4 address", elem, gw);
+		if ((bad = conf_not_unicast(gwhost)) != NULL)
+			return conf_why(why, whylen, "\"%s\": gateway %s", elem, bad);
+		r->prefix = htonl(host);
+		r->gateway = htonl(gwhost);
+		snprintf(r->text, sizeof(r->text), "%s", elem);
+		p->nstatic++;
+		if (comma == NULL)
+			return 0;
+		cur = comma + 1;
+	}
+}
+
+/* ---- first pass: logical lines ---- */
+
+/* Key table lookup; *port receives N of portN_* keys. */
+static const struct conf_key *conf_find_key(const char *name, unsigned *port, bool *bad_port)
+{
+	const char *suffix = name;
+
+	*port = 0;
+	*bad_port = false;
+	if (strncmp(name, "port", 4) == 0 && isdigit((unsigned char)name[4])) {
+		const char *d = name + 4;
+		size_t nd = strspn(d, "0123456789");
+
+		if (d[nd] != '_')
+			return NULL;
+		if (nd != 1 || d[0] - '0' >= SNAP_MAX_PORTS) {
+			*bad_port = true;
+			return NULL;
+		}
+		*port = (unsigned)(d[0] - '0');
+		suffix = d + 2;
+	}
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		if (conf_keys[i].per_port != (suffix != name))
+			continue;
+		if (strcmp(conf_keys[i].name, suffix) == 0)
+			return &conf_keys[i];
+	}
+	return NULL;
+}
+
+static void conf_key_display(const struct conf_key *k, unsigned port, char *buf, size_t len)
+{
+	if (k->per_port)
+		snprintf(buf, len, "port%u_%s", port, k->name);
+	else
+		snprintf(buf, len, "%s", k->name);
+}
+
+static void *conf_key_dst(struct pg_conf *c, const struct conf_key *k, unsigned port)
+{
+	if (k->per_port)
+		return (char *)&c->ports[port] + k->offset;
+	return (char *)c + k->offset;
+}
+
+static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned port,
+                      const char *value, char *why, size_t whylen)
+{
+	void *dst = conf_key_dst(p->conf, k, port);
+
+	switch (k->type) {
+	case CT_UINT:
+		return conf_val_uint(k, value, dst, why, whylen);
+	case CT_TIME:
+		return conf_val_time(k, value, dst, why, whylen);
+	case CT_SIZE:
+		return conf_val_size(k, value, dst, why, whylen);
+	case CT_BOOL:
+		return conf_val_bool(k, value, dst, why, whylen);
+	case CT_DEVICE:
+		return conf_val_device(k, value, dst, why, whylen);
+	case CT_PREFIX:
+		return conf_val_port_prefix(k, value, dst, why, whylen);
+	case CT_IPV4:
+		return conf_val_ipv4(k, value, dst, why, whylen);
+	case CT_ROUTES:
+		return conf_val_routes(p, value, why, whylen);
+	case CT_SHM_NAME:
+		return conf_val_shm_name(k, value, dst, why, whylen);
+	case CT_SOCKET:
+		return conf_val_socket(k, value, dst, why, whylen);
+	}
+	return conf_why(why, whylen, "internal: unknown key type");
+}
+
+static char *conf_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* One logical line "key = value" starting at physical line `line`. */
+static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
+{
+	char *eq = strchr(text, '=');
+	const struct conf_key *k;
+	char name[64], why[320];
+	unsigned port, idx;
+	bool bad_port;
+	char *key, *value;
+
+	if (eq == NULL)
+		return conf_error(p, line, "missing \"=\" in \"%.60s\"", conf_trim(text));
+	*eq = '\0';
+	key = conf_trim(text);
+	value = conf_trim(eq + 1);
+	if (*key == '\0')
+		return conf_error(p, line, "missing key before \"=\"");
+	k = conf_find_key(key, &port, &bad_port);
+	if (k == NULL && bad_port)
+		return conf_error(p, line, "unknown key \"%.60s\": ports are port0..port%d", key,
+		                  SNAP_MAX_PORTS - 1);
+	if (k == NULL)
+		return conf_error(p, line, "unknown key \"%.60s\"", key);
+	idx = (unsigned)(k - conf_keys);
+	conf_key_display(k, port, name, sizeof(name));
+	if (p->line_of[idx][port] != 0)
+		return conf_error(p, line, "duplicate key \"%s\" (first set at line %u)", name,
+		                  p->line_of[idx][port]);
+	p->line_of[idx][port] = line;
+	if (conf_apply(p, k, port, value, why, sizeof(why)) != 0) {
+		/* a route list can be long: its errors quote just the bad route */
+		if (k->type == CT_ROUTES)
+			return conf_error(p, line, "bad value for %s: %s", name, why);
+		return conf_error(p, line, "bad value for %s: \"%.100s\": %s", name, value, why);
+	}
+	return PG_OK;
+}
+
+static int conf_read_lines(struct conf_parser *p, const char *text, size_t len)
+{
+	char *logical = malloc(CONF_LINE_MAX);
+	size_t llen = 0;
+	unsigned lline = 0, lineno = 0;
+	size_t pos = 0;
+	int rc = PG_OK;
+
+	if (logical == NULL)
+		return conf_error(p, 0, "out of memory");
+	while (pos < len && rc == PG_OK) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl != NULL ? (size_t)(nl - (text + pos)) : len - pos;
+		const char *phys = text + pos;
+		size_t skip = 0;
+
+		lineno++;
+		pos += n + (nl != NULL);
+		if (n > 0 && phys[n - 1] == '\r')
+			n--; /* tolerate files edited on Windows */
+		if (memchr(phys, '\0', n) != NULL) {
+			rc = conf_error(p, lineno, "NUL byte in line");
+			break;
+		}
+		while (skip < n && isspace((unsigned char)phys[skip]))
+			skip++;
+		/* Postfix postconf(5): blank and #-lines are ignored entirely */
+		if (skip == n || phys[skip] == '#')
+			continue;
+		if (skip > 0) {
+			/* starts with whitespace: continues the logical line */
+			if (lline == 0) {
+				rc = conf_error(p, lineno,
+				                "continuation line (starts with"
+				                " whitespace) without a preceding \"key = value\"");
+				break;
+			}
+			if (llen + 1 + (n - skip) >= CONF_LINE_MAX) {
+				rc = conf_error(p, lline, "logical line longer than %d bytes",
+				                CONF_LINE_MAX);
+				break;
+			}
+			logical[llen++] = ' ';
+			memcpy(logical + llen, phys + skip, n - skip);
+			llen += n - skip;
+			continue;
+		}
+		if (lline != 0) {
+			logical[llen] = '\0';
+			rc = conf_logical_line(p, logical, lline);
+			if (rc != PG_OK)
+				break;
+		}
+		if (n >= CONF_LINE_MAX) {
+			rc = conf_error(p, lineno, "line longer than %d bytes", CONF_LINE_MAX);
+			break;
+		}
+		memcpy(logical, phys, n);
+		llen = n;
+		lline = lineno;
+	}
+	if (rc == PG_OK && lline != 0) {
+		logical[llen] = '\0';
+		rc = conf_logical_line(p, logical, lline);
+	}
+	free(logical);
+	return rc;
+}
+
+/* ---- second pass: relations between keys, routes ---- */
+
+static unsigned conf_line(const struct conf_parser *p, const char *name, unsigned port)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++)
+		if (strcmp(conf_keys[i].name, name) == 0)
+			return p->line_of[i][port];
+	return 0;
+}
+
+static bool conf_in_subnet(uint32_t ip_net, const struct pg_conf_port *port)
+{
+	uint32_t m = conf_mask(port->prefix_len);
+
+	return (ntohl(ip_net) & m) == (ntohl(port->addr) & m);
+}
+
+/*
+ * A next hop must be a neighbour: inside a connected subnet, and neither
+ * our own address nor the subnet or broadcast address there.
+ */
+static int conf_check_gateway(const struct pg_conf *c, uint32_t gw_net, uint8_t *port_out,
+                              char *why, size_t whylen)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	conf_fmt_ip(gw_net, ip, sizeof(ip));
+	for (uint32_t i = 0; i < c->nports; i++) {
+		const struct pg_conf_port *pt = &c->ports[i];
+		uint32_t hostbits = ntohl(gw_net) & ~conf_mask(pt->prefix_len);
+
+		if (!conf_in_subnet(gw_net, pt))
+			continue;
+		if (gw_net == pt->addr)
+			return conf_why(why, whylen, "gateway %s is port%u's own address", ip, i);
+		if (pt->prefix_len < 31 &&
+		    (hostbits == 0 || hostbits == ~conf_mask(pt->prefix_len)))
+			return conf_why(why, whylen,
+			                "gateway %s is the subnet or broadcast address"
+			                " of port%u",
+			                ip, i);
+		*port_out = (uint8_t)i;
+		return 0;
+	}
+	return conf_why(why, whylen, "gateway %s is not in a connected subnet", ip);
+}
+
+static int conf_check_ports(struct conf_parser *p)
+{
+	struct pg_conf *c = p->conf;
+	static const char *const others[] = {"address", "mtu"};
+
+	for (unsigned i = 0; i < SNAP_MAX_PORTS; i++) {
+		unsigned dev_line = conf_line(p, "device", i);
+
+		if (dev_line == 0) {
+			for (size_t o = 0; o < sizeof(others) / sizeof(others[0]); o++) {
+				unsigned l = conf_line(p, others[o], i);
+
+				if (l != 0)
+					return conf_error(p, l,
+					                  "port%u_%s is set but port%u_device"
+					                  " is not",
+					                  i, others[o], i);
+			}
+			continue;
+		}
+		if (i > 0 && conf_line(p, "device", i - 1) == 0)
+			return conf_error(p, dev_line,
+			                  "port%u_device is set but port%u_device is"
+			                  " not: ports must be numbered contiguously from 0",
+			                  i, i - 1);
+		if (conf_line(p, "address", i) == 0)
+			return conf_error(p, dev_line,
+			                  "port%u_device is set but port%u_address is"
+			                  " missing",
+			                  i, i);
+		c->nports = i + 1;
+	}
+	if (c->nports == 0)
+		return conf_error(p, 0,
+		                  "no port configured: port0_device and port0_address"
+		                  " are required");
+
+	for (unsigned j = 1; j < c->nports; j++) {
+		for (unsigned i = 0; i < j; i++) {
+			const struct pg_conf_port *a = &c->ports[i], *b = &c->ports[j];
+			uint8_t len = a->prefix_len < b->prefix_len ? a->prefix_len : b->prefix_len;
+			uint32_t m = conf_mask(len);
+			size_t na = strcspn(a->device, ","), nb = strcspn(b->device, ",");
+
+			if (na == nb && strncmp(a->device, b->device, na) == 0)
+				return conf_error(p, conf_line(p, "device", j),
+				                  "port%u_device names"
+				                  " the same device as port%u_device (line %u)",
+				                  j, i, conf_line(p, "device", i));
+			if ((ntohl(a->addr) & m) == (ntohl(b->addr) & m)) {
+				char ip[INET_ADDRSTRLEN];
+
+				conf_fmt_ip(a->addr, ip, sizeof(ip));
+				return conf_error(p, conf_line(p, "address", j),
+				                  "port%u_address"
+				                  " overlaps the subnet of port%u_address %s/%u"
+				                  " (line %u)",
+				                  j, i, ip, a->prefix_len,
+				                  conf_line(p, "address", i));
+			}
+		}
+	}
+	return PG_OK;
+}
+
+static int conf_route_cmp(const void *x, const void *y)
+{
+	const struct pg_conf_route *a = x, *b = y;
+
+	if (a->prefix_len != b->prefix_len)
+		return a->prefix_len > b->prefix_len ? -1 : 1;
+	/* same length: connected before via-gateway, then by address */
+	if ((a->gateway == 0) != (b->gateway == 0))
+		return a->gateway == 0 ? -1 : 1;
+	if (a->prefix != b->prefix)
+		return ntohl(a->prefix) < ntohl(b->prefix) ? -1 : 1;
+	return 0;
+}
+
+static int conf_compile_routes(struct conf_parser *p)
+{
+	struct pg_conf *c = p->conf;
+	unsigned sr_line = conf_line(p, "static_routes", 0);
+	char why[256];
+
+	c->nroutes = 0;
+	for (uint32_t i = 0; i < c->nports; i++) {
+		struct pg_conf_route *r = &c->routes[c->nroutes++];
+
+		r->prefix_len = c->ports[i].prefix_len;
+		r->prefix = htonl(ntohl(c->ports[i].addr) & conf_mask(r->prefix_len));
+		r->port = (uint8_t)i;
+		r->gateway = 0;
+	}
+	for (unsigned i = 0; i < p->nstatic; i++) {
+		const struct conf_static_route *s = &p->statics[i];
+		struct pg_conf_route *r;
+
+		if (s->len == 0 && c->default_gateway != 0)
+			return conf_error(p, sr_line,
+			                  "bad value for static_routes: \"%s\": a"
+			                  " default route is already set by default_gateway"
+			                  " (line %u)",
+			                  s->text, conf_line(p, "default_gateway", 0));
+		for (uint32_t j = 0; j < c->nroutes; j++) {
+			if (c->routes[j].prefix == s->prefix && c->routes[j].prefix_len == s->len)
+				return conf_error(p, sr_line,
+				                  "bad value for static_routes: \"%s\":"
+				                  " duplicates %s",
+				                  s->text,
+				                  c->routes[j].gateway == 0
+				                      ? "the connected subnet of a port"
+				                      : "an earlier route");
+		}
+		r = &c->routes[c->nroutes];
+		if (conf_check_gateway(c, s->gateway, &r->port, why, sizeof(why)) != 0)
+			return conf_error(p, sr_line, "bad value for static_routes: \"%s\": %s",
+			                  s->text, why);
+		r->prefix = s->prefix;
+		r->prefix_len = s->len;
+		r->gateway = s->gateway;
+		c->nroutes++;
+	}
+	if (c->default_gateway != 0) {
+		struct pg_conf_route *r = &c->routes[c->nroutes];
+		char ip[INET_ADDRSTRLEN];
+
+		conf_fmt_ip(c->default_gateway, ip, sizeof(ip));
+		if (conf_check_gateway(c, c->default_gateway, &r->port, why, sizeof(why)) != 0)
+			return conf_error(p, conf_line(p, "default_gateway", 0),
+			                  "bad value for"
+			                  " default_gateway: \"%s\": %s",
+			                  ip, why);
+		r->prefix = 0;
+		r->prefix_len = 0;
+		r->gateway = c->default_gateway;
+		c->nroutes++;
+	}
+	/* the dataplane does a first-match scan, so order is the semantics */
+	qsort(c->routes, c->nroutes, sizeof(c->routes[0]), conf_route_cmp);
+	return PG_OK;
+}
+
+static int conf_defaults(struct conf_parser *p)
+{
+	char why[256];
+
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		unsigned nports = k->per_port ? SNAP_MAX_PORTS : 1;
+
+		if (k->def == NULL)
+			continue;
+		for (unsigned port = 0; port < nports; port++)
+			if (conf_apply(p, k, port, k->def, why, sizeof(why)) != 0)
+				return conf_error(p, 0, "internal: default of %s: %s", k->name,
+				                  why);
+	}
+	return PG_OK;
+}
+
+int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_conf *out, char *err,
+                    size_t errlen)
+{
+	struct conf_parser *p = calloc(1, sizeof(*p));
+	int rc;
+
+	if (p == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return PG_ERROR;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->dir, sizeof(out->dir), "%s", dir);
+	snprintf(out->path, sizeof(out->path), "%s/%s", dir, CONF_FILE_NAME);
+	p->file = out->path;
+	p->conf = out;
+	p->err = err;
+	p->errlen = errlen;
+	rc = conf_defaults(p);
+	if (rc == PG_OK)
+		rc = conf_read_lines(p, text, len);
+	if (rc == PG_OK)
+		rc = conf_check_ports(p);
+	if (rc == PG_OK)
+		rc = conf_compile_routes(p);
+	free(p);
+	return rc;
+}
+
+static int conf_slurp(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return PG_ERROR;
+	}
+	buf = malloc(CONF_FILE_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return PG_ERROR;
+	}
+	n = fread(buf, 1, CONF_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+		fclose(f);
+		free(buf);
+		return PG_ERROR;
+	}
+	fclose(f);
+	if (n > CONF_FILE_MAX) {
+		snprintf(err, errlen, "%s: larger than %u bytes", path, CONF_FILE_MAX);
+		free(buf);
+		return PG_ERROR;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return PG_OK;
+}
+
+int conf_load(const char *dir, struct pg_conf *out, char *err, size_t errlen)
+{
+	char path[CONF_PATH_MAX + sizeof(CONF_FILE_NAME) + 1];
+	char *text;
+	size_t len;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, CONF_FILE_NAME);
+	if (conf_slurp(path, &text, &len, err, errlen) != PG_OK)
+		return PG_ERROR;
+	rc = conf_parse_text(dir, text, len, out, err, errlen);
+	free(text);
+	return rc;
+}
+
+int conf_peek(const char *dir, const char *key, char *value, size_t valuelen, char *err,
+              size_t errlen)
+{
+	char path[CONF_PATH_MAX + sizeof(CONF_FILE_NAME) + 1];
+	char *text, *line, *save = NULL;
+	size_t len;
+	int rc = PG_DECLINED;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, CONF_FILE_NAME);
+	if (conf_slurp(path, &text, &len, err, errlen) != PG_OK)
+		return PG_ERROR;
+	/* only single-line settings matter here (paths have no spaces) */
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+
+		if (isspace((unsigned char)line[0]) || line[0] == '#' || eq == NULL)
+			continue;
+		*eq = '\0';
+		if (strcmp(conf_trim(line), key) == 0) {
+			snprintf(value, valuelen, "%s", conf_trim(eq + 1));
+			rc = PG_OK;
+		}
+	}
+	free(text);
+	return rc;
+}

@@ -1,0 +1,92 @@
+/*
+ * conf.h - postern.conf, the main settings file, as posternd sees it after
+ * parsing and validation. Syntax follows Postfix main.cf: `key = value`,
+ * whole-line `#` comments, and a line starting with whitespace continues the
+ * previous logical line. Every key, its default and its range are in the
+ * table at the top of conf.c.
+ */
+#ifndef PG_CONF_H
+#define PG_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap_format.h"
+
+#define CONF_FILE_NAME "postern.conf"
+#define CONF_DEFAULT_DIR "/etc/postern"
+#define CONF_DEFAULT_SOCKET "/run/postern/posternd.sock"
+#define CONF_DEVICE_MAX 256
+#define CONF_PATH_MAX 4096
+#define CONF_SOCKET_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+#define CONF_SHM_NAME_MAX 60
+
+struct pg_conf_port {
+	char device[CONF_DEVICE_MAX]; /* PCI address or DPDK vdev spec */
+	uint32_t addr;                /* IPv4, network order */
+	uint8_t prefix_len;
+	uint16_t mtu;
+};
+
+/* A compiled route. Connected subnets have gateway 0. */
+struct pg_conf_route {
+	uint32_t prefix; /* network order, host bits zero */
+	uint8_t prefix_len;
+	uint8_t port;     /* egress port */
+	uint32_t gateway; /* network order, 0 = directly connected */
+};
+
+struct pg_conf {
+	char dir[CONF_PATH_MAX];  /* the configuration directory */
+	char path[CONF_PATH_MAX]; /* DIR/postern.conf */
+
+	uint32_t workers;
+
+	uint32_t nports;
+	struct pg_conf_port ports[SNAP_MAX_PORTS];
+
+	uint32_t default_gateway; /* network order, 0 = none */
+
+	/* longest prefix first: connected, static_routes, then the default */
+	uint32_t nroutes;
+	struct pg_conf_route routes[SNAP_MAX_ROUTES];
+
+	uint64_t arp_cache_ns;
+	uint64_t arp_retry_ns;
+	uint32_t arp_max_retries;
+	uint32_t arp_pending_max;
+	bool gratuitous_arp;
+
+	uint64_t idle_sleep_ns;
+	uint32_t idle_polls;
+
+	char shm_name[CONF_SHM_NAME_MAX + 1];
+	uint64_t snapshot_max_size;
+	char control_socket[CONF_SOCKET_MAX];
+};
+
+/*
+ * Read DIR/postern.conf into *out (defaults for what it does not set),
+ * validate it and compile the routes. PG_OK, or PG_ERROR with
+ * "FILE:LINE: message" (or "FILE: message") in err.
+ */
+int conf_load(const char *dir, struct pg_conf *out, char *err, size_t errlen);
+
+/* Parse a string as if it were DIR/postern.conf (tests, fuzzing). */
+int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_conf *out, char *err,
+                    size_t errlen);
+
+/*
+ * The raw value of one key, without validating the rest of the file, so
+ * posternctl still finds the socket while postern.conf is being edited.
+ * PG_OK with the value, PG_DECLINED if the key is not set, PG_ERROR if the
+ * file cannot be read.
+ */
+int conf_peek(const char *dir, const char *key, char *value, size_t valuelen, char *err,
+              size_t errlen);
+
+/* Validators shared with posternctl (reason in why on failure). */
+int conf_check_socket_path(const char *value, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * posternctl.c - the operator CLI. Sends one request line to posternd over
+ * its Unix socket, prints the answer, and turns posternd's verdict line into
+ * an exit code scripts can rely on (the lab waits on `posternctl status`):
+ *   0 OK, 1 posternd reported an error, 2 usage error, 3 posternd not
+ *   reachable, 4 status: dataplane not ready or a worker behind.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "result.h"
+
+enum ctl_exit {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_DAEMON_ERROR = 1,
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_UNREACHABLE = 3,
+	CTL_EXIT_NOT_READY = 4,
+};
+
+#define CTL_REPLY_TIMEOUT_S 15 /* reload may retry publishing for 2 s */
+
+/* The command table: name, options it takes, what it does. */
+static const struct ctl_cmd {
+	const char *name;
+	bool json_ok, all_ok;
+	const char *args;
+	const char *help;
+} ctl_cmds[] = {
+    {"status", true, false, "[--json]",
+     "posternd, dataplane and per-worker state; exit 4 if the dataplane is not\n"
+     "ready or a worker has not adopted the published generation"},
+    {"stats", true, true, "[--all] [--json]",
+     "dataplane counters, total and per worker (--all: include zero counters)"},
+    {"reload", true, false, "[--json]",
+     "re-read the configuration and publish it; an invalid configuration is\n"
+     "refused (exit 1) and the running one stays live"},
+    {"help", false, false, "[COMMAND]", "this text, or the help of COMMAND"},
+};
+
+#define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
+
+static void ctl_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: posternctl [-s SOCKET] [-c CONFIG_DIR] COMMAND [OPTIONS]\n"
+	        "  -s SOCKET      posternd's socket (default: control_socket of\n"
+	        "                 CONFIG_DIR/postern.conf with -c, else " CONF_DEFAULT_SOCKET ")\n"
+	        "  -c CONFIG_DIR  configuration directory to find the socket in\n"
+	        "commands:\n");
+	for (size_t i = 0; i < CTL_NCMDS; i++)
+		fprintf(f, "  %-7s %s\n", ctl_cmds[i].name, ctl_cmds[i].args);
+	fprintf(f, "exit codes: 0 ok, 1 posternd reported an error, 2 usage error,\n"
+	           "            3 posternd unreachable, 4 status: not ready\n");
+}
+
+static void ctl_cmd_help(const struct ctl_cmd *c)
+{
+	printf("usage: posternctl [-s SOCKET] [-c CONFIG_DIR] %s %s\n%s\n", c->name, c->args,
+	       c->help);
+}
+
+static const struct ctl_cmd *ctl_find_cmd(const char *name)
+{
+	for (size_t i = 0; i < CTL_NCMDS; i++)
+		if (strcmp(ctl_cmds[i].name, name) == 0)
+			return &ctl_cmds[i];
+	return NULL;
+}
+
+static int ctl_usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "posternctl: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+	ctl_usage(stderr);
+	return CTL_EXIT_USAGE;
+}
+
+/* -s wins; then control_socket of -c DIR (even if the rest is invalid). */
+static int ctl_socket_path(const char *opt_s, const char *opt_c, char *path, size_t len)
+{
+	char err[512], why[256];
+	int rc;
+
+	if (opt_s != NULL) {
+		snprintf(path, len, "%s", opt_s);
+		return CTL_EXIT_OK;
+	}
+	snprintf(path, len, "%s", CONF_DEFAULT_SOCKET);
+	if (opt_c == NULL)
+		return CTL_EXIT_OK;
+	rc = conf_peek(opt_c, "control_socket", path, len, err, sizeof(err));
+	if (rc == PG_ERROR) {
+		fprintf(stderr, "posternctl: cannot find posternd's socket: %s\n", err);
+		return CTL_EXIT_UNREACHABLE;
+	}
+	if (rc == PG_DECLINED) {
+		snprintf(path, len, "%s", CONF_DEFAULT_SOCKET);
+		return CTL_EXIT_OK;
+	}
+	if (conf_check_socket_path(path, why, sizeof(why)) != 0) {
+		fprintf(stderr, "posternctl: control_socket in %s/%s: \"%s\": %s\n", opt_c,
+		        CONF_FILE_NAME, path, why);
+		return CTL_EXIT_UNREACHABLE;
+	}
+	return CTL_EXIT_OK;
+}
+
+static int ctl_request(const char *sock, const char *request)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = CTL_REPLY_TIMEOUT_S};
+	char *reply = NULL;
+	size_t len = 0, cap = 0;
+	char *nl, *body;
+	int fd, rc;
+
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "posternctl: socket path %s too long\n", sock);
+		return CTL_EXIT_UNREACHABLE;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		fprintf(stderr, "posternctl: cannot reach posternd at %s: %s%s\n", sock,
+		        strerror(errno),
+		        errno == ENOENT || errno == ECONNREFUSED ? " (is posternd running?)" : "");
+		if (fd >= 0)
+			close(fd);
+		return CTL_EXIT_UNREACHABLE;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (write(fd, request, strlen(request)) != (ssize_t)strlen(request)) {
+		fprintf(stderr, "posternctl: sending to posternd at %s: %s\n", sock,
+		        strerror(errno));
+		close(fd);
+		return CTL_EXIT_UNREACHABLE;
+	}
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 4096) {
+			char *np = realloc(reply, cap ? cap * 2 : 65536);
+
+			if (np == NULL) {
+				fprintf(stderr, "posternctl: out of memory\n");
+				free(reply);
+				close(fd);
+				return CTL_EXIT_DAEMON_ERROR;
+			}
+			reply = np;
+			cap = cap ? cap * 2 : 65536;
+		}
+		n = read(fd, reply + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "posternctl: reading from posternd at %s: %s\n", sock,
+			        errno == EAGAIN ? "no answer (timed out)" : strerror(errno));
+			free(reply);
+			close(fd);
+			return CTL_EXIT_UNREACHABLE;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	reply[len] = '\0';
+	nl = strchr(reply, '\n');
+	if (nl == NULL) {
+		fprintf(stderr, "posternctl: posternd at %s closed without an answer\n", sock);
+		free(reply);
+		return CTL_EXIT_UNREACHABLE;
+	}
+	*nl = '\0';
+	body = nl + 1;
+	if (strcmp(reply, "ok") == 0) {
+		rc = CTL_EXIT_OK;
+	} else if (strcmp(reply, "notready") == 0) {
+		rc = CTL_EXIT_NOT_READY;
+	} else {
+		rc = CTL_EXIT_DAEMON_ERROR;
+	}
+	/* errors go to stderr so scripts parsing stdout are not confused */
+	fputs(body, rc == CTL_EXIT_DAEMON_ERROR ? stderr : stdout);
+	free(reply);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *opt_s = NULL, *opt_c = NULL;
+	const struct ctl_cmd *cmd;
+	char sock[CONF_PATH_MAX], request[128];
+	bool json = false, all = false;
+	int i = 1, rc;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			ctl_usage(stdout);
+			return CTL_EXIT_OK;
+		} else if (strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "-c") == 0) {
+			if (i + 1 >= argc)
+				return ctl_usage_error("option %s needs an argument", argv[i]);
+			if (argv[i][1] == 's')
+				opt_s = argv[++i];
+			else
+				opt_c = argv[++i];
+		} else {
+			return ctl_usage_error("unknown option \"%s\"", argv[i]);
+		}
+	}
+	if (i >= argc)
+		return ctl_usage_error("%s", "no command given");
+	cmd = ctl_find_cmd(argv[i]);
+	if (cmd == NULL)
+		return ctl_usage_error("unknown command \"%s\"", argv[i]);
+	for (i++; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			ctl_cmd_help(cmd);
+			return CTL_EXIT_OK;
+		} else if (cmd->json_ok && strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (cmd->all_ok && strcmp(argv[i], "--all") == 0) {
+			all = true;
+		} else if (strcmp(cmd->name, "help") == 0 && ctl_find_cmd(argv[i]) != NULL &&
+		           i + 1 == argc) {
+			ctl_cmd_help(ctl_find_cmd(argv[i]));
+			return CTL_EXIT_OK;
+		} else {
+			fprintf(stderr, "posternctl: %s: unknown argument \"%s\"\n", cmd->name,
+			        argv[i]);
+			fprintf(stderr, "usage: posternctl %s %s\n", cmd->name, cmd->args);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (strcmp(cmd->name, "help") == 0) {
+		ctl_usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	rc = ctl_socket_path(opt_s, opt_c, sock, sizeof(sock));
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	snprintf(request, sizeof(request), "%s%s%s\n", cmd->name, all ? " all" : "",
+	         json ? " json" : "");
+	return ctl_request(sock, request);
+}

@@ -1,0 +1,136 @@
+/*
+ * adopt.c - snapshot adoption at a quiescent point of the worker loop
+ * (DESIGN.md, "Control plane and shared memory"). The worker announces the
+ * new generation in its reader record (shm_acquire), validates the blob
+ * once, compiles what it needs into private memory from its own jemalloc
+ * arena, switches, and frees the previous compiled config. It keeps the
+ * announcement until the next adoption, so the slot stays untouched for
+ * as long as later layers read policy straight from the snapshot.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_log.h>
+
+#include "adopt.h"
+#include "result.h"
+#include "shm.h"
+#include "snap_format.h"
+#include "worker.h"
+
+static uint32_t adopt_netmask(uint8_t len)
+{
+	return len == 0 ? 0 : rte_cpu_to_be_32(~0u << (32 - len));
+}
+
+int adopt_compile_net(const struct snap_header *h, const struct adopt_hw *hw,
+		      struct net_config *nc, char *err, size_t errlen)
+{
+	const struct snap_dataplane *dp;
+	const struct snap_port *sp;
+	const struct snap_route *sr;
+	uint32_t ndp, nsp, nsr;
+
+	memset(nc, 0, sizeof(*nc));
+	dp = snap_section(h, SNAP_SEC_DATAPLANE, &ndp);
+	sp = snap_section(h, SNAP_SEC_PORTS, &nsp);
+	sr = snap_section(h, SNAP_SEC_ROUTES, &nsr);
+	if (dp == NULL || ndp != 1 || sp == NULL) {
+		snprintf(err, errlen, "snapshot lacks the dataplane or ports section");
+		return PG_ERROR;
+	}
+	if (nsp > NET_MAX_PORTS || (sr != NULL && nsr > NET_MAX_ROUTES)) {
+		snprintf(err, errlen, "snapshot has %u ports / %u routes, limits %d / %d", nsp,
+			 nsr, NET_MAX_PORTS, NET_MAX_ROUTES);
+		return PG_ERROR;
+	}
+
+	nc->nports = (uint16_t)RTE_MIN(nsp, (uint32_t)hw->nports);
+	for (uint16_t i = 0; i < nc->nports; i++) {
+		struct net_port *np = &nc->ports[i];
+
+		*np = hw->ports[i];
+		np->addr = sp[i].addr;
+		np->prefix_len = sp[i].prefix_len;
+		np->netmask = adopt_netmask(sp[i].prefix_len);
+		np->mtu = sp[i].mtu;
+	}
+	for (uint32_t i = 0; sr != NULL && i < nsr; i++) {
+		struct net_route *nr;
+
+		if (sr[i].port >= nc->nports || sr[i].prefix_len > 32)
+			continue;
+		nr = &nc->routes[nc->nroutes++];
+		nr->prefix = sr[i].prefix;
+		nr->prefix_len = sr[i].prefix_len;
+		nr->netmask = adopt_netmask(sr[i].prefix_len);
+		nr->port = sr[i].port;
+		nr->gateway = sr[i].gateway;
+	}
+	nc->arp_retry_ns = dp->arp_retry_ns;
+	nc->arp_cache_ns = dp->arp_cache_ns;
+	nc->arp_max_retries = dp->arp_max_retries;
+	nc->arp_pending_max = dp->arp_pending_max;
+	nc->gratuitous_arp = (dp->flags & SNAP_DP_F_GRATUITOUS_ARP) != 0;
+	return PG_OK;
+}
+
+int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
+{
+	const struct snap_header *h;
+	const struct snap_dataplane *dp;
+	struct net_config *nc;
+	char err[256];
+	uint64_t gen;
+	uint32_t n;
+
+	if (shm_published_gen(w->shm) == w->gen)
+		return PG_OK;
+	h = shm_acquire(w->shm, w->reader, &gen);
+	if (h == NULL)
+		return PG_AGAIN;
+	if (gen == w->gen)
+		return PG_OK;
+
+	/* The size field is checked against the slot, never trusted alone. */
+	if (snap_validate(h, RTE_MIN(h->size, w->shm->region->slot_capacity), err, sizeof(err)) != 0)
+		goto refuse;
+	nc = worker_alloc(w, sizeof(*nc));
+	if (nc == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto refuse;
+	}
+	if (adopt_compile_net(h, hw, nc, err, sizeof(err)) != PG_OK) {
+		worker_free(w, nc);
+		goto refuse;
+	}
+	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
+	w->idle_polls_max = dp->idle_polls;
+	w->idle_sleep_ns = dp->idle_sleep_ns;
+
+	w->net = nc;
+	worker_free(w, w->net_owned);
+	w->net_owned = nc;
+	w->snap = h;
+	w->gen = gen;
+	net_config_changed(w);
+	atomic_store_explicit(&w->shm->region->readers[w->reader].adopted, gen,
+			      memory_order_release);
+	WCOUNT(w, snapshot_adopted);
+	return PG_OK;
+
+refuse:
+	/*
+	 * Keep running on the private config compiled from the previous
+	 * generation; remember this one so it is not re-validated every pass.
+	 * The adopted generation in shared memory stays the old one, so
+	 * `posternctl status` shows the worker lagging.
+	 */
+	RTE_LOG(ERR, USER1, "worker %u: snapshot generation %lu refused: %s\n", w->id,
+		(unsigned long)gen, err);
+	WCOUNT(w, snapshot_rejected);
+	w->snap = NULL;
+	w->gen = gen;
+	return PG_ERROR;
+}

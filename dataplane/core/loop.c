@@ -1,0 +1,138 @@
+/*
+ * loop.c - the poll loop of a worker lcore (DESIGN.md, "Poll loop"):
+ * RX burst → steer → protocol input → steering ring → timers → TX flush →
+ * adopt a new snapshot → publish counters; then back off when idle.
+ * The idle back-off matters: on a 2-core machine two busy-polling
+ * processes would starve everything else.
+ */
+#include <stdatomic.h>
+#include <time.h>
+
+#include <rte_ethdev.h>
+#include <rte_log.h>
+
+#include "loop.h"
+#include "result.h"
+#include "shm.h"
+#include "worker.h"
+
+#define LOOP_TIMER_NS (10 * 1000 * 1000ull)  /* net_timers period */
+#define LOOP_PUBLISH_NS (1000 * 1000ull)     /* counters + heartbeat */
+
+/*
+ * The only mutable process-wide variable: set by the signal handler,
+ * read by every loop. Everything else lives in struct worker.
+ */
+static atomic_bool loop_stop;
+
+void loop_request_stop(void)
+{
+	atomic_store(&loop_stop, true);
+}
+
+bool loop_stop_requested(void)
+{
+	return atomic_load_explicit(&loop_stop, memory_order_relaxed);
+}
+
+static uint64_t loop_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void loop_publish(struct worker *w)
+{
+	struct shm_region *r = w->shm->region;
+	struct shm_counter_block *cb = &r->dp.counters[w->id];
+
+	for (unsigned i = 0; i < CTR__COUNT; i++)
+		atomic_store_explicit(&cb->v[i], w->ctr[i], memory_order_relaxed);
+	atomic_store_explicit(&r->readers[w->reader].heartbeat_ns, w->now_ns,
+			      memory_order_release);
+}
+
+unsigned loop_poll_once(struct worker *w, const struct adopt_hw *hw)
+{
+	struct rte_mbuf *pkts[WORKER_RX_BURST];
+	unsigned handled = 0;
+
+	w->now_ns = loop_now_ns();
+	WCOUNT(w, loops);
+
+	if (w->net != NULL) {
+		for (uint16_t p = 0; p < w->net->nports; p++) {
+			uint16_t n = rte_eth_rx_burst(w->net->ports[p].dpdk_port, w->queue, pkts,
+						      WORKER_RX_BURST);
+
+			WCOUNT_ADD(w, rx_packets, n);
+			for (uint16_t i = 0; i < n; i++) {
+				WCOUNT_ADD(w, rx_bytes, rte_pktmbuf_pkt_len(pkts[i]));
+				pkts[i]->port = p;
+				net_input(w, pkts[i], p, false);
+			}
+			handled += n;
+		}
+		if (w->nworkers > 1) {
+			unsigned n = rte_ring_sc_dequeue_burst(w->rings[w->id], (void **)pkts,
+							       WORKER_RX_BURST, NULL);
+
+			WCOUNT_ADD(w, steer_rx, n);
+			for (unsigned i = 0; i < n; i++)
+				net_input(w, pkts[i], pkts[i]->port, true);
+			handled += n;
+		}
+		if (w->now_ns >= w->next_timer_ns) {
+			net_timers(w);
+			w->next_timer_ns = w->now_ns + LOOP_TIMER_NS;
+		}
+		worker_tx_flush(w);
+	}
+
+	/* Quiescent point: nothing of the old snapshot is in use here. */
+	adopt_snapshot(w, hw);
+
+	if (w->now_ns >= w->next_publish_ns) {
+		loop_publish(w);
+		w->next_publish_ns = w->now_ns + LOOP_PUBLISH_NS;
+	}
+	return handled;
+}
+
+int loop_worker_main(void *arg)
+{
+	struct loop_args *la = arg;
+	struct worker *w = la->w;
+	bool announced = false;
+
+	RTE_LOG(INFO, USER1, "worker %u running on lcore %u\n", w->id, w->lcore);
+	while (!loop_stop_requested()) {
+		unsigned handled = loop_poll_once(w, la->hw);
+
+		if (!announced && w->net != NULL) {
+			if (w->id == 0 && w->net->gratuitous_arp)
+				net_announce(w);
+			worker_tx_flush(w);
+			announced = true;
+		}
+		if (handled != 0) {
+			w->idle_polls = 0;
+			continue;
+		}
+		if (++w->idle_polls > w->idle_polls_max && w->idle_sleep_ns != 0) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(w->idle_sleep_ns / 1000000000ull),
+				.tv_nsec = (long)(w->idle_sleep_ns % 1000000000ull),
+			};
+
+			WCOUNT(w, idle_sleeps);
+			nanosleep(&ts, NULL);
+		}
+	}
+	worker_tx_flush(w);
+	w->now_ns = loop_now_ns();
+	loop_publish(w);
+	return 0;
+}

@@ -1,0 +1,437 @@
+/*
+ * main.c - postern-dp, the DPDK primary process (DPDK examples shape:
+ * EAL init, ports, launch one loop per worker lcore, wait).
+ *
+ *   postern-dp [EAL options] -- [--shm NAME] [--wait SECONDS]
+ *
+ * The devices, addresses, routes and worker count come from the control
+ * snapshot that posternd publishes, not from the command line: the
+ * dataplane attaches the shared memory first, waits (bounded) for the first
+ * snapshot, and only then initialises the EAL with the devices it names.
+ * The command line carries only host-specific EAL options (-l, -m, ...).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "adopt.h"
+#include "loop.h"
+#include "port.h"
+#include "result.h"
+#include "shm.h"
+#include "snap_format.h"
+#include "worker.h"
+
+#define DP_MAX_EAL_ARGS 128
+
+struct dp_options {
+	const char *shm_name;
+	unsigned wait_s; /* for the shared memory and the first snapshot */
+};
+
+/* What the process was started with; a snapshot changing these needs a restart. */
+struct dp_layout {
+	uint32_t workers;
+	uint16_t nports;
+	char devices[SNAP_MAX_PORTS][256];
+	uint16_t mtu[SNAP_MAX_PORTS];
+};
+
+static struct shm_map *dp_shm_for_fail; /* only for dp_fail's message */
+
+static void dp_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void dp_fail(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "postern-dp: %s\n", msg);
+	if (dp_shm_for_fail != NULL && dp_shm_for_fail->region != NULL) {
+		struct shm_dataplane *d = &dp_shm_for_fail->region->dp;
+
+		snprintf(d->message, sizeof(d->message), "%s", msg);
+		atomic_store(&d->state, SHM_DP_FAILED);
+	}
+	exit(1);
+}
+
+static void dp_usage(void)
+{
+	fprintf(stderr, "usage: postern-dp [EAL options] -- [--shm NAME] [--wait SECONDS]\n"
+			"  --shm NAME     shared memory published by posternd (default %s)\n"
+			"  --wait SECONDS how long to wait for posternd's first snapshot (default 30)\n",
+		SHM_DEFAULT_NAME);
+}
+
+static void dp_parse_app_args(int argc, char **argv, struct dp_options *o)
+{
+	static const struct option longopts[] = {
+		{"shm", required_argument, NULL, 's'},
+		{"wait", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	o->shm_name = SHM_DEFAULT_NAME;
+	o->wait_s = 30;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 's':
+			o->shm_name = optarg;
+			break;
+		case 'w':
+			o->wait_s = (unsigned)strtoul(optarg, &end, 10);
+			if (*end != '\0' || o->wait_s > 3600) {
+				fprintf(stderr, "postern-dp: --wait: \"%s\" is not 0..3600\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'h':
+			dp_usage();
+			exit(0);
+		default:
+			dp_usage();
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "postern-dp: unexpected argument \"%s\"\n", argv[optind]);
+		dp_usage();
+		exit(2);
+	}
+}
+
+static void dp_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Attach and wait for a published snapshot, bounded by o->wait_s. */
+static const struct snap_header *dp_wait_snapshot(const struct dp_options *o,
+						  struct shm_map *shm)
+{
+	uint64_t deadline = shm_now_ns() + (uint64_t)o->wait_s * 1000000000ull;
+	bool attached = false;
+	char err[256] = "";
+
+	for (;;) {
+		if (!attached) {
+			int rc = shm_attach(o->shm_name, shm, err, sizeof(err));
+
+			if (rc == PG_ERROR)
+				dp_fail("%s", err);
+			attached = rc == PG_OK;
+			if (attached)
+				atomic_store(&shm->region->readers[0].active, 1);
+		}
+		if (attached) {
+			uint64_t gen;
+			const struct snap_header *h = shm_acquire(shm, 0, &gen);
+
+			if (h != NULL) {
+				if (snap_validate(h, RTE_MIN(h->size, shm->region->slot_capacity), err, sizeof(err)) != 0)
+					dp_fail("snapshot generation %lu is invalid: %s",
+						(unsigned long)gen, err);
+				return h;
+			}
+		}
+		if (shm_now_ns() >= deadline)
+			dp_fail("no control snapshot after %u s in shared memory \"%s\" (%s): is "
+				"posternd running with shm_name = %s?",
+				o->wait_s, o->shm_name, attached ? "attached, nothing published" : "absent",
+				o->shm_name);
+		dp_sleep_ms(50);
+	}
+}
+
+static void dp_read_layout(const struct snap_header *h, struct dp_layout *l)
+{
+	const struct snap_dataplane *dp;
+	const struct snap_port *sp;
+	uint32_t n, nsp;
+
+	memset(l, 0, sizeof(*l));
+	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
+	sp = snap_section(h, SNAP_SEC_PORTS, &nsp);
+	if (dp == NULL || sp == NULL || nsp == 0)
+		dp_fail("snapshot has no dataplane settings or no ports");
+	if (dp->workers == 0 || dp->workers > SNAP_MAX_WORKERS || nsp > SNAP_MAX_PORTS)
+		dp_fail("snapshot asks for %u workers and %u ports", dp->workers, nsp);
+	l->workers = dp->workers;
+	l->nports = (uint16_t)nsp;
+	for (uint16_t i = 0; i < nsp; i++) {
+		snprintf(l->devices[i], sizeof(l->devices[i]), "%s", snap_string(h, sp[i].device));
+		l->mtu[i] = sp[i].mtu;
+	}
+}
+
+static bool dp_is_pci_address(const char *s)
+{
+	unsigned dom, bus, dev, fn;
+	char tail;
+
+	return sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4 ||
+	       sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
+}
+
+/* EAL argv = our EAL options + one -a/--vdev per configured device. */
+static int dp_build_eal_argv(int argc, char **argv, const struct dp_layout *l, char **out)
+{
+	int n = 0;
+
+	for (int i = 0; i < argc && n < DP_MAX_EAL_ARGS - 3; i++)
+		out[n++] = argv[i];
+	for (uint16_t p = 0; p < l->nports && n < DP_MAX_EAL_ARGS - 3; p++) {
+		out[n++] = dp_is_pci_address(l->devices[p]) ? "-a" : "--vdev";
+		out[n++] = (char *)l->devices[p];
+	}
+	out[n] = NULL;
+	return n;
+}
+
+static void dp_on_signal(int sig)
+{
+	(void)sig;
+	loop_request_stop();
+}
+
+/* A newer snapshot that changes the process layout is noted, not applied. */
+static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started, uint64_t *seen)
+{
+	const struct snap_header *h;
+	struct dp_layout now;
+	uint64_t gen;
+	uint32_t n, nsp;
+	const struct snap_dataplane *dp;
+	const struct snap_port *sp;
+
+	if (shm_published_gen(shm) == *seen)
+		return;
+	h = shm_acquire(shm, 0, &gen);
+	*seen = gen;
+	char err[256];
+
+	if (h == NULL || snap_validate(h, RTE_MIN(h->size, shm->region->slot_capacity), err, sizeof(err)) != 0) {
+		shm_release(shm, 0);
+		return;
+	}
+	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
+	sp = snap_section(h, SNAP_SEC_PORTS, &nsp);
+	memset(&now, 0, sizeof(now));
+	if (dp != NULL && sp != NULL) {
+		now.workers = dp->workers;
+		now.nports = (uint16_t)RTE_MIN(nsp, (uint32_t)SNAP_MAX_PORTS);
+		for (uint16_t i = 0; i < now.nports; i++)
+			snprintf(now.devices[i], sizeof(now.devices[i]), "%s",
+				 snap_string(h, sp[i].device));
+	}
+	shm_release(shm, 0);
+	if (now.workers != started->workers || now.nports != started->nports)
+		goto restart;
+	for (uint16_t i = 0; i < now.nports; i++)
+		if (strcmp(now.devices[i], started->devices[i]) != 0)
+			goto restart;
+	return;
+restart:
+	RTE_LOG(WARNING, USER1,
+		"generation %lu changes workers or port devices: addresses and routes are "
+		"adopted now, the new layout takes effect when postern-dp restarts\n",
+		(unsigned long)gen);
+}
+
+int main(int argc, char **argv)
+{
+	struct dp_options opt;
+	struct dp_layout layout;
+	struct shm_map shm;
+	struct adopt_hw hw;
+	char *eal_argv[DP_MAX_EAL_ARGS];
+	struct rte_mempool *pools[SNAP_MAX_WORKERS];
+	struct rte_ring *rings[SNAP_MAX_WORKERS];
+	struct worker *workers[SNAP_MAX_WORKERS];
+	struct loop_args largs[SNAP_MAX_WORKERS];
+	const struct snap_header *h;
+	unsigned lcore, wi;
+	int eal_argc, sep, rc;
+	char err[512];
+	uint64_t t0 = shm_now_ns(), seen_gen;
+	struct shm_region *r;
+
+	/* Split "EAL options -- our options". */
+	for (sep = 1; sep < argc && strcmp(argv[sep], "--") != 0; sep++)
+		;
+	if (sep < argc)
+		dp_parse_app_args(argc - sep, argv + sep, &opt);
+	else
+		dp_parse_app_args(1, argv, &opt);
+
+	memset(&shm, 0, sizeof(shm));
+	h = dp_wait_snapshot(&opt, &shm);
+	r = shm.region;
+	dp_shm_for_fail = &shm;
+	{
+		int32_t other = atomic_load(&r->dp.pid);
+
+		if (other != 0 && other != getpid() && kill(other, 0) == 0)
+			dp_fail("another postern-dp (pid %d) is attached to \"%s\"", other,
+				opt.shm_name);
+	}
+	atomic_store(&r->dp.pid, getpid());
+	atomic_store(&r->dp.start_ns, t0);
+	atomic_store(&r->dp.ready_ns, 0);
+	r->dp.message[0] = '\0';
+	atomic_store(&r->dp.state, SHM_DP_STARTING);
+	dp_read_layout(h, &layout);
+	seen_gen = shm_published_gen(&shm);
+	shm_release(&shm, 0);
+
+	eal_argc = dp_build_eal_argv(sep, argv, &layout, eal_argv);
+	rc = rte_eal_init(eal_argc, eal_argv);
+	if (rc < 0)
+		dp_fail("EAL initialisation failed: %s", rte_strerror(rte_errno));
+
+	if (rte_lcore_count() - 1 < layout.workers)
+		dp_fail("workers = %u but the EAL gives %u worker lcore(s): pass more with -l/--lcores "
+			"(the main lcore does housekeeping only)",
+			layout.workers, rte_lcore_count() - 1);
+
+	for (wi = 0; wi < layout.workers; wi++) {
+		char name[RTE_MEMPOOL_NAMESIZE];
+
+		snprintf(name, sizeof(name), "pg_pool_w%u", wi);
+		pools[wi] = rte_pktmbuf_pool_create(name, PORT_POOL_MBUFS, PORT_POOL_CACHE, 0,
+						    RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+		if (pools[wi] == NULL)
+			dp_fail("cannot create mbuf pool for worker %u: %s (raise -m)", wi,
+				rte_strerror(rte_errno));
+		snprintf(name, sizeof(name), "pg_steer_w%u", wi);
+		rings[wi] = rte_ring_create(name, WORKER_RING_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+		if (rings[wi] == NULL)
+			dp_fail("cannot create steering ring for worker %u: %s", wi,
+				rte_strerror(rte_errno));
+	}
+	if (port_setup(layout.nports, layout.workers, layout.mtu, pools, &hw, err, sizeof(err)) !=
+	    PG_OK)
+		dp_fail("%s", err);
+
+	/* Counter names first, so posternd can label whatever it reads. */
+	for (unsigned i = 0; i < CTR__COUNT && i < SHM_MAX_COUNTERS; i++)
+		snprintf(r->dp.counter_names[i], SHM_COUNTER_NAME, "%s", pg_counter_names[i]);
+	r->dp.ncounters = CTR__COUNT;
+	memset(r->dp.counters, 0, sizeof(r->dp.counters));
+	r->dp.nworkers = layout.workers;
+
+	signal(SIGINT, dp_on_signal);
+	signal(SIGTERM, dp_on_signal);
+
+	wi = 0;
+	RTE_LCORE_FOREACH_WORKER(lcore) {
+		struct worker *w;
+
+		if (wi == layout.workers)
+			break;
+		w = rte_zmalloc_socket("worker", sizeof(*w), RTE_CACHE_LINE_SIZE,
+				       (int)rte_lcore_to_socket_id(lcore));
+		if (w == NULL)
+			dp_fail("cannot allocate worker %u", wi);
+		worker_init_detached(w, wi, layout.workers, pools[wi]);
+		w->lcore = lcore;
+		w->rings = rings;
+		w->shm = &shm;
+		w->reader = 1 + wi;
+		w->arp = arp_table_create(w, 4096);
+		if (w->arp == NULL)
+			dp_fail("cannot allocate the neighbour table of worker %u", wi);
+		r->readers[w->reader].lcore = lcore;
+		atomic_store(&r->readers[w->reader].adopted, 0);
+		atomic_store(&r->readers[w->reader].heartbeat_ns, 0);
+		atomic_store(&r->readers[w->reader].active, 1);
+		workers[wi] = w;
+		largs[wi] = (struct loop_args){.w = w, .hw = &hw};
+		wi++;
+	}
+	for (wi = 0; wi < layout.workers; wi++)
+		rte_eal_remote_launch(loop_worker_main, &largs[wi], workers[wi]->lcore);
+
+	/* Ready once every worker runs a snapshot (bounded). */
+	for (unsigned waited = 0;; waited += 10) {
+		unsigned ok = 0;
+
+		for (wi = 0; wi < layout.workers; wi++)
+			ok += atomic_load(&r->readers[1 + wi].adopted) != 0;
+		if (ok == layout.workers)
+			break;
+		if (waited >= 10000 || loop_stop_requested()) {
+			loop_request_stop();
+			rte_eal_mp_wait_lcore();
+			dp_fail("only %u of %u workers adopted a snapshot within 10 s", ok,
+				layout.workers);
+		}
+		dp_sleep_ms(10);
+	}
+	atomic_store(&r->dp.ready_ns, shm_now_ns());
+	atomic_store(&r->dp.state, SHM_DP_READY);
+	RTE_LOG(NOTICE, USER1, "ready: %u worker(s), %u port(s), generation %lu, start-up %.1f ms\n",
+		layout.workers, layout.nports, (unsigned long)seen_gen,
+		(double)(atomic_load(&r->dp.ready_ns) - t0) / 1e6);
+	for (uint16_t p = 0; p < layout.nports; p++) {
+		char mac[RTE_ETHER_ADDR_FMT_SIZE];
+
+		rte_ether_format_addr(mac, sizeof(mac), &hw.ports[p].mac);
+		RTE_LOG(NOTICE, USER1, "port %u: %s mac %s mtu %u ip-cksum offload rx %s tx %s\n", p,
+			layout.devices[p], mac, hw.ports[p].mtu,
+			hw.ports[p].rx_ip_cksum_offload ? "yes" : "no",
+			hw.ports[p].tx_ip_cksum_offload ? "yes" : "no");
+	}
+
+	/* Main lcore: housekeeping only, mostly asleep. */
+	while (!loop_stop_requested()) {
+		dp_check_layout(&shm, &layout, &seen_gen);
+		dp_sleep_ms(100);
+	}
+
+	RTE_LOG(NOTICE, USER1, "stopping\n");
+	atomic_store(&r->dp.state, SHM_DP_STOPPING);
+	rte_eal_mp_wait_lcore();
+	port_shutdown(layout.nports);
+	for (wi = 0; wi < layout.workers; wi++) {
+		struct worker *w = workers[wi];
+
+		shm_release(&shm, w->reader);
+		atomic_store(&r->readers[w->reader].active, 0);
+		arp_table_destroy(w, w->arp);
+		worker_free(w, w->net_owned);
+		rte_free(w);
+	}
+	for (wi = 0; wi < layout.workers; wi++) {
+		rte_ring_free(rings[wi]);
+		rte_mempool_free(pools[wi]);
+	}
+	atomic_store(&r->dp.state, SHM_DP_ABSENT);
+	atomic_store(&r->dp.pid, 0);
+	shm_detach(&shm);
+	rte_eal_cleanup();
+	return 0;
+}

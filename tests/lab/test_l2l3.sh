@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# tests/lab/test_l2l3.sh - the dataplane in the lab with real peers: ping
+# and arping from the kernel in pg-cli/pg-srv, gratuitous ARP, ARP
+# resolution by the dataplane, a stream of malformed frames that must leave
+# it running with every drop counted, snapshot reload and refusal, the
+# dataplane outliving posternd, and a clean stop. Prints TAP.
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CONF=$(mktemp -d /tmp/pg-lab-conf.XXXXXX)
+trap '"$LAB" stop >/dev/null 2>&1; rm -rf "$CONF"' EXIT
+cp "$TOP/tools/lab-config/postern.conf" "$CONF/"
+# A short neighbour lifetime, so the dataplane has to resolve on its own.
+sed -i 's/^arp_cache_timeout.*/arp_cache_timeout = 2s/' "$CONF/postern.conf"
+
+"$LAB" down >/dev/null 2>&1
+check "lab up" "$LAB" up
+check "lab up is idempotent" "$LAB" up
+# Accept gratuitous ARP in pg-cli so the announcement is observable.
+ip netns exec pg-cli sysctl -qw net.ipv4.conf.cli0.arp_accept=1
+check "lab start CONFIG_DIR (bounded wait for readiness)" "$LAB" start "$CONF"
+check "posternctl status: dataplane ready, workers on the published generation" "$LAB" ctl status
+diag "$("$LAB" ctl status 2>&1 | head -n 20 | tr '\n' '|')"
+
+MAC0=$(dp_mac dp0)
+sleep 0.5
+check "gratuitous ARP taught pg-cli the dataplane's MAC ($MAC0)" \
+	bash -c "ip -n pg-cli neigh show 198.18.0.1 dev cli0 | grep -qi '$MAC0'"
+check "ping 198.18.0.1 from pg-cli" "$LAB" exec cli ping -c 3 -i 0.2 -W 2 198.18.0.1
+check "ping 198.19.0.1 from pg-srv" "$LAB" exec srv ping -c 3 -i 0.2 -W 2 198.19.0.1
+check "arping 198.18.0.1 from pg-cli gets the dataplane's MAC" \
+	bash -c "'$LAB' exec cli arping -c 2 -w 4 -I cli0 198.18.0.1 | grep -qi '$MAC0'"
+check "large ping (1472 bytes of data) is echoed intact" \
+	"$LAB" exec cli ping -c 2 -i 0.2 -W 2 -s 1472 -M do -p a5 198.18.0.1
+check "ping to a non-local address behind the dataplane gets no answer" \
+	bash -c "! '$LAB' exec cli ping -c 1 -W 1 198.18.0.77"
+
+# ARP resolution by the dataplane: its entry for pg-cli expires after 2 s,
+# pg-cli keeps ours, so the echo reply has to wait for the dataplane's own
+# ARP request.
+counters_json >"$CONF/c0.json"
+sleep 3
+check "ping after the dataplane's neighbour entry expired" \
+	"$LAB" exec cli ping -c 2 -i 0.3 -W 2 198.18.0.1
+counters_json >"$CONF/c1.json"
+req0=$(counter "$CONF/c0.json" arp_request_tx); req1=$(counter "$CONF/c1.json" arp_request_tx)
+exp1=$(counter "$CONF/c1.json" arp_expired)
+if [ "$req1" -gt "$req0" ] && [ "$exp1" -gt 0 ]; then
+	ok "dataplane expired the entry and resolved again (arp_request_tx $req0 -> $req1, arp_expired $exp1)"
+else
+	not_ok "dataplane ARP resolution (arp_request_tx $req0 -> $req1, arp_expired $exp1)"
+fi
+
+# Malformed frames.
+counters_json >"$CONF/before.json"
+if "$LAB" exec cli python3 "$TOP/tests/lab/malformed.py" cli0 "$MAC0" 198.18.0.2 198.18.0.1 100 7 \
+	>"$CONF/sent.json" 2>"$CONF/sent.err"; then
+	ok "sent $(python3 -c 'import json,sys; print(sum(v["sent"] for v in json.load(open(sys.argv[1])).values()))' "$CONF/sent.json") malformed frames from pg-cli"
+else
+	not_ok "malformed frame generator"; sed 's/^/# /' "$CONF/sent.err"
+fi
+sleep 0.5
+check "dataplane still running after malformed frames" kill -0 "$(cat /run/postern-lab/postern-dp.pid)"
+check "dataplane still answers ping after malformed frames" "$LAB" exec cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+sleep 0.2
+counters_json >"$CONF/after.json"
+python3 - "$CONF/sent.json" "$CONF/before.json" "$CONF/after.json" <<'PY'
+import json, sys
+sent, before, after = (json.load(open(p)) for p in sys.argv[1:4])
+by_counter = {}
+for kind, v in sent.items():
+    if v["counter"]:
+        by_counter.setdefault(v["counter"], []).append((kind, v["sent"]))
+for name, kinds in sorted(by_counter.items()):
+    n = sum(s for _, s in kinds)
+    delta = after.get(name, 0) - before.get(name, 0)
+    # af_packet may drop a frame under a burst; the dataplane must count
+    # (nearly) all of them under the right name.
+    good = n > 0 and delta >= 0.9 * n
+    print(f"{'ok' if good else 'not ok'} - counter {name} grew by {delta} for {n} frames "
+          f"({', '.join(k for k, _ in kinds)})")
+PY
+
+# Snapshots: a reload is adopted by every worker; an invalid one is refused
+# and the old generation stays live.
+gen_of() { "$LAB" ctl status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["generation"], *sorted({w["generation"] for w in d["workers"]}))'; }
+g0=$(gen_of)
+sed -i 's/^idle_sleep .*/idle_sleep = 150us/' "$CONF/postern.conf"
+check "posternctl reload publishes a new generation" "$LAB" ctl reload
+sleep 0.3
+g1=$(gen_of)
+set -- $g0; p0=$1; set -- $g1
+if [ "$1" -eq $((p0 + 1)) ] && [ "$#" -eq 2 ] && [ "$2" -eq "$1" ]; then
+	ok "every worker adopted generation $1 (was $p0)"
+else
+	not_ok "workers on the reloaded generation (before: $g0, after: $g1)"
+fi
+echo "workerz = 3" >>"$CONF/postern.conf"
+if out=$("$LAB" ctl reload 2>&1); then
+	not_ok "an invalid configuration must be refused"
+else
+	echo "$out" | grep -q "postern.conf:[0-9]*:.*workerz" &&
+		ok "invalid config refused, naming file and line: $out" ||
+		not_ok "refusal names file and line: $out"
+fi
+sed -i '/^workerz/d' "$CONF/postern.conf"
+g2=$(gen_of)
+[ "$g2" = "$g1" ] && ok "old generation stays live after a refused reload ($g2)" ||
+	not_ok "generation changed after refused reload ($g1 -> $g2)"
+
+# The dataplane outlives the control plane.
+kill -TERM "$(cat /run/postern-lab/posternd.pid)"
+sleep 0.3
+check "ping still answered while posternd is down" "$LAB" exec cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+
+check "lab stop" "$LAB" stop
+check "no postern process left" bash -c "! pgrep -x postern-dp && ! pgrep -x posternd"
+check "ping unanswered after stop" bash -c "! '$LAB' exec cli ping -c 1 -W 1 198.18.0.1"
+tap_done

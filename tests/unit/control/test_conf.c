@@ -1,0 +1,441 @@
+/*
+ * test_conf.c - postern.conf parsing: a table of good files with what they
+ * must produce (defaults, units, continuation lines, route order) and a
+ * table of bad files with the exact "FILE:LINE: message" each must give.
+ * Every case is written to a fresh temporary directory and read back
+ * through conf_load, as posternd does.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "result.h"
+
+#define BASE "port0_device = net_af_packet0,iface=dp0\nport0_address = 198.18.0.1/24\n"
+
+static char tmpdir[] = "/tmp/test_conf.XXXXXX";
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int remove_dir(void **state)
+{
+	char path[256];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, CONF_FILE_NAME);
+	unlink(path);
+	rmdir(tmpdir);
+	return 0;
+}
+
+static void write_conf(const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, CONF_FILE_NAME);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint32_t ip(const char *s)
+{
+	struct in_addr a;
+
+	assert_int_equal(inet_pton(AF_INET, s, &a), 1);
+	return a.s_addr;
+}
+
+/* ---- bad files: exact messages; %s stands for DIR/postern.conf ---- */
+
+static const struct bad_case {
+	const char *name;
+	const char *text;
+	const char *want; /* printf format, one %s: the file path */
+} bad_cases[] = {
+    {"unknown key", BASE "workerz = 2\n", "%s:3: unknown key \"workerz\""},
+    {"prefix length", "port0_device = net_tap0\nport0_address = 198.18.0.1/33\n",
+     "%s:2: bad value for port0_address: \"198.18.0.1/33\": prefix length must be 0..32"},
+    {"prefix missing", "port0_device = net_tap0\nport0_address = 198.18.0.1\n",
+     "%s:2: bad value for port0_address: \"198.18.0.1\": expected IPv4/prefix, e.g."
+     " 198.18.0.1/24"},
+    {"not an address", "port0_device = net_tap0\nport0_address = 198.18.0.256/24\n",
+     "%s:2: bad value for port0_address: \"198.18.0.256/24\": \"198.18.0.256\" is not an"
+     " IPv4 address"},
+    {"host part zero", "port0_device = net_tap0\nport0_address = 198.18.0.0/24\n",
+     "%s:2: bad value for port0_address: \"198.18.0.0/24\": host part is zero (that is"
+     " the subnet address)"},
+    {"host part broadcast", "port0_device = net_tap0\nport0_address = 198.18.0.255/24\n",
+     "%s:2: bad value for port0_address: \"198.18.0.255/24\": host part is all ones (that"
+     " is the broadcast address)"},
+    {"loopback port", "port0_device = net_tap0\nport0_address = 127.0.0.1/8\n",
+     "%s:2: bad value for port0_address: \"127.0.0.1/8\": not a unicast address"
+     " (127.0.0.0/8 is loopback)"},
+    {"duplicate", "workers = 2\n" BASE "workers = 3\n",
+     "%s:4: duplicate key \"workers\" (first set at line 1)"},
+    {"duplicate port key", BASE "# again\nport0_address = 198.18.0.2/24\n",
+     "%s:4: duplicate key \"port0_address\" (first set at line 2)"},
+    {"workers zero", BASE "workers = 0\n",
+     "%s:3: bad value for workers: \"0\": must be an integer 1..64"},
+    {"workers too many", BASE "workers = 65\n",
+     "%s:3: bad value for workers: \"65\": must be an integer 1..64"},
+    {"workers trailing comment", BASE "workers = 4 # four\n",
+     "%s:3: bad value for workers: \"4 # four\": must be an integer 1..64"},
+    {"workers negative", BASE "workers = -1\n",
+     "%s:3: bad value for workers: \"-1\": must be an integer 1..64"},
+    {"workers overflow", BASE "workers = 99999999999999999999999\n",
+     "%s:3: bad value for workers: \"99999999999999999999999\": must be an integer 1..64"},
+    {"missing equals", BASE "workers 4\n", "%s:3: missing \"=\" in \"workers 4\""},
+    {"missing key", BASE " \n= 4\n", "%s:4: missing key before \"=\""},
+    {"leading continuation", "  workers = 1\n" BASE,
+     "%s:1: continuation line (starts with whitespace) without a preceding \"key ="
+     " value\""},
+    {"continued value, error at first line", BASE "workers =\n\t99\n",
+     "%s:3: bad value for workers: \"99\": must be an integer 1..64"},
+    {"continuation joins with a space", BASE "arp_max_retries = 2\n 0\n",
+     "%s:3: bad value for arp_max_retries: \"2 0\": must be an integer 1..20"},
+    {"mtu low", BASE "port0_mtu = 575\n",
+     "%s:3: bad value for port0_mtu: \"575\": must be an integer 576..9000"},
+    {"mtu high", BASE "port0_mtu = 9001\n",
+     "%s:3: bad value for port0_mtu: \"9001\": must be an integer 576..9000"},
+    {"port8", BASE "port8_device = net_tap8\n",
+     "%s:3: unknown key \"port8_device\": ports are port0..port7"},
+    {"port key of no kind", BASE "port0_speed = 10G\n", "%s:3: unknown key \"port0_speed\""},
+    {"device garbage", "port0_device = eth0\nport0_address = 198.18.0.1/24\n",
+     "%s:1: bad value for port0_device: \"eth0\": expected a PCI address (0000:03:00.0) or"
+     " a DPDK vdev spec (net_af_packet0,iface=dp0)"},
+    {"device bad kvarg", "port0_device = net_af_packet0,iface\nport0_address = 198.18.0.1/24\n",
+     "%s:1: bad value for port0_device: \"net_af_packet0,iface\": expected a PCI address"
+     " (0000:03:00.0) or a DPDK vdev spec (net_af_packet0,iface=dp0)"},
+    {"device bad pci function", "port0_device = 0000:03:00.8\nport0_address = 198.18.0.1/24\n",
+     "%s:1: bad value for port0_device: \"0000:03:00.8\": expected a PCI address"
+     " (0000:03:00.0) or a DPDK vdev spec (net_af_packet0,iface=dp0)"},
+    {"no ports", "workers = 2\n",
+     "%s: no port configured: port0_device and port0_address are required"},
+    {"empty file", "", "%s: no port configured: port0_device and port0_address are required"},
+    {"address missing", "port0_device = net_tap0\n",
+     "%s:1: port0_device is set but port0_address is missing"},
+    {"address without device", BASE "port1_address = 198.19.0.1/24\n",
+     "%s:3: port1_address is set but port1_device is not"},
+    {"mtu without device", BASE "port1_mtu = 9000\n",
+     "%s:3: port1_mtu is set but port1_device is not"},
+    {"ports not contiguous", BASE "port2_device = net_tap2\nport2_address = 198.20.0.1/24\n",
+     "%s:3: port2_device is set but port1_device is not: ports must be numbered"
+     " contiguously from 0"},
+    {"same device twice",
+     BASE "port1_device = net_af_packet0,iface=dp1\n"
+          "port1_address = 198.19.0.1/24\n",
+     "%s:3: port1_device names the same device as port0_device (line 1)"},
+    {"overlapping subnets", BASE "port1_device = net_tap1\nport1_address = 198.18.0.77/16\n",
+     "%s:4: port1_address overlaps the subnet of port0_address 198.18.0.1/24 (line 2)"},
+    {"gateway outside", BASE "default_gateway = 198.19.0.2\n",
+     "%s:3: bad value for default_gateway: \"198.19.0.2\": gateway 198.19.0.2 is not in a"
+     " connected subnet"},
+    {"gateway is us", BASE "default_gateway = 198.18.0.1\n",
+     "%s:3: bad value for default_gateway: \"198.18.0.1\": gateway 198.18.0.1 is port0's"
+     " own address"},
+    {"gateway is broadcast", BASE "default_gateway = 198.18.0.255\n",
+     "%s:3: bad value for default_gateway: \"198.18.0.255\": gateway 198.18.0.255 is the"
+     " subnet or broadcast address of port0"},
+    {"gateway not an address", BASE "default_gateway = gw.example\n",
+     "%s:3: bad value for default_gateway: \"gw.example\": not an IPv4 address"},
+    {"gateway multicast", BASE "default_gateway = 224.0.0.1\n",
+     "%s:3: bad value for default_gateway: \"224.0.0.1\": not a unicast address (multicast"
+     " or reserved)"},
+    {"route host bits", BASE "static_routes = 10.1.0.0/8 via 198.18.0.254\n",
+     "%s:3: bad value for static_routes: \"10.1.0.0/8 via 198.18.0.254\": host bits of"
+     " 10.1.0.0/8 are not zero (did you mean 10.0.0.0/8?)"},
+    {"route gateway outside",
+     BASE "static_routes = 10.0.0.0/8 via 198.18.0.254,\n"
+          "  172.16.0.0/12 via 198.19.0.9\n",
+     "%s:3: bad value for static_routes: \"172.16.0.0/12 via 198.19.0.9\": gateway"
+     " 198.19.0.9 is not in a connected subnet"},
+    {"route syntax", BASE "static_routes = 10.0.0.0/8 198.18.0.254\n",
+     "%s:3: bad value for static_routes: \"10.0.0.0/8 198.18.0.254\": expected PREFIX/LEN"
+     " via GATEWAY"},
+    {"route trailing words", BASE "static_routes = 10.0.0.0/8 via 198.18.0.254 metric 5\n",
+     "%s:3: bad value for static_routes: \"10.0.0.0/8 via 198.18.0.254 metric 5\": expected"
+     " PREFIX/LEN via GATEWAY"},
+    {"route empty element", BASE "static_routes = 10.0.0.0/8 via 198.18.0.254,,\n",
+     "%s:3: bad value for static_routes: empty route in the list"},
+    {"route bad prefix length", BASE "static_routes = 10.0.0.0/40 via 198.18.0.254\n",
+     "%s:3: bad value for static_routes: \"10.0.0.0/40 via 198.18.0.254\": prefix length"
+     " must be 0..32"},
+    {"route duplicates connected", BASE "static_routes = 198.18.0.0/24 via 198.18.0.254\n",
+     "%s:3: bad value for static_routes: \"198.18.0.0/24 via 198.18.0.254\": duplicates"
+     " the connected subnet of a port"},
+    {"route duplicated",
+     BASE "static_routes = 10.0.0.0/8 via 198.18.0.254,"
+          " 10.0.0.0/8 via 198.18.0.253\n",
+     "%s:3: bad value for static_routes: \"10.0.0.0/8 via 198.18.0.253\": duplicates an"
+     " earlier route"},
+    {"two default routes",
+     BASE "default_gateway = 198.18.0.254\n"
+          "static_routes = 0.0.0.0/0 via 198.18.0.253\n",
+     "%s:4: bad value for static_routes: \"0.0.0.0/0 via 198.18.0.253\": a default route is"
+     " already set by default_gateway (line 3)"},
+    {"time unit", BASE "arp_cache_timeout = 10x\n",
+     "%s:3: bad value for arp_cache_timeout: \"10x\": unknown time unit \"x\" (use us, ms,"
+     " s, m or h)"},
+    {"time not a number", BASE "arp_cache_timeout = soon\n",
+     "%s:3: bad value for arp_cache_timeout: \"soon\": expected a time: integer with unit"
+     " us, ms, s, m or h (bare integer = seconds)"},
+    {"time too short", BASE "arp_retry_interval = 5ms\n",
+     "%s:3: bad value for arp_retry_interval: \"5ms\": must be between 10ms and 1m"},
+    {"time too long", BASE "idle_sleep = 1s\n",
+     "%s:3: bad value for idle_sleep: \"1s\": must be between 0 and 100ms"},
+    {"time overflow", BASE "arp_cache_timeout = 99999999999999999h\n",
+     "%s:3: bad value for arp_cache_timeout: \"99999999999999999h\": must be between 1s and"
+     " 24h"},
+    {"size small", BASE "snapshot_max_size = 1k\n",
+     "%s:3: bad value for snapshot_max_size: \"1k\": must be between 64k and 1G"},
+    {"size suffix", BASE "snapshot_max_size = 2T\n",
+     "%s:3: bad value for snapshot_max_size: \"2T\": unknown size suffix \"T\" (use k, M or"
+     " G)"},
+    {"bool", BASE "gratuitous_arp = maybe\n",
+     "%s:3: bad value for gratuitous_arp: \"maybe\": expected yes or no"},
+    {"retries", BASE "arp_max_retries = 21\n",
+     "%s:3: bad value for arp_max_retries: \"21\": must be an integer 1..20"},
+    {"pending", BASE "arp_pending_max = 65537\n",
+     "%s:3: bad value for arp_pending_max: \"65537\": must be an integer 1..65536"},
+    {"idle polls", BASE "idle_polls = 1000001\n",
+     "%s:3: bad value for idle_polls: \"1000001\": must be an integer 0..1000000"},
+    {"shm name", BASE "shm_name = a/b\n",
+     "%s:3: bad value for shm_name: \"a/b\": expected 1..60 characters from [A-Za-z0-9_.-]"},
+    {"shm name empty", BASE "shm_name =\n",
+     "%s:3: bad value for shm_name: \"\": expected 1..60 characters from [A-Za-z0-9_.-]"},
+    {"socket relative", BASE "control_socket = run/p.sock\n",
+     "%s:3: bad value for control_socket: \"run/p.sock\": must be an absolute path"},
+    {"socket is dir", BASE "control_socket = /run/postern/\n",
+     "%s:3: bad value for control_socket: \"/run/postern/\": names a directory, not a"
+     " socket"},
+};
+
+static void test_bad_configs(void **state)
+{
+	char path[256], want[1024], err[1024];
+	struct pg_conf *c = malloc(sizeof(*c));
+
+	(void)state;
+	assert_non_null(c);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, CONF_FILE_NAME);
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *t = &bad_cases[i];
+
+		write_conf(t->text);
+		snprintf(want, sizeof(want), t->want, path);
+		err[0] = '\0';
+		if (conf_load(tmpdir, c, err, sizeof(err)) != PG_ERROR || strcmp(err, want) != 0)
+			fail_msg("case \"%s\":\n  want: %s\n  got:  %s", t->name, want, err);
+	}
+	free(c);
+}
+
+static void test_missing_file(void **state)
+{
+	struct pg_conf *c = malloc(sizeof(*c));
+	char err[512], want[512];
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(conf_load("/nonexistent/postern", c, err, sizeof(err)), PG_ERROR);
+	snprintf(want, sizeof(want),
+	         "/nonexistent/postern/%s: cannot open: No such file or"
+	         " directory",
+	         CONF_FILE_NAME);
+	assert_string_equal(err, want);
+	free(c);
+}
+
+/* ---- good files and what they must produce ---- */
+
+static void check_defaults(const struct pg_conf *c)
+{
+	assert_int_equal(c->workers, 1);
+	assert_int_equal(c->nports, 1);
+	assert_string_equal(c->ports[0].device, "net_af_packet0,iface=dp0");
+	assert_int_equal(c->ports[0].addr, ip("198.18.0.1"));
+	assert_int_equal(c->ports[0].prefix_len, 24);
+	assert_int_equal(c->ports[0].mtu, 1500);
+	assert_int_equal(c->default_gateway, 0);
+	assert_int_equal(c->arp_cache_ns, 300ull * 1000000000ull);
+	assert_int_equal(c->arp_retry_ns, 1000000000ull);
+	assert_int_equal(c->arp_max_retries, 3);
+	assert_int_equal(c->arp_pending_max, 256);
+	assert_true(c->gratuitous_arp);
+	assert_int_equal(c->idle_sleep_ns, 100000);
+	assert_int_equal(c->idle_polls, 256);
+	assert_string_equal(c->shm_name, "postern");
+	assert_int_equal(c->snapshot_max_size, 16u << 20);
+	assert_string_equal(c->control_socket, "/run/postern/posternd.sock");
+	assert_int_equal(c->nroutes, 1);
+	assert_int_equal(c->routes[0].prefix, ip("198.18.0.0"));
+	assert_int_equal(c->routes[0].prefix_len, 24);
+	assert_int_equal(c->routes[0].port, 0);
+	assert_int_equal(c->routes[0].gateway, 0);
+}
+
+static void check_full(const struct pg_conf *c)
+{
+	static const struct {
+		const char *prefix;
+		uint8_t len, port;
+		const char *gw;
+	} want[] = {
+	    /* longest first; connected before static at equal length */
+	    {"198.19.0.0", 24, 1, NULL},     {"10.20.30.0", 24, 1, "198.19.0.3"},
+	    {"198.18.0.0", 23, 0, NULL},     {"10.0.0.0", 8, 0, "198.18.1.254"},
+	    {"0.0.0.0", 0, 1, "198.19.0.2"},
+	};
+
+	assert_int_equal(c->workers, 2);
+	assert_int_equal(c->nports, 2);
+	assert_string_equal(c->ports[0].device, "0000:03:00.0");
+	assert_string_equal(c->ports[1].device, "net_af_packet1,iface=dp1,qpairs=2");
+	assert_int_equal(c->ports[1].mtu, 9000);
+	assert_int_equal(c->ports[0].mtu, 1500);
+	assert_int_equal(c->default_gateway, ip("198.19.0.2"));
+	assert_int_equal(c->arp_cache_ns, 2ull * 60 * 1000000000ull);
+	assert_int_equal(c->arp_retry_ns, 250ull * 1000000);
+	assert_int_equal(c->idle_sleep_ns, 0);
+	assert_int_equal(c->idle_polls, 0);
+	assert_false(c->gratuitous_arp);
+	assert_int_equal(c->snapshot_max_size, 64u << 10);
+	assert_string_equal(c->shm_name, "postern-test.1");
+	assert_string_equal(c->control_socket, "/tmp/pg.sock");
+	assert_int_equal(c->nroutes, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_int_equal(c->routes[i].prefix, ip(want[i].prefix));
+		assert_int_equal(c->routes[i].prefix_len, want[i].len);
+		assert_int_equal(c->routes[i].port, want[i].port);
+		assert_int_equal(c->routes[i].gateway, want[i].gw ? ip(want[i].gw) : 0);
+	}
+}
+
+static void check_continuation(const struct pg_conf *c)
+{
+	assert_int_equal(c->workers, 4);
+	assert_int_equal(c->nroutes, 3);
+	assert_int_equal(c->routes[0].prefix, ip("198.18.0.0"));
+	assert_int_equal(c->routes[1].prefix, ip("172.16.0.0"));
+	assert_int_equal(c->routes[1].gateway, ip("198.18.0.9"));
+	assert_int_equal(c->routes[2].prefix, ip("10.0.0.0"));
+	assert_int_equal(c->arp_max_retries, 20);
+}
+
+static void check_units(const struct pg_conf *c)
+{
+	assert_int_equal(c->arp_cache_ns, 3600ull * 1000000000ull);
+	assert_int_equal(c->arp_retry_ns, 30ull * 1000000000ull); /* bare = seconds */
+	assert_int_equal(c->idle_sleep_ns, 100ull * 1000000);
+	assert_int_equal(c->snapshot_max_size, 1u << 30);
+	assert_true(c->gratuitous_arp);
+	assert_int_equal(c->ports[0].prefix_len, 31);
+	assert_int_equal(c->ports[0].addr, ip("198.18.0.0")); /* RFC 3021: /31 hosts */
+}
+
+static const struct good_case {
+	const char *name;
+	const char *text;
+	void (*check)(const struct pg_conf *c);
+} good_cases[] = {
+    {"defaults", BASE, check_defaults},
+    {"defaults with comments and blanks", "# postern.conf\n\n   \n" BASE "  # indented\n",
+     check_defaults},
+    {"crlf", "port0_device = net_af_packet0,iface=dp0\r\nport0_address = 198.18.0.1/24\r\n",
+     check_defaults},
+    {"full",
+     "# two ports, routes in every flavour\n"
+     "workers = 2\n"
+     "port0_device = 0000:03:00.0\n"
+     "port0_address = 198.18.0.1/23\n"
+     "port1_device = net_af_packet1,iface=dp1,qpairs=2\n"
+     "port1_address = 198.19.0.1/24\n"
+     "port1_mtu = 9000\n"
+     "default_gateway = 198.19.0.2\n"
+     "static_routes = 10.0.0.0/8 via 198.18.1.254, 10.20.30.0/24 via 198.19.0.3\n"
+     "arp_cache_timeout = 2m\n"
+     "arp_retry_interval = 250ms\n"
+     "idle_sleep = 0\n"
+     "idle_polls = 0\n"
+     "gratuitous_arp = no\n"
+     "snapshot_max_size = 64k\n"
+     "shm_name = postern-test.1\n"
+     "control_socket = /tmp/pg.sock\n",
+     check_full},
+    {"continuation lines",
+     BASE "workers =\n"
+          "    4\n"
+          "static_routes =\n"
+          "    10.0.0.0/8 via 198.18.0.254,\n"
+          "# a comment inside does not end the logical line\n"
+          "\n"
+          "\t172.16.0.0/12 via 198.18.0.9\n"
+          "arp_max_retries\n"
+          "  = 20\n",
+     check_continuation},
+    {"units",
+     "port0_device = 03:00.1\nport0_address = 198.18.0.0/31\n"
+     "arp_cache_timeout = 1h\narp_retry_interval = 30\nidle_sleep = 100ms\n"
+     "snapshot_max_size = 1G\ngratuitous_arp = YES\n",
+     check_units},
+};
+
+static void test_good_configs(void **state)
+{
+	struct pg_conf *c = malloc(sizeof(*c));
+	char err[1024];
+
+	(void)state;
+	assert_non_null(c);
+	for (size_t i = 0; i < sizeof(good_cases) / sizeof(good_cases[0]); i++) {
+		write_conf(good_cases[i].text);
+		if (conf_load(tmpdir, c, err, sizeof(err)) != PG_OK)
+			fail_msg("case \"%s\": %s", good_cases[i].name, err);
+		good_cases[i].check(c);
+	}
+	free(c);
+}
+
+static void test_peek(void **state)
+{
+	char v[128], err[256];
+
+	(void)state;
+	/* invalid elsewhere, but the socket is still found */
+	write_conf("workerz = 1\ncontrol_socket = /tmp/x.sock  \n");
+	assert_int_equal(conf_peek(tmpdir, "control_socket", v, sizeof(v), err, sizeof(err)),
+	                 PG_OK);
+	assert_string_equal(v, "/tmp/x.sock");
+	assert_int_equal(conf_peek(tmpdir, "shm_name", v, sizeof(v), err, sizeof(err)),
+	                 PG_DECLINED);
+	assert_int_equal(conf_peek("/nonexistent", "shm_name", v, sizeof(v), err, sizeof(err)),
+	                 PG_ERROR);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bad_configs),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_good_configs),
+	    cmocka_unit_test(test_peek),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}

@@ -1,0 +1,550 @@
+/*
+ * test_snap.c - the snapshot format and its publication: build -> validate
+ * round trip, every kind of corruption refused without a crash (each byte
+ * flipped, every truncation, sections pointing outside the blob), and the
+ * shared-memory slot protocol: publish/acquire, PG_AGAIN while readers hold
+ * every spare slot, stale readers of a dead dataplane ignored, re-attach
+ * keeping the generation count.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "result.h"
+#include "shm.h"
+#include "snap_build.h"
+
+static const char conf_text[] = "workers = 3\n"
+                                "port0_device = net_af_packet0,iface=dp0\n"
+                                "port0_address = 198.18.0.1/24\n"
+                                "port1_device = net_af_packet1,iface=dp1\n"
+                                "port1_address = 198.19.0.1/24\n"
+                                "port1_mtu = 9000\n"
+                                "default_gateway = 198.19.0.2\n"
+                                "static_routes = 10.0.0.0/8 via 198.18.0.254\n"
+                                "arp_retry_interval = 200ms\n"
+                                "gratuitous_arp = no\n";
+
+/* A built blob with a valid checksum, as the publisher would stamp it. */
+static void *build_blob(size_t *len)
+{
+	struct pg_conf *c = malloc(sizeof(*c));
+	struct snap_header *h;
+	char err[512];
+	void *blob;
+
+	assert_non_null(c);
+	if (conf_parse_text("/test", conf_text, strlen(conf_text), c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(c, &blob, len, err, sizeof(err)), PG_OK);
+	free(c);
+	h = blob;
+	h->generation = 7;
+	h->checksum = snap_checksum(blob, *len);
+	return blob;
+}
+
+static void restamp(void *blob, size_t len)
+{
+	((struct snap_header *)blob)->checksum = snap_checksum(blob, len);
+}
+
+static void test_round_trip(void **state)
+{
+	size_t len;
+	void *blob = build_blob(&len);
+	const struct snap_header *h = blob;
+	const struct snap_dataplane *dp;
+	const struct snap_port *ports;
+	const struct snap_route *routes;
+	char err[256];
+	uint32_t n;
+
+	(void)state;
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	assert_int_equal(h->size, len);
+	assert_int_equal(len % 8, 0);
+	assert_true(h->built_unix_ns > 0);
+	for (uint32_t i = 0; i < h->nsections; i++)
+		assert_int_equal(h->sections[i].offset % 8, 0);
+
+	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
+	assert_non_null(dp);
+	assert_int_equal(n, 1);
+	assert_int_equal(dp->workers, 3);
+	assert_int_equal(dp->nports, 2);
+	assert_int_equal(dp->arp_retry_ns, 200000000ull);
+	assert_int_equal(dp->arp_cache_ns, 300000000000ull);
+	assert_int_equal(dp->flags & SNAP_DP_F_GRATUITOUS_ARP, 0);
+	assert_int_equal(dp->default_gateway, inet_addr("198.19.0.2"));
+
+	ports = snap_section(h, SNAP_SEC_PORTS, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(snap_string(h, ports[0].device), "net_af_packet0,iface=dp0");
+	assert_string_equal(snap_string(h, ports[1].device), "net_af_packet1,iface=dp1");
+	assert_int_equal(ports[1].addr, inet_addr("198.19.0.1"));
+	assert_int_equal(ports[1].prefix_len, 24);
+	assert_int_equal(ports[1].mtu, 9000);
+	assert_int_equal(ports[0].mtu, 1500);
+
+	routes = snap_section(h, SNAP_SEC_ROUTES, &n);
+	assert_int_equal(n, 4);
+	assert_int_equal(routes[0].prefix, inet_addr("198.18.0.0"));
+	assert_int_equal(routes[1].prefix, inet_addr("198.19.0.0"));
+	assert_int_equal(routes[2].prefix, inet_addr("10.0.0.0"));
+	assert_int_equal(routes[2].gateway, inet_addr("198.18.0.254"));
+	assert_int_equal(routes[2].port, 0);
+	assert_int_equal(routes[3].prefix_len, 0);
+	assert_int_equal(routes[3].port, 1);
+
+	assert_null(snap_section(h, 99, &n));
+	assert_int_equal(n, 0);
+	/* out-of-range strings are "", never a wild pointer */
+	assert_string_equal(snap_string(h, (struct snap_str){0, 0}), "");
+	assert_string_equal(snap_string(h, (struct snap_str){1u << 30, 3}), "");
+	assert_string_equal(snap_string(h, (struct snap_str){1, 1u << 31}), "");
+	assert_string_equal(snap_string(h, (struct snap_str){1, 3}), ""); /* no NUL at 4 */
+	free(blob);
+}
+
+static void test_checksum_ignores_its_field(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_blob(&len);
+	uint32_t sum = snap_checksum(blob, len);
+
+	(void)state;
+	((struct snap_header *)blob)->checksum = 0x12345678;
+	assert_int_equal(snap_checksum(blob, len), sum);
+	/* and the blob was not modified by computing it */
+	assert_int_equal(((struct snap_header *)blob)->checksum, 0x12345678);
+	free(blob);
+}
+
+static void test_every_byte_flipped(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_blob(&len);
+	uint8_t *copy = malloc(len);
+	char err[256];
+
+	(void)state;
+	assert_non_null(copy);
+	for (size_t i = 0; i < len; i++) {
+		memcpy(copy, blob, len);
+		copy[i] ^= 0x5a;
+		if (snap_validate(copy, len, err, sizeof(err)) == 0)
+			fail_msg("flipping byte %zu went unnoticed", i);
+	}
+	free(copy);
+	free(blob);
+}
+
+static void test_truncations(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_blob(&len);
+	char err[256];
+
+	(void)state;
+	for (size_t n = 0; n < len; n++) {
+		/* a fresh exact-size copy so ASan catches any read past n */
+		uint8_t *copy = malloc(n ? n : 1);
+
+		assert_non_null(copy);
+		memcpy(copy, blob, n);
+		if (snap_validate(copy, n, err, sizeof(err)) == 0)
+			fail_msg("truncated to %zu of %zu bytes and accepted", n, len);
+		free(copy);
+	}
+	assert_int_equal(snap_validate(NULL, len, err, sizeof(err)), -1);
+	assert_string_equal(err, "no snapshot");
+	free(blob);
+}
+
+/* Hostile headers with a correct checksum: the structure checks must catch them. */
+static const struct corrupt_case {
+	const char *name;
+	void (*mutate)(struct snap_header *h, size_t len);
+	const char *want_prefix;
+} corrupt_cases[];
+
+static void m_magic(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->magic ^= 1;
+}
+static void m_abi(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->abi_major = 2;
+}
+static void m_minor(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->abi_minor = 9;
+}
+static void m_size_small(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->size = 8;
+}
+static void m_size_big(struct snap_header *h, size_t len)
+{
+	h->size = len + 8;
+}
+static void m_nsections(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->nsections = 1u << 30;
+}
+static void m_off_end(struct snap_header *h, size_t len)
+{
+	h->sections[2].offset = len + 8;
+}
+static void m_off_unaligned(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[1].offset += 4;
+}
+static void m_off_in_header(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[3].offset = 0;
+}
+static void m_off_wrap(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[3].offset = UINT64_MAX - 7;
+}
+static void m_size_wrap(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[3].size = UINT64_MAX - 8;
+}
+static void m_count(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[3].count = UINT32_MAX;
+}
+static void m_dp_count(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[1].count = 2; /* fits the size, but there is one dataplane */
+	h->sections[1].size *= 2;
+}
+static void m_strings_nul(struct snap_header *h, size_t len)
+{
+	(void)len;
+	((char *)h)[h->sections[0].offset + h->sections[0].size - 1] = 'x';
+}
+static void m_unknown_kind(struct snap_header *h, size_t len)
+{
+	(void)len;
+	h->sections[3].kind = 77; /* a newer minor: must be skipped, not refused */
+}
+
+static const struct corrupt_case corrupt_cases[] = {
+    {"magic", m_magic, "bad magic"},
+    {"abi major", m_abi, "snapshot ABI 2.0"},
+    {"abi minor is fine", m_minor, NULL},
+    {"size below header", m_size_small, "size field 8 smaller"},
+    {"size above len", m_size_big, "size field"},
+    {"nsections", m_nsections, "1073741824 sections do not fit"},
+    {"offset past end", m_off_end, "section 2:"},
+    {"offset unaligned", m_off_unaligned, "section 1: offset"},
+    {"offset inside header", m_off_in_header, "section 3:"},
+    {"offset wraps", m_off_wrap, "section 3:"},
+    {"size wraps", m_size_wrap, "section 3:"},
+    {"count too big", m_count, "section 3 (kind 4)"},
+    {"dataplane count", m_dp_count, "dataplane section count 2"},
+    {"strings not terminated", m_strings_nul, "strings section not NUL-terminated"},
+    {"unknown kind", m_unknown_kind, NULL},
+};
+
+static void test_corrupt_headers(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_blob(&len);
+	uint8_t *copy = malloc(len);
+	char err[256];
+
+	(void)state;
+	assert_non_null(copy);
+	for (size_t i = 0; i < sizeof(corrupt_cases) / sizeof(corrupt_cases[0]); i++) {
+		const struct corrupt_case *t = &corrupt_cases[i];
+		int rc;
+
+		memcpy(copy, blob, len);
+		t->mutate((struct snap_header *)copy, len);
+		restamp(copy, len);
+		err[0] = '\0';
+		rc = snap_validate(copy, len, err, sizeof(err));
+		if (t->want_prefix == NULL && rc != 0)
+			fail_msg("case \"%s\": refused: %s", t->name, err);
+		if (t->want_prefix != NULL &&
+		    (rc == 0 || strncmp(err, t->want_prefix, strlen(t->want_prefix)) != 0))
+			fail_msg("case \"%s\": rc %d, message \"%s\"", t->name, rc, err);
+	}
+	free(copy);
+	free(blob);
+}
+
+/* ---- shared memory ---- */
+
+static char shm_name[64];
+
+static int shm_setup(void **state)
+{
+	(void)state;
+	snprintf(shm_name, sizeof(shm_name), "pg-test-snap-%d", (int)getpid());
+	shm_unlink_name(shm_name);
+	return 0;
+}
+
+static int shm_teardown(void **state)
+{
+	(void)state;
+	shm_unlink_name(shm_name);
+	return 0;
+}
+
+static void test_publish_acquire(void **state)
+{
+	struct shm_map ctl, dp;
+	const struct snap_header *h;
+	size_t len;
+	void *blob = build_blob(&len);
+	char err[512];
+	uint64_t gen = 0, got = 0;
+
+	(void)state;
+	assert_int_equal(shm_attach(shm_name, &dp, err, sizeof(err)), PG_AGAIN);
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &ctl, err, sizeof(err)), PG_OK);
+	assert_int_equal(ctl.region->control_pid, getpid());
+	assert_int_equal(shm_attach(shm_name, &dp, err, sizeof(err)), PG_OK);
+	assert_null(shm_acquire(&dp, 0, &got)); /* nothing published yet */
+
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, 1);
+	assert_int_equal(shm_published_gen(&dp), 1);
+	h = shm_acquire(&dp, 0, &got);
+	assert_non_null(h);
+	assert_int_equal(got, 1);
+	assert_int_equal(h->generation, 1);
+	assert_int_equal(snap_validate(h, len, err, sizeof(err)), 0);
+	/* slots are page aligned */
+	assert_int_equal(((uintptr_t)h - (uintptr_t)dp.region) % (size_t)sysconf(_SC_PAGESIZE), 0);
+	assert_int_equal(dp.region->readers[0].announced, 1);
+	shm_release(&dp, 0);
+	assert_int_equal(dp.region->readers[0].announced, 0);
+
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, 2);
+	h = shm_acquire(&dp, 0, &got);
+	assert_int_equal(got, 2);
+	assert_int_equal(h->generation, 2);
+	shm_release(&dp, 0);
+
+	/* a blob larger than a slot is an error, not AGAIN */
+	{
+		size_t big = (64 << 10) + 8;
+		struct snap_header *bh = calloc(1, big);
+
+		assert_non_null(bh);
+		bh->magic = SNAP_MAGIC;
+		bh->abi_major = SNAP_ABI_MAJOR;
+		bh->size = big;
+		assert_int_equal(shm_publish(&ctl, bh, big, &gen, err, sizeof(err)), PG_ERROR);
+		free(bh);
+	}
+
+	/* a restarted posternd continues the generation count */
+	shm_detach(&ctl);
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &ctl, err, sizeof(err)), PG_OK);
+	assert_int_equal(shm_published_gen(&ctl), 2);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, 3);
+
+	/* an incompatible layout is refused with a message, not clobbered */
+	{
+		struct shm_map other;
+
+		assert_int_equal(shm_open_control(shm_name, 128 << 10, &other, err, sizeof(err)),
+		                 PG_ERROR);
+		assert_non_null(strstr(err, "incompatible layout"));
+	}
+	assert_int_equal(shm_open_control("bad/name", 64 << 10, &ctl, err, sizeof(err)), PG_ERROR);
+
+	shm_detach(&dp);
+	free(blob);
+}
+
+/* Readers 1..3 each hold one generation; with 4 slots the 4th is current. */
+static void fill_all_slots(struct shm_map *ctl, struct shm_map *dp, const void *blob, size_t len)
+{
+	char err[256];
+	uint64_t gen, got;
+
+	for (unsigned r = 1; r <= SHM_NSLOTS - 1; r++) {
+		assert_int_equal(shm_publish(ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+		assert_non_null(shm_acquire(dp, r, &got));
+		assert_int_equal(got, gen);
+	}
+	assert_int_equal(shm_publish(ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+}
+
+static void test_again_when_slots_held(void **state)
+{
+	struct shm_map ctl, dp;
+	size_t len;
+	void *blob = build_blob(&len);
+	const struct snap_header *held[SHM_NSLOTS];
+	uint64_t held_gen[SHM_NSLOTS], gen, got;
+	char err[256];
+
+	(void)state;
+	shm_unlink_name(shm_name);
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &ctl, err, sizeof(err)), PG_OK);
+	assert_int_equal(shm_attach(shm_name, &dp, err, sizeof(err)), PG_OK);
+	for (unsigned r = 1; r <= SHM_NSLOTS - 1; r++) {
+		assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+		held[r] = shm_acquire(&dp, r, &held_gen[r]);
+		assert_int_equal(held_gen[r], gen);
+	}
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, SHM_NSLOTS);
+
+	/* every non-current slot is held: AGAIN, and twice (RETIRING remembered) */
+	assert_int_equal(shm_publish(&ctl, blob, len, &got, err, sizeof(err)), PG_AGAIN);
+	assert_int_equal(shm_publish(&ctl, blob, len, &got, err, sizeof(err)), PG_AGAIN);
+	assert_int_equal(shm_published_gen(&ctl), SHM_NSLOTS);
+	for (unsigned r = 1; r <= SHM_NSLOTS - 1; r++) {
+		assert_int_equal(held[r]->generation, held_gen[r]);
+		assert_int_equal(snap_validate(held[r], len, err, sizeof(err)), 0);
+	}
+
+	/* reader 2 lets go: exactly its slot is reused, the others stay intact */
+	shm_release(&dp, 2);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, SHM_NSLOTS + 1);
+	assert_int_equal(held[2]->generation, gen);
+	assert_int_equal(held[1]->generation, held_gen[1]);
+	assert_int_equal(held[3]->generation, held_gen[3]);
+	/* reader 2 takes the new one; the slot of generation 4 is free now */
+	held[2] = shm_acquire(&dp, 2, &held_gen[2]);
+	assert_int_equal(held_gen[2], SHM_NSLOTS + 1);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, SHM_NSLOTS + 2);
+	assert_int_equal(shm_publish(&ctl, blob, len, &got, err, sizeof(err)), PG_AGAIN);
+	for (unsigned r = 1; r <= SHM_NSLOTS - 1; r++)
+		assert_int_equal(held[r]->generation, held_gen[r]);
+
+	/* an inactive record does not count */
+	atomic_store(&dp.region->readers[1].active, 0);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(held[1]->generation, gen);
+
+	shm_detach(&ctl);
+	shm_detach(&dp);
+	free(blob);
+}
+
+static void test_stale_readers_of_dead_dataplane(void **state)
+{
+	struct shm_map ctl, dp;
+	size_t len;
+	void *blob = build_blob(&len);
+	uint64_t gen;
+	char err[256];
+	pid_t child;
+	int status;
+
+	(void)state;
+	shm_unlink_name(shm_name);
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &ctl, err, sizeof(err)), PG_OK);
+	assert_int_equal(shm_attach(shm_name, &dp, err, sizeof(err)), PG_OK);
+	fill_all_slots(&ctl, &dp, blob, len);
+
+	/* a live dataplane's readers block publication */
+	atomic_store(&dp.region->dp.pid, (int32_t)getpid());
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_AGAIN);
+
+	/* the same records left behind by a dataplane that died do not */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	atomic_store(&dp.region->dp.pid, (int32_t)child);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, SHM_NSLOTS + 1);
+
+	shm_detach(&ctl);
+	shm_detach(&dp);
+	free(blob);
+}
+
+static void test_reader_survives_out_of_sync_fields(void **state)
+{
+	struct shm_map ctl, dp;
+	const struct snap_header *h;
+	size_t len;
+	void *blob = build_blob(&len);
+	uint64_t gen, got;
+	uint32_t slot;
+	char err[256];
+
+	(void)state;
+	shm_unlink_name(shm_name);
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &ctl, err, sizeof(err)), PG_OK);
+	assert_int_equal(shm_attach(shm_name, &dp, err, sizeof(err)), PG_OK);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(shm_publish(&ctl, blob, len, &gen, err, sizeof(err)), PG_OK);
+	/* a publisher that stopped between storing the slot and the generation */
+	slot = atomic_load(&ctl.region->published_slot);
+	atomic_store(&ctl.region->published_slot, (slot + 1) % SHM_NSLOTS);
+	h = shm_acquire(&dp, 0, &got);
+	assert_non_null(h);
+	assert_int_equal(got, 2);
+	assert_int_equal(h->generation, 2);
+	/* garbage in published_slot is survived too */
+	atomic_store(&ctl.region->published_slot, 1000);
+	h = shm_acquire(&dp, 0, &got);
+	assert_non_null(h);
+	assert_int_equal(h->generation, 2);
+	/* and a restarted posternd repairs the pair */
+	shm_detach(&ctl);
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &ctl, err, sizeof(err)), PG_OK);
+	assert_int_equal(atomic_load(&ctl.region->published_slot), slot);
+	shm_detach(&ctl);
+	shm_detach(&dp);
+	free(blob);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_checksum_ignores_its_field),
+	    cmocka_unit_test(test_every_byte_flipped),
+	    cmocka_unit_test(test_truncations),
+	    cmocka_unit_test(test_corrupt_headers),
+	    cmocka_unit_test(test_publish_acquire),
+	    cmocka_unit_test(test_again_when_slots_held),
+	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),
+	    cmocka_unit_test(test_reader_survives_out_of_sync_fields),
+	};
+
+	return cmocka_run_group_tests(tests, shm_setup, shm_teardown);
+}

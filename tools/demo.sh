@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# tools/demo.sh - install, build, and run Postern in the lab with demo
+# traffic, printing what happened. Run as root on Debian 12.
+#   tools/demo.sh          run the demo and stop everything afterwards
+#   tools/demo.sh --keep   leave the lab and Postern running to explore
+set -euo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$TOP"
+. tools/deps.sh
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. Debian packages"
+pg_install_deps
+step "2. build (meson + ninja into build/)"
+pg_build build
+echo "built: build/control/posternd build/control/posternctl build/dataplane/postern-dp"
+
+step "3. the lab: network namespaces pg-cli, pg-dp, pg-srv joined by veth pairs"
+tools/lab up
+cleanup() { [ "$KEEP" = 1 ] || { tools/lab stop >/dev/null 2>&1 || true; tools/lab down >/dev/null 2>&1 || true; }; }
+trap cleanup EXIT
+
+step "4. start posternd (control plane) and postern-dp (DPDK dataplane on net_af_packet)"
+t0=$(date +%s%N)
+tools/lab start
+echo "posternd published the configuration as a snapshot in shared memory; the dataplane"
+echo "attached, took its ports, addresses and workers from it, and is ready ($(( ($(date +%s%N) - t0) / 1000000 )) ms)."
+tools/lab ctl status
+
+step "5. traffic: ping and arping from pg-cli (198.18.0.2) to the dataplane's userspace address 198.18.0.1"
+tools/lab exec cli ping -c 4 -i 0.2 198.18.0.1
+tools/lab exec cli arping -c 2 -I cli0 198.18.0.1
+step "   ... and from pg-srv (198.19.0.2) to 198.19.0.1 on the second port"
+tools/lab exec srv ping -c 2 -i 0.2 198.19.0.1
+step "   ... and a few malformed frames (bad checksums, truncated headers, bad ARP)"
+tools/lab exec cli python3 tests/lab/malformed.py cli0 "$(ip -n pg-dp -br link show dp0 | awk '{print $3}')" \
+	198.18.0.2 198.18.0.1 5 1 >/dev/null
+tools/lab exec cli ping -c 2 -i 0.2 198.18.0.1 | tail -n 2
+sleep 0.2
+
+step "6. what the dataplane counted (posternctl stats: total and per worker)"
+tools/lab ctl stats
+step "7. process footprint"
+dp=$(cat /run/postern-lab/postern-dp.pid)
+echo "postern-dp pid $dp: resident memory $(awk '/VmRSS/ {print $2, $3}' /proc/$dp/status)"
+grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tail -n 1
+
+if [ "$KEEP" = 1 ]; then
+	step "left running: try 'tools/lab ctl stats', 'tools/lab exec cli ping 198.18.0.1'; end with 'tools/lab down'"
+else
+	step "8. stop"
+	tools/lab stop
+	tools/lab down
+fi

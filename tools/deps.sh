@@ -1,0 +1,33 @@
+# tools/deps.sh - sourced by tools/demo.sh, tests/run.sh and .ci/run:
+# installs the Debian 12 packages Postern needs to build, test and run the
+# lab, and (re)configures the build directories. Installs only what is
+# missing, so a second run costs nothing.
+
+PG_BUILD_PKGS="gcc meson ninja-build pkg-config libdpdk-dev libssl-dev libjemalloc-dev
+  liburing-dev libcmocka-dev zlib1g-dev"
+PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps"
+
+pg_install_deps() {
+	local missing=() p
+	for p in $PG_BUILD_PKGS $PG_LAB_PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+		return 1
+	fi
+	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# pg_build DIR [meson options...]: configure once, then build.
+pg_build() {
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null || return 1
+	fi
+	ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
+}
