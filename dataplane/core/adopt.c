@@ -85,7 +85,11 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 	uint64_t gen;
 	uint32_t n;
 
-	if (shm_published_gen(w->shm) == w->gen)
+	uint64_t published = shm_published_gen(w->shm);
+
+	if (published == 0)
+		return PG_AGAIN;
+	if (published == w->gen)
 		return PG_OK;
 	h = shm_acquire(w->shm, w->reader, &gen);
 	if (h == NULL)

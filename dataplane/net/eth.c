@@ -61,6 +61,16 @@ void net_input(struct worker *w, struct rte_mbuf *m, uint16_t port, bool steered
 	}
 
 	/*
+	 * A tag the device moved into metadata (af_packet does: the kernel
+	 * strips 802.1Q before the socket sees the frame) still means the
+	 * frame belongs to a VLAN, and ports are untagged.
+	 */
+	if (m->ol_flags & (RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED)) {
+		WCOUNT(w, eth_drop_vlan);
+		goto drop;
+	}
+
+	/*
 	 * Steer after the cheap MAC filter rather than before it: frames that
 	 * are not ours (a promiscuous af_packet port sees the whole segment)
 	 * should not cost a ring trip to another core before being dropped.

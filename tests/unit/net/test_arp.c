@@ -283,6 +283,28 @@ static void test_arp_input_table(void **state)
 	}
 }
 
+/*
+ * af_packet (like many NICs) strips the 802.1Q tag into the mbuf's
+ * metadata: the frame then looks untagged but still belongs to a VLAN.
+ */
+static void test_vlan_stripped_by_device_is_dropped(void **state)
+{
+	struct th *t = *state;
+	uint8_t f[TH_FRAME_MAX];
+	uint64_t saved[CTR__COUNT];
+	const struct th_ctr_delta want[] = {{C(eth_drop_vlan), 1}, END};
+	size_t len = th_build_arp(f, &th_mac_bcast, RTE_ARP_OP_REQUEST, &th_mac_peer, TH_PEER0_IP,
+	                          &th_mac_zero, TH_PORT0_IP);
+	struct rte_mbuf *m = th_mbuf(f, len, 0);
+
+	m->ol_flags |= RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
+	m->vlan_tci = 42;
+	th_ctr_save(t, 0, saved);
+	net_input(&t->w[0], m, 0, false);
+	assert_int_equal(th_flush(t, 0), 0);
+	th_ctr_only(t, 0, saved, want);
+}
+
 /* RFC 826 merge: a frame not for us still refreshes an entry we already have. */
 static void test_merge_updates_existing_only(void **state)
 {
@@ -631,6 +653,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_request_for_us_is_answered, th_setup1,
 	                                    th_teardown),
 	    cmocka_unit_test_setup_teardown(test_arp_input_table, th_setup1, th_teardown),
+	    cmocka_unit_test_setup_teardown(test_vlan_stripped_by_device_is_dropped, th_setup1,
+	                                    th_teardown),
 	    cmocka_unit_test_setup_teardown(test_merge_updates_existing_only, th_setup1,
 	                                    th_teardown),
 	    cmocka_unit_test_setup_teardown(test_resolution_parks_then_sends, th_setup1,
