@@ -46,10 +46,30 @@ uint64_t shm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* kill(pid, 0): EPERM still means the process exists (another user's). */
-static bool shm_pid_alive(pid_t pid)
+/*
+ * kill(pid, 0): EPERM still means the process exists (another user's). A
+ * zombie also answers kill(): a killed dataplane nobody has reaped yet is
+ * dead for us, or its successor could not take over.
+ */
+bool shm_pid_alive(pid_t pid)
 {
-	return kill(pid, 0) == 0 || errno == EPERM;
+	char path[64], stat[256];
+	const char *paren;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return true; /* no procfs: trust kill() */
+	n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	paren = strrchr(stat, ')');
+	return paren == NULL || paren[1] == '\0' || (paren[2] != 'Z' && paren[2] != 'X');
 }
 
 /* Object names: same alphabet as the shm_name setting, no slash. */

@@ -22,6 +22,7 @@
 #define PG_SHM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -136,5 +137,8 @@ void shm_detach(struct shm_map *m);
 int shm_unlink_name(const char *name);
 
 uint64_t shm_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* Is this process alive (exists, and is not a zombie)? */
+bool shm_pid_alive(pid_t pid);
 
 #endif

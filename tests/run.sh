@@ -9,7 +9,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$TOP"
 . tools/deps.sh
 
-pg_install_deps || exit 1
+pg_install_deps || { echo "0 passed, 1 failed"; exit 1; }
 echo "building build/ (release, -Werror)"
 pg_build build -Dwerror=true || { echo "0 passed, 1 failed"; exit 1; }
 echo "building build-asan/ (ASan + UBSan, -Werror)"

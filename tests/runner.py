@@ -40,6 +40,10 @@ def run_one(name, cmd, env, timeout, log):
         elif m.group(1) == "not ok":
             failed += 1
             failures.append(line.strip())
+    plan = re.search(r"^1\.\.(\d+)\s*$", out, re.M)
+    if plan and int(plan.group(1)) != passed + failed:
+        failed += 1
+        failures.append(f"not ok - {name}: plan 1..{plan.group(1)} but {passed + failed - 1} results")
     if rc != 0 and failed == 0:
         failed += 1
         failures.append(f"not ok - {name} exited with status {rc}")

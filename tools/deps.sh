@@ -22,12 +22,15 @@ pg_install_deps() {
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# pg_build DIR [meson options...]: configure once, then build.
+# pg_build DIR [meson options...]: configure (or re-apply the options to an
+# existing directory, so -Dwerror=true really holds), then build.
 pg_build() {
 	local dir=$1
 	shift
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >/dev/null || return 1
+	elif [ $# -gt 0 ]; then
+		meson configure "$dir" "$@" >/dev/null || return 1
 	fi
 	ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
 }

@@ -50,16 +50,34 @@ int adopt_compile_net(const struct snap_header *h, const struct adopt_hw *hw,
 	for (uint16_t i = 0; i < nc->nports; i++) {
 		struct net_port *np = &nc->ports[i];
 
+		if (sp[i].prefix_len > 32 || sp[i].mtu < 68) {
+			snprintf(err, errlen, "port %u: prefix /%u or MTU %u out of range", i,
+				 sp[i].prefix_len, sp[i].mtu);
+			return PG_ERROR;
+		}
 		*np = hw->ports[i];
 		np->addr = sp[i].addr;
 		np->prefix_len = sp[i].prefix_len;
 		np->netmask = adopt_netmask(sp[i].prefix_len);
-		np->mtu = sp[i].mtu;
+		/* The device may have refused the configured MTU (port.c). */
+		np->mtu = hw->ports[i].mtu != 0 ? RTE_MIN(sp[i].mtu, hw->ports[i].mtu) : sp[i].mtu;
 	}
 	for (uint32_t i = 0; sr != NULL && i < nsr; i++) {
 		struct net_route *nr;
 
-		if (sr[i].port >= nc->nports || sr[i].prefix_len > 32)
+		/* net_route_lookup takes the first match: longest prefix first. */
+		if (sr[i].prefix_len > 32 || (i > 0 && sr[i].prefix_len > sr[i - 1].prefix_len)) {
+			snprintf(err, errlen, "route %u: prefix /%u out of range or out of order", i,
+				 sr[i].prefix_len);
+			return PG_ERROR;
+		}
+		/*
+		 * A route out of a port this process does not have (added by a
+		 * reload, effective at restart) is left out, as the kernel
+		 * drops routes of a missing interface; lookups fall through to
+		 * the remaining routes.
+		 */
+		if (sr[i].port >= nc->nports)
 			continue;
 		nr = &nc->routes[nc->nroutes++];
 		nr->prefix = sr[i].prefix;

@@ -67,6 +67,8 @@ static void dp_fail(const char *fmt, ...)
 
 		snprintf(d->message, sizeof(d->message), "%s", msg);
 		atomic_store(&d->state, SHM_DP_FAILED);
+		shm_release(dp_shm_for_fail, 0);
+		atomic_store(&dp_shm_for_fail->region->readers[0].active, 0);
 	}
 	exit(1);
 }
@@ -128,40 +130,77 @@ static void dp_sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Attach and wait for a published snapshot, bounded by o->wait_s. */
-static const struct snap_header *dp_wait_snapshot(const struct dp_options *o,
-						  struct shm_map *shm)
+/* Attach the shared memory, waiting (bounded) for posternd to create it. */
+static void dp_attach(const struct dp_options *o, struct shm_map *shm, uint64_t deadline)
 {
-	uint64_t deadline = shm_now_ns() + (uint64_t)o->wait_s * 1000000000ull;
-	bool attached = false;
 	char err[256] = "";
 
 	for (;;) {
-		if (!attached) {
-			int rc = shm_attach(o->shm_name, shm, err, sizeof(err));
+		int rc = shm_attach(o->shm_name, shm, err, sizeof(err));
 
-			if (rc == PG_ERROR)
-				dp_fail("%s", err);
-			attached = rc == PG_OK;
-			if (attached)
-				atomic_store(&shm->region->readers[0].active, 1);
-		}
-		if (attached) {
-			uint64_t gen;
-			const struct snap_header *h = shm_acquire(shm, 0, &gen);
+		if (rc == PG_OK)
+			return;
+		if (rc == PG_ERROR)
+			dp_fail("%s", err);
+		if (shm_now_ns() >= deadline)
+			dp_fail("no shared memory \"%s\" after %u s: is posternd running with "
+				"shm_name = %s?",
+				o->shm_name, o->wait_s, o->shm_name);
+		dp_sleep_ms(50);
+	}
+}
 
-			if (h != NULL) {
-				if (snap_validate(h, RTE_MIN(h->size, shm->region->slot_capacity), err, sizeof(err)) != 0)
-					dp_fail("snapshot generation %lu is invalid: %s",
-						(unsigned long)gen, err);
-				return h;
-			}
+/*
+ * Become the one dataplane of this region: compare-and-swap our pid in
+ * place of none or a dead one, before touching any reader record. Then
+ * clear every reader record: a crashed predecessor's announcements would
+ * otherwise count again under our live pid and pin slots forever.
+ */
+static void dp_claim(const struct dp_options *o, struct shm_map *shm)
+{
+	struct shm_region *r = shm->region;
+	int32_t self = (int32_t)getpid();
+
+	for (;;) {
+		int32_t cur = atomic_load(&r->dp.pid);
+
+		if (cur != 0 && cur != self && shm_pid_alive(cur))
+			dp_fail("another postern-dp (pid %d) is attached to \"%s\"", cur,
+				o->shm_name);
+		if (atomic_compare_exchange_strong(&r->dp.pid, &cur, self))
+			break;
+	}
+	for (unsigned i = 0; i < SHM_MAX_READERS; i++) {
+		atomic_store(&r->readers[i].active, 0);
+		atomic_store(&r->readers[i].announced, 0);
+		atomic_store(&r->readers[i].adopted, 0);
+		atomic_store(&r->readers[i].heartbeat_ns, 0);
+	}
+	r->dp.nworkers = 0;
+}
+
+/* Wait (bounded) for a published snapshot; reader 0 holds it on return. */
+static const struct snap_header *dp_wait_snapshot(const struct dp_options *o,
+						  struct shm_map *shm, uint64_t deadline,
+						  uint64_t *gen)
+{
+	char err[256] = "";
+
+	atomic_store(&shm->region->readers[0].active, 1);
+	for (;;) {
+		const struct snap_header *h = shm_acquire(shm, 0, gen);
+
+		if (h != NULL) {
+			if (snap_validate(h, RTE_MIN(h->size, shm->region->slot_capacity), err,
+					  sizeof(err)) != 0)
+				dp_fail("snapshot generation %lu is invalid: %s", (unsigned long)*gen,
+					err);
+			return h;
 		}
 		if (shm_now_ns() >= deadline)
-			dp_fail("no control snapshot after %u s in shared memory \"%s\" (%s): is "
-				"posternd running with shm_name = %s?",
-				o->wait_s, o->shm_name, attached ? "attached, nothing published" : "absent",
-				o->shm_name);
+			dp_fail("nothing published in shared memory \"%s\" after %u s: is "
+				"posternd running?",
+				o->shm_name, o->wait_s);
 		dp_sleep_ms(50);
 	}
 }
@@ -187,26 +226,29 @@ static void dp_read_layout(const struct snap_header *h, struct dp_layout *l)
 	}
 }
 
-static bool dp_is_pci_address(const char *s)
-{
-	unsigned dom, bus, dev, fn;
-	char tail;
-
-	return sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4 ||
-	       sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
-}
-
-/* EAL argv = our EAL options + one -a/--vdev per configured device. */
+/*
+ * EAL argv = our EAL options + one -a/--vdev per configured device. With
+ * no PCI device configured, --no-pci: otherwise every PCI NIC bound to a
+ * DPDK driver would be probed and taken as well.
+ */
 static int dp_build_eal_argv(int argc, char **argv, const struct dp_layout *l, char **out)
 {
+	bool any_pci = false, has_no_pci = false;
 	int n = 0;
 
-	for (int i = 0; i < argc && n < DP_MAX_EAL_ARGS - 3; i++)
+	for (int i = 0; i < argc && n < DP_MAX_EAL_ARGS - 4; i++) {
+		has_no_pci |= strcmp(argv[i], "--no-pci") == 0;
 		out[n++] = argv[i];
-	for (uint16_t p = 0; p < l->nports && n < DP_MAX_EAL_ARGS - 3; p++) {
-		out[n++] = dp_is_pci_address(l->devices[p]) ? "-a" : "--vdev";
+	}
+	for (uint16_t p = 0; p < l->nports && n < DP_MAX_EAL_ARGS - 4; p++) {
+		bool pci = port_device_is_pci(l->devices[p]);
+
+		any_pci |= pci;
+		out[n++] = pci ? "-a" : "--vdev";
 		out[n++] = (char *)l->devices[p];
 	}
+	if (!any_pci && !has_no_pci)
+		out[n++] = "--no-pci";
 	out[n] = NULL;
 	return n;
 }
@@ -222,7 +264,7 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 {
 	const struct snap_header *h;
 	struct dp_layout now;
-	uint64_t gen;
+	uint64_t gen = *seen;
 	uint32_t n, nsp;
 	const struct snap_dataplane *dp;
 	const struct snap_port *sp;
@@ -230,10 +272,12 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 	if (shm_published_gen(shm) == *seen)
 		return;
 	h = shm_acquire(shm, 0, &gen);
+	if (h == NULL)
+		return;
 	*seen = gen;
 	char err[256];
 
-	if (h == NULL || snap_validate(h, RTE_MIN(h->size, shm->region->slot_capacity), err, sizeof(err)) != 0) {
+	if (snap_validate(h, RTE_MIN(h->size, shm->region->slot_capacity), err, sizeof(err)) != 0) {
 		shm_release(shm, 0);
 		return;
 	}
@@ -243,21 +287,24 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 	if (dp != NULL && sp != NULL) {
 		now.workers = dp->workers;
 		now.nports = (uint16_t)RTE_MIN(nsp, (uint32_t)SNAP_MAX_PORTS);
-		for (uint16_t i = 0; i < now.nports; i++)
+		for (uint16_t i = 0; i < now.nports; i++) {
 			snprintf(now.devices[i], sizeof(now.devices[i]), "%s",
 				 snap_string(h, sp[i].device));
+			now.mtu[i] = sp[i].mtu;
+		}
 	}
 	shm_release(shm, 0);
 	if (now.workers != started->workers || now.nports != started->nports)
 		goto restart;
 	for (uint16_t i = 0; i < now.nports; i++)
-		if (strcmp(now.devices[i], started->devices[i]) != 0)
+		if (strcmp(now.devices[i], started->devices[i]) != 0 ||
+		    now.mtu[i] != started->mtu[i])
 			goto restart;
 	return;
 restart:
 	RTE_LOG(WARNING, USER1,
-		"generation %lu changes workers or port devices: addresses and routes are "
-		"adopted now, the new layout takes effect when postern-dp restarts\n",
+		"generation %lu changes workers, port devices or MTUs: addresses and routes "
+		"are adopted now, the new layout takes effect when postern-dp restarts\n",
 		(unsigned long)gen);
 }
 
@@ -276,7 +323,8 @@ int main(int argc, char **argv)
 	unsigned lcore, wi;
 	int eal_argc, sep, rc;
 	char err[512];
-	uint64_t t0 = shm_now_ns(), seen_gen;
+	uint64_t t0 = shm_now_ns(), seen_gen = 0, deadline;
+	uint32_t mbuf_data;
 	struct shm_region *r;
 
 	/* Split "EAL options -- our options". */
@@ -288,23 +336,18 @@ int main(int argc, char **argv)
 		dp_parse_app_args(1, argv, &opt);
 
 	memset(&shm, 0, sizeof(shm));
-	h = dp_wait_snapshot(&opt, &shm);
+	deadline = t0 + (uint64_t)opt.wait_s * 1000000000ull;
+	dp_attach(&opt, &shm, deadline);
 	r = shm.region;
+	dp_claim(&opt, &shm);
+	/* Ours now: from here a failure is reported in the region. */
 	dp_shm_for_fail = &shm;
-	{
-		int32_t other = atomic_load(&r->dp.pid);
-
-		if (other != 0 && other != getpid() && kill(other, 0) == 0)
-			dp_fail("another postern-dp (pid %d) is attached to \"%s\"", other,
-				opt.shm_name);
-	}
-	atomic_store(&r->dp.pid, getpid());
 	atomic_store(&r->dp.start_ns, t0);
 	atomic_store(&r->dp.ready_ns, 0);
 	r->dp.message[0] = '\0';
 	atomic_store(&r->dp.state, SHM_DP_STARTING);
+	h = dp_wait_snapshot(&opt, &shm, deadline, &seen_gen);
 	dp_read_layout(h, &layout);
-	seen_gen = shm_published_gen(&shm);
 	shm_release(&shm, 0);
 
 	eal_argc = dp_build_eal_argv(sep, argv, &layout, eal_argv);
@@ -317,12 +360,21 @@ int main(int argc, char **argv)
 			"(the main lcore does housekeeping only)",
 			layout.workers, rte_lcore_count() - 1);
 
+	/*
+	 * One mbuf holds a whole frame of the largest MTU (no RX scatter
+	 * needed): 2 KB for standard frames, more for jumbo ports.
+	 */
+	mbuf_data = RTE_MBUF_DEFAULT_DATAROOM;
+	for (uint16_t p = 0; p < layout.nports; p++)
+		mbuf_data = RTE_MAX(mbuf_data, (uint32_t)layout.mtu[p] + RTE_ETHER_HDR_LEN +
+							RTE_ETHER_CRC_LEN + 2 * RTE_VLAN_HLEN);
 	for (wi = 0; wi < layout.workers; wi++) {
 		char name[RTE_MEMPOOL_NAMESIZE];
 
 		snprintf(name, sizeof(name), "pg_pool_w%u", wi);
 		pools[wi] = rte_pktmbuf_pool_create(name, PORT_POOL_MBUFS, PORT_POOL_CACHE, 0,
-						    RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+						    (uint16_t)(RTE_PKTMBUF_HEADROOM + mbuf_data),
+						    SOCKET_ID_ANY);
 		if (pools[wi] == NULL)
 			dp_fail("cannot create mbuf pool for worker %u: %s (raise -m)", wi,
 				rte_strerror(rte_errno));
@@ -332,9 +384,14 @@ int main(int argc, char **argv)
 			dp_fail("cannot create steering ring for worker %u: %s", wi,
 				rte_strerror(rte_errno));
 	}
-	if (port_setup(layout.nports, layout.workers, layout.mtu, pools, &hw, err, sizeof(err)) !=
-	    PG_OK)
+	if (port_setup(layout.nports, layout.workers, layout.devices, layout.mtu, pools, &hw, err,
+		       sizeof(err)) != PG_OK) {
+		port_shutdown(&hw);
 		dp_fail("%s", err);
+	}
+	if (rte_eth_dev_count_avail() > layout.nports)
+		RTE_LOG(WARNING, USER1, "%u DPDK port(s) found, %u configured: the others stay unused\n",
+			rte_eth_dev_count_avail(), layout.nports);
 
 	/* Counter names first, so posternd can label whatever it reads. */
 	for (unsigned i = 0; i < CTR__COUNT && i < SHM_MAX_COUNTERS; i++)
@@ -383,27 +440,35 @@ int main(int argc, char **argv)
 			ok += atomic_load(&r->readers[1 + wi].adopted) != 0;
 		if (ok == layout.workers)
 			break;
-		if (waited >= 10000 || loop_stop_requested()) {
+		if (loop_stop_requested())
+			break; /* stopped while starting: the normal shutdown below */
+		if (waited >= 10000) {
 			loop_request_stop();
 			rte_eal_mp_wait_lcore();
+			port_shutdown(&hw);
 			dp_fail("only %u of %u workers adopted a snapshot within 10 s", ok,
 				layout.workers);
 		}
 		dp_sleep_ms(10);
 	}
-	atomic_store(&r->dp.ready_ns, shm_now_ns());
-	atomic_store(&r->dp.state, SHM_DP_READY);
-	RTE_LOG(NOTICE, USER1, "ready: %u worker(s), %u port(s), generation %lu, start-up %.1f ms\n",
-		layout.workers, layout.nports, (unsigned long)seen_gen,
-		(double)(atomic_load(&r->dp.ready_ns) - t0) / 1e6);
-	for (uint16_t p = 0; p < layout.nports; p++) {
-		char mac[RTE_ETHER_ADDR_FMT_SIZE];
+	if (!loop_stop_requested()) {
+		atomic_store(&r->dp.ready_ns, shm_now_ns());
+		atomic_store(&r->dp.state, SHM_DP_READY);
+		RTE_LOG(NOTICE, USER1,
+			"ready: %u worker(s), %u port(s), generation %lu, start-up %.1f ms\n",
+			layout.workers, layout.nports, (unsigned long)seen_gen,
+			(double)(atomic_load(&r->dp.ready_ns) - t0) / 1e6);
+		for (uint16_t p = 0; p < layout.nports; p++) {
+			char mac[RTE_ETHER_ADDR_FMT_SIZE];
 
-		rte_ether_format_addr(mac, sizeof(mac), &hw.ports[p].mac);
-		RTE_LOG(NOTICE, USER1, "port %u: %s mac %s mtu %u ip-cksum offload rx %s tx %s\n", p,
-			layout.devices[p], mac, hw.ports[p].mtu,
-			hw.ports[p].rx_ip_cksum_offload ? "yes" : "no",
-			hw.ports[p].tx_ip_cksum_offload ? "yes" : "no");
+			rte_ether_format_addr(mac, sizeof(mac), &hw.ports[p].mac);
+			RTE_LOG(NOTICE, USER1,
+				"port %u: %s (dpdk port %u) mac %s mtu %u ip-cksum offload rx %s "
+				"tx %s\n",
+				p, layout.devices[p], hw.ports[p].dpdk_port, mac, hw.ports[p].mtu,
+				hw.ports[p].rx_ip_cksum_offload ? "yes" : "no",
+				hw.ports[p].tx_ip_cksum_offload ? "yes" : "no");
+		}
 	}
 
 	/* Main lcore: housekeeping only, mostly asleep. */
@@ -415,7 +480,7 @@ int main(int argc, char **argv)
 	RTE_LOG(NOTICE, USER1, "stopping\n");
 	atomic_store(&r->dp.state, SHM_DP_STOPPING);
 	rte_eal_mp_wait_lcore();
-	port_shutdown(layout.nports);
+	port_shutdown(&hw);
 	for (wi = 0; wi < layout.workers; wi++) {
 		struct worker *w = workers[wi];
 
@@ -429,6 +494,8 @@ int main(int argc, char **argv)
 		rte_ring_free(rings[wi]);
 		rte_mempool_free(pools[wi]);
 	}
+	shm_release(&shm, 0);
+	atomic_store(&r->readers[0].active, 0);
 	atomic_store(&r->dp.state, SHM_DP_ABSENT);
 	atomic_store(&r->dp.pid, 0);
 	shm_detach(&shm);

@@ -58,10 +58,13 @@ static inline bool net_ip_is_limited_bcast(uint32_t a)
 	return a == UINT32_MAX;
 }
 
-/* The subnet-directed broadcast of a port (RFC 919/922). */
+/*
+ * The subnet-directed broadcast of a port (RFC 919/922). A /31 has none:
+ * both addresses are hosts (RFC 3021 §2.1), and /32 has no subnet.
+ */
 static inline bool net_ip_is_port_bcast(const struct net_port *p, uint32_t a)
 {
-	return p->addr != 0 && p->netmask != UINT32_MAX && a == (p->addr | ~p->netmask);
+	return p->addr != 0 && p->prefix_len < 31 && a == (p->addr | ~p->netmask);
 }
 
 /* Index of the port owning address `a`, or -1. */

@@ -3,7 +3,7 @@
 raw AF_PACKET socket (run inside pg-cli). Deterministic (seeded), bounded
 in count and paced so the af_packet rings do not overflow.
 
-usage: malformed.py IFACE DST_MAC SRC_IP DST_IP [PER_KIND] [SEED]
+usage: malformed.py IFACE DST_MAC SRC_IP DST_IP [PER_KIND] [SEED] [noise]
 Prints one JSON object: {kind: {"sent": n, "counter": name}}.
 
 No IP fragments here: DPDK's af_packet PMD joins a PACKET_FANOUT group with
@@ -85,10 +85,12 @@ def main():
         "eth_other_mac": ("eth_drop_not_for_us", lambda: eth(P, ipv4(src_ip, dst_ip, 1, icmp_echo(7, 6, b"x")), to=b"\x02\x00\x00\x00\x00\x99")),
     }
     sent = {}
-    order = [k for k in kinds for _ in range(per_kind)]
-    rnd.shuffle(order)
-    # Plus frames of pure noise addressed to us (counted by whatever they hit).
-    order += ["noise"] * per_kind
+    if len(sys.argv) > 7 and sys.argv[7] == "noise":
+        # Pure noise addressed to us: counted by whatever it hits.
+        order = ["noise"] * per_kind
+    else:
+        order = [k for k in kinds for _ in range(per_kind)]
+        rnd.shuffle(order)
     for i, k in enumerate(order):
         if k == "noise":
             frame = eth(rnd.choice([0x0800, 0x0806]), bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 1500))))

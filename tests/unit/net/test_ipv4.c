@@ -230,6 +230,38 @@ static void test_ttl1_delivered(void **state)
 }
 
 /*
+ * RFC 3021: on a /31 both addresses are hosts. The peer's address is not a
+ * subnet broadcast: its packets are accepted and replies go to its MAC.
+ */
+static void test_slash31_peer_is_a_host(void **state)
+{
+	struct th *t = *state;
+	uint8_t f[TH_FRAME_MAX], body[16] = "point-to-point";
+	const uint32_t us = IP4(198, 18, 0, 0), peer = IP4(198, 18, 0, 1);
+	struct rte_ether_hdr *eh;
+	size_t len;
+
+	t->nc.ports[0].addr = us;
+	t->nc.ports[0].netmask = IP4(255, 255, 255, 254);
+	t->nc.ports[0].prefix_len = 31;
+	t->nc.routes[0].prefix = us;
+	t->nc.routes[0].netmask = IP4(255, 255, 255, 254);
+	t->nc.routes[0].prefix_len = 31;
+	th_config_changed(t);
+
+	len = th_build_arp(f, &th_mac_port0, RTE_ARP_OP_REPLY, &th_mac_peer, peer, &th_mac_port0, us);
+	net_input(&t->w[0], th_mbuf(f, len, 0), 0, false);
+	len = th_build_icmp_echo(f, &th_mac_port0, peer, us, 7, 9, body, sizeof(body));
+	net_input(&t->w[0], th_mbuf(f, len, 0), 0, false);
+	assert_int_equal(CTR(t, 0, ipv4_drop_bad_src), 0);
+	assert_int_equal(CTR(t, 0, icmp_echo_reply_tx), 1);
+	assert_int_equal(th_flush(t, 0), 1);
+	eh = rte_pktmbuf_mtod(t->cap[0].pkts[0], struct rte_ether_hdr *);
+	assert_true(rte_is_same_ether_addr(&eh->dst_addr, &th_mac_peer));
+	th_cap_clear(t, 0);
+}
+
+/*
  * Ethernet pads a short frame to 60 bytes: the padding is not data. If it
  * were kept, the echo reply would carry it. Also when the padding sits in
  * a second segment of its own, or straddles two segments.
@@ -386,6 +418,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_ipv4_input_table, th_setup1, th_teardown),
 	    cmocka_unit_test_setup_teardown(test_ttl1_delivered, th_setup1, th_teardown),
+	    cmocka_unit_test_setup_teardown(test_slash31_peer_is_a_host, th_setup1, th_teardown),
 	    cmocka_unit_test_setup_teardown(test_padding_trimmed, th_setup1, th_teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_cksum_offload, th_setup1, th_teardown),
 	    cmocka_unit_test_setup_teardown(test_output_fills_header, th_setup1, th_teardown),
