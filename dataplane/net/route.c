@@ -1,7 +1,8 @@
 /*
  * route.c - IPv4 route lookup over the worker's net_config. The table is
- * small and already sorted longest prefix first (dataplane/core/adopt.c),
- * so the first match is the longest-prefix match (RFC 1812 §5.2.4.3).
+ * small and sorted longest prefix first by posternd (control/conf.c; adopt.c
+ * refuses a table out of order), so the first match is the longest-prefix
+ * match (RFC 1812 §5.2.4.3).
  */
 #include <assert.h>
 

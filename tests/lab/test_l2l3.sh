@@ -165,7 +165,11 @@ p3=${g3%% *}
 	not_ok "generation after posternd restart: $g4 (before: $g3)"
 check "posternctl status through the restarted posternd" "$LAB" ctl status
 
+pids="$(cat /run/postern-lab/postern-dp.pid) $(cat /run/postern-lab/posternd.pid)"
 check "lab stop" "$LAB" stop
-check "no postern process left" bash -c "! pgrep -x postern-dp && ! pgrep -x posternd"
+gone=1
+for pid in $pids; do kill -0 "$pid" 2>/dev/null && gone=0; done
+[ "$gone" = 1 ] && ok "the lab's postern-dp and posternd are gone ($pids)" ||
+	not_ok "a lab process survived stop ($pids)"
 check "ping unanswered after stop" bash -c "! '$LAB' exec cli ping -c 1 -W 1 198.18.0.1"
 tap_done

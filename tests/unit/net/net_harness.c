@@ -89,7 +89,7 @@ static uint16_t th_capture_burst(struct worker *w, uint16_t port, struct rte_mbu
 /*
  * Port 0 198.18.0.1/24 toward the senders, port 1 198.19.0.1/24 toward the
  * next hops; a static 10.0.0.0/8 via 198.19.0.254 and a default route via
- * 198.18.0.254, sorted longest prefix first as adopt.c does.
+ * 198.18.0.254, sorted longest prefix first as posternd builds them (adopt.c checks).
  */
 static void th_default_config(struct net_config *nc)
 {
