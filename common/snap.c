@@ -5,6 +5,7 @@
  * one from a different ABI, is refused with a message instead of crashing a
  * worker. Every field is checked before it is used to reach another one.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,22 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_port);
 	case SNAP_SEC_ROUTES:
 		return sizeof(struct snap_route);
+	case SNAP_SEC_RELAY:
+		return sizeof(struct snap_relay);
+	case SNAP_SEC_TLS_POLICY:
+		return sizeof(struct snap_tls_policy);
+	case SNAP_SEC_TRANSPORT:
+		return sizeof(struct snap_transport);
+	case SNAP_SEC_NEXTHOPS:
+		return sizeof(struct snap_nexthop);
+	case SNAP_SEC_MYNETWORKS:
+		return sizeof(struct snap_cidr);
+	case SNAP_SEC_RELAY_DOMAINS:
+		return sizeof(struct snap_name_key);
+	case SNAP_SEC_TLS_POLICY_INDEX:
+	case SNAP_SEC_TRANSPORT_INDEX:
+	case SNAP_SEC_RELAY_DOMAINS_INDEX:
+		return sizeof(uint32_t);
 	}
 	return 0;
 }
@@ -114,7 +131,236 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 			return snap_fail(err, errlen, "%" PRIu32 " routes, at most %d", s->count,
 			                 SNAP_MAX_ROUTES);
 		break;
+	case SNAP_SEC_RELAY:
+		if (s->count != 1)
+			return snap_fail(err, errlen, "relay section count %" PRIu32 ", expected 1",
+			                 s->count);
+		break;
 	}
+	return 0;
+}
+
+/* ---- ABI 1.1 name tables: checked once every section is in the blob ---- */
+
+struct snap_names {
+	const struct snap_header *h;
+	const char *strings;
+	uint64_t strings_size; /* 0: no strings section */
+	char *err;
+	size_t errlen;
+};
+
+/* A string inside the strings section, NUL right after it and none inside. */
+static int snap_check_str(const struct snap_names *v, struct snap_str s, const char *what,
+                          uint32_t i)
+{
+	if (s.off == 0 && s.len == 0)
+		return 0;
+	if (v->strings_size == 0 || s.off >= v->strings_size || s.len >= v->strings_size - s.off ||
+	    v->strings[s.off + s.len] != '\0' || memchr(v->strings + s.off, '\0', s.len) != NULL)
+		return snap_fail(v->err, v->errlen,
+		                 "%s of entry %" PRIu32 ": string [%" PRIu32 ", +%" PRIu32
+		                 ") is not a string of the strings section",
+		                 what, i, s.off, s.len);
+	return 0;
+}
+
+static uint64_t snap_hash(const char *s, size_t len)
+{
+	uint64_t h = SNAP_NAME_HASH_OFFSET;
+
+	while (len-- > 0) {
+		h ^= (uint8_t)s[len];
+		h *= SNAP_NAME_HASH_PRIME;
+	}
+	return h;
+}
+
+static int snap_check_key(const struct snap_names *v, const struct snap_name_key *k,
+                          const char *table, uint32_t i, uint32_t kinds)
+{
+	if (snap_check_str(v, k->name, table, i) != 0)
+		return -1;
+	if (k->name.len == 0 || k->name.len > SNAP_NAME_MAX)
+		return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": key length %" PRIu32,
+		                 table, i, k->name.len);
+	if (k->kind > 31 || !(kinds & (1u << k->kind)))
+		return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": key kind %" PRIu32,
+		                 table, i, k->kind);
+	if (snap_hash(v->strings + k->name.off, k->name.len) != k->hash)
+		return snap_fail(v->err, v->errlen,
+		                 "%s entry %" PRIu32 ": hash does not match its key", table, i);
+	return 0;
+}
+
+/*
+ * An index over n entries: a power of two of buckets, each 0 or 1 + an
+ * entry, exactly n of them used (so at least one is empty and every probe
+ * ends), and every entry reachable from its home bucket without crossing an
+ * empty one.
+ */
+static int snap_check_index(const struct snap_names *v, const char *table, const uint32_t *buckets,
+                            uint32_t nb, const uint8_t *entries, size_t stride, uint32_t n)
+{
+	uint32_t used = 0;
+
+	if (nb == 0 || (nb & (nb - 1)) != 0 || n >= nb)
+		return snap_fail(v->err, v->errlen,
+		                 "%s index: %" PRIu32 " buckets for %" PRIu32
+		                 " entries (a power of two above the entry count)",
+		                 table, nb, n);
+	for (uint32_t i = 0; i < nb; i++) {
+		if (buckets[i] > n)
+			return snap_fail(v->err, v->errlen,
+			                 "%s index: bucket %" PRIu32 " refers to entry %" PRIu32
+			                 " of %" PRIu32,
+			                 table, i, buckets[i], n);
+		used += buckets[i] != 0;
+	}
+	if (used != n)
+		return snap_fail(v->err, v->errlen,
+		                 "%s index: %" PRIu32 " buckets used for %" PRIu32 " entries",
+		                 table, used, n);
+	for (uint32_t e = 0; e < n; e++) {
+		const struct snap_name_key *k = (const void *)(entries + (size_t)e * stride);
+		uint32_t j = (uint32_t)k->hash & (nb - 1), steps = 0;
+
+		while (buckets[j] != e + 1 && buckets[j] != 0 && steps++ < nb)
+			j = (j + 1) & (nb - 1);
+		if (buckets[j] != e + 1)
+			return snap_fail(v->err, v->errlen,
+			                 "%s index: entry %" PRIu32 " cannot be found", table, e);
+	}
+	return 0;
+}
+
+static const struct snap_section *snap_find(const struct snap_header *h, uint32_t kind)
+{
+	for (uint32_t i = 0; i < h->nsections; i++)
+		if (h->sections[i].kind == kind)
+			return &h->sections[i];
+	return NULL;
+}
+
+/* A table and its index come together or not at all. */
+static int snap_check_table(const struct snap_names *v, uint32_t kind, uint32_t index_kind,
+                            const char *table, size_t stride, uint32_t kinds,
+                            const uint8_t **entries_out, uint32_t *n_out)
+{
+	const struct snap_section *t = snap_find(v->h, kind), *x = snap_find(v->h, index_kind);
+	const uint8_t *base = (const uint8_t *)v->h;
+
+	*entries_out = NULL;
+	*n_out = 0;
+	if (t == NULL && x == NULL)
+		return 0;
+	if (t == NULL || x == NULL)
+		return snap_fail(v->err, v->errlen,
+		                 "%s: table without its index or index without"
+		                 " its table",
+		                 table);
+	for (uint32_t i = 0; i < t->count; i++)
+		if (snap_check_key(v, (const void *)(base + t->offset + (size_t)i * stride), table,
+		                   i, kinds) != 0)
+			return -1;
+	if (snap_check_index(v, table, (const uint32_t *)(base + x->offset), x->count,
+	                     base + t->offset, stride, t->count) != 0)
+		return -1;
+	*entries_out = base + t->offset;
+	*n_out = t->count;
+	return 0;
+}
+
+static int snap_check_tls(const struct snap_names *v, const struct snap_tls_policy *p, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (p[i].level > SNAP_TLS_LEVEL_MAX || p[i].ciphers > SNAP_TLS_GRADE_MAX ||
+		    (p[i].protocols & ~SNAP_TLS_P_ALL) != 0 || (p[i].flags & ~SNAP_TLS_F_ALL) != 0)
+			return snap_fail(v->err, v->errlen,
+			                 "tls_policy entry %" PRIu32 ": level, ciphers, protocols"
+			                 " or flags out of range",
+			                 i);
+		if (snap_check_str(v, p[i].match, "tls_policy match", i) != 0 ||
+		    snap_check_str(v, p[i].exclude, "tls_policy exclude", i) != 0 ||
+		    snap_check_str(v, p[i].servername, "tls_policy servername", i) != 0 ||
+		    snap_check_str(v, p[i].tafile, "tls_policy tafile", i) != 0 ||
+		    snap_check_str(v, p[i].text, "tls_policy text", i) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int snap_check_transport(const struct snap_names *v, const struct snap_transport *t,
+                                uint32_t n)
+{
+	const struct snap_section *ns = snap_find(v->h, SNAP_SEC_NEXTHOPS);
+	const struct snap_nexthop *nh =
+	    ns != NULL ? (const void *)((const uint8_t *)v->h + ns->offset) : NULL;
+	uint32_t nnh = ns != NULL ? ns->count : 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (t[i].nexthop_count > nnh || t[i].nexthop_first > nnh - t[i].nexthop_count)
+			return snap_fail(v->err, v->errlen,
+			                 "transport entry %" PRIu32 ": next hops [%" PRIu32
+			                 ", +%" PRIu32 ") outside the %" PRIu32 " next hops",
+			                 i, t[i].nexthop_first, t[i].nexthop_count, nnh);
+		if (snap_check_str(v, t[i].text, "transport text", i) != 0)
+			return -1;
+	}
+	for (uint32_t i = 0; i < nnh; i++) {
+		if (nh[i].port == 0 || (nh[i].flags & ~(SNAP_NH_F_NO_MX | SNAP_NH_F_IP)) != 0 ||
+		    nh[i].host.len == 0 || nh[i].dest.len == 0)
+			return snap_fail(v->err, v->errlen,
+			                 "next hop %" PRIu32 ": port, flags or name missing", i);
+		if (snap_check_str(v, nh[i].host, "next hop host", i) != 0 ||
+		    snap_check_str(v, nh[i].dest, "next hop destination", i) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int snap_validate_names(const struct snap_header *h, char *err, size_t errlen)
+{
+	const struct snap_section *str = snap_find(h, SNAP_SEC_STRINGS), *mn;
+	struct snap_names v = {.h = h, .err = err, .errlen = errlen};
+	const uint8_t *entries;
+	uint32_t n;
+
+	if (str != NULL) {
+		v.strings = (const char *)h + str->offset;
+		v.strings_size = str->size;
+	}
+	if (snap_check_table(&v, SNAP_SEC_TLS_POLICY, SNAP_SEC_TLS_POLICY_INDEX, "tls_policy",
+	                     sizeof(struct snap_tls_policy),
+	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT |
+	                         1u << SNAP_NAME_NEXTHOP,
+	                     &entries, &n) != 0 ||
+	    snap_check_tls(&v, (const void *)entries, n) != 0)
+		return -1;
+	if (snap_check_table(&v, SNAP_SEC_TRANSPORT, SNAP_SEC_TRANSPORT_INDEX, "transport",
+	                     sizeof(struct snap_transport),
+	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT |
+	                         1u << SNAP_NAME_WILDCARD,
+	                     &entries, &n) != 0 ||
+	    snap_check_transport(&v, (const void *)entries, n) != 0)
+		return -1;
+	if (snap_check_table(&v, SNAP_SEC_RELAY_DOMAINS, SNAP_SEC_RELAY_DOMAINS_INDEX,
+	                     "relay_domains", sizeof(struct snap_name_key),
+	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n) != 0)
+		return -1;
+	mn = snap_find(h, SNAP_SEC_MYNETWORKS);
+	for (uint32_t i = 0; mn != NULL && i < mn->count; i++) {
+		const struct snap_cidr *c = (const void *)((const uint8_t *)h + mn->offset);
+		uint32_t mask = c[i].len == 0 || c[i].len > 32 ? 0 : 0xffffffffu << (32 - c[i].len);
+
+		if (c[i].len > 32 || (ntohl(c[i].prefix) & ~mask) != 0)
+			return snap_fail(err, errlen, "mynetworks entry %" PRIu32 ": bad prefix",
+			                 i);
+	}
+	if ((mn = snap_find(h, SNAP_SEC_RELAY)) != NULL &&
+	    ((const struct snap_relay *)((const uint8_t *)h + mn->offset))->tls_default_level >
+	        SNAP_TLS_LEVEL_MAX)
+		return snap_fail(err, errlen, "relay section: default TLS level out of range");
 	return 0;
 }
 
@@ -122,7 +368,7 @@ int snap_validate(const void *blob, size_t len, char *err, size_t errlen)
 {
 	const struct snap_header *h = blob;
 	const uint8_t *base = blob;
-	uint64_t dir_end;
+	uint64_t dir_end, seen = 0;
 	uint32_t sum;
 
 	if (blob == NULL)
@@ -155,7 +401,21 @@ int snap_validate(const void *blob, size_t len, char *err, size_t errlen)
 		if (snap_validate_section(base, h->size, dir_end, i, &h->sections[i], err,
 		                          errlen) != 0)
 			return -1;
+		/* readers take the first section of a kind: a second one is a lie
+		 * (known kinds are all below 64, see snap_elem_size) */
+		if (snap_elem_size(h->sections[i].kind) != 0) {
+			uint64_t bit = UINT64_C(1) << h->sections[i].kind;
+
+			if (seen & bit)
+				return snap_fail(err, errlen,
+				                 "section %" PRIu32
+				                 ": a second section of kind %" PRIu32,
+				                 i, h->sections[i].kind);
+			seen |= bit;
+		}
 	}
+	if (snap_validate_names(h, err, errlen) != 0)
+		return -1;
 	sum = snap_checksum(blob, h->size);
 	if (sum != h->checksum)
 		return snap_fail(err, errlen, "checksum 0x%08" PRIx32 ", computed 0x%08" PRIx32,

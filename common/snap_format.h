@@ -17,7 +17,7 @@
 
 #define SNAP_MAGIC 0x4e534750u /* "PGSN" little-endian */
 #define SNAP_ABI_MAJOR 1
-#define SNAP_ABI_MINOR 0
+#define SNAP_ABI_MINOR 1 /* 1: TLS policy, transport and relay access sections */
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -29,6 +29,16 @@ enum snap_section_kind {
 	SNAP_SEC_DATAPLANE = 2, /* struct snap_dataplane, count 1 */
 	SNAP_SEC_PORTS = 3,     /* struct snap_port[count] */
 	SNAP_SEC_ROUTES = 4,    /* struct snap_route[count], longest prefix first */
+	/* ABI 1.1: outbound TLS policy, transport table, relay access */
+	SNAP_SEC_RELAY = 5,                /* struct snap_relay, count 1 */
+	SNAP_SEC_TLS_POLICY = 6,           /* struct snap_tls_policy[count], file order */
+	SNAP_SEC_TLS_POLICY_INDEX = 7,     /* uint32_t[count] hash buckets over TLS_POLICY */
+	SNAP_SEC_TRANSPORT = 8,            /* struct snap_transport[count], file order */
+	SNAP_SEC_TRANSPORT_INDEX = 9,      /* uint32_t[count] hash buckets over TRANSPORT */
+	SNAP_SEC_NEXTHOPS = 10,            /* struct snap_nexthop[count], ranges of TRANSPORT */
+	SNAP_SEC_MYNETWORKS = 11,          /* struct snap_cidr[count] */
+	SNAP_SEC_RELAY_DOMAINS = 12,       /* struct snap_name_key[count] */
+	SNAP_SEC_RELAY_DOMAINS_INDEX = 13, /* uint32_t[count] hash buckets over RELAY_DOMAINS */
 };
 
 struct snap_section {
@@ -58,16 +68,16 @@ struct snap_str {
 
 /* Dataplane-wide settings (postern.conf). Times in nanoseconds. */
 struct snap_dataplane {
-	uint32_t workers;          /* worker lcores the dataplane runs */
+	uint32_t workers; /* worker lcores the dataplane runs */
 	uint32_t nports;
-	uint64_t idle_sleep_ns;    /* back-off sleep when idle */
-	uint32_t idle_polls;       /* empty polls before backing off */
-	uint32_t arp_max_retries;  /* requests before giving up on a neighbour */
-	uint64_t arp_retry_ns;     /* interval between ARP requests */
-	uint64_t arp_cache_ns;     /* lifetime of a resolved entry */
-	uint32_t arp_pending_max;  /* packets parked awaiting ARP, per worker */
-	uint32_t flags;            /* SNAP_DP_F_* */
-	uint32_t default_gateway;  /* network order, 0 = none */
+	uint64_t idle_sleep_ns;   /* back-off sleep when idle */
+	uint32_t idle_polls;      /* empty polls before backing off */
+	uint32_t arp_max_retries; /* requests before giving up on a neighbour */
+	uint64_t arp_retry_ns;    /* interval between ARP requests */
+	uint64_t arp_cache_ns;    /* lifetime of a resolved entry */
+	uint32_t arp_pending_max; /* packets parked awaiting ARP, per worker */
+	uint32_t flags;           /* SNAP_DP_F_* */
+	uint32_t default_gateway; /* network order, 0 = none */
 	uint32_t reserved;
 };
 
@@ -83,17 +93,137 @@ struct snap_port {
 };
 
 struct snap_route {
-	uint32_t prefix;  /* network order, host bits zero */
+	uint32_t prefix; /* network order, host bits zero */
 	uint8_t prefix_len;
-	uint8_t port;     /* egress port index */
+	uint8_t port; /* egress port index */
 	uint16_t pad;
 	uint32_t gateway; /* network order, 0 = directly connected */
 };
 
 /*
+ * ---- Name tables (ABI 1.1) ----
+ *
+ * The TLS policy, transport and relay_domains tables are each an array of
+ * entries that begin with a struct snap_name_key, plus an index section: an
+ * open-addressing hash table of uint32_t buckets (a power of two of them,
+ * at least one empty), each 0 for empty or 1 + the index of an entry. A
+ * lookup probes from (hash & (count - 1)) onwards until an empty bucket.
+ *
+ * The hash is 64-bit FNV-1a over the key's bytes taken from the LAST to the
+ * first. Hashing from the right gives, in one pass over a name, the hash of
+ * every ".parent" suffix (each is a prefix of the reversed name), so exact
+ * and parent-domain lookups cost O(length of the name) together
+ * (common/policy_lookup.c). Keys are stored lowercased.
+ */
+#define SNAP_NAME_HASH_OFFSET UINT64_C(0xcbf29ce484222325)
+#define SNAP_NAME_HASH_PRIME UINT64_C(0x100000001b3)
+#define SNAP_NAME_MAX 300 /* longest key: "[" 253 "]:65535", with margin */
+
+enum snap_name_kind {
+	SNAP_NAME_DOMAIN = 1,   /* "example.com": that domain only */
+	SNAP_NAME_PARENT = 2,   /* ".example.com": its sub-domains only */
+	SNAP_NAME_NEXTHOP = 3,  /* "[mx.example.com]" or "[198.19.0.2]:587" */
+	SNAP_NAME_WILDCARD = 4, /* "*": the transport table's default */
+};
+
+struct snap_name_key {
+	uint64_t hash;        /* see above, over name */
+	struct snap_str name; /* lowercased key as looked up */
+	uint32_t kind;        /* enum snap_name_kind */
+	uint32_t line;        /* line of its file, for explanations; 0 = none */
+};
+
+/* Outbound TLS security levels (Postfix smtp_tls_security_level). */
+enum snap_tls_level {
+	SNAP_TLS_NONE = 0,
+	SNAP_TLS_MAY = 1,
+	SNAP_TLS_ENCRYPT = 2,
+	SNAP_TLS_FINGERPRINT = 3,
+	SNAP_TLS_VERIFY = 4,
+	SNAP_TLS_SECURE = 5,
+	/* dane and dane-only arrive with DNSSEC lookups; refused until then */
+	SNAP_TLS_LEVEL_MAX = SNAP_TLS_SECURE,
+};
+
+/* Cipher grades of the ciphers= attribute (Postfix tls_*_ciphers). */
+enum snap_tls_grade {
+	SNAP_TLS_GRADE_DEFAULT = 0, /* the level's default (Postfix: medium) */
+	SNAP_TLS_GRADE_EXPORT = 1,
+	SNAP_TLS_GRADE_LOW = 2,
+	SNAP_TLS_GRADE_MEDIUM = 3,
+	SNAP_TLS_GRADE_HIGH = 4,
+	SNAP_TLS_GRADE_NULL = 5,
+	SNAP_TLS_GRADE_MAX = SNAP_TLS_GRADE_NULL,
+};
+
+/* Protocol versions, as bits of snap_tls_policy.protocols. */
+#define SNAP_TLS_P_SSLV2 0x01u
+#define SNAP_TLS_P_SSLV3 0x02u
+#define SNAP_TLS_P_TLSV1 0x04u
+#define SNAP_TLS_P_TLSV1_1 0x08u
+#define SNAP_TLS_P_TLSV1_2 0x10u
+#define SNAP_TLS_P_TLSV1_3 0x20u
+#define SNAP_TLS_P_ALL 0x3fu
+
+#define SNAP_TLS_F_TESTING 0x1u      /* mode=testing: evaluate, log, never defer */
+#define SNAP_TLS_F_SNI_HOSTNAME 0x2u /* servername=hostname: SNI is the MX host */
+#define SNAP_TLS_F_ALL 0x3u
+
+struct snap_tls_policy {
+	struct snap_name_key key;
+	uint8_t level;      /* enum snap_tls_level */
+	uint8_t ciphers;    /* enum snap_tls_grade */
+	uint16_t protocols; /* SNAP_TLS_P_* allowed; 0 = the level's default */
+	uint32_t flags;     /* SNAP_TLS_F_* */
+	/*
+	 * fingerprint: SHA-256 digests "AB:CD:..|..." (Postfix: '|' between
+	 * fingerprints); verify/secure: "hostname:nexthop:dot-nexthop:NAME..."
+	 * (Postfix: ':' between strategies); "" = the level's default.
+	 */
+	struct snap_str match;
+	struct snap_str exclude;    /* OpenSSL cipher names, as written */
+	struct snap_str servername; /* SNI name; "" = none or F_SNI_HOSTNAME */
+	struct snap_str tafile;     /* trust-anchor PEM file; "" = none */
+	struct snap_str text;       /* the entry as written (one line) */
+};
+
+/* One next hop of a transport entry. */
+#define SNAP_NH_F_NO_MX 0x1u /* "[host]": connect to host itself, no MX lookup */
+#define SNAP_NH_F_IP 0x2u    /* host is an IPv4 literal, addr holds it */
+
+struct snap_nexthop {
+	struct snap_str host; /* lowercased name or dotted quad, no brackets */
+	struct snap_str dest; /* Postfix next-hop destination, the TLS policy key */
+	uint16_t port;        /* 25 unless given */
+	uint8_t flags;        /* SNAP_NH_F_* */
+	uint8_t pad;
+	uint32_t addr; /* IPv4, network order, with SNAP_NH_F_IP */
+};
+
+struct snap_transport {
+	struct snap_name_key key;
+	uint32_t nexthop_first; /* into SNAP_SEC_NEXTHOPS */
+	uint32_t nexthop_count; /* 0: the recipient domain itself (MX lookup) */
+	struct snap_str text;   /* the entry as written (one line) */
+};
+
+struct snap_cidr {
+	uint32_t prefix; /* network order, host bits zero */
+	uint8_t len;
+	uint8_t pad[3];
+};
+
+/* Relay and outbound-policy settings from postern.conf. */
+struct snap_relay {
+	uint8_t tls_default_level; /* enum snap_tls_level when no entry applies */
+	uint8_t pad[7];
+};
+
+/*
  * Validation and access (common/snap.c). snap_validate checks magic, ABI,
- * size, checksum and that every section lies inside the blob; it never
- * trusts a field before checking it. Returns 0 or -1 with a message.
+ * size, checksum and that every section lies inside the blob, and for the
+ * name tables every string, hash, index bucket, enum and next-hop range; it
+ * never trusts a field before checking it. Returns 0 or -1 with a message.
  */
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen);
 uint32_t snap_checksum(const void *blob, size_t len);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "policy.h"
 #include "result.h"
 
 #define CONF_FILE_MAX (1u << 20) /* a main.cf-style file is a few KB */
@@ -24,16 +25,19 @@
 #define CONF_NS_PER_S UINT64_C(1000000000)
 
 enum conf_type {
-	CT_UINT,     /* decimal integer in [min, max] */
-	CT_TIME,     /* integer + us|ms|s|m|h, bare = seconds; stored in ns */
-	CT_SIZE,     /* bytes + optional k|M|G */
-	CT_BOOL,     /* yes|no */
-	CT_DEVICE,   /* PCI address or DPDK vdev spec */
-	CT_PREFIX,   /* IPv4/len, host address of a port */
-	CT_IPV4,     /* IPv4 unicast address, empty = none */
-	CT_ROUTES,   /* PREFIX/LEN via GATEWAY, ... */
-	CT_SHM_NAME, /* [A-Za-z0-9_.-]+ */
-	CT_SOCKET,   /* absolute path that fits sun_path */
+	CT_UINT,      /* decimal integer in [min, max] */
+	CT_TIME,      /* integer + us|ms|s|m|h, bare = seconds; stored in ns */
+	CT_SIZE,      /* bytes + optional k|M|G */
+	CT_BOOL,      /* yes|no */
+	CT_DEVICE,    /* PCI address or DPDK vdev spec */
+	CT_PREFIX,    /* IPv4/len, host address of a port */
+	CT_IPV4,      /* IPv4 unicast address, empty = none */
+	CT_ROUTES,    /* PREFIX/LEN via GATEWAY, ... */
+	CT_SHM_NAME,  /* [A-Za-z0-9_.-]+ */
+	CT_SOCKET,    /* absolute path that fits sun_path */
+	CT_NETWORKS,  /* mynetworks: IPv4 CIDR list */
+	CT_DOMAINS,   /* relay_domains: domain and .domain list */
+	CT_TLS_LEVEL, /* a TLS security level, dane* refused */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -71,6 +75,9 @@ static const struct conf_key conf_keys[] = {
     {"snapshot_max_size", CT_SIZE, false, CONF_FIELD(snapshot_max_size), 64u << 10, 1u << 30,
      "16M"},
     {"control_socket", CT_SOCKET, false, CONF_FIELD(control_socket), 0, 0, CONF_DEFAULT_SOCKET},
+    {"mynetworks", CT_NETWORKS, false, 0, 0, 0, 0, ""},
+    {"relay_domains", CT_DOMAINS, false, 0, 0, 0, 0, ""},
+    {"tls_default_level", CT_TLS_LEVEL, false, CONF_FIELD(tls_default_level), 0, 0, "may"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -558,6 +565,134 @@ static int conf_val_routes(struct conf_parser *p, const char *s, char *why, size
 	}
 }
 
+/* Next element of a list separated by commas and/or whitespace (Postfix). */
+static const char *conf_next_elem(const char *s, char *elem, size_t elemlen, bool *too_long)
+{
+	size_t n;
+
+	s += strspn(s, ", \t");
+	n = strcspn(s, ", \t");
+	*too_long = n >= elemlen;
+	if (n == 0)
+		return NULL;
+	snprintf(elem, elemlen, "%.*s", (int)(n < elemlen ? n : elemlen - 1), s);
+	return s + n;
+}
+
+/*
+ * mynetworks (Postfix postconf(5) mynetworks): IPv4 "address/len" or a bare
+ * address (/32). Host bits must be zero (Postfix refuses "non-null host
+ * address bits"); a network shorter than /8 would make Postern an open
+ * relay for a good part of the Internet and is refused.
+ */
+static int conf_val_networks(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	char elem[64];
+	bool too_long;
+
+	c->nmynetworks = 0;
+	while ((s = conf_next_elem(s, elem, sizeof(elem), &too_long)) != NULL) {
+		struct pg_conf_cidr *n;
+		char inner[160];
+		uint32_t host;
+		uint8_t len = 32;
+
+		if (too_long)
+			return conf_why(why, whylen, "\"%s...\": not an IPv4 network", elem);
+		if (strchr(elem, '[') != NULL || strchr(elem, ':') != NULL)
+			return conf_why(why, whylen,
+			                "\"%s\": IPv6 networks are not supported yet (and"
+			                " lookup tables are not supported in mynetworks)",
+			                elem);
+		if (c->nmynetworks == CONF_MYNETWORKS_MAX)
+			return conf_why(why, whylen, "more than %d networks", CONF_MYNETWORKS_MAX);
+		if (strchr(elem, '/') != NULL) {
+			if (elem[0] == '/')
+				return conf_why(why, whylen,
+				                "\"%s\": files are not supported in mynetworks",
+				                elem);
+			if (conf_parse_prefix(elem, &host, &len, inner, sizeof(inner)) != 0)
+				return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+		} else if (conf_parse_ip(elem, &host) != 0) {
+			return conf_why(why, whylen,
+			                "\"%s\": expected an IPv4 network, e.g. 198.18.0.0/24",
+			                elem);
+		}
+		if ((host & ~conf_mask(len)) != 0) {
+			char fix[INET_ADDRSTRLEN];
+
+			conf_fmt_ip(htonl(host & conf_mask(len)), fix, sizeof(fix));
+			return conf_why(why, whylen,
+			                "\"%s\": host bits are not zero (did you mean %s/%u?)",
+			                elem, fix, len);
+		}
+		if (len < 8)
+			return conf_why(why, whylen,
+			                "\"%s\": a /%u network would make Postern an open"
+			                " relay (shortest allowed: /8)",
+			                elem, len);
+		for (uint32_t i = 0; i < c->nmynetworks; i++)
+			if (c->mynetworks[i].prefix == htonl(host) && c->mynetworks[i].len == len)
+				return conf_why(why, whylen, "\"%s\": listed twice", elem);
+		n = &c->mynetworks[c->nmynetworks++];
+		n->prefix = htonl(host);
+		n->len = len;
+	}
+	return 0;
+}
+
+/*
+ * relay_domains: "domain" matches that domain only, ".domain" its
+ * sub-domains only. Postfix's default parent_domain_matches_subdomains
+ * lets "domain" match sub-domains too; Postern does not, so a relay
+ * domain never opens the relay for names the operator did not write.
+ */
+static int conf_val_domains(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	char elem[300], norm[300], inner[POLICY_WHY_MAX];
+	size_t used = 0;
+	bool too_long;
+
+	c->nrelay_domains = 0;
+	c->relay_domains[0] = '\0';
+	while ((s = conf_next_elem(s, elem, sizeof(elem), &too_long)) != NULL) {
+		if (too_long)
+			return conf_why(why, whylen, "\"%.60s...\": longer than 253 characters",
+			                elem);
+		if (strcmp(elem, "*") == 0 || strcmp(elem, ".") == 0)
+			return conf_why(why, whylen, "\"%s\" would make Postern an open relay",
+			                elem);
+		if (strchr(elem, ':') != NULL || elem[0] == '/' || elem[0] == '$')
+			return conf_why(why, whylen,
+			                "\"%.60s\": lookup tables, files and $parameters are not"
+			                " supported in relay_domains",
+			                elem);
+		if (policy_check_domain(elem, true, norm, sizeof(norm), inner, sizeof(inner)) != 0)
+			return conf_why(why, whylen, "\"%.60s\": %s", elem, inner);
+		for (const char *d = c->relay_domains; *d != '\0';) {
+			size_t n = strcspn(d, " ");
+
+			if (n == strlen(norm) && strncmp(d, norm, n) == 0)
+				return conf_why(why, whylen, "\"%s\": listed twice", elem);
+			d += n + (d[n] == ' ');
+		}
+		if (used + strlen(norm) + 2 > sizeof(c->relay_domains))
+			return conf_why(why, whylen, "list longer than %d bytes",
+			                CONF_RELAY_DOMAINS_MAX);
+		used += (size_t)snprintf(c->relay_domains + used, sizeof(c->relay_domains) - used,
+		                         "%s%s", used ? " " : "", norm);
+		c->nrelay_domains++;
+	}
+	return 0;
+}
+
+static int conf_val_tls_level(const struct conf_key *k, const char *s, void *dst, char *why,
+                              size_t whylen)
+{
+	(void)k;
+	return policy_parse_default_level(s, dst, why, whylen);
+}
+
 /* ---- first pass: logical lines ---- */
 
 /* Key table lookup; *port receives N of portN_* keys. */
@@ -630,6 +765,12 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_shm_name(k, value, dst, why, whylen);
 	case CT_SOCKET:
 		return conf_val_socket(k, value, dst, why, whylen);
+	case CT_NETWORKS:
+		return conf_val_networks(p->conf, value, why, whylen);
+	case CT_DOMAINS:
+		return conf_val_domains(p->conf, value, why, whylen);
+	case CT_TLS_LEVEL:
+		return conf_val_tls_level(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }
@@ -651,7 +792,7 @@ static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
 {
 	char *eq = strchr(text, '=');
 	const struct conf_key *k;
-	char name[64], why[320];
+	char name[64], why[POLICY_WHY_MAX];
 	unsigned port, idx;
 	bool bad_port;
 	char *key, *value;
@@ -677,7 +818,7 @@ static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
 	p->line_of[idx][port] = line;
 	if (conf_apply(p, k, port, value, why, sizeof(why)) != 0) {
 		/* a route list can be long: its errors quote just the bad route */
-		if (k->type == CT_ROUTES)
+		if (k->type == CT_ROUTES || k->type == CT_NETWORKS || k->type == CT_DOMAINS)
 			return conf_error(p, line, "bad value for %s: %s", name, why);
 		return conf_error(p, line, "bad value for %s: \"%.100s\": %s", name, value, why);
 	}

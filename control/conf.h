@@ -21,6 +21,8 @@
 #define CONF_PATH_MAX 4096
 #define CONF_SOCKET_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 #define CONF_SHM_NAME_MAX 60
+#define CONF_MYNETWORKS_MAX 256
+#define CONF_RELAY_DOMAINS_MAX 16384 /* bytes of the normalized list */
 
 struct pg_conf_port {
 	char device[CONF_DEVICE_MAX]; /* PCI address or DPDK vdev spec */
@@ -35,6 +37,12 @@ struct pg_conf_route {
 	uint8_t prefix_len;
 	uint8_t port;     /* egress port */
 	uint32_t gateway; /* network order, 0 = directly connected */
+};
+
+/* A client network of mynetworks. */
+struct pg_conf_cidr {
+	uint32_t prefix; /* network order, host bits zero */
+	uint8_t len;
 };
 
 struct pg_conf {
@@ -64,6 +72,14 @@ struct pg_conf {
 	char shm_name[CONF_SHM_NAME_MAX + 1];
 	uint64_t snapshot_max_size;
 	char control_socket[CONF_SOCKET_MAX];
+
+	/* relay access: Postern is never an open relay (both empty by default) */
+	uint32_t nmynetworks;
+	struct pg_conf_cidr mynetworks[CONF_MYNETWORKS_MAX];
+	uint32_t nrelay_domains;
+	char relay_domains[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
+
+	uint8_t tls_default_level; /* enum snap_tls_level without a tls_policy entry */
 };
 
 /*

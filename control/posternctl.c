@@ -43,8 +43,47 @@ static const struct ctl_cmd {
     {"reload", true, false, "[--json]",
      "re-read the configuration and publish it; an invalid configuration is\n"
      "refused (exit 1) and the running one stays live"},
+    {"policy", false, false, "list|show|test|set|del ...",
+     "the outbound TLS policy (CONFIG_DIR/tls_policy), see `posternctl policy SUB --help`"},
+    {"transport", false, false, "test DOMAIN [--json]",
+     "which next hops the transport table gives mail for DOMAIN"},
     {"help", false, false, "[COMMAND]", "this text, or the help of COMMAND"},
 };
+
+/*
+ * Sub-commands of policy and transport: the number of positional arguments
+ * they take (max -1: any number from min), the options, and the help.
+ */
+static const struct ctl_sub {
+	const char *cmd, *name;
+	int min, max;
+	bool json_ok, nexthop_ok;
+	const char *args;
+	const char *help;
+} ctl_subs[] = {
+    {"policy", "list", 0, 0, true, false, "[--json]",
+     "every entry of the live TLS policy, in file order, and the default level"},
+    {"policy", "show", 1, 1, true, false, "KEY [--json]",
+     "the entry for KEY (domain, .domain or [host]:port); exit 1 if there is none"},
+    {"policy", "test", 1, 1, true, true, "DOMAIN [--nexthop HOST[:PORT]] [--json]",
+     "which entry applies to a delivery to DOMAIN and why: the entry, FILE:LINE, the\n"
+     "match kind (nexthop, exact, parent, default) and the resulting level and\n"
+     "attributes. Without --nexthop, the next hops of the transport table are used\n"
+     "(or the MX hosts of DOMAIN). Precedence: the next-hop destination ([host]:port\n"
+     "exactly, or a next-hop domain and its parents), then DOMAIN, then its parents\n"
+     "nearest first, then tls_default_level"},
+    {"policy", "set", 2, -1, true, false, "KEY LEVEL [ATTR=VALUE...] [--json]",
+     "add or replace the entry for KEY in CONFIG_DIR/tls_policy (comments and other\n"
+     "lines kept), validate the whole file, replace it atomically and publish; an\n"
+     "invalid entry is refused (exit 1) and nothing changes"},
+    {"policy", "del", 1, 1, true, false, "KEY [--json]",
+     "remove the entry for KEY from CONFIG_DIR/tls_policy and publish; exit 1 if\n"
+     "there is none"},
+    {"transport", "test", 1, 1, true, false, "DOMAIN [--json]",
+     "the transport entry for DOMAIN (exact, parent or *) and its next hops in order"},
+};
+
+#define CTL_NSUBS (sizeof(ctl_subs) / sizeof(ctl_subs[0]))
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
@@ -57,7 +96,7 @@ static void ctl_usage(FILE *f)
 	        "  -c CONFIG_DIR  configuration directory to find the socket in\n"
 	        "commands:\n");
 	for (size_t i = 0; i < CTL_NCMDS; i++)
-		fprintf(f, "  %-7s %s\n", ctl_cmds[i].name, ctl_cmds[i].args);
+		fprintf(f, "  %-9s %s\n", ctl_cmds[i].name, ctl_cmds[i].args);
 	fprintf(f, "exit codes: 0 ok, 1 posternd reported an error, 2 usage error,\n"
 	           "            3 posternd unreachable, 4 status: not ready\n");
 }
@@ -66,6 +105,23 @@ static void ctl_cmd_help(const struct ctl_cmd *c)
 {
 	printf("usage: posternctl [-s SOCKET] [-c CONFIG_DIR] %s %s\n%s\n", c->name, c->args,
 	       c->help);
+}
+
+static const struct ctl_sub *ctl_find_sub(const char *cmd, const char *name)
+{
+	for (size_t i = 0; i < CTL_NSUBS; i++)
+		if (strcmp(ctl_subs[i].cmd, cmd) == 0 && strcmp(ctl_subs[i].name, name) == 0)
+			return &ctl_subs[i];
+	return NULL;
+}
+
+static void ctl_sub_usage(FILE *f, const char *cmd)
+{
+	fprintf(f, "usage:\n");
+	for (size_t i = 0; i < CTL_NSUBS; i++)
+		if (strcmp(ctl_subs[i].cmd, cmd) == 0)
+			fprintf(f, "  posternctl %s %s %s\n", cmd, ctl_subs[i].name,
+			        ctl_subs[i].args);
 }
 
 static const struct ctl_cmd *ctl_find_cmd(const char *name)
@@ -199,6 +255,90 @@ static int ctl_request(const char *sock, const char *request)
 	return rc;
 }
 
+/*
+ * posternctl policy|transport SUB ARGS: check the arguments here (usage
+ * errors exit 2 without bothering posternd), then send
+ * "CMD SUB [--json] [--nexthop=H] ARGS" on one line.
+ */
+static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *opt_s,
+                        const char *opt_c)
+{
+	const struct ctl_sub *sub;
+	const char *nexthop = NULL;
+	char sock[CONF_PATH_MAX], *request;
+	size_t cap = 64, o;
+	bool json = false;
+	int npos = 0, rc;
+
+	if (argc == 0 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+		ctl_sub_usage(argc == 0 ? stderr : stdout, cmdname);
+		return argc == 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
+	}
+	sub = ctl_find_sub(cmdname, argv[0]);
+	if (sub == NULL) {
+		fprintf(stderr, "posternctl: %s: unknown sub-command \"%s\"\n", cmdname, argv[0]);
+		ctl_sub_usage(stderr, cmdname);
+		return CTL_EXIT_USAGE;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: posternctl [-s SOCKET] [-c CONFIG_DIR] %s %s %s\n%s\n",
+			       cmdname, sub->name, sub->args, sub->help);
+			return CTL_EXIT_OK;
+		}
+	}
+	for (int i = 1; i < argc; i++) {
+		cap += strlen(argv[i]) + 16;
+		if (strpbrk(argv[i], "\n\r") != NULL) {
+			fprintf(stderr, "posternctl: %s %s: an argument contains a line break\n",
+			        cmdname, sub->name);
+			return CTL_EXIT_USAGE;
+		}
+		if (sub->json_ok && strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (sub->nexthop_ok && strcmp(argv[i], "--nexthop") == 0 && i + 1 < argc) {
+			nexthop = argv[++i];
+			cap += strlen(nexthop);
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "posternctl: %s %s: unknown option \"%s\"\n", cmdname,
+			        sub->name, argv[i]);
+			fprintf(stderr, "usage: posternctl %s %s %s\n", cmdname, sub->name,
+			        sub->args);
+			return CTL_EXIT_USAGE;
+		} else {
+			npos++;
+		}
+	}
+	if (npos < sub->min || (sub->max >= 0 && npos > sub->max)) {
+		fprintf(stderr, "posternctl: %s %s: wrong number of arguments\n", cmdname,
+		        sub->name);
+		fprintf(stderr, "usage: posternctl %s %s %s\n", cmdname, sub->name, sub->args);
+		return CTL_EXIT_USAGE;
+	}
+	rc = ctl_socket_path(opt_s, opt_c, sock, sizeof(sock));
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	request = malloc(cap);
+	if (request == NULL)
+		return CTL_EXIT_DAEMON_ERROR;
+	o = (size_t)snprintf(request, cap, "%s %s%s", cmdname, sub->name, json ? " --json" : "");
+	if (nexthop != NULL)
+		o += (size_t)snprintf(request + o, cap - o, " --nexthop=%s", nexthop);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			continue;
+		if (strcmp(argv[i], "--nexthop") == 0) {
+			i++;
+			continue;
+		}
+		o += (size_t)snprintf(request + o, cap - o, " %s", argv[i]);
+	}
+	snprintf(request + o, cap - o, "\n");
+	rc = ctl_request(sock, request);
+	free(request);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *opt_s = NULL, *opt_c = NULL;
@@ -227,6 +367,8 @@ int main(int argc, char **argv)
 	cmd = ctl_find_cmd(argv[i]);
 	if (cmd == NULL)
 		return ctl_usage_error("unknown command \"%s\"", argv[i]);
+	if (strcmp(cmd->name, "policy") == 0 || strcmp(cmd->name, "transport") == 0)
+		return ctl_sub_main(cmd->name, argc - i - 1, argv + i + 1, opt_s, opt_c);
 	for (i++; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			ctl_cmd_help(cmd);
@@ -237,7 +379,12 @@ int main(int argc, char **argv)
 			all = true;
 		} else if (strcmp(cmd->name, "help") == 0 && ctl_find_cmd(argv[i]) != NULL &&
 		           i + 1 == argc) {
-			ctl_cmd_help(ctl_find_cmd(argv[i]));
+			const struct ctl_cmd *hc = ctl_find_cmd(argv[i]);
+
+			if (strcmp(hc->name, "policy") == 0 || strcmp(hc->name, "transport") == 0)
+				ctl_sub_usage(stdout, hc->name);
+			else
+				ctl_cmd_help(hc);
 			return CTL_EXIT_OK;
 		} else {
 			fprintf(stderr, "posternctl: %s: unknown argument \"%s\"\n", cmd->name,

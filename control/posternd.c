@@ -4,10 +4,15 @@
  * publishes it into shared memory for postern-dp, re-publishes on SIGHUP or
  * `reload` (an invalid change is refused and the old snapshot stays live),
  * and answers posternctl on a Unix socket with status and counters read
- * from the same region. Plain Linux, one thread, one poll() loop.
+ * from the same region, and with the TLS policy as the published snapshot
+ * holds it (`policy list|show|test`, `transport test`). `policy set|del`
+ * rewrite CONFIG_DIR/tls_policy atomically and publish it. Plain Linux, one
+ * thread, one poll() loop.
  *
  * Socket protocol: the client sends one request line; posternd answers with
  * one verdict line ("ok", "error" or "notready"), then the body, then closes.
+ * "status", "stats" and "reload" take the words "json" and "all"; "policy"
+ * and "transport" take a sub-command, its arguments and "--" options.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,13 +33,17 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "policy.h"
+#include "policy_lookup.h"
 #include "report.h"
 #include "result.h"
 #include "shm.h"
 #include "snap_build.h"
+#include "transport.h"
 
 #define CTL_MAX_CLIENTS 32
-#define CTL_REQUEST_MAX 256
+#define CTL_REQUEST_MAX 8192 /* policy set with a few fingerprints */
+#define CTL_MAX_ARGS 64
 #define CTL_CLIENT_TIMEOUT_NS (5 * 1000000000ull)
 #define CTL_PUBLISH_RETRY_NS (2 * 1000000000ull) /* readers hold slots briefly */
 #define CTL_PUBLISH_RETRY_SLEEP_NS (10 * 1000000ull)
@@ -51,7 +60,10 @@ struct ctl_client {
 
 struct ctl_daemon {
 	const char *config_dir;
-	struct pg_conf *conf; /* the configuration of the live snapshot */
+	struct pg_conf *conf;          /* the configuration of the live snapshot */
+	struct pg_policy policy;       /* its tls_policy */
+	struct pg_transport transport; /* its transport table */
+	void *blob;                    /* a copy of the live snapshot, for lookups */
 	struct shm_map shm;
 	uint64_t start_ns;
 	uint64_t gen;
@@ -85,36 +97,46 @@ static void ctl_usage(FILE *f)
 {
 	fprintf(f, "usage: posternd [-c CONFIG_DIR] [--check] [--foreground]\n"
 	           "  -c, --config DIR   configuration directory (default " CONF_DEFAULT_DIR ")\n"
-	           "      --check        validate DIR/postern.conf, print \"config OK\" or the"
-	           " error\n"
+	           "      --check        validate DIR (postern.conf, tls_policy, transport),"
+	           " print\n"
+	           "                     \"config OK\" or the error\n"
 	           "      --foreground   stay in the foreground (always the case; for"
 	           " supervisors)\n"
 	           "  -h, --help         this text\n");
 }
 
-/*
- * Build and publish. PG_AGAIN from shm_publish means every spare slot is
- * held by a reader that has not reached a quiescent point yet; workers pass
- * one every loop iteration, so retrying for a while is enough.
- */
-static int ctl_publish(struct ctl_daemon *dm, const struct pg_conf *conf, uint64_t *gen, char *err,
-                       size_t errlen)
+/* Build a snapshot of a configuration and check that it fits its slot. */
+static int ctl_build(const struct pg_conf *conf, const struct pg_policy *pol,
+                     const struct pg_transport *tr, void **blob, size_t *len, char *err,
+                     size_t errlen)
 {
-	uint64_t deadline = shm_now_ns() + CTL_PUBLISH_RETRY_NS;
-	void *blob;
-	size_t len;
-	int rc;
-
-	if (snap_build(conf, &blob, &len, err, errlen) != PG_OK)
+	if (snap_build_all(conf, pol, tr, blob, len, err, errlen) != PG_OK)
 		return PG_ERROR;
-	if (len > conf->snapshot_max_size) {
+	if (*len > conf->snapshot_max_size) {
 		snprintf(err, errlen,
 		         "snapshot is %zu bytes, larger than snapshot_max_size"
 		         " %" PRIu64,
-		         len, conf->snapshot_max_size);
-		free(blob);
+		         *len, conf->snapshot_max_size);
+		free(*blob);
+		*blob = NULL;
 		return PG_ERROR;
 	}
+	return PG_OK;
+}
+
+/*
+ * Publish a built blob; on success it becomes dm->blob (the daemon's copy
+ * for lookups), else it is freed. PG_AGAIN from shm_publish means every
+ * spare slot is held by a reader that has not reached a quiescent point
+ * yet; workers pass one every loop iteration, so retrying for a while is
+ * enough.
+ */
+static int ctl_publish(struct ctl_daemon *dm, void *blob, size_t len, uint64_t *gen, char *err,
+                       size_t errlen)
+{
+	uint64_t deadline = shm_now_ns() + CTL_PUBLISH_RETRY_NS;
+	int rc;
+
 	for (;;) {
 		rc = shm_publish(&dm->shm, blob, len, gen, err, errlen);
 		if (rc != PG_AGAIN || shm_now_ns() >= deadline)
@@ -130,8 +152,33 @@ static int ctl_publish(struct ctl_daemon *dm, const struct pg_conf *conf, uint64
 		         " stuck?)",
 		         why);
 	}
-	free(blob);
-	return rc;
+	if (rc != PG_OK) {
+		free(blob);
+		return rc;
+	}
+	/* shm_publish stamped generation and checksum into the slot copy */
+	((struct snap_header *)blob)->generation = *gen;
+	((struct snap_header *)blob)->checksum = snap_checksum(blob, len);
+	free(dm->blob);
+	dm->blob = blob;
+	return PG_OK;
+}
+
+/* postern.conf, tls_policy and transport of dir, all valid, or an error. */
+static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy *pol,
+                        struct pg_transport *tr, char *err, size_t errlen)
+{
+	memset(pol, 0, sizeof(*pol));
+	memset(tr, 0, sizeof(*tr));
+	if (conf_load(dir, conf, err, errlen) != PG_OK)
+		return PG_ERROR;
+	if (policy_load(dir, pol, err, errlen) != PG_OK)
+		return PG_ERROR;
+	if (transport_load(dir, tr, err, errlen) != PG_OK) {
+		policy_free(pol);
+		return PG_ERROR;
+	}
+	return PG_OK;
 }
 
 /* Settings the running daemon and dataplane cannot change on the fly. */
@@ -160,6 +207,10 @@ static int ctl_check_restart_only(const struct pg_conf *old, const struct pg_con
 static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 {
 	struct pg_conf *nc = malloc(sizeof(*nc));
+	struct pg_policy pol;
+	struct pg_transport tr;
+	void *blob = NULL;
+	size_t len;
 	uint64_t gen;
 	int rc;
 
@@ -167,21 +218,89 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		return PG_ERROR;
 	}
-	rc = conf_load(dm->config_dir, nc, msg, msglen);
+	rc = ctl_load_all(dm->config_dir, nc, &pol, &tr, msg, msglen);
 	if (rc == PG_OK)
 		rc = ctl_check_restart_only(dm->conf, nc, msg, msglen);
 	if (rc == PG_OK)
-		rc = ctl_publish(dm, nc, &gen, msg, msglen);
+		rc = ctl_build(nc, &pol, &tr, &blob, &len, msg, msglen);
+	if (rc == PG_OK)
+		rc = ctl_publish(dm, blob, len, &gen, msg, msglen);
 	if (rc != PG_OK) {
 		free(nc);
+		policy_free(&pol);
+		transport_free(&tr);
 		ctl_log("reload refused, generation %" PRIu64 " stays live: %s", dm->gen, msg);
 		return PG_ERROR;
 	}
 	free(dm->conf);
+	policy_free(&dm->policy);
+	transport_free(&dm->transport);
 	dm->conf = nc;
+	dm->policy = pol;
+	dm->transport = tr;
 	dm->gen = gen;
 	snprintf(msg, msglen, "published generation %" PRIu64, gen);
 	ctl_log("reload: %s", msg);
+	return PG_OK;
+}
+
+/*
+ * policy set KEY LEVEL [ATTR...] (args != NULL) or policy del KEY: edit the
+ * file as it is on disk now, validate the whole result, build and size the
+ * snapshot, and only then replace the file and publish. If publishing
+ * fails after the file was replaced, the old file is put back, so file and
+ * live snapshot never disagree because of a refused change.
+ */
+static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *args, char *msg,
+                           size_t msglen)
+{
+	char path[CONF_PATH_MAX + 32], why[1024];
+	char *old = NULL, *text = NULL;
+	size_t oldlen = 0, len, bloblen;
+	struct pg_policy pol;
+	void *blob = NULL;
+	uint64_t gen;
+	int rc, existed;
+
+	snprintf(path, sizeof(path), "%s/%s", dm->config_dir, POLICY_FILE_NAME);
+	existed = policy_read_file(path, POLICY_FILE_MAX, &old, &oldlen, msg, msglen);
+	if (existed == PG_ERROR)
+		return PG_ERROR;
+	rc = policy_edit(dm->config_dir, old != NULL ? old : "", oldlen, key, args, &text, &len,
+	                 msg, msglen);
+	if (rc == PG_OK)
+		rc = policy_parse_text(dm->config_dir, text, len, &pol, msg, msglen);
+	if (rc != PG_OK) {
+		free(old);
+		free(text);
+		return PG_ERROR;
+	}
+	rc = ctl_build(dm->conf, &pol, &dm->transport, &blob, &bloblen, msg, msglen);
+	if (rc == PG_OK)
+		rc = policy_write_file(path, text, len, msg, msglen);
+	if (rc == PG_OK) {
+		rc = ctl_publish(dm, blob, bloblen, &gen, msg, msglen);
+		blob = NULL;
+		if (rc != PG_OK) {
+			/* put the old file back; the live snapshot is unchanged */
+			if (existed == PG_OK)
+				policy_write_file(path, old, oldlen, why, sizeof(why));
+			else
+				unlink(path);
+		}
+	}
+	free(blob);
+	free(old);
+	free(text);
+	if (rc != PG_OK) {
+		policy_free(&pol);
+		return PG_ERROR;
+	}
+	policy_free(&dm->policy);
+	dm->policy = pol;
+	dm->gen = gen;
+	snprintf(msg, msglen, "published generation %" PRIu64, gen);
+	ctl_log("policy %s %s: %s", args != NULL ? "set" : "del", key, msg);
 	return PG_OK;
 }
 
@@ -294,24 +413,160 @@ static const char *ctl_handle_reload(struct ctl_daemon *dm, struct ctl_buf *b, b
 	return rc == PG_OK ? "ok" : "error";
 }
 
-/* Parse "VERB [json] [all]" and build the whole reply into c->out. */
+/* "--json" and "--nexthop=H" among the arguments; the rest in order. */
+struct ctl_args {
+	bool json;
+	const char *nexthop;
+	int n;
+	char *v[CTL_MAX_ARGS];
+};
+
+static const char *ctl_parse_args(struct ctl_args *a, int argc, char **argv, struct ctl_buf *b)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			a->json = true;
+		} else if (strncmp(argv[i], "--nexthop=", 10) == 0) {
+			a->nexthop = argv[i] + 10;
+		} else if (strncmp(argv[i], "--", 2) == 0) {
+			ctl_buf_printf(b, "unknown option \"%.40s\"\n", argv[i]);
+			return "error";
+		} else {
+			a->v[a->n++] = argv[i];
+		}
+	}
+	return NULL;
+}
+
+static const char *ctl_edit_reply(struct ctl_daemon *dm, struct ctl_buf *b, int rc, const char *msg,
+                                  bool json)
+{
+	if (json) {
+		ctl_buf_printf(b, "{\"ok\":%s,\"generation\":%" PRIu64 ",\"message\":",
+		               rc == PG_OK ? "true" : "false", dm->gen);
+		ctl_buf_json_str(b, msg, SIZE_MAX);
+		ctl_buf_printf(b, "}\n");
+	} else {
+		ctl_buf_printf(b, "%s\n", msg);
+	}
+	return rc == PG_OK ? "ok" : "error";
+}
+
+/* policy list | show KEY | test DOMAIN [--nexthop=H] | set KEY LEVEL [ATTR...] | del KEY */
+static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, int argc,
+                                     char **argv)
+{
+	const struct snap_header *h = dm->blob;
+	char why[1024], norm[SNAP_NAME_MAX + 1];
+	struct ctl_args a;
+	const char *verdict = ctl_parse_args(&a, argc, argv, b), *sub;
+	uint32_t kind;
+
+	if (verdict != NULL)
+		return verdict;
+	sub = a.n > 0 ? a.v[0] : "";
+	if (strcmp(sub, "list") == 0 && a.n == 1) {
+		ctl_policy_list(b, h, dm->config_dir, a.json);
+		return "ok";
+	}
+	if (strcmp(sub, "show") == 0 && a.n == 2) {
+		if (policy_parse_key(a.v[1], norm, sizeof(norm), &kind, why, sizeof(why)) != 0) {
+			ctl_buf_printf(b, "bad key \"%.100s\": %s\n", a.v[1], why);
+			return "error";
+		}
+		return ctl_policy_show(b, h, dm->config_dir, norm, a.json) == PG_OK ? "ok"
+		                                                                    : "error";
+	}
+	if (strcmp(sub, "test") == 0 && a.n == 2) {
+		struct transport_nexthop nh;
+
+		if (policy_check_domain(a.v[1], false, norm, sizeof(norm), why, sizeof(why)) != 0) {
+			ctl_buf_printf(b, "bad domain \"%.100s\": %s\n", a.v[1], why);
+			return "error";
+		}
+		if (a.nexthop != NULL &&
+		    transport_parse_nexthop(a.nexthop, &nh, why, sizeof(why)) != 0) {
+			ctl_buf_printf(b, "bad --nexthop: %s\n", why);
+			return "error";
+		}
+		ctl_policy_test(b, h, dm->config_dir, norm, a.nexthop != NULL ? nh.dest : NULL,
+		                a.json);
+		return "ok";
+	}
+	if (strcmp(sub, "set") == 0 && a.n >= 3) {
+		char args[CTL_REQUEST_MAX];
+		size_t o = 0;
+
+		args[0] = '\0';
+		for (int i = 2; i < a.n; i++)
+			o += (size_t)snprintf(args + o, sizeof(args) - o, "%s%s", i > 2 ? " " : "",
+			                      a.v[i]);
+		return ctl_edit_reply(dm, b, ctl_policy_edit(dm, a.v[1], args, why, sizeof(why)),
+		                      why, a.json);
+	}
+	if (strcmp(sub, "del") == 0 && a.n == 2)
+		return ctl_edit_reply(dm, b, ctl_policy_edit(dm, a.v[1], NULL, why, sizeof(why)),
+		                      why, a.json);
+	ctl_buf_printf(b, "usage: policy list | show KEY | test DOMAIN [--nexthop=HOST[:PORT]] |"
+	                  " set KEY LEVEL [ATTR=VALUE...] | del KEY\n");
+	return "error";
+}
+
+/* transport test DOMAIN */
+static const char *ctl_handle_transport(struct ctl_daemon *dm, struct ctl_buf *b, int argc,
+                                        char **argv)
+{
+	char why[512], norm[SNAP_NAME_MAX + 1];
+	struct ctl_args a;
+	const char *verdict = ctl_parse_args(&a, argc, argv, b);
+
+	if (verdict != NULL)
+		return verdict;
+	if (a.n != 2 || strcmp(a.v[0], "test") != 0 || a.nexthop != NULL) {
+		ctl_buf_printf(b, "usage: transport test DOMAIN\n");
+		return "error";
+	}
+	if (policy_check_domain(a.v[1], false, norm, sizeof(norm), why, sizeof(why)) != 0) {
+		ctl_buf_printf(b, "bad domain \"%.100s\": %s\n", a.v[1], why);
+		return "error";
+	}
+	ctl_transport_test(b, dm->blob, dm->config_dir, norm, a.json);
+	return "ok";
+}
+
+/* Parse the request line and build the whole reply into c->out. */
 static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 {
 	struct ctl_buf body = {0};
-	char *save = NULL, *verb, *word;
+	char *save = NULL, *verb, *word, *argv[CTL_MAX_ARGS];
 	const char *verdict = NULL;
 	bool json = false, all = false;
+	int argc = 0;
 
 	verb = strtok_r(c->req, " \t\r", &save);
 	while ((word = strtok_r(NULL, " \t\r", &save)) != NULL) {
-		if (strcmp(word, "json") == 0) {
-			json = true;
-		} else if (strcmp(word, "all") == 0) {
-			all = true;
-		} else {
+		if (argc == CTL_MAX_ARGS) {
 			verdict = "error";
-			ctl_buf_printf(&body, "unknown argument \"%.40s\"\n", word);
+			ctl_buf_printf(&body, "more than %d arguments\n", CTL_MAX_ARGS);
 			break;
+		}
+		argv[argc++] = word;
+	}
+	if (verdict == NULL && verb != NULL && strcmp(verb, "policy") == 0) {
+		verdict = ctl_handle_policy(dm, &body, argc, argv);
+	} else if (verdict == NULL && verb != NULL && strcmp(verb, "transport") == 0) {
+		verdict = ctl_handle_transport(dm, &body, argc, argv);
+	} else if (verdict == NULL) {
+		for (int i = 0; i < argc && verdict == NULL; i++) {
+			if (strcmp(argv[i], "json") == 0) {
+				json = true;
+			} else if (strcmp(argv[i], "all") == 0) {
+				all = true;
+			} else {
+				verdict = "error";
+				ctl_buf_printf(&body, "unknown argument \"%.40s\"\n", argv[i]);
+			}
 		}
 	}
 	if (verdict == NULL) {
@@ -320,7 +575,9 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 				verdict = ctl_commands[i].handle(dm, &body, json, all);
 		if (verdict == NULL) {
 			verdict = "error";
-			ctl_buf_printf(&body, "unknown command \"%.40s\" (status, stats, reload)\n",
+			ctl_buf_printf(&body,
+			               "unknown command \"%.40s\" (status, stats, reload, policy,"
+			               " transport)\n",
 			               verb != NULL ? verb : "");
 		}
 	}
@@ -396,7 +653,7 @@ static void ctl_signal(struct ctl_daemon *dm)
 
 	while (read(dm->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			ctl_log("SIGHUP: reloading %s/%s", dm->config_dir, CONF_FILE_NAME);
+			ctl_log("SIGHUP: reloading %s", dm->config_dir);
 			ctl_reload(dm, msg, sizeof(msg));
 		} else {
 			ctl_log("%s: shutting down (the dataplane keeps its snapshot)",
@@ -508,6 +765,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* FILE:LINE in answers must not depend on posternd's working directory */
+	{
+		static char absdir[CONF_PATH_MAX];
+
+		if (realpath(dm.config_dir, absdir) != NULL)
+			dm.config_dir = absdir;
+	}
 	dm.start_ns = shm_now_ns();
 	dm.listen_fd = dm.signal_fd = -1;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
@@ -515,7 +779,8 @@ int main(int argc, char **argv)
 	dm.conf = malloc(sizeof(*dm.conf));
 	if (dm.conf == NULL)
 		return 1;
-	if (conf_load(dm.config_dir, dm.conf, err, sizeof(err)) != PG_OK) {
+	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.transport, err, sizeof(err)) !=
+	    PG_OK) {
 		if (check)
 			fprintf(stderr, "%s\n", err);
 		else
@@ -527,11 +792,15 @@ int main(int argc, char **argv)
 		size_t len;
 
 		/* also prove the snapshot builds and fits its slot */
-		if (snap_build(dm.conf, &blob, &len, err, sizeof(err)) != PG_OK) {
+		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &blob, &len, err, sizeof(err)) !=
+		    PG_OK) {
 			fprintf(stderr, "%s\n", err);
 			return 1;
 		}
 		free(blob);
+		free(dm.conf);
+		policy_free(&dm.policy);
+		transport_free(&dm.transport);
 		printf("config OK\n");
 		return 0;
 	}
@@ -546,9 +815,16 @@ int main(int argc, char **argv)
 		ctl_log("%s", err);
 		return 1;
 	}
-	if (ctl_publish(&dm, dm.conf, &dm.gen, err, sizeof(err)) != PG_OK) {
-		ctl_log("cannot publish the first snapshot: %s", err);
-		return 1;
+	{
+		void *blob;
+		size_t len;
+
+		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &blob, &len, err, sizeof(err)) !=
+		        PG_OK ||
+		    ctl_publish(&dm, blob, len, &dm.gen, err, sizeof(err)) != PG_OK) {
+			ctl_log("cannot publish the first snapshot: %s", err);
+			return 1;
+		}
 	}
 	ctl_log("published generation %" PRIu64 " (config %s, shm /dev/shm/%s)", dm.gen,
 	        dm.conf->path, dm.conf->shm_name);
@@ -568,6 +844,9 @@ int main(int argc, char **argv)
 	atomic_store(&dm.shm.region->control_pid, 0);
 	shm_detach(&dm.shm);
 	free(dm.conf);
+	free(dm.blob);
+	policy_free(&dm.policy);
+	transport_free(&dm.transport);
 	ctl_log("stopped");
 	return 0;
 }

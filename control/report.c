@@ -13,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy_lookup.h"
 #include "report.h"
+#include "result.h"
 
 #define CTL_NS_PER_MS UINT64_C(1000000)
 #define CTL_NS_PER_S UINT64_C(1000000000)
+#define CTL_FILE_MAX 4200 /* CONFIG_DIR + "/tls_policy" */
 
 void ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...)
 {
@@ -80,7 +83,7 @@ void ctl_buf_free(struct ctl_buf *b)
 
 static bool ctl_pid_alive(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	return shm_pid_alive(pid);
 }
 
 static const char *const ctl_dp_states[] = {
@@ -322,4 +325,344 @@ void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, bool all, 
 			    atomic_load_explicit(&rg->dp.counters[i].v[k], memory_order_relaxed));
 		ctl_buf_printf(b, "\n");
 	}
+}
+
+/* ---- policy list / show / test, transport test ---- */
+
+/* Allowed protocol versions in Postfix include-list syntax. */
+static void ctl_protocols_text(uint16_t mask, char *buf, size_t len)
+{
+	static const char *const names[] = {"SSLv2",   "SSLv3",   "TLSv1",
+	                                    "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 6 && mask != 0; i++)
+		if (mask & (1u << i))
+			o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%s", o ? ":" : "",
+			                      names[i]);
+}
+
+static const char *ctl_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case SNAP_NAME_DOMAIN:
+		return "domain";
+	case SNAP_NAME_PARENT:
+		return "parent";
+	case SNAP_NAME_NEXTHOP:
+		return "nexthop";
+	case SNAP_NAME_WILDCARD:
+		return "wildcard";
+	}
+	return "?";
+}
+
+/* The attributes as NAME=VALUE pairs, in a fixed order; "" when none. */
+static void ctl_policy_attrs(const struct snap_header *h, const struct snap_tls_policy *e,
+                             struct ctl_buf *b, bool json)
+{
+	char proto[64];
+	const struct {
+		const char *name;
+		const char *value;
+	} attrs[] = {
+	    {"match", snap_string(h, e->match)},
+	    {"protocols", proto},
+	    {"ciphers", policy_grade_name(e->ciphers)},
+	    {"exclude", snap_string(h, e->exclude)},
+	    {"servername",
+	     (e->flags & SNAP_TLS_F_SNI_HOSTNAME) ? "hostname" : snap_string(h, e->servername)},
+	    {"tafile", snap_string(h, e->tafile)},
+	    {"mode", (e->flags & SNAP_TLS_F_TESTING) ? "testing" : ""},
+	};
+	bool first = true;
+
+	ctl_protocols_text(e->protocols, proto, sizeof(proto));
+	if (json)
+		ctl_buf_printf(b, "{");
+	for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		if (attrs[i].value[0] == '\0')
+			continue;
+		if (json) {
+			ctl_buf_printf(b, "%s\"%s\":", first ? "" : ",", attrs[i].name);
+			ctl_buf_json_str(b, attrs[i].value, SIZE_MAX);
+		} else {
+			ctl_buf_printf(b, "%s%s=%s", first ? "" : " ", attrs[i].name,
+			               attrs[i].value);
+		}
+		first = false;
+	}
+	if (json)
+		ctl_buf_printf(b, "}");
+}
+
+static void ctl_policy_entry_json(struct ctl_buf *b, const struct snap_header *h,
+                                  const struct snap_tls_policy *e, const char *file)
+{
+	ctl_buf_printf(b, "{\"key\":");
+	ctl_buf_json_str(b, snap_string(h, e->key.name), SIZE_MAX);
+	ctl_buf_printf(b, ",\"kind\":\"%s\",\"file\":", ctl_kind_name(e->key.kind));
+	ctl_buf_json_str(b, file, SIZE_MAX);
+	ctl_buf_printf(b, ",\"line\":%" PRIu32 ",\"text\":", e->key.line);
+	ctl_buf_json_str(b, snap_string(h, e->text), SIZE_MAX);
+	ctl_buf_printf(
+	    b, ",\"level\":\"%s\",\"testing\":%s,\"attributes\":", policy_level_name(e->level),
+	    (e->flags & SNAP_TLS_F_TESTING) ? "true" : "false");
+	ctl_policy_attrs(h, e, b, true);
+	ctl_buf_printf(b, "}");
+}
+
+static void ctl_policy_entry_text(struct ctl_buf *b, const struct snap_header *h,
+                                  const struct snap_tls_policy *e, const char *file)
+{
+	ctl_buf_printf(b, "%s:%" PRIu32 ": %s\n", file, e->key.line, snap_string(h, e->text));
+	ctl_buf_printf(b, "  key:        %s (%s)\n", snap_string(h, e->key.name),
+	               ctl_kind_name(e->key.kind));
+	ctl_buf_printf(b, "  level:      %s%s\n", policy_level_name(e->level),
+	               (e->flags & SNAP_TLS_F_TESTING) ? " (mode=testing: never defers)" : "");
+	ctl_buf_printf(b, "  attributes: ");
+	ctl_policy_attrs(h, e, b, false);
+	ctl_buf_printf(b, "\n");
+}
+
+void ctl_policy_list(struct ctl_buf *b, const struct snap_header *h, const char *dir, bool json)
+{
+	uint32_t n;
+	const struct snap_tls_policy *e = snap_section(h, SNAP_SEC_TLS_POLICY, &n);
+	char file[CTL_FILE_MAX];
+
+	snprintf(file, sizeof(file), "%s/tls_policy", dir);
+	if (json) {
+		ctl_buf_printf(b, "{\"file\":");
+		ctl_buf_json_str(b, file, SIZE_MAX);
+		ctl_buf_printf(b, ",\"default_level\":\"%s\",\"entries\":[",
+		               policy_level_name(policy_default_level(h)));
+		for (uint32_t i = 0; e != NULL && i < n; i++) {
+			ctl_buf_printf(b, "%s", i ? "," : "");
+			ctl_policy_entry_json(b, h, &e[i], file);
+		}
+		ctl_buf_printf(b, "]}\n");
+		return;
+	}
+	ctl_buf_printf(b, "%s: %" PRIu32 " entr%s; default level %s\n", file, e ? n : 0,
+	               e != NULL && n == 1 ? "y" : "ies",
+	               policy_level_name(policy_default_level(h)));
+	for (uint32_t i = 0; e != NULL && i < n; i++)
+		ctl_buf_printf(b, "%6" PRIu32 "  %-30s %-11s %s\n", e[i].key.line,
+		               snap_string(h, e[i].key.name), policy_level_name(e[i].level),
+		               snap_string(h, e[i].text));
+}
+
+int ctl_policy_show(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                    const char *key, bool json)
+{
+	uint32_t n;
+	const struct snap_tls_policy *e = snap_section(h, SNAP_SEC_TLS_POLICY, &n);
+	char file[CTL_FILE_MAX];
+
+	snprintf(file, sizeof(file), "%s/tls_policy", dir);
+	for (uint32_t i = 0; e != NULL && i < n; i++) {
+		if (strcmp(snap_string(h, e[i].key.name), key) != 0)
+			continue;
+		if (json) {
+			ctl_policy_entry_json(b, h, &e[i], file);
+			ctl_buf_printf(b, "\n");
+		} else {
+			ctl_policy_entry_text(b, h, &e[i], file);
+		}
+		return PG_OK;
+	}
+	ctl_buf_printf(b,
+	               "%s: no entry for \"%s\" (`policy test %s` shows what applies to"
+	               " it)\n",
+	               file, key, key);
+	return PG_DECLINED;
+}
+
+/* Why an entry applies, in words. */
+static void ctl_policy_why(struct ctl_buf *b, const struct policy_result *r, const char *key,
+                           const char *domain, const char *nexthop)
+{
+	switch (r->match) {
+	case POLICY_MATCH_NEXTHOP:
+		ctl_buf_printf(b, "the next-hop destination %s has its own entry", key);
+		break;
+	case POLICY_MATCH_EXACT:
+		ctl_buf_printf(b, "%s %s has an entry of its own",
+		               r->via_nexthop ? "the next-hop domain" : "the domain",
+		               r->via_nexthop ? nexthop : domain);
+		break;
+	case POLICY_MATCH_PARENT:
+		ctl_buf_printf(b, "%s is the nearest parent of %s %s with an entry", key,
+		               r->via_nexthop ? "the next-hop domain" : "the domain",
+		               r->via_nexthop ? nexthop : domain);
+		break;
+	default:
+		ctl_buf_printf(b,
+		               "no entry for %s%s%s or its parent domains: tls_default_level"
+		               " applies",
+		               nexthop != NULL ? nexthop : "", nexthop != NULL ? ", " : "", domain);
+		break;
+	}
+}
+
+static void ctl_policy_result(struct ctl_buf *b, const struct snap_header *h, const char *file,
+                              const char *domain, const char *nexthop, bool json, bool first)
+{
+	struct policy_result r;
+	const char *key;
+
+	policy_tls_lookup(h, domain, nexthop, &r);
+	key = r.entry != NULL ? snap_string(h, r.entry->key.name) : "";
+	if (json) {
+		ctl_buf_printf(b, "%s{\"nexthop\":", first ? "" : ",");
+		if (nexthop != NULL)
+			ctl_buf_json_str(b, nexthop, SIZE_MAX);
+		else
+			ctl_buf_printf(b, "null");
+		ctl_buf_printf(b, ",\"match\":\"%s\",\"via\":\"%s\",\"level\":\"%s\",\"reason\":",
+		               policy_match_name(r.match),
+		               r.entry == NULL ? "default"
+		               : r.via_nexthop ? "nexthop"
+		                               : "domain",
+		               policy_level_name(r.level));
+		{
+			struct ctl_buf why = {0};
+
+			ctl_policy_why(&why, &r, key, domain, nexthop);
+			ctl_buf_json_str(b, why.p != NULL ? why.p : "", SIZE_MAX);
+			ctl_buf_free(&why);
+		}
+		ctl_buf_printf(b, ",\"entry\":");
+		if (r.entry != NULL)
+			ctl_policy_entry_json(b, h, r.entry, file);
+		else
+			ctl_buf_printf(b, "null");
+		ctl_buf_printf(b, "}");
+		return;
+	}
+	ctl_buf_printf(b, "next hop:   %s\n",
+	               nexthop != NULL ? nexthop : "(the MX hosts of the domain)");
+	ctl_buf_printf(b, "match:      %s - ", policy_match_name(r.match));
+	ctl_policy_why(b, &r, key, domain, nexthop);
+	ctl_buf_printf(b, "\n");
+	if (r.entry != NULL) {
+		ctl_buf_printf(b, "entry:      %s:%" PRIu32 ": %s\n", file, r.entry->key.line,
+		               snap_string(h, r.entry->text));
+		ctl_buf_printf(b, "level:      %s%s\n", policy_level_name(r.level),
+		               (r.entry->flags & SNAP_TLS_F_TESTING)
+		                   ? " (mode=testing: a failure is logged, never deferred)"
+		                   : "");
+		ctl_buf_printf(b, "attributes: ");
+		ctl_policy_attrs(h, r.entry, b, false);
+		ctl_buf_printf(b, "\n");
+	} else {
+		ctl_buf_printf(b, "level:      %s (tls_default_level)\n",
+		               policy_level_name(r.level));
+	}
+}
+
+static void ctl_transport_json(struct ctl_buf *b, const struct snap_header *h, const char *file,
+                               const struct transport_result *t)
+{
+	if (t->entry == NULL) {
+		ctl_buf_printf(b, "null");
+		return;
+	}
+	ctl_buf_printf(b, "{\"match\":\"%s\",\"key\":", policy_match_name(t->match));
+	ctl_buf_json_str(b, snap_string(h, t->entry->key.name), SIZE_MAX);
+	ctl_buf_printf(b, ",\"file\":");
+	ctl_buf_json_str(b, file, SIZE_MAX);
+	ctl_buf_printf(b, ",\"line\":%" PRIu32 ",\"text\":", t->entry->key.line);
+	ctl_buf_json_str(b, snap_string(h, t->entry->text), SIZE_MAX);
+	ctl_buf_printf(b, ",\"nexthops\":[");
+	for (uint32_t i = 0; i < t->nnexthops; i++) {
+		const struct snap_nexthop *n = &t->nexthops[i];
+
+		ctl_buf_printf(b, "%s{\"destination\":", i ? "," : "");
+		ctl_buf_json_str(b, snap_string(h, n->dest), SIZE_MAX);
+		ctl_buf_printf(b, ",\"host\":");
+		ctl_buf_json_str(b, snap_string(h, n->host), SIZE_MAX);
+		ctl_buf_printf(b, ",\"port\":%u,\"mx_lookup\":%s}", n->port,
+		               (n->flags & SNAP_NH_F_NO_MX) ? "false" : "true");
+	}
+	ctl_buf_printf(b, "]}");
+}
+
+static void ctl_transport_text(struct ctl_buf *b, const struct snap_header *h, const char *file,
+                               const char *domain, const struct transport_result *t)
+{
+	if (t->entry == NULL) {
+		ctl_buf_printf(b,
+		               "transport:  no entry for %s, its parents or \"*\": the MX hosts"
+		               " of %s\n",
+		               domain, domain);
+		return;
+	}
+	ctl_buf_printf(b, "transport:  %s match, %s:%" PRIu32 ": %s\n", policy_match_name(t->match),
+	               file, t->entry->key.line, snap_string(h, t->entry->text));
+	if (t->nnexthops == 0)
+		ctl_buf_printf(b, "next hops:  the MX hosts of %s\n", domain);
+	for (uint32_t i = 0; i < t->nnexthops; i++)
+		ctl_buf_printf(b, "next hop %" PRIu32 ": %s (%s)\n", i + 1,
+		               snap_string(h, t->nexthops[i].dest),
+		               (t->nexthops[i].flags & SNAP_NH_F_NO_MX) ? "that host, no MX lookup"
+		                                                        : "its MX hosts");
+}
+
+void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                     const char *domain, const char *nexthop, bool json)
+{
+	char pfile[CTL_FILE_MAX], tfile[CTL_FILE_MAX];
+	struct transport_result t = {0};
+
+	snprintf(pfile, sizeof(pfile), "%s/tls_policy", dir);
+	snprintf(tfile, sizeof(tfile), "%s/transport", dir);
+	if (nexthop == NULL)
+		transport_lookup(h, domain, &t);
+	if (json) {
+		ctl_buf_printf(b, "{\"domain\":");
+		ctl_buf_json_str(b, domain, SIZE_MAX);
+		ctl_buf_printf(b, ",\"default_level\":\"%s\",\"transport\":",
+		               policy_level_name(policy_default_level(h)));
+		ctl_transport_json(b, h, tfile, &t);
+		ctl_buf_printf(b, ",\"results\":[");
+	} else {
+		ctl_buf_printf(b, "domain:     %s\n", domain);
+		if (nexthop == NULL)
+			ctl_transport_text(b, h, tfile, domain, &t);
+	}
+	if (nexthop != NULL || t.nnexthops == 0) {
+		ctl_policy_result(b, h, pfile, domain, nexthop, json, true);
+	} else {
+		for (uint32_t i = 0; i < t.nnexthops; i++) {
+			if (!json)
+				ctl_buf_printf(b, "\n");
+			ctl_policy_result(b, h, pfile, domain, snap_string(h, t.nexthops[i].dest),
+			                  json, i == 0);
+		}
+	}
+	if (json)
+		ctl_buf_printf(b, "]}\n");
+}
+
+void ctl_transport_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                        const char *domain, bool json)
+{
+	char tfile[CTL_FILE_MAX];
+	struct transport_result t;
+
+	snprintf(tfile, sizeof(tfile), "%s/transport", dir);
+	transport_lookup(h, domain, &t);
+	if (json) {
+		ctl_buf_printf(b, "{\"domain\":");
+		ctl_buf_json_str(b, domain, SIZE_MAX);
+		ctl_buf_printf(b, ",\"transport\":");
+		ctl_transport_json(b, h, tfile, &t);
+		ctl_buf_printf(b, "}\n");
+		return;
+	}
+	ctl_buf_printf(b, "domain:     %s\n", domain);
+	ctl_transport_text(b, h, tfile, domain, &t);
 }

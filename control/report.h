@@ -1,7 +1,8 @@
 /*
- * report.h - the answers of posternd to `status` and `stats`, in text and
- * JSON, computed from the shared memory region. Kept apart from the daemon
- * so tests can run them over a fabricated region.
+ * report.h - the answers of posternd to `status` and `stats`, computed from
+ * the shared memory region, and to `policy list|show|test` and `transport
+ * test`, computed from the published snapshot; in text and JSON. Kept apart
+ * from the daemon so tests can run them over a fabricated region or blob.
  */
 #ifndef PG_REPORT_H
 #define PG_REPORT_H
@@ -12,6 +13,7 @@
 #include <sys/types.h>
 
 #include "shm.h"
+#include "snap_format.h"
 
 /* A growing output buffer; on allocation failure it keeps what it had. */
 struct ctl_buf {
@@ -45,5 +47,22 @@ bool ctl_status_report(struct ctl_buf *b, const struct shm_region *rg,
 
 /* Counters; text hides zero counters unless all. JSON lists every counter. */
 void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, bool all, bool json);
+
+/*
+ * The TLS policy and transport answers. h is a validated snapshot, dir the
+ * configuration directory (for FILE:LINE). Names are checked by the caller.
+ */
+void ctl_policy_list(struct ctl_buf *b, const struct snap_header *h, const char *dir, bool json);
+/* PG_OK, or PG_DECLINED (message appended) when KEY has no entry. */
+int ctl_policy_show(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                    const char *key, bool json);
+/*
+ * Which entry applies to a delivery to domain, and why. nexthop NULL: the
+ * next hops of the transport table (or the domain's MX hosts) are used.
+ */
+void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                     const char *domain, const char *nexthop, bool json);
+void ctl_transport_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                        const char *domain, bool json);
 
 #endif

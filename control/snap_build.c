@@ -1,33 +1,144 @@
 /*
- * snap_build.c - lay out a control snapshot from struct pg_conf. posternd is
- * the only writer of this format; postern-dp reads it through snap_section
- * and snap_string after snap_validate. Sizes are computed first, then one
- * zeroed allocation is filled, so padding bytes are deterministic and the
- * checksum is reproducible.
+ * snap_build.c - lay out a control snapshot from the configuration. posternd
+ * is the only writer of this format; postern-dp reads it through
+ * snap_section, snap_string and common/policy_lookup after snap_validate.
+ * Sizes are computed first, then one zeroed allocation is filled, so padding
+ * bytes are deterministic and the checksum is reproducible. Name tables get
+ * an open-addressing index at most half full (snap_format.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "policy_lookup.h"
 #include "result.h"
 #include "snap_build.h"
 
-#define SNAP_BUILD_NSECTIONS 4
+enum {
+	SB_STRINGS,
+	SB_DATAPLANE,
+	SB_PORTS,
+	SB_ROUTES,
+	SB_RELAY,
+	SB_TLS,
+	SB_TLS_INDEX,
+	SB_TRANSPORT,
+	SB_TRANSPORT_INDEX,
+	SB_NEXTHOPS,
+	SB_MYNETWORKS,
+	SB_RELAY_DOMAINS,
+	SB_RELAY_DOMAINS_INDEX,
+	SB_NSECTIONS
+};
+
+static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
+    [SB_STRINGS] = SNAP_SEC_STRINGS,
+    [SB_DATAPLANE] = SNAP_SEC_DATAPLANE,
+    [SB_PORTS] = SNAP_SEC_PORTS,
+    [SB_ROUTES] = SNAP_SEC_ROUTES,
+    [SB_RELAY] = SNAP_SEC_RELAY,
+    [SB_TLS] = SNAP_SEC_TLS_POLICY,
+    [SB_TLS_INDEX] = SNAP_SEC_TLS_POLICY_INDEX,
+    [SB_TRANSPORT] = SNAP_SEC_TRANSPORT,
+    [SB_TRANSPORT_INDEX] = SNAP_SEC_TRANSPORT_INDEX,
+    [SB_NEXTHOPS] = SNAP_SEC_NEXTHOPS,
+    [SB_MYNETWORKS] = SNAP_SEC_MYNETWORKS,
+    [SB_RELAY_DOMAINS] = SNAP_SEC_RELAY_DOMAINS,
+    [SB_RELAY_DOMAINS_INDEX] = SNAP_SEC_RELAY_DOMAINS_INDEX,
+};
+
+/* The strings section being filled: offset 0 holds "" (a zero snap_str). */
+struct snap_strings {
+	char *base;
+	size_t used, cap;
+	bool overflow;
+};
 
 static size_t snap_align8(size_t v)
 {
 	return (v + 7) & ~(size_t)7;
 }
 
-/* Strings: offset 0 holds "" so a zero snap_str is the empty string. */
-static size_t snap_strings_size(const struct pg_conf *c)
+static struct snap_str snap_add_n(struct snap_strings *s, const char *str, size_t n)
+{
+	struct snap_str r = {0, 0};
+
+	if (n == 0)
+		return r;
+	if (s->used + n + 1 > s->cap || n > UINT32_MAX || s->used > UINT32_MAX) {
+		s->overflow = true;
+		return r;
+	}
+	memcpy(s->base + s->used, str, n);
+	s->base[s->used + n] = '\0';
+	r.off = (uint32_t)s->used;
+	r.len = (uint32_t)n;
+	s->used += n + 1;
+	return r;
+}
+
+static struct snap_str snap_add(struct snap_strings *s, const char *str)
+{
+	return snap_add_n(s, str, strlen(str));
+}
+
+static size_t snap_strings_size(const struct pg_conf *c, const struct pg_policy *pol,
+                                const struct pg_transport *tr)
 {
 	size_t n = 1;
 
 	for (uint32_t i = 0; i < c->nports; i++)
 		n += strlen(c->ports[i].device) + 1;
+	for (size_t i = 0; pol != NULL && i < pol->n; i++) {
+		const struct policy_entry *e = &pol->entries[i];
+
+		n += strlen(e->key) + strlen(e->match) + strlen(e->exclude) +
+		     strlen(e->servername) + strlen(e->tafile) + strlen(e->text) + 6;
+	}
+	for (size_t i = 0; tr != NULL && i < tr->n; i++) {
+		const struct transport_entry *e = &tr->entries[i];
+
+		n += strlen(e->key) + strlen(e->text) + 2;
+		for (uint32_t j = 0; j < e->nnexthops; j++)
+			n += strlen(e->nexthops[j].host) + strlen(e->nexthops[j].dest) + 2;
+	}
+	n += strlen(c->relay_domains) + c->nrelay_domains + 1;
 	return n;
+}
+
+/* Buckets for n keys: a power of two, at least 2n, so probes stay short. */
+static uint32_t snap_nbuckets(size_t n)
+{
+	uint32_t b = 1;
+
+	while (b < 2 * n)
+		b <<= 1;
+	return b;
+}
+
+static void snap_index(uint32_t *buckets, uint32_t nb, const uint8_t *entries, size_t stride,
+                       uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct snap_name_key *k =
+		    (const struct snap_name_key *)(entries + (size_t)i * stride);
+		uint32_t j = (uint32_t)k->hash & (nb - 1);
+
+		while (buckets[j] != 0)
+			j = (j + 1) & (nb - 1);
+		buckets[j] = i + 1;
+	}
+}
+
+static struct snap_name_key snap_key(struct snap_strings *s, const char *name, uint32_t kind,
+                                     unsigned line)
+{
+	struct snap_name_key k = {.kind = kind, .line = line};
+
+	k.name = snap_add(s, name);
+	k.hash = policy_hash(name, strlen(name));
+	return k;
 }
 
 static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *dp)
@@ -44,28 +155,123 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	dp->default_gateway = c->default_gateway;
 }
 
-int snap_build(const struct pg_conf *c, void **blob_out, size_t *len_out, char *err, size_t errlen)
+static void snap_fill_tls(const struct pg_policy *pol, struct snap_strings *s,
+                          struct snap_tls_policy *out)
 {
+	for (size_t i = 0; pol != NULL && i < pol->n; i++) {
+		const struct policy_entry *e = &pol->entries[i];
+		struct snap_tls_policy *t = &out[i];
+
+		t->key = snap_key(s, e->key, e->kind, e->line);
+		t->level = e->level;
+		t->ciphers = e->ciphers;
+		t->protocols = e->protocols;
+		t->flags = e->flags;
+		t->match = snap_add(s, e->match);
+		t->exclude = snap_add(s, e->exclude);
+		t->servername = snap_add(s, e->servername);
+		t->tafile = snap_add(s, e->tafile);
+		t->text = snap_add(s, e->text);
+	}
+}
+
+static void snap_fill_transport(const struct pg_transport *tr, struct snap_strings *s,
+                                struct snap_transport *out, struct snap_nexthop *nhs)
+{
+	uint32_t next = 0;
+
+	for (size_t i = 0; tr != NULL && i < tr->n; i++) {
+		const struct transport_entry *e = &tr->entries[i];
+		struct snap_transport *t = &out[i];
+
+		t->key = snap_key(s, e->key, e->kind, e->line);
+		t->nexthop_first = next;
+		t->nexthop_count = e->nnexthops;
+		t->text = snap_add(s, e->text);
+		for (uint32_t j = 0; j < e->nnexthops; j++, next++) {
+			const struct transport_nexthop *n = &e->nexthops[j];
+
+			nhs[next].host = snap_add(s, n->host);
+			nhs[next].dest = snap_add(s, n->dest);
+			nhs[next].port = n->port;
+			nhs[next].flags = n->flags;
+			nhs[next].addr = n->addr;
+		}
+	}
+}
+
+static void snap_fill_relay_domains(const struct pg_conf *c, struct snap_strings *s,
+                                    struct snap_name_key *out)
+{
+	const char *d = c->relay_domains;
+
+	for (uint32_t i = 0; i < c->nrelay_domains && *d != '\0'; i++) {
+		size_t n = strcspn(d, " ");
+		char name[SNAP_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", (int)n, d);
+		out[i] = snap_key(s, name, name[0] == '.' ? SNAP_NAME_PARENT : SNAP_NAME_DOMAIN, 0);
+		d += n + (d[n] == ' ');
+	}
+}
+
+int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
+                   const struct pg_transport *tr, void **blob_out, size_t *len_out, char *err,
+                   size_t errlen)
+{
+	struct snap_section sec[SB_NSECTIONS];
+	struct snap_strings strings = {0};
 	struct snap_header *h;
-	struct snap_section *sec;
 	struct snap_port *ports;
 	struct snap_route *routes;
 	struct timespec now;
-	size_t off_str, off_dp, off_ports, off_routes, len, str_size, str_used = 1;
-	char *strings;
+	size_t npol = pol != NULL ? pol->n : 0, ntr = tr != NULL ? tr->n : 0, nnh = 0, off, len;
 	uint8_t *base;
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
-	    c->workers > SNAP_MAX_WORKERS) {
+	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2) {
 		snprintf(err, errlen, "configuration exceeds snapshot limits");
 		return PG_ERROR;
 	}
-	str_size = snap_strings_size(c);
-	off_str = snap_align8(sizeof(*h) + SNAP_BUILD_NSECTIONS * sizeof(*sec));
-	off_dp = snap_align8(off_str + str_size);
-	off_ports = snap_align8(off_dp + sizeof(struct snap_dataplane));
-	off_routes = snap_align8(off_ports + c->nports * sizeof(struct snap_port));
-	len = snap_align8(off_routes + c->nroutes * sizeof(struct snap_route));
+	for (size_t i = 0; i < ntr; i++)
+		nnh += tr->entries[i].nnexthops;
+
+	/* the directory: element counts and sizes, offsets assigned below */
+	memset(sec, 0, sizeof(sec));
+	strings.cap = snap_strings_size(c, pol, tr);
+	sec[SB_STRINGS].count = (uint32_t)strings.cap;
+	sec[SB_STRINGS].size = strings.cap;
+	sec[SB_DATAPLANE].count = 1;
+	sec[SB_DATAPLANE].size = sizeof(struct snap_dataplane);
+	sec[SB_PORTS].count = c->nports;
+	sec[SB_PORTS].size = c->nports * sizeof(struct snap_port);
+	sec[SB_ROUTES].count = c->nroutes;
+	sec[SB_ROUTES].size = c->nroutes * sizeof(struct snap_route);
+	sec[SB_RELAY].count = 1;
+	sec[SB_RELAY].size = sizeof(struct snap_relay);
+	sec[SB_TLS].count = (uint32_t)npol;
+	sec[SB_TLS].size = npol * sizeof(struct snap_tls_policy);
+	sec[SB_TLS_INDEX].count = snap_nbuckets(npol);
+	sec[SB_TRANSPORT].count = (uint32_t)ntr;
+	sec[SB_TRANSPORT].size = ntr * sizeof(struct snap_transport);
+	sec[SB_TRANSPORT_INDEX].count = snap_nbuckets(ntr);
+	sec[SB_NEXTHOPS].count = (uint32_t)nnh;
+	sec[SB_NEXTHOPS].size = nnh * sizeof(struct snap_nexthop);
+	sec[SB_MYNETWORKS].count = c->nmynetworks;
+	sec[SB_MYNETWORKS].size = c->nmynetworks * sizeof(struct snap_cidr);
+	sec[SB_RELAY_DOMAINS].count = c->nrelay_domains;
+	sec[SB_RELAY_DOMAINS].size = c->nrelay_domains * sizeof(struct snap_name_key);
+	sec[SB_RELAY_DOMAINS_INDEX].count = snap_nbuckets(c->nrelay_domains);
+	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
+		if (i == SB_TLS_INDEX || i == SB_TRANSPORT_INDEX || i == SB_RELAY_DOMAINS_INDEX)
+			sec[i].size = (size_t)sec[i].count * sizeof(uint32_t);
+	off = snap_align8(sizeof(*h) + SB_NSECTIONS * sizeof(struct snap_section));
+	for (int i = 0; i < SB_NSECTIONS; i++) {
+		sec[i].kind = snap_build_kinds[i];
+		sec[i].offset = off;
+		off = snap_align8(off + sec[i].size);
+	}
+	len = off;
 
 	base = calloc(1, len);
 	if (base == NULL) {
@@ -77,36 +283,24 @@ int snap_build(const struct pg_conf *c, void **blob_out, size_t *len_out, char *
 	h->abi_major = SNAP_ABI_MAJOR;
 	h->abi_minor = SNAP_ABI_MINOR;
 	h->size = len;
-	h->nsections = SNAP_BUILD_NSECTIONS;
+	h->nsections = SB_NSECTIONS;
 	clock_gettime(CLOCK_REALTIME, &now);
 	h->built_unix_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	memcpy(h->sections, sec, sizeof(sec));
 
-	sec = h->sections;
-	sec[0] = (struct snap_section){SNAP_SEC_STRINGS, (uint32_t)str_size, off_str, str_size};
-	sec[1] =
-	    (struct snap_section){SNAP_SEC_DATAPLANE, 1, off_dp, sizeof(struct snap_dataplane)};
-	sec[2] = (struct snap_section){SNAP_SEC_PORTS, c->nports, off_ports,
-	                               c->nports * sizeof(struct snap_port)};
-	sec[3] = (struct snap_section){SNAP_SEC_ROUTES, c->nroutes, off_routes,
-	                               c->nroutes * sizeof(struct snap_route)};
+	strings.base = (char *)base + sec[SB_STRINGS].offset;
+	strings.used = 1; /* strings[0] = '\0' from calloc */
+	snap_fill_dataplane(c, (struct snap_dataplane *)(base + sec[SB_DATAPLANE].offset));
 
-	strings = (char *)base + off_str; /* strings[0] = '\0' from calloc */
-	snap_fill_dataplane(c, (struct snap_dataplane *)(base + off_dp));
-
-	ports = (struct snap_port *)(base + off_ports);
+	ports = (struct snap_port *)(base + sec[SB_PORTS].offset);
 	for (uint32_t i = 0; i < c->nports; i++) {
-		size_t n = strlen(c->ports[i].device);
-
-		memcpy(strings + str_used, c->ports[i].device, n + 1);
-		ports[i].device.off = (uint32_t)str_used;
-		ports[i].device.len = (uint32_t)n;
-		str_used += n + 1;
+		ports[i].device = snap_add(&strings, c->ports[i].device);
 		ports[i].addr = c->ports[i].addr;
 		ports[i].prefix_len = c->ports[i].prefix_len;
 		ports[i].mtu = c->ports[i].mtu;
 	}
 
-	routes = (struct snap_route *)(base + off_routes);
+	routes = (struct snap_route *)(base + sec[SB_ROUTES].offset);
 	for (uint32_t i = 0; i < c->nroutes; i++) {
 		routes[i].prefix = c->routes[i].prefix;
 		routes[i].prefix_len = c->routes[i].prefix_len;
@@ -114,7 +308,41 @@ int snap_build(const struct pg_conf *c, void **blob_out, size_t *len_out, char *
 		routes[i].gateway = c->routes[i].gateway;
 	}
 
+	((struct snap_relay *)(base + sec[SB_RELAY].offset))->tls_default_level =
+	    c->tls_default_level;
+	snap_fill_tls(pol, &strings, (struct snap_tls_policy *)(base + sec[SB_TLS].offset));
+	snap_fill_transport(tr, &strings,
+	                    (struct snap_transport *)(base + sec[SB_TRANSPORT].offset),
+	                    (struct snap_nexthop *)(base + sec[SB_NEXTHOPS].offset));
+	for (uint32_t i = 0; i < c->nmynetworks; i++) {
+		struct snap_cidr *n = (struct snap_cidr *)(base + sec[SB_MYNETWORKS].offset) + i;
+
+		n->prefix = c->mynetworks[i].prefix;
+		n->len = c->mynetworks[i].len;
+	}
+	snap_fill_relay_domains(c, &strings,
+	                        (struct snap_name_key *)(base + sec[SB_RELAY_DOMAINS].offset));
+	snap_index((uint32_t *)(base + sec[SB_TLS_INDEX].offset), sec[SB_TLS_INDEX].count,
+	           base + sec[SB_TLS].offset, sizeof(struct snap_tls_policy), sec[SB_TLS].count);
+	snap_index((uint32_t *)(base + sec[SB_TRANSPORT_INDEX].offset),
+	           sec[SB_TRANSPORT_INDEX].count, base + sec[SB_TRANSPORT].offset,
+	           sizeof(struct snap_transport), sec[SB_TRANSPORT].count);
+	snap_index((uint32_t *)(base + sec[SB_RELAY_DOMAINS_INDEX].offset),
+	           sec[SB_RELAY_DOMAINS_INDEX].count, base + sec[SB_RELAY_DOMAINS].offset,
+	           sizeof(struct snap_name_key), sec[SB_RELAY_DOMAINS].count);
+	if (strings.overflow) {
+		/* snap_strings_size and the fill functions disagree: a bug */
+		free(base);
+		snprintf(err, errlen, "internal: snapshot strings overflow");
+		return PG_ERROR;
+	}
+
 	*blob_out = base;
 	*len_out = len;
 	return PG_OK;
+}
+
+int snap_build(const struct pg_conf *c, void **blob_out, size_t *len_out, char *err, size_t errlen)
+{
+	return snap_build_all(c, NULL, NULL, blob_out, len_out, err, errlen);
 }

@@ -1,6 +1,7 @@
 /*
- * snap_build.h - turn a validated struct pg_conf into a snapshot blob in the
- * wire format of common/snap_format.h, ready for shm_publish.
+ * snap_build.h - turn a validated configuration (struct pg_conf, the
+ * tls_policy and transport tables) into a snapshot blob in the wire format
+ * of common/snap_format.h, ready for shm_publish.
  */
 #ifndef PG_SNAP_BUILD_H
 #define PG_SNAP_BUILD_H
@@ -8,13 +9,22 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "policy.h"
+#include "transport.h"
 
 /*
  * Build the blob: header, section directory, then STRINGS, DATAPLANE,
- * PORTS and ROUTES, each 8-byte aligned. Generation and checksum are left 0
- * for the publisher. PG_OK with *blob (malloc'd, caller frees) and *len, or
- * PG_ERROR with a message.
+ * PORTS, ROUTES, RELAY, TLS_POLICY (+ index), TRANSPORT (+ index),
+ * NEXTHOPS, MYNETWORKS and RELAY_DOMAINS (+ index), each 8-byte aligned.
+ * policy and transport may be NULL (empty tables). Generation and checksum
+ * are left 0 for the publisher. PG_OK with *blob (malloc'd, caller frees)
+ * and *len, or PG_ERROR with a message.
  */
+int snap_build_all(const struct pg_conf *conf, const struct pg_policy *policy,
+                   const struct pg_transport *transport, void **blob, size_t *len, char *err,
+                   size_t errlen);
+
+/* snap_build_all with empty tls_policy and transport tables. */
 int snap_build(const struct pg_conf *conf, void **blob, size_t *len, char *err, size_t errlen);
 
 #endif

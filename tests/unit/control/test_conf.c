@@ -221,6 +221,56 @@ static const struct bad_case {
      "%s:3: bad value for shm_name: \"\": expected 1..60 characters from [A-Za-z0-9_.-]"},
     {"socket relative", BASE "control_socket = run/p.sock\n",
      "%s:3: bad value for control_socket: \"run/p.sock\": must be an absolute path"},
+    {"mynetworks host bits", BASE "mynetworks = 198.18.0.0/24, 10.1.0.0/8\n",
+     "%s:3: bad value for mynetworks: \"10.1.0.0/8\": host bits are not zero (did you mean"
+     " 10.0.0.0/8?)"},
+    {"mynetworks open relay", BASE "mynetworks = 0.0.0.0/0\n",
+     "%s:3: bad value for mynetworks: \"0.0.0.0/0\": a /0 network would make Postern an open"
+     " relay (shortest allowed: /8)"},
+    {"mynetworks /7", BASE "mynetworks = 10.0.0.0/7\n",
+     "%s:3: bad value for mynetworks: \"10.0.0.0/7\": a /7 network would make Postern an open"
+     " relay (shortest allowed: /8)"},
+    {"mynetworks /4", BASE "mynetworks = 192.0.0.0/4\n",
+     "%s:3: bad value for mynetworks: \"192.0.0.0/4\": a /4 network would make Postern an"
+     " open relay (shortest allowed: /8)"},
+    {"mynetworks ipv6", BASE "mynetworks = 127.0.0.0/8 [::1]/128\n",
+     "%s:3: bad value for mynetworks: \"[::1]/128\": IPv6 networks are not supported yet (and"
+     " lookup tables are not supported in mynetworks)"},
+    {"mynetworks table", BASE "mynetworks = hash:/etc/postfix/network_table\n",
+     "%s:3: bad value for mynetworks: \"hash:/etc/postfix/network_table\": IPv6 networks are"
+     " not supported yet (and lookup tables are not supported in mynetworks)"},
+    {"mynetworks garbage", BASE "mynetworks = localnet\n",
+     "%s:3: bad value for mynetworks: \"localnet\": expected an IPv4 network, e.g."
+     " 198.18.0.0/24"},
+    {"mynetworks prefix", BASE "mynetworks = 10.0.0.0/33\n",
+     "%s:3: bad value for mynetworks: \"10.0.0.0/33\": prefix length must be 0..32"},
+    {"mynetworks twice", BASE "mynetworks = 10.0.0.0/8,\n 10.0.0.0/8\n",
+     "%s:3: bad value for mynetworks: \"10.0.0.0/8\": listed twice"},
+    {"relay_domains star", BASE "relay_domains = *\n",
+     "%s:3: bad value for relay_domains: \"*\" would make Postern an open relay"},
+    {"relay_domains table", BASE "relay_domains = $mydestination\n",
+     "%s:3: bad value for relay_domains: \"$mydestination\": lookup tables, files and"
+     " $parameters are not supported in relay_domains"},
+    {"relay_domains label", BASE "relay_domains = example.com, ex..org\n",
+     "%s:3: bad value for relay_domains: \"ex..org\": empty label"},
+    {"relay_domains utf8",
+     BASE "relay_domains = b\xc3\xbc"
+          "cher.de\n",
+     "%s:3: bad value for relay_domains: \"b\xc3\xbc"
+     "cher.de\": not ASCII: write an"
+     " internationalized domain in its A-label (xn--) form (RFC 5890); UTF-8 names are not"
+     " supported yet"},
+    {"relay_domains twice", BASE "relay_domains = Example.com example.COM\n",
+     "%s:3: bad value for relay_domains: \"example.COM\": listed twice"},
+    {"tls_default_level dane", BASE "tls_default_level = dane\n",
+     "%s:3: bad value for tls_default_level: \"dane\": dane requires DNSSEC lookups, not"
+     " supported yet"},
+    {"tls_default_level fingerprint", BASE "tls_default_level = fingerprint\n",
+     "%s:3: bad value for tls_default_level: \"fingerprint\": fingerprint needs the"
+     " fingerprints of one destination: set it per destination in tls_policy"},
+    {"tls_default_level unknown", BASE "tls_default_level = strict\n",
+     "%s:3: bad value for tls_default_level: \"strict\": unknown security level \"strict\""
+     " (none, may, encrypt, fingerprint, verify, secure)"},
     {"socket is dir", BASE "control_socket = /run/postern/\n",
      "%s:3: bad value for control_socket: \"/run/postern/\": names a directory, not a"
      " socket"},
@@ -288,6 +338,25 @@ static void check_defaults(const struct pg_conf *c)
 	assert_int_equal(c->routes[0].prefix_len, 24);
 	assert_int_equal(c->routes[0].port, 0);
 	assert_int_equal(c->routes[0].gateway, 0);
+	/* never an open relay; opportunistic TLS by default */
+	assert_int_equal(c->nmynetworks, 0);
+	assert_int_equal(c->nrelay_domains, 0);
+	assert_string_equal(c->relay_domains, "");
+	assert_int_equal(c->tls_default_level, SNAP_TLS_MAY);
+}
+
+static void check_relay(const struct pg_conf *c)
+{
+	assert_int_equal(c->nmynetworks, 3);
+	assert_int_equal(c->mynetworks[0].prefix, ip("198.18.0.0"));
+	assert_int_equal(c->mynetworks[0].len, 24);
+	assert_int_equal(c->mynetworks[1].prefix, ip("10.1.2.3"));
+	assert_int_equal(c->mynetworks[1].len, 32);
+	assert_int_equal(c->mynetworks[2].prefix, ip("172.16.0.0"));
+	assert_int_equal(c->mynetworks[2].len, 12);
+	assert_int_equal(c->nrelay_domains, 3);
+	assert_string_equal(c->relay_domains, "example.com .example.net xn--bcher-kva.de");
+	assert_int_equal(c->tls_default_level, SNAP_TLS_SECURE);
 }
 
 static void check_full(const struct pg_conf *c)
@@ -389,6 +458,11 @@ static const struct good_case {
           "arp_max_retries\n"
           "  = 20\n",
      check_continuation},
+    {"relay access",
+     BASE "mynetworks = 198.18.0.0/24 10.1.2.3,\n  172.16.0.0/12\n"
+          "relay_domains = Example.COM, .example.net xn--bcher-kva.de\n"
+          "tls_default_level = Secure\n",
+     check_relay},
     {"units",
      "port0_device = 03:00.1\nport0_address = 198.18.0.0/31\n"
      "arp_cache_timeout = 1h\narp_retry_interval = 30\nidle_sleep = 100ms\n"

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "result.h"
 #include "shm.h"
+#include "policy_lookup.h"
 #include "snap_build.h"
 
 static const char conf_text[] = "workers = 3\n"
@@ -256,7 +257,7 @@ static void m_unknown_kind(struct snap_header *h, size_t len)
 
 static const struct corrupt_case corrupt_cases[] = {
     {"magic", m_magic, "bad magic"},
-    {"abi major", m_abi, "snapshot ABI 2.0"},
+    {"abi major", m_abi, "snapshot ABI 2."},
     {"abi minor is fine", m_minor, NULL},
     {"size below header", m_size_small, "size field 8 smaller"},
     {"size above len", m_size_big, "size field"},
@@ -301,6 +302,266 @@ static void test_corrupt_headers(void **state)
 }
 
 /* ---- shared memory ---- */
+
+/* ---- the ABI 1.1 name tables: every offset, count and enum checked ---- */
+
+#define FP32                                                                                       \
+	"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:"  \
+	"45:67:89"
+
+static const char policy_text[] = "# tls_policy\n"
+                                  "example.com secure match=nexthop:dot-nexthop\n"
+                                  ".example.com encrypt ciphers=high\n"
+                                  "[mx.partner.test]:587 fingerprint match=" FP32 "\n";
+static const char transport_text[] = "partner.test smtp:[mx.partner.test]:587, [198.19.0.2]\n"
+                                     "* smtp:\n";
+
+/* Section positions in snap_build_all's order. */
+enum {
+	S_STR,
+	S_DP,
+	S_PORTS,
+	S_ROUTES,
+	S_RELAY,
+	S_TLS,
+	S_TLSX,
+	S_TR,
+	S_TRX,
+	S_NH,
+	S_MYN,
+	S_RD,
+	S_RDX
+};
+
+static void *build_policy_blob(size_t *len)
+{
+	static const char extra[] = "mynetworks = 198.18.0.0/24\n"
+	                            "relay_domains = example.com .example.net\n"
+	                            "tls_default_level = encrypt\n";
+	struct pg_conf *c = malloc(sizeof(*c));
+	struct pg_policy pol;
+	struct pg_transport tr;
+	char text[2048], err[512];
+	void *blob;
+
+	assert_non_null(c);
+	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
+	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK ||
+	    policy_parse_text("/test", policy_text, strlen(policy_text), &pol, err, sizeof(err)) !=
+	        PG_OK ||
+	    transport_parse_text("/test", transport_text, strlen(transport_text), &tr, err,
+	                         sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build_all(c, &pol, &tr, &blob, len, err, sizeof(err)), PG_OK);
+	free(c);
+	policy_free(&pol);
+	transport_free(&tr);
+	restamp(blob, *len);
+	return blob;
+}
+
+static void *sec_at(struct snap_header *h, int i)
+{
+	return (uint8_t *)h + h->sections[i].offset;
+}
+
+static void test_policy_round_trip(void **state)
+{
+	size_t len;
+	void *blob = build_policy_blob(&len);
+	const struct snap_header *h = blob;
+	const struct snap_tls_policy *p;
+	const struct snap_transport *t;
+	const struct snap_cidr *mn;
+	struct policy_result r;
+	char err[256];
+	uint32_t n;
+
+	(void)state;
+	assert_int_equal(h->abi_minor, SNAP_ABI_MINOR);
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	p = snap_section(h, SNAP_SEC_TLS_POLICY, &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(snap_string(h, p[0].key.name), "example.com");
+	assert_int_equal(p[0].key.line, 2);
+	assert_string_equal(snap_string(h, p[0].match), "nexthop:dot-nexthop");
+	assert_string_equal(snap_string(h, p[0].text),
+	                    "example.com secure match=nexthop:dot-nexthop");
+	assert_int_equal(p[1].ciphers, SNAP_TLS_GRADE_HIGH);
+	assert_string_equal(snap_string(h, p[2].match), FP32);
+	t = snap_section(h, SNAP_SEC_TRANSPORT, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(t[0].nexthop_count, 2);
+	mn = snap_section(h, SNAP_SEC_MYNETWORKS, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(mn[0].prefix, inet_addr("198.18.0.0"));
+	assert_int_equal(policy_default_level(h), SNAP_TLS_ENCRYPT);
+	assert_int_equal(policy_tls_lookup(h, "partner.test", "[mx.partner.test]:587", &r), PG_OK);
+	assert_int_equal(r.level, SNAP_TLS_FINGERPRINT);
+	assert_true(relay_domain_allowed(h, "a.example.net"));
+	/* an ABI 1.0 reader skips the new kinds: they are unknown to it */
+	free(blob);
+}
+
+static void p_level(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[0].level = SNAP_TLS_LEVEL_MAX + 1;
+}
+static void p_grade(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[1].ciphers = 9;
+}
+static void p_flags(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[1].flags = 0x80;
+}
+static void p_key_off(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[0].key.name.off = 1u << 30;
+}
+static void p_key_len(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[0].key.name.len += 1; /* NUL not after it */
+}
+static void p_hash(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[2].key.hash ^= 1;
+}
+static void p_kind(struct snap_header *h)
+{
+	((struct snap_transport *)sec_at(h, S_TR))[0].key.kind = SNAP_NAME_NEXTHOP;
+}
+static void p_text(struct snap_header *h)
+{
+	struct snap_tls_policy *p = sec_at(h, S_TLS);
+
+	p[1].text.len = p[1].text.len + 1 + p[2].key.name.len; /* spans a NUL */
+}
+static void p_match_off(struct snap_header *h)
+{
+	((struct snap_tls_policy *)sec_at(h, S_TLS))[2].match.off =
+	    (uint32_t)h->sections[S_STR].size;
+}
+static void p_bucket(struct snap_header *h)
+{
+	uint32_t *b = sec_at(h, S_TLSX);
+
+	for (uint32_t i = 0; i < h->sections[S_TLSX].count; i++)
+		if (b[i] != 0)
+			b[i] = 4; /* there are 3 entries */
+}
+static void p_buckets_pow2(struct snap_header *h)
+{
+	h->sections[S_TLSX].count = 3;
+}
+static void p_buckets_full(struct snap_header *h)
+{
+	h->sections[S_RDX].count = 2; /* two entries, no empty bucket left */
+	h->sections[S_RDX].size = 8;
+}
+static void p_bucket_dup(struct snap_header *h)
+{
+	uint32_t *b = sec_at(h, S_TLSX);
+
+	for (uint32_t i = 0; i < h->sections[S_TLSX].count; i++)
+		if (b[i] == 1)
+			b[i] = 2; /* entry 0 unreachable, entry 1 twice */
+}
+static void p_index_gone(struct snap_header *h)
+{
+	h->sections[S_TRX].kind = 77;
+}
+static void p_nh_range(struct snap_header *h)
+{
+	((struct snap_transport *)sec_at(h, S_TR))[0].nexthop_first = 1; /* 1 + 2 > 2 */
+}
+static void p_nh_port(struct snap_header *h)
+{
+	((struct snap_nexthop *)sec_at(h, S_NH))[1].port = 0;
+}
+static void p_nh_host(struct snap_header *h)
+{
+	((struct snap_nexthop *)sec_at(h, S_NH))[0].dest.off = 1u << 31;
+}
+static void p_cidr(struct snap_header *h)
+{
+	((struct snap_cidr *)sec_at(h, S_MYN))[0].prefix = inet_addr("198.18.0.1");
+}
+static void p_cidr_len(struct snap_header *h)
+{
+	((struct snap_cidr *)sec_at(h, S_MYN))[0].len = 33;
+}
+static void p_default(struct snap_header *h)
+{
+	((struct snap_relay *)sec_at(h, S_RELAY))->tls_default_level = 9;
+}
+static void p_relay_count(struct snap_header *h)
+{
+	h->sections[S_RELAY].count = 0;
+}
+static void p_dup_kind(struct snap_header *h)
+{
+	h->sections[S_RDX].kind = SNAP_SEC_TLS_POLICY_INDEX;
+}
+
+static const struct policy_corrupt {
+	const char *name;
+	void (*mutate)(struct snap_header *h);
+	const char *want_prefix;
+} policy_corrupt[] = {
+    {"level", p_level, "tls_policy entry 0: level, ciphers, protocols or flags out of range"},
+    {"grade", p_grade, "tls_policy entry 1: level"},
+    {"flags", p_flags, "tls_policy entry 1: level"},
+    {"key offset", p_key_off, "tls_policy of entry 0: string"},
+    {"key length", p_key_len, "tls_policy of entry 0: string"},
+    {"hash", p_hash, "tls_policy entry 2: hash does not match its key"},
+    {"key kind", p_kind, "transport entry 0: key kind 3"},
+    {"text spans a NUL", p_text, "tls_policy text of entry 1: string"},
+    {"match offset", p_match_off, "tls_policy match of entry 2: string"},
+    {"bucket past entries", p_bucket, "tls_policy index: bucket"},
+    {"buckets not a power of two", p_buckets_pow2, "tls_policy index: 3 buckets for 3 entries"},
+    {"no empty bucket", p_buckets_full, "relay_domains index: 2 buckets for 2 entries"},
+    {"entry unreachable", p_bucket_dup, "tls_policy index: entry 0 cannot be found"},
+    {"index missing", p_index_gone, "transport: table without its index"},
+    {"next-hop range", p_nh_range, "transport entry 0: next hops [1, +2) outside the 2"},
+    {"next-hop port", p_nh_port, "next hop 1: port, flags or name missing"},
+    {"next-hop string", p_nh_host, "next hop destination of entry 0: string"},
+    {"cidr host bits", p_cidr, "mynetworks entry 0: bad prefix"},
+    {"cidr length", p_cidr_len, "mynetworks entry 0: bad prefix"},
+    {"default level", p_default, "relay section: default TLS level out of range"},
+    {"relay count", p_relay_count, "relay section count 0, expected 1"},
+    {"duplicate kind", p_dup_kind, "section 12: a second section of kind 7"},
+};
+
+static void test_policy_corrupt(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_policy_blob(&len);
+	uint8_t *copy = malloc(len);
+	char err[256];
+
+	(void)state;
+	assert_non_null(copy);
+	for (size_t i = 0; i < sizeof(policy_corrupt) / sizeof(policy_corrupt[0]); i++) {
+		const struct policy_corrupt *t = &policy_corrupt[i];
+
+		memcpy(copy, blob, len);
+		t->mutate((struct snap_header *)copy);
+		restamp(copy, len);
+		err[0] = '\0';
+		if (snap_validate(copy, len, err, sizeof(err)) == 0 ||
+		    strncmp(err, t->want_prefix, strlen(t->want_prefix)) != 0)
+			fail_msg("case \"%s\": message \"%s\"", t->name, err);
+	}
+	/* and every single byte flipped is refused (checksum) without a crash */
+	for (size_t i = 0; i < len; i++) {
+		memcpy(copy, blob, len);
+		copy[i] ^= 0x40;
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), -1);
+	}
+	free(copy);
+	free(blob);
+}
 
 static char shm_name[64];
 
@@ -540,6 +801,8 @@ int main(void)
 	    cmocka_unit_test(test_every_byte_flipped),
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_corrupt_headers),
+	    cmocka_unit_test(test_policy_round_trip),
+	    cmocka_unit_test(test_policy_corrupt),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_again_when_slots_held),
 	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),
