@@ -246,11 +246,16 @@ static int ctl_request(const char *sock, const char *request)
 		rc = CTL_EXIT_OK;
 	} else if (strcmp(reply, "notready") == 0) {
 		rc = CTL_EXIT_NOT_READY;
+	} else if (strcmp(reply, "busy") == 0) {
+		rc = CTL_EXIT_UNREACHABLE; /* not a refusal: nothing was looked at */
 	} else {
 		rc = CTL_EXIT_DAEMON_ERROR;
 	}
-	/* errors go to stderr so scripts parsing stdout are not confused */
-	fputs(body, rc == CTL_EXIT_DAEMON_ERROR ? stderr : stdout);
+	/*
+	 * Error text goes to stderr so scripts parsing stdout are not
+	 * confused; an error asked for as JSON is the output, so stdout.
+	 */
+	fputs(body, rc != CTL_EXIT_OK && rc != CTL_EXIT_NOT_READY && body[0] != '{' ? stderr : stdout);
 	free(reply);
 	return rc;
 }

@@ -332,12 +332,27 @@ static int ctl_listen(const char *path)
 		ctl_log("cannot create the directory of %s: %s", path, strerror(errno));
 		return -1;
 	}
-	/* a stale socket of a previous run; shm_open_control refused a live one */
+	/*
+	 * A socket file left by a previous run is removed; one that still
+	 * answers belongs to a live posternd (perhaps of another shm_name,
+	 * which shm_open_control cannot see) and is left alone.
+	 */
 	if (lstat(path, &st) == 0) {
+		int probe;
+
 		if (!S_ISSOCK(st.st_mode)) {
 			ctl_log("%s exists and is not a socket; not removing it", path);
 			return -1;
 		}
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(probe);
+			ctl_log("another posternd answers on %s; not taking it over", path);
+			return -1;
+		}
+		if (probe >= 0)
+			close(probe);
 		unlink(path);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -635,7 +650,7 @@ static void ctl_accept(struct ctl_daemon *dm)
 				break;
 			}
 		if (slot == NULL) {
-			static const char busy[] = "error\nposternd is busy, try again\n";
+			static const char busy[] = "busy\nposternd is busy, try again\n";
 
 			(void)!write(fd, busy, sizeof(busy) - 1);
 			close(fd);
