@@ -65,6 +65,49 @@
 	X(route_drop_noroute, "packets dropped: no route to destination")      \
 	X(ipv4_out_drop_mtu, "packets dropped: larger than the port MTU")      \
 	X(ipv4_out_drop_headroom, "packets dropped: no headroom for Ethernet") \
+	X(tcp_rx, "TCP segments received")                                     \
+	X(tcp_drop_short, "TCP dropped: truncated header or zero port")        \
+	X(tcp_drop_cksum, "TCP dropped: bad checksum")                         \
+	X(tcp_rx_noconn, "TCP segments for no connection (RST sent)")         \
+	X(tcp_syn_rx, "TCP SYNs received by a listener")                       \
+	X(tcp_drop_backlog, "TCP SYNs dropped: listener backlog full")         \
+	X(tcp_drop_maxconn, "TCP connections refused: per-worker cap")         \
+	X(tcp_drop_paws, "TCP dropped: PAWS, old timestamp (RFC 7323)")        \
+	X(tcp_drop_oow, "TCP dropped: outside the receive window")             \
+	X(tcp_drop_rst_oow, "TCP RSTs dropped: outside the window")            \
+	X(tcp_drop_bad_ack, "TCP dropped: unacceptable ACK in handshake")      \
+	X(tcp_drop_ack_unsent, "TCP dropped: ACK for data never sent")         \
+	X(tcp_drop_ack_old, "TCP dropped: ACK too old (RFC 5961 5.2)")         \
+	X(tcp_drop_ooo_full, "TCP data dropped: out-of-order ranges full")     \
+	X(tcp_rx_syn_challenged, "TCP SYNs on a live connection (RFC 5961)")   \
+	X(tcp_challenge_ack_tx, "TCP challenge ACKs sent (RFC 5961)")          \
+	X(tcp_challenge_ack_limited, "TCP challenge ACKs suppressed by rate")  \
+	X(tcp_rx_dup, "TCP duplicate segments received")                       \
+	X(tcp_rx_ooo, "TCP out-of-order segments received")                    \
+	X(tcp_rx_dupacks, "TCP duplicate ACKs received")                       \
+	X(tcp_rx_window_probe, "TCP zero-window probes received")              \
+	X(tcp_rst_rx, "TCP valid RSTs received")                               \
+	X(tcp_rst_tx, "TCP RSTs sent")                                         \
+	X(tcp_tx_segs, "TCP segments sent")                                    \
+	X(tcp_retransmits, "TCP segments retransmitted")                       \
+	X(tcp_rto, "TCP retransmission timeouts")                              \
+	X(tcp_fast_retransmits, "TCP fast retransmits (3 dupacks)")            \
+	X(tcp_partial_acks, "TCP partial ACKs in recovery (RFC 6582)")         \
+	X(tcp_persist_probes, "TCP zero-window probes sent")                   \
+	X(tcp_delack_tx, "TCP delayed ACKs sent by the timer")                 \
+	X(tcp_conn_alloc, "TCP connections allocated")                         \
+	X(tcp_conn_free, "TCP connections freed")                              \
+	X(tcp_conn_passive, "TCP connections accepted (passive open)")         \
+	X(tcp_conn_active, "TCP connections established (active open)")        \
+	X(tcp_conn_closed, "TCP connections closed in order (LAST_ACK)")       \
+	X(tcp_conn_reset, "TCP connections reset by the peer")                 \
+	X(tcp_conn_refused, "TCP active opens refused (RST to SYN)")           \
+	X(tcp_conn_timeout, "TCP connections timed out")                       \
+	X(tcp_conn_aborted, "TCP connections aborted by the upper layer")      \
+	X(tcp_close_unread_rst, "TCP resets: closed with unread data")         \
+	X(tcp_orphan_data_rst, "TCP resets: data for a closed handle")         \
+	X(tcp_time_wait_reuse, "TCP TIME_WAIT tuples reused")                  \
+	X(tcp_port_exhausted, "TCP connects failed: no local port")            \
 	X(snapshot_adopted, "control snapshots adopted")                       \
 	X(snapshot_rejected, "control snapshots refused (invalid)")
 

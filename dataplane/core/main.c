@@ -33,7 +33,9 @@
 #include "result.h"
 #include "shm.h"
 #include "snap_format.h"
+#include "timer.h"
 #include "worker.h"
+#include "net/tcp.h"
 
 #define DP_MAX_EAL_ARGS 128
 
@@ -421,6 +423,18 @@ int main(int argc, char **argv)
 		w->arp = arp_table_create(w, 4096);
 		if (w->arp == NULL)
 			dp_fail("cannot allocate the neighbour table of worker %u", wi);
+		w->timers = worker_alloc(w, sizeof(*w->timers));
+		if (w->timers == NULL)
+			dp_fail("cannot allocate the timer wheel of worker %u", wi);
+		timer_wheel_init(w->timers, TIMER_TICK_NS_DEFAULT, shm_now_ns(), w);
+		{
+			struct tcp_config tcfg;
+
+			tcp_config_default(&tcfg);
+			w->tcp = tcp_stack_create(w, &tcfg);
+			if (w->tcp == NULL)
+				dp_fail("cannot allocate the TCP state of worker %u", wi);
+		}
 		r->readers[w->reader].lcore = lcore;
 		atomic_store(&r->readers[w->reader].adopted, 0);
 		atomic_store(&r->readers[w->reader].heartbeat_ns, 0);

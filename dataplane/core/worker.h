@@ -23,6 +23,8 @@
 
 struct shm_map;
 struct snap_header;
+struct tcp_stack;
+struct timer_wheel;
 
 /* Frames waiting for the next TX flush, per port. */
 struct worker_txbuf {
@@ -61,6 +63,10 @@ struct worker {
 	struct worker_txbuf tx[NET_MAX_PORTS];
 	worker_tx_burst_fn tx_burst;
 	void *tx_capture; /* for the test capture */
+	struct tcp_stack *tcp; /* NULL: TCP not served here (dropped as ipv4_drop_proto) */
+
+	/* timers of every layer (core/timer.h); advanced once per loop pass */
+	struct timer_wheel *timers;
 
 	/* control snapshot */
 	struct shm_map *shm;

@@ -15,6 +15,7 @@
 #include "net.h"
 #include "net_private.h"
 #include "result.h"
+#include "tcp_private.h"
 
 #define IPV4_DEFAULT_TTL 64 /* RFC 1700 / RFC 1122 §3.2.1.7 recommended value */
 
@@ -151,8 +152,16 @@ void ipv4_input(struct worker *w, struct rte_mbuf *m, uint16_t port, enum net_l2
 	case IPPROTO_ICMP:
 		icmp_input(w, m, port);
 		return;
+	case IPPROTO_TCP:
+		/* A worker without TCP state (tests of L3 alone) treats TCP as unknown. */
+		if (w->tcp != NULL) {
+			tcp_input(w, m);
+			return;
+		}
+		WCOUNT(w, ipv4_drop_proto);
+		goto drop;
 	default:
-		/* TCP and UDP arrive with their own issues; nothing else ever will. */
+		/* UDP arrives with its own issue; nothing else ever will. */
 		WCOUNT(w, ipv4_drop_proto);
 		goto drop;
 	}

@@ -1,0 +1,147 @@
+/*
+ * tcp.h - the TCP event API for the layers above (SMTP, TLS, diagnostics).
+ * They never see segments: they listen or connect, get events on one
+ * callback table, append to a send buffer and read the receive buffer in
+ * place. Everything runs on the worker that owns the connection.
+ *
+ * Lifetime of a handle: a connection reaches the upper layer through
+ * `accepted` (passive) or tcp_connect() (active) and stays valid until the
+ * upper layer calls tcp_close() or tcp_abort() - also after `closed` or
+ * `error`, which only say that the connection is over. After tcp_close()
+ * the stack finishes the connection on its own (FIN, TIME_WAIT) and no
+ * event reaches the upper layer again. Callbacks may call any function
+ * here, tcp_close() on their own connection included.
+ */
+#ifndef PG_TCP_H
+#define PG_TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+struct tcp_conn;
+struct tcp_stack;
+
+enum tcp_error {
+	TCP_ERR_NONE = 0,
+	TCP_ERR_RESET,   /* the peer sent a valid RST */
+	TCP_ERR_REFUSED, /* RST in answer to our SYN */
+	TCP_ERR_TIMEOUT, /* retransmissions exhausted (RFC 9293 §3.8.3 R2) */
+};
+
+/* One callback table per upper-layer protocol; any entry may be NULL. */
+struct tcp_ops {
+	/*
+	 * On a listener's table: a connection was established. Call
+	 * tcp_set_handler() here to give it its own table and user pointer
+	 * (it starts with the listener's).
+	 */
+	void (*accepted)(struct tcp_conn *c, void *user);
+	void (*connected)(struct tcp_conn *c, void *user);
+	/* In-order data or the peer's FIN (tcp_recv() then says PG_DONE). */
+	void (*readable)(struct tcp_conn *c, void *user);
+	/* Send space opened after tcp_send() returned PG_AGAIN or took less. */
+	void (*writable)(struct tcp_conn *c, void *user);
+	/* Both directions finished in order (FIN sent and acknowledged, FIN received). */
+	void (*closed)(struct tcp_conn *c, void *user);
+	/* The connection died (reset, refused, timed out). */
+	void (*error)(struct tcp_conn *c, enum tcp_error err, void *user);
+};
+
+/* Per-worker tunables; tcp_config_default() fills the defaults in brackets. */
+struct tcp_config {
+	uint32_t max_conns;     /* connections per worker, TIME_WAIT included [65536] */
+	uint32_t syn_backlog;   /* half-open (SYN_RECEIVED) per listener [1024] */
+	uint32_t sndbuf;        /* send buffer bytes [256 KiB] */
+	uint32_t rcvbuf;        /* receive buffer bytes, sets the window scale [256 KiB] */
+	uint64_t msl_ns;        /* maximum segment lifetime; TIME_WAIT is 2*MSL [30 s] */
+	uint64_t rto_init_ns;   /* RFC 6298 §2.1 initial RTO [1 s] */
+	uint64_t rto_min_ns;    /* [200 ms, as Linux; RFC 6298 §2.4 says 1 s] */
+	uint64_t rto_max_ns;    /* [60 s, RFC 6298 §2.5] */
+	uint64_t delack_ns;     /* delayed-ACK timeout [40 ms] */
+	uint64_t fin_wait2_ns;  /* orphaned FIN_WAIT_2 lifetime [60 s] */
+	uint32_t max_retries;   /* data retransmissions before abort (R2) [12] */
+	uint32_t syn_retries;   /* SYN / SYN-ACK retransmissions [6] */
+	uint32_t challenge_ack_per_s; /* RFC 5961 §7 rate limit per worker [1000] */
+	uint16_t ephemeral_lo, ephemeral_hi; /* local ports for connect [32768..60999] */
+	bool timestamps;        /* offer RFC 7323 timestamps [true] */
+	bool window_scale;      /* offer RFC 7323 window scale [true] */
+};
+
+void tcp_config_default(struct tcp_config *cfg);
+
+/*
+ * Per-worker TCP state (connection table, listeners, port allocator).
+ * Needs w->timers. Attach the result to w->tcp; tcp_stack_destroy() frees
+ * every connection without sending anything (shutdown or test teardown).
+ */
+struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg);
+void tcp_stack_destroy(struct worker *w, struct tcp_stack *st);
+/* Connections currently allocated on this worker (all states). */
+uint32_t tcp_conn_count(const struct worker *w);
+
+/*
+ * Listen on `port` (host order) on local address `laddr` (network order,
+ * 0 = every address of the worker). PG_OK, PG_DECLINED (already
+ * listening), PG_ERROR (table full).
+ */
+int tcp_listen(struct worker *w, uint32_t laddr, uint16_t port, const struct tcp_ops *ops,
+	       void *user);
+int tcp_unlisten(struct worker *w, uint32_t laddr, uint16_t port);
+
+/*
+ * Active open to dst:dport (dst network order, dport host order). The
+ * local address is the one of the port the route leaves from; the local
+ * port is chosen so that replies hash to this worker (DESIGN.md,
+ * "Connection ownership"). PG_OK with *out set (a `connected` or `error`
+ * event follows), PG_DECLINED (no route), PG_AGAIN (no free local port or
+ * connection cap reached), PG_ERROR (no memory).
+ */
+int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp_ops *ops,
+		void *user, struct tcp_conn **out);
+
+void tcp_set_handler(struct tcp_conn *c, const struct tcp_ops *ops, void *user);
+
+/*
+ * Append up to len bytes to the send buffer. Returns the number of bytes
+ * taken (> 0), PG_AGAIN when the buffer is full (a `writable` event
+ * follows), or PG_ERROR when the connection cannot send any more (after
+ * tcp_shutdown, or once closed).
+ */
+int tcp_send(struct tcp_conn *c, const void *buf, uint32_t len);
+uint32_t tcp_send_space(const struct tcp_conn *c);
+
+/*
+ * Receive without copying: up to two spans of in-order data in the
+ * receive buffer (the second is the wrap-around part, possibly empty).
+ * Returns the total bytes readable. The spans stay valid until the next
+ * tcp_recv_consume() or the end of the callback.
+ */
+uint32_t tcp_recv_peek(const struct tcp_conn *c, const uint8_t **p1, uint32_t *l1,
+		       const uint8_t **p2, uint32_t *l2);
+/* Release n bytes (n <= readable) from the front; may open the window. */
+void tcp_recv_consume(struct tcp_conn *c, uint32_t n);
+/*
+ * Copying convenience: bytes copied (> 0), PG_AGAIN (nothing yet), PG_DONE
+ * (the peer closed and everything was read), PG_ERROR (reset/closed).
+ */
+int tcp_recv(struct tcp_conn *c, void *buf, uint32_t len);
+
+/* Send FIN once the queued data is out (half close). PG_OK or PG_ERROR. */
+int tcp_shutdown(struct tcp_conn *c);
+/*
+ * Release the handle. A live connection is finished gracefully (FIN after
+ * the queued data); if received data was never read it is reset instead
+ * (RFC 9293 §3.6.1 / RFC 2525 §2.17), so the peer knows it was lost.
+ */
+void tcp_close(struct tcp_conn *c);
+/* Release the handle and reset the connection (RST if synchronized). */
+void tcp_abort(struct tcp_conn *c);
+
+/* Introspection for diagnostics and tests. */
+const char *tcp_state_name_of(const struct tcp_conn *c);
+void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, uint32_t *raddr,
+		    uint16_t *rport); /* addresses network order, ports host order */
+
+#endif

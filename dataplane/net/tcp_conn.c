@@ -1,0 +1,605 @@
+/*
+ * tcp_conn.c - connections as objects: the per-worker stack, the table
+ * keyed by 4-tuple, listeners, the local port allocator, the state setter,
+ * the lifetime rules of tcp.h (hold/release, user handle, deferred free)
+ * and the open/close half of the event API.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_jhash.h>
+#include <rte_log.h>
+#include <rte_random.h>
+
+#include "net.h"
+#include "result.h"
+#include "tcp_private.h"
+
+const char *const tcp_state_names[TCPS__COUNT] = {
+#define TCP_STATE_NAME(s) #s,
+    TCP_STATES(TCP_STATE_NAME)
+#undef TCP_STATE_NAME
+};
+
+void tcp_config_default(struct tcp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_conns = 65536;
+	cfg->syn_backlog = 1024;
+	cfg->sndbuf = 256 * 1024;
+	cfg->rcvbuf = 256 * 1024;
+	cfg->msl_ns = 30ull * 1000000000ull;
+	cfg->rto_init_ns = 1000000000ull;
+	cfg->rto_min_ns = 200000000ull;
+	cfg->rto_max_ns = 60ull * 1000000000ull;
+	cfg->delack_ns = 40000000ull;
+	cfg->fin_wait2_ns = 60ull * 1000000000ull;
+	cfg->max_retries = 12;
+	cfg->syn_retries = 6;
+	cfg->challenge_ack_per_s = 1000;
+	cfg->ephemeral_lo = 32768;
+	cfg->ephemeral_hi = 60999;
+	cfg->timestamps = true;
+	cfg->window_scale = true;
+}
+
+/* The one place a state changes, so every transition can be traced. */
+void tcp_set_state(struct tcp_conn *c, enum tcp_state s)
+{
+	RTE_LOG_DP(DEBUG, USER1, "tcp %u.%u: %s -> %s\n", rte_be_to_cpu_16(c->lport),
+		   rte_be_to_cpu_16(c->rport), tcp_state_names[c->state], tcp_state_names[s]);
+	c->state = s;
+}
+
+const char *tcp_state_name_of(const struct tcp_conn *c)
+{
+	return tcp_state_names[c->state];
+}
+
+void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, uint32_t *raddr,
+		    uint16_t *rport)
+{
+	*laddr = c->laddr;
+	*raddr = c->raddr;
+	*lport = rte_be_to_cpu_16(c->lport);
+	*rport = rte_be_to_cpu_16(c->rport);
+}
+
+struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg)
+{
+	struct tcp_stack *st;
+	uint32_t nb;
+
+	if (w->timers == NULL || cfg->max_conns == 0 || cfg->sndbuf == 0 || cfg->rcvbuf < 1024 ||
+	    cfg->ephemeral_lo == 0 || cfg->ephemeral_hi < cfg->ephemeral_lo)
+		return NULL;
+	st = worker_alloc(w, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	st->w = w;
+	st->cfg = *cfg;
+	st->cc_ops = &tcp_cc_newreno;
+	nb = rte_align32pow2(cfg->max_conns > (1u << 22) ? (1u << 22) : cfg->max_conns);
+	st->buckets = worker_alloc(w, (size_t)nb * sizeof(*st->buckets));
+	if (st->buckets == NULL) {
+		worker_free(w, st);
+		return NULL;
+	}
+	st->mask = nb - 1;
+	st->port_cursor = cfg->ephemeral_lo;
+	for (unsigned i = 0; i < RTE_DIM(st->isn_secret); i++)
+		st->isn_secret[i] = (uint32_t)rte_rand();
+	return st;
+}
+
+void tcp_stack_destroy(struct worker *w, struct tcp_stack *st)
+{
+	if (st == NULL)
+		return;
+	for (uint32_t b = 0; b <= st->mask; b++) {
+		while (st->buckets[b] != NULL) {
+			struct tcp_conn *c = st->buckets[b];
+
+			c->busy = 0;
+			tcp_conn_free(c);
+		}
+	}
+	/*
+	 * Handles the user still holds on closed (unhashed) connections are
+	 * the user's to release first; tests check tcp_conn_count() is 0.
+	 */
+	worker_free(w, st->buckets);
+	worker_free(w, st);
+}
+
+uint32_t tcp_conn_count(const struct worker *w)
+{
+	return w->tcp != NULL ? w->tcp->nconns : 0;
+}
+
+static uint32_t tcp_bucket(const struct tcp_stack *st, uint32_t laddr, uint16_t lport,
+			   uint32_t raddr, uint16_t rport)
+{
+	return rte_jhash_3words(laddr, raddr, (uint32_t)lport << 16 | rport, st->isn_secret[0]) &
+	       st->mask;
+}
+
+struct tcp_conn *tcp_lookup(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+			    uint16_t rport)
+{
+	struct tcp_conn *c = st->buckets[tcp_bucket(st, laddr, lport, raddr, rport)];
+
+	for (; c != NULL; c = c->hnext)
+		if (c->laddr == laddr && c->raddr == raddr && c->lport == lport &&
+		    c->rport == rport)
+			return c;
+	return NULL;
+}
+
+static void tcp_hash(struct tcp_conn *c)
+{
+	struct tcp_stack *st = c->st;
+	uint32_t b = tcp_bucket(st, c->laddr, c->lport, c->raddr, c->rport);
+
+	assert(!c->hashed);
+	c->hnext = st->buckets[b];
+	st->buckets[b] = c;
+	c->hashed = true;
+}
+
+static void tcp_unhash(struct tcp_conn *c)
+{
+	struct tcp_stack *st = c->st;
+	struct tcp_conn **pp;
+
+	if (!c->hashed)
+		return;
+	pp = &st->buckets[tcp_bucket(st, c->laddr, c->lport, c->raddr, c->rport)];
+	while (*pp != c)
+		pp = &(*pp)->hnext;
+	*pp = c->hnext;
+	c->hnext = NULL;
+	c->hashed = false;
+}
+
+struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uint16_t lport)
+{
+	uint16_t port = rte_be_to_cpu_16(lport);
+	struct tcp_listener *any = NULL;
+
+	for (unsigned i = 0; i < TCP_MAX_LISTENERS; i++) {
+		struct tcp_listener *l = &st->listeners[i];
+
+		if (l->port != port)
+			continue;
+		if (l->laddr == laddr)
+			return l;
+		if (l->laddr == 0)
+			any = l;
+	}
+	return any;
+}
+
+/*
+ * Placeholder ISN, to be replaced by tcp_isn() (tcp_isn.h, RFC 6528) when
+ * the lead wires it in: the same shape, M + F(4-tuple, secret) with M a
+ * 4 µs clock, F a keyed hash (jhash here, SipHash there).
+ */
+uint32_t tcp_choose_isn(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+			uint16_t rport)
+{
+	uint32_t f = rte_jhash_3words(laddr ^ st->isn_secret[1], raddr ^ st->isn_secret[2],
+				      ((uint32_t)lport << 16 | rport) ^ st->isn_secret[3],
+				      st->isn_secret[0]);
+
+	return f + (uint32_t)(st->w->now_ns / 4000);
+}
+
+/* Per-tuple timestamp offset (RFC 7323 §5.4), stable across incarnations of a tuple. */
+static uint32_t tcp_ts_offset(struct tcp_stack *st, const struct tcp_conn *c)
+{
+	return rte_jhash_3words(c->laddr, c->raddr, (uint32_t)c->lport << 16 | c->rport,
+				st->isn_secret[3] ^ 0x5bd1e995u);
+}
+
+uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr)
+{
+	const struct net_config *nc = st->w->net;
+	const struct net_route *rt;
+	uint16_t mtu = 1500;
+
+	if (nc != NULL && net_route_lookup(nc, raddr, &rt) == PG_OK &&
+	    nc->ports[rt->port].mtu >= 576)
+		mtu = nc->ports[rt->port].mtu;
+	return (uint16_t)(mtu - 40); /* IPv4 and TCP headers without options */
+}
+
+/* The smallest shift that lets a 16-bit window cover the buffer (RFC 7323 §2.3). */
+uint8_t tcp_rcv_wscale_for(uint32_t rcvbuf)
+{
+	uint8_t s = 0;
+
+	while (s < TCP_MAX_WSCALE && (65535u << s) < rcvbuf)
+		s++;
+	return s;
+}
+
+struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+			      uint16_t rport)
+{
+	struct worker *w = st->w;
+	struct tcp_conn *c;
+
+	if (st->nconns >= st->cfg.max_conns) {
+		WCOUNT(w, tcp_drop_maxconn);
+		return NULL;
+	}
+	c = worker_alloc(w, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	if (tcp_ring_alloc(w, &c->sndq, st->cfg.sndbuf) != PG_OK ||
+	    tcp_ring_alloc(w, &c->rcvq, st->cfg.rcvbuf) != PG_OK) {
+		tcp_ring_free(w, &c->sndq);
+		worker_free(w, c);
+		return NULL;
+	}
+	c->st = st;
+	c->state = TCPS_CLOSED;
+	c->laddr = laddr;
+	c->lport = lport;
+	c->raddr = raddr;
+	c->rport = rport;
+	c->rto_ns = st->cfg.rto_init_ns;
+	c->rcv_wscale = st->cfg.window_scale ? tcp_rcv_wscale_for(st->cfg.rcvbuf) : 0;
+	c->ts_offset = tcp_ts_offset(st, c);
+	c->mss = tcp_local_mss(st, raddr);
+	c->peer_mss = TCP_DEFAULT_MSS;
+	tcp_timers_init(c);
+	tcp_hash(c);
+	st->nconns++;
+	WCOUNT(w, tcp_conn_alloc);
+	return c;
+}
+
+void tcp_conn_hold(struct tcp_conn *c)
+{
+	c->busy++;
+}
+
+void tcp_conn_release(struct tcp_conn *c)
+{
+	assert(c->busy > 0);
+	if (--c->busy == 0 && c->free_pending)
+		tcp_conn_free(c);
+}
+
+void tcp_conn_free(struct tcp_conn *c)
+{
+	struct tcp_stack *st = c->st;
+	struct worker *w = st->w;
+
+	if (c->busy > 0) {
+		c->free_pending = true; /* still on the stack of a caller */
+		tcp_unhash(c);
+		tcp_timers_cancel(c);
+		return;
+	}
+	tcp_unhash(c);
+	tcp_timers_cancel(c);
+	if (c->listener != NULL) {
+		c->listener->nsynrcvd--;
+		c->listener = NULL;
+	}
+	tcp_ring_free(w, &c->sndq);
+	tcp_ring_free(w, &c->rcvq);
+	assert(st->nconns > 0);
+	st->nconns--;
+	WCOUNT(w, tcp_conn_free);
+	worker_free(w, c);
+}
+
+void tcp_conn_closed(struct tcp_conn *c, enum tcp_error err)
+{
+	bool notify = c->user_owned && !c->end_notified;
+
+	if (c->state != TCPS_CLOSED)
+		tcp_set_state(c, TCPS_CLOSED);
+	tcp_unhash(c);
+	tcp_timers_cancel(c);
+	if (c->listener != NULL) {
+		c->listener->nsynrcvd--;
+		c->listener = NULL;
+	}
+	if (!c->user_owned) {
+		tcp_conn_free(c);
+		return;
+	}
+	c->err = err;
+	if (!notify)
+		return;
+	c->end_notified = true;
+	if (err != TCP_ERR_NONE) {
+		if (c->ops != NULL && c->ops->error != NULL)
+			c->ops->error(c, err, c->user);
+	} else if (c->ops != NULL && c->ops->closed != NULL) {
+		c->ops->closed(c, c->user);
+	}
+}
+
+/* Buffers are of no use to an orphan in TIME_WAIT; thousands of them must stay cheap. */
+static void tcp_conn_trim(struct tcp_conn *c)
+{
+	tcp_ring_free(c->st->w, &c->sndq);
+	tcp_ring_free(c->st->w, &c->rcvq);
+}
+
+void tcp_enter_time_wait(struct tcp_conn *c)
+{
+	tcp_set_state(c, TCPS_TIME_WAIT);
+	tcp_rtx_stop(c);
+	tcp_delack_stop(c);
+	c->tw_start_ns = c->st->w->now_ns;
+	tcp_wait_arm(c, 2 * c->st->cfg.msl_ns);
+	if (!c->user_owned) {
+		tcp_conn_trim(c);
+		return;
+	}
+	if (!c->end_notified) {
+		c->end_notified = true;
+		if (c->ops != NULL && c->ops->closed != NULL)
+			c->ops->closed(c, c->user);
+	}
+}
+
+void tcp_notify_readable(struct tcp_conn *c)
+{
+	if (c->user_owned && c->ops != NULL && c->ops->readable != NULL)
+		c->ops->readable(c, c->user);
+}
+
+void tcp_notify_writable(struct tcp_conn *c)
+{
+	if (!c->want_writable || !c->user_owned)
+		return;
+	c->want_writable = false;
+	if (c->ops != NULL && c->ops->writable != NULL)
+		c->ops->writable(c, c->user);
+}
+
+/* SYN_RECEIVED or SYN_SENT -> ESTABLISHED; tells the user. */
+void tcp_conn_established(struct tcp_conn *c)
+{
+	struct tcp_stack *st = c->st;
+
+	st->cc_ops->init(&c->cc, c->mss, st->w->now_ns);
+	if (c->fin_queued)
+		tcp_set_state(c, TCPS_FIN_WAIT_1);
+	else
+		tcp_set_state(c, TCPS_ESTABLISHED);
+	if (c->passive) {
+		struct tcp_listener *l = c->listener;
+
+		WCOUNT(st->w, tcp_conn_passive);
+		if (l != NULL) {
+			l->nsynrcvd--;
+			c->listener = NULL;
+		}
+		c->user_owned = true;
+		c->accepted = true;
+		if (c->ops != NULL && c->ops->accepted != NULL)
+			c->ops->accepted(c, c->user);
+	} else {
+		WCOUNT(st->w, tcp_conn_active);
+		if (c->user_owned && c->ops != NULL && c->ops->connected != NULL)
+			c->ops->connected(c, c->user);
+	}
+}
+
+int tcp_listen(struct worker *w, uint32_t laddr, uint16_t port, const struct tcp_ops *ops,
+	       void *user)
+{
+	struct tcp_stack *st = w->tcp;
+	struct tcp_listener *free_slot = NULL;
+
+	if (st == NULL || port == 0)
+		return PG_ERROR;
+	for (unsigned i = 0; i < TCP_MAX_LISTENERS; i++) {
+		struct tcp_listener *l = &st->listeners[i];
+
+		if (l->port == port && l->laddr == laddr)
+			return PG_DECLINED;
+		if (l->port == 0 && free_slot == NULL)
+			free_slot = l;
+	}
+	if (free_slot == NULL)
+		return PG_ERROR;
+	*free_slot = (struct tcp_listener){.laddr = laddr, .port = port, .ops = ops, .user = user};
+	return PG_OK;
+}
+
+int tcp_unlisten(struct worker *w, uint32_t laddr, uint16_t port)
+{
+	struct tcp_stack *st = w->tcp;
+	struct tcp_listener *l = NULL;
+
+	for (unsigned i = 0; st != NULL && i < TCP_MAX_LISTENERS; i++)
+		if (st->listeners[i].port == port && st->listeners[i].laddr == laddr)
+			l = &st->listeners[i];
+	if (l == NULL)
+		return PG_DECLINED;
+	/* Half-open connections of this listener have nobody to accept them. */
+	for (uint32_t b = 0; l->nsynrcvd > 0 && b <= st->mask; b++) {
+		struct tcp_conn *c = st->buckets[b], *next;
+
+		for (; c != NULL; c = next) {
+			next = c->hnext;
+			if (c->listener == l) {
+				tcp_send_rst(c);
+				tcp_conn_free(c);
+			}
+		}
+	}
+	memset(l, 0, sizeof(*l));
+	return PG_OK;
+}
+
+/*
+ * RFC 6191-style reuse of a TIME_WAIT tuple for a new active open: safe
+ * when the old incarnation used timestamps (our TSval only grows per
+ * tuple, so the peer's PAWS rejects old duplicates) and the new ISN lies
+ * beyond the old sequence space.
+ */
+static bool tcp_tw_reusable(const struct tcp_conn *old)
+{
+	return old->state == TCPS_TIME_WAIT && old->ts_ok && !old->user_owned &&
+	       old->st->w->now_ns - old->tw_start_ns >= 1000000000ull / TCP_TS_HZ;
+}
+
+int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp_ops *ops,
+		void *user, struct tcp_conn **out)
+{
+	struct tcp_stack *st = w->tcp;
+	const struct net_config *nc = w->net;
+	const struct net_route *rt;
+	uint32_t laddr, range, min_isn = 0;
+	uint16_t rport = rte_cpu_to_be_16(dport), lport = 0;
+	bool have_min_isn = false;
+	struct tcp_conn *c;
+
+	if (st == NULL || nc == NULL || dport == 0)
+		return PG_ERROR;
+	if (net_route_lookup(nc, dst, &rt) != PG_OK || nc->ports[rt->port].addr == 0)
+		return PG_DECLINED;
+	laddr = nc->ports[rt->port].addr;
+	if (st->nconns >= st->cfg.max_conns) {
+		WCOUNT(w, tcp_drop_maxconn);
+		return PG_AGAIN;
+	}
+	/*
+	 * A local port whose reply tuple hashes to this worker and whose
+	 * 4-tuple is free (or in a reusable TIME_WAIT).
+	 */
+	range = (uint32_t)st->cfg.ephemeral_hi - st->cfg.ephemeral_lo + 1;
+	for (uint32_t i = 0; i < range; i++) {
+		uint16_t p = st->port_cursor;
+		uint16_t pn = rte_cpu_to_be_16(p);
+		struct tcp_conn *old;
+
+		st->port_cursor = p == st->cfg.ephemeral_hi ? st->cfg.ephemeral_lo : p + 1;
+		if (w->nworkers > 1 && steer_hash4(dst, laddr, rport, pn) % w->nworkers != w->id)
+			continue;
+		old = tcp_lookup(st, laddr, pn, dst, rport);
+		if (old != NULL) {
+			if (!tcp_tw_reusable(old))
+				continue;
+			min_isn = old->snd_max + 65536 * 2;
+			have_min_isn = true;
+			WCOUNT(w, tcp_time_wait_reuse);
+			tcp_conn_free(old);
+		}
+		lport = pn;
+		break;
+	}
+	if (lport == 0) {
+		WCOUNT(w, tcp_port_exhausted);
+		return PG_AGAIN;
+	}
+	c = tcp_conn_new(st, laddr, lport, dst, rport);
+	if (c == NULL)
+		return PG_ERROR;
+	c->ops = ops;
+	c->user = user;
+	c->user_owned = true;
+	c->iss = tcp_choose_isn(st, laddr, lport, dst, rport);
+	if (have_min_isn && SEQ_LT(c->iss, min_isn))
+		c->iss = min_isn;
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+	c->snd_buf_seq = c->iss + 1;
+	c->recover = c->iss;
+	/* Options we offer; the SYN-ACK decides what is in use (RFC 7323 §2.2, §3.2). */
+	c->ws_ok = st->cfg.window_scale;
+	c->ts_ok = st->cfg.timestamps;
+	tcp_set_state(c, TCPS_SYN_SENT);
+	tcp_conn_hold(c);
+	tcp_output(c);
+	tcp_conn_release(c);
+	*out = c;
+	return PG_OK;
+}
+
+void tcp_set_handler(struct tcp_conn *c, const struct tcp_ops *ops, void *user)
+{
+	c->ops = ops;
+	c->user = user;
+}
+
+int tcp_shutdown(struct tcp_conn *c)
+{
+	if (c->state == TCPS_CLOSED)
+		return PG_ERROR;
+	if (c->fin_queued)
+		return PG_OK;
+	c->fin_queued = true;
+	switch (c->state) {
+	case TCPS_ESTABLISHED:
+		tcp_set_state(c, TCPS_FIN_WAIT_1);
+		break;
+	case TCPS_CLOSE_WAIT:
+		tcp_set_state(c, TCPS_LAST_ACK);
+		break;
+	default:
+		/* SYN_SENT / SYN_RECEIVED: FIN_WAIT_1 once established. */
+		return PG_OK;
+	}
+	tcp_conn_hold(c);
+	tcp_output(c);
+	tcp_conn_release(c);
+	return PG_OK;
+}
+
+void tcp_close(struct tcp_conn *c)
+{
+	assert(c->user_owned);
+	c->user_owned = false;
+	tcp_conn_hold(c);
+	switch (c->state) {
+	case TCPS_CLOSED:
+	case TCPS_SYN_SENT:
+		tcp_conn_free(c);
+		break;
+	case TCPS_TIME_WAIT:
+		tcp_conn_trim(c);
+		break;
+	case TCPS_SYN_RECEIVED:
+		tcp_send_rst(c);
+		tcp_conn_free(c);
+		break;
+	default:
+		if (c->rcvq.len > 0 || c->nooo > 0) {
+			/* Data the application never read: tell the peer it was lost. */
+			WCOUNT(c->st->w, tcp_close_unread_rst);
+			tcp_send_rst(c);
+			tcp_conn_free(c);
+			break;
+		}
+		if (!c->fin_queued)
+			tcp_shutdown(c);
+		if (c->state == TCPS_FIN_WAIT_2)
+			tcp_wait_arm(c, c->st->cfg.fin_wait2_ns);
+		break;
+	}
+	tcp_conn_release(c);
+}
+
+void tcp_abort(struct tcp_conn *c)
+{
+	assert(c->user_owned);
+	c->user_owned = false;
+	tcp_conn_hold(c);
+	if (c->state >= TCPS_SYN_RECEIVED && c->state != TCPS_TIME_WAIT)
+		tcp_send_rst(c);
+	WCOUNT(c->st->w, tcp_conn_aborted);
+	tcp_conn_free(c);
+	tcp_conn_release(c);
+}

@@ -1,0 +1,871 @@
+/*
+ * tcp_input.c - segment arrival (RFC 9293 §3.10.7): validation, the
+ * connection or listener lookup, then the per-state processing in the
+ * RFC's order - PAWS (RFC 7323 §5), sequence acceptability with RFC 5961
+ * RST/SYN/ACK hardening, ACK processing with NewReno loss recovery
+ * (RFC 5681, RFC 6582), in-order and out-of-order data, FIN. Exits go
+ * through the shared labels drop, dropafterack and dropwithreset.
+ */
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+
+#include "net.h"
+#include "net_private.h"
+#include "result.h"
+#include "tcp_private.h"
+
+#define TCPOPT_EOL 0
+#define TCPOPT_NOP 1
+#define TCPOPT_MSS 2
+#define TCPOPT_WS 3
+#define TCPOPT_SACK_PERM 4
+#define TCPOPT_TS 8
+
+#define TCP_OOW_ACK_GAP_NS (500ull * 1000000ull) /* ACKs to out-of-window pure ACKs */
+
+/* One arriving segment, decoded (host order). */
+struct tcp_seg {
+	uint32_t seq, ack;
+	uint32_t len; /* payload bytes */
+	uint32_t doff; /* payload offset in the mbuf */
+	uint16_t win;
+	uint8_t flags;
+	struct tcp_opts o;
+};
+
+/*
+ * Options (RFC 9293 §3.2). A malformed option ends parsing: what was read
+ * so far stands, the rest is ignored (as Linux and BSD do). MSS and window
+ * scale only count on a SYN.
+ */
+void tcp_parse_options(const uint8_t *p, uint32_t len, bool syn, struct tcp_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	while (len > 0) {
+		uint8_t kind = p[0], olen;
+
+		if (kind == TCPOPT_EOL)
+			break;
+		if (kind == TCPOPT_NOP) {
+			p++;
+			len--;
+			continue;
+		}
+		if (len < 2 || (olen = p[1]) < 2 || olen > len)
+			break;
+		switch (kind) {
+		case TCPOPT_MSS:
+			if (olen == 4 && syn) {
+				o->mss_ok = true;
+				o->mss = (uint16_t)(p[2] << 8 | p[3]);
+			}
+			break;
+		case TCPOPT_WS:
+			if (olen == 3 && syn) {
+				o->ws_ok = true;
+				o->ws = p[2];
+			}
+			break;
+		case TCPOPT_SACK_PERM:
+			if (olen == 2 && syn)
+				o->sack_perm = true;
+			break;
+		case TCPOPT_TS:
+			if (olen == 10) {
+				o->ts_ok = true;
+				o->tsval = (uint32_t)p[2] << 24 | (uint32_t)p[3] << 16 |
+					   (uint32_t)p[4] << 8 | p[5];
+				o->tsecr = (uint32_t)p[6] << 24 | (uint32_t)p[7] << 16 |
+					   (uint32_t)p[8] << 8 | p[9];
+			}
+			break;
+		default:
+			break;
+		}
+		p += olen;
+		len -= olen;
+	}
+}
+
+/* RFC 5961 §7: challenge ACKs are rate limited per worker. */
+bool tcp_challenge_ack_allowed(struct tcp_stack *st)
+{
+	uint64_t sec = st->w->now_ns / 1000000000ull;
+
+	if (sec != st->challenge_sec) {
+		st->challenge_sec = sec;
+		st->challenge_count = 0;
+	}
+	if (st->challenge_count >= st->cfg.challenge_ack_per_s) {
+		WCOUNT(st->w, tcp_challenge_ack_limited);
+		return false;
+	}
+	st->challenge_count++;
+	return true;
+}
+
+static void tcp_challenge_ack(struct tcp_conn *c)
+{
+	if (!tcp_challenge_ack_allowed(c->st))
+		return;
+	WCOUNT(c->st->w, tcp_challenge_ack_tx);
+	tcp_send_ack(c);
+}
+
+/* MSS, window scale and timestamps agreed on from the peer's SYN options. */
+static void tcp_syn_options(struct tcp_conn *c, const struct tcp_opts *o)
+{
+	const struct tcp_config *cfg = &c->st->cfg;
+	uint16_t local = tcp_local_mss(c->st, c->raddr);
+
+	c->peer_mss = o->mss_ok && o->mss > 0 ? o->mss : TCP_DEFAULT_MSS;
+	/* RFC 7323 §2.2: scaling only if both sides sent the option. */
+	if (cfg->window_scale && o->ws_ok) {
+		c->ws_ok = true;
+		/* RFC 7323 §2.3: a shift above 14 is used as 14 (and logged). */
+		c->snd_wscale = o->ws > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : o->ws;
+	} else {
+		c->ws_ok = false;
+		c->snd_wscale = 0;
+		c->rcv_wscale = 0;
+	}
+	if (cfg->timestamps && o->ts_ok) {
+		c->ts_ok = true;
+		c->ts_recent = o->tsval;
+		c->ts_recent_ns = c->st->w->now_ns;
+	} else {
+		c->ts_ok = false;
+	}
+	/* RFC 9293 §3.7.1: payload per segment, options we put on every segment deducted. */
+	c->mss = (uint16_t)((c->peer_mss < local ? c->peer_mss : local) - (c->ts_ok ? 12 : 0));
+}
+
+/* A SYN for a listener: a new connection in SYN_RECEIVED answering SYN-ACK. */
+static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l, uint32_t laddr,
+			     uint16_t lport, uint32_t raddr, uint16_t rport, const struct tcp_seg *s,
+			     uint32_t min_isn, bool have_min_isn)
+{
+	struct worker *w = st->w;
+	struct tcp_conn *c;
+
+	WCOUNT(w, tcp_syn_rx);
+	if (l->nsynrcvd >= st->cfg.syn_backlog) {
+		/* SYN cookies (tcp_syncookie.c) take over here once wired in. */
+		WCOUNT(w, tcp_drop_backlog);
+		return;
+	}
+	c = tcp_conn_new(st, laddr, lport, raddr, rport);
+	if (c == NULL) {
+		/* Refuse early rather than fall over (DESIGN.md, backpressure). */
+		tcp_respond_rst(w, laddr, raddr, lport, rport, 0, s->seq + 1, TH_RST | TH_ACK);
+		return;
+	}
+	c->passive = true;
+	c->listener = l;
+	l->nsynrcvd++;
+	c->ops = l->ops;
+	c->user = l->user;
+	c->irs = s->seq;
+	c->rcv_nxt = s->seq + 1;
+	c->rcv_adv = c->rcv_nxt;
+	c->iss = tcp_choose_isn(st, laddr, lport, raddr, rport);
+	if (have_min_isn && SEQ_LT(c->iss, min_isn))
+		c->iss = min_isn;
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+	c->snd_buf_seq = c->iss + 1;
+	c->recover = c->iss;
+	tcp_syn_options(c, &s->o);
+	c->snd_wnd = s->win; /* RFC 7323 §2.2: not scaled in a SYN */
+	c->max_snd_wnd = c->snd_wnd;
+	c->snd_wl1 = s->seq;
+	c->snd_wl2 = c->iss;
+	tcp_set_state(c, TCPS_SYN_RECEIVED);
+	/* Data on a SYN is not kept (no TFO); the peer sends it again. */
+	tcp_conn_hold(c);
+	tcp_output(c);
+	tcp_conn_release(c);
+}
+
+/* RFC 9293 §3.10.7.1: CLOSED (no connection, no listener) answers with a RST. */
+static void tcp_closed_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
+			   uint16_t rport, const struct tcp_seg *s)
+{
+	if (s->flags & TH_RST)
+		return; /* never a RST for a RST */
+	if (s->flags & TH_ACK)
+		tcp_respond_rst(w, laddr, raddr, lport, rport, s->ack, 0, TH_RST);
+	else
+		tcp_respond_rst(w, laddr, raddr, lport, rport, 0,
+				s->seq + s->len + !!(s->flags & TH_SYN) + !!(s->flags & TH_FIN),
+				TH_RST | TH_ACK);
+}
+
+/* Enter the peer's FIN into the sequence space (RFC 9293 §3.10.7.4, eighth). */
+static void tcp_fin_arrived(struct tcp_conn *c)
+{
+	c->rcv_nxt++;
+	c->rcv_fin = true;
+	c->rcv_fin_ooo = false;
+	c->ack_now = true;
+	switch (c->state) {
+	case TCPS_SYN_RECEIVED:
+	case TCPS_ESTABLISHED:
+		tcp_set_state(c, TCPS_CLOSE_WAIT);
+		break;
+	case TCPS_FIN_WAIT_1:
+		/* Our FIN not yet acknowledged: simultaneous close. */
+		tcp_set_state(c, TCPS_CLOSING);
+		break;
+	case TCPS_FIN_WAIT_2:
+		/* EOF first (the user may read or close), then TIME_WAIT. */
+		tcp_send_ack(c);
+		tcp_notify_readable(c);
+		if (!c->free_pending && c->state == TCPS_FIN_WAIT_2)
+			tcp_enter_time_wait(c);
+		return;
+	default:
+		break;
+	}
+	tcp_notify_readable(c);
+}
+
+/* Insert [start, end) into the sorted out-of-order list, merging neighbours. */
+static bool tcp_ooo_insert(struct tcp_conn *c, uint32_t start, uint32_t end)
+{
+	unsigned i = 0, j;
+
+	while (i < c->nooo && SEQ_LT(c->ooo[i].end, start))
+		i++;
+	/* ranges i.. may overlap or touch [start, end) */
+	j = i;
+	while (j < c->nooo && SEQ_LEQ(c->ooo[j].start, end)) {
+		if (SEQ_LT(c->ooo[j].start, start))
+			start = c->ooo[j].start;
+		if (SEQ_GT(c->ooo[j].end, end))
+			end = c->ooo[j].end;
+		j++;
+	}
+	if (j == i) {
+		if (c->nooo == TCP_OOO_MAX)
+			return false;
+		memmove(&c->ooo[i + 1], &c->ooo[i], (c->nooo - i) * sizeof(c->ooo[0]));
+		c->nooo++;
+	} else if (j > i + 1) {
+		memmove(&c->ooo[i + 1], &c->ooo[j], (c->nooo - j) * sizeof(c->ooo[0]));
+		c->nooo -= j - i - 1;
+	}
+	c->ooo[i].start = start;
+	c->ooo[i].end = end;
+	return true;
+}
+
+/*
+ * Seventh step: segment text. The payload (already trimmed to the window)
+ * goes to its place in the receive ring; in order, it extends rcv_nxt and
+ * pulls in any out-of-order ranges it now touches.
+ */
+static void tcp_data(struct tcp_conn *c, struct rte_mbuf *m, const struct tcp_seg *s)
+{
+	struct worker *w = c->st->w;
+	uint32_t off = s->seq - c->rcv_nxt;
+
+	tcp_ring_write_mbuf(&c->rcvq, c->rcvq.len + off, m, s->doff, s->len);
+	if (off != 0) {
+		/* RFC 5681 §4.2: out-of-order data is acknowledged at once. */
+		WCOUNT(w, tcp_rx_ooo);
+		if (!tcp_ooo_insert(c, s->seq, s->seq + s->len))
+			WCOUNT(w, tcp_drop_ooo_full);
+		c->ack_now = true;
+		return;
+	}
+	c->rcv_nxt += s->len;
+	c->rcvq.len += s->len;
+	if (c->nooo > 0) {
+		bool filled = false;
+
+		while (c->nooo > 0 && SEQ_LEQ(c->ooo[0].start, c->rcv_nxt)) {
+			if (SEQ_GT(c->ooo[0].end, c->rcv_nxt)) {
+				c->rcvq.len += c->ooo[0].end - c->rcv_nxt;
+				c->rcv_nxt = c->ooo[0].end;
+			}
+			memmove(&c->ooo[0], &c->ooo[1], (c->nooo - 1) * sizeof(c->ooo[0]));
+			c->nooo--;
+			filled = true;
+		}
+		/* RFC 5681 §4.2: a segment filling a gap is acknowledged at once. */
+		if (filled)
+			c->ack_now = true;
+	}
+	/* Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2). */
+	c->unacked_bytes += s->len;
+	if (c->unacked_bytes >= 2u * c->mss)
+		c->ack_now = true;
+	else if (!c->ack_now)
+		tcp_delack_arm(c);
+	tcp_notify_readable(c);
+}
+
+/* New data acknowledged: SND.UNA moves (RFC 9293 §3.10.7.4, fifth, ESTABLISHED). */
+static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack)
+{
+	struct tcp_stack *st = c->st;
+	struct worker *w = st->w;
+	uint32_t acked = ack - c->snd_una;
+	uint32_t data_acked = 0;
+	uint64_t rtt = 0;
+
+	/* RFC 6298 §3 (Karn): only a segment sent once gives a sample. */
+	if (c->rtt_active && SEQ_GT(ack, c->rtt_seq)) {
+		rtt = w->now_ns - c->rtt_start_ns;
+		c->rtt_active = false;
+		tcp_rtt_sample(c, rtt);
+	}
+	if (SEQ_GT(ack, c->snd_buf_seq)) {
+		data_acked = ack - c->snd_buf_seq;
+		if (data_acked > c->sndq.len)
+			data_acked = c->sndq.len;
+		tcp_ring_drop(&c->sndq, data_acked);
+		if (c->sndq.len == 0)
+			c->sndq.head = 0;
+		c->snd_buf_seq += data_acked;
+	}
+	c->snd_una = ack;
+	if (SEQ_LT(c->snd_nxt, c->snd_una))
+		c->snd_nxt = c->snd_una;
+	c->rtx_count = 0;
+
+	if (c->in_recovery) {
+		if (SEQ_GEQ(ack, c->recover)) {
+			/* RFC 6582 §3.2 step 3: full ACK ends recovery (option 1 deflation). */
+			uint32_t flight = c->snd_max - c->snd_una;
+
+			c->in_recovery = false;
+			c->cc.cwnd = c->cc.ssthresh < flight + c->mss ? c->cc.ssthresh
+								      : flight + c->mss;
+			if (st->cc_ops->post_recovery != NULL)
+				st->cc_ops->post_recovery(&c->cc, w->now_ns);
+		} else {
+			/* RFC 6582 §3.2 step 4: partial ACK, resend the next hole. */
+			uint32_t len = c->snd_buf_seq + c->sndq.len - c->snd_una;
+
+			if (len > c->mss)
+				len = c->mss;
+			if (len > 0)
+				tcp_send_segment(c, c->snd_una, len, TH_ACK);
+			WCOUNT(w, tcp_partial_acks);
+			c->cc.cwnd = c->cc.cwnd > acked ? c->cc.cwnd - acked : 0;
+			if (acked >= c->mss)
+				c->cc.cwnd += c->mss;
+			if (c->cc.cwnd < c->mss)
+				c->cc.cwnd = c->mss;
+			tcp_rtx_stop(c);
+		}
+	} else {
+		st->cc_ops->on_ack(&c->cc, acked, rtt, w->now_ns);
+	}
+	c->dupacks = 0;
+	if (c->snd_una == c->snd_max)
+		tcp_rtx_stop(c);
+	else
+		tcp_rtx_arm(c); /* RFC 6298 §5.3: restart on new data acknowledged */
+	if (data_acked > 0)
+		tcp_notify_writable(c);
+}
+
+/* RFC 5681 §3.2 / RFC 6582 §3.2: duplicate ACKs and fast retransmit. */
+static void tcp_dupack(struct tcp_conn *c, uint32_t ack)
+{
+	struct tcp_stack *st = c->st;
+	struct worker *w = st->w;
+
+	c->dupacks++;
+	WCOUNT(w, tcp_rx_dupacks);
+	if (c->in_recovery) {
+		c->cc.cwnd += c->mss; /* each dupack: a segment left the network */
+		return;
+	}
+	if (c->dupacks != 3)
+		return;
+	/* RFC 6582 §3.2 step 1: not again for losses of the same window. */
+	if (!SEQ_GT(ack - 1, c->recover) && c->recover != c->iss)
+		return;
+	{
+		uint32_t flight = c->snd_max - c->snd_una;
+		uint32_t len = c->snd_buf_seq + c->sndq.len - c->snd_una;
+		uint8_t flags = TH_ACK;
+
+		c->recover = c->snd_max;
+		c->in_recovery = true;
+		st->cc_ops->on_congestion(&c->cc, flight, w->now_ns);
+		c->rtt_active = false;
+		if (len > c->mss)
+			len = c->mss;
+		else if (c->fin_sent)
+			flags |= TH_FIN;
+		WCOUNT(w, tcp_fast_retransmits);
+		tcp_send_segment(c, c->snd_una, len, flags);
+		c->cc.cwnd = c->cc.ssthresh + 3 * c->mss;
+		tcp_rtx_arm(c);
+	}
+}
+
+/* RFC 9293 §3.10.7.3: SYN_SENT. */
+static void tcp_syn_sent(struct tcp_conn *c, struct tcp_seg *s)
+{
+	struct worker *w = c->st->w;
+	bool ack_ok = false;
+
+	if (s->flags & TH_ACK) {
+		if (SEQ_LEQ(s->ack, c->iss) || SEQ_GT(s->ack, c->snd_max)) {
+			WCOUNT(w, tcp_drop_bad_ack);
+			goto dropwithreset;
+		}
+		ack_ok = true;
+	}
+	if (s->flags & TH_RST) {
+		/* RFC 5961 §3.2 note: in SYN-SENT a RST counts only if it acknowledges our SYN. */
+		if (ack_ok) {
+			WCOUNT(w, tcp_rst_rx);
+			WCOUNT(w, tcp_conn_refused);
+			tcp_conn_closed(c, TCP_ERR_REFUSED);
+		}
+		goto drop;
+	}
+	if (!(s->flags & TH_SYN))
+		goto drop;
+
+	c->irs = s->seq;
+	c->rcv_nxt = s->seq + 1;
+	c->rcv_adv = c->rcv_nxt;
+	tcp_syn_options(c, &s->o);
+	if (ack_ok) {
+		c->snd_una = s->ack;
+		if (SEQ_LT(c->snd_nxt, c->snd_una))
+			c->snd_nxt = c->snd_una;
+		c->snd_wnd = s->win; /* RFC 7323 §2.2: not scaled in a SYN */
+		c->max_snd_wnd = c->snd_wnd;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		if (c->rtt_active) {
+			c->rtt_active = false;
+			tcp_rtt_sample(c, w->now_ns - c->rtt_start_ns);
+		}
+		c->rtx_count = 0;
+		tcp_rtx_stop(c);
+		c->ack_now = true;
+		tcp_conn_established(c);
+		if (c->state == TCPS_CLOSED || c->free_pending)
+			goto drop;
+		/* Data on the SYN-ACK is not kept; the ACK makes the peer resend it. */
+		tcp_output(c);
+		goto drop;
+	}
+	/* Simultaneous open (RFC 9293 §3.5 figure 8): SYN_RECEIVED, send SYN,ACK. */
+	c->snd_wnd = s->win;
+	c->max_snd_wnd = c->snd_wnd;
+	c->snd_wl1 = s->seq;
+	c->snd_wl2 = c->iss;
+	tcp_set_state(c, TCPS_SYN_RECEIVED);
+	c->snd_nxt = c->iss;
+	tcp_output(c);
+	goto drop;
+
+dropwithreset:
+	if (!(s->flags & TH_RST))
+		tcp_respond_rst(w, c->laddr, c->raddr, c->lport, c->rport, s->ack, 0, TH_RST);
+drop:
+	return;
+}
+
+/* Segment processing for every state but SYN_SENT (RFC 9293 §3.10.7.4). */
+static void tcp_segment(struct tcp_conn *c, struct rte_mbuf *m, struct tcp_seg *s)
+{
+	struct tcp_stack *st = c->st;
+	struct worker *w = st->w;
+	uint32_t wnd, orig_seq = s->seq, orig_len = s->len;
+	int32_t todrop;
+	bool pure_ack = s->len == 0 && !(s->flags & (TH_SYN | TH_FIN));
+
+	/*
+	 * RFC 7323 §5.3 R1 (PAWS), before the sequence check. A segment with
+	 * no timestamp on a timestamp connection is processed without PAWS:
+	 * §3.2 says SHOULD drop, but peers (middleboxes, some stacks) stop
+	 * sending timestamps mid-connection and dropping would hang them.
+	 */
+	if (c->ts_ok && s->o.ts_ok && !(s->flags & TH_RST) && c->ts_recent_ns != 0 &&
+	    SEQ_LT(s->o.tsval, c->ts_recent)) {
+		if (w->now_ns - c->ts_recent_ns > TCP_PAWS_IDLE_NS) {
+			c->ts_recent_ns = 0; /* §5.5: too old to compare against */
+		} else {
+			WCOUNT(w, tcp_drop_paws);
+			goto dropafterack;
+		}
+	}
+
+	/* A retransmitted SYN while our SYN-ACK is in flight or lost: answer it again. */
+	if (c->state == TCPS_SYN_RECEIVED && (s->flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN &&
+	    s->seq == c->irs) {
+		c->snd_nxt = c->iss;
+		tcp_output(c);
+		goto drop;
+	}
+
+	/*
+	 * RFC 5961 §3.2: a RST is valid only exactly at RCV.NXT; in the window
+	 * it earns a (rate limited) challenge ACK; outside it is dropped.
+	 */
+	if (s->flags & TH_RST) {
+		wnd = tcp_rcv_space(c);
+		if (!(SEQ_GEQ(s->seq, c->rcv_nxt) && SEQ_LT(s->seq, c->rcv_nxt + (wnd ? wnd : 1)))) {
+			WCOUNT(w, tcp_drop_rst_oow);
+			goto drop;
+		}
+		if (s->seq != c->rcv_nxt) {
+			tcp_challenge_ack(c);
+			goto drop;
+		}
+		WCOUNT(w, tcp_rst_rx);
+		switch (c->state) {
+		case TCPS_SYN_RECEIVED:
+			/* Passive: back to LISTEN, which means just forgetting it. */
+			tcp_conn_closed(c, c->passive ? TCP_ERR_NONE : TCP_ERR_REFUSED);
+			break;
+		case TCPS_TIME_WAIT:
+			/* RFC 1337 would ignore this; RFC 9293 §3.10.7.4 closes. */
+			tcp_conn_closed(c, TCP_ERR_NONE);
+			break;
+		default:
+			WCOUNT(w, tcp_conn_reset);
+			tcp_conn_closed(c, TCP_ERR_RESET);
+			break;
+		}
+		goto drop;
+	}
+
+	/*
+	 * The peer's own SYN again (simultaneous open's SYN-ACK, a repeated
+	 * SYN-ACK): drop the flag and treat the rest as usual.
+	 */
+	todrop = (int32_t)(c->rcv_nxt - s->seq);
+	if ((s->flags & TH_SYN) && s->seq == c->irs && todrop > 0) {
+		s->flags &= (uint8_t)~TH_SYN;
+		s->seq++;
+		todrop--;
+	}
+	/* RFC 5961 §4.2: any other SYN on a synchronized connection gets a challenge ACK. */
+	if (s->flags & TH_SYN) {
+		WCOUNT(w, tcp_rx_syn_challenged);
+		tcp_challenge_ack(c);
+		goto drop;
+	}
+
+	/* RFC 9293 §3.10.7.4 first: trim what lies before RCV.NXT. */
+	if (todrop > 0) {
+		if ((uint32_t)todrop > s->len ||
+		    ((uint32_t)todrop == s->len && !(s->flags & TH_FIN))) {
+			/* Entirely old: a duplicate; ACK it so the peer learns where we are. */
+			if (s->len > 0 || (s->flags & TH_FIN))
+				WCOUNT(w, tcp_rx_dup);
+			s->flags &= (uint8_t)~TH_FIN;
+			c->ack_now = true;
+			todrop = (int32_t)s->len;
+		}
+		s->doff += (uint32_t)todrop;
+		s->seq += (uint32_t)todrop;
+		s->len -= (uint32_t)todrop;
+	}
+	/* ... and what lies beyond the window. */
+	wnd = tcp_rcv_space(c);
+	todrop = (int32_t)(s->seq + s->len - (c->rcv_nxt + wnd));
+	if (todrop > 0) {
+		if ((uint32_t)todrop >= s->len) {
+			if (wnd == 0 && s->seq == c->rcv_nxt) {
+				/* A zero-window probe: ACK it, keep processing its ACK. */
+				WCOUNT(w, tcp_rx_window_probe);
+				c->ack_now = true;
+			} else if (s->len > 0 || SEQ_GT(s->seq, c->rcv_nxt + wnd)) {
+				WCOUNT(w, tcp_drop_oow);
+				goto dropafterack;
+			}
+			s->len = 0;
+		} else {
+			s->len -= (uint32_t)todrop;
+		}
+		s->flags &= (uint8_t)~(TH_FIN | TH_PSH);
+	}
+
+	/* RFC 7323 §4.3: remember the peer's timestamp from the segment at Last.ACK.sent. */
+	if (c->ts_ok && s->o.ts_ok && SEQ_LEQ(orig_seq, c->last_ack_sent) &&
+	    SEQ_LEQ(c->last_ack_sent, orig_seq + orig_len + !!(s->flags & TH_FIN))) {
+		c->ts_recent = s->o.tsval;
+		c->ts_recent_ns = w->now_ns;
+	}
+
+	/* Fifth: the ACK field. */
+	if (!(s->flags & TH_ACK))
+		goto drop;
+	if (c->state == TCPS_SYN_RECEIVED) {
+		if (!SEQ_GT(s->ack, c->snd_una) || SEQ_GT(s->ack, c->snd_max)) {
+			WCOUNT(w, tcp_drop_bad_ack);
+			goto dropwithreset;
+		}
+		c->snd_wnd = (uint32_t)s->win << c->snd_wscale;
+		c->max_snd_wnd = c->snd_wnd;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		c->rtx_count = 0;
+		if (c->rtt_active) {
+			c->rtt_active = false;
+			tcp_rtt_sample(c, w->now_ns - c->rtt_start_ns);
+		}
+		c->snd_una = s->ack;
+		tcp_rtx_stop(c);
+		tcp_conn_established(c);
+		if (c->state == TCPS_CLOSED || c->free_pending)
+			goto drop;
+	}
+	/* RFC 5961 §5.2: acceptable only within [SND.UNA - MAX.SND.WND, SND.NXT]. */
+	if (SEQ_GT(s->ack, c->snd_max)) {
+		WCOUNT(w, tcp_drop_ack_unsent);
+		tcp_challenge_ack(c);
+		goto drop;
+	}
+	if (SEQ_LT(s->ack, c->snd_una - c->max_snd_wnd)) {
+		WCOUNT(w, tcp_drop_ack_old);
+		tcp_challenge_ack(c);
+		goto drop;
+	}
+	if (c->persist)
+		c->rtx_count = 0; /* the peer answers our probes: alive */
+	if (SEQ_GT(s->ack, c->snd_una)) {
+		tcp_ack_advance(c, s->ack);
+		if (c->state == TCPS_CLOSED || c->free_pending)
+			goto drop;
+	} else if (s->ack == c->snd_una && s->len == 0 && !(s->flags & TH_FIN) &&
+		   c->snd_max != c->snd_una && ((uint32_t)s->win << c->snd_wscale) == c->snd_wnd) {
+		tcp_dupack(c, s->ack);
+	}
+	/* Send window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 guard against old segments). */
+	if (SEQ_LT(c->snd_wl1, s->seq) ||
+	    (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, s->ack))) {
+		c->snd_wnd = (uint32_t)s->win << c->snd_wscale;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		if (c->snd_wnd > c->max_snd_wnd)
+			c->max_snd_wnd = c->snd_wnd;
+		if (c->snd_wnd == 0 && SEQ_LT(c->snd_una, c->snd_buf_seq + c->sndq.len)) {
+			/*
+			 * Zero window: what is in flight lies beyond it; probe
+			 * instead of retransmitting into it (and never time out
+			 * a peer that keeps answering).
+			 */
+			c->snd_nxt = c->snd_una;
+			if (!c->persist) {
+				tcp_rtx_stop(c);
+				c->rtx_count = 0;
+				tcp_persist_arm(c);
+			}
+		} else if (c->snd_wnd > 0 && c->persist) {
+			c->persist = false;
+			c->rtx_count = 0;
+			tcp_rtx_stop(c);
+			if (c->snd_una != c->snd_max)
+				tcp_rtx_arm(c);
+		}
+	}
+
+	/* Our FIN acknowledged? */
+	if (c->fin_sent && c->snd_una == c->snd_buf_seq + c->sndq.len + 1) {
+		switch (c->state) {
+		case TCPS_FIN_WAIT_1:
+			tcp_set_state(c, TCPS_FIN_WAIT_2);
+			if (!c->user_owned)
+				tcp_wait_arm(c, st->cfg.fin_wait2_ns);
+			break;
+		case TCPS_CLOSING:
+			tcp_enter_time_wait(c);
+			goto drop;
+		case TCPS_LAST_ACK:
+			WCOUNT(w, tcp_conn_closed);
+			tcp_conn_closed(c, TCP_ERR_NONE);
+			goto drop;
+		default:
+			break;
+		}
+	}
+	if (c->state == TCPS_TIME_WAIT) {
+		/* Only a retransmitted FIN can arrive: ACK it, restart 2*MSL (RFC 9293 §3.10.7.4). */
+		if (orig_len > 0 || (s->flags & TH_FIN) || c->ack_now) {
+			tcp_wait_arm(c, 2 * st->cfg.msl_ns);
+			tcp_send_ack(c);
+		}
+		goto drop;
+	}
+
+	/* Seventh: text, in the states that still receive. */
+	if (s->len > 0) {
+		switch (c->state) {
+		case TCPS_ESTABLISHED:
+		case TCPS_FIN_WAIT_1:
+		case TCPS_FIN_WAIT_2:
+			if (!c->user_owned && c->accepted) {
+				/* Nobody will read it (closed handle): tell the peer (RFC 2525 §2.17). */
+				WCOUNT(w, tcp_orphan_data_rst);
+				tcp_send_rst(c);
+				tcp_conn_closed(c, TCP_ERR_NONE);
+				goto drop;
+			}
+			tcp_data(c, m, s);
+			if (c->state == TCPS_CLOSED || c->free_pending)
+				goto drop;
+			break;
+		default:
+			break; /* FIN already received: RFC 9293 says ignore */
+		}
+	}
+	/* Eighth: FIN, in order now or when the hole before it fills. */
+	if (s->flags & TH_FIN) {
+		uint32_t fin_seq = s->seq + s->len;
+
+		if (!c->rcv_fin) {
+			if (fin_seq == c->rcv_nxt) {
+				tcp_fin_arrived(c);
+			} else if (SEQ_GT(fin_seq, c->rcv_nxt)) {
+				c->rcv_fin_ooo = true;
+				c->rcv_fin_seq = fin_seq;
+				c->ack_now = true;
+			}
+		} else {
+			c->ack_now = true;
+		}
+	} else if (c->rcv_fin_ooo && c->rcv_nxt == c->rcv_fin_seq) {
+		tcp_fin_arrived(c);
+	}
+	if (c->state == TCPS_CLOSED || c->free_pending)
+		goto drop;
+	tcp_output(c);
+	return;
+
+dropafterack:
+	/* Never ACK a RST; pace ACKs to out-of-window pure ACKs (ACK loops). */
+	if (s->flags & TH_RST)
+		goto drop;
+	if (pure_ack) {
+		if (w->now_ns - c->oow_ack_ns < TCP_OOW_ACK_GAP_NS && c->oow_ack_ns != 0)
+			goto drop;
+		c->oow_ack_ns = w->now_ns;
+	}
+	tcp_send_ack(c);
+	return;
+dropwithreset:
+	if (!(s->flags & TH_RST))
+		tcp_respond_rst(w, c->laddr, c->raddr, c->lport, c->rport, s->ack, 0, TH_RST);
+drop:
+	return;
+}
+
+/* Pseudo-header plus segment, summed over a possibly chained mbuf; valid sums to 0xffff. */
+static bool tcp_cksum_ok(const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip, uint32_t iphl,
+			 uint32_t tcplen)
+{
+	uint16_t raw;
+	uint32_t sum;
+
+	if (rte_raw_cksum_mbuf(m, iphl, tcplen, &raw) != 0)
+		return false;
+	sum = (uint32_t)rte_ipv4_phdr_cksum(ip, 0) + raw;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+/* m starts at the IPv4 header, validated and trimmed by ipv4_input; consumed. */
+void tcp_input(struct worker *w, struct rte_mbuf *m)
+{
+	struct tcp_stack *st = w->tcp;
+	const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, const struct rte_ipv4_hdr *);
+	uint32_t iphl = rte_ipv4_hdr_len(ip);
+	uint32_t tcplen = rte_pktmbuf_pkt_len(m) - iphl;
+	uint8_t hbuf[TCP_HDR_LEN + TCP_MAX_OPT_LEN];
+	const struct rte_tcp_hdr *th;
+	uint32_t thl;
+	struct tcp_seg s;
+	struct tcp_conn *c;
+
+	WCOUNT(w, tcp_rx);
+	if (tcplen < TCP_HDR_LEN) {
+		WCOUNT(w, tcp_drop_short);
+		goto drop;
+	}
+	th = rte_pktmbuf_read(m, iphl, TCP_HDR_LEN, hbuf);
+	thl = (uint32_t)(th->data_off >> 4) * 4;
+	if (thl < TCP_HDR_LEN || thl > tcplen) {
+		WCOUNT(w, tcp_drop_short);
+		goto drop;
+	}
+	th = rte_pktmbuf_read(m, iphl, thl, hbuf);
+	/* RFC 9293 §3.1: the checksum covers pseudo-header, header and data. */
+	if (!tcp_cksum_ok(m, ip, iphl, tcplen)) {
+		WCOUNT(w, tcp_drop_cksum);
+		goto drop;
+	}
+	if (th->src_port == 0 || th->dst_port == 0) {
+		WCOUNT(w, tcp_drop_short);
+		goto drop;
+	}
+	s.seq = rte_be_to_cpu_32(th->sent_seq);
+	s.ack = rte_be_to_cpu_32(th->recv_ack);
+	s.win = rte_be_to_cpu_16(th->rx_win);
+	s.flags = th->tcp_flags & (TH_FIN | TH_SYN | TH_RST | TH_PSH | TH_ACK | TH_URG);
+	s.len = tcplen - thl;
+	s.doff = iphl + thl;
+	tcp_parse_options((const uint8_t *)th + TCP_HDR_LEN, thl - TCP_HDR_LEN,
+			  (s.flags & TH_SYN) != 0, &s.o);
+
+	c = tcp_lookup(st, ip->dst_addr, th->dst_port, ip->src_addr, th->src_port);
+	if (c != NULL && c->state == TCPS_TIME_WAIT &&
+	    (s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN) {
+		/*
+		 * A new SYN for a tuple in TIME_WAIT (RFC 9293 §3.10.7.4 note,
+		 * RFC 6191): accept it when it is provably new - beyond our
+		 * RCV.NXT, or with a newer timestamp - and a listener wants it.
+		 */
+		struct tcp_listener *l = tcp_listener_find(st, ip->dst_addr, th->dst_port);
+		bool newer = SEQ_GT(s.seq, c->rcv_nxt) ||
+			     (c->ts_ok && s.o.ts_ok && SEQ_GT(s.o.tsval, c->ts_recent));
+
+		if (l != NULL && newer && !c->user_owned) {
+			uint32_t min_isn = c->snd_max + 65536 * 2;
+
+			WCOUNT(w, tcp_time_wait_reuse);
+			tcp_conn_free(c);
+			tcp_passive_open(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
+					 th->src_port, &s, min_isn, true);
+			goto drop;
+		}
+	}
+	if (c == NULL) {
+		struct tcp_listener *l;
+
+		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN &&
+		    (l = tcp_listener_find(st, ip->dst_addr, th->dst_port)) != NULL) {
+			tcp_passive_open(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
+					 th->src_port, &s, 0, false);
+			goto drop;
+		}
+		WCOUNT(w, tcp_rx_noconn);
+		tcp_closed_rst(w, ip->dst_addr, ip->src_addr, th->dst_port, th->src_port, &s);
+		goto drop;
+	}
+	tcp_conn_hold(c);
+	if (c->state == TCPS_SYN_SENT)
+		tcp_syn_sent(c, &s);
+	else
+		tcp_segment(c, m, &s);
+	tcp_conn_release(c);
+drop:
+	rte_pktmbuf_free(m);
+}

@@ -1,0 +1,252 @@
+/*
+ * tcp_private.h - what the tcp_*.c files share: the connection control
+ * block, the per-worker stack, sequence arithmetic, the state enum with
+ * its setter, and the functions each file offers the others. The upper
+ * layers use tcp.h only.
+ *
+ * State ordering (as in BSD): every state from ESTABLISHED on is
+ * synchronized; states after CLOSE_WAIT have sent (or queued) our FIN.
+ */
+#ifndef PG_TCP_PRIVATE_H
+#define PG_TCP_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+
+#include "core/timer.h"
+#include "core/worker.h"
+#include "tcp.h"
+#include "tcp_cc.h"
+
+/* Sequence-space comparisons modulo 2^32 (RFC 9293 §3.4). */
+#define SEQ_LT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
+#define SEQ_GT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
+
+/* TCP header flags (RFC 9293 §3.1). */
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+#define TH_URG 0x20
+
+#define TCP_HDR_LEN 20
+#define TCP_MAX_OPT_LEN 40
+#define TCP_DEFAULT_MSS 536     /* RFC 9293 §3.7.1 when no MSS option arrives */
+#define TCP_MAX_WSCALE 14       /* RFC 7323 §2.3 */
+#define TCP_OOO_MAX 16          /* out-of-order ranges kept per connection */
+#define TCP_MAX_LISTENERS 64
+#define TCP_PAWS_IDLE_NS (24ull * 86400 * 1000000000ull) /* RFC 7323 §5.5: 24 days */
+#define TCP_TS_HZ 1000          /* our timestamp clock: 1 ms (RFC 7323 §5.4) */
+
+#define TCP_STATES(X)                                                                              \
+	X(CLOSED)                                                                                  \
+	X(SYN_SENT)                                                                                \
+	X(SYN_RECEIVED)                                                                            \
+	X(ESTABLISHED)                                                                             \
+	X(CLOSE_WAIT)                                                                              \
+	X(FIN_WAIT_1)                                                                              \
+	X(CLOSING)                                                                                 \
+	X(LAST_ACK)                                                                                \
+	X(FIN_WAIT_2)                                                                              \
+	X(TIME_WAIT)
+
+enum tcp_state {
+#define TCP_STATE_ENUM(s) TCPS_##s,
+	TCP_STATES(TCP_STATE_ENUM)
+#undef TCP_STATE_ENUM
+	TCPS__COUNT
+};
+
+extern const char *const tcp_state_names[TCPS__COUNT];
+
+static inline bool tcp_state_synchronized(enum tcp_state s)
+{
+	return s >= TCPS_ESTABLISHED;
+}
+
+/* Options parsed from one segment. */
+struct tcp_opts {
+	bool mss_ok, ws_ok, ts_ok, sack_perm;
+	uint16_t mss;
+	uint8_t ws;
+	uint32_t tsval, tsecr;
+};
+
+/* A byte ring; capacity is fixed at allocation. */
+struct tcp_ring {
+	uint8_t *buf;
+	uint32_t cap;
+	uint32_t head; /* offset of the first byte */
+	uint32_t len;  /* bytes held from head */
+};
+
+/* An out-of-order range [start, end) held in the receive ring beyond rcv_nxt. */
+struct tcp_range {
+	uint32_t start, end;
+};
+
+struct tcp_listener {
+	uint32_t laddr; /* network order, 0 = any */
+	uint16_t port;  /* host order; 0 = free slot */
+	uint32_t nsynrcvd;
+	const struct tcp_ops *ops;
+	void *user;
+};
+
+struct tcp_conn {
+	struct tcp_conn *hnext; /* hash chain */
+	struct tcp_stack *st;
+	enum tcp_state state;
+	bool hashed;
+	bool user_owned;   /* the upper layer holds the handle */
+	bool passive;      /* created from a listener */
+	bool accepted;     /* `accepted` delivered */
+	bool free_pending; /* freed once `busy` drops to 0 */
+	bool end_notified; /* `closed` or `error` delivered */
+	uint8_t busy;      /* nesting of input/timer/API work on this connection */
+
+	/* 4-tuple: addresses network order, ports network order (as on the wire) */
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+	struct tcp_listener *listener; /* while SYN_RECEIVED, for the backlog count */
+
+	const struct tcp_ops *ops;
+	void *user;
+	enum tcp_error err;
+
+	/* send sequence space (RFC 9293 §3.3.1) */
+	uint32_t iss, snd_una, snd_nxt, snd_max;
+	uint32_t snd_wnd, max_snd_wnd, snd_wl1, snd_wl2;
+	uint32_t snd_buf_seq; /* sequence number of the first byte of sndq */
+	uint32_t recover;     /* RFC 6582 */
+	uint16_t mss;         /* payload bytes per full segment we send */
+	uint16_t peer_mss;
+	uint8_t snd_wscale, rcv_wscale;
+	bool ws_ok, ts_ok;
+	bool fin_queued;     /* the user shut down the write side */
+	bool fin_sent;
+	bool in_recovery;
+	bool want_writable;  /* tcp_send ran short: raise `writable` later */
+	bool persist;        /* zero window: probing instead of retransmitting */
+	bool rtt_active;     /* timing one segment (RFC 6298 Karn) */
+	uint32_t rtt_seq;
+	uint64_t rtt_start_ns;
+	uint32_t dupacks;
+	uint32_t rtx_count;  /* consecutive timeouts / probes without progress */
+
+	/* receive sequence space */
+	uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge advertised */
+	uint32_t last_ack_sent;
+	bool rcv_fin;        /* peer's FIN received in order */
+	bool rcv_fin_ooo;    /* FIN seen beyond a hole */
+	uint32_t rcv_fin_seq;
+	bool ack_now;
+	uint32_t unacked_bytes; /* received since our last ACK (delayed ACK) */
+	uint64_t oow_ack_ns;    /* last ACK sent for an out-of-window segment */
+	uint64_t tw_start_ns;
+	uint8_t nooo;
+	struct tcp_range ooo[TCP_OOO_MAX]; /* sorted, disjoint, all > rcv_nxt */
+
+	/* RFC 7323 timestamps */
+	uint32_t ts_recent;
+	uint64_t ts_recent_ns;
+	uint32_t ts_offset;
+
+	/* RFC 6298 */
+	uint64_t srtt_ns, rttvar_ns, rto_ns;
+
+	struct tcp_cc cc;
+	struct tcp_ring sndq, rcvq;
+
+	struct timer rtx_timer;    /* retransmission, SYN retry, persist */
+	struct timer delack_timer;
+	struct timer wait_timer;   /* TIME_WAIT 2MSL, orphaned FIN_WAIT_2 */
+};
+
+struct tcp_stack {
+	struct worker *w;
+	struct tcp_config cfg;
+	const struct tcp_cc_ops *cc_ops;
+	struct tcp_conn **buckets;
+	uint32_t mask;
+	uint32_t nconns;
+	uint16_t port_cursor;
+	uint32_t isn_secret[4]; /* placeholder key until tcp_isn() is wired (tcp_choose_isn) */
+	uint64_t challenge_sec;  /* RFC 5961 §7 accounting window */
+	uint32_t challenge_count;
+	struct tcp_listener listeners[TCP_MAX_LISTENERS];
+};
+
+/* tcp_conn.c */
+void tcp_set_state(struct tcp_conn *c, enum tcp_state s);
+struct tcp_conn *tcp_lookup(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+			    uint16_t rport);
+struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uint16_t lport);
+struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+			      uint16_t rport);
+void tcp_conn_hold(struct tcp_conn *c);
+void tcp_conn_release(struct tcp_conn *c);
+/* The connection is over (CLOSED): notify the user or free it. */
+void tcp_conn_closed(struct tcp_conn *c, enum tcp_error err);
+void tcp_conn_free(struct tcp_conn *c);
+uint32_t tcp_choose_isn(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+			uint16_t rport);
+/* Effective MSS and window scale toward raddr from the routing table. */
+uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr);
+uint8_t tcp_rcv_wscale_for(uint32_t rcvbuf);
+void tcp_conn_established(struct tcp_conn *c);
+void tcp_enter_time_wait(struct tcp_conn *c);
+/* Event helpers: deliver if the user holds the handle. */
+void tcp_notify_readable(struct tcp_conn *c);
+void tcp_notify_writable(struct tcp_conn *c);
+
+/* tcp_buf.c */
+int tcp_ring_alloc(struct worker *w, struct tcp_ring *r, uint32_t cap);
+void tcp_ring_free(struct worker *w, struct tcp_ring *r);
+/* Copy n bytes from the ring starting `off` bytes after head. */
+void tcp_ring_read(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);
+/* Write n bytes at `off` bytes after head (off + n <= cap); len unchanged. */
+void tcp_ring_write_at(struct tcp_ring *r, uint32_t off, const void *src, uint32_t n);
+/* Store bytes [off, off+n) of mbuf m at ring offset roff. */
+void tcp_ring_write_mbuf(struct tcp_ring *r, uint32_t roff, const struct rte_mbuf *m, uint32_t off,
+			 uint32_t n);
+void tcp_ring_drop(struct tcp_ring *r, uint32_t n);
+uint32_t tcp_rcv_space(const struct tcp_conn *c);
+
+/* tcp_input.c */
+void tcp_input(struct worker *w, struct rte_mbuf *m);
+void tcp_parse_options(const uint8_t *p, uint32_t len, bool syn, struct tcp_opts *o);
+bool tcp_challenge_ack_allowed(struct tcp_stack *st);
+
+/* tcp_output.c */
+/* Send what the windows allow, or a pure ACK if one is owed. */
+void tcp_output(struct tcp_conn *c);
+/* Send one segment [seq, seq+len) of the send queue with the given flags. */
+int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t flags);
+void tcp_send_ack(struct tcp_conn *c);
+void tcp_send_rst(struct tcp_conn *c);
+/* A RST for a segment with no connection (RFC 9293 §3.10.7.1). */
+void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
+		     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags);
+uint32_t tcp_ts_now(const struct tcp_conn *c);
+/* The window to advertise (unscaled bytes), with receiver SWS avoidance. */
+uint32_t tcp_rcv_window(struct tcp_conn *c);
+
+/* tcp_timer.c */
+void tcp_timers_init(struct tcp_conn *c);
+void tcp_timers_cancel(struct tcp_conn *c);
+void tcp_rtx_arm(struct tcp_conn *c);
+void tcp_rtx_stop(struct tcp_conn *c);
+void tcp_persist_arm(struct tcp_conn *c);
+void tcp_delack_arm(struct tcp_conn *c);
+void tcp_delack_stop(struct tcp_conn *c);
+void tcp_wait_arm(struct tcp_conn *c, uint64_t after_ns);
+/* RFC 6298 §2.2-2.3: fold one RTT sample into SRTT/RTTVAR/RTO. */
+void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt_ns);
+
+#endif
