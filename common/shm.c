@@ -98,19 +98,42 @@ static size_t shm_round_up(size_t v, size_t to)
 	return (v + to - 1) / to * to;
 }
 
-/* Where the slots start and how big the whole object is for a capacity. */
-static void shm_layout(size_t slot_capacity, size_t *first_slot, size_t *capacity, size_t *total)
+static size_t shm_ev_stride(void)
+{
+	return shm_round_up(evring_bytes(SHM_EV_CAPACITY), SHM_CACHE_LINE);
+}
+
+/*
+ * Header, event rings, slots: where the rings and the slots start and how
+ * big the whole object is for a slot capacity.
+ */
+static void shm_layout(size_t slot_capacity, size_t *first_ring, size_t *first_slot,
+                       size_t *capacity, size_t *total)
 {
 	size_t page = shm_page_size();
 
-	*first_slot = shm_round_up(sizeof(struct shm_region), page);
+	*first_ring = shm_round_up(sizeof(struct shm_region), page);
+	*first_slot = *first_ring + shm_round_up(SHM_EV_RINGS * shm_ev_stride(), page);
 	*capacity = shm_round_up(slot_capacity, page);
 	*total = *first_slot + SHM_NSLOTS * *capacity;
 }
 
-/* The slot table of a mapped region must describe areas inside the object. */
-static bool shm_slots_sane(const struct shm_region *rg, size_t size)
+/*
+ * The slot table and the ring area of a mapped region must describe areas
+ * inside the object, rings of the size this build writes.
+ */
+static bool shm_layout_sane(const struct shm_region *rg, size_t size)
 {
+	uint32_t cap = rg->events_capacity;
+
+	if (rg->events_nrings != SHM_EV_RINGS || cap != SHM_EV_CAPACITY ||
+	    rg->events_stride < evring_bytes(cap) || rg->events_offset < sizeof(*rg) ||
+	    rg->events_offset > size ||
+	    (size - rg->events_offset) / rg->events_stride < rg->events_nrings)
+		return false;
+	for (unsigned i = 0; i < rg->events_nrings; i++)
+		if (shm_evring((struct shm_region *)rg, i)->capacity != cap)
+			return false;
 	for (unsigned i = 0; i < SHM_NSLOTS; i++) {
 		const struct shm_slot *s = &rg->slots[i];
 
@@ -120,12 +143,20 @@ static bool shm_slots_sane(const struct shm_region *rg, size_t size)
 	return true;
 }
 
-static void shm_init_region(struct shm_region *rg, size_t first_slot, size_t capacity, size_t total)
+static void shm_init_region(struct shm_region *rg, size_t first_ring, size_t first_slot,
+                            size_t capacity, size_t total)
 {
 	memset(rg, 0, sizeof(*rg));
 	rg->abi = SHM_ABI;
 	rg->total_size = total;
 	rg->slot_capacity = capacity;
+	rg->events_offset = first_ring;
+	rg->events_stride = shm_ev_stride();
+	rg->events_nrings = SHM_EV_RINGS;
+	rg->events_capacity = SHM_EV_CAPACITY;
+	/* only the ring headers: record pages stay untouched until used */
+	for (unsigned i = 0; i < SHM_EV_RINGS; i++)
+		evring_init(shm_evring(rg, i), SHM_EV_CAPACITY);
 	for (unsigned i = 0; i < SHM_NSLOTS; i++) {
 		rg->slots[i].offset = first_slot + i * capacity;
 		rg->slots[i].capacity = capacity;
@@ -166,7 +197,7 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
                      size_t errlen)
 {
 	char pname[sizeof(m->name) + 1];
-	size_t first_slot, capacity, total;
+	size_t first_ring, first_slot, capacity, total;
 	struct shm_region *rg;
 	struct stat st;
 	int fd;
@@ -178,12 +209,24 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
 	if (slot_capacity < sizeof(struct snap_header))
 		return shm_fail(PG_ERROR, err, errlen, "slot capacity %zu too small",
 		                slot_capacity);
-	shm_layout(slot_capacity, &first_slot, &capacity, &total);
+	shm_layout(slot_capacity, &first_ring, &first_slot, &capacity, &total);
 
-	fd = shm_open(pname, O_RDWR | O_CREAT, 0660);
+	/*
+	 * Owner only (0600): snapshots carry the TLS private keys (ABI 1.2), so
+	 * no other user may map the region; posternd and postern-dp run as the
+	 * same user (root). fchmod also tightens an object that an older
+	 * posternd created 0660 and that survived (the dataplane keeps it).
+	 */
+	fd = shm_open(pname, O_RDWR | O_CREAT, 0600);
 	if (fd < 0)
 		return shm_fail(PG_ERROR, err, errlen, "shm_open /dev/shm%s: %s", pname,
 		                strerror(errno));
+	if (fchmod(fd, 0600) != 0) {
+		shm_fail(PG_ERROR, err, errlen, "cannot make /dev/shm%s mode 0600: %s", pname,
+		         strerror(errno));
+		close(fd);
+		return PG_ERROR;
+	}
 	if (fstat(fd, &st) != 0) {
 		shm_fail(PG_ERROR, err, errlen, "fstat /dev/shm%s: %s", pname, strerror(errno));
 		close(fd);
@@ -202,7 +245,7 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
 			close(fd);
 			if (rg->magic != SHM_MAGIC || rg->abi != SHM_ABI ||
 			    rg->slot_capacity != capacity || rg->total_size != total ||
-			    (size_t)st.st_size != total || !shm_slots_sane(rg, total)) {
+			    (size_t)st.st_size != total || !shm_layout_sane(rg, total)) {
 				shm_fail(PG_ERROR, err, errlen,
 				         "/dev/shm%s exists with an incompatible layout (magic "
 				         "0x%08" PRIx32 ", abi %" PRIu32 ", slot capacity %" PRIu64
@@ -246,7 +289,7 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
 	if (rg == MAP_FAILED)
 		return shm_fail(PG_ERROR, err, errlen, "mmap /dev/shm%s: %s", pname,
 		                strerror(errno));
-	shm_init_region(rg, first_slot, capacity, total);
+	shm_init_region(rg, first_ring, first_slot, capacity, total);
 	atomic_store(&rg->control_pid, (int32_t)getpid());
 	m->region = rg;
 	m->size = total;
@@ -302,9 +345,10 @@ int shm_attach(const char *name, struct shm_map *m, char *err, size_t errlen)
 		munmap(rg, size);
 		return PG_ERROR;
 	}
-	if (rg->total_size != size || !shm_slots_sane(rg, size)) {
+	if (rg->total_size != size || !shm_layout_sane(rg, size)) {
 		shm_fail(PG_ERROR, err, errlen,
-		         "/dev/shm%s: size %zu, header says %" PRIu64 " or slots out of range",
+		         "/dev/shm%s: size %zu, header says %" PRIu64
+		         " or slots or event rings out of range",
 		         pname, size, rg->total_size);
 		munmap(rg, size);
 		return PG_ERROR;
@@ -331,6 +375,13 @@ int shm_unlink_name(const char *name)
 	if (shm_unlink(pname) != 0 && errno != ENOENT)
 		return PG_ERROR;
 	return PG_OK;
+}
+
+struct evring *shm_evring(struct shm_region *rg, unsigned r)
+{
+	if (r >= rg->events_nrings)
+		return NULL;
+	return (struct evring *)((uint8_t *)rg + rg->events_offset + r * rg->events_stride);
 }
 
 static uint8_t *shm_slot_data(struct shm_region *rg, unsigned s)

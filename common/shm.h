@@ -6,8 +6,10 @@
  *   - NSLOTS snapshot slots of fixed capacity;
  *   - one reader record per dataplane reader (main lcore + each worker): the
  *     generation it announced and the one it adopted, its heartbeat;
- *   - the dataplane section: pid, state, counter names and per-worker
- *     counter blocks, each written by one core only.
+ *   - the dataplane section: pid, state, counter names and docs and
+ *     per-worker counter blocks, each written by one core only;
+ *   - after the header, page aligned: the event rings (evring.h), one per
+ *     reader (0: the dataplane's main lcore, 1 + N: worker N).
  *
  * Publication is RCU by epochs across processes (DESIGN.md): the writer
  * copies a blob into a slot nobody holds, then bumps published_gen. A reader
@@ -27,14 +29,27 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "evring.h"
 #include "snap_format.h"
 
 #define SHM_MAGIC 0x4d484750u /* "PGHM" */
-#define SHM_ABI 1
+#define SHM_ABI 2 /* 2: event rings, counter docs */
 #define SHM_NSLOTS 4
 #define SHM_MAX_READERS (1 + SNAP_MAX_WORKERS) /* reader 0: dataplane main */
 #define SHM_MAX_COUNTERS 256
 #define SHM_COUNTER_NAME 40
+#define SHM_COUNTER_DOC 80
+/*
+ * Event rings: one per reader, 256 records of 256 bytes (64 KB) each. Sized
+ * for the maximum of workers so the layout never depends on configuration
+ * (a changed `workers` must not make the region incompatible), yet cheap:
+ * /dev/shm is tmpfs, whose pages exist only once written, so the rings of
+ * workers that do not run cost nothing. 256 records cover a burst of rare
+ * events between two drains (posternd drains every 50 ms); a storm beyond
+ * that is dropped and counted, never slowing a worker.
+ */
+#define SHM_EV_RINGS SHM_MAX_READERS
+#define SHM_EV_CAPACITY 256
 #define SHM_DEFAULT_NAME "postern"
 #define SHM_DEFAULT_SLOT_CAPACITY (16u << 20)
 #define SHM_CACHE_LINE 64
@@ -78,6 +93,7 @@ struct shm_dataplane {
 	uint32_t ncounters;
 	char message[256];         /* last fatal error, for posternctl status */
 	char counter_names[SHM_MAX_COUNTERS][SHM_COUNTER_NAME];
+	char counter_docs[SHM_MAX_COUNTERS][SHM_COUNTER_DOC]; /* one line each */
 	struct shm_counter_block counters[SNAP_MAX_WORKERS];
 };
 
@@ -89,10 +105,14 @@ struct shm_region {
 	_Atomic uint64_t published_gen;
 	_Atomic uint32_t published_slot;
 	_Atomic int32_t control_pid; /* posternd */
+	uint64_t events_offset;   /* ring 0, from the start of the region */
+	uint64_t events_stride;   /* bytes from one ring to the next */
+	uint32_t events_nrings;   /* SHM_EV_RINGS */
+	uint32_t events_capacity; /* records per ring */
 	struct shm_slot slots[SHM_NSLOTS];
 	struct shm_reader readers[SHM_MAX_READERS] __attribute__((aligned(SHM_CACHE_LINE)));
 	struct shm_dataplane dp __attribute__((aligned(SHM_CACHE_LINE)));
-	/* slot areas follow, each slot_capacity bytes, page aligned */
+	/* the event rings follow, then the slot areas (slot_capacity bytes each) */
 };
 
 struct shm_map {
@@ -135,6 +155,13 @@ static inline uint64_t shm_published_gen(const struct shm_map *m)
 void shm_detach(struct shm_map *m);
 /* Remove the object name (posternd --remove / tests). */
 int shm_unlink_name(const char *name);
+
+/*
+ * Event ring r (0: the dataplane's main lcore, 1 + N: worker N) of a region
+ * whose layout was checked by shm_open_control or shm_attach; NULL if r is
+ * out of range.
+ */
+struct evring *shm_evring(struct shm_region *rg, unsigned r);
 
 uint64_t shm_now_ns(void); /* CLOCK_MONOTONIC */
 

@@ -83,6 +83,16 @@ static size_t snap_elem_size(uint32_t kind)
 	case SNAP_SEC_TRANSPORT_INDEX:
 	case SNAP_SEC_RELAY_DOMAINS_INDEX:
 		return sizeof(uint32_t);
+	case SNAP_SEC_TLS_CERTS:
+		return sizeof(struct snap_tls_cert);
+	case SNAP_SEC_TLS_CERT_NAMES:
+		return sizeof(struct snap_str);
+	case SNAP_SEC_TLS_CERT_CHAIN:
+		return sizeof(struct snap_bytes);
+	case SNAP_SEC_TLS_DER:
+		return 1;
+	case SNAP_SEC_DIAG_CLIENT:
+		return sizeof(struct snap_diag_client);
 	}
 	return 0;
 }
@@ -135,6 +145,21 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 		if (s->count != 1)
 			return snap_fail(err, errlen, "relay section count %" PRIu32 ", expected 1",
 			                 s->count);
+		break;
+	case SNAP_SEC_DIAG_CLIENT:
+		if (s->count > 1)
+			return snap_fail(err, errlen,
+			                 "diag client section count %" PRIu32 ", expected 0 or 1",
+			                 s->count);
+		if (s->count == 1) {
+			const struct snap_diag_client *d = (const void *)(base + s->offset);
+
+			if (d->addr == 0 || d->port == 0 || d->mode < 1 || d->mode > 3 ||
+			    d->bytes == 0 || d->bytes > SNAP_DIAG_BYTES_MAX || d->count == 0 ||
+			    d->count > SNAP_DIAG_COUNT_MAX)
+				return snap_fail(err, errlen,
+				                 "diag client section: field out of range");
+		}
 		break;
 	}
 	return 0;
@@ -319,6 +344,95 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 	return 0;
 }
 
+/* ---- ABI 1.2 certificates ---- */
+
+static int snap_check_bytes(const struct snap_names *v, struct snap_bytes b, uint64_t der_size,
+                            const char *what, uint32_t i)
+{
+	if (b.len == 0 || b.off > der_size || b.len > der_size - b.off)
+		return snap_fail(v->err, v->errlen,
+		                 "%s %" PRIu32 ": bytes [%" PRIu32 ", +%" PRIu32
+		                 ") outside the %" PRIu64 " DER bytes",
+		                 what, i, b.off, b.len, der_size);
+	return 0;
+}
+
+/*
+ * The four certificate sections come together or not at all. Every cert's
+ * key type, key blob, chain and name ranges are checked, then every chain
+ * entry's blob and every name (a string of 1..SNAP_NAME_MAX bytes without
+ * upper case, which SNI matching relies on).
+ */
+static int snap_check_certs(const struct snap_names *v)
+{
+	const struct snap_section *cs = snap_find(v->h, SNAP_SEC_TLS_CERTS),
+	                          *ns = snap_find(v->h, SNAP_SEC_TLS_CERT_NAMES),
+	                          *ks = snap_find(v->h, SNAP_SEC_TLS_CERT_CHAIN),
+	                          *ds = snap_find(v->h, SNAP_SEC_TLS_DER);
+	const uint8_t *base = (const uint8_t *)v->h;
+	const struct snap_tls_cert *c;
+	const struct snap_str *names;
+	const struct snap_bytes *chain;
+
+	if (cs == NULL && ns == NULL && ks == NULL && ds == NULL)
+		return 0;
+	if (cs == NULL || ns == NULL || ks == NULL || ds == NULL)
+		return snap_fail(v->err, v->errlen,
+		                 "tls certificates: the certificate, name, chain and DER"
+		                 " sections come together");
+	if (ds->count != ds->size)
+		return snap_fail(v->err, v->errlen,
+		                 "tls certificates: DER section count %" PRIu32
+		                 " is not its size %" PRIu64,
+		                 ds->count, ds->size);
+	c = (const void *)(base + cs->offset);
+	names = (const void *)(base + ns->offset);
+	chain = (const void *)(base + ks->offset);
+	for (uint32_t i = 0; i < cs->count; i++) {
+		if (c[i].key_type == 0 || c[i].key_type > SNAP_TLS_KEY_MAX)
+			return snap_fail(v->err, v->errlen,
+			                 "certificate %" PRIu32 ": key type %u out of range", i,
+			                 c[i].key_type);
+		if (snap_check_bytes(v, c[i].key, ds->size, "private key of certificate", i) != 0)
+			return -1;
+		if (c[i].chain_count == 0 || c[i].chain_count > ks->count ||
+		    c[i].chain_first > ks->count - c[i].chain_count)
+			return snap_fail(v->err, v->errlen,
+			                 "certificate %" PRIu32 ": chain [%" PRIu32 ", +%" PRIu32
+			                 ") outside the %" PRIu32 " chain entries",
+			                 i, c[i].chain_first, c[i].chain_count, ks->count);
+		if (c[i].name_count > ns->count || c[i].name_first > ns->count - c[i].name_count)
+			return snap_fail(v->err, v->errlen,
+			                 "certificate %" PRIu32 ": names [%" PRIu32 ", +%" PRIu32
+			                 ") outside the %" PRIu32 " names",
+			                 i, c[i].name_first, c[i].name_count, ns->count);
+		if (c[i].not_before > c[i].not_after)
+			return snap_fail(v->err, v->errlen,
+			                 "certificate %" PRIu32 ": not_before after not_after", i);
+		if (snap_check_str(v, c[i].file, "certificate file", i) != 0)
+			return -1;
+	}
+	for (uint32_t i = 0; i < ks->count; i++)
+		if (snap_check_bytes(v, chain[i], ds->size, "chain entry", i) != 0)
+			return -1;
+	for (uint32_t i = 0; i < ns->count; i++) {
+		if (snap_check_str(v, names[i], "certificate name", i) != 0)
+			return -1;
+		if (names[i].len == 0 || names[i].len > SNAP_NAME_MAX)
+			return snap_fail(v->err, v->errlen,
+			                 "certificate name %" PRIu32 ": length %" PRIu32, i,
+			                 names[i].len);
+		for (uint32_t j = 0; j < names[i].len; j++) {
+			char ch = v->strings[names[i].off + j];
+
+			if (ch >= 'A' && ch <= 'Z')
+				return snap_fail(v->err, v->errlen,
+				                 "certificate name %" PRIu32 ": not lowercased", i);
+		}
+	}
+	return 0;
+}
+
 static int snap_validate_names(const struct snap_header *h, char *err, size_t errlen)
 {
 	const struct snap_section *str = snap_find(h, SNAP_SEC_STRINGS), *mn;
@@ -361,7 +475,7 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 	    ((const struct snap_relay *)((const uint8_t *)h + mn->offset))->tls_default_level >
 	        SNAP_TLS_LEVEL_MAX)
 		return snap_fail(err, errlen, "relay section: default TLS level out of range");
-	return 0;
+	return snap_check_certs(&v);
 }
 
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen)

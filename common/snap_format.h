@@ -17,7 +17,9 @@
 
 #define SNAP_MAGIC 0x4e534750u /* "PGSN" little-endian */
 #define SNAP_ABI_MAJOR 1
-#define SNAP_ABI_MINOR 1 /* 1: TLS policy, transport and relay access sections */
+/* minor 1: TLS policy, transport and relay access sections; 2: inbound TLS
+ * certificates and keys; 3: diagnostic client request */
+#define SNAP_ABI_MINOR 3
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -39,6 +41,13 @@ enum snap_section_kind {
 	SNAP_SEC_MYNETWORKS = 11,          /* struct snap_cidr[count] */
 	SNAP_SEC_RELAY_DOMAINS = 12,       /* struct snap_name_key[count] */
 	SNAP_SEC_RELAY_DOMAINS_INDEX = 13, /* uint32_t[count] hash buckets over RELAY_DOMAINS */
+	/* ABI 1.2: inbound TLS certificates and private keys (see below) */
+	SNAP_SEC_TLS_CERTS = 14,      /* struct snap_tls_cert[count], configuration order */
+	SNAP_SEC_TLS_CERT_NAMES = 15, /* struct snap_str[count], ranges of TLS_CERTS */
+	SNAP_SEC_TLS_CERT_CHAIN = 16, /* struct snap_bytes[count], ranges of TLS_CERTS */
+	SNAP_SEC_TLS_DER = 17,        /* uint8_t[count]: the DER blobs of TLS_CERTS */
+	/* ABI 1.3: the diagnostic client (dataplane/diag) */
+	SNAP_SEC_DIAG_CLIENT = 18, /* struct snap_diag_client, count 0 (none) or 1 */
 };
 
 struct snap_section {
@@ -82,6 +91,25 @@ struct snap_dataplane {
 };
 
 #define SNAP_DP_F_GRATUITOUS_ARP 0x1u /* announce addresses at start */
+#define SNAP_DP_F_DIAG 0x2u           /* diag_services: echo, discard, source listeners */
+
+/*
+ * diag_client = HOST:PORT MODE BYTES [COUNT] (ABI 1.3): worker 0 makes
+ * `count` runs one after the other whenever this differs from the one it
+ * last adopted. snap_validate checks every field.
+ */
+#define SNAP_DIAG_BYTES_MAX (UINT64_C(1) << 40)
+#define SNAP_DIAG_COUNT_MAX 100000u
+
+struct snap_diag_client {
+	uint32_t addr;  /* IPv4, network order, unicast */
+	uint16_t port;  /* 1..65535 */
+	uint8_t mode;   /* 1 echo, 2 discard, 3 source (enum diag_client_mode) */
+	uint8_t pad;
+	uint64_t bytes; /* 1..SNAP_DIAG_BYTES_MAX */
+	uint32_t count; /* 1..SNAP_DIAG_COUNT_MAX */
+	uint32_t reserved;
+};
 
 struct snap_port {
 	struct snap_str device; /* DPDK device: PCI address or vdev spec */
@@ -220,10 +248,54 @@ struct snap_relay {
 };
 
 /*
+ * ---- Inbound TLS certificates (ABI 1.2) ----
+ *
+ * One snap_tls_cert per PEM file of tls_certificates, in configuration
+ * order: for each key type the first one is the default (no SNI, or a name
+ * no certificate covers). The private key (PKCS#8 PrivateKeyInfo) and the
+ * chain (leaf first, then each issuer) are DER blobs inside SNAP_SEC_TLS_DER
+ * that each worker turns into OpenSSL objects when it adopts the
+ * generation (crypto/tls_certs.c). Names are the leaf's subjectAltName DNS
+ * entries (its CN only without any), lowercased; "*.example.com" is a
+ * wildcard for exactly one label (RFC 6125 §6.4.3). The section carries
+ * private keys: the shared memory object is mode 0600 (common/shm.c).
+ */
+enum snap_tls_key_type {
+	SNAP_TLS_KEY_RSA = 1,     /* rsaEncryption, at least 2048 bits */
+	SNAP_TLS_KEY_ECDSA = 2,   /* P-256 or P-384 (key_bits 256 or 384) */
+	SNAP_TLS_KEY_ED25519 = 3, /* RFC 8410 */
+	SNAP_TLS_KEY_MAX = SNAP_TLS_KEY_ED25519,
+};
+
+/* Bytes inside SNAP_SEC_TLS_DER. */
+struct snap_bytes {
+	uint32_t off;
+	uint32_t len;
+};
+
+struct snap_tls_cert {
+	uint8_t key_type; /* enum snap_tls_key_type */
+	uint8_t pad[3];
+	uint32_t key_bits;     /* RSA modulus or EC group bits; 253 for Ed25519 */
+	struct snap_bytes key; /* PKCS#8 PrivateKeyInfo, DER */
+	uint32_t chain_first;  /* into TLS_CERT_CHAIN: the leaf, then its issuers */
+	uint32_t chain_count;  /* at least 1 */
+	uint32_t name_first;   /* into TLS_CERT_NAMES */
+	uint32_t name_count;   /* 0: only ever chosen as a default */
+	int64_t not_before;    /* leaf validity, unix seconds */
+	int64_t not_after;
+	uint8_t sha256[32];   /* SHA-256 of the leaf's DER */
+	struct snap_str file; /* the PEM file, for posternctl cert */
+	uint32_t line;        /* of tls_certificates in postern.conf */
+	uint32_t reserved;
+};
+
+/*
  * Validation and access (common/snap.c). snap_validate checks magic, ABI,
  * size, checksum and that every section lies inside the blob, and for the
- * name tables every string, hash, index bucket, enum and next-hop range; it
- * never trusts a field before checking it. Returns 0 or -1 with a message.
+ * name tables every string, hash, index bucket, enum and next-hop range, and
+ * for the certificates every key type, range, blob and name; it never trusts
+ * a field before checking it. Returns 0 or -1 with a message.
  */
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen);
 uint32_t snap_checksum(const void *blob, size_t len);

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,9 +36,14 @@ enum conf_type {
 	CT_ROUTES,    /* PREFIX/LEN via GATEWAY, ... */
 	CT_SHM_NAME,  /* [A-Za-z0-9_.-]+ */
 	CT_SOCKET,    /* absolute path that fits sun_path */
+	CT_LOG_PATH,  /* absolute path of a file */
+	CT_LISTEN,    /* ADDRESS:PORT to listen on, empty = off */
+	CT_GROUP,     /* an existing group name, empty = none */
 	CT_NETWORKS,  /* mynetworks: IPv4 CIDR list */
 	CT_DOMAINS,   /* relay_domains: domain and .domain list */
 	CT_TLS_LEVEL, /* a TLS security level, dane* refused */
+	CT_FILES,     /* tls_certificates: file list, read by control/certs.c */
+	CT_DIAG_CLIENT, /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -75,9 +81,15 @@ static const struct conf_key conf_keys[] = {
     {"snapshot_max_size", CT_SIZE, false, CONF_FIELD(snapshot_max_size), 64u << 10, 1u << 30,
      "16M"},
     {"control_socket", CT_SOCKET, false, CONF_FIELD(control_socket), 0, 0, CONF_DEFAULT_SOCKET},
+    {"control_group", CT_GROUP, false, CONF_FIELD(control_group), 0, 0, ""},
+    {"log_file", CT_LOG_PATH, false, CONF_FIELD(log_file), 0, 0, CONF_DEFAULT_LOG_FILE},
+    {"metrics_listen", CT_LISTEN, false, CONF_FIELD(metrics_listen), 0, 0, ""},
     {"mynetworks", CT_NETWORKS, false, 0, 0, 0, 0, ""},
     {"relay_domains", CT_DOMAINS, false, 0, 0, 0, 0, ""},
     {"tls_default_level", CT_TLS_LEVEL, false, CONF_FIELD(tls_default_level), 0, 0, "may"},
+    {"tls_certificates", CT_FILES, false, 0, 0, 0, 0, ""},
+    {"diag_services", CT_BOOL, false, CONF_FIELD(diag_services), 0, 0, "no"},
+    {"diag_client", CT_DIAG_CLIENT, false, CONF_FIELD(diag_client), 0, 0, ""},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -471,22 +483,116 @@ static int conf_val_shm_name(const struct conf_key *k, const char *s, void *dst,
 	return 0;
 }
 
-int conf_check_socket_path(const char *value, char *why, size_t whylen)
+/* An absolute path of at most max - 1 bytes naming a `what`, not a directory. */
+static int conf_check_path(const char *value, size_t max, const char *limit, const char *what,
+                           char *why, size_t whylen)
 {
 	size_t n = strlen(value);
 
 	if (value[0] != '/')
 		return conf_why(why, whylen, "must be an absolute path");
-	if (n >= CONF_SOCKET_MAX)
-		return conf_why(why, whylen,
-		                "longer than %d bytes (the limit of a Unix socket"
-		                " path)",
-		                CONF_SOCKET_MAX - 1);
+	if (n >= max)
+		return conf_why(why, whylen, "longer than %zu bytes%s", max - 1, limit);
 	if (value[n - 1] == '/')
-		return conf_why(why, whylen, "names a directory, not a socket");
+		return conf_why(why, whylen, "names a directory, not a %s", what);
 	for (size_t i = 0; i < n; i++)
 		if (!isgraph((unsigned char)value[i]))
 			return conf_why(why, whylen, "contains whitespace or control characters");
+	return 0;
+}
+
+int conf_check_socket_path(const char *value, char *why, size_t whylen)
+{
+	return conf_check_path(value, CONF_SOCKET_MAX, " (the limit of a Unix socket path)",
+	                       "socket", why, whylen);
+}
+
+static int conf_val_log_path(const struct conf_key *k, const char *s, void *dst, char *why,
+                             size_t whylen)
+{
+	if (conf_check_path(s, k->width, "", "file", why, whylen) != 0)
+		return -1;
+	snprintf(dst, k->width, "%s", s);
+	return 0;
+}
+
+int conf_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen, char *why,
+                      size_t whylen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':'), *h = s, *d;
+	size_t hlen;
+	unsigned long port = 0;
+
+	if (colon == NULL || colon == s || colon[1] == '\0')
+		return conf_why(why, whylen, "expected ADDRESS:PORT, e.g. 127.0.0.1:9465");
+	for (d = colon + 1; *d != '\0'; d++) {
+		if (!isdigit((unsigned char)*d) || port > 65535)
+			return conf_why(why, whylen, "port must be 1..65535");
+		port = port * 10 + (unsigned long)(*d - '0');
+	}
+	if (port == 0 || port > 65535)
+		return conf_why(why, whylen, "port must be 1..65535");
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[' && colon[-1] == ']') {
+		h = s + 1;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host))
+		hlen = sizeof(host) - 1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (h == s && inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*sslen = sizeof(struct sockaddr_in);
+		return 0;
+	}
+	if (h != s && inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*sslen = sizeof(struct sockaddr_in6);
+		return 0;
+	}
+	return conf_why(why, whylen,
+	                "\"%.*s\" is not an IPv4 address or a bracketed IPv6 address ([::1])",
+	                (int)(colon - s), s);
+}
+
+static int conf_val_listen(const struct conf_key *k, const char *s, void *dst, char *why,
+                           size_t whylen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (strlen(s) >= k->width)
+		return conf_why(why, whylen, "longer than %zu bytes", k->width - 1);
+	if (*s != '\0' && conf_parse_listen(s, &ss, &len, why, whylen) != 0)
+		return -1; /* empty: no /metrics endpoint */
+	snprintf(dst, k->width, "%s", s);
+	return 0;
+}
+
+/* An existing group, by name (POSIX portable names, no leading '-'). */
+static int conf_val_group(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	size_t n = strlen(s);
+	struct group gr, *res = NULL;
+	char buf[16384];
+
+	c->control_group[0] = '\0';
+	c->control_gid = 0;
+	if (n == 0)
+		return 0;
+	if (n > CONF_GROUP_MAX || s[0] == '-' ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != n)
+		return conf_why(why, whylen, "expected a group name: 1..%d characters from"
+		                " [A-Za-z0-9_.-]", CONF_GROUP_MAX);
+	if (getgrnam_r(s, &gr, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return conf_why(why, whylen, "no such group");
+	snprintf(c->control_group, sizeof(c->control_group), "%s", s);
+	c->control_gid = (uint32_t)gr.gr_gid;
 	return 0;
 }
 
@@ -686,6 +792,125 @@ static int conf_val_domains(struct pg_conf *c, const char *s, char *why, size_t 
 	return 0;
 }
 
+/*
+ * tls_certificates: PEM files, each the private key and its chain (leaf
+ * first), like Postfix smtpd_tls_chain_files. Only the list is checked here;
+ * control/certs.c opens and validates the files.
+ */
+static int conf_val_files(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	char elem[CONF_PATH_MAX];
+	size_t used = 0;
+	bool too_long;
+
+	c->ntls_certificates = 0;
+	c->tls_certificates[0] = '\0';
+	while ((s = conf_next_elem(s, elem, sizeof(elem), &too_long)) != NULL) {
+		if (too_long)
+			return conf_why(why, whylen, "\"%.60s...\": path longer than %d bytes",
+			                elem, CONF_PATH_MAX - 1);
+		for (const char *d = c->tls_certificates; *d != '\0';) {
+			size_t n = strcspn(d, " ");
+
+			if (n == strlen(elem) && strncmp(d, elem, n) == 0)
+				return conf_why(why, whylen, "\"%.100s\": listed twice", elem);
+			d += n + (d[n] == ' ');
+		}
+		if (c->ntls_certificates == CONF_TLS_CERT_FILES_MAX)
+			return conf_why(why, whylen, "more than %d files", CONF_TLS_CERT_FILES_MAX);
+		if (used + strlen(elem) + 2 > sizeof(c->tls_certificates))
+			return conf_why(why, whylen, "list longer than %d bytes",
+			                CONF_TLS_CERTIFICATES_MAX);
+		used +=
+		    (size_t)snprintf(c->tls_certificates + used, sizeof(c->tls_certificates) - used,
+		                     "%s%s", used ? " " : "", elem);
+		c->ntls_certificates++;
+	}
+	return 0;
+}
+
+/* Next whitespace-separated word of s into word; NULL at the end. */
+static const char *conf_next_word(const char *s, char *word, size_t wordlen, bool *too_long)
+{
+	size_t n;
+
+	s += strspn(s, " \t");
+	n = strcspn(s, " \t");
+	*too_long = n >= wordlen;
+	if (n == 0)
+		return NULL;
+	snprintf(word, wordlen, "%.*s", (int)(n < wordlen ? n : wordlen - 1), s);
+	return s + n;
+}
+
+/*
+ * diag_client = HOST:PORT MODE BYTES [COUNT] (dataplane/diag/diag.h):
+ * worker 0 of the dataplane connects to HOST:PORT and runs MODE (echo,
+ * discard, source) with BYTES of the test pattern, COUNT times in a row
+ * (default 1), each time the setting changes. Empty = none.
+ */
+static int conf_val_diag_client(const struct conf_key *k, const char *s, void *dst, char *why,
+                                size_t whylen)
+{
+	static const char *const modes[] = {"echo", "discard", "source"};
+	struct pg_conf_diag_client *d = dst;
+	char words[4][32], ip[INET_ADDRSTRLEN];
+	const char *colon, *end, *bad;
+	unsigned nw = 0;
+	bool too_long = false;
+	uint64_t v;
+	uint32_t host;
+
+	(void)k;
+	memset(d, 0, sizeof(*d));
+	if (*s == '\0')
+		return 0;
+	for (const char *cur = s; nw < 5; nw++) {
+		char extra[32];
+
+		cur = conf_next_word(cur, nw < 4 ? words[nw] : extra, sizeof(extra), &too_long);
+		if (cur == NULL || too_long)
+			break;
+	}
+	if (too_long || nw < 3 || nw > 4)
+		return conf_why(why, whylen,
+		                "expected HOST:PORT MODE BYTES [COUNT], e.g. 198.19.0.2:5001 echo"
+		                " 104857600");
+	colon = strchr(words[0], ':');
+	if (colon == NULL || (size_t)(colon - words[0]) >= sizeof(ip))
+		return conf_why(why, whylen, "\"%s\": expected IPv4:PORT", words[0]);
+	snprintf(ip, sizeof(ip), "%.*s", (int)(colon - words[0]), words[0]);
+	if (conf_parse_ip(ip, &host) != 0)
+		return conf_why(why, whylen, "\"%s\" is not an IPv4 address", ip);
+	if ((bad = conf_not_unicast(host)) != NULL)
+		return conf_why(why, whylen, "%s: %s", ip, bad);
+	if (conf_parse_u64(colon + 1, &v, &end) != 0 || *end != '\0' || v == 0 || v > 65535)
+		return conf_why(why, whylen, "port \"%s\" must be 1..65535", colon + 1);
+	d->addr = htonl(host);
+	d->port = (uint16_t)v;
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(words[1], modes[i]) == 0)
+			d->mode = (uint8_t)(i + 1);
+	if (d->mode == 0)
+		return conf_why(why, whylen, "unknown mode \"%s\" (echo, discard or source)",
+		                words[1]);
+	if (conf_parse_u64(words[2], &v, &end) != 0 || *end != '\0' || v == 0 ||
+	    v > SNAP_DIAG_BYTES_MAX)
+		return conf_why(why, whylen, "bytes \"%s\" must be 1..%" PRIu64 " (2^40)", words[2],
+		                SNAP_DIAG_BYTES_MAX);
+	d->bytes = v;
+	d->count = 1;
+	if (nw == 4) {
+		if (conf_parse_u64(words[3], &v, &end) != 0 || *end != '\0' || v == 0 ||
+		    v > SNAP_DIAG_COUNT_MAX)
+			return conf_why(why, whylen, "count \"%s\" must be 1..%u", words[3],
+			                SNAP_DIAG_COUNT_MAX);
+		d->count = (uint32_t)v;
+	}
+	d->set = true;
+	return 0;
+}
+
 static int conf_val_tls_level(const struct conf_key *k, const char *s, void *dst, char *why,
                               size_t whylen)
 {
@@ -765,12 +990,22 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_shm_name(k, value, dst, why, whylen);
 	case CT_SOCKET:
 		return conf_val_socket(k, value, dst, why, whylen);
+	case CT_LOG_PATH:
+		return conf_val_log_path(k, value, dst, why, whylen);
+	case CT_LISTEN:
+		return conf_val_listen(k, value, dst, why, whylen);
+	case CT_GROUP:
+		return conf_val_group(p->conf, value, why, whylen);
 	case CT_NETWORKS:
 		return conf_val_networks(p->conf, value, why, whylen);
 	case CT_DOMAINS:
 		return conf_val_domains(p->conf, value, why, whylen);
 	case CT_TLS_LEVEL:
 		return conf_val_tls_level(k, value, dst, why, whylen);
+	case CT_FILES:
+		return conf_val_files(p->conf, value, why, whylen);
+	case CT_DIAG_CLIENT:
+		return conf_val_diag_client(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }
@@ -818,7 +1053,8 @@ static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
 	p->line_of[idx][port] = line;
 	if (conf_apply(p, k, port, value, why, sizeof(why)) != 0) {
 		/* a route list can be long: its errors quote just the bad route */
-		if (k->type == CT_ROUTES || k->type == CT_NETWORKS || k->type == CT_DOMAINS)
+		if (k->type == CT_ROUTES || k->type == CT_NETWORKS || k->type == CT_DOMAINS ||
+		    k->type == CT_FILES)
 			return conf_error(p, line, "bad value for %s: %s", name, why);
 		return conf_error(p, line, "bad value for %s: \"%.100s\": %s", name, value, why);
 	}
@@ -1126,6 +1362,7 @@ int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_con
 		rc = conf_check_ports(p);
 	if (rc == PG_OK)
 		rc = conf_compile_routes(p);
+	out->tls_certificates_line = conf_line(p, "tls_certificates", 0);
 	free(p);
 	return rc;
 }

@@ -11,18 +11,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "snap_format.h"
 
 #define CONF_FILE_NAME "postern.conf"
 #define CONF_DEFAULT_DIR "/etc/postern"
 #define CONF_DEFAULT_SOCKET "/run/postern/posternd.sock"
+#define CONF_DEFAULT_LOG_FILE "/var/log/postern/postern.log"
+#define CONF_LOG_PATH_MAX 1024
+#define CONF_LISTEN_MAX 64
+#define CONF_GROUP_MAX 32
 #define CONF_DEVICE_MAX 256
 #define CONF_PATH_MAX 4096
 #define CONF_SOCKET_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 #define CONF_SHM_NAME_MAX 60
 #define CONF_MYNETWORKS_MAX 256
 #define CONF_RELAY_DOMAINS_MAX 16384 /* bytes of the normalized list */
+#define CONF_TLS_CERT_FILES_MAX 64   /* files in tls_certificates */
+#define CONF_TLS_CERTIFICATES_MAX 16384 /* bytes of the normalized list */
 
 struct pg_conf_port {
 	char device[CONF_DEVICE_MAX]; /* PCI address or DPDK vdev spec */
@@ -37,6 +44,16 @@ struct pg_conf_route {
 	uint8_t prefix_len;
 	uint8_t port;     /* egress port */
 	uint32_t gateway; /* network order, 0 = directly connected */
+};
+
+/* diag_client = HOST:PORT MODE BYTES [COUNT]; set false = none. */
+struct pg_conf_diag_client {
+	bool set;
+	uint8_t mode;   /* 1 echo, 2 discard, 3 source */
+	uint16_t port;  /* host order */
+	uint32_t addr;  /* network order */
+	uint64_t bytes; /* 1..2^40 */
+	uint32_t count; /* 1..100000 */
 };
 
 /* A client network of mynetworks. */
@@ -72,6 +89,10 @@ struct pg_conf {
 	char shm_name[CONF_SHM_NAME_MAX + 1];
 	uint64_t snapshot_max_size;
 	char control_socket[CONF_SOCKET_MAX];
+	char control_group[CONF_GROUP_MAX + 1]; /* "" = root only (socket 0600) */
+	uint32_t control_gid;                    /* of control_group */
+	char log_file[CONF_LOG_PATH_MAX];       /* the JSON lines log */
+	char metrics_listen[CONF_LISTEN_MAX];   /* ADDRESS:PORT of /metrics, "" = off */
 
 	/* relay access: Postern is never an open relay (both empty by default) */
 	uint32_t nmynetworks;
@@ -80,6 +101,19 @@ struct pg_conf {
 	char relay_domains[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
 
 	uint8_t tls_default_level; /* enum snap_tls_level without a tls_policy entry */
+
+	/*
+	 * tls_certificates: PEM files (key + chain, like Postfix
+	 * smtpd_tls_chain_files) as written, one space between; relative to dir.
+	 * control/certs.c reads and validates them.
+	 */
+	uint32_t ntls_certificates;
+	char tls_certificates[CONF_TLS_CERTIFICATES_MAX];
+	unsigned tls_certificates_line; /* where it is set, 0 = not set */
+
+	/* diagnostic services and client (dataplane/diag/diag.h); off by default */
+	bool diag_services;
+	struct pg_conf_diag_client diag_client;
 };
 
 /*
@@ -104,5 +138,11 @@ int conf_peek(const char *dir, const char *key, char *value, size_t valuelen, ch
 
 /* Validators shared with posternctl (reason in why on failure). */
 int conf_check_socket_path(const char *value, char *why, size_t whylen);
+/*
+ * "A.B.C.D:PORT" or "[IPv6]:PORT" (metrics_listen) into a socket address;
+ * 0, or -1 with the reason in why.
+ */
+int conf_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sslen, char *why,
+                      size_t whylen);
 
 #endif

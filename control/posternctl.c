@@ -16,15 +16,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "ctl_client.h"
 #include "result.h"
-
-enum ctl_exit {
-	CTL_EXIT_OK = 0,
-	CTL_EXIT_DAEMON_ERROR = 1,
-	CTL_EXIT_USAGE = 2,
-	CTL_EXIT_UNREACHABLE = 3,
-	CTL_EXIT_NOT_READY = 4,
-};
 
 #define CTL_REPLY_TIMEOUT_S 15 /* reload may retry publishing for 2 s */
 
@@ -38,8 +31,11 @@ static const struct ctl_cmd {
     {"status", true, false, "[--json]",
      "posternd, dataplane and per-worker state; exit 4 if the dataplane is not\n"
      "ready or a worker has not adopted the published generation"},
-    {"stats", true, true, "[--all] [--json]",
-     "dataplane counters, total and per worker (--all: include zero counters)"},
+    {"stats", true, true, "[--all] [--json] | --watch [SECONDS] [--count N] [--all]",
+     "dataplane counters, total and per worker (--all: include zero counters).\n"
+     "--watch: refresh every SECONDS (default 1) with the rate per second of each\n"
+     "counter, total and per worker, from the last two readings; --count N stops\n"
+     "after N tables (text only)"},
     {"reload", true, false, "[--json]",
      "re-read the configuration and publish it; an invalid configuration is\n"
      "refused (exit 1) and the running one stays live"},
@@ -47,6 +43,13 @@ static const struct ctl_cmd {
      "the outbound TLS policy (CONFIG_DIR/tls_policy), see `posternctl policy SUB --help`"},
     {"transport", false, false, "test DOMAIN [--json]",
      "which next hops the transport table gives mail for DOMAIN"},
+    {"cert", false, false, "list|show NAME [--json]",
+     "the inbound TLS certificates (tls_certificates), see `posternctl cert SUB --help`"},
+    {"log", true, false, "[--lines N] [--follow [--count N]] [--json]",
+     "the last N (default 10) events of posternd's JSON log (log_file; the path is\n"
+     "asked from posternd, else read from CONFIG_DIR/postern.conf), as text or,\n"
+     "with --json, as the JSON lines themselves. --follow: keep printing new\n"
+     "events as they come (across log rotations), --count N: stop after N new ones"},
     {"help", false, false, "[COMMAND]", "this text, or the help of COMMAND"},
 };
 
@@ -81,6 +84,14 @@ static const struct ctl_sub {
      "there is none"},
     {"transport", "test", 1, 1, true, false, "DOMAIN [--json]",
      "the transport entry for DOMAIN (exact, parent or *) and its next hops in order"},
+    {"cert", "list", 0, 0, true, false, "[--json]",
+     "every certificate of the live snapshot in configuration order: file, key type,\n"
+     "names, not after, days left, SHA-256 fingerprint of the leaf; \"default\" marks\n"
+     "the first of each key type, used without SNI or for names no certificate covers"},
+    {"cert", "show", 1, 1, true, false, "NAME [--json]",
+     "the certificate(s) a ClientHello with SNI NAME gets, and why: exact (a\n"
+     "certificate names NAME), wildcard (*.parent covers NAME, one label only) or\n"
+     "default. Per key type: ECDSA for clients that verify it, else RSA"},
 };
 
 #define CTL_NSUBS (sizeof(ctl_subs) / sizeof(ctl_subs[0]))
@@ -115,6 +126,15 @@ static const struct ctl_sub *ctl_find_sub(const char *cmd, const char *name)
 	return NULL;
 }
 
+/* policy, transport, cert: commands with sub-commands in ctl_subs. */
+static bool ctl_has_subs(const char *cmd)
+{
+	for (size_t i = 0; i < CTL_NSUBS; i++)
+		if (strcmp(ctl_subs[i].cmd, cmd) == 0)
+			return true;
+	return false;
+}
+
 static void ctl_sub_usage(FILE *f, const char *cmd)
 {
 	fprintf(f, "usage:\n");
@@ -142,7 +162,7 @@ static int ctl_usage_error(const char *fmt, const char *arg)
 }
 
 /* -s wins; then control_socket of -c DIR (even if the rest is invalid). */
-static int ctl_socket_path(const char *opt_s, const char *opt_c, char *path, size_t len)
+int ctl_socket_path(const char *opt_s, const char *opt_c, char *path, size_t len)
 {
 	char err[512], why[256];
 	int rc;
@@ -171,8 +191,9 @@ static int ctl_socket_path(const char *opt_s, const char *opt_c, char *path, siz
 	return CTL_EXIT_OK;
 }
 
-static int ctl_request(const char *sock, const char *request)
+int ctl_fetch(const char *sock, const char *request, char **reply_out, char **body_out)
 {
+	*reply_out = *body_out = NULL;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct timeval tv = {.tv_sec = CTL_REPLY_TIMEOUT_S};
 	char *reply = NULL;
@@ -251,6 +272,18 @@ static int ctl_request(const char *sock, const char *request)
 	} else {
 		rc = CTL_EXIT_DAEMON_ERROR;
 	}
+	*reply_out = reply;
+	*body_out = body;
+	return rc;
+}
+
+static int ctl_request(const char *sock, const char *request)
+{
+	char *reply, *body;
+	int rc = ctl_fetch(sock, request, &reply, &body);
+
+	if (reply == NULL)
+		return rc;
 	/*
 	 * Error text goes to stderr so scripts parsing stdout are not
 	 * confused; an error asked for as JSON is the output, so stdout.
@@ -372,8 +405,19 @@ int main(int argc, char **argv)
 	cmd = ctl_find_cmd(argv[i]);
 	if (cmd == NULL)
 		return ctl_usage_error("unknown command \"%s\"", argv[i]);
-	if (strcmp(cmd->name, "policy") == 0 || strcmp(cmd->name, "transport") == 0)
+	if (ctl_has_subs(cmd->name))
 		return ctl_sub_main(cmd->name, argc - i - 1, argv + i + 1, opt_s, opt_c);
+	for (int k = i + 1; k < argc; k++) {
+		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+			ctl_cmd_help(cmd);
+			return CTL_EXIT_OK;
+		}
+	}
+	/* the operations commands with options of their own (ctl_ops.c) */
+	if (strcmp(cmd->name, "log") == 0)
+		return ctl_log_cmd(argc - i - 1, argv + i + 1, opt_s, opt_c);
+	if (strcmp(cmd->name, "stats") == 0 && ctl_stats_is_watch(argc - i - 1, argv + i + 1))
+		return ctl_stats_watch(argc - i - 1, argv + i + 1, opt_s, opt_c);
 	for (i++; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			ctl_cmd_help(cmd);
@@ -386,7 +430,7 @@ int main(int argc, char **argv)
 		           i + 1 == argc) {
 			const struct ctl_cmd *hc = ctl_find_cmd(argv[i]);
 
-			if (strcmp(hc->name, "policy") == 0 || strcmp(hc->name, "transport") == 0)
+			if (ctl_has_subs(hc->name))
 				ctl_sub_usage(stdout, hc->name);
 			else
 				ctl_cmd_help(hc);

@@ -6,8 +6,10 @@
  * and answers posternctl on a Unix socket with status and counters read
  * from the same region, and with the TLS policy as the published snapshot
  * holds it (`policy list|show|test`, `transport test`). `policy set|del`
- * rewrite CONFIG_DIR/tls_policy atomically and publish it. Plain Linux, one
- * thread, one poll() loop.
+ * rewrite CONFIG_DIR/tls_policy atomically and publish it. It drains the
+ * dataplane's event rings into the JSON log (evlog.c) every 50 ms, reopens
+ * that log on SIGUSR1, and serves GET /metrics (metrics.c) when
+ * metrics_listen is set. Plain Linux, one thread, one poll() loop.
  *
  * Socket protocol: the client sends one request line; posternd answers with
  * one verdict line ("ok", "error" or "notready"), then the body, then closes.
@@ -32,7 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certs.h"
 #include "conf.h"
+#include "evlog.h"
+#include "metrics.h"
 #include "policy.h"
 #include "policy_lookup.h"
 #include "report.h"
@@ -63,6 +68,7 @@ struct ctl_daemon {
 	struct pg_conf *conf;          /* the configuration of the live snapshot */
 	struct pg_policy policy;       /* its tls_policy */
 	struct pg_transport transport; /* its transport table */
+	struct pg_certs certs;         /* its tls_certificates */
 	void *blob;                    /* a copy of the live snapshot, for lookups */
 	struct shm_map shm;
 	uint64_t start_ns;
@@ -71,6 +77,9 @@ struct ctl_daemon {
 	int signal_fd;
 	bool stop;
 	struct ctl_client clients[CTL_MAX_CLIENTS];
+	struct evlog log;              /* log_file: events of the dataplane and ours */
+	struct metrics_server metrics; /* GET /metrics on metrics_listen */
+	uint64_t next_drain_ns;
 };
 
 static void ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -107,10 +116,10 @@ static void ctl_usage(FILE *f)
 
 /* Build a snapshot of a configuration and check that it fits its slot. */
 static int ctl_build(const struct pg_conf *conf, const struct pg_policy *pol,
-                     const struct pg_transport *tr, void **blob, size_t *len, char *err,
-                     size_t errlen)
+                     const struct pg_transport *tr, const struct pg_certs *certs, void **blob,
+                     size_t *len, char *err, size_t errlen)
 {
-	if (snap_build_all(conf, pol, tr, blob, len, err, errlen) != PG_OK)
+	if (snap_build_full(conf, pol, tr, certs, blob, len, err, errlen) != PG_OK)
 		return PG_ERROR;
 	if (*len > conf->snapshot_max_size) {
 		snprintf(err, errlen,
@@ -164,18 +173,24 @@ static int ctl_publish(struct ctl_daemon *dm, void *blob, size_t len, uint64_t *
 	return PG_OK;
 }
 
-/* postern.conf, tls_policy and transport of dir, all valid, or an error. */
+/* postern.conf, tls_policy, transport and certificates of dir, all valid. */
 static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy *pol,
-                        struct pg_transport *tr, char *err, size_t errlen)
+                        struct pg_transport *tr, struct pg_certs *certs, char *err, size_t errlen)
 {
 	memset(pol, 0, sizeof(*pol));
 	memset(tr, 0, sizeof(*tr));
+	memset(certs, 0, sizeof(*certs));
 	if (conf_load(dir, conf, err, errlen) != PG_OK)
 		return PG_ERROR;
 	if (policy_load(dir, pol, err, errlen) != PG_OK)
 		return PG_ERROR;
 	if (transport_load(dir, tr, err, errlen) != PG_OK) {
 		policy_free(pol);
+		return PG_ERROR;
+	}
+	if (certs_load(conf, certs, err, errlen) != PG_OK) {
+		policy_free(pol);
+		transport_free(tr);
 		return PG_ERROR;
 	}
 	return PG_OK;
@@ -198,6 +213,13 @@ static int ctl_check_restart_only(const struct pg_conf *old, const struct pg_con
 	else if (strcmp(old->control_socket, nc->control_socket) != 0)
 		snprintf(err, errlen, "%.512s: control_socket changed: restart posternd to apply",
 		         nc->path);
+	else if (strcmp(old->control_group, nc->control_group) != 0 ||
+	         strcmp(old->log_file, nc->log_file) != 0 ||
+	         strcmp(old->metrics_listen, nc->metrics_listen) != 0)
+		snprintf(err, errlen,
+		         "%.512s: control_group, log_file or metrics_listen changed: restart"
+		         " posternd to apply",
+		         nc->path);
 	else
 		return PG_OK;
 	return PG_ERROR;
@@ -209,6 +231,7 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 	struct pg_conf *nc = malloc(sizeof(*nc));
 	struct pg_policy pol;
 	struct pg_transport tr;
+	struct pg_certs certs;
 	void *blob = NULL;
 	size_t len;
 	uint64_t gen;
@@ -218,29 +241,36 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		return PG_ERROR;
 	}
-	rc = ctl_load_all(dm->config_dir, nc, &pol, &tr, msg, msglen);
+	rc = ctl_load_all(dm->config_dir, nc, &pol, &tr, &certs, msg, msglen);
 	if (rc == PG_OK)
 		rc = ctl_check_restart_only(dm->conf, nc, msg, msglen);
 	if (rc == PG_OK)
-		rc = ctl_build(nc, &pol, &tr, &blob, &len, msg, msglen);
+		rc = ctl_build(nc, &pol, &tr, &certs, &blob, &len, msg, msglen);
 	if (rc == PG_OK)
 		rc = ctl_publish(dm, blob, len, &gen, msg, msglen);
 	if (rc != PG_OK) {
 		free(nc);
 		policy_free(&pol);
 		transport_free(&tr);
+		certs_free(&certs);
 		ctl_log("reload refused, generation %" PRIu64 " stays live: %s", dm->gen, msg);
+		evlog_event(&dm->log, EVRING_ERROR, "config refused",
+		            "generation=%" PRIu64 EVRING_SEP "reason=%s", dm->gen, msg);
 		return PG_ERROR;
 	}
 	free(dm->conf);
 	policy_free(&dm->policy);
 	transport_free(&dm->transport);
+	certs_free(&dm->certs);
 	dm->conf = nc;
 	dm->policy = pol;
 	dm->transport = tr;
+	dm->certs = certs; /* a changed certificate is live: rotation */
 	dm->gen = gen;
 	snprintf(msg, msglen, "published generation %" PRIu64, gen);
 	ctl_log("reload: %s", msg);
+	evlog_event(&dm->log, EVRING_INFO, "config published",
+	            "generation=%" PRIu64 EVRING_SEP "change=reload", gen);
 	return PG_OK;
 }
 
@@ -275,7 +305,7 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 		free(text);
 		return PG_ERROR;
 	}
-	rc = ctl_build(dm->conf, &pol, &dm->transport, &blob, &bloblen, msg, msglen);
+	rc = ctl_build(dm->conf, &pol, &dm->transport, &dm->certs, &blob, &bloblen, msg, msglen);
 	if (rc == PG_OK)
 		rc = policy_write_file(path, text, len, msg, msglen);
 	if (rc == PG_OK) {
@@ -301,34 +331,34 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 	dm->gen = gen;
 	snprintf(msg, msglen, "published generation %" PRIu64, gen);
 	ctl_log("policy %s %s: %s", args != NULL ? "set" : "del", key, msg);
+	evlog_event(&dm->log, EVRING_INFO, "config published",
+	            "generation=%" PRIu64 EVRING_SEP "change=policy %s %s", gen,
+	            args != NULL ? "set" : "del", key);
 	return PG_OK;
 }
 
 /* ---- the control socket ---- */
 
-static int ctl_mkdir_parents(const char *path)
+/*
+ * Who may talk to posternd: root only (0600), or also control_group (0660,
+ * group set). Done between bind and listen, before anyone can connect.
+ */
+static int ctl_socket_access(const char *path, const struct pg_conf *conf)
 {
-	char dir[CONF_SOCKET_MAX];
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (char *p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return 0;
+	if (conf->control_group[0] == '\0')
+		return chmod(path, 0600);
+	if (chown(path, (uid_t)-1, (gid_t)conf->control_gid) != 0)
+		return -1;
+	return chmod(path, 0660);
 }
 
-static int ctl_listen(const char *path)
+static int ctl_listen(const char *path, const struct pg_conf *conf)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	int fd;
 
-	if (ctl_mkdir_parents(path) != 0) {
+	if (evlog_mkdir_parents(path) != 0) {
 		ctl_log("cannot create the directory of %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -361,8 +391,8 @@ static int ctl_listen(const char *path)
 		return -1;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0660) != 0 ||
-	    listen(fd, 16) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    ctl_socket_access(path, conf) != 0 || listen(fd, 16) != 0) {
 		ctl_log("cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -382,6 +412,8 @@ static void ctl_client_close(struct ctl_client *c)
 static const char *ctl_handle_status(struct ctl_daemon *dm, struct ctl_buf *b, bool json, bool all);
 static const char *ctl_handle_stats(struct ctl_daemon *dm, struct ctl_buf *b, bool json, bool all);
 static const char *ctl_handle_reload(struct ctl_daemon *dm, struct ctl_buf *b, bool json, bool all);
+static const char *ctl_handle_logfile(struct ctl_daemon *dm, struct ctl_buf *b, bool json,
+                                      bool all);
 
 static const struct ctl_command {
 	const char *verb;
@@ -390,6 +422,7 @@ static const struct ctl_command {
     {"status", ctl_handle_status},
     {"stats", ctl_handle_stats},
     {"reload", ctl_handle_reload},
+    {"logfile", ctl_handle_logfile},
 };
 
 static const char *ctl_handle_status(struct ctl_daemon *dm, struct ctl_buf *b, bool json, bool all)
@@ -428,6 +461,20 @@ static const char *ctl_handle_reload(struct ctl_daemon *dm, struct ctl_buf *b, b
 	return rc == PG_OK ? "ok" : "error";
 }
 
+/* Where the JSON log is, for `posternctl log`. */
+static const char *ctl_handle_logfile(struct ctl_daemon *dm, struct ctl_buf *b, bool json, bool all)
+{
+	(void)all;
+	if (json) {
+		ctl_buf_printf(b, "{\"log_file\":");
+		ctl_buf_json_str(b, dm->log.path, SIZE_MAX);
+		ctl_buf_printf(b, "}\n");
+	} else {
+		ctl_buf_printf(b, "%s\n", dm->log.path);
+	}
+	return "ok";
+}
+
 /* "--json" and "--nexthop=H" among the arguments; the rest in order. */
 struct ctl_args {
 	bool json;
@@ -457,6 +504,9 @@ static const char *ctl_parse_args(struct ctl_args *a, int argc, char **argv, str
 static const char *ctl_edit_reply(struct ctl_daemon *dm, struct ctl_buf *b, int rc, const char *msg,
                                   bool json)
 {
+	if (rc != PG_OK)
+		evlog_event(&dm->log, EVRING_ERROR, "config refused",
+		            "generation=%" PRIu64 EVRING_SEP "reason=%s", dm->gen, msg);
 	if (json) {
 		ctl_buf_printf(b, "{\"ok\":%s,\"generation\":%" PRIu64 ",\"message\":",
 		               rc == PG_OK ? "true" : "false", dm->gen);
@@ -572,6 +622,10 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 		verdict = ctl_handle_policy(dm, &body, argc, argv);
 	} else if (verdict == NULL && verb != NULL && strcmp(verb, "transport") == 0) {
 		verdict = ctl_handle_transport(dm, &body, argc, argv);
+	} else if (verdict == NULL && verb != NULL && strcmp(verb, "cert") == 0) {
+		/* cert list|show NAME [--json], from the live snapshot (certs.h) */
+		verdict =
+		    ctl_cert_command(&body, dm->blob, dm->gen, (int64_t)time(NULL), argc, argv);
 	} else if (verdict == NULL) {
 		for (int i = 0; i < argc && verdict == NULL; i++) {
 			if (strcmp(argv[i], "json") == 0) {
@@ -592,7 +646,7 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 			verdict = "error";
 			ctl_buf_printf(&body,
 			               "unknown command \"%.40s\" (status, stats, reload, policy,"
-			               " transport)\n",
+			               " transport, cert)\n",
 			               verb != NULL ? verb : "");
 		}
 	}
@@ -670,6 +724,12 @@ static void ctl_signal(struct ctl_daemon *dm)
 		if (si.ssi_signo == SIGHUP) {
 			ctl_log("SIGHUP: reloading %s", dm->config_dir);
 			ctl_reload(dm, msg, sizeof(msg));
+		} else if (si.ssi_signo == SIGUSR1) {
+			/* logrotate: the old file was renamed; write to a new one */
+			if (evlog_reopen(&dm->log, msg, sizeof(msg)) != PG_OK)
+				ctl_log("SIGUSR1: %s (still writing the old file)", msg);
+			else
+				evlog_event(&dm->log, EVRING_INFO, "log reopened", NULL);
 		} else {
 			ctl_log("%s: shutting down (the dataplane keeps its snapshot)",
 			        strsignal((int)si.ssi_signo));
@@ -680,11 +740,11 @@ static void ctl_signal(struct ctl_daemon *dm)
 
 static void ctl_loop(struct ctl_daemon *dm)
 {
-	struct pollfd pfd[2 + CTL_MAX_CLIENTS];
+	struct pollfd pfd[2 + CTL_MAX_CLIENTS + METRICS_MAX_FDS];
 	struct ctl_client *who[2 + CTL_MAX_CLIENTS];
 
 	while (!dm->stop) {
-		nfds_t n = 0;
+		nfds_t n = 0, nm;
 		uint64_t now;
 
 		pfd[n++] = (struct pollfd){.fd = dm->signal_fd, .events = POLLIN};
@@ -698,7 +758,9 @@ static void ctl_loop(struct ctl_daemon *dm)
 			pfd[n++] =
 			    (struct pollfd){.fd = c->fd, .events = c->replying ? POLLOUT : POLLIN};
 		}
-		if (poll(pfd, n, 1000) < 0 && errno != EINTR) {
+		nm = metrics_poll_fds(&dm->metrics, pfd + n, METRICS_MAX_FDS);
+		/* wake up for the next drain of the event rings at the latest */
+		if (poll(pfd, n + nm, (int)(EVLOG_DRAIN_NS / 1000000u)) < 0 && errno != EINTR) {
 			ctl_log("poll: %s", strerror(errno));
 			break;
 		}
@@ -723,6 +785,11 @@ static void ctl_loop(struct ctl_daemon *dm)
 			if (c->fd >= 0 && now > c->deadline_ns)
 				ctl_client_close(c);
 		}
+		metrics_poll_events(&dm->metrics, pfd + n, (unsigned)nm, dm->shm.region, now);
+		if (now >= dm->next_drain_ns) {
+			evlog_drain(&dm->log, dm->shm.region);
+			dm->next_drain_ns = now + EVLOG_DRAIN_NS;
+		}
 	}
 }
 
@@ -734,6 +801,7 @@ static int ctl_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
@@ -789,13 +857,14 @@ int main(int argc, char **argv)
 	}
 	dm.start_ns = shm_now_ns();
 	dm.listen_fd = dm.signal_fd = -1;
+	dm.log.fd = dm.metrics.listen_fd = -1;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		dm.clients[i].fd = -1;
 	dm.conf = malloc(sizeof(*dm.conf));
 	if (dm.conf == NULL)
 		return 1;
-	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.transport, err, sizeof(err)) !=
-	    PG_OK) {
+	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.transport, &dm.certs, err,
+	                 sizeof(err)) != PG_OK) {
 		if (check)
 			fprintf(stderr, "%s\n", err);
 		else
@@ -807,8 +876,8 @@ int main(int argc, char **argv)
 		size_t len;
 
 		/* also prove the snapshot builds and fits its slot */
-		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &blob, &len, err, sizeof(err)) !=
-		    PG_OK) {
+		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &dm.certs, &blob, &len, err,
+		              sizeof(err)) != PG_OK) {
 			fprintf(stderr, "%s\n", err);
 			return 1;
 		}
@@ -816,6 +885,7 @@ int main(int argc, char **argv)
 		free(dm.conf);
 		policy_free(&dm.policy);
 		transport_free(&dm.transport);
+		certs_free(&dm.certs);
 		printf("config OK\n");
 		return 0;
 	}
@@ -825,17 +895,26 @@ int main(int argc, char **argv)
 		ctl_log("signalfd: %s", strerror(errno));
 		return 1;
 	}
+	if (evlog_open(&dm.log, dm.conf->log_file,
+	               dm.conf->control_group[0] != '\0' ? (long)dm.conf->control_gid : -1, err,
+	               sizeof(err)) != PG_OK) {
+		ctl_log("%s", err);
+		return 1;
+	}
 	if (shm_open_control(dm.conf->shm_name, dm.conf->snapshot_max_size, &dm.shm, err,
 	                     sizeof(err)) != PG_OK) {
 		ctl_log("%s", err);
 		return 1;
 	}
+	evlog_event(&dm.log, EVRING_INFO, "posternd started",
+	            "pid=%d" EVRING_SEP "config_dir=%s" EVRING_SEP "shm_name=%s", (int)getpid(),
+	            dm.config_dir, dm.conf->shm_name);
 	{
 		void *blob;
 		size_t len;
 
-		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &blob, &len, err, sizeof(err)) !=
-		        PG_OK ||
+		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &dm.certs, &blob, &len, err,
+		              sizeof(err)) != PG_OK ||
 		    ctl_publish(&dm, blob, len, &dm.gen, err, sizeof(err)) != PG_OK) {
 			ctl_log("cannot publish the first snapshot: %s", err);
 			return 1;
@@ -843,10 +922,18 @@ int main(int argc, char **argv)
 	}
 	ctl_log("published generation %" PRIu64 " (config %s, shm /dev/shm/%s)", dm.gen,
 	        dm.conf->path, dm.conf->shm_name);
-	dm.listen_fd = ctl_listen(dm.conf->control_socket);
+	evlog_event(&dm.log, EVRING_INFO, "config published",
+	            "generation=%" PRIu64 EVRING_SEP "change=start", dm.gen);
+	dm.listen_fd = ctl_listen(dm.conf->control_socket, dm.conf);
 	if (dm.listen_fd < 0)
 		return 1;
 	ctl_log("listening on %s", dm.conf->control_socket);
+	if (metrics_open(&dm.metrics, dm.conf->metrics_listen, err, sizeof(err)) != PG_OK) {
+		ctl_log("%s", err);
+		return 1;
+	}
+	if (dm.metrics.listen_fd >= 0)
+		ctl_log("metrics on http://%s/metrics", dm.conf->metrics_listen);
 
 	ctl_loop(&dm);
 
@@ -855,6 +942,10 @@ int main(int argc, char **argv)
 			ctl_client_close(&dm.clients[i]);
 	close(dm.listen_fd);
 	unlink(dm.conf->control_socket);
+	metrics_close(&dm.metrics);
+	evlog_drain(&dm.log, dm.shm.region);
+	evlog_event(&dm.log, EVRING_INFO, "posternd stopped", NULL);
+	evlog_close(&dm.log);
 	/* not shm_unlink: the dataplane keeps running on the current snapshot */
 	atomic_store(&dm.shm.region->control_pid, 0);
 	shm_detach(&dm.shm);
@@ -862,6 +953,7 @@ int main(int argc, char **argv)
 	free(dm.blob);
 	policy_free(&dm.policy);
 	transport_free(&dm.transport);
+	certs_free(&dm.certs);
 	ctl_log("stopped");
 	return 0;
 }

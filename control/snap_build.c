@@ -29,6 +29,11 @@ enum {
 	SB_MYNETWORKS,
 	SB_RELAY_DOMAINS,
 	SB_RELAY_DOMAINS_INDEX,
+	SB_TLS_CERTS,
+	SB_TLS_CERT_NAMES,
+	SB_TLS_CERT_CHAIN,
+	SB_TLS_DER,
+	SB_DIAG_CLIENT,
 	SB_NSECTIONS
 };
 
@@ -46,6 +51,11 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_MYNETWORKS] = SNAP_SEC_MYNETWORKS,
     [SB_RELAY_DOMAINS] = SNAP_SEC_RELAY_DOMAINS,
     [SB_RELAY_DOMAINS_INDEX] = SNAP_SEC_RELAY_DOMAINS_INDEX,
+    [SB_TLS_CERTS] = SNAP_SEC_TLS_CERTS,
+    [SB_TLS_CERT_NAMES] = SNAP_SEC_TLS_CERT_NAMES,
+    [SB_TLS_CERT_CHAIN] = SNAP_SEC_TLS_CERT_CHAIN,
+    [SB_TLS_DER] = SNAP_SEC_TLS_DER,
+    [SB_DIAG_CLIENT] = SNAP_SEC_DIAG_CLIENT,
 };
 
 /* The strings section being filled: offset 0 holds "" (a zero snap_str). */
@@ -84,9 +94,15 @@ static struct snap_str snap_add(struct snap_strings *s, const char *str)
 }
 
 static size_t snap_strings_size(const struct pg_conf *c, const struct pg_policy *pol,
-                                const struct pg_transport *tr)
+                                const struct pg_transport *tr, const struct pg_certs *certs)
 {
 	size_t n = 1;
+
+	for (size_t i = 0; certs != NULL && i < certs->n; i++) {
+		n += strlen(certs->entries[i].file) + 1;
+		for (uint32_t j = 0; j < certs->entries[i].nnames; j++)
+			n += strlen(certs->entries[i].names[j]) + 1;
+	}
 
 	for (uint32_t i = 0; i < c->nports; i++)
 		n += strlen(c->ports[i].device) + 1;
@@ -152,6 +168,8 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	dp->arp_cache_ns = c->arp_cache_ns;
 	dp->arp_pending_max = c->arp_pending_max;
 	dp->flags = c->gratuitous_arp ? SNAP_DP_F_GRATUITOUS_ARP : 0;
+	if (c->diag_services)
+		dp->flags |= SNAP_DP_F_DIAG;
 	dp->default_gateway = c->default_gateway;
 }
 
@@ -215,9 +233,73 @@ static void snap_fill_relay_domains(const struct pg_conf *c, struct snap_strings
 	}
 }
 
+/* Counts and sizes of the certificate sections; false past 32-bit offsets. */
+static bool snap_certs_size(const struct pg_certs *certs, size_t *nnames, size_t *nchain,
+                            size_t *der)
+{
+	*nnames = *nchain = *der = 0;
+	for (size_t i = 0; certs != NULL && i < certs->n; i++) {
+		const struct cert_entry *e = &certs->entries[i];
+
+		*nnames += e->nnames;
+		*nchain += e->nchain;
+		*der += e->key_len;
+		for (uint32_t j = 0; j < e->nchain; j++)
+			*der += e->chain_len[j];
+	}
+	return *der < UINT32_MAX && *nnames < UINT32_MAX / 2 && *nchain < UINT32_MAX / 2 &&
+	       (certs == NULL || certs->n < UINT32_MAX / 2);
+}
+
+static struct snap_bytes snap_add_der(uint8_t *der, size_t *used, const uint8_t *p, size_t n)
+{
+	struct snap_bytes b = {.off = (uint32_t)*used, .len = (uint32_t)n};
+
+	memcpy(der + *used, p, n);
+	*used += n;
+	return b;
+}
+
+static void snap_fill_certs(const struct pg_certs *certs, struct snap_strings *s,
+                            struct snap_tls_cert *out, struct snap_str *names,
+                            struct snap_bytes *chain, uint8_t *der)
+{
+	uint32_t nn = 0, nc = 0;
+	size_t used = 0;
+
+	for (size_t i = 0; certs != NULL && i < certs->n; i++) {
+		const struct cert_entry *e = &certs->entries[i];
+		struct snap_tls_cert *t = &out[i];
+
+		t->key_type = e->key_type;
+		t->key_bits = e->key_bits;
+		t->key = snap_add_der(der, &used, e->key_der, e->key_len);
+		t->chain_first = nc;
+		t->chain_count = e->nchain;
+		for (uint32_t j = 0; j < e->nchain; j++)
+			chain[nc++] = snap_add_der(der, &used, e->chain_der[j], e->chain_len[j]);
+		t->name_first = nn;
+		t->name_count = e->nnames;
+		for (uint32_t j = 0; j < e->nnames; j++)
+			names[nn++] = snap_add(s, e->names[j]);
+		t->not_before = e->not_before;
+		t->not_after = e->not_after;
+		memcpy(t->sha256, e->sha256, sizeof(t->sha256));
+		t->file = snap_add(s, e->file);
+		t->line = e->line;
+	}
+}
+
 int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
                    const struct pg_transport *tr, void **blob_out, size_t *len_out, char *err,
                    size_t errlen)
+{
+	return snap_build_full(c, pol, tr, NULL, blob_out, len_out, err, errlen);
+}
+
+int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
+                    const struct pg_transport *tr, const struct pg_certs *certs, void **blob_out,
+                    size_t *len_out, char *err, size_t errlen)
 {
 	struct snap_section sec[SB_NSECTIONS];
 	struct snap_strings strings = {0};
@@ -226,10 +308,12 @@ int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
 	struct snap_route *routes;
 	struct timespec now;
 	size_t npol = pol != NULL ? pol->n : 0, ntr = tr != NULL ? tr->n : 0, nnh = 0, off, len;
+	size_t ncerts = certs != NULL ? certs->n : 0, ncnames, ncchain, nder;
 	uint8_t *base;
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
-	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2) {
+	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
+	    !snap_certs_size(certs, &ncnames, &ncchain, &nder)) {
 		snprintf(err, errlen, "configuration exceeds snapshot limits");
 		return PG_ERROR;
 	}
@@ -238,7 +322,7 @@ int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
 
 	/* the directory: element counts and sizes, offsets assigned below */
 	memset(sec, 0, sizeof(sec));
-	strings.cap = snap_strings_size(c, pol, tr);
+	strings.cap = snap_strings_size(c, pol, tr, certs);
 	sec[SB_STRINGS].count = (uint32_t)strings.cap;
 	sec[SB_STRINGS].size = strings.cap;
 	sec[SB_DATAPLANE].count = 1;
@@ -262,6 +346,16 @@ int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
 	sec[SB_RELAY_DOMAINS].count = c->nrelay_domains;
 	sec[SB_RELAY_DOMAINS].size = c->nrelay_domains * sizeof(struct snap_name_key);
 	sec[SB_RELAY_DOMAINS_INDEX].count = snap_nbuckets(c->nrelay_domains);
+	sec[SB_TLS_CERTS].count = (uint32_t)ncerts;
+	sec[SB_TLS_CERTS].size = ncerts * sizeof(struct snap_tls_cert);
+	sec[SB_TLS_CERT_NAMES].count = (uint32_t)ncnames;
+	sec[SB_TLS_CERT_NAMES].size = ncnames * sizeof(struct snap_str);
+	sec[SB_TLS_CERT_CHAIN].count = (uint32_t)ncchain;
+	sec[SB_TLS_CERT_CHAIN].size = ncchain * sizeof(struct snap_bytes);
+	sec[SB_TLS_DER].count = (uint32_t)nder;
+	sec[SB_TLS_DER].size = nder;
+	sec[SB_DIAG_CLIENT].count = c->diag_client.set ? 1 : 0;
+	sec[SB_DIAG_CLIENT].size = sec[SB_DIAG_CLIENT].count * sizeof(struct snap_diag_client);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
 		if (i == SB_TLS_INDEX || i == SB_TRANSPORT_INDEX || i == SB_RELAY_DOMAINS_INDEX)
 			sec[i].size = (size_t)sec[i].count * sizeof(uint32_t);
@@ -330,6 +424,20 @@ int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
 	snap_index((uint32_t *)(base + sec[SB_RELAY_DOMAINS_INDEX].offset),
 	           sec[SB_RELAY_DOMAINS_INDEX].count, base + sec[SB_RELAY_DOMAINS].offset,
 	           sizeof(struct snap_name_key), sec[SB_RELAY_DOMAINS].count);
+	snap_fill_certs(certs, &strings, (struct snap_tls_cert *)(base + sec[SB_TLS_CERTS].offset),
+	                (struct snap_str *)(base + sec[SB_TLS_CERT_NAMES].offset),
+	                (struct snap_bytes *)(base + sec[SB_TLS_CERT_CHAIN].offset),
+	                base + sec[SB_TLS_DER].offset);
+	if (c->diag_client.set) {
+		struct snap_diag_client *dc =
+		    (struct snap_diag_client *)(base + sec[SB_DIAG_CLIENT].offset);
+
+		dc->addr = c->diag_client.addr;
+		dc->port = c->diag_client.port;
+		dc->mode = c->diag_client.mode;
+		dc->bytes = c->diag_client.bytes;
+		dc->count = c->diag_client.count;
+	}
 	if (strings.overflow) {
 		/* snap_strings_size and the fill functions disagree: a bug */
 		free(base);

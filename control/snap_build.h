@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "certs.h"
 #include "conf.h"
 #include "policy.h"
 #include "transport.h"
@@ -23,6 +24,16 @@
 int snap_build_all(const struct pg_conf *conf, const struct pg_policy *policy,
                    const struct pg_transport *transport, void **blob, size_t *len, char *err,
                    size_t errlen);
+
+/*
+ * snap_build_all plus the inbound TLS certificates (ABI 1.2): TLS_CERTS,
+ * TLS_CERT_NAMES, TLS_CERT_CHAIN and TLS_DER after the other sections.
+ * certs may be NULL (no certificates; the four sections are still present,
+ * empty). snap_build_all is this with certs NULL.
+ */
+int snap_build_full(const struct pg_conf *conf, const struct pg_policy *policy,
+                    const struct pg_transport *transport, const struct pg_certs *certs, void **blob,
+                    size_t *len, char *err, size_t errlen);
 
 /* snap_build_all with empty tls_policy and transport tables. */
 int snap_build(const struct pg_conf *conf, void **blob, size_t *len, char *err, size_t errlen);

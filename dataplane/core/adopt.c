@@ -7,6 +7,7 @@
  * announcement until the next adoption, so the slot stays untouched for
  * as long as later layers read policy straight from the snapshot.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@
 #include <rte_log.h>
 
 #include "adopt.h"
+#include "events.h"
+#include "diag/diag.h"
 #include "result.h"
 #include "shm.h"
 #include "snap_format.h"
@@ -137,9 +140,11 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 	w->snap = h;
 	w->gen = gen;
 	net_config_changed(w);
+	diag_adopt(w, h); /* diag_services and diag_client (diag/diag.h) */
 	atomic_store_explicit(&w->shm->region->readers[w->reader].adopted, gen,
 			      memory_order_release);
 	WCOUNT(w, snapshot_adopted);
+	dp_event(w, EV_SNAPSHOT_ADOPTED, "generation=%" PRIu64, gen);
 	return PG_OK;
 
 refuse:
@@ -152,6 +157,7 @@ refuse:
 	RTE_LOG(ERR, USER1, "worker %u: snapshot generation %lu refused: %s\n", w->id,
 		(unsigned long)gen, err);
 	WCOUNT(w, snapshot_rejected);
+	dp_event(w, EV_SNAPSHOT_REFUSED, "generation=%" PRIu64 EVRING_SEP "reason=%s", gen, err);
 	w->snap = NULL;
 	w->gen = gen;
 	return PG_ERROR;

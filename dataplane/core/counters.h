@@ -108,6 +108,32 @@
 	X(tcp_orphan_data_rst, "TCP resets: data for a closed handle")         \
 	X(tcp_time_wait_reuse, "TCP TIME_WAIT tuples reused")                  \
 	X(tcp_port_exhausted, "TCP connects failed: no local port")            \
+	X(tcp_syncookie_tx, "TCP SYN cookies sent (backlog full, RFC 4987)")   \
+	X(tcp_syncookie_ok, "TCP SYN cookies accepted (connection made)")      \
+	X(tcp_syncookie_bad, "TCP SYN cookies refused (forged or expired)")    \
+	X(tcp_rx_sack_blocks, "TCP SACK blocks received and used")             \
+	X(tcp_rx_sack_bad, "TCP SACK blocks ignored: D-SACK or out of range")  \
+	X(tcp_sack_recovery, "TCP SACK loss recovery episodes (RFC 6675)")     \
+	X(tcp_sack_rtx, "TCP segments resent into SACK holes")                 \
+	X(tcp_sack_lost_rxt, "TCP lost retransmissions detected by SACK")     \
+	X(tcp_limited_transmit, "TCP segments sent by limited transmit")       \
+	X(tcp_refuse_mem, "TCP connections refused: buffer memory watermark")  \
+	X(tcp_refuse_mbuf, "TCP connections refused: mbuf watermark")          \
+	X(tcp_keepalive_tx, "TCP keepalive probes sent")                       \
+	X(tcp_keepalive_timeout, "TCP connections dropped: keepalive")         \
+	X(tcp_pmtu_update, "TCP MSS lowered by ICMP frag-needed (RFC 1191)")   \
+	X(tcp_pmtu_ignored, "ICMP frag-needed ignored: no match or bad seq")   \
+	X(diag_echo_conns, "diag: echo connections accepted (port 7)")         \
+	X(diag_echo_bytes, "diag: bytes echoed")                               \
+	X(diag_discard_conns, "diag: discard connections accepted (port 9)")   \
+	X(diag_discard_bytes, "diag: bytes discarded")                         \
+	X(diag_source_conns, "diag: source connections accepted (port 19)")    \
+	X(diag_source_bytes, "diag: pattern bytes sent by the source")         \
+	X(diag_bad_request, "diag: source requests refused with RST")          \
+	X(diag_client_runs, "diag client: runs finished")                      \
+	X(diag_client_ok, "diag client: runs verified ok")                     \
+	X(diag_client_fail, "diag client: runs failed")                        \
+	X(diag_client_bytes, "diag client: payload bytes sent and received")   \
 	X(snapshot_adopted, "control snapshots adopted")                       \
 	X(snapshot_rejected, "control snapshots refused (invalid)")
 

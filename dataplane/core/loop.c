@@ -11,6 +11,7 @@
 #include <rte_ethdev.h>
 #include <rte_log.h>
 
+#include "events.h"
 #include "loop.h"
 #include "result.h"
 #include "shm.h"
@@ -112,6 +113,7 @@ int loop_worker_main(void *arg)
 	bool announced = false;
 
 	RTE_LOG(INFO, USER1, "worker %u running on lcore %u\n", w->id, w->lcore);
+	dp_event(w, EV_WORKER_STARTED, "lcore=%u", w->lcore);
 	while (!loop_stop_requested()) {
 		unsigned handled = loop_poll_once(w, la->hw);
 
@@ -138,5 +140,6 @@ int loop_worker_main(void *arg)
 	worker_tx_flush(w);
 	w->now_ns = loop_now_ns();
 	loop_publish(w);
+	dp_event(w, EV_WORKER_STOPPED, "lcore=%u", w->lcore);
 	return 0;
 }

@@ -28,6 +28,7 @@
 #include <rte_ring.h>
 
 #include "adopt.h"
+#include "events.h"
 #include "loop.h"
 #include "port.h"
 #include "result.h"
@@ -36,6 +37,7 @@
 #include "timer.h"
 #include "worker.h"
 #include "net/tcp.h"
+#include "net/tcp_isn.h"
 
 #define DP_MAX_EAL_ARGS 128
 
@@ -308,6 +310,9 @@ restart:
 		"generation %lu changes workers, port devices or MTUs: addresses and routes "
 		"are adopted now, the new layout takes effect when postern-dp restarts\n",
 		(unsigned long)gen);
+	dp_event_main(shm, EV_RESTART_NEEDED,
+		      "generation=%lu" EVRING_SEP "reason=workers, port devices or MTUs changed",
+		      (unsigned long)gen);
 }
 
 int main(int argc, char **argv)
@@ -328,6 +333,7 @@ int main(int argc, char **argv)
 	uint64_t t0 = shm_now_ns(), seen_gen = 0, deadline;
 	uint32_t mbuf_data;
 	struct shm_region *r;
+	struct tcp_isn_key isn_key; /* RFC 6528 secret: made once, each worker copies it */
 
 	/* Split "EAL options -- our options". */
 	for (sep = 1; sep < argc && strcmp(argv[sep], "--") != 0; sep++)
@@ -396,14 +402,19 @@ int main(int argc, char **argv)
 			rte_eth_dev_count_avail(), layout.nports);
 
 	/* Counter names first, so posternd can label whatever it reads. */
-	for (unsigned i = 0; i < CTR__COUNT && i < SHM_MAX_COUNTERS; i++)
+	for (unsigned i = 0; i < CTR__COUNT && i < SHM_MAX_COUNTERS; i++) {
 		snprintf(r->dp.counter_names[i], SHM_COUNTER_NAME, "%s", pg_counter_names[i]);
+		snprintf(r->dp.counter_docs[i], SHM_COUNTER_DOC, "%s", pg_counter_docs[i]);
+	}
 	r->dp.ncounters = CTR__COUNT;
 	memset(r->dp.counters, 0, sizeof(r->dp.counters));
 	r->dp.nworkers = layout.workers;
 
 	signal(SIGINT, dp_on_signal);
 	signal(SIGTERM, dp_on_signal);
+
+	if (tcp_isn_key_init(&isn_key) != PG_OK)
+		dp_fail("cannot read 16 random bytes for the TCP ISN key: %s", strerror(errno));
 
 	wi = 0;
 	RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -431,7 +442,7 @@ int main(int argc, char **argv)
 			struct tcp_config tcfg;
 
 			tcp_config_default(&tcfg);
-			w->tcp = tcp_stack_create(w, &tcfg);
+			w->tcp = tcp_stack_create(w, &tcfg, &isn_key);
 			if (w->tcp == NULL)
 				dp_fail("cannot allocate the TCP state of worker %u", wi);
 		}
@@ -443,6 +454,7 @@ int main(int argc, char **argv)
 		largs[wi] = (struct loop_args){.w = w, .hw = &hw};
 		wi++;
 	}
+	explicit_bzero(&isn_key, sizeof(isn_key)); /* the workers hold their copies */
 	for (wi = 0; wi < layout.workers; wi++)
 		rte_eal_remote_launch(loop_worker_main, &largs[wi], workers[wi]->lcore);
 
@@ -483,6 +495,24 @@ int main(int argc, char **argv)
 				hw.ports[p].rx_ip_cksum_offload ? "yes" : "no",
 				hw.ports[p].tx_ip_cksum_offload ? "yes" : "no");
 		}
+		dp_event_main(&shm, EV_DATAPLANE_READY,
+			      "workers=%u" EVRING_SEP "ports=%u" EVRING_SEP "generation=%lu" EVRING_SEP
+			      "startup_ms=%lu",
+			      layout.workers, layout.nports, (unsigned long)seen_gen,
+			      (unsigned long)((atomic_load(&r->dp.ready_ns) - t0) / 1000000u));
+		for (uint16_t p = 0; p < layout.nports; p++) {
+			struct rte_eth_link link;
+
+			if (rte_eth_link_get_nowait(hw.ports[p].dpdk_port, &link) != 0)
+				continue;
+			dp_event_main(&shm, EV_PORT_LINK,
+				      "port=%u" EVRING_SEP "device=%s" EVRING_SEP "link=%s" EVRING_SEP
+				      "speed_mbps=%u" EVRING_SEP "duplex=%s",
+				      p, layout.devices[p], link.link_status ? "up" : "down",
+				      link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0
+										   : link.link_speed,
+				      link.link_duplex ? "full" : "half");
+		}
 	}
 
 	/* Main lcore: housekeeping only, mostly asleep. */
@@ -500,6 +530,11 @@ int main(int argc, char **argv)
 
 		shm_release(&shm, w->reader);
 		atomic_store(&r->readers[w->reader].active, 0);
+		/* TCP first (its connections' timers are on the wheel); nothing is sent. */
+		tcp_stack_destroy(w, w->tcp);
+		w->tcp = NULL;
+		worker_free(w, w->timers);
+		w->timers = NULL;
 		arp_table_destroy(w, w->arp);
 		worker_free(w, w->net_owned);
 		rte_free(w);

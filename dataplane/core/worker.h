@@ -23,6 +23,7 @@
 
 struct shm_map;
 struct snap_header;
+struct diag_state;
 struct tcp_stack;
 struct timer_wheel;
 
@@ -64,6 +65,7 @@ struct worker {
 	worker_tx_burst_fn tx_burst;
 	void *tx_capture; /* for the test capture */
 	struct tcp_stack *tcp; /* NULL: TCP not served here (dropped as ipv4_drop_proto) */
+	struct diag_state *diag; /* diagnostic services and client (diag/diag.h), or NULL */
 
 	/* timers of every layer (core/timer.h); advanced once per loop pass */
 	struct timer_wheel *timers;

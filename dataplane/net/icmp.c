@@ -12,8 +12,11 @@
 #include "net.h"
 #include "net_private.h"
 #include "result.h"
+#include "tcp.h"
 
 #define ICMP_REPLY_TTL 64
+#define ICMP_DEST_UNREACH 3
+#define ICMP_FRAG_NEEDED 4 /* code: fragmentation needed and DF set (RFC 1191) */
 
 /*
  * m starts at the IPv4 header, validated by ipv4_input and trimmed to the
@@ -45,6 +48,21 @@ void icmp_input(struct worker *w, struct rte_mbuf *m, uint16_t port)
 		goto drop;
 	}
 	icmp = rte_pktmbuf_mtod_offset(m, struct rte_icmp_hdr *, hlen);
+	if (icmp->icmp_type == ICMP_DEST_UNREACH && icmp->icmp_code == ICMP_FRAG_NEEDED &&
+	    w->tcp != NULL) {
+		/*
+		 * RFC 1191 §4: the next-hop MTU sits in the low 16 bits of the
+		 * second word; the quoted datagram follows. TCP checks the
+		 * quote against its connection before believing it.
+		 */
+		uint8_t quote[60 + 8];
+		uint32_t qlen = icmp_len - 8 < sizeof(quote) ? icmp_len - 8 : sizeof(quote);
+		const uint8_t *q = icmp_len > 8 ? rte_pktmbuf_read(m, hlen + 8, qlen, quote) : NULL;
+
+		if (q != NULL)
+			tcp_pmtu_update(w, q, qlen, rte_be_to_cpu_16(icmp->icmp_seq_nb));
+		goto drop;
+	}
 	if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST) {
 		WCOUNT(w, icmp_drop_type);
 		goto drop;

@@ -22,6 +22,7 @@
 struct worker;
 struct tcp_conn;
 struct tcp_stack;
+struct tcp_isn_key;
 
 enum tcp_error {
 	TCP_ERR_NONE = 0,
@@ -49,6 +50,12 @@ struct tcp_ops {
 	void (*error)(struct tcp_conn *c, enum tcp_error err, void *user);
 };
 
+/* Congestion control algorithms (tcp_cc.h). */
+enum tcp_cc_algo {
+	TCP_CC_CUBIC = 0, /* RFC 9438, the default */
+	TCP_CC_NEWRENO,   /* RFC 5681 / RFC 6582 */
+};
+
 /* Per-worker tunables; tcp_config_default() fills the defaults in brackets. */
 struct tcp_config {
 	uint32_t max_conns;     /* connections per worker, TIME_WAIT included [65536] */
@@ -64,22 +71,48 @@ struct tcp_config {
 	uint32_t max_retries;   /* data retransmissions before abort (R2) [12] */
 	uint32_t syn_retries;   /* SYN / SYN-ACK retransmissions [6] */
 	uint32_t challenge_ack_per_s; /* RFC 5961 §7 rate limit per worker [1000] */
+	/*
+	 * Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): after idle_ns
+	 * without hearing from the peer, probe every intvl_ns; after
+	 * `probes` unanswered probes the connection times out.
+	 */
+	uint64_t keepalive_idle_ns;  /* [0 = off] */
+	uint64_t keepalive_intvl_ns; /* [75 s] */
+	uint32_t keepalive_probes;   /* [9] */
+	uint64_t max_buf_bytes; /* send + receive rings per worker [1 GiB] */
+	uint32_t max_mbufs;     /* mbufs in use in the worker's pool [0 = the pool's size] */
+	/*
+	 * Percent of max_conns, max_buf_bytes or max_mbufs past which new
+	 * passive opens get SYN cookies (no half-open state); at a cap they
+	 * are refused with a RST, and tcp_connect says PG_AGAIN [90].
+	 */
+	uint32_t watermark_pct;
 	uint16_t ephemeral_lo, ephemeral_hi; /* local ports for connect [32768..60999] */
 	bool timestamps;        /* offer RFC 7323 timestamps [true] */
 	bool window_scale;      /* offer RFC 7323 window scale [true] */
+	bool sack;              /* offer and accept RFC 2018 SACK [true] */
+	bool syncookies;        /* RFC 4987 cookies when a SYN backlog is full [true] */
+	enum tcp_cc_algo cc;    /* congestion control [TCP_CC_CUBIC] */
 };
 
 void tcp_config_default(struct tcp_config *cfg);
 
 /*
  * Per-worker TCP state (connection table, listeners, port allocator).
- * Needs w->timers. Attach the result to w->tcp; tcp_stack_destroy() frees
- * every connection without sending anything (shutdown or test teardown).
+ * Needs w->timers. `key` is the process secret of RFC 6528 (tcp_isn.h),
+ * made once at start-up with tcp_isn_key_init(); the stack keeps its own
+ * copy (ISNs, SYN cookies, timestamp offsets, hash seed), so nothing
+ * mutable is shared between workers. Attach the result to w->tcp;
+ * tcp_stack_destroy() frees every connection without sending anything
+ * (shutdown or test teardown).
  */
-struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg);
+struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg,
+				   const struct tcp_isn_key *key);
 void tcp_stack_destroy(struct worker *w, struct tcp_stack *st);
 /* Connections currently allocated on this worker (all states). */
 uint32_t tcp_conn_count(const struct worker *w);
+/* Bytes of send and receive buffers currently allocated on this worker. */
+uint64_t tcp_buf_bytes(const struct worker *w);
 
 /*
  * Listen on `port` (host order) on local address `laddr` (network order,
@@ -95,8 +128,8 @@ int tcp_unlisten(struct worker *w, uint32_t laddr, uint16_t port);
  * local address is the one of the port the route leaves from; the local
  * port is chosen so that replies hash to this worker (DESIGN.md,
  * "Connection ownership"). PG_OK with *out set (a `connected` or `error`
- * event follows), PG_DECLINED (no route), PG_AGAIN (no free local port or
- * connection cap reached), PG_ERROR (no memory).
+ * event follows), PG_DECLINED (no route), PG_AGAIN (no free local port, or
+ * a cap on connections, buffer memory or mbufs reached), PG_ERROR (no memory).
  */
 int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp_ops *ops,
 		void *user, struct tcp_conn **out);
@@ -138,6 +171,15 @@ int tcp_shutdown(struct tcp_conn *c);
 void tcp_close(struct tcp_conn *c);
 /* Release the handle and reset the connection (RST if synchronized). */
 void tcp_abort(struct tcp_conn *c);
+
+/*
+ * ICMP "fragmentation needed" (RFC 1191) for a datagram we sent: `quote`
+ * is the quoted IPv4 header plus at least 8 bytes of TCP header, `mtu`
+ * the next-hop MTU from the ICMP header. The connection's MSS is lowered
+ * only if the quote names a live connection and a sequence number in
+ * SND.UNA..SND.NXT (RFC 5927 §4.1), so blind forgeries do nothing.
+ */
+void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t mtu);
 
 /* Introspection for diagnostics and tests. */
 const char *tcp_state_name_of(const struct tcp_conn *c);

@@ -10,20 +10,22 @@
 #include "result.h"
 #include "tcp_private.h"
 
-int tcp_ring_alloc(struct worker *w, struct tcp_ring *r, uint32_t cap)
+int tcp_ring_alloc(struct tcp_stack *st, struct tcp_ring *r, uint32_t cap)
 {
-	r->buf = worker_alloc(w, cap);
+	r->buf = worker_alloc(st->w, cap);
 	if (r->buf == NULL)
 		return PG_ERROR;
+	st->buf_bytes += cap;
 	r->cap = cap;
 	r->head = 0;
 	r->len = 0;
 	return PG_OK;
 }
 
-void tcp_ring_free(struct worker *w, struct tcp_ring *r)
+void tcp_ring_free(struct tcp_stack *st, struct tcp_ring *r)
 {
-	worker_free(w, r->buf);
+	st->buf_bytes -= r->cap;
+	worker_free(st->w, r->buf);
 	r->buf = NULL;
 	r->cap = 0;
 	r->head = 0;

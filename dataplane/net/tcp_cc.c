@@ -4,12 +4,14 @@
  * SMSS); congestion avoidance adds one SMSS per window of acknowledged
  * bytes. The recovery episode itself is run by tcp_input.c.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "tcp_cc.h"
 
 struct newreno {
 	uint32_t bytes_acked; /* congestion avoidance accumulator (RFC 3465 §2.1) */
+	bool rto_held;        /* timed out, no new data acknowledged since */
 };
 
 _Static_assert(sizeof(struct newreno) <= sizeof(((struct tcp_cc *)0)->priv), "priv too small");
@@ -29,6 +31,7 @@ static void newreno_on_ack(struct tcp_cc *cc, uint32_t acked, uint64_t rtt_ns, u
 
 	(void)rtt_ns;
 	(void)now_ns;
+	nr->rto_held = false;
 	if (cc->cwnd < cc->ssthresh) {
 		/* RFC 3465 §2.2: at most 2*SMSS per ACK in slow start. */
 		uint32_t inc = acked < 2 * cc->mss ? acked : 2 * cc->mss;
@@ -61,12 +64,19 @@ static void newreno_on_congestion(struct tcp_cc *cc, uint32_t flight, uint64_t n
 	nr->bytes_acked = 0;
 }
 
+/*
+ * RFC 5681 §3.1: "if the same segment is retransmitted multiple times,
+ * ssthresh is not reduced" again - a timeout before any new data was
+ * acknowledged (the back-off of the same segment) keeps ssthresh.
+ */
 static void newreno_on_rto(struct tcp_cc *cc, uint32_t flight, uint64_t now_ns)
 {
 	struct newreno *nr = (struct newreno *)cc->priv;
 
 	(void)now_ns;
-	cc->ssthresh = newreno_half(cc, flight);
+	if (!nr->rto_held)
+		cc->ssthresh = newreno_half(cc, flight);
+	nr->rto_held = true;
 	cc->cwnd = cc->mss; /* loss window, RFC 5681 §3.1 */
 	nr->bytes_acked = 0;
 }

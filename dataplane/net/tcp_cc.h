@@ -27,17 +27,25 @@ struct tcp_cc_ops {
 	/* Connection established (or MSS known): set cwnd (RFC 6928 IW10) and ssthresh. */
 	void (*init)(struct tcp_cc *cc, uint32_t mss, uint64_t now_ns);
 	/*
-	 * New data acknowledged outside loss recovery: `acked` bytes, `rtt_ns`
-	 * the RTT sample this ACK produced or 0 when it produced none (Karn).
+	 * New data acknowledged outside loss recovery while the sender is
+	 * cwnd-limited (RFC 7661, RFC 9438 §5.8: an application- or
+	 * receiver-window-limited flow does not grow cwnd): `acked` bytes,
+	 * `rtt_ns` the RTT sample this ACK produced or 0 when it produced
+	 * none (Karn). An ACK that does not qualify is not reported at all.
 	 */
 	void (*on_ack)(struct tcp_cc *cc, uint32_t acked, uint64_t rtt_ns, uint64_t now_ns);
 	/*
-	 * Fast retransmit entry (RFC 5681 §3.2 step 2 / RFC 6582): set
-	 * ssthresh and cwnd from `flight` (bytes outstanding). The core then
-	 * inflates cwnd by 3*mss for the duplicate ACKs already received.
+	 * Fast retransmit entry (RFC 5681 §3.2 step 2 / RFC 6582 / RFC 6675),
+	 * at most once per window of data: set ssthresh and cwnd from
+	 * `flight` = SND.NXT - SND.UNA. The core then runs the recovery
+	 * episode (NewReno inflation, or the SACK pipe of RFC 6675).
 	 */
 	void (*on_congestion)(struct tcp_cc *cc, uint32_t flight, uint64_t now_ns);
-	/* Retransmission timeout (RFC 5681 §3.1 eq. 4): ssthresh from flight, cwnd = 1 MSS. */
+	/*
+	 * Retransmission timeout (RFC 5681 §3.1 eq. 4): ssthresh from flight,
+	 * cwnd = 1 MSS. Called on every back-off; a repeated timeout with no
+	 * new data acknowledged in between (no on_ack since) keeps ssthresh.
+	 */
 	void (*on_rto)(struct tcp_cc *cc, uint32_t flight, uint64_t now_ns);
 	/*
 	 * Optional (may be NULL): the recovery episode ended with a full ACK.

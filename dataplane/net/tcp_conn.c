@@ -10,10 +10,10 @@
 #include <rte_byteorder.h>
 #include <rte_jhash.h>
 #include <rte_log.h>
-#include <rte_random.h>
 
 #include "net.h"
 #include "result.h"
+#include "tcp_cubic.h"
 #include "tcp_private.h"
 
 const char *const tcp_state_names[TCPS__COUNT] = {
@@ -38,10 +38,19 @@ void tcp_config_default(struct tcp_config *cfg)
 	cfg->max_retries = 12;
 	cfg->syn_retries = 6;
 	cfg->challenge_ack_per_s = 1000;
+	cfg->keepalive_idle_ns = 0;
+	cfg->keepalive_intvl_ns = 75ull * 1000000000ull;
+	cfg->keepalive_probes = 9;
+	cfg->max_buf_bytes = 1ull << 30;
+	cfg->max_mbufs = 0;
+	cfg->watermark_pct = 90;
 	cfg->ephemeral_lo = 32768;
 	cfg->ephemeral_hi = 60999;
 	cfg->timestamps = true;
 	cfg->window_scale = true;
+	cfg->sack = true;
+	cfg->syncookies = true;
+	cfg->cc = TCP_CC_CUBIC;
 }
 
 /* The one place a state changes, so every transition can be traced. */
@@ -66,20 +75,32 @@ void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, 
 	*rport = rte_be_to_cpu_16(c->rport);
 }
 
-struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg)
+/* A 32-bit value derived from the key for a purpose named by `tag` (4 bytes). */
+static uint32_t tcp_key_derive(const struct tcp_isn_key *k, const char tag[4])
+{
+	return (uint32_t)tcp_siphash24(k, tag, 4);
+}
+
+struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg,
+				   const struct tcp_isn_key *key)
 {
 	struct tcp_stack *st;
 	uint32_t nb;
 
-	if (w->timers == NULL || cfg->max_conns == 0 || cfg->sndbuf == 0 || cfg->rcvbuf < 1024 ||
-	    cfg->ephemeral_lo == 0 || cfg->ephemeral_hi < cfg->ephemeral_lo)
+	if (w->timers == NULL || key == NULL || cfg->max_conns == 0 || cfg->sndbuf == 0 ||
+	    cfg->rcvbuf < 1024 || cfg->ephemeral_lo == 0 || cfg->ephemeral_hi < cfg->ephemeral_lo)
 		return NULL;
 	st = worker_alloc(w, sizeof(*st));
 	if (st == NULL)
 		return NULL;
 	st->w = w;
 	st->cfg = *cfg;
-	st->cc_ops = &tcp_cc_newreno;
+	st->cc_ops = cfg->cc == TCP_CC_NEWRENO ? &tcp_cc_newreno : &tcp_cc_cubic;
+	st->max_mbufs = cfg->max_mbufs != 0 ? cfg->max_mbufs : w->pool->size;
+	if (st->cfg.watermark_pct == 0 || st->cfg.watermark_pct > 100)
+		st->cfg.watermark_pct = 100;
+	st->isn_key = *key;
+	st->hash_seed = tcp_key_derive(key, "thsh");
 	nb = rte_align32pow2(cfg->max_conns > (1u << 22) ? (1u << 22) : cfg->max_conns);
 	st->buckets = worker_alloc(w, (size_t)nb * sizeof(*st->buckets));
 	if (st->buckets == NULL) {
@@ -88,8 +109,6 @@ struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cf
 	}
 	st->mask = nb - 1;
 	st->port_cursor = cfg->ephemeral_lo;
-	for (unsigned i = 0; i < RTE_DIM(st->isn_secret); i++)
-		st->isn_secret[i] = (uint32_t)rte_rand();
 	return st;
 }
 
@@ -118,10 +137,47 @@ uint32_t tcp_conn_count(const struct worker *w)
 	return w->tcp != NULL ? w->tcp->nconns : 0;
 }
 
+uint64_t tcp_buf_bytes(const struct worker *w)
+{
+	return w->tcp != NULL ? w->tcp->buf_bytes : 0;
+}
+
+/* used >= pct% of cap, without overflow */
+static bool tcp_past(uint64_t used, uint64_t cap, uint32_t pct)
+{
+	return used * 100 >= cap * pct;
+}
+
+enum tcp_pressure tcp_stack_pressure(struct tcp_stack *st)
+{
+	const struct tcp_config *cfg = &st->cfg;
+	uint64_t conn_buf = (uint64_t)cfg->sndbuf + cfg->rcvbuf;
+	unsigned mbufs = rte_mempool_in_use_count(st->w->pool);
+
+	/* A hard refusal is counted here, by the cap that caused it. */
+	if (st->nconns >= cfg->max_conns) {
+		WCOUNT(st->w, tcp_drop_maxconn);
+		return TCP_PRESSURE_HARD;
+	}
+	if (st->buf_bytes + conn_buf > cfg->max_buf_bytes) {
+		WCOUNT(st->w, tcp_refuse_mem);
+		return TCP_PRESSURE_HARD;
+	}
+	if (mbufs >= st->max_mbufs) {
+		WCOUNT(st->w, tcp_refuse_mbuf);
+		return TCP_PRESSURE_HARD;
+	}
+	if (tcp_past(st->nconns, cfg->max_conns, cfg->watermark_pct) ||
+	    tcp_past(st->buf_bytes + conn_buf, cfg->max_buf_bytes, cfg->watermark_pct) ||
+	    tcp_past(mbufs, st->max_mbufs, cfg->watermark_pct))
+		return TCP_PRESSURE_SOFT;
+	return TCP_PRESSURE_NONE;
+}
+
 static uint32_t tcp_bucket(const struct tcp_stack *st, uint32_t laddr, uint16_t lport,
 			   uint32_t raddr, uint16_t rport)
 {
-	return rte_jhash_3words(laddr, raddr, (uint32_t)lport << 16 | rport, st->isn_secret[0]) &
+	return rte_jhash_3words(laddr, raddr, (uint32_t)lport << 16 | rport, st->hash_seed) &
 	       st->mask;
 }
 
@@ -182,25 +238,23 @@ struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uin
 }
 
 /*
- * Placeholder ISN, to be replaced by tcp_isn() (tcp_isn.h, RFC 6528) when
- * the lead wires it in: the same shape, M + F(4-tuple, secret) with M a
- * 4 µs clock, F a keyed hash (jhash here, SipHash there).
+ * Per-tuple timestamp offset (RFC 7323 §5.4): keyed, so TSval reveals no
+ * uptime, and stable across incarnations of a tuple, so our TSval only
+ * grows per tuple (TIME_WAIT reuse relies on it, and the SYN cookie path
+ * recomputes it for a connection that did not exist when the SYN-ACK left).
  */
-uint32_t tcp_choose_isn(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-			uint16_t rport)
+uint32_t tcp_ts_offset(const struct tcp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t lport,
+		       uint16_t rport)
 {
-	uint32_t f = rte_jhash_3words(laddr ^ st->isn_secret[1], raddr ^ st->isn_secret[2],
-				      ((uint32_t)lport << 16 | rport) ^ st->isn_secret[3],
-				      st->isn_secret[0]);
+	struct {
+		uint8_t tag[4];
+		uint32_t laddr, raddr;
+		uint16_t lport, rport;
+	} msg = {.tag = {'t', 's', 'o', 1}, .laddr = laddr, .raddr = raddr, .lport = lport,
+		 .rport = rport};
 
-	return f + (uint32_t)(st->w->now_ns / 4000);
-}
-
-/* Per-tuple timestamp offset (RFC 7323 §5.4), stable across incarnations of a tuple. */
-static uint32_t tcp_ts_offset(struct tcp_stack *st, const struct tcp_conn *c)
-{
-	return rte_jhash_3words(c->laddr, c->raddr, (uint32_t)c->lport << 16 | c->rport,
-				st->isn_secret[3] ^ 0x5bd1e995u);
+	_Static_assert(sizeof(msg) == 16, "no padding in the hashed tuple");
+	return (uint32_t)tcp_siphash24(&st->isn_key, &msg, sizeof(msg));
 }
 
 uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr)
@@ -225,6 +279,11 @@ uint8_t tcp_rcv_wscale_for(uint32_t rcvbuf)
 	return s;
 }
 
+uint8_t tcp_stack_rcv_wscale(const struct tcp_stack *st)
+{
+	return st->cfg.window_scale ? tcp_rcv_wscale_for(st->cfg.rcvbuf) : 0;
+}
+
 struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
 			      uint16_t rport)
 {
@@ -235,12 +294,20 @@ struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lpo
 		WCOUNT(w, tcp_drop_maxconn);
 		return NULL;
 	}
+	if (st->buf_bytes + st->cfg.sndbuf + st->cfg.rcvbuf > st->cfg.max_buf_bytes) {
+		WCOUNT(w, tcp_refuse_mem);
+		return NULL;
+	}
+	if (rte_mempool_in_use_count(w->pool) >= st->max_mbufs) {
+		WCOUNT(w, tcp_refuse_mbuf);
+		return NULL;
+	}
 	c = worker_alloc(w, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	if (tcp_ring_alloc(w, &c->sndq, st->cfg.sndbuf) != PG_OK ||
-	    tcp_ring_alloc(w, &c->rcvq, st->cfg.rcvbuf) != PG_OK) {
-		tcp_ring_free(w, &c->sndq);
+	if (tcp_ring_alloc(st, &c->sndq, st->cfg.sndbuf) != PG_OK ||
+	    tcp_ring_alloc(st, &c->rcvq, st->cfg.rcvbuf) != PG_OK) {
+		tcp_ring_free(st, &c->sndq);
 		worker_free(w, c);
 		return NULL;
 	}
@@ -251,8 +318,8 @@ struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lpo
 	c->raddr = raddr;
 	c->rport = rport;
 	c->rto_ns = st->cfg.rto_init_ns;
-	c->rcv_wscale = st->cfg.window_scale ? tcp_rcv_wscale_for(st->cfg.rcvbuf) : 0;
-	c->ts_offset = tcp_ts_offset(st, c);
+	c->rcv_wscale = tcp_stack_rcv_wscale(st);
+	c->ts_offset = tcp_ts_offset(st, laddr, raddr, lport, rport);
 	c->mss = tcp_local_mss(st, raddr);
 	c->peer_mss = TCP_DEFAULT_MSS;
 	tcp_timers_init(c);
@@ -291,8 +358,8 @@ void tcp_conn_free(struct tcp_conn *c)
 		c->listener->nsynrcvd--;
 		c->listener = NULL;
 	}
-	tcp_ring_free(w, &c->sndq);
-	tcp_ring_free(w, &c->rcvq);
+	tcp_ring_free(st, &c->sndq);
+	tcp_ring_free(st, &c->rcvq);
 	assert(st->nconns > 0);
 	st->nconns--;
 	WCOUNT(w, tcp_conn_free);
@@ -330,8 +397,8 @@ void tcp_conn_closed(struct tcp_conn *c, enum tcp_error err)
 /* Buffers are of no use to an orphan in TIME_WAIT; thousands of them must stay cheap. */
 static void tcp_conn_trim(struct tcp_conn *c)
 {
-	tcp_ring_free(c->st->w, &c->sndq);
-	tcp_ring_free(c->st->w, &c->rcvq);
+	tcp_ring_free(c->st, &c->sndq);
+	tcp_ring_free(c->st, &c->rcvq);
 }
 
 void tcp_enter_time_wait(struct tcp_conn *c)
@@ -373,6 +440,9 @@ void tcp_conn_established(struct tcp_conn *c)
 	struct tcp_stack *st = c->st;
 
 	st->cc_ops->init(&c->cc, c->mss, st->w->now_ns);
+	c->cwnd_limited_until = c->snd_una;
+	c->last_rx_ns = st->w->now_ns;
+	tcp_keepalive_arm(c);
 	if (c->fin_queued)
 		tcp_set_state(c, TCPS_FIN_WAIT_1);
 	else
@@ -472,10 +542,8 @@ int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp
 	if (net_route_lookup(nc, dst, &rt) != PG_OK || nc->ports[rt->port].addr == 0)
 		return PG_DECLINED;
 	laddr = nc->ports[rt->port].addr;
-	if (st->nconns >= st->cfg.max_conns) {
-		WCOUNT(w, tcp_drop_maxconn);
+	if (tcp_stack_pressure(st) == TCP_PRESSURE_HARD)
 		return PG_AGAIN;
-	}
 	/*
 	 * A local port whose reply tuple hashes to this worker and whose
 	 * 4-tuple is free (or in a reusable TIME_WAIT).
@@ -511,7 +579,8 @@ int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp
 	c->ops = ops;
 	c->user = user;
 	c->user_owned = true;
-	c->iss = tcp_choose_isn(st, laddr, lport, dst, rport);
+	/* RFC 6528; tcp_isn() takes both addresses, then both ports, ours first. */
+	c->iss = tcp_isn(&st->isn_key, laddr, dst, lport, rport, w->now_ns);
 	if (have_min_isn && SEQ_LT(c->iss, min_isn))
 		c->iss = min_isn;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;

@@ -16,12 +16,14 @@
 #include "net_private.h"
 #include "result.h"
 #include "tcp_private.h"
+#include "tcp_syncookie.h"
 
 #define TCPOPT_EOL 0
 #define TCPOPT_NOP 1
 #define TCPOPT_MSS 2
 #define TCPOPT_WS 3
 #define TCPOPT_SACK_PERM 4
+#define TCPOPT_SACK 5
 #define TCPOPT_TS 8
 
 #define TCP_OOW_ACK_GAP_NS (500ull * 1000000ull) /* ACKs to out-of-window pure ACKs */
@@ -72,6 +74,23 @@ void tcp_parse_options(const uint8_t *p, uint32_t len, bool syn, struct tcp_opts
 		case TCPOPT_SACK_PERM:
 			if (olen == 2 && syn)
 				o->sack_perm = true;
+			break;
+		case TCPOPT_SACK:
+			/* RFC 2018 §3: 2 + 8n bytes, n blocks of left and right edge. */
+			if (!syn && olen >= 10 && (olen - 2) % 8 == 0) {
+				for (unsigned k = 0; k < (olen - 2u) / 8 && o->nsack < TCP_SACK_BLOCKS;
+				     k++) {
+					const uint8_t *b = p + 2 + 8 * k;
+
+					o->sack[o->nsack].start = (uint32_t)b[0] << 24 |
+								  (uint32_t)b[1] << 16 |
+								  (uint32_t)b[2] << 8 | b[3];
+					o->sack[o->nsack].end = (uint32_t)b[4] << 24 |
+								(uint32_t)b[5] << 16 |
+								(uint32_t)b[6] << 8 | b[7];
+					o->nsack++;
+				}
+			}
 			break;
 		case TCPOPT_TS:
 			if (olen == 10) {
@@ -132,6 +151,8 @@ static void tcp_syn_options(struct tcp_conn *c, const struct tcp_opts *o)
 		c->snd_wscale = 0;
 		c->rcv_wscale = 0;
 	}
+	/* RFC 2018 §2: SACK only if both sides sent SACK-permitted. */
+	c->sack_ok = cfg->sack && o->sack_perm;
 	if (cfg->timestamps && o->ts_ok) {
 		c->ts_ok = true;
 		c->ts_recent = o->tsval;
@@ -143,26 +164,145 @@ static void tcp_syn_options(struct tcp_conn *c, const struct tcp_opts *o)
 	c->mss = (uint16_t)((c->peer_mss < local ? c->peer_mss : local) - (c->ts_ok ? 12 : 0));
 }
 
+/*
+ * SYN cookies (RFC 4987 §3.6, tcp_syncookie.h): answer a SYN with a
+ * SYN-ACK whose ISS encodes the peer's MSS, and, when the SYN carried
+ * timestamps, whose TSval encodes its window scale and SACK-permitted.
+ * Without timestamps only the MSS survives, so nothing else is offered.
+ */
+static void tcp_syncookie_send(struct tcp_stack *st, struct tcp_listener *l, uint32_t laddr,
+			       uint16_t lport, uint32_t raddr, uint16_t rport,
+			       const struct tcp_seg *s)
+{
+	struct worker *w = st->w;
+	const struct tcp_config *cfg = &st->cfg;
+	uint16_t local = tcp_local_mss(st, raddr);
+	uint16_t peer_mss = s->o.mss_ok ? s->o.mss : 0;
+	bool ts = cfg->timestamps && s->o.ts_ok;
+	bool ws = ts && cfg->window_scale && s->o.ws_ok;
+	bool sack = ts && cfg->sack && s->o.sack_perm;
+	uint32_t iss, tsval = 0;
+
+	/* The cookie remembers an MSS class; one above ours would only be clamped later. */
+	if (peer_mss > local)
+		peer_mss = local;
+	/* Note the peer's addresses come first here: saddr/sport as received. */
+	iss = tcp_syncookie_make(&st->isn_key, raddr, laddr, rport, lport, s->seq, peer_mss,
+				 w->now_ns);
+	if (ts) {
+		struct tcp_syncookie_opts o = {
+		    .wscale = ws ? (s->o.ws > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : s->o.ws)
+				 : TCP_SYNCOOKIE_WSCALE_NONE,
+		    .sack_ok = sack,
+		};
+
+		tsval = tcp_syncookie_tsval(
+		    tcp_ts_clock(w, tcp_ts_offset(st, laddr, raddr, lport, rport)), &o);
+	}
+	l->cookie_ns = w->now_ns;
+	WCOUNT(w, tcp_syncookie_tx);
+	tcp_respond_synack(w, laddr, raddr, lport, rport, iss, s->seq + 1, local, ts, tsval,
+			   s->o.tsval, ws ? tcp_stack_rcv_wscale(st) : -1, sack);
+}
+
+/* The listener sent cookies recently enough that one may come back now. */
+static bool tcp_syncookie_live(const struct tcp_stack *st, const struct tcp_listener *l)
+{
+	return l->cookie_ns != 0 &&
+	       st->w->now_ns - l->cookie_ns <=
+		   (TCP_SYNCOOKIE_MAX_AGE + 1) * TCP_SYNCOOKIE_PERIOD_NS;
+}
+
+/*
+ * The ACK completing a cookie handshake: validate it (cookie = SEG.ACK - 1,
+ * peer ISN = SEG.SEQ - 1) and create the connection in ESTABLISHED with
+ * what the cookie and the echoed timestamp remember. NULL if it is not a
+ * valid cookie (the caller answers as for any stray segment).
+ */
+static struct tcp_conn *tcp_syncookie_accept(struct tcp_stack *st, struct tcp_listener *l,
+					     uint32_t laddr, uint16_t lport, uint32_t raddr,
+					     uint16_t rport, const struct tcp_seg *s)
+{
+	struct worker *w = st->w;
+	const struct tcp_config *cfg = &st->cfg;
+	struct tcp_syncookie_opts o = {.wscale = TCP_SYNCOOKIE_WSCALE_NONE};
+	struct tcp_conn *c;
+	uint16_t mss, local;
+
+	if (tcp_syncookie_check(&st->isn_key, raddr, laddr, rport, lport, s->seq - 1, s->ack - 1,
+				w->now_ns, &mss) != PG_OK) {
+		WCOUNT(w, tcp_syncookie_bad);
+		return NULL;
+	}
+	/* Timestamps on the ACK: ours were offered, so TSecr holds the options. */
+	if (cfg->timestamps && s->o.ts_ok && tcp_syncookie_ts_decode(s->o.tsecr, &o) != PG_OK) {
+		WCOUNT(w, tcp_syncookie_bad);
+		return NULL;
+	}
+	c = tcp_conn_new(st, laddr, lport, raddr, rport);
+	if (c == NULL)
+		return NULL;
+	WCOUNT(w, tcp_syncookie_ok);
+	c->passive = true;
+	c->ops = l->ops;
+	c->user = l->user;
+	c->irs = s->seq - 1;
+	c->rcv_nxt = s->seq;
+	c->rcv_adv = c->rcv_nxt;
+	c->last_ack_sent = c->rcv_nxt;
+	c->iss = s->ack - 1;
+	c->snd_una = c->snd_nxt = c->snd_max = s->ack;
+	c->snd_buf_seq = s->ack;
+	c->recover = c->iss;
+	local = tcp_local_mss(st, raddr);
+	c->peer_mss = mss;
+	c->ts_ok = o.ts_ok;
+	if (c->ts_ok) {
+		c->ts_recent = s->o.tsval;
+		c->ts_recent_ns = w->now_ns;
+	}
+	c->ws_ok = o.wscale != TCP_SYNCOOKIE_WSCALE_NONE;
+	c->snd_wscale = c->ws_ok ? o.wscale : 0;
+	c->rcv_wscale = c->ws_ok ? tcp_stack_rcv_wscale(st) : 0;
+	c->sack_ok = o.sack_ok;
+	c->mss = (uint16_t)((mss < local ? mss : local) - (c->ts_ok ? 12 : 0));
+	/* The window update of the segment itself sets SND.WND (WL1 behind SEG.SEQ). */
+	c->snd_wl1 = s->seq - 1;
+	c->snd_wl2 = s->ack;
+	/* No RTT sample: the SYN-ACK's send time was not kept. */
+	tcp_set_state(c, TCPS_SYN_RECEIVED);
+	return c;
+}
+
 /* A SYN for a listener: a new connection in SYN_RECEIVED answering SYN-ACK. */
 static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l, uint32_t laddr,
 			     uint16_t lport, uint32_t raddr, uint16_t rport, const struct tcp_seg *s,
 			     uint32_t min_isn, bool have_min_isn)
 {
 	struct worker *w = st->w;
+	enum tcp_pressure pressure;
 	struct tcp_conn *c;
 
 	WCOUNT(w, tcp_syn_rx);
-	if (l->nsynrcvd >= st->cfg.syn_backlog) {
-		/* SYN cookies (tcp_syncookie.c) take over here once wired in. */
-		WCOUNT(w, tcp_drop_backlog);
+	pressure = tcp_stack_pressure(st);
+	if (pressure == TCP_PRESSURE_HARD)
+		goto refuse;
+	if (l->nsynrcvd >= st->cfg.syn_backlog || pressure == TCP_PRESSURE_SOFT) {
+		/*
+		 * RFC 4987 §3.6: the backlog is full, or the worker is close
+		 * to a cap - remember nothing until the peer proves itself.
+		 */
+		if (st->cfg.syncookies)
+			tcp_syncookie_send(st, l, laddr, lport, raddr, rport, s);
+		else if (pressure == TCP_PRESSURE_SOFT)
+			goto refuse;
+		else
+			WCOUNT(w, tcp_drop_backlog);
 		return;
 	}
 	c = tcp_conn_new(st, laddr, lport, raddr, rport);
-	if (c == NULL) {
-		/* Refuse early rather than fall over (DESIGN.md, backpressure). */
-		tcp_respond_rst(w, laddr, raddr, lport, rport, 0, s->seq + 1, TH_RST | TH_ACK);
-		return;
-	}
+	if (c == NULL)
+		goto refuse;
 	c->passive = true;
 	c->listener = l;
 	l->nsynrcvd++;
@@ -171,7 +311,8 @@ static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l, uint3
 	c->irs = s->seq;
 	c->rcv_nxt = s->seq + 1;
 	c->rcv_adv = c->rcv_nxt;
-	c->iss = tcp_choose_isn(st, laddr, lport, raddr, rport);
+	/* RFC 6528; tcp_isn() takes both addresses, then both ports, ours first. */
+	c->iss = tcp_isn(&st->isn_key, laddr, raddr, lport, rport, w->now_ns);
 	if (have_min_isn && SEQ_LT(c->iss, min_isn))
 		c->iss = min_isn;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
@@ -187,6 +328,11 @@ static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l, uint3
 	tcp_conn_hold(c);
 	tcp_output(c);
 	tcp_conn_release(c);
+	return;
+
+refuse:
+	/* Refuse early rather than fall over or hang (DESIGN.md, backpressure). */
+	tcp_respond_rst(w, laddr, raddr, lport, rport, 0, s->seq + 1, TH_RST | TH_ACK);
 }
 
 /* RFC 9293 §3.10.7.1: CLOSED (no connection, no listener) answers with a RST. */
@@ -278,6 +424,8 @@ static void tcp_data(struct tcp_conn *c, struct rte_mbuf *m, const struct tcp_se
 		WCOUNT(w, tcp_rx_ooo);
 		if (!tcp_ooo_insert(c, s->seq, s->seq + s->len))
 			WCOUNT(w, tcp_drop_ooo_full);
+		else if (c->sack_ok)
+			tcp_sack_note(c->sack_recent, &c->nsack_recent, s->seq);
 		c->ack_now = true;
 		return;
 	}
@@ -308,17 +456,44 @@ static void tcp_data(struct tcp_conn *c, struct rte_mbuf *m, const struct tcp_se
 	tcp_notify_readable(c);
 }
 
+/*
+ * RFC 7661 / RFC 9438 §5.8: cwnd grows only while it limits the sender -
+ * the window was (nearly) full when this ACK arrived, or cwnd held data
+ * back within the last window of data (tcp_output notes when).
+ */
+static bool tcp_cwnd_limited(const struct tcp_conn *c)
+{
+	uint32_t flight = c->snd_nxt - c->snd_una;
+
+	return flight + c->mss > c->cc.cwnd || SEQ_LT(c->snd_una, c->cwnd_limited_until);
+}
+
 /* New data acknowledged: SND.UNA moves (RFC 9293 §3.10.7.4, fifth, ESTABLISHED). */
-static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack)
+static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack, const struct tcp_opts *o)
 {
 	struct tcp_stack *st = c->st;
 	struct worker *w = st->w;
 	uint32_t acked = ack - c->snd_una;
 	uint32_t data_acked = 0;
 	uint64_t rtt = 0;
+	bool cwnd_limited = tcp_cwnd_limited(c);
 
-	/* RFC 6298 §3 (Karn): only a segment sent once gives a sample. */
-	if (c->rtt_active && SEQ_GT(ack, c->rtt_seq)) {
+	if (c->ts_ok && o->ts_ok && o->tsecr != 0) {
+		/*
+		 * RFC 7323 §4: with timestamps every ACK that advances the
+		 * left edge measures the RTT, retransmissions included (the
+		 * echo says which transmission it answers). A TSecr ahead of
+		 * our clock, or absurdly old, is not one of ours: no sample.
+		 */
+		uint32_t ticks = tcp_ts_now(c) - o->tsecr;
+
+		c->rtt_active = false;
+		if ((int32_t)ticks >= 0 && ticks < 60u * TCP_TS_HZ) {
+			rtt = (uint64_t)ticks * (1000000000ull / TCP_TS_HZ);
+			tcp_rtt_sample(c, rtt);
+		}
+	} else if (c->rtt_active && SEQ_GT(ack, c->rtt_seq)) {
+		/* RFC 6298 §3 (Karn): only a segment sent once gives a sample. */
 		rtt = w->now_ns - c->rtt_start_ns;
 		c->rtt_active = false;
 		tcp_rtt_sample(c, rtt);
@@ -336,6 +511,8 @@ static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack)
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
 	c->rtx_count = 0;
+	c->lt_allow = 0;
+	tcp_sb_advance(&c->sb, ack);
 
 	if (c->in_recovery) {
 		if (SEQ_GEQ(ack, c->recover)) {
@@ -347,12 +524,28 @@ static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack)
 								      : flight + c->mss;
 			if (st->cc_ops->post_recovery != NULL)
 				st->cc_ops->post_recovery(&c->cc, w->now_ns);
+		} else if (c->sack_ok) {
+			/*
+			 * RFC 6675 §5 (C): a partial ACK only updates the
+			 * scoreboard; the pipe loop in tcp_output decides what
+			 * goes out next.
+			 */
+			WCOUNT(w, tcp_partial_acks);
+			if (SEQ_LT(c->high_rxt, c->snd_una))
+				c->high_rxt = c->snd_una;
+			/*
+			 * The new first hole was resent at some point before
+			 * now, so SND.MAX now is a safe (late) mark for it.
+			 */
+			c->una_rxt_valid = SEQ_LT(c->snd_una, c->high_rxt);
+			c->una_rxt_mark = c->snd_max;
 		} else {
 			/* RFC 6582 §3.2 step 4: partial ACK, resend the next hole. */
 			uint32_t len = c->snd_buf_seq + c->sndq.len - c->snd_una;
+			uint32_t mss = tcp_eff_mss(c);
 
-			if (len > c->mss)
-				len = c->mss;
+			if (len > mss)
+				len = mss;
 			if (len > 0)
 				tcp_send_segment(c, c->snd_una, len, TH_ACK);
 			WCOUNT(w, tcp_partial_acks);
@@ -363,7 +556,7 @@ static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack)
 				c->cc.cwnd = c->mss;
 			tcp_rtx_stop(c);
 		}
-	} else {
+	} else if (cwnd_limited) {
 		st->cc_ops->on_ack(&c->cc, acked, rtt, w->now_ns);
 	}
 	c->dupacks = 0;
@@ -375,41 +568,79 @@ static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack)
 		tcp_notify_writable(c);
 }
 
-/* RFC 5681 §3.2 / RFC 6582 §3.2: duplicate ACKs and fast retransmit. */
+/*
+ * A lost retransmission (as Linux's lost-retransmit detection, which RFC
+ * 6675 leaves to the RTO): the segment at SND.UNA was resent, and data
+ * sent DupThresh segments after that resend has since been SACKed, yet
+ * SND.UNA has not moved - the resend is gone too. Send it once more now
+ * rather than wait out a timeout with the pipe drained.
+ */
+static void tcp_sack_lost_rxt(struct tcp_conn *c)
+{
+	uint32_t len = tcp_eff_mss(c);
+
+	if (!c->una_rxt_valid || c->sb.n == 0 ||
+	    SEQ_LT(c->sb.r[c->sb.n - 1].end, c->una_rxt_mark + TCP_SACK_DUPTHRESH * c->mss))
+		return;
+	if (c->sb.r[0].start - c->snd_una < len)
+		len = c->sb.r[0].start - c->snd_una;
+	c->una_rxt_mark = c->snd_max;
+	WCOUNT(c->st->w, tcp_sack_rtx);
+	WCOUNT(c->st->w, tcp_sack_lost_rxt);
+	tcp_resend(c, c->snd_una, len);
+	tcp_rtx_arm(c);
+}
+
+/*
+ * Duplicate ACKs and fast retransmit: RFC 5681 §3.2 with RFC 6582
+ * (NewReno) recovery, or with SACK, RFC 6675 §5 - loss is also declared
+ * when IsLost(SND.UNA) says so before three duplicates arrived. Before
+ * that, RFC 3042 limited transmit lets one new segment out per duplicate.
+ */
 static void tcp_dupack(struct tcp_conn *c, uint32_t ack)
 {
 	struct tcp_stack *st = c->st;
 	struct worker *w = st->w;
+	uint32_t flight, len;
 
 	c->dupacks++;
 	WCOUNT(w, tcp_rx_dupacks);
 	if (c->in_recovery) {
-		c->cc.cwnd += c->mss; /* each dupack: a segment left the network */
+		if (!c->sack_ok)
+			c->cc.cwnd += c->mss; /* each dupack: a segment left the network */
 		return;
 	}
-	if (c->dupacks != 3)
+	if (c->dupacks < TCP_SACK_DUPTHRESH &&
+	    !(c->sack_ok && tcp_sb_is_lost(&c->sb, c->snd_una, c->mss))) {
+		c->lt_allow = c->dupacks * c->mss;
 		return;
-	/* RFC 6582 §3.2 step 1: not again for losses of the same window. */
+	}
+	/* RFC 6582 §3.2 step 1 / RFC 6675 §5: once per window of data. */
 	if (!SEQ_GT(ack - 1, c->recover) && c->recover != c->iss)
 		return;
-	{
-		uint32_t flight = c->snd_max - c->snd_una;
-		uint32_t len = c->snd_buf_seq + c->sndq.len - c->snd_una;
-		uint8_t flags = TH_ACK;
-
-		c->recover = c->snd_max;
-		c->in_recovery = true;
-		st->cc_ops->on_congestion(&c->cc, flight, w->now_ns);
-		c->rtt_active = false;
-		if (len > c->mss)
-			len = c->mss;
-		else if (c->fin_sent)
-			flags |= TH_FIN;
-		WCOUNT(w, tcp_fast_retransmits);
-		tcp_send_segment(c, c->snd_una, len, flags);
+	/* RFC 5681 §3.2 eq. 4: FlightSize, what is outstanding now. */
+	flight = c->snd_nxt - c->snd_una;
+	c->recover = c->snd_max;
+	c->in_recovery = true;
+	c->lt_allow = 0;
+	c->rtt_active = false;
+	st->cc_ops->on_congestion(&c->cc, flight, w->now_ns);
+	WCOUNT(w, tcp_fast_retransmits);
+	len = tcp_eff_mss(c);
+	if (c->sack_ok) {
+		/* RFC 6675 §5 step 4.3: resend the first lost segment; pipe does the rest. */
+		WCOUNT(w, tcp_sack_recovery);
+		if (c->sb.n > 0 && c->sb.r[0].start - c->snd_una < len)
+			len = c->sb.r[0].start - c->snd_una;
+		c->high_rxt = c->snd_una + len;
+		c->una_rxt_valid = true;
+		c->una_rxt_mark = c->snd_max;
+		tcp_resend(c, c->snd_una, len);
+	} else {
+		tcp_resend(c, c->snd_una, len);
 		c->cc.cwnd = c->cc.ssthresh + 3 * c->mss;
-		tcp_rtx_arm(c);
 	}
+	tcp_rtx_arm(c);
 }
 
 /* RFC 9293 §3.10.7.3: SYN_SENT. */
@@ -488,6 +719,7 @@ static void tcp_segment(struct tcp_conn *c, struct rte_mbuf *m, struct tcp_seg *
 	uint32_t wnd, orig_seq = s->seq, orig_len = s->len;
 	int32_t todrop;
 	bool pure_ack = s->len == 0 && !(s->flags & (TH_SYN | TH_FIN));
+	bool advanced = false, sack_new = false;
 
 	/*
 	 * RFC 7323 §5.3 R1 (PAWS), before the sequence check. A segment with
@@ -597,6 +829,10 @@ static void tcp_segment(struct tcp_conn *c, struct rte_mbuf *m, struct tcp_seg *
 		s->flags &= (uint8_t)~(TH_FIN | TH_PSH);
 	}
 
+	/* Acceptable: the peer is alive (keepalive counts from here). */
+	c->last_rx_ns = w->now_ns;
+	c->ka_probes = 0;
+
 	/* RFC 7323 §4.3: remember the peer's timestamp from the segment at Last.ACK.sent. */
 	if (c->ts_ok && s->o.ts_ok && SEQ_LEQ(orig_seq, c->last_ack_sent) &&
 	    SEQ_LEQ(c->last_ack_sent, orig_seq + orig_len + !!(s->flags & TH_FIN))) {
@@ -641,13 +877,31 @@ static void tcp_segment(struct tcp_conn *c, struct rte_mbuf *m, struct tcp_seg *
 	if (c->persist)
 		c->rtx_count = 0; /* the peer answers our probes: alive */
 	if (SEQ_GT(s->ack, c->snd_una)) {
-		tcp_ack_advance(c, s->ack);
+		tcp_ack_advance(c, s->ack, &s->o);
 		if (c->state == TCPS_CLOSED || c->free_pending)
 			goto drop;
-	} else if (s->ack == c->snd_una && s->len == 0 && !(s->flags & TH_FIN) &&
-		   c->snd_max != c->snd_una && ((uint32_t)s->win << c->snd_wscale) == c->snd_wnd) {
-		tcp_dupack(c, s->ack);
+		advanced = true;
 	}
+	/* RFC 2018: fold SACK blocks into the scoreboard (after SND.UNA moved). */
+	if (c->sack_ok && s->o.nsack > 0 && c->snd_max != c->snd_una) {
+		unsigned bad = 0;
+
+		sack_new = tcp_sb_update(&c->sb, c->snd_una, c->snd_max, s->o.sack, s->o.nsack,
+					 &bad) > 0;
+		WCOUNT_ADD(w, tcp_rx_sack_bad, bad);
+		WCOUNT_ADD(w, tcp_rx_sack_blocks, s->o.nsack - bad);
+		if (sack_new && c->in_recovery)
+			tcp_sack_lost_rxt(c);
+	}
+	/*
+	 * RFC 5681 §2 duplicate ACK (no data, no FIN, same window), or with
+	 * SACK any ACK that SACKs new data (RFC 6675 §2).
+	 */
+	if (!advanced && s->ack == c->snd_una && c->snd_max != c->snd_una &&
+	    ((s->len == 0 && !(s->flags & TH_FIN) &&
+	      ((uint32_t)s->win << c->snd_wscale) == c->snd_wnd) ||
+	     sack_new))
+		tcp_dupack(c, s->ack);
 	/* Send window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 guard against old segments). */
 	if (SEQ_LT(c->snd_wl1, s->seq) ||
 	    (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, s->ack))) {
@@ -767,6 +1021,58 @@ drop:
 	return;
 }
 
+/* The smallest path MTU we believe (RFC 1191 §5 floor; 0 from old routers lands here too). */
+#define TCP_PMTU_MIN 576
+
+void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t mtu)
+{
+	const uint8_t *p = quote;
+	struct tcp_stack *st = w->tcp;
+	uint32_t ihl, laddr, raddr, seq;
+	uint16_t lport, rport, mss;
+	struct tcp_conn *c;
+
+	if (st == NULL || len < 20 || (p[0] >> 4) != 4 || (ihl = (p[0] & 0xfu) * 4) < 20 ||
+	    len < ihl + 8 || p[9] != IPPROTO_TCP)
+		goto ignore;
+	/* We sent the quoted datagram: its source is our side. */
+	memcpy(&laddr, p + 12, 4);
+	memcpy(&raddr, p + 16, 4);
+	memcpy(&lport, p + ihl, 2);
+	memcpy(&rport, p + ihl + 2, 2);
+	seq = (uint32_t)p[ihl + 4] << 24 | (uint32_t)p[ihl + 5] << 16 | (uint32_t)p[ihl + 6] << 8 |
+	      p[ihl + 7];
+	c = tcp_lookup(st, laddr, lport, raddr, rport);
+	/*
+	 * RFC 5927 §4.1: only a quote of data in flight - SND.UNA <= SEQ <
+	 * SND.NXT, our snd_max being the RFC's SND.NXT - can be genuine.
+	 */
+	if (c == NULL || !tcp_state_synchronized(c->state) || c->state == TCPS_TIME_WAIT ||
+	    SEQ_LT(seq, c->snd_una) || !SEQ_LT(seq, c->snd_max))
+		goto ignore;
+	if (mtu < TCP_PMTU_MIN)
+		mtu = TCP_PMTU_MIN;
+	if (mtu > tcp_local_mss(st, raddr) + 40)
+		return; /* never above what our own port allows */
+	mss = (uint16_t)(mtu - 40 - (c->ts_ok ? 12 : 0));
+	if (mss >= c->mss)
+		return; /* RFC 1191 §6.3: only ever lowered by a message */
+	WCOUNT(w, tcp_pmtu_update);
+	c->mss = mss;
+	c->cc.mss = mss;
+	/* The too-big segment is gone: send again from SND.UNA at the new size. */
+	if (!c->in_recovery && !c->persist && c->snd_una != c->snd_nxt) {
+		tcp_conn_hold(c);
+		c->snd_nxt = c->snd_una;
+		c->rtt_active = false;
+		tcp_output(c);
+		tcp_conn_release(c);
+	}
+	return;
+ignore:
+	WCOUNT(w, tcp_pmtu_ignored);
+}
+
 /* Pseudo-header plus segment, summed over a possibly chained mbuf; valid sums to 0xffff. */
 static bool tcp_cksum_ok(const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip, uint32_t iphl,
 			 uint32_t tcplen)
@@ -848,12 +1154,23 @@ void tcp_input(struct worker *w, struct rte_mbuf *m)
 		}
 	}
 	if (c == NULL) {
-		struct tcp_listener *l;
+		struct tcp_listener *l = tcp_listener_find(st, ip->dst_addr, th->dst_port);
 
-		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN &&
-		    (l = tcp_listener_find(st, ip->dst_addr, th->dst_port)) != NULL) {
+		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN && l != NULL) {
 			tcp_passive_open(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
 					 th->src_port, &s, 0, false);
+			goto drop;
+		}
+		/* The third segment of a handshake we answered with a SYN cookie? */
+		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_ACK && l != NULL &&
+		    st->cfg.syncookies && tcp_syncookie_live(st, l) &&
+		    (c = tcp_syncookie_accept(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
+					      th->src_port, &s)) != NULL) {
+			tcp_conn_hold(c);
+			tcp_conn_established(c);
+			if (c->state != TCPS_CLOSED && !c->free_pending)
+				tcp_segment(c, m, &s);
+			tcp_conn_release(c);
 			goto drop;
 		}
 		WCOUNT(w, tcp_rx_noconn);

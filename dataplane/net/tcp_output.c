@@ -20,11 +20,63 @@
 #define TCPOPT_MSS 2
 #define TCPOPT_WS 3
 #define TCPOPT_SACK_PERM 4
+#define TCPOPT_SACK 5
 #define TCPOPT_TS 8
+
+uint32_t tcp_ts_clock(const struct worker *w, uint32_t ts_offset)
+{
+	return (uint32_t)(w->now_ns / (1000000000ull / TCP_TS_HZ)) + ts_offset;
+}
 
 uint32_t tcp_ts_now(const struct tcp_conn *c)
 {
-	return (uint32_t)(c->st->w->now_ns / (1000000000ull / TCP_TS_HZ)) + c->ts_offset;
+	return tcp_ts_clock(c->st->w, c->ts_offset);
+}
+
+static uint32_t tcp_put_mss(uint8_t *o, uint16_t mss)
+{
+	o[0] = TCPOPT_MSS;
+	o[1] = 4;
+	o[2] = (uint8_t)(mss >> 8);
+	o[3] = (uint8_t)mss;
+	return 4;
+}
+
+/* SACK-permitted and timestamps share 12 bytes (as Linux lays them out). */
+static uint32_t tcp_put_ts(uint8_t *o, bool sack_perm, uint32_t tsval, uint32_t tsecr)
+{
+	uint32_t val = rte_cpu_to_be_32(tsval), ecr = rte_cpu_to_be_32(tsecr);
+
+	if (sack_perm) {
+		o[0] = TCPOPT_SACK_PERM;
+		o[1] = 2;
+	} else {
+		o[0] = TCPOPT_NOP;
+		o[1] = TCPOPT_NOP;
+	}
+	o[2] = TCPOPT_TS;
+	o[3] = 10;
+	memcpy(o + 4, &val, 4);
+	memcpy(o + 8, &ecr, 4);
+	return 12;
+}
+
+static uint32_t tcp_put_sack_perm(uint8_t *o)
+{
+	o[0] = TCPOPT_NOP;
+	o[1] = TCPOPT_NOP;
+	o[2] = TCPOPT_SACK_PERM;
+	o[3] = 2;
+	return 4;
+}
+
+static uint32_t tcp_put_ws(uint8_t *o, uint8_t shift)
+{
+	o[0] = TCPOPT_NOP;
+	o[1] = TCPOPT_WS;
+	o[2] = 3;
+	o[3] = shift;
+	return 4;
 }
 
 /*
@@ -49,40 +101,62 @@ uint32_t tcp_rcv_window(struct tcp_conn *c)
 	return wnd;
 }
 
+/* SACK blocks that fit beside the other options: 4, or 3 with timestamps (RFC 2018 §3). */
+static unsigned tcp_sack_max_blocks(const struct tcp_conn *c)
+{
+	return c->ts_ok ? 3 : TCP_SACK_BLOCKS;
+}
+
+uint32_t tcp_eff_mss(const struct tcp_conn *c)
+{
+	unsigned nb;
+
+	if (!c->sack_ok || c->nooo == 0)
+		return c->mss;
+	nb = c->nooo < tcp_sack_max_blocks(c) ? c->nooo : tcp_sack_max_blocks(c);
+	/* The segment must still fit the path: the blocks come out of the payload. */
+	return c->mss - (4 + 8 * nb);
+}
+
 /* Options of a segment we send; returns their length (a multiple of 4). */
 static uint32_t tcp_build_options(struct tcp_conn *c, uint8_t flags, uint8_t *o)
 {
 	const struct tcp_config *cfg = &c->st->cfg;
 	uint32_t n = 0;
 	bool syn = (flags & TH_SYN) != 0;
-	bool ts = syn ? (c->state == TCPS_SYN_SENT ? cfg->timestamps : c->ts_ok) : c->ts_ok;
-	bool ws = syn && (c->state == TCPS_SYN_SENT ? cfg->window_scale : c->ws_ok);
+	bool active = c->state == TCPS_SYN_SENT;
+	bool ts = syn ? (active ? cfg->timestamps : c->ts_ok) : c->ts_ok;
+	bool ws = syn && (active ? cfg->window_scale : c->ws_ok);
+	bool sack_perm = syn && (active ? cfg->sack : c->sack_ok);
 
-	if (syn) {
-		uint16_t mss = tcp_local_mss(c->st, c->raddr);
-
-		o[n++] = TCPOPT_MSS;
-		o[n++] = 4;
-		o[n++] = (uint8_t)(mss >> 8);
-		o[n++] = (uint8_t)mss;
-	}
+	if (syn)
+		n += tcp_put_mss(o + n, tcp_local_mss(c->st, c->raddr));
 	if (ts) {
-		uint32_t val = rte_cpu_to_be_32(tcp_ts_now(c));
-		uint32_t ecr = rte_cpu_to_be_32((flags & TH_ACK) ? c->ts_recent : 0);
+		n += tcp_put_ts(o + n, sack_perm, tcp_ts_now(c),
+				(flags & TH_ACK) ? c->ts_recent : 0);
+		sack_perm = false;
+	}
+	if (sack_perm)
+		n += tcp_put_sack_perm(o + n);
+	if (ws)
+		n += tcp_put_ws(o + n, c->rcv_wscale);
+	/* RFC 2018 §4: report what arrived out of order on every ACK. */
+	if (!syn && (flags & TH_ACK) && c->sack_ok && c->nooo > 0) {
+		struct tcp_range b[TCP_SACK_BLOCKS];
+		unsigned nb = tcp_sack_blocks(c->ooo, c->nooo, c->sack_recent, c->nsack_recent,
+					      tcp_sack_max_blocks(c), b);
 
 		o[n++] = TCPOPT_NOP;
 		o[n++] = TCPOPT_NOP;
-		o[n++] = TCPOPT_TS;
-		o[n++] = 10;
-		memcpy(o + n, &val, 4);
-		memcpy(o + n + 4, &ecr, 4);
-		n += 8;
-	}
-	if (ws) {
-		o[n++] = TCPOPT_NOP;
-		o[n++] = TCPOPT_WS;
-		o[n++] = 3;
-		o[n++] = c->rcv_wscale;
+		o[n++] = TCPOPT_SACK;
+		o[n++] = (uint8_t)(2 + 8 * nb);
+		for (unsigned k = 0; k < nb; k++) {
+			uint32_t l = rte_cpu_to_be_32(b[k].start), r = rte_cpu_to_be_32(b[k].end);
+
+			memcpy(o + n, &l, 4);
+			memcpy(o + n + 4, &r, 4);
+			n += 8;
+		}
 	}
 	return n;
 }
@@ -171,6 +245,83 @@ int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fla
 	return PG_OK;
 }
 
+int tcp_resend(struct tcp_conn *c, uint32_t seq, uint32_t len)
+{
+	uint32_t data_end = c->snd_buf_seq + c->sndq.len;
+	uint8_t flags = TH_ACK;
+
+	if (SEQ_GT(seq, data_end))
+		return PG_DECLINED;
+	if (SEQ_GT(seq + len, data_end))
+		len = data_end - seq;
+	if (c->fin_sent && seq + len == data_end)
+		flags |= TH_FIN;
+	if (len == 0 && !(flags & TH_FIN))
+		return PG_DECLINED;
+	return tcp_send_segment(c, seq, len, flags);
+}
+
+/*
+ * RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg() -
+ * a lost hole (rule 1), else new data (rule 2), else any hole below the
+ * highest SACK (rule 3). Retransmissions advance HighRxt.
+ */
+static void tcp_sack_output(struct tcp_conn *c)
+{
+	struct worker *w = c->st->w;
+	uint32_t mss = tcp_eff_mss(c);
+
+	for (;;) {
+		uint32_t pipe = tcp_sb_pipe(&c->sb, c->snd_una, c->snd_max, c->high_rxt, c->mss);
+		uint32_t data_end = c->snd_buf_seq + c->sndq.len;
+		uint32_t wnd_end = c->snd_una + c->snd_wnd;
+		uint32_t seq, len;
+
+		if (c->cc.cwnd < pipe + mss)
+			break;
+		if (tcp_sb_next_seg(&c->sb, c->snd_una, c->high_rxt, mss, true, &seq, &len)) {
+			if (tcp_resend(c, seq, len) != PG_OK)
+				break;
+			c->high_rxt = seq + len;
+			if (seq == c->snd_una) {
+				c->una_rxt_valid = true;
+				c->una_rxt_mark = c->snd_max;
+			}
+			WCOUNT(w, tcp_sack_rtx);
+		} else if (SEQ_LT(c->snd_nxt, data_end) && SEQ_LT(c->snd_nxt, wnd_end)) {
+			uint8_t flags = TH_ACK;
+
+			len = data_end - c->snd_nxt;
+			if (len > mss)
+				len = mss;
+			if (len > wnd_end - c->snd_nxt)
+				len = wnd_end - c->snd_nxt;
+			if (c->snd_nxt + len == data_end)
+				flags |= TH_PSH;
+			if (tcp_send_segment(c, c->snd_nxt, len, flags) != PG_OK)
+				break;
+			c->snd_nxt += len;
+		} else if (c->fin_queued && !c->fin_sent && c->snd_nxt == data_end) {
+			if (tcp_send_segment(c, c->snd_nxt, 0, TH_ACK | TH_FIN) != PG_OK)
+				break;
+			c->snd_nxt++;
+			c->fin_sent = true;
+		} else if (tcp_sb_next_seg(&c->sb, c->snd_una, c->high_rxt, mss, false, &seq,
+					   &len)) {
+			if (tcp_resend(c, seq, len) != PG_OK)
+				break;
+			c->high_rxt = seq + len;
+			WCOUNT(w, tcp_sack_rtx);
+		} else {
+			break;
+		}
+		if (SEQ_GT(c->snd_nxt, c->snd_max))
+			c->snd_max = c->snd_nxt;
+		if (!timer_armed(&c->rtx_timer))
+			tcp_rtx_arm(c);
+	}
+}
+
 void tcp_send_ack(struct tcp_conn *c)
 {
 	tcp_send_segment(c, c->snd_nxt, 0, TH_ACK);
@@ -184,9 +335,12 @@ void tcp_send_rst(struct tcp_conn *c)
 	tcp_respond_rst(w, c->laddr, c->raddr, c->lport, c->rport, c->snd_nxt, 0, TH_RST);
 }
 
-void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-		     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags)
+/* A segment with no connection behind it: RST, or a SYN cookie's SYN-ACK. */
+static void tcp_respond(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
+			uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win,
+			const uint8_t *opts, uint32_t optlen)
 {
+	uint32_t hlen = TCP_HDR_LEN + optlen;
 	struct rte_ipv4_hdr *ip;
 	struct rte_tcp_hdr *th;
 	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
@@ -195,21 +349,49 @@ void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t 
 		WCOUNT(w, tx_drop_nombuf);
 		return;
 	}
-	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, sizeof(*ip) + TCP_HDR_LEN);
+	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, (uint16_t)(sizeof(*ip) + hlen));
 	if (ip == NULL) {
 		rte_pktmbuf_free(m);
 		return;
 	}
 	th = (struct rte_tcp_hdr *)(ip + 1);
 	memset(th, 0, sizeof(*th));
+	if (optlen > 0)
+		memcpy(th + 1, opts, optlen);
 	th->src_port = lport;
 	th->dst_port = rport;
 	th->sent_seq = rte_cpu_to_be_32(seq);
 	th->recv_ack = (flags & TH_ACK) ? rte_cpu_to_be_32(ack) : 0;
-	th->data_off = (TCP_HDR_LEN / 4) << 4;
+	th->data_off = (uint8_t)((hlen / 4) << 4);
 	th->tcp_flags = flags;
-	WCOUNT(w, tcp_rst_tx);
-	tcp_finish(w, m, laddr, raddr, TCP_HDR_LEN);
+	th->rx_win = rte_cpu_to_be_16(win);
+	if (flags & TH_RST)
+		WCOUNT(w, tcp_rst_tx);
+	tcp_finish(w, m, laddr, raddr, hlen);
+}
+
+void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
+		     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags)
+{
+	tcp_respond(w, laddr, raddr, lport, rport, seq, ack, flags, 0, NULL, 0);
+}
+
+void tcp_respond_synack(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
+			uint16_t rport, uint32_t iss, uint32_t ack, uint16_t mss, bool ts,
+			uint32_t tsval, uint32_t tsecr, int wscale, bool sack_perm)
+{
+	const struct tcp_config *cfg = &w->tcp->cfg;
+	uint8_t o[TCP_MAX_OPT_LEN];
+	uint32_t n = tcp_put_mss(o, mss);
+
+	if (ts) {
+		n += tcp_put_ts(o + n, sack_perm, tsval, tsecr);
+		if (wscale >= 0)
+			n += tcp_put_ws(o + n, (uint8_t)wscale);
+	}
+	/* RFC 7323 §2.2: the window of a SYN is not scaled. */
+	tcp_respond(w, laddr, raddr, lport, rport, iss, ack, TH_SYN | TH_ACK,
+		    (uint16_t)(cfg->rcvbuf < 65535 ? cfg->rcvbuf : 65535), o, n);
 }
 
 /* Sequence number of our FIN (valid once fin_queued: the queue no longer grows). */
@@ -246,33 +428,43 @@ void tcp_output(struct tcp_conn *c)
 		return;
 	}
 
+	if (c->in_recovery && c->sack_ok) {
+		tcp_sack_output(c);
+		goto tail;
+	}
 	for (;;) {
 		uint32_t data_end = c->snd_buf_seq + c->sndq.len;
 		uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
-		uint32_t wnd = c->snd_wnd < c->cc.cwnd ? c->snd_wnd : c->cc.cwnd;
+		/* RFC 3042: limited transmit may go lt_allow beyond cwnd, never beyond rwnd. */
+		uint32_t cwnd = c->cc.cwnd + c->lt_allow;
+		uint32_t wnd = c->snd_wnd < cwnd ? c->snd_wnd : cwnd;
 		uint32_t inflight = c->snd_nxt - c->snd_una;
 		uint32_t usable = wnd > inflight ? wnd - inflight : 0;
 		uint32_t len = avail < usable ? avail : usable;
+		uint32_t mss = tcp_eff_mss(c);
 		bool fin_now;
 		uint8_t flags = TH_ACK;
 
 		if (c->persist)
 			break; /* the persist timer probes; nothing else goes out */
-		if (len > c->mss)
-			len = c->mss;
+		if (len > mss)
+			len = mss;
 		/*
 		 * Sender SWS avoidance (RFC 9293 §3.8.6.2.1), Nagle off: send a
 		 * full segment, or everything queued, or at least half the
 		 * largest window the peer offered; when nothing is in flight,
 		 * send what fits rather than stall.
 		 */
-		if (len > 0 && len < c->mss && len < avail && len < c->max_snd_wnd / 2 &&
-		    inflight > 0)
+		if (len > 0 && len < mss && len < avail && len < c->max_snd_wnd / 2 && inflight > 0)
 			len = 0;
 		fin_now = c->fin_queued && SEQ_LEQ(c->snd_nxt, data_end) && c->snd_nxt + len == data_end &&
 			  (len > 0 || avail == 0);
-		if (len == 0 && !fin_now)
+		if (len == 0 && !fin_now) {
+			/* Data waiting and cwnd the binding limit: note it (RFC 7661). */
+			if (avail > 0 && c->cc.cwnd <= c->snd_wnd)
+				c->cwnd_limited_until = c->snd_max;
 			break;
+		}
 		if (len > 0 && len == avail)
 			flags |= TH_PSH;
 		if (fin_now)
@@ -284,6 +476,8 @@ void tcp_output(struct tcp_conn *c)
 		}
 		if (tcp_send_segment(c, c->snd_nxt, len, flags) != PG_OK)
 			break;
+		if (inflight + len > c->cc.cwnd && len > 0)
+			WCOUNT(c->st->w, tcp_limited_transmit);
 		c->snd_nxt += len + (fin_now ? 1 : 0);
 		if (fin_now)
 			c->fin_sent = true;
@@ -294,6 +488,7 @@ void tcp_output(struct tcp_conn *c)
 		if (fin_now)
 			break;
 	}
+tail:
 	/* Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1). */
 	if (c->snd_wnd == 0 && c->snd_nxt == c->snd_una && SEQ_LT(c->snd_nxt, c->snd_buf_seq + c->sndq.len) &&
 	    !c->persist) {

@@ -19,12 +19,10 @@
 #include "core/worker.h"
 #include "tcp.h"
 #include "tcp_cc.h"
+#include "tcp_isn.h"
+#include "tcp_sack.h"
+#include "tcp_seq.h"
 
-/* Sequence-space comparisons modulo 2^32 (RFC 9293 §3.4). */
-#define SEQ_LT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
-#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
-#define SEQ_GT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
-#define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
 
 /* TCP header flags (RFC 9293 §3.1). */
 #define TH_FIN 0x01
@@ -74,7 +72,9 @@ struct tcp_opts {
 	bool mss_ok, ws_ok, ts_ok, sack_perm;
 	uint16_t mss;
 	uint8_t ws;
+	uint8_t nsack; /* RFC 2018 blocks, as received (host order) */
 	uint32_t tsval, tsecr;
+	struct tcp_range sack[TCP_SACK_BLOCKS];
 };
 
 /* A byte ring; capacity is fixed at allocation. */
@@ -85,15 +85,12 @@ struct tcp_ring {
 	uint32_t len;  /* bytes held from head */
 };
 
-/* An out-of-order range [start, end) held in the receive ring beyond rcv_nxt. */
-struct tcp_range {
-	uint32_t start, end;
-};
 
 struct tcp_listener {
 	uint32_t laddr; /* network order, 0 = any */
 	uint16_t port;  /* host order; 0 = free slot */
 	uint32_t nsynrcvd;
+	uint64_t cookie_ns; /* last SYN cookie sent (0 = never): ACKs are checked until it expires */
 	const struct tcp_ops *ops;
 	void *user;
 };
@@ -128,16 +125,24 @@ struct tcp_conn {
 	uint16_t peer_mss;
 	uint8_t snd_wscale, rcv_wscale;
 	bool ws_ok, ts_ok;
+	bool sack_ok;        /* RFC 2018: both sides sent SACK-permitted */
 	bool fin_queued;     /* the user shut down the write side */
 	bool fin_sent;
 	bool in_recovery;
 	bool want_writable;  /* tcp_send ran short: raise `writable` later */
 	bool persist;        /* zero window: probing instead of retransmitting */
 	bool rtt_active;     /* timing one segment (RFC 6298 Karn) */
+	uint32_t cwnd_limited_until; /* cwnd held data back when SND.MAX was here (RFC 7661) */
 	uint32_t rtt_seq;
 	uint64_t rtt_start_ns;
+	uint32_t rtt_samples; /* RTT samples taken (timestamps or Karn timing) */
 	uint32_t dupacks;
 	uint32_t rtx_count;  /* consecutive timeouts / probes without progress */
+	uint32_t lt_allow;   /* RFC 3042 limited transmit: bytes allowed beyond cwnd */
+	uint32_t high_rxt;   /* RFC 6675 HighRxt during SACK recovery */
+	uint32_t una_rxt_mark; /* SND.MAX when the segment at SND.UNA was last resent */
+	bool una_rxt_valid;
+	struct tcp_scoreboard sb; /* what the peer SACKed above SND.UNA */
 
 	/* receive sequence space */
 	uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge advertised */
@@ -150,7 +155,9 @@ struct tcp_conn {
 	uint64_t oow_ack_ns;    /* last ACK sent for an out-of-window segment */
 	uint64_t tw_start_ns;
 	uint8_t nooo;
+	uint8_t nsack_recent;
 	struct tcp_range ooo[TCP_OOO_MAX]; /* sorted, disjoint, all > rcv_nxt */
+	uint32_t sack_recent[TCP_SACK_BLOCKS]; /* latest out-of-order arrivals, newest first */
 
 	/* RFC 7323 timestamps */
 	uint32_t ts_recent;
@@ -166,6 +173,9 @@ struct tcp_conn {
 	struct timer rtx_timer;    /* retransmission, SYN retry, persist */
 	struct timer delack_timer;
 	struct timer wait_timer;   /* TIME_WAIT 2MSL, orphaned FIN_WAIT_2 */
+	struct timer ka_timer;     /* keepalive, when configured */
+	uint64_t last_rx_ns;       /* last acceptable segment from the peer */
+	uint32_t ka_probes;        /* keepalive probes unanswered */
 };
 
 struct tcp_stack {
@@ -175,8 +185,11 @@ struct tcp_stack {
 	struct tcp_conn **buckets;
 	uint32_t mask;
 	uint32_t nconns;
+	uint64_t buf_bytes;  /* send and receive rings allocated (issue 3: a capped resource) */
+	uint32_t max_mbufs;  /* cfg.max_mbufs, or the pool's size */
 	uint16_t port_cursor;
-	uint32_t isn_secret[4]; /* placeholder key until tcp_isn() is wired (tcp_choose_isn) */
+	struct tcp_isn_key isn_key; /* this worker's copy of the RFC 6528 secret */
+	uint32_t hash_seed;         /* connection table, derived from the key */
 	uint64_t challenge_sec;  /* RFC 5961 §7 accounting window */
 	uint32_t challenge_count;
 	struct tcp_listener listeners[TCP_MAX_LISTENERS];
@@ -184,6 +197,13 @@ struct tcp_stack {
 
 /* tcp_conn.c */
 void tcp_set_state(struct tcp_conn *c, enum tcp_state s);
+/*
+ * Resource pressure on this worker (DESIGN.md, backpressure): NONE, SOFT
+ * (past the watermark of a cap: new passive opens get SYN cookies, no
+ * half-open state) or HARD (one more connection would break a cap: refuse).
+ */
+enum tcp_pressure { TCP_PRESSURE_NONE, TCP_PRESSURE_SOFT, TCP_PRESSURE_HARD };
+enum tcp_pressure tcp_stack_pressure(struct tcp_stack *st);
 struct tcp_conn *tcp_lookup(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
 			    uint16_t rport);
 struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uint16_t lport);
@@ -194,8 +214,11 @@ void tcp_conn_release(struct tcp_conn *c);
 /* The connection is over (CLOSED): notify the user or free it. */
 void tcp_conn_closed(struct tcp_conn *c, enum tcp_error err);
 void tcp_conn_free(struct tcp_conn *c);
-uint32_t tcp_choose_isn(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-			uint16_t rport);
+/* RFC 7323 §5.4 timestamp offset: a keyed function of the 4-tuple (ours first). */
+uint32_t tcp_ts_offset(const struct tcp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t lport,
+		       uint16_t rport);
+/* Our window scale: a fixed function of the configuration (SYN cookies recompute it). */
+uint8_t tcp_stack_rcv_wscale(const struct tcp_stack *st);
 /* Effective MSS and window scale toward raddr from the routing table. */
 uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr);
 uint8_t tcp_rcv_wscale_for(uint32_t rcvbuf);
@@ -206,8 +229,9 @@ void tcp_notify_readable(struct tcp_conn *c);
 void tcp_notify_writable(struct tcp_conn *c);
 
 /* tcp_buf.c */
-int tcp_ring_alloc(struct worker *w, struct tcp_ring *r, uint32_t cap);
-void tcp_ring_free(struct worker *w, struct tcp_ring *r);
+/* Ring buffers, accounted in st->buf_bytes. */
+int tcp_ring_alloc(struct tcp_stack *st, struct tcp_ring *r, uint32_t cap);
+void tcp_ring_free(struct tcp_stack *st, struct tcp_ring *r);
 /* Copy n bytes from the ring starting `off` bytes after head. */
 void tcp_ring_read(const struct tcp_ring *r, uint32_t off, void *dst, uint32_t n);
 /* Write n bytes at `off` bytes after head (off + n <= cap); len unchanged. */
@@ -226,6 +250,10 @@ bool tcp_challenge_ack_allowed(struct tcp_stack *st);
 /* tcp_output.c */
 /* Send what the windows allow, or a pure ACK if one is owed. */
 void tcp_output(struct tcp_conn *c);
+/* Payload bytes per segment now: the MSS less the SACK blocks we would add. */
+uint32_t tcp_eff_mss(const struct tcp_conn *c);
+/* Segment [seq, seq+len) again, with FIN when it ends at a FIN we sent. */
+int tcp_resend(struct tcp_conn *c, uint32_t seq, uint32_t len);
 /* Send one segment [seq, seq+len) of the send queue with the given flags. */
 int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t flags);
 void tcp_send_ack(struct tcp_conn *c);
@@ -234,6 +262,16 @@ void tcp_send_rst(struct tcp_conn *c);
 void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
 		     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags);
 uint32_t tcp_ts_now(const struct tcp_conn *c);
+/* Our timestamp clock for a tuple's offset (before a connection exists). */
+uint32_t tcp_ts_clock(const struct worker *w, uint32_t ts_offset);
+/*
+ * A SYN-ACK with no connection behind it (SYN cookies): SEQ = iss,
+ * ACK = ack, MSS always; timestamps (TSval = tsval, TSecr = tsecr),
+ * window scale and SACK-permitted only when `ts` (the SYN had timestamps).
+ */
+void tcp_respond_synack(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
+			uint16_t rport, uint32_t iss, uint32_t ack, uint16_t mss, bool ts,
+			uint32_t tsval, uint32_t tsecr, int wscale /* -1 = none */, bool sack_perm);
 /* The window to advertise (unscaled bytes), with receiver SWS avoidance. */
 uint32_t tcp_rcv_window(struct tcp_conn *c);
 
@@ -246,6 +284,8 @@ void tcp_persist_arm(struct tcp_conn *c);
 void tcp_delack_arm(struct tcp_conn *c);
 void tcp_delack_stop(struct tcp_conn *c);
 void tcp_wait_arm(struct tcp_conn *c, uint64_t after_ns);
+/* Keepalive: (re)arm from last_rx_ns if configured (no-op otherwise). */
+void tcp_keepalive_arm(struct tcp_conn *c);
 /* RFC 6298 §2.2-2.3: fold one RTT sample into SRTT/RTTVAR/RTO. */
 void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt_ns);
 

@@ -3,7 +3,8 @@
  * retransmission (RFC 6298, Karn, exponential back-off, abort after a
  * bounded number of tries), SYN retries, persist with zero-window probes
  * (RFC 9293 §3.8.6.1), delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2),
- * TIME_WAIT (2*MSL) and the orphaned FIN_WAIT_2 limit.
+ * TIME_WAIT (2*MSL), the orphaned FIN_WAIT_2 limit and keepalive
+ * (RFC 9293 §3.8.4, off unless configured).
  */
 #include <stddef.h>
 
@@ -61,6 +62,7 @@ void tcp_rtt_sample(struct tcp_conn *c, uint64_t rtt_ns)
 	const struct tcp_config *cfg = &c->st->cfg;
 	uint64_t var4;
 
+	c->rtt_samples++;
 	if (c->srtt_ns == 0) {
 		c->srtt_ns = rtt_ns ? rtt_ns : 1;
 		c->rttvar_ns = rtt_ns / 2;
@@ -141,6 +143,10 @@ static void tcp_rtx_fire(struct timer *t, void *owner)
 	c->in_recovery = false;
 	c->recover = c->snd_max;
 	c->dupacks = 0;
+	c->lt_allow = 0;
+	/* RFC 2018 §8: after a timeout the receiver may have reneged; start over. */
+	tcp_sb_clear(&c->sb);
+	c->high_rxt = c->snd_una;
 	/* Go back to the first unacknowledged byte (RFC 6298 §5.4). */
 	c->snd_nxt = c->snd_una;
 	tcp_output(c);
@@ -173,11 +179,58 @@ static void tcp_wait_fire(struct timer *t, void *owner)
 	tcp_conn_release(c);
 }
 
+void tcp_keepalive_arm(struct tcp_conn *c)
+{
+	const struct tcp_config *cfg = &c->st->cfg;
+
+	if (cfg->keepalive_idle_ns == 0)
+		return;
+	timer_arm(c->st->w->timers, &c->ka_timer,
+		  c->last_rx_ns + cfg->keepalive_idle_ns +
+		      (uint64_t)c->ka_probes * cfg->keepalive_intvl_ns);
+}
+
+/*
+ * Keepalive: only on an idle synchronized connection that has not begun
+ * to close and has nothing in flight (the retransmission timer watches
+ * that). A probe is an ACK one byte behind SND.UNA (RFC 9293 §3.8.4,
+ * no garbage octet): any live peer answers it with an ACK.
+ */
+static void tcp_keepalive_fire(struct timer *t, void *owner)
+{
+	struct tcp_conn *c = TCP_CONN_OF(t, ka_timer);
+	const struct tcp_config *cfg = &c->st->cfg;
+	struct worker *w = owner;
+
+	if (c->state != TCPS_ESTABLISHED && c->state != TCPS_CLOSE_WAIT)
+		return;
+	tcp_conn_hold(c);
+	if (w->now_ns < c->last_rx_ns + cfg->keepalive_idle_ns ||
+	    c->snd_una != c->snd_max || c->persist) {
+		c->ka_probes = 0;
+		tcp_keepalive_arm(c); /* heard from the peer (or busy) since: later */
+		goto out;
+	}
+	if (c->ka_probes >= cfg->keepalive_probes) {
+		WCOUNT(w, tcp_keepalive_timeout);
+		tcp_send_rst(c);
+		tcp_conn_closed(c, TCP_ERR_TIMEOUT);
+		goto out;
+	}
+	c->ka_probes++;
+	WCOUNT(w, tcp_keepalive_tx);
+	tcp_send_segment(c, c->snd_una - 1, 0, TH_ACK);
+	tcp_keepalive_arm(c);
+out:
+	tcp_conn_release(c);
+}
+
 void tcp_timers_init(struct tcp_conn *c)
 {
 	timer_init(&c->rtx_timer, tcp_rtx_fire);
 	timer_init(&c->delack_timer, tcp_delack_fire);
 	timer_init(&c->wait_timer, tcp_wait_fire);
+	timer_init(&c->ka_timer, tcp_keepalive_fire);
 }
 
 void tcp_timers_cancel(struct tcp_conn *c)
@@ -187,4 +240,5 @@ void tcp_timers_cancel(struct tcp_conn *c)
 	timer_cancel(tw, &c->rtx_timer);
 	timer_cancel(tw, &c->delack_timer);
 	timer_cancel(tw, &c->wait_timer);
+	timer_cancel(tw, &c->ka_timer);
 }

@@ -28,6 +28,7 @@ port0_device = net_tap0
 port0_address = 198.18.0.1/24
 shm_name = $SHM
 control_socket = $SOCK
+log_file = $CFG/postern.log
 mynetworks = 198.18.0.0/24
 relay_domains = example.com
 CONF

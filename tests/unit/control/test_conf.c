@@ -274,6 +274,79 @@ static const struct bad_case {
     {"socket is dir", BASE "control_socket = /run/postern/\n",
      "%s:3: bad value for control_socket: \"/run/postern/\": names a directory, not a"
      " socket"},
+    {"log_file relative", BASE "log_file = postern.log\n",
+     "%s:3: bad value for log_file: \"postern.log\": must be an absolute path"},
+    {"log_file is dir", BASE "log_file = /var/log/postern/\n",
+     "%s:3: bad value for log_file: \"/var/log/postern/\": names a directory, not a file"},
+    {"log_file space", BASE "log_file = /var/log/my postern.log\n",
+     "%s:3: bad value for log_file: \"/var/log/my postern.log\": contains whitespace or"
+     " control characters"},
+    {"metrics no port", BASE "metrics_listen = 127.0.0.1\n",
+     "%s:3: bad value for metrics_listen: \"127.0.0.1\": expected ADDRESS:PORT, e.g."
+     " 127.0.0.1:9465"},
+    {"metrics port only", BASE "metrics_listen = :9465\n",
+     "%s:3: bad value for metrics_listen: \":9465\": expected ADDRESS:PORT, e.g."
+     " 127.0.0.1:9465"},
+    {"metrics port 0", BASE "metrics_listen = 127.0.0.1:0\n",
+     "%s:3: bad value for metrics_listen: \"127.0.0.1:0\": port must be 1..65535"},
+    {"metrics port big", BASE "metrics_listen = 127.0.0.1:65536\n",
+     "%s:3: bad value for metrics_listen: \"127.0.0.1:65536\": port must be 1..65535"},
+    {"metrics port name", BASE "metrics_listen = 127.0.0.1:http\n",
+     "%s:3: bad value for metrics_listen: \"127.0.0.1:http\": port must be 1..65535"},
+    {"metrics host name", BASE "metrics_listen = localhost:9465\n",
+     "%s:3: bad value for metrics_listen: \"localhost:9465\": \"localhost\" is not an IPv4"
+     " address or a bracketed IPv6 address ([::1])"},
+    {"metrics bare ipv6", BASE "metrics_listen = ::1:9465\n",
+     "%s:3: bad value for metrics_listen: \"::1:9465\": \"::1\" is not an IPv4 address or a"
+     " bracketed IPv6 address ([::1])"},
+    {"control_group unknown", BASE "control_group = pg-no-such-group-4f2a\n",
+     "%s:3: bad value for control_group: \"pg-no-such-group-4f2a\": no such group"},
+    {"control_group syntax", BASE "control_group = mail ops\n",
+     "%s:3: bad value for control_group: \"mail ops\": expected a group name: 1..32"
+     " characters from [A-Za-z0-9_.-]"},
+    {"control_group dash", BASE "control_group = -root\n",
+     "%s:3: bad value for control_group: \"-root\": expected a group name: 1..32"
+     " characters from [A-Za-z0-9_.-]"},
+    {"diag_services bad", BASE "diag_services = maybe\n",
+     "%s:3: bad value for diag_services: \"maybe\": expected yes or no"},
+    {"diag_client one word", BASE "diag_client = 198.19.0.2:5001\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:5001\": expected HOST:PORT MODE BYTES "
+     "[COUNT], e.g. 198.19.0.2:5001 echo 104857600"},
+    {"diag_client five words", BASE "diag_client = 198.19.0.2:5001 echo 10 1 2\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:5001 echo 10 1 2\": expected HOST:PORT "
+     "MODE BYTES [COUNT], e.g. 198.19.0.2:5001 echo 104857600"},
+    {"diag_client no port", BASE "diag_client = 198.19.0.2 echo 10\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2 echo 10\": \"198.19.0.2\": expected "
+     "IPv4:PORT"},
+    {"diag_client name", BASE "diag_client = mx.example:25 echo 10\n",
+     "%s:3: bad value for diag_client: \"mx.example:25 echo 10\": \"mx.example\" is not an "
+     "IPv4 address"},
+    {"diag_client multicast", BASE "diag_client = 224.0.0.1:7 echo 10\n",
+     "%s:3: bad value for diag_client: \"224.0.0.1:7 echo 10\": 224.0.0.1: not a unicast "
+     "address (multicast or reserved)"},
+    {"diag_client port 0", BASE "diag_client = 198.19.0.2:0 echo 10\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:0 echo 10\": port \"0\" must be 1..65535"},
+    {"diag_client port big", BASE "diag_client = 198.19.0.2:65536 echo 10\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:65536 echo 10\": port \"65536\" must be "
+     "1..65535"},
+    {"diag_client mode", BASE "diag_client = 198.19.0.2:7 chargen 10\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:7 chargen 10\": unknown mode \"chargen\" "
+     "(echo, discard or source)"},
+    {"diag_client bytes 0", BASE "diag_client = 198.19.0.2:7 echo 0\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:7 echo 0\": bytes \"0\" must be "
+     "1..1099511627776 (2^40)"},
+    {"diag_client bytes big", BASE "diag_client = 198.19.0.2:7 echo 1099511627777\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:7 echo 1099511627777\": bytes "
+     "\"1099511627777\" must be 1..1099511627776 (2^40)"},
+    {"diag_client bytes suffix", BASE "diag_client = 198.19.0.2:7 echo 100M\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:7 echo 100M\": bytes \"100M\" must be "
+     "1..1099511627776 (2^40)"},
+    {"diag_client count 0", BASE "diag_client = 198.19.0.2:7 source 10 0\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:7 source 10 0\": count \"0\" must be "
+     "1..100000"},
+    {"diag_client count big", BASE "diag_client = 198.19.0.2:7 source 10 100001\n",
+     "%s:3: bad value for diag_client: \"198.19.0.2:7 source 10 100001\": count \"100001\" "
+     "must be 1..100000"},
 };
 
 static void test_bad_configs(void **state)
@@ -333,6 +406,9 @@ static void check_defaults(const struct pg_conf *c)
 	assert_string_equal(c->shm_name, "postern");
 	assert_int_equal(c->snapshot_max_size, 16u << 20);
 	assert_string_equal(c->control_socket, "/run/postern/posternd.sock");
+	assert_string_equal(c->control_group, "");
+	assert_string_equal(c->log_file, "/var/log/postern/postern.log");
+	assert_string_equal(c->metrics_listen, "");
 	assert_int_equal(c->nroutes, 1);
 	assert_int_equal(c->routes[0].prefix, ip("198.18.0.0"));
 	assert_int_equal(c->routes[0].prefix_len, 24);
@@ -418,6 +494,40 @@ static void check_units(const struct pg_conf *c)
 	assert_int_equal(c->ports[0].addr, ip("198.18.0.0")); /* RFC 3021: /31 hosts */
 }
 
+static void check_diag(const struct pg_conf *c)
+{
+	assert_true(c->diag_services);
+	assert_true(c->diag_client.set);
+	assert_int_equal(c->diag_client.addr, ip("198.19.0.2"));
+	assert_int_equal(c->diag_client.port, 5001);
+	assert_int_equal(c->diag_client.mode, 1);
+	assert_int_equal(c->diag_client.bytes, 104857600);
+	assert_int_equal(c->diag_client.count, 1);
+}
+
+static void check_diag_source(const struct pg_conf *c)
+{
+	assert_false(c->diag_services);
+	assert_true(c->diag_client.set);
+	assert_int_equal(c->diag_client.mode, 3);
+	assert_int_equal(c->diag_client.bytes, 1ull << 40);
+	assert_int_equal(c->diag_client.count, 100000);
+}
+
+static void check_diag_off(const struct pg_conf *c)
+{
+	assert_false(c->diag_services);
+	assert_false(c->diag_client.set);
+}
+
+static void check_ops(const struct pg_conf *c)
+{
+	assert_string_equal(c->control_group, "root");
+	assert_int_equal(c->control_gid, 0);
+	assert_string_equal(c->log_file, "/tmp/pg/postern.log");
+	assert_string_equal(c->metrics_listen, "[::1]:9465");
+}
+
 static const struct good_case {
 	const char *name;
 	const char *text;
@@ -468,6 +578,17 @@ static const struct good_case {
      "arp_cache_timeout = 1h\narp_retry_interval = 30\nidle_sleep = 100ms\n"
      "snapshot_max_size = 1G\ngratuitous_arp = YES\n",
      check_units},
+    {"operations",
+     BASE "control_group = root\nlog_file = /tmp/pg/postern.log\nmetrics_listen = [::1]:9465\n",
+     check_ops},
+    {"metrics off explicitly", BASE "metrics_listen =\n", check_defaults},
+    {"diag", BASE "diag_services = yes\ndiag_client = 198.19.0.2:5001 echo 104857600\n",
+     check_diag},
+    {"diag source max",
+     BASE "diag_services = no\ndiag_client =   198.19.0.2:19\tsource  1099511627776 100000\n",
+     check_diag_source},
+    {"diag defaults", BASE, check_diag_off},
+    {"diag client empty", BASE "diag_client =\n", check_diag_off},
 };
 
 static void test_good_configs(void **state)

@@ -214,6 +214,7 @@ static void tl_side_config(struct net_config *nc, unsigned i)
 int tl_setup_cfg(void **state, const struct tcp_config *cfg)
 {
 	struct tl *t = &tl_fixture;
+	struct tcp_isn_key key;
 
 	memset(t, 0, sizeof(*t));
 	t->now = 1000 * TL_S;
@@ -242,7 +243,10 @@ int tl_setup_cfg(void **state, const struct tcp_config *cfg)
 		assert_non_null(s->tw);
 		timer_wheel_init(s->tw, TIMER_TICK_NS_DEFAULT, t->now, w);
 		w->timers = s->tw;
-		w->tcp = tcp_stack_create(w, cfg);
+		/* Keys from the seeded PRNG: same seed, same ISNs, same run. */
+		key.k0 = rte_rand();
+		key.k1 = rte_rand();
+		w->tcp = tcp_stack_create(w, cfg, &key);
 		assert_non_null(w->tcp);
 		net_config_changed(w);
 	}
@@ -273,6 +277,12 @@ int tl_teardown(void **state)
 	for (unsigned i = 0; i < 2; i++) {
 		struct worker *w = t->s[i].w;
 
+		/* Issue 3: no connection left means no buffer left. */
+		if (tcp_conn_count(w) == 0 && tcp_buf_bytes(w) != 0) {
+			fprintf(stderr, "side %u: %" PRIu64 " buffer bytes without connections\n", i,
+			        tcp_buf_bytes(w));
+			rc = -1;
+		}
 		tcp_stack_destroy(w, w->tcp);
 		w->tcp = NULL;
 		worker_tx_flush(w);

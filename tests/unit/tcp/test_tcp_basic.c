@@ -6,6 +6,7 @@
  * zero window with persist probes, thousands of short connections with
  * TIME_WAIT reuse; everything back to zero connections and mbufs.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "result.h"
@@ -255,6 +256,120 @@ struct short_run {
 };
 
 /*
+ * RFC 7661 / RFC 9438 §5.8: a sender the application keeps below its
+ * window does not grow cwnd, however many ACKs come back.
+ */
+static void test_app_limited_cwnd(void **state)
+{
+	struct tl *t = *state;
+	struct tl_app a[2], lst;
+	uint32_t iw;
+
+	memset(a, 0, sizeof(a));
+	open_pair(t, a, &lst);
+	iw = a[0].c->cc.cwnd;
+	for (unsigned i = 0; i < 200; i++) {
+		a[0].to_send += 3000; /* ~2 segments every 10 ms: far below 10 segments per RTT */
+		tl_app_pump(&a[0]);
+		tl_run_for(t, 10 * TL_MS);
+	}
+	assert_int_equal(a[1].received, 600000);
+	assert_int_equal(a[0].c->cc.cwnd, iw);
+	/* A window's worth at once makes it cwnd-limited: now it grows. */
+	a[0].to_send += 200000;
+	tl_app_pump(&a[0]);
+	tl_run_for(t, 100 * TL_MS);
+	assert_int_equal(a[1].received, 800000);
+	assert_true(a[0].c->cc.cwnd > iw);
+	tcp_abort(a[0].c);
+	tl_run_for(t, 100 * TL_MS);
+	tcp_close(a[1].c);
+	assert_true(tl_run(t, no_conns, NULL, 10 * TL_S));
+	tcp_unlisten(t->s[1].w, 0, SRV_PORT);
+}
+
+/*
+ * RFC 7323 §4: with timestamps nearly every ACK that advances SND.UNA
+ * is an RTT sample; without them Karn's one-segment timing gives about
+ * one per round trip. Both estimate the link's ~2 ms round trip.
+ */
+static void test_rtt_samples(void **state)
+{
+	struct tl *t = *state;
+	uint32_t samples[2];
+
+	for (unsigned ts = 0; ts < 2; ts++) {
+		struct tl_app a[2], lst;
+
+		t->s[0].w->tcp->cfg.timestamps = ts == 1;
+		memset(a, 0, sizeof(a));
+		open_pair(t, a, &lst);
+		assert_int_equal(a[0].c->ts_ok, ts == 1);
+		a[0].to_send = 2 << 20;
+		tl_app_pump(&a[0]);
+		tl_run_for(t, 2 * TL_S);
+		assert_int_equal(a[1].received, 2 << 20);
+		samples[ts] = a[0].c->rtt_samples;
+		printf("# timestamps %s: %u RTT samples, srtt %.3f ms, rto %.1f ms\n",
+		       ts ? "on" : "off", samples[ts], (double)a[0].c->srtt_ns / 1e6,
+		       (double)a[0].c->rto_ns / 1e6);
+		assert_true(a[0].c->srtt_ns >= 1 * TL_MS && a[0].c->srtt_ns <= 20 * TL_MS);
+		tcp_abort(a[0].c);
+		tl_run_for(t, 100 * TL_MS);
+		tcp_close(a[1].c);
+		assert_true(tl_run(t, no_conns, NULL, 10 * TL_S));
+		tcp_unlisten(t->s[1].w, 0, SRV_PORT);
+	}
+	assert_true(samples[1] > 4 * samples[0]);
+}
+
+/*
+ * Keepalive (RFC 9293 §3.8.4): off by default - an idle pair stays
+ * silent; on, the idle server probes, a live client answers and the
+ * connection stays; a vanished client is timed out after the probes.
+ */
+static void test_keepalive(void **state)
+{
+	struct tl *t = *state;
+	struct tl_app a[2], lst;
+	uint64_t segs;
+
+	memset(a, 0, sizeof(a));
+	open_pair(t, a, &lst);
+	tl_run_for(t, 1 * TL_S);
+	segs = CTR_VAL(t, 0, tcp_tx_segs) + CTR_VAL(t, 1, tcp_tx_segs);
+	tl_run_for(t, 300 * TL_S);
+	assert_int_equal(CTR_VAL(t, 0, tcp_tx_segs) + CTR_VAL(t, 1, tcp_tx_segs), segs);
+	assert_int_equal(CTR_VAL(t, 1, tcp_keepalive_tx), 0);
+	tcp_abort(a[0].c);
+	tl_run_for(t, 100 * TL_MS);
+	tcp_close(a[1].c);
+	assert_true(tl_run(t, no_conns, NULL, 10 * TL_S));
+	tcp_unlisten(t->s[1].w, 0, SRV_PORT);
+
+	t->s[1].w->tcp->cfg.keepalive_idle_ns = 10 * TL_S;
+	t->s[1].w->tcp->cfg.keepalive_intvl_ns = 1 * TL_S;
+	t->s[1].w->tcp->cfg.keepalive_probes = 3;
+	memset(a, 0, sizeof(a));
+	open_pair(t, a, &lst);
+	tl_run_for(t, 35 * TL_S);
+	assert_true(CTR_VAL(t, 1, tcp_keepalive_tx) >= 3); /* one per idle period, answered */
+	assert_false(a[1].errored);
+	assert_string_equal(tcp_state_name_of(a[1].c), "ESTABLISHED");
+	/* The client vanishes: 10 s idle, 3 probes 1 s apart, then timed out. */
+	t->link.blackhole[0] = true;
+	tl_run_for(t, 15 * TL_S);
+	assert_true(a[1].errored);
+	assert_int_equal(a[1].err, TCP_ERR_TIMEOUT);
+	assert_int_equal(CTR_VAL(t, 1, tcp_keepalive_timeout), 1);
+	t->link.blackhole[0] = false;
+	tcp_close(a[1].c);
+	tcp_abort(a[0].c);
+	assert_true(tl_run(t, no_conns, NULL, 10 * TL_S));
+	tcp_unlisten(t->s[1].w, 0, SRV_PORT);
+}
+
+/*
  * Thousands of short connections, one after another: connect, send a
  * little, the client closes first (TIME_WAIT on the client), the server
  * closes at EOF. More connections than fit in the port range minus
@@ -319,6 +434,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_syn_timeout, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_close_unread_resets, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_window_persist, tl_setup, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_app_limited_cwnd, tl_setup, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_rtt_samples, tl_setup, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_keepalive, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_many_short_connections, tl_setup, tl_teardown),
 	};
 	int rc;

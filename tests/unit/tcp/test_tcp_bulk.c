@@ -1,8 +1,9 @@
 /*
  * test_tcp_bulk.c - bulk transfers between two stacks, both directions at
  * once on one connection, byte-exact (a pattern checked on receive), over
- * a clean link, 1% and 5% loss, reordering, and duplication with bit
- * corruption. The size per direction comes from PG_TCP_BULK_MB (default
+ * a clean link, 1% and 5% loss (with SACK, the default, and without, to
+ * compare recovery times), reordering, and duplication with bit
+ * corruption; CUBIC by default, NewReno once. The size per direction comes from PG_TCP_BULK_MB (default
  * 64, the issue's figure; the ASan build may pass less to stay fast).
  */
 #include <inttypes.h>
@@ -69,16 +70,20 @@ static void bulk(struct tl *t, const char *name)
 	assert_int_equal(tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &a[0], &a[0].c),
 	                 PG_OK);
 	assert_true(tl_run(t, both_connected, a, 60 * TL_S));
+	/* The congestion control the stack was configured with (CUBIC unless told). */
+	assert_string_equal(t->s[0].w->tcp->cc_ops->name,
+	                    t->s[0].w->tcp->cfg.cc == TCP_CC_NEWRENO ? "newreno" : "cubic");
 	tl_app_pump(&a[1]);
 	assert_true(tl_run(t, transfer_done, a, 3600 * TL_S));
 	clock_gettime(CLOCK_MONOTONIC, &w1);
 	printf("# %s: %" PRIu64 " MiB each way, virtual %.2f s, wall %.2f s, rto %" PRIu64
-	       "/%" PRIu64 " fast-rtx %" PRIu64 "/%" PRIu64 " lost %" PRIu64 "/%" PRIu64
-	       " corrupted %" PRIu64 "\n",
+	       "/%" PRIu64 " fast-rtx %" PRIu64 "/%" PRIu64 " sack-rtx %" PRIu64 "/%" PRIu64
+	       " lost %" PRIu64 "/%" PRIu64 " corrupted %" PRIu64 "\n",
 	       name, n >> 20, (double)(t->now - t0) / 1e9,
 	       (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9,
 	       CTR_VAL(t, 0, tcp_rto), CTR_VAL(t, 1, tcp_rto), CTR_VAL(t, 0, tcp_fast_retransmits),
-	       CTR_VAL(t, 1, tcp_fast_retransmits), t->s[0].lost, t->s[1].lost,
+	       CTR_VAL(t, 1, tcp_fast_retransmits), CTR_VAL(t, 0, tcp_sack_rtx),
+	       CTR_VAL(t, 1, tcp_sack_rtx), t->s[0].lost, t->s[1].lost,
 	       t->s[0].corrupted + t->s[1].corrupted);
 	assert_false(a[0].errored);
 	assert_false(a[1].errored);
@@ -87,6 +92,14 @@ static void bulk(struct tl *t, const char *name)
 	assert_int_equal(a[0].received, n);
 	assert_int_equal(a[1].received, n);
 	assert_true(a[0].eof && a[1].eof);
+	/* SACK was in use exactly when configured, and recovered losses when there were any. */
+	assert_int_equal(a[0].c->sack_ok, t->s[0].w->tcp->cfg.sack);
+	if (!t->s[0].w->tcp->cfg.sack)
+		assert_int_equal(CTR_VAL(t, 0, tcp_sack_recovery) + CTR_VAL(t, 1, tcp_sack_recovery),
+		                 0);
+	else if (t->link.loss_ppm >= 10000)
+		assert_true(CTR_VAL(t, 0, tcp_sack_recovery) > 0 &&
+		            CTR_VAL(t, 1, tcp_sack_recovery) > 0);
 	/* Simultaneous-ish close: both sent FIN; let them finish and expire. */
 	tl_run_for(t, 500 * TL_MS);
 	tcp_close(a[0].c);
@@ -116,6 +129,52 @@ static void test_bulk_loss_5pct(void **state)
 	bulk(t, "loss 5%");
 }
 
+/* NewReno stays selectable per stack. */
+static int setup_newreno(void **state)
+{
+	struct tcp_config cfg;
+
+	tcp_config_default(&cfg);
+	cfg.msl_ns = 1 * TL_S;
+	cfg.cc = TCP_CC_NEWRENO;
+	return tl_setup_cfg(state, &cfg);
+}
+
+/* The same losses without SACK (NewReno recovery), to compare the virtual times. */
+static int setup_nosack(void **state)
+{
+	struct tcp_config cfg;
+
+	tcp_config_default(&cfg);
+	cfg.msl_ns = 1 * TL_S;
+	cfg.sack = false;
+	return tl_setup_cfg(state, &cfg);
+}
+
+static void test_bulk_loss_1pct_nosack(void **state)
+{
+	struct tl *t = *state;
+
+	t->link.loss_ppm = 10000;
+	bulk(t, "loss 1% no-sack");
+}
+
+static void test_bulk_loss_5pct_nosack(void **state)
+{
+	struct tl *t = *state;
+
+	t->link.loss_ppm = 50000;
+	bulk(t, "loss 5% no-sack");
+}
+
+static void test_bulk_loss_1pct_newreno(void **state)
+{
+	struct tl *t = *state;
+
+	t->link.loss_ppm = 10000;
+	bulk(t, "loss 1% newreno");
+}
+
 static void test_bulk_reorder(void **state)
 {
 	struct tl *t = *state;
@@ -141,6 +200,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bulk_clean, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_loss_1pct, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_loss_5pct, tl_setup, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_loss_1pct_nosack, setup_nosack, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_loss_5pct_nosack, setup_nosack, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_loss_1pct_newreno, setup_newreno, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_reorder, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_bulk_dup_corrupt, tl_setup, tl_teardown),
 	};

@@ -8,6 +8,8 @@
  */
 #include <string.h>
 
+#include <rte_ether.h>
+#include <rte_icmp.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 
@@ -22,6 +24,8 @@ struct seen {
 	uint8_t flags;
 	uint32_t seq, ack;
 	uint16_t sport, dport;
+	unsigned nsack; /* RFC 2018 blocks on it */
+	uint32_t sack[4][2];
 };
 
 static bool tap_last(struct tl *t, unsigned from, struct rte_mbuf *m, void *arg)
@@ -39,6 +43,26 @@ static bool tap_last(struct tl *t, unsigned from, struct rte_mbuf *m, void *arg)
 	s[0].ack = rte_be_to_cpu_32(th->recv_ack);
 	s[0].sport = rte_be_to_cpu_16(th->src_port);
 	s[0].dport = rte_be_to_cpu_16(th->dst_port);
+	s[0].nsack = 0;
+	{
+		const uint8_t *o = (const uint8_t *)(th + 1);
+		unsigned olen = (unsigned)(th->data_off >> 4) * 4 - 20;
+
+		for (unsigned i = 0; i < olen;) {
+			if (o[i] <= 1) {
+				i++;
+				continue;
+			}
+			if (o[i] == 5)
+				for (unsigned k = 0; k < (o[i + 1] - 2u) / 8 && k < 4; k++) {
+					memcpy(s[0].sack[k], o + i + 2 + 8 * k, 8);
+					s[0].sack[k][0] = rte_be_to_cpu_32(s[0].sack[k][0]);
+					s[0].sack[k][1] = rte_be_to_cpu_32(s[0].sack[k][1]);
+					s[0].nsack = k + 1;
+				}
+			i += o[i + 1];
+		}
+	}
 	return true;
 }
 
@@ -220,6 +244,156 @@ static void test_paws(void **state)
 	close_pair(t, &p);
 }
 
+/*
+ * RFC 2018 §4: out-of-order data is acknowledged at once with SACK
+ * blocks, the block holding the latest segment first; once the hole
+ * fills, the ACK covers everything and carries no blocks.
+ */
+static void test_sack_blocks_sent(void **state)
+{
+	struct tl *t = *state;
+	struct pair p;
+	struct tcp_conn *c;
+	struct seen sn;
+	uint8_t b[3000];
+	uint32_t base;
+
+	open_pair(t, &p);
+	c = p.a[1].c;
+	assert_true(c->sack_ok && p.a[0].c->sack_ok);
+	memset(&sn, 0, sizeof(sn));
+	t->tap = tap_last;
+	t->tap_arg = &sn;
+	base = c->rcv_nxt;
+	for (unsigned i = 0; i < sizeof(b); i++)
+		b[i] = tl_pattern(p.a[1].received + i, p.a[1].rx_seed);
+	to_server(t, &p, RTE_TCP_ACK_FLAG, base + 1000, c->snd_nxt, NULL, b + 1000, 100);
+	assert_int_equal(sn.ack, base);
+	assert_int_equal(sn.nsack, 1);
+	assert_int_equal(sn.sack[0][0], base + 1000);
+	assert_int_equal(sn.sack[0][1], base + 1100);
+	to_server(t, &p, RTE_TCP_ACK_FLAG, base + 2000, c->snd_nxt, NULL, b + 2000, 100);
+	to_server(t, &p, RTE_TCP_ACK_FLAG, base + 1100, c->snd_nxt, NULL, b + 1100, 100);
+	/* Latest first ([1000,1200) grew), then the other range. */
+	assert_int_equal(sn.nsack, 2);
+	assert_int_equal(sn.sack[0][0], base + 1000);
+	assert_int_equal(sn.sack[0][1], base + 1200);
+	assert_int_equal(sn.sack[1][0], base + 2000);
+	assert_int_equal(sn.sack[1][1], base + 2100);
+	/* Fill [0, 1000): [0, 1200) in order, one block left. */
+	to_server(t, &p, RTE_TCP_ACK_FLAG, base, c->snd_nxt, NULL, b, 1000);
+	assert_int_equal(sn.ack, base + 1200);
+	assert_int_equal(sn.nsack, 1);
+	assert_int_equal(sn.sack[0][0], base + 2000);
+	to_server(t, &p, RTE_TCP_ACK_FLAG, base + 1200, c->snd_nxt, NULL, b + 1200, 800);
+	assert_int_equal(sn.ack, base + 2100);
+	assert_int_equal(sn.nsack, 0);
+	assert_int_equal(p.a[1].rx_bad, 0);
+	t->tap = NULL;
+	close_pair(t, &p);
+}
+
+/*
+ * An ICMP "fragmentation needed" (type 3 code 4) to side `to`, quoting
+ * the IPv4 header and first 8 TCP bytes of a segment that side sent.
+ */
+static void inject_frag_needed(struct tl *t, unsigned to, uint32_t qsrc, uint32_t qdst,
+                               uint16_t qsport, uint16_t qdport, uint32_t qseq, uint16_t mtu)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(tl_pool());
+	uint32_t len = 14 + 20 + 8 + 20 + 8;
+	struct rte_ether_hdr *eh;
+	struct rte_ipv4_hdr *ip, *qip;
+	struct rte_icmp_hdr *ic;
+	uint8_t *qt;
+	uint16_t sum;
+
+	assert_non_null(m);
+	eh = (struct rte_ether_hdr *)rte_pktmbuf_append(m, (uint16_t)len);
+	memset(eh, 0, len);
+	eh->dst_addr = t->s[to].nc.ports[0].mac;
+	eh->src_addr = t->s[!to].nc.ports[0].mac;
+	eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ip = (struct rte_ipv4_hdr *)(eh + 1);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(len - 14));
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_ICMP;
+	ip->src_addr = qdst; /* a router on the way, here the peer's address will do */
+	ip->dst_addr = qsrc;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	ic = (struct rte_icmp_hdr *)(ip + 1);
+	ic->icmp_type = 3;
+	ic->icmp_code = 4;
+	ic->icmp_seq_nb = rte_cpu_to_be_16(mtu);
+	qip = (struct rte_ipv4_hdr *)(ic + 1);
+	qip->version_ihl = RTE_IPV4_VHL_DEF;
+	qip->total_length = rte_cpu_to_be_16(1500);
+	qip->time_to_live = 64;
+	qip->next_proto_id = IPPROTO_TCP;
+	qip->src_addr = qsrc;
+	qip->dst_addr = qdst;
+	qt = (uint8_t *)(qip + 1);
+	qsport = rte_cpu_to_be_16(qsport);
+	qdport = rte_cpu_to_be_16(qdport);
+	qseq = rte_cpu_to_be_32(qseq);
+	memcpy(qt, &qsport, 2);
+	memcpy(qt + 2, &qdport, 2);
+	memcpy(qt + 4, &qseq, 4);
+	sum = rte_raw_cksum(ic, 8 + 20 + 8);
+	ic->icmp_cksum = (uint16_t)~sum;
+	net_input(t->s[to].w, m, 0, false);
+}
+
+/*
+ * RFC 1191 with RFC 5927 §4.1 validation: a frag-needed quoting data in
+ * flight lowers the MSS and the data goes again in smaller segments; a
+ * quote outside SND.UNA..SND.NXT, for no connection, or raising the MTU
+ * changes nothing.
+ */
+static void test_pmtu_frag_needed(void **state)
+{
+	struct tl *t = *state;
+	struct pair p;
+	struct tcp_conn *c;
+	uint32_t una;
+
+	open_pair(t, &p);
+	c = p.a[1].c;
+	assert_int_equal(c->mss, 1448);
+	/* The server sends; nothing arrives yet (the "router" drops it). */
+	t->link.blackhole[1] = true;
+	p.a[1].to_send = 100000;
+	p.a[1].tx_seed = p.a[0].rx_seed = 3;
+	tl_app_pump(&p.a[1]);
+	tl_run_for(t, 1 * TL_MS);
+	una = c->snd_una;
+	assert_true(c->snd_max - una > 10000);
+	/* Bogus: before SND.UNA, at SND.NXT, wrong port, unknown peer. */
+	inject_frag_needed(t, 1, TL_IP1, TL_IP0, SRV_PORT, p.cport, una - 1, 1200);
+	inject_frag_needed(t, 1, TL_IP1, TL_IP0, SRV_PORT, p.cport, c->snd_max, 1200);
+	inject_frag_needed(t, 1, TL_IP1, TL_IP0, SRV_PORT, p.cport + 1, una, 1200);
+	inject_frag_needed(t, 1, TL_IP1, IP4(198, 18, 0, 9), SRV_PORT, p.cport, una, 1200);
+	assert_int_equal(CTR_VAL(t, 1, tcp_pmtu_ignored), 4);
+	assert_int_equal(c->mss, 1448);
+	/* Genuine: MSS = 1200 - 40 - 12 (timestamps). */
+	inject_frag_needed(t, 1, TL_IP1, TL_IP0, SRV_PORT, p.cport, una + 1448, 1200);
+	assert_int_equal(CTR_VAL(t, 1, tcp_pmtu_update), 1);
+	assert_int_equal(c->mss, 1148);
+	/* Never raised by a message, never below the 576 floor. */
+	inject_frag_needed(t, 1, TL_IP1, TL_IP0, SRV_PORT, p.cport, una, 1400);
+	assert_int_equal(c->mss, 1148);
+	inject_frag_needed(t, 1, TL_IP1, TL_IP0, SRV_PORT, p.cport, una, 68);
+	assert_int_equal(c->mss, 576 - 52);
+	/* The path works again: everything arrives, in segments that fit. */
+	t->link.blackhole[1] = false;
+	tl_run_for(t, 5 * TL_S);
+	assert_int_equal(p.a[0].received, 100000);
+	assert_int_equal(p.a[0].rx_bad, 0);
+	assert_int_equal(CTR_VAL(t, 1, ipv4_out_drop_mtu), 0);
+	close_pair(t, &p);
+}
+
 /* RFC 9293 §3.10.7.1: no connection - ACK gets <SEQ=SEG.ACK>, else <ACK=SEG.SEQ+LEN>. */
 static void test_rst_for_no_connection_fields(void **state)
 {
@@ -261,6 +435,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_challenge_ack_rate_limit, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_ack_of_unsent_data, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_paws, tl_setup, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_sack_blocks_sent, tl_setup, tl_teardown),
+	    cmocka_unit_test_setup_teardown(test_pmtu_frag_needed, tl_setup, tl_teardown),
 	    cmocka_unit_test_setup_teardown(test_rst_for_no_connection_fields, tl_setup,
 	                                    tl_teardown),
 	};

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""tests/lab/tcppeer.py - the Linux side of the TCP interop tests: a client
+of the dataplane's diagnostic services and a server for its diag client.
+Every mode is bounded in bytes, connections and time, and prints one JSON
+line with what it measured.
+
+  tcppeer.py echo HOST PORT BYTES          send BYTES, read them back, compare sha256
+  tcppeer.py discard HOST PORT BYTES       send BYTES, then close
+  tcppeer.py source HOST PORT BYTES        request BYTES of the pattern, compare sha256
+  tcppeer.py seq HOST PORT COUNT           COUNT sequential echo connections, 32 bytes each
+  tcppeer.py conc HOST PORT COUNT          COUNT concurrent echo connections
+  tcppeer.py serve HOST PORT SECONDS       echo/discard/source server (same protocols) for
+                                           the dataplane's diag client; exits after SECONDS
+"""
+import hashlib
+import json
+import os
+import resource
+import selectors
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pattern import pattern_bytes  # noqa: E402  (the dataplane's diag pattern)
+
+CHUNK = 1 << 16
+TIMEOUT = 120
+
+
+def connect(host, port):
+    s = socket.create_connection((host, port), timeout=TIMEOUT)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def pattern_stream(total):
+    off = 0
+    while off < total:
+        n = min(CHUNK * 4, total - off)
+        yield pattern_bytes(off, n)
+        off += n
+
+
+def echo(host, port, total):
+    s = connect(host, port)
+    sent_hash, recv_hash = hashlib.sha256(), hashlib.sha256()
+    received = [0]
+    err = []
+
+    def reader():
+        try:
+            while True:
+                b = s.recv(1 << 18)
+                if not b:
+                    break
+                recv_hash.update(b)
+                received[0] += len(b)
+        except OSError as e:
+            err.append(str(e))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    t0 = time.time()
+    for block in pattern_stream(total):
+        sent_hash.update(block)
+        s.sendall(block)
+    s.shutdown(socket.SHUT_WR)
+    t.join(TIMEOUT)
+    dt = time.time() - t0
+    s.close()
+    return {"sent": total, "received": received[0], "match": sent_hash.hexdigest() == recv_hash.hexdigest(),
+            "sha256": recv_hash.hexdigest(), "seconds": round(dt, 3), "error": err[0] if err else None}
+
+
+def discard(host, port, total):
+    s = connect(host, port)
+    t0 = time.time()
+    h = hashlib.sha256()
+    for block in pattern_stream(total):
+        h.update(block)
+        s.sendall(block)
+    s.shutdown(socket.SHUT_WR)
+    rest = s.recv(1)  # the server closes after our FIN
+    s.close()
+    return {"sent": total, "sha256": h.hexdigest(), "closed_cleanly": rest == b"",
+            "seconds": round(time.time() - t0, 3)}
+
+
+def source(host, port, total):
+    s = connect(host, port)
+    t0 = time.time()
+    s.sendall(b"%d\n" % total)
+    want, got = hashlib.sha256(), hashlib.sha256()
+    for block in pattern_stream(total):
+        want.update(block)
+    n = 0
+    while True:
+        b = s.recv(1 << 18)
+        if not b:
+            break
+        got.update(b)
+        n += len(b)
+    s.close()
+    return {"requested": total, "received": n, "match": n == total and want.hexdigest() == got.hexdigest(),
+            "seconds": round(time.time() - t0, 3)}
+
+
+def seq(host, port, count):
+    ok = 0
+    t0 = time.time()
+    errors = {}
+    for i in range(count):
+        msg = b"%031d\n" % i
+        try:
+            s = connect(host, port)
+            s.sendall(msg)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                b = s.recv(64)
+                if not b:
+                    break
+                got += b
+            s.close()
+            ok += got == msg
+        except OSError as e:
+            errors[str(e)] = errors.get(str(e), 0) + 1
+        if time.time() - t0 > 600:
+            break
+    dt = time.time() - t0
+    return {"count": count, "ok": ok, "seconds": round(dt, 3), "per_second": round(ok / dt, 1), "errors": errors}
+
+
+def conc(host, port, count):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 64)), hard))
+    sel = selectors.DefaultSelector()
+    socks = {}
+    t0 = time.time()
+    errors = {}
+    for i in range(count):
+        try:
+            s = connect(host, port)
+        except OSError as e:
+            errors[str(e)] = errors.get(str(e), 0) + 1
+            continue
+        socks[s] = [b"%031d\n" % i, b""]
+    # All connections are open at once; now each echoes its message.
+    for s, st in socks.items():
+        s.sendall(st[0])
+        s.shutdown(socket.SHUT_WR)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    ok = 0
+    left = len(socks)
+    while left and time.time() - t0 < TIMEOUT:
+        for key, _ in sel.select(timeout=1):
+            s = key.fileobj
+            try:
+                b = s.recv(64)
+            except OSError as e:
+                errors[str(e)] = errors.get(str(e), 0) + 1
+                b = b""
+            if b:
+                socks[s][1] += b
+                continue
+            sel.unregister(s)
+            ok += socks[s][1] == socks[s][0]
+            s.close()
+            left -= 1
+    return {"count": count, "opened": len(socks), "ok": ok, "seconds": round(time.time() - t0, 3),
+            "errors": errors}
+
+
+def serve(host, port, seconds):
+    """Echo on PORT, discard on PORT+1, source on PORT+2, until SECONDS pass."""
+    stats = {"echo_bytes": 0, "discard_bytes": 0, "source_bytes": 0, "conns": 0}
+    lock = threading.Lock()
+
+    def handle(kind, c):
+        with lock:
+            stats["conns"] += 1
+        try:
+            if kind == "source":
+                req = b""
+                while not req.endswith(b"\n") and len(req) < 32:
+                    b = c.recv(1)
+                    if not b:
+                        return
+                    req += b
+                for block in pattern_stream(int(req)):
+                    c.sendall(block)
+                with lock:
+                    stats["source_bytes"] += int(req)
+                return
+            while True:
+                b = c.recv(1 << 18)
+                if not b:
+                    break
+                if kind == "echo":
+                    c.sendall(b)
+                with lock:
+                    stats[kind + "_bytes"] += len(b)
+        finally:
+            c.close()
+
+    def listener(kind, p):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((host, p))
+        ls.listen(128)
+        ls.settimeout(0.5)
+        while time.time() < deadline:
+            try:
+                c, _ = ls.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=handle, args=(kind, c), daemon=True).start()
+        ls.close()
+
+    deadline = time.time() + seconds
+    ts = [threading.Thread(target=listener, args=(k, port + i)) for i, k in enumerate(["echo", "discard", "source"])]
+    for t in ts:
+        t.start()
+    print(json.dumps({"listening": [port, port + 1, port + 2]}), flush=True)
+    for t in ts:
+        t.join()
+    return stats
+
+
+def main():
+    mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    fn = {"echo": echo, "discard": discard, "source": source, "seq": seq, "conc": conc, "serve": serve}[mode]
+    print(json.dumps(fn(host, port, n)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

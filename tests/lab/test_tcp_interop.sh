@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# tests/lab/test_tcp_interop.sh - the userspace TCP against Linux in the lab
+# (issue 3): Linux clients in pg-cli against the dataplane's echo, discard
+# and source services (100 MB each way, sha256 compared), 10,000 sequential
+# and 1,000 concurrent connections, the dataplane's diag client against a
+# Linux server in pg-srv, and a bounded SYN flood during which a legitimate
+# transfer still completes. Prints TAP.
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+MB=$((100 * 1024 * 1024))
+CONF=$(mktemp -d /tmp/pg-tcp-conf.XXXXXX)
+SRV_PID=
+trap '[ -n "$SRV_PID" ] && kill $SRV_PID 2>/dev/null; "$LAB" stop >/dev/null 2>&1; rm -rf "$CONF"' EXIT
+cp "$TOP/tools/lab-config/postern.conf" "$CONF/"
+peer() { "$LAB" exec "$1" python3 "$TOP/tests/lab/tcppeer.py" "${@:2}"; }
+# json_check FILE EXPR: python expression over the JSON object d
+json_check() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+# expect DESC FILE EXPR: ok if the peer's JSON result satisfies EXPR
+expect() {
+	if json_check "$2" "$3"; then ok "$1: $(cat "$2")"; else not_ok "$1: $(cat "$2" 2>/dev/null)"; fi
+}
+delta() { echo $(($(counter "$2" "$3") - $(counter "$1" "$3"))); }
+
+"$LAB" down >/dev/null 2>&1
+check "lab start with the diagnostic services on" "$LAB" start "$CONF"
+
+# Linux client -> dataplane server.
+counters_json >"$CONF/c0.json"
+peer cli source 198.18.0.1 19 $MB >"$CONF/source.json" 2>&1
+expect "source: 100 MB of the pattern from the dataplane, sha256 equal" "$CONF/source.json" \
+	"d['match'] and d['received'] == $MB"
+peer cli echo 198.18.0.1 7 $MB >"$CONF/echo.json" 2>&1
+expect "echo: 100 MB to the dataplane and back, sha256 equal" "$CONF/echo.json" \
+	"d['match'] and d['received'] == $MB"
+peer cli discard 198.18.0.1 9 $MB >"$CONF/discard.json" 2>&1
+sleep 0.3
+counters_json >"$CONF/c1.json"
+d=$(delta "$CONF/c0.json" "$CONF/c1.json" diag_discard_bytes)
+if json_check "$CONF/discard.json" "d['closed_cleanly']" && [ "$d" -eq "$MB" ]; then
+	ok "discard: 100 MB sent, the dataplane counted exactly $d bytes, clean close"
+else
+	not_ok "discard: counted $d of $MB bytes; $(cat "$CONF/discard.json")"
+fi
+
+peer cli seq 198.18.0.1 7 10000 >"$CONF/seq.json" 2>&1
+expect "10,000 sequential connections, each echoed" "$CONF/seq.json" "d['ok'] == 10000"
+peer cli conc 198.18.0.1 7 1000 >"$CONF/conc.json" 2>&1
+expect "1,000 concurrent connections, each echoed" "$CONF/conc.json" "d['ok'] == 1000"
+
+# Dataplane client -> Linux server in pg-srv (echo 5001, discard 5002, source 5003).
+peer srv serve 198.19.0.2 5001 300 >"$CONF/serve.json" 2>&1 &
+SRV_PID=$!
+sleep 0.5
+run_client() { # MODE PORT BYTES
+	local before runs
+	counters_json >"$CONF/cl0.json"
+	sed -i '/^diag_client/d' "$CONF/postern.conf"
+	echo "diag_client = 198.19.0.2:$2 $1 $3 1" >>"$CONF/postern.conf"
+	"$LAB" ctl reload >/dev/null || return 1
+	for _ in $(seq 600); do
+		counters_json >"$CONF/cl1.json"
+		runs=$(delta "$CONF/cl0.json" "$CONF/cl1.json" diag_client_runs)
+		[ "$runs" -ge 1 ] && break
+		sleep 0.2
+	done
+	[ "$(delta "$CONF/cl0.json" "$CONF/cl1.json" diag_client_ok)" -eq 1 ] &&
+		[ "$(delta "$CONF/cl0.json" "$CONF/cl1.json" diag_client_fail)" -eq 0 ]
+}
+for m in "echo 5001" "discard 5002" "source 5003"; do
+	set -- $m
+	if run_client "$1" "$2" $MB; then
+		ok "dataplane as client: $1 of 100 MB with a Linux server, verified ($(grep -h "diag client" /run/postern-lab/postern-dp.log | tail -n 1 | cut -c1-160))"
+	else
+		not_ok "dataplane as client: $1 with a Linux server ($(grep -h "diag client" /run/postern-lab/postern-dp.log | tail -n 1))"
+	fi
+done
+kill $SRV_PID 2>/dev/null; wait $SRV_PID 2>/dev/null; SRV_PID=
+
+# SYN flood from pg-cli (bounded: 100,000 SYNs at 20,000/s) while a
+# legitimate client moves 20 MB through echo.
+MAC0=$(dp_mac dp0)
+counters_json >"$CONF/f0.json"
+peer cli echo 198.18.0.1 7 $((20 * 1024 * 1024)) >"$CONF/legit.json" 2>&1 &
+LEGIT=$!
+"$LAB" exec cli python3 "$TOP/tests/lab/synflood.py" cli0 "$MAC0" 198.18.0.1 7 100000 20000 >"$CONF/flood.json"
+wait $LEGIT
+counters_json >"$CONF/f1.json"
+expect "legitimate 20 MB echo completed during a SYN flood" "$CONF/legit.json" "d['match']"
+diag "flood: $(cat "$CONF/flood.json"); syn_rx $(delta "$CONF/f0.json" "$CONF/f1.json" tcp_syn_rx), cookies sent $(delta "$CONF/f0.json" "$CONF/f1.json" tcp_syncookie_tx), backlog drops $(delta "$CONF/f0.json" "$CONF/f1.json" tcp_drop_backlog)"
+check "dataplane alive after the flood" kill -0 "$(cat /run/postern-lab/postern-dp.pid)"
+peer cli seq 198.18.0.1 7 100 >"$CONF/after.json" 2>&1
+expect "new connections succeed after the flood" "$CONF/after.json" "d['ok'] == 100"
+
+check "lab stop" "$LAB" stop
+tap_done

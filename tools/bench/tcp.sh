@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tools/bench/tcp.sh - Postern's TCP against Linux's, side by side in one
+# run, over the same path (pg-cli --veth-- pg-dp):
+#   A. Linux client in pg-cli -> postern-dp in pg-dp (af_packet, userspace TCP,
+#      diag services discard/echo);
+#   B. Linux client in pg-cli -> the Linux kernel in pg-dp (dp0 given the same
+#      address, a Python server with the same protocols).
+# Measures bulk throughput (discard, MB/s), echo round trips and sequential
+# connections per second, and postern-dp's memory per idle connection.
+# Writes tools/bench/results/tcp.{md,json}. Not a test: numbers, not verdicts.
+set -euo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LAB=$TOP/tools/lab
+OUT=${BENCH_OUT:-$TOP/tools/bench/results}
+BYTES=${BENCH_BYTES:-$((200 * 1024 * 1024))}
+CONNS=${BENCH_CONNS:-3000}
+IDLE=${BENCH_IDLE:-1000}
+mkdir -p "$OUT"
+peer() { "$LAB" exec cli python3 "$TOP/tests/lab/tcppeer.py" "$@"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+measure() { # HOST DISCARD_PORT ECHO_PORT -> "mbps conns_per_s"
+	local d s
+	d=$(peer discard "$1" "$2" "$BYTES")
+	s=$(peer seq "$1" "$3" "$CONNS")
+	python3 -c "import json,sys; d=json.loads(sys.argv[1]); s=json.loads(sys.argv[2]); print(round(int(sys.argv[3])/d['seconds']/1e6,1), s['per_second'])" "$d" "$s" "$BYTES"
+}
+
+"$LAB" down >/dev/null 2>&1 || true
+conf=$(mktemp -d); cp "$TOP/tools/lab-config/postern.conf" "$conf/"
+"$LAB" start "$conf" >/dev/null
+read -r pg_mbps pg_cps < <(measure 198.18.0.1 9 7)
+
+# Memory per idle connection: RSS before and after IDLE idle connections.
+dp=$(cat /run/postern-lab/postern-dp.pid)
+rss0=$(awk '/VmRSS/{print $2}' /proc/$dp/status)
+"$LAB" exec cli python3 - "$IDLE" <<'PY' &
+import socket, sys, time, resource
+n = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
+socks = [socket.create_connection(("198.18.0.1", 9)) for _ in range(n)]
+time.sleep(4)
+PY
+idle_pid=$!
+sleep 3
+rss1=$(awk '/VmRSS/{print $2}' /proc/$dp/status)
+wait $idle_pid || true
+per_conn=$(( (rss1 - rss0) * 1024 / IDLE ))
+"$LAB" stop >/dev/null
+
+# Linux kernel as the server, same namespace, same veth, same address.
+ip -n pg-dp addr add 198.18.0.1/24 dev dp0
+ip netns exec pg-dp ethtool -K dp0 rx on >/dev/null 2>&1 || true
+ip netns exec pg-dp python3 "$TOP/tests/lab/tcppeer.py" serve 198.18.0.1 5007 600 >/dev/null &
+srv=$!
+sleep 1
+read -r lx_mbps lx_cps < <(measure 198.18.0.1 5008 5007)
+kill $srv; wait $srv 2>/dev/null || true
+ip -n pg-dp addr del 198.18.0.1/24 dev dp0
+"$LAB" down >/dev/null
+
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(round(a/b,2) if b else 'n/a')" "$1" "$2"; }
+machine="$(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
+cat >"$OUT/tcp.md" <<MD
+# TCP: Postern vs Linux ($(date -u +%F))
+
+Machine: $machine. DPDK $(pkg-config --modversion libdpdk), postern $(git -C "$TOP" rev-parse --short HEAD).
+Path: Linux client in pg-cli → veth → pg-dp (Postern on net_af_packet, 2 workers; or the Linux kernel).
+Command: \`tools/bench/tcp.sh\` (BENCH_BYTES=$BYTES, BENCH_CONNS=$CONNS, BENCH_IDLE=$IDLE).
+The client is Python (tests/lab/tcppeer.py) in both columns, so both share its cost.
+
+| measure | Postern | Linux | Postern / Linux |
+|---|---|---|---|
+| bulk to discard, MB/s | $pg_mbps | $lx_mbps | $(ratio "$pg_mbps" "$lx_mbps") |
+| sequential connections/s (connect, echo 32 B, close) | $pg_cps | $lx_cps | $(ratio "$pg_cps" "$lx_cps") |
+| postern-dp memory per idle connection, bytes (RSS delta / $IDLE) | $per_conn | — | — |
+MD
+python3 - "$OUT/tcp.json" <<PY
+import json, sys
+json.dump({"machine": "$machine", "bytes": $BYTES, "conns": $CONNS,
+           "postern": {"mbps": $pg_mbps, "conns_per_s": $pg_cps, "bytes_per_idle_conn": $per_conn},
+           "linux": {"mbps": $lx_mbps, "conns_per_s": $lx_cps}}, open(sys.argv[1], "w"), indent=1)
+PY
+cat "$OUT/tcp.md"
