@@ -28,6 +28,7 @@
 #include <rte_ring.h>
 
 #include "adopt.h"
+#include "diag/diag.h"
 #include "events.h"
 #include "loop.h"
 #include "port.h"
@@ -531,6 +532,8 @@ int main(int argc, char **argv)
 		shm_release(&shm, w->reader);
 		atomic_store(&r->readers[w->reader].active, 0);
 		/* TCP first (its connections' timers are on the wheel); nothing is sent. */
+		/* Applications first: they hold TCP handles and timers. */
+		diag_destroy(w);
 		tcp_stack_destroy(w, w->tcp);
 		w->tcp = NULL;
 		worker_free(w, w->timers);

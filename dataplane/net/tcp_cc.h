@@ -2,7 +2,8 @@
  * tcp_cc.h - the congestion-control interface of the TCP stack: a small
  * operation table (NewReno in tcp_cc.c, CUBIC in tcp_cubic.c) acting on a
  * small per-connection state. The TCP core owns loss detection and the
- * recovery episode (RFC 6582 inflation/deflation); an algorithm only says
+ * recovery episode (RFC 6675 pipe with SACK, RFC 6582 inflation and
+ * deflation without); an algorithm only says
  * how cwnd grows on ACKs and what ssthresh/cwnd become on a loss.
  */
 #ifndef PG_TCP_CC_H

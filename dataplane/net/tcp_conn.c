@@ -1,8 +1,9 @@
 /*
  * tcp_conn.c - connections as objects: the per-worker stack, the table
  * keyed by 4-tuple, listeners, the local port allocator, the state setter,
- * the lifetime rules of tcp.h (hold/release, user handle, deferred free)
- * and the open/close half of the event API.
+ * the lifetime rules of tcp.h (hold/release, user handle, deferred free),
+ * the resource caps and their watermark (backpressure), keyed ISNs and
+ * timestamp offsets (RFC 6528), and the open/close half of the event API.
  */
 #include <assert.h>
 #include <string.h>

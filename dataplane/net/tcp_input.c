@@ -2,9 +2,13 @@
  * tcp_input.c - segment arrival (RFC 9293 §3.10.7): validation, the
  * connection or listener lookup, then the per-state processing in the
  * RFC's order - PAWS (RFC 7323 §5), sequence acceptability with RFC 5961
- * RST/SYN/ACK hardening, ACK processing with NewReno loss recovery
- * (RFC 5681, RFC 6582), in-order and out-of-order data, FIN. Exits go
- * through the shared labels drop, dropafterack and dropwithreset.
+ * RST/SYN/ACK hardening, ACK processing with RTT from timestamps (RFC
+ * 7323 §4) or Karn, SACK scoreboard and RFC 6675 loss recovery (NewReno,
+ * RFC 5681/6582, without SACK), limited transmit (RFC 3042), in-order and
+ * out-of-order data, FIN. Listeners answer with SYN cookies (RFC 4987)
+ * when their backlog is full or the worker is near a resource cap; ICMP
+ * fragmentation-needed lowers the MSS (RFC 1191). Exits go through the
+ * shared labels drop, dropafterack and dropwithreset.
  */
 #include <string.h>
 

@@ -1,9 +1,11 @@
 /*
  * tcp_output.c - building and sending segments: what the send and
  * congestion windows allow (sender silly-window avoidance, no Nagle),
- * SYN options (MSS, window scale, timestamps), timestamps on every
- * segment once negotiated, the advertised window with receiver SWS
- * avoidance, pure ACKs and RSTs. The TCP checksum is computed in software.
+ * SYN options (MSS, window scale, timestamps, SACK-permitted), timestamps
+ * on every segment once negotiated, SACK blocks on ACKs (RFC 2018), the
+ * RFC 6675 pipe loop during SACK recovery, the advertised window with
+ * receiver SWS avoidance, pure ACKs, RSTs and SYN-cookie SYN-ACKs. The
+ * TCP checksum is computed in software.
  */
 #include <string.h>
 

@@ -47,7 +47,7 @@ static uint32_t sb_insert(struct tcp_scoreboard *sb, uint32_t start, uint32_t en
 }
 
 uint32_t tcp_sb_update(struct tcp_scoreboard *sb, uint32_t una, uint32_t snd_max,
-		       const struct tcp_range *blocks, unsigned nblocks, unsigned *ignored)
+                       const struct tcp_range *blocks, unsigned nblocks, unsigned *ignored)
 {
 	uint32_t added = 0;
 
@@ -106,7 +106,7 @@ bool tcp_sb_is_lost(const struct tcp_scoreboard *sb, uint32_t seq, uint32_t mss)
 }
 
 uint32_t tcp_sb_pipe(const struct tcp_scoreboard *sb, uint32_t una, uint32_t snd_max,
-		     uint32_t high_rxt, uint32_t mss)
+                     uint32_t high_rxt, uint32_t mss)
 {
 	uint32_t pipe = 0, cur = una;
 
@@ -129,7 +129,7 @@ uint32_t tcp_sb_pipe(const struct tcp_scoreboard *sb, uint32_t una, uint32_t snd
 }
 
 bool tcp_sb_next_seg(const struct tcp_scoreboard *sb, uint32_t una, uint32_t high_rxt, uint32_t mss,
-		     bool lost_only, uint32_t *seq, uint32_t *len)
+                     bool lost_only, uint32_t *seq, uint32_t *len)
 {
 	uint32_t from = SEQ_GT(high_rxt, una) ? high_rxt : una, cur = una;
 
@@ -170,7 +170,7 @@ static int range_of(const struct tcp_range *ooo, unsigned nooo, uint32_t seq)
 }
 
 unsigned tcp_sack_blocks(const struct tcp_range *ooo, unsigned nooo, const uint32_t *recent,
-			 unsigned nrecent, unsigned max, struct tcp_range *out)
+                         unsigned nrecent, unsigned max, struct tcp_range *out)
 {
 	uint32_t used = 0; /* bit i: ooo[i] reported (nooo <= 32) */
 	unsigned n = 0;

@@ -20,7 +20,7 @@
 /* What the sender knows was received beyond SND.UNA. */
 struct tcp_scoreboard {
 	uint8_t n;
-	uint32_t bytes; /* sum of the ranges */
+	uint32_t bytes;                      /* sum of the ranges */
 	struct tcp_range r[TCP_SACK_RANGES]; /* sorted, disjoint, non-adjacent, all above SND.UNA */
 };
 
@@ -35,7 +35,7 @@ void tcp_sb_clear(struct tcp_scoreboard *sb);
  * counted in *ignored; a block straddling una is cut at una. Returns the bytes newly marked SACKed.
  */
 uint32_t tcp_sb_update(struct tcp_scoreboard *sb, uint32_t una, uint32_t snd_max,
-		       const struct tcp_range *blocks, unsigned nblocks, unsigned *ignored);
+                       const struct tcp_range *blocks, unsigned nblocks, unsigned *ignored);
 
 /* SND.UNA moved: forget what lies below it. */
 void tcp_sb_advance(struct tcp_scoreboard *sb, uint32_t una);
@@ -52,7 +52,7 @@ bool tcp_sb_is_lost(const struct tcp_scoreboard *sb, uint32_t seq, uint32_t mss)
  * high_rxt (HighRxt) since recovery began.
  */
 uint32_t tcp_sb_pipe(const struct tcp_scoreboard *sb, uint32_t una, uint32_t snd_max,
-		     uint32_t high_rxt, uint32_t mss);
+                     uint32_t high_rxt, uint32_t mss);
 
 /*
  * RFC 6675 §4 NextSeg, rules 1 and 3: the first un-SACKed byte at or
@@ -61,7 +61,7 @@ uint32_t tcp_sb_pipe(const struct tcp_scoreboard *sb, uint32_t una, uint32_t snd
  * such hole (rule 3). *len is at most mss and stays inside the hole.
  */
 bool tcp_sb_next_seg(const struct tcp_scoreboard *sb, uint32_t una, uint32_t high_rxt, uint32_t mss,
-		     bool lost_only, uint32_t *seq, uint32_t *len);
+                     bool lost_only, uint32_t *seq, uint32_t *len);
 
 /*
  * Receiver (RFC 2018 §4): remember that out-of-order data at `seq` just
@@ -76,6 +76,6 @@ void tcp_sack_note(uint32_t *recent, uint8_t *n, uint32_t seq);
  * out-of-order ranges. Returns the number written to out.
  */
 unsigned tcp_sack_blocks(const struct tcp_range *ooo, unsigned nooo, const uint32_t *recent,
-			 unsigned nrecent, unsigned max, struct tcp_range *out);
+                         unsigned nrecent, unsigned max, struct tcp_range *out);
 
 #endif

@@ -50,9 +50,9 @@ static void clients_connect(struct tl *t, struct clients *cl, unsigned n)
 	cl->n = n;
 	for (unsigned i = 0; i < n; i++) {
 		cl->a[i].t = t;
-		assert_int_equal(tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &cl->a[i],
-		                             &cl->a[i].c),
-		                 PG_OK);
+		assert_int_equal(
+		    tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &cl->a[i], &cl->a[i].c),
+		    PG_OK);
 	}
 	tl_run_for(t, 2 * TL_S);
 }
@@ -128,9 +128,8 @@ static void test_conn_cap(void **state)
 		struct tl_app late;
 
 		memset(&late, 0, sizeof(late));
-		assert_int_equal(tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &late,
-		                             &late.c),
-		                 PG_OK);
+		assert_int_equal(
+		    tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &late, &late.c), PG_OK);
 		tl_run_for(t, 100 * TL_MS);
 		assert_true(late.errored && !late.connected);
 		assert_int_equal(late.err, TCP_ERR_REFUSED);

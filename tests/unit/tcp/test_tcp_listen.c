@@ -31,8 +31,7 @@ static bool transfer_done(struct tl *t, void *arg)
 	struct tl_app *a = arg;
 
 	(void)t;
-	return (a[0].eof && a[1].eof) || a[0].errored || a[1].errored || a[0].rx_bad ||
-	       a[1].rx_bad;
+	return (a[0].eof && a[1].eof) || a[0].errored || a[1].errored || a[0].rx_bad || a[1].rx_bad;
 }
 
 static bool no_conns(struct tl *t, void *arg)
@@ -62,8 +61,8 @@ static void xfer_open(struct tl *t, struct xfer *x, uint64_t n)
 	if (tcp_listener_find(t->s[1].w->tcp, 0, rte_cpu_to_be_16(SRV_PORT)) == NULL)
 		assert_int_equal(tcp_listen(t->s[1].w, 0, SRV_PORT, &tl_app_ops, &x->lst), PG_OK);
 	x->t_connect = t->now;
-	assert_int_equal(tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &x->a[0], &x->a[0].c),
-	                 PG_OK);
+	assert_int_equal(
+	    tcp_connect(t->s[0].w, TL_IP1, SRV_PORT, &tl_app_ops, &x->a[0], &x->a[0].c), PG_OK);
 }
 
 static void xfer_finish(struct tl *t, struct xfer *x, uint64_t n)
@@ -126,7 +125,8 @@ static void test_isn_keyed(void **state)
 			                 tcp_isn(k0, TL_IP0, TL_IP1, rte_cpu_to_be_16(lp),
 			                         rte_cpu_to_be_16(rp), x.t_connect));
 		assert_true(tl_run(t, both_connected, x.a, 10 * TL_S));
-		/* Passive side: the SYN arrived one link delay (1 ms + serialization) after it left. */
+		/* Passive side: the SYN arrived one link delay (1 ms + serialization) after it
+		 * left. */
 		t_syn[r] += 1 * TL_MS;
 		srv_iss[r] = x.a[1].c->iss;
 		{
@@ -200,11 +200,11 @@ static void test_cookie_with_timestamps(void **state)
 	assert_true(s->ts_ok && c->ts_ok);
 	assert_true(s->ws_ok && c->ws_ok);
 	assert_int_equal(c->rcv_wscale, 5);
-	assert_int_equal(s->snd_wscale, 5);                  /* from the TSecr */
-	assert_int_equal(s->rcv_wscale, c->snd_wscale);      /* recomputed from config */
+	assert_int_equal(s->snd_wscale, 5);             /* from the TSecr */
+	assert_int_equal(s->rcv_wscale, c->snd_wscale); /* recomputed from config */
 	assert_int_equal(s->rcv_wscale, tcp_rcv_wscale_for(256 * 1024));
 	assert_true(s->sack_ok && c->sack_ok);
-	assert_int_equal(s->peer_mss, 1300);                 /* the cookie's MSS class */
+	assert_int_equal(s->peer_mss, 1300); /* the cookie's MSS class */
 	assert_int_equal(s->mss, 1300 - 12);
 	assert_int_equal(c->mss, 1300 - 12);
 	xfer_finish(t, &x, 1 << 20);
@@ -318,7 +318,8 @@ static void test_cookie_forged(void **state)
 	assert_int_equal(CTR_VAL(t, 1, tcp_syncookie_ok), 1);
 	assert_int_equal(tcp_conn_count(t->s[1].w), 1);
 	assert_int_equal(lst.accepts, 1); /* handed to the listener, which closes it */
-	tl_inject(t, 1, TL_IP0, TL_IP1, 1234, SRV_PORT, RTE_TCP_RST_FLAG, 7001, 0, 0, NULL, NULL, 0);
+	tl_inject(t, 1, TL_IP0, TL_IP1, 1234, SRV_PORT, RTE_TCP_RST_FLAG, 7001, 0, 0, NULL, NULL,
+	          0);
 	tl_run_for(t, 10 * TL_MS);
 	assert_true(tl_run(t, no_conns, NULL, 10 * TL_S));
 	t->tap = NULL;

@@ -23,9 +23,9 @@ struct sb_case {
 	uint32_t una, snd_max;
 	struct tcp_range in[6];
 	unsigned nin;
-	uint32_t added;                /* bytes newly SACKed */
+	uint32_t added; /* bytes newly SACKed */
 	unsigned ignored;
-	struct tcp_range want[4];      /* the board afterwards */
+	struct tcp_range want[4]; /* the board afterwards */
 	unsigned nwant;
 };
 
@@ -47,7 +47,8 @@ static void run_sb_case(const struct sb_case *k, uint32_t base)
 		fail_msg("%s (base %#x): added %u ignored %u ranges %u", k->name, base, added,
 		         ignored, sb.n);
 	for (unsigned i = 0; i < k->nwant; i++) {
-		if (sb.r[i].start != base + k->want[i].start || sb.r[i].end != base + k->want[i].end)
+		if (sb.r[i].start != base + k->want[i].start ||
+		    sb.r[i].end != base + k->want[i].end)
 			fail_msg("%s (base %#x): range %u is [%u, %u)", k->name, base, i,
 			         sb.r[i].start - base, sb.r[i].end - base);
 		sum += k->want[i].end - k->want[i].start;
@@ -59,24 +60,72 @@ static void test_scoreboard_update(void **state)
 {
 	static const struct sb_case cases[] = {
 	    {"one block", 1000, 10000, {{2000, 3000}}, 1, 1000, 0, {{2000, 3000}}, 1},
-	    {"disjoint, any order", 1000, 10000, {{5000, 6000}, {2000, 3000}, {8000, 9000}}, 3,
-	     3000, 0, {{2000, 3000}, {5000, 6000}, {8000, 9000}}, 3},
-	    {"adjacent merge", 1000, 10000, {{2000, 3000}, {3000, 4000}}, 2, 2000, 0,
-	     {{2000, 4000}}, 1},
-	    {"overlap merge", 1000, 10000, {{2000, 3500}, {3000, 4000}}, 2, 2000, 0,
-	     {{2000, 4000}}, 1},
-	    {"bridge three", 1000, 10000, {{2000, 3000}, {4000, 5000}, {6000, 7000}, {2500, 6500}},
-	     4, 5000, 0, {{2000, 7000}}, 1},
-	    {"repeat adds nothing", 1000, 10000, {{2000, 3000}, {2000, 3000}, {2200, 2800}}, 3,
-	     1000, 0, {{2000, 3000}}, 1},
-	    {"D-SACK below una", 5000, 10000, {{3000, 4000}, {6000, 7000}}, 2, 1000, 1,
-	     {{6000, 7000}}, 1},
+	    {"disjoint, any order",
+	     1000,
+	     10000,
+	     {{5000, 6000}, {2000, 3000}, {8000, 9000}},
+	     3,
+	     3000,
+	     0,
+	     {{2000, 3000}, {5000, 6000}, {8000, 9000}},
+	     3},
+	    {"adjacent merge",
+	     1000,
+	     10000,
+	     {{2000, 3000}, {3000, 4000}},
+	     2,
+	     2000,
+	     0,
+	     {{2000, 4000}},
+	     1},
+	    {"overlap merge",
+	     1000,
+	     10000,
+	     {{2000, 3500}, {3000, 4000}},
+	     2,
+	     2000,
+	     0,
+	     {{2000, 4000}},
+	     1},
+	    {"bridge three",
+	     1000,
+	     10000,
+	     {{2000, 3000}, {4000, 5000}, {6000, 7000}, {2500, 6500}},
+	     4,
+	     5000,
+	     0,
+	     {{2000, 7000}},
+	     1},
+	    {"repeat adds nothing",
+	     1000,
+	     10000,
+	     {{2000, 3000}, {2000, 3000}, {2200, 2800}},
+	     3,
+	     1000,
+	     0,
+	     {{2000, 3000}},
+	     1},
+	    {"D-SACK below una",
+	     5000,
+	     10000,
+	     {{3000, 4000}, {6000, 7000}},
+	     2,
+	     1000,
+	     1,
+	     {{6000, 7000}},
+	     1},
 	    {"D-SACK ending at una", 5000, 10000, {{4000, 5000}}, 1, 0, 1, {{0, 0}}, 0},
 	    {"straddling una is cut", 5000, 10000, {{4500, 6000}}, 1, 1000, 0, {{5000, 6000}}, 1},
-	    {"beyond snd_max", 1000, 10000, {{9000, 11000}, {2000, 3000}}, 2, 1000, 1,
-	     {{2000, 3000}}, 1},
-	    {"empty and reversed", 1000, 10000, {{3000, 3000}, {4000, 3500}}, 2, 0, 2, {{0, 0}},
-	     0},
+	    {"beyond snd_max",
+	     1000,
+	     10000,
+	     {{9000, 11000}, {2000, 3000}},
+	     2,
+	     1000,
+	     1,
+	     {{2000, 3000}},
+	     1},
+	    {"empty and reversed", 1000, 10000, {{3000, 3000}, {4000, 3500}}, 2, 0, 2, {{0, 0}}, 0},
 	    {"far below una", 1000, 10000, {{0x80000000u, 3000}}, 1, 0, 1, {{0, 0}}, 0},
 	    {"up to snd_max", 1000, 10000, {{9000, 10000}}, 1, 1000, 0, {{9000, 10000}}, 1},
 	};
@@ -143,13 +192,13 @@ static void test_is_lost(void **state)
 		uint32_t seq;
 		bool lost;
 	} cases[] = {
-	    {{{2000, 3000}}, 1, 1000, false},                          /* 1 range, 1 MSS */
-	    {{{2000, 4000}}, 1, 1000, false},                          /* 2 MSS: not more than 2 */
-	    {{{2000, 4001}}, 1, 1000, true},                           /* more than 2 MSS */
-	    {{{2000, 2100}, {3000, 3100}}, 2, 1000, false},            /* 2 ranges, few bytes */
-	    {{{2000, 2100}, {3000, 3100}, {4000, 4100}}, 3, 1000, true}, /* DupThresh ranges */
+	    {{{2000, 3000}}, 1, 1000, false},               /* 1 range, 1 MSS */
+	    {{{2000, 4000}}, 1, 1000, false},               /* 2 MSS: not more than 2 */
+	    {{{2000, 4001}}, 1, 1000, true},                /* more than 2 MSS */
+	    {{{2000, 2100}, {3000, 3100}}, 2, 1000, false}, /* 2 ranges, few bytes */
+	    {{{2000, 2100}, {3000, 3100}, {4000, 4100}}, 3, 1000, true},  /* DupThresh ranges */
 	    {{{2000, 2100}, {3000, 3100}, {4000, 4100}}, 3, 2500, false}, /* only 2 above */
-	    {{{2000, 5000}}, 1, 3000, false},                          /* seq inside: 2 MSS above */
+	    {{{2000, 5000}}, 1, 3000, false}, /* seq inside: 2 MSS above */
 	};
 
 	(void)state;
@@ -242,12 +291,9 @@ static void test_receiver_blocks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_scoreboard_update),
-	    cmocka_unit_test(test_scoreboard_full),
-	    cmocka_unit_test(test_scoreboard_advance),
-	    cmocka_unit_test(test_is_lost),
-	    cmocka_unit_test(test_pipe_and_next_seg),
-	    cmocka_unit_test(test_receiver_blocks),
+	    cmocka_unit_test(test_scoreboard_update),  cmocka_unit_test(test_scoreboard_full),
+	    cmocka_unit_test(test_scoreboard_advance), cmocka_unit_test(test_is_lost),
+	    cmocka_unit_test(test_pipe_and_next_seg),  cmocka_unit_test(test_receiver_blocks),
 	};
 
 	return cmocka_run_group_tests_name("tcp_sack", tests, NULL, NULL);
