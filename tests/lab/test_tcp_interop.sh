@@ -3,8 +3,9 @@
 # (issue 3): Linux clients in pg-cli against the dataplane's echo, discard
 # and source services (100 MB each way, sha256 compared), 10,000 sequential
 # and 1,000 concurrent connections, the dataplane's diag client against a
-# Linux server in pg-srv, and a bounded SYN flood during which a legitimate
-# transfer still completes. Prints TAP.
+# Linux server in pg-srv, a Linux peer that stops sending timestamps
+# mid-flow, and a bounded SYN flood during which a legitimate transfer still
+# completes. Prints TAP.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -76,6 +77,31 @@ for m in "echo 5001" "discard 5002" "source 5003"; do
 	fi
 done
 kill $SRV_PID 2>/dev/null; wait $SRV_PID 2>/dev/null; SRV_PID=
+
+# A Linux peer that stops sending timestamps mid-flow: 0.2 s into a 400 MB
+# echo transfer, nftables in pg-cli starts overwriting the timestamp option
+# of every segment the client sends with NOPs (RFC 7323 §3.2 lets a receiver
+# drop such segments; a robust stack must not stall).
+ip netns exec pg-cli nft delete table inet pgts 2>/dev/null
+peer cli echo 198.18.0.1 7 $((400 * 1024 * 1024)) >"$CONF/nots.json" 2>&1 &
+NOTS=$!
+sleep 0.2
+ip netns exec pg-cli nft -f - <<'NFT'
+table inet pgts {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport 7 counter reset tcp option timestamp
+	}
+}
+NFT
+wait $NOTS
+stripped=$(ip netns exec pg-cli nft list chain inet pgts out | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
+ip netns exec pg-cli nft delete table inet pgts
+if json_check "$CONF/nots.json" "d['match']" && [ "${stripped:-0}" -gt 1000 ]; then
+	ok "echo of 400 MB completed byte-exact after the client stopped sending timestamps ($stripped segments without)"
+else
+	not_ok "transfer after timestamps stopped: ${stripped:-0} segments stripped; $(cat "$CONF/nots.json")"
+fi
 
 # SYN flood from pg-cli (bounded: 100,000 SYNs at 20,000/s) while a
 # legitimate client moves 20 MB through echo.
