@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "certs.h"
+#include "files.h"
 #include "result.h"
 
 /* Where a message comes from: the PEM file and the line that listed it. */
@@ -115,32 +116,10 @@ static void certs_subject(const X509 *x, char *buf, size_t len)
 
 static int certs_slurp(const struct certs_ctx *x, char **text, size_t *len)
 {
-	FILE *f = fopen(x->file, "r");
-	char *buf;
-	size_t n;
+	char why[256];
 
-	if (f == NULL)
-		return certs_fail(x, "cannot open: %s", strerror(errno));
-	buf = malloc(CERTS_FILE_MAX + 1);
-	if (buf == NULL) {
-		fclose(f);
-		return certs_fail(x, "out of memory");
-	}
-	n = fread(buf, 1, CERTS_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		int e = errno;
-
-		fclose(f);
-		free(buf);
-		return certs_fail(x, "cannot read: %s", strerror(e));
-	}
-	fclose(f);
-	if (n > CERTS_FILE_MAX) {
-		free(buf);
-		return certs_fail(x, "larger than %u bytes", CERTS_FILE_MAX);
-	}
-	*text = buf;
-	*len = n;
+	if (files_read(x->file, CERTS_FILE_MAX, false, text, len, why, sizeof(why)) != PG_OK)
+		return certs_fail(x, "%s", why);
 	return PG_OK;
 }
 

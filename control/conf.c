@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "files.h"
 #include "policy.h"
 #include "result.h"
 
@@ -1369,36 +1370,12 @@ int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_con
 
 static int conf_slurp(const char *path, char **text, size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
+	char why[256];
 
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	if (files_read(path, CONF_FILE_MAX, false, text, len, why, sizeof(why)) != PG_OK) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		return PG_ERROR;
 	}
-	buf = malloc(CONF_FILE_MAX + 1);
-	if (buf == NULL) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return PG_ERROR;
-	}
-	n = fread(buf, 1, CONF_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-		fclose(f);
-		free(buf);
-		return PG_ERROR;
-	}
-	fclose(f);
-	if (n > CONF_FILE_MAX) {
-		snprintf(err, errlen, "%s: larger than %u bytes", path, CONF_FILE_MAX);
-		free(buf);
-		return PG_ERROR;
-	}
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
 	return PG_OK;
 }
 

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "policy.h"
 #include "policy_lookup.h"
 #include "result.h"
@@ -769,41 +770,14 @@ int policy_parse_text(const char *dir, const char *text, size_t len, struct pg_p
 }
 
 int policy_read_file(const char *path, size_t max, char **text, size_t *len, char *err,
-                     size_t errlen)
+		     size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
+	char why[256];
+	int rc = files_read(path, max, true, text, len, why, sizeof(why));
 
-	if (f == NULL && errno == ENOENT)
-		return PG_DECLINED;
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return PG_ERROR;
-	}
-	buf = malloc(max + 1);
-	if (buf == NULL) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return PG_ERROR;
-	}
-	n = fread(buf, 1, max + 1, f);
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-		fclose(f);
-		free(buf);
-		return PG_ERROR;
-	}
-	fclose(f);
-	if (n > max) {
-		snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-		free(buf);
-		return PG_ERROR;
-	}
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return PG_OK;
+	if (rc == PG_ERROR)
+		snprintf(err, errlen, "%s: %s", path, why);
+	return rc;
 }
 
 int policy_load(const char *dir, struct pg_policy *out, char *err, size_t errlen)

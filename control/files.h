@@ -1,0 +1,22 @@
+/*
+ * files.h - reading a configuration file whole (postern.conf, tls_policy,
+ * transport, PEM files): one bounded reader, so every file is refused the
+ * same way when it is missing, unreadable or too large.
+ */
+#ifndef PG_FILES_H
+#define PG_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Read PATH into a malloc'd, NUL-terminated buffer of at most MAX bytes.
+ * PG_OK with *text (caller frees) and *len; PG_DECLINED if the file does not
+ * exist and missing_ok; PG_ERROR with the reason, without the path, in why
+ * ("cannot open: ...", "cannot read: ...", "larger than N bytes",
+ * "out of memory"): callers prefix it in their own message format.
+ */
+int files_read(const char *path, size_t max, bool missing_ok, char **text, size_t *len, char *why,
+	       size_t whylen);
+
+#endif
