@@ -87,6 +87,14 @@ void evring_commit(struct evring *r)
 	atomic_store_explicit(&r->head, head + 1, memory_order_release);
 }
 
+uint32_t evring_space(struct evring *r)
+{
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	return head - tail >= r->capacity ? 0 : (uint32_t)(r->capacity - (head - tail));
+}
+
 bool evring_vprintf(struct evring *r, uint16_t kind, uint8_t level, uint64_t ts_ns, const char *fmt,
                     va_list ap)
 {
@@ -124,7 +132,13 @@ bool evring_printf(struct evring *r, uint16_t kind, uint8_t level, uint64_t ts_n
 	return ok;
 }
 
-enum evring_pop_result evring_pop(struct evring *r, struct evring_record *out, uint64_t *lost)
+bool evring_empty(struct evring *r)
+{
+	return atomic_load_explicit(&r->head, memory_order_acquire) ==
+	       atomic_load_explicit(&r->tail, memory_order_relaxed);
+}
+
+enum evring_pop_result evring_pop_raw(struct evring *r, void *out, uint64_t *lost)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	/* acquire: the record's bytes are visible once we see its head */
@@ -140,9 +154,18 @@ enum evring_pop_result evring_pop(struct evring *r, struct evring_record *out, u
 		atomic_store_explicit(&r->tail, head, memory_order_release);
 		return EVRING_CORRUPT;
 	}
-	memcpy(out, &r->rec[tail & (cap - 1)], sizeof(*out));
+	memcpy(out, &r->rec[tail & (cap - 1)], EVRING_RECORD_SIZE);
 	/* release: our copy is complete before the producer may reuse the slot */
 	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+	return EVRING_RECORD;
+}
+
+enum evring_pop_result evring_pop(struct evring *r, struct evring_record *out, uint64_t *lost)
+{
+	enum evring_pop_result res = evring_pop_raw(r, out, lost);
+
+	if (res != EVRING_RECORD)
+		return res;
 	if (out->len >= sizeof(out->text))
 		out->len = sizeof(out->text) - 1;
 	out->text[out->len] = '\0';

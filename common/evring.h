@@ -15,6 +15,10 @@
  * head - tail <= capacity always holds; a consumer that sees more than that
  * is looking at a corrupt ring and resynchronises.
  *
+ * The ring itself does not look into its records: the command channel
+ * (cmdring.h) carries records of another layout, of the same size, on
+ * rings of this kind.
+ *
  * Payload: text of fields "key=value" separated by EVRING_SEP (ASCII unit
  * separator), e.g. "generation=5" EVRING_SEP "reason=bad checksum". posternd
  * turns them into JSON members, escaping everything: a producer can never
@@ -105,6 +109,8 @@ void evring_init(struct evring *r, uint32_t capacity);
 struct evring_record *evring_reserve(struct evring *r);
 /* Publish the record evring_reserve returned. */
 void evring_commit(struct evring *r);
+/* Records the producer can still commit before the ring is full. */
+uint32_t evring_space(struct evring *r);
 /*
  * Format "key=value" fields (printf style) into a new record and commit it.
  * true if committed, false if dropped. Not for the fast path: rare events.
@@ -127,6 +133,14 @@ enum evring_pop_result {
  * bounded), since another process wrote it.
  */
 enum evring_pop_result evring_pop(struct evring *r, struct evring_record *out, uint64_t *lost);
+/*
+ * The same without interpreting the record: its EVRING_RECORD_SIZE bytes
+ * are copied to out as written. For rings carrying another record format
+ * of the same size (the command channel, cmdring.h); the caller sanitises.
+ */
+enum evring_pop_result evring_pop_raw(struct evring *r, void *out, uint64_t *lost);
+/* Nothing to pop (a cheap check: one load of each index). */
+bool evring_empty(struct evring *r);
 /*
  * Drops not reported yet: returns them and marks them reported. A counter
  * that went backwards (a new ring) is taken as the new baseline.

@@ -103,17 +103,29 @@ static size_t shm_ev_stride(void)
 	return shm_round_up(evring_bytes(SHM_EV_CAPACITY), SHM_CACHE_LINE);
 }
 
+static size_t shm_cmd_resp_offset(void)
+{
+	return shm_round_up(evring_bytes(SHM_CMD_REQ_CAPACITY), SHM_CACHE_LINE);
+}
+
+static size_t shm_cmd_stride(void)
+{
+	return shm_cmd_resp_offset() +
+	       shm_round_up(evring_bytes(SHM_CMD_RESP_CAPACITY), SHM_CACHE_LINE);
+}
+
 /*
- * Header, event rings, slots: where the rings and the slots start and how
- * big the whole object is for a slot capacity.
+ * Header, event rings, command rings, slots: where the rings and the slots
+ * start and how big the whole object is for a slot capacity.
  */
-static void shm_layout(size_t slot_capacity, size_t *first_ring, size_t *first_slot,
-                       size_t *capacity, size_t *total)
+static void shm_layout(size_t slot_capacity, size_t *first_ring, size_t *first_cmd,
+                       size_t *first_slot, size_t *capacity, size_t *total)
 {
 	size_t page = shm_page_size();
 
 	*first_ring = shm_round_up(sizeof(struct shm_region), page);
-	*first_slot = *first_ring + shm_round_up(SHM_EV_RINGS * shm_ev_stride(), page);
+	*first_cmd = *first_ring + shm_round_up(SHM_EV_RINGS * shm_ev_stride(), page);
+	*first_slot = *first_cmd + shm_round_up(SHM_CMD_RINGS * shm_cmd_stride(), page);
 	*capacity = shm_round_up(slot_capacity, page);
 	*total = *first_slot + SHM_NSLOTS * *capacity;
 }
@@ -134,6 +146,17 @@ static bool shm_layout_sane(const struct shm_region *rg, size_t size)
 	for (unsigned i = 0; i < rg->events_nrings; i++)
 		if (shm_evring((struct shm_region *)rg, i)->capacity != cap)
 			return false;
+	if (rg->cmd_nworkers != SHM_CMD_RINGS || rg->cmd_req_capacity != SHM_CMD_REQ_CAPACITY ||
+	    rg->cmd_resp_capacity != SHM_CMD_RESP_CAPACITY ||
+	    rg->cmd_resp_offset < evring_bytes(SHM_CMD_REQ_CAPACITY) ||
+	    rg->cmd_stride < rg->cmd_resp_offset + evring_bytes(SHM_CMD_RESP_CAPACITY) ||
+	    rg->cmd_offset < sizeof(*rg) || rg->cmd_offset > size ||
+	    (size - rg->cmd_offset) / rg->cmd_stride < rg->cmd_nworkers)
+		return false;
+	for (unsigned i = 0; i < rg->cmd_nworkers; i++)
+		if (shm_cmd_request((struct shm_region *)rg, i)->capacity != SHM_CMD_REQ_CAPACITY ||
+		    shm_cmd_response((struct shm_region *)rg, i)->capacity != SHM_CMD_RESP_CAPACITY)
+			return false;
 	for (unsigned i = 0; i < SHM_NSLOTS; i++) {
 		const struct shm_slot *s = &rg->slots[i];
 
@@ -143,8 +166,8 @@ static bool shm_layout_sane(const struct shm_region *rg, size_t size)
 	return true;
 }
 
-static void shm_init_region(struct shm_region *rg, size_t first_ring, size_t first_slot,
-                            size_t capacity, size_t total)
+static void shm_init_region(struct shm_region *rg, size_t first_ring, size_t first_cmd,
+                            size_t first_slot, size_t capacity, size_t total)
 {
 	memset(rg, 0, sizeof(*rg));
 	rg->abi = SHM_ABI;
@@ -157,6 +180,16 @@ static void shm_init_region(struct shm_region *rg, size_t first_ring, size_t fir
 	/* only the ring headers: record pages stay untouched until used */
 	for (unsigned i = 0; i < SHM_EV_RINGS; i++)
 		evring_init(shm_evring(rg, i), SHM_EV_CAPACITY);
+	rg->cmd_offset = first_cmd;
+	rg->cmd_stride = shm_cmd_stride();
+	rg->cmd_resp_offset = shm_cmd_resp_offset();
+	rg->cmd_nworkers = SHM_CMD_RINGS;
+	rg->cmd_req_capacity = SHM_CMD_REQ_CAPACITY;
+	rg->cmd_resp_capacity = SHM_CMD_RESP_CAPACITY;
+	for (unsigned i = 0; i < SHM_CMD_RINGS; i++) {
+		evring_init(shm_cmd_request(rg, i), SHM_CMD_REQ_CAPACITY);
+		evring_init(shm_cmd_response(rg, i), SHM_CMD_RESP_CAPACITY);
+	}
 	for (unsigned i = 0; i < SHM_NSLOTS; i++) {
 		rg->slots[i].offset = first_slot + i * capacity;
 		rg->slots[i].capacity = capacity;
@@ -197,7 +230,7 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
                      size_t errlen)
 {
 	char pname[sizeof(m->name) + 1];
-	size_t first_ring, first_slot, capacity, total;
+	size_t first_ring, first_cmd, first_slot, capacity, total;
 	struct shm_region *rg;
 	struct stat st;
 	int fd;
@@ -209,7 +242,7 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
 	if (slot_capacity < sizeof(struct snap_header))
 		return shm_fail(PG_ERROR, err, errlen, "slot capacity %zu too small",
 		                slot_capacity);
-	shm_layout(slot_capacity, &first_ring, &first_slot, &capacity, &total);
+	shm_layout(slot_capacity, &first_ring, &first_cmd, &first_slot, &capacity, &total);
 
 	/*
 	 * Owner only (0600): snapshots carry the TLS private keys (ABI 1.2), so
@@ -289,7 +322,7 @@ int shm_open_control(const char *name, size_t slot_capacity, struct shm_map *m, 
 	if (rg == MAP_FAILED)
 		return shm_fail(PG_ERROR, err, errlen, "mmap /dev/shm%s: %s", pname,
 		                strerror(errno));
-	shm_init_region(rg, first_ring, first_slot, capacity, total);
+	shm_init_region(rg, first_ring, first_cmd, first_slot, capacity, total);
 	atomic_store(&rg->control_pid, (int32_t)getpid());
 	m->region = rg;
 	m->size = total;
@@ -384,6 +417,21 @@ struct evring *shm_evring(struct shm_region *rg, unsigned r)
 	return (struct evring *)((uint8_t *)rg + rg->events_offset + r * rg->events_stride);
 }
 
+struct evring *shm_cmd_request(struct shm_region *rg, unsigned w)
+{
+	if (w >= rg->cmd_nworkers)
+		return NULL;
+	return (struct evring *)((uint8_t *)rg + rg->cmd_offset + w * rg->cmd_stride);
+}
+
+struct evring *shm_cmd_response(struct shm_region *rg, unsigned w)
+{
+	if (w >= rg->cmd_nworkers)
+		return NULL;
+	return (struct evring *)((uint8_t *)rg + rg->cmd_offset + w * rg->cmd_stride +
+	                         rg->cmd_resp_offset);
+}
+
 static uint8_t *shm_slot_data(struct shm_region *rg, unsigned s)
 {
 	return (uint8_t *)rg + rg->slots[s].offset;
@@ -471,6 +519,8 @@ int shm_publish(struct shm_map *m, const void *blob, size_t len, uint64_t *gen_o
 		atomic_store_explicit(&rg->slots[s].size, len, memory_order_relaxed);
 		atomic_store_explicit(&rg->slots[s].gen, gen, memory_order_release);
 		atomic_store(&rg->published_slot, s);
+		/* before the generation: a reader that sees gen sees its time too */
+		atomic_store(&rg->published_ns, shm_now_ns());
 		atomic_store(&rg->published_gen, gen);
 		if (gen_out != NULL)
 			*gen_out = gen;

@@ -9,7 +9,9 @@
  *   - the dataplane section: pid, state, counter names and docs and
  *     per-worker counter blocks, each written by one core only;
  *   - after the header, page aligned: the event rings (evring.h), one per
- *     reader (0: the dataplane's main lcore, 1 + N: worker N).
+ *     reader (0: the dataplane's main lcore, 1 + N: worker N);
+ *   - then, page aligned: the command rings (cmdring.h), per worker N one
+ *     request ring (posternd → worker) and one response ring (back).
  *
  * Publication is RCU by epochs across processes (DESIGN.md): the writer
  * copies a blob into a slot nobody holds, then bumps published_gen. A reader
@@ -29,11 +31,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cmdring.h"
 #include "evring.h"
 #include "snap_format.h"
 
 #define SHM_MAGIC 0x4d484750u /* "PGHM" */
-#define SHM_ABI 2 /* 2: event rings, counter docs */
+#define SHM_ABI 3 /* 2: event rings, counter docs; 3: command rings, adoption times */
 #define SHM_NSLOTS 4
 #define SHM_MAX_READERS (1 + SNAP_MAX_WORKERS) /* reader 0: dataplane main */
 #define SHM_MAX_COUNTERS 256
@@ -50,6 +53,15 @@
  */
 #define SHM_EV_RINGS SHM_MAX_READERS
 #define SHM_EV_CAPACITY 256
+/*
+ * Command rings (cmdring.h), per worker: 16 requests (one per command in
+ * flight; posternd has at most one per client), 512 answer records of
+ * 256 bytes (128 KB: a session list of 2000 connections). Same sizing
+ * argument as the event rings: tmpfs pages exist only once written.
+ */
+#define SHM_CMD_RINGS SNAP_MAX_WORKERS
+#define SHM_CMD_REQ_CAPACITY 16
+#define SHM_CMD_RESP_CAPACITY 512
 #define SHM_DEFAULT_NAME "postern"
 #define SHM_DEFAULT_SLOT_CAPACITY (16u << 20)
 #define SHM_CACHE_LINE 64
@@ -69,7 +81,8 @@ struct shm_reader {
 	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC of its last loop pass */
 	_Atomic uint32_t active;    /* 1 while the reader exists */
 	uint32_t lcore;
-	uint8_t pad[SHM_CACHE_LINE - 32];
+	_Atomic uint64_t adopted_ns; /* CLOCK_MONOTONIC when it switched to `adopted` */
+	uint8_t pad[SHM_CACHE_LINE - 40];
 } __attribute__((aligned(SHM_CACHE_LINE)));
 
 enum shm_dp_state {
@@ -105,10 +118,16 @@ struct shm_region {
 	_Atomic uint64_t published_gen;
 	_Atomic uint32_t published_slot;
 	_Atomic int32_t control_pid; /* posternd */
+	_Atomic uint64_t published_ns; /* CLOCK_MONOTONIC of the last publication */
 	uint64_t events_offset;   /* ring 0, from the start of the region */
 	uint64_t events_stride;   /* bytes from one ring to the next */
 	uint32_t events_nrings;   /* SHM_EV_RINGS */
 	uint32_t events_capacity; /* records per ring */
+	uint64_t cmd_offset;      /* worker 0's request ring, from the start of the region */
+	uint64_t cmd_stride;      /* bytes from one worker's pair of rings to the next */
+	uint64_t cmd_resp_offset; /* the response ring, from its worker's request ring */
+	uint32_t cmd_nworkers;    /* SHM_CMD_RINGS */
+	uint32_t cmd_req_capacity, cmd_resp_capacity;
 	struct shm_slot slots[SHM_NSLOTS];
 	struct shm_reader readers[SHM_MAX_READERS] __attribute__((aligned(SHM_CACHE_LINE)));
 	struct shm_dataplane dp __attribute__((aligned(SHM_CACHE_LINE)));
@@ -162,6 +181,9 @@ int shm_unlink_name(const char *name);
  * out of range.
  */
 struct evring *shm_evring(struct shm_region *rg, unsigned r);
+/* Worker w's command request and response rings; NULL out of range. */
+struct evring *shm_cmd_request(struct shm_region *rg, unsigned w);
+struct evring *shm_cmd_response(struct shm_region *rg, unsigned w);
 
 uint64_t shm_now_ns(void); /* CLOCK_MONOTONIC */
 

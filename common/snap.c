@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,7 +94,49 @@ static size_t snap_elem_size(uint32_t kind)
 		return 1;
 	case SNAP_SEC_DIAG_CLIENT:
 		return sizeof(struct snap_diag_client);
+	case SNAP_SEC_TCP:
+		return sizeof(struct snap_tcp);
 	}
+	return 0;
+}
+
+/* ABI 1.4 TCP settings: every field in the range postern.conf allows. */
+static int snap_check_tcp(const struct snap_tcp *t, char *err, size_t errlen)
+{
+	const bool ka = t->keepalive_idle_ns != 0;
+	const struct {
+		const char *name;
+		uint64_t v, lo, hi;
+	} f[] = {
+	    {"max_conns", t->max_conns, 1, SNAP_TCP_CONNS_MAX},
+	    {"syn_backlog", t->syn_backlog, 1, SNAP_TCP_BACKLOG_MAX},
+	    {"max_buf_bytes", t->max_buf_bytes, SNAP_TCP_MEM_MIN, SNAP_TCP_MEM_MAX},
+	    {"sndbuf", t->sndbuf, SNAP_TCP_BUF_MIN, SNAP_TCP_BUF_MAX},
+	    {"rcvbuf", t->rcvbuf, SNAP_TCP_BUF_MIN, SNAP_TCP_BUF_MAX},
+	    {"keepalive_idle_ns", t->keepalive_idle_ns, ka ? SNAP_TCP_KA_IDLE_MIN_NS : 0,
+	     ka ? SNAP_TCP_KA_IDLE_MAX_NS : 0},
+	    {"keepalive_intvl_ns", t->keepalive_intvl_ns, ka ? SNAP_TCP_KA_INTVL_MIN_NS : 0,
+	     ka ? SNAP_TCP_KA_INTVL_MAX_NS : 0},
+	    {"keepalive_probes", t->keepalive_probes, ka ? 1 : 0, ka ? SNAP_TCP_KA_PROBES_MAX : 0},
+	    {"max_retries", t->max_retries, SNAP_TCP_RETRIES_MIN, SNAP_TCP_RETRIES_MAX},
+	    {"cc", t->cc, SNAP_TCP_CC_CUBIC, SNAP_TCP_CC_NEWRENO},
+	    {"watermark_pct", t->watermark_pct, SNAP_TCP_WATERMARK_MIN, SNAP_TCP_WATERMARK_MAX},
+	    {"reserved", t->reserved, 0, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+			return snap_fail(err, errlen,
+			                 "tcp section: %s %" PRIu64 " out of range %" PRIu64
+			                 "..%" PRIu64,
+			                 f[i].name, f[i].v, f[i].lo, f[i].hi);
+	if ((t->flags & ~SNAP_TCP_F_ALL) != 0)
+		return snap_fail(err, errlen, "tcp section: unknown flags 0x%x",
+		                 (unsigned)(t->flags & ~SNAP_TCP_F_ALL));
+	if ((uint64_t)t->sndbuf + t->rcvbuf > t->max_buf_bytes)
+		return snap_fail(err, errlen,
+		                 "tcp section: sndbuf + rcvbuf exceed max_buf_bytes %" PRIu64,
+		                 t->max_buf_bytes);
 	return 0;
 }
 
@@ -161,6 +204,11 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 				                 "diag client section: field out of range");
 		}
 		break;
+	case SNAP_SEC_TCP:
+		if (s->count != 1)
+			return snap_fail(err, errlen, "tcp section count %" PRIu32 ", expected 1",
+			                 s->count);
+		return snap_check_tcp((const void *)(base + s->offset), err, errlen);
 	}
 	return 0;
 }

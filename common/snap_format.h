@@ -18,8 +18,8 @@
 #define SNAP_MAGIC 0x4e534750u /* "PGSN" little-endian */
 #define SNAP_ABI_MAJOR 1
 /* minor 1: TLS policy, transport and relay access sections; 2: inbound TLS
- * certificates and keys; 3: diagnostic client request */
-#define SNAP_ABI_MINOR 3
+ * certificates and keys; 3: diagnostic client request; 4: TCP settings */
+#define SNAP_ABI_MINOR 4
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -48,6 +48,8 @@ enum snap_section_kind {
 	SNAP_SEC_TLS_DER = 17,        /* uint8_t[count]: the DER blobs of TLS_CERTS */
 	/* ABI 1.3: the diagnostic client (dataplane/diag) */
 	SNAP_SEC_DIAG_CLIENT = 18, /* struct snap_diag_client, count 0 (none) or 1 */
+	/* ABI 1.4: TCP settings */
+	SNAP_SEC_TCP = 19, /* struct snap_tcp, count 1 */
 };
 
 struct snap_section {
@@ -108,6 +110,52 @@ struct snap_diag_client {
 	uint8_t pad;
 	uint64_t bytes; /* 1..SNAP_DIAG_BYTES_MAX */
 	uint32_t count; /* 1..SNAP_DIAG_COUNT_MAX */
+	uint32_t reserved;
+};
+
+/*
+ * TCP settings of postern.conf (ABI 1.4; dataplane/net/tcp.h says how each
+ * applies). A snapshot without this section (minor < 4) leaves the
+ * workers on the stack's defaults. Ranges are shared with control/conf.c;
+ * snap_validate checks every field, reserved ones must be 0.
+ */
+enum snap_tcp_cc {
+	SNAP_TCP_CC_CUBIC = 1,   /* RFC 9438 */
+	SNAP_TCP_CC_NEWRENO = 2, /* RFC 5681 / RFC 6582 */
+};
+
+#define SNAP_TCP_F_SYNCOOKIES 0x1u /* RFC 4987 cookies when a SYN backlog is full */
+#define SNAP_TCP_F_ALL 0x1u
+
+#define SNAP_TCP_CONNS_MAX (1u << 22) /* the stack's largest connection table */
+#define SNAP_TCP_BUF_MIN (4u << 10)
+#define SNAP_TCP_BUF_MAX (512u << 20) /* RFC 7323 §2.3: under 65535 << 14 */
+#define SNAP_TCP_MEM_MIN (UINT64_C(1) << 20)
+#define SNAP_TCP_MEM_MAX (UINT64_C(256) << 30)
+#define SNAP_TCP_WATERMARK_MIN 50u
+#define SNAP_TCP_WATERMARK_MAX 100u
+#define SNAP_TCP_BACKLOG_MAX (1u << 20)
+#define SNAP_TCP_RETRIES_MIN 3u /* RFC 1122 §4.2.3.5 wants R2 >= 100 s: 8+ from 200 ms */
+#define SNAP_TCP_RETRIES_MAX 30u
+#define SNAP_TCP_KA_IDLE_MIN_NS UINT64_C(1000000000)
+#define SNAP_TCP_KA_IDLE_MAX_NS (UINT64_C(86400) * 1000000000)
+#define SNAP_TCP_KA_INTVL_MIN_NS UINT64_C(1000000000)
+#define SNAP_TCP_KA_INTVL_MAX_NS (UINT64_C(3600) * 1000000000)
+#define SNAP_TCP_KA_PROBES_MAX 100u
+
+struct snap_tcp {
+	uint32_t max_conns;          /* per worker, 1..SNAP_TCP_CONNS_MAX */
+	uint32_t syn_backlog;        /* half-open per listener, 1..SNAP_TCP_BACKLOG_MAX */
+	uint64_t max_buf_bytes;      /* per worker, MEM_MIN..MEM_MAX, >= sndbuf + rcvbuf */
+	uint32_t sndbuf;             /* per connection, BUF_MIN..BUF_MAX */
+	uint32_t rcvbuf;             /* per connection, BUF_MIN..BUF_MAX */
+	uint64_t keepalive_idle_ns;  /* 0 = off (then interval and probes are 0) */
+	uint64_t keepalive_intvl_ns; /* between unanswered probes */
+	uint32_t keepalive_probes;   /* 1..SNAP_TCP_KA_PROBES_MAX */
+	uint32_t max_retries;        /* RTO retries before abort */
+	uint8_t cc;                  /* enum snap_tcp_cc */
+	uint8_t watermark_pct;       /* WATERMARK_MIN..WATERMARK_MAX */
+	uint16_t flags;              /* SNAP_TCP_F_* */
 	uint32_t reserved;
 };
 

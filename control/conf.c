@@ -45,6 +45,9 @@ enum conf_type {
 	CT_TLS_LEVEL, /* a TLS security level, dane* refused */
 	CT_FILES,     /* tls_certificates: file list, read by control/certs.c */
 	CT_DIAG_CLIENT, /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
+	CT_PERCENT,     /* integer in [min, max], optional "%" */
+	CT_TCP_CC,      /* cubic|newreno */
+	CT_KEEPALIVE,   /* no | IDLE INTERVAL COUNT */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -91,6 +94,24 @@ static const struct conf_key conf_keys[] = {
     {"tls_certificates", CT_FILES, false, 0, 0, 0, 0, ""},
     {"diag_services", CT_BOOL, false, CONF_FIELD(diag_services), 0, 0, "no"},
     {"diag_client", CT_DIAG_CLIENT, false, CONF_FIELD(diag_client), 0, 0, ""},
+    /* TCP (dataplane/net/tcp.h); the defaults are tcp_config_default()'s */
+    {"tcp_congestion_control", CT_TCP_CC, false, CONF_FIELD(tcp.cc), 0, 0, "cubic"},
+    {"tcp_keepalive", CT_KEEPALIVE, false, CONF_FIELD(tcp), 0, 0, "no"},
+    {"tcp_max_connections", CT_UINT, false, CONF_FIELD(tcp.max_connections), 1, SNAP_TCP_CONNS_MAX,
+     "65536"},
+    {"tcp_buffer_memory_max", CT_SIZE, false, CONF_FIELD(tcp.buffer_memory_max), SNAP_TCP_MEM_MIN,
+     SNAP_TCP_MEM_MAX, "1G"},
+    {"tcp_send_buffer", CT_SIZE, false, CONF_FIELD(tcp.send_buffer), SNAP_TCP_BUF_MIN,
+     SNAP_TCP_BUF_MAX, "256k"},
+    {"tcp_receive_buffer", CT_SIZE, false, CONF_FIELD(tcp.receive_buffer), SNAP_TCP_BUF_MIN,
+     SNAP_TCP_BUF_MAX, "256k"},
+    {"tcp_backpressure_watermark", CT_PERCENT, false, CONF_FIELD(tcp.backpressure_watermark),
+     SNAP_TCP_WATERMARK_MIN, SNAP_TCP_WATERMARK_MAX, "90"},
+    {"tcp_syn_backlog", CT_UINT, false, CONF_FIELD(tcp.syn_backlog), 1, SNAP_TCP_BACKLOG_MAX,
+     "1024"},
+    {"tcp_syncookies", CT_BOOL, false, CONF_FIELD(tcp.syncookies), 0, 0, "yes"},
+    {"tcp_max_retries", CT_UINT, false, CONF_FIELD(tcp.max_retries), SNAP_TCP_RETRIES_MIN,
+     SNAP_TCP_RETRIES_MAX, "12"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -912,6 +933,79 @@ static int conf_val_diag_client(const struct conf_key *k, const char *s, void *d
 	return 0;
 }
 
+static int conf_val_percent(const struct conf_key *k, const char *s, void *dst, char *why,
+                            size_t whylen)
+{
+	const char *end;
+	uint64_t v;
+
+	if (conf_parse_u64(s, &v, &end) != 0 || (strcmp(end, "") != 0 && strcmp(end, "%") != 0) ||
+	    v < k->min || v > k->max)
+		return conf_why(why, whylen,
+		                "must be a percentage %" PRIu64 "..%" PRIu64 " (90 or 90%%)",
+		                k->min, k->max);
+	conf_store_uint(dst, k->width, v);
+	return 0;
+}
+
+static int conf_val_tcp_cc(const struct conf_key *k, const char *s, void *dst, char *why,
+                           size_t whylen)
+{
+	(void)k;
+	if (strcasecmp(s, "cubic") == 0)
+		*(uint8_t *)dst = SNAP_TCP_CC_CUBIC;
+	else if (strcasecmp(s, "newreno") == 0)
+		*(uint8_t *)dst = SNAP_TCP_CC_NEWRENO;
+	else
+		return conf_why(why, whylen, "expected cubic or newreno");
+	return 0;
+}
+
+/*
+ * tcp_keepalive = no | IDLE INTERVAL COUNT (RFC 9293 §3.8.4, RFC 1122
+ * §4.2.3.6; Linux tcp_keepalive_time/_intvl/_probes): probe after IDLE
+ * without hearing from the peer, every INTERVAL, give up after COUNT.
+ */
+static int conf_val_keepalive(const struct conf_key *k, const char *s, void *dst, char *why,
+                              size_t whylen)
+{
+	static const struct conf_key idle = {.min = SNAP_TCP_KA_IDLE_MIN_NS,
+	                                     .max = SNAP_TCP_KA_IDLE_MAX_NS};
+	static const struct conf_key intvl = {.min = SNAP_TCP_KA_INTVL_MIN_NS,
+	                                      .max = SNAP_TCP_KA_INTVL_MAX_NS};
+	struct pg_conf_tcp *t = dst;
+	char words[3][32], inner[256];
+	unsigned nw = 0;
+	bool too_long = false;
+	const char *end;
+	uint64_t v;
+
+	(void)k;
+	t->keepalive_idle_ns = t->keepalive_intvl_ns = 0;
+	t->keepalive_probes = 0;
+	if (strcasecmp(s, "no") == 0)
+		return 0;
+	for (const char *cur = s; nw < 4; nw++) {
+		char extra[32];
+
+		cur = conf_next_word(cur, nw < 3 ? words[nw] : extra, sizeof(extra), &too_long);
+		if (cur == NULL || too_long)
+			break;
+	}
+	if (too_long || nw != 3)
+		return conf_why(why, whylen, "expected no or IDLE INTERVAL COUNT, e.g. 2h 75s 9");
+	if (conf_val_time(&idle, words[0], &t->keepalive_idle_ns, inner, sizeof(inner)) != 0)
+		return conf_why(why, whylen, "IDLE \"%s\": %s", words[0], inner);
+	if (conf_val_time(&intvl, words[1], &t->keepalive_intvl_ns, inner, sizeof(inner)) != 0)
+		return conf_why(why, whylen, "INTERVAL \"%s\": %s", words[1], inner);
+	if (conf_parse_u64(words[2], &v, &end) != 0 || *end != '\0' || v == 0 ||
+	    v > SNAP_TCP_KA_PROBES_MAX)
+		return conf_why(why, whylen, "COUNT \"%s\" must be 1..%u", words[2],
+		                SNAP_TCP_KA_PROBES_MAX);
+	t->keepalive_probes = (uint32_t)v;
+	return 0;
+}
+
 static int conf_val_tls_level(const struct conf_key *k, const char *s, void *dst, char *why,
                               size_t whylen)
 {
@@ -1007,6 +1101,12 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_files(p->conf, value, why, whylen);
 	case CT_DIAG_CLIENT:
 		return conf_val_diag_client(k, value, dst, why, whylen);
+	case CT_PERCENT:
+		return conf_val_percent(k, value, dst, why, whylen);
+	case CT_TCP_CC:
+		return conf_val_tcp_cc(k, value, dst, why, whylen);
+	case CT_KEEPALIVE:
+		return conf_val_keepalive(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }
@@ -1321,6 +1421,33 @@ static int conf_compile_routes(struct conf_parser *p)
 	return PG_OK;
 }
 
+/*
+ * One connection's buffers must fit in the per-worker budget, or the
+ * worker could never accept anything. Reported at the last of the three
+ * keys set, the one that made them disagree.
+ */
+static int conf_check_tcp(struct conf_parser *p)
+{
+	static const char *const keys[] = {"tcp_send_buffer", "tcp_receive_buffer",
+	                                   "tcp_buffer_memory_max"};
+	const struct pg_conf_tcp *t = &p->conf->tcp;
+	char snd[32], rcv[32], mem[32];
+	unsigned line = 0;
+
+	if (t->send_buffer + t->receive_buffer <= t->buffer_memory_max)
+		return PG_OK;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (conf_line(p, keys[i], 0) > line)
+			line = conf_line(p, keys[i], 0);
+	conf_fmt_size(t->send_buffer, snd, sizeof(snd));
+	conf_fmt_size(t->receive_buffer, rcv, sizeof(rcv));
+	conf_fmt_size(t->buffer_memory_max, mem, sizeof(mem));
+	return conf_error(p, line,
+	                  "tcp_send_buffer (%s) + tcp_receive_buffer (%s) exceed"
+	                  " tcp_buffer_memory_max (%s): no connection would fit",
+	                  snd, rcv, mem);
+}
+
 static int conf_defaults(struct conf_parser *p)
 {
 	char why[256];
@@ -1363,6 +1490,8 @@ int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_con
 		rc = conf_check_ports(p);
 	if (rc == PG_OK)
 		rc = conf_compile_routes(p);
+	if (rc == PG_OK)
+		rc = conf_check_tcp(p);
 	out->tls_certificates_line = conf_line(p, "tls_certificates", 0);
 	free(p);
 	return rc;

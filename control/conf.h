@@ -56,6 +56,22 @@ struct pg_conf_diag_client {
 	uint32_t count; /* 1..100000 */
 };
 
+/* The tcp_* keys (dataplane/net/tcp.h; ranges in snap_format.h). */
+struct pg_conf_tcp {
+	uint8_t cc;                      /* tcp_congestion_control, enum snap_tcp_cc */
+	uint64_t keepalive_idle_ns;      /* tcp_keepalive IDLE, 0 = no */
+	uint64_t keepalive_intvl_ns;     /* INTERVAL, 0 with no */
+	uint32_t keepalive_probes;       /* COUNT, 0 with no */
+	uint32_t max_connections;        /* per worker */
+	uint64_t buffer_memory_max;      /* per worker */
+	uint64_t send_buffer;            /* per connection */
+	uint64_t receive_buffer;         /* per connection */
+	uint32_t backpressure_watermark; /* percent of each cap */
+	uint32_t syn_backlog;            /* per listener */
+	bool syncookies;
+	uint32_t max_retries;
+};
+
 /* A client network of mynetworks. */
 struct pg_conf_cidr {
 	uint32_t prefix; /* network order, host bits zero */
@@ -110,6 +126,8 @@ struct pg_conf {
 	uint32_t ntls_certificates;
 	char tls_certificates[CONF_TLS_CERTIFICATES_MAX];
 	unsigned tls_certificates_line; /* where it is set, 0 = not set */
+
+	struct pg_conf_tcp tcp;
 
 	/* diagnostic services and client (dataplane/diag/diag.h); off by default */
 	bool diag_services;

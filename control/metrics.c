@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "ctl_wait.h"
 #include "evring.h"
 #include "metrics.h"
 #include "result.h"
@@ -59,6 +60,7 @@ static void metrics_gauges(struct ctl_buf *b, struct shm_region *rg, uint64_t no
 	const char *state = ctl_dp_state_name(rg);
 	bool attached = strcmp(state, "absent") != 0;
 	uint32_t nw = attached ? metrics_nworkers(rg) : 0;
+	struct ctl_adoption adoption;
 
 	metrics_family(b, "postern_dataplane_up", "gauge",
 	               "1 when a live dataplane is attached and ready, else 0.");
@@ -74,6 +76,14 @@ static void metrics_gauges(struct ctl_buf *b, struct shm_region *rg, uint64_t no
 	for (uint32_t i = 0; i < nw; i++)
 		ctl_buf_printf(b, "postern_worker_generation{worker=\"%" PRIu32 "\"} %" PRIu64 "\n",
 		               i, atomic_load(&rg->readers[1 + i].adopted));
+	if (ctl_adoption_check(rg, atomic_load(&rg->published_gen), atomic_load(&rg->published_ns),
+	                       &adoption)) {
+		metrics_family(b, "postern_snapshot_adoption_seconds", "gauge",
+		               "Seconds from the publication of the current generation to its"
+		               " adoption by the last worker.");
+		ctl_buf_printf(b, "postern_snapshot_adoption_seconds %.9f\n",
+		               (double)adoption.latency_ns / 1e9);
+	}
 	metrics_family(b, "postern_worker_heartbeat_age_seconds", "gauge",
 	               "Seconds since each dataplane worker last published (every 1 ms when"
 	               " alive).");

@@ -3,7 +3,8 @@
  * its Unix socket, prints the answer, and turns posternd's verdict line into
  * an exit code scripts can rely on (the lab waits on `posternctl status`):
  *   0 OK, 1 posternd reported an error, 2 usage error, 3 posternd not
- *   reachable, 4 status: dataplane not ready or a worker behind.
+ *   reachable, 4 status: dataplane not ready or a worker behind (also: a
+ *   --wait that timed out, a worker that did not answer `sessions`).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 
 #include "conf.h"
 #include "ctl_client.h"
+#include "ctl_wait.h"
 #include "result.h"
 
 #define CTL_REPLY_TIMEOUT_S 15 /* reload may retry publishing for 2 s */
@@ -36,15 +38,25 @@ static const struct ctl_cmd {
      "--watch: refresh every SECONDS (default 1) with the rate per second of each\n"
      "counter, total and per worker, from the last two readings; --count N stops\n"
      "after N tables (text only)"},
-    {"reload", true, false, "[--json]",
+    {"reload", true, false, "[--wait [SECONDS]] [--json]",
      "re-read the configuration and publish it; an invalid configuration is\n"
-     "refused (exit 1) and the running one stays live"},
+     "refused (exit 1) and the running one stays live. --wait: answer only once\n"
+     "every worker runs the new generation, with the time from publication to the\n"
+     "last worker's adoption; after SECONDS (default 5, at most 10) exit 4 and name\n"
+     "the workers behind"},
     {"policy", false, false, "list|show|test|set|del ...",
      "the outbound TLS policy (CONFIG_DIR/tls_policy), see `posternctl policy SUB --help`"},
     {"transport", false, false, "test DOMAIN [--json]",
      "which next hops the transport table gives mail for DOMAIN"},
     {"cert", false, false, "list|show NAME [--json]",
      "the inbound TLS certificates (tls_certificates), see `posternctl cert SUB --help`"},
+    {"sessions", true, false, "[--max N] [--json]",
+     "every worker's TCP connections: local and remote address, state, bytes in\n"
+     "(received in order) and out (acknowledged by the peer), modulo 4 GiB, send\n"
+     "and receive buffer fill, age, and the owner (the listener's port and service,\n"
+     "or \"client\"). At most N per worker (default 1000, at most 2044); a longer\n"
+     "list is cut with a note.\n"
+     "Exit 4 if a worker did not answer within 2 s"},
     {"log", true, false, "[--lines N] [--follow [--count N]] [--json]",
      "the last N (default 10) events of posternd's JSON log (log_file; the path is\n"
      "asked from posternd, else read from CONFIG_DIR/postern.conf), as text or,\n"
@@ -63,6 +75,7 @@ static const struct ctl_sub {
 	bool json_ok, nexthop_ok;
 	const char *args;
 	const char *help;
+	bool wait_ok; /* --wait [SECONDS]: answer once every worker adopted it */
 } ctl_subs[] = {
     {"policy", "list", 0, 0, true, false, "[--json]",
      "every entry of the live TLS policy, in file order, and the default level"},
@@ -75,13 +88,18 @@ static const struct ctl_sub {
      "(or the MX hosts of DOMAIN). Precedence: the next-hop destination ([host]:port\n"
      "exactly, or a next-hop domain and its parents), then DOMAIN, then its parents\n"
      "nearest first, then tls_default_level"},
-    {"policy", "set", 2, -1, true, false, "KEY LEVEL [ATTR=VALUE...] [--json]",
+    {"policy", "set", 2, -1, true, false, "KEY LEVEL [ATTR=VALUE...] [--wait [SECONDS]] [--json]",
      "add or replace the entry for KEY in CONFIG_DIR/tls_policy (comments and other\n"
      "lines kept), validate the whole file, replace it atomically and publish; an\n"
-     "invalid entry is refused (exit 1) and nothing changes"},
-    {"policy", "del", 1, 1, true, false, "KEY [--json]",
+     "invalid entry is refused (exit 1) and nothing changes. --wait: answer only\n"
+     "once every worker runs the new generation, with the time from publication to\n"
+     "the last worker's adoption; after SECONDS (default 5, at most 10) exit 4 and\n"
+     "name the workers behind",
+     true},
+    {"policy", "del", 1, 1, true, false, "KEY [--wait [SECONDS]] [--json]",
      "remove the entry for KEY from CONFIG_DIR/tls_policy and publish; exit 1 if\n"
-     "there is none"},
+     "there is none. --wait as for set",
+     true},
     {"transport", "test", 1, 1, true, false, "DOMAIN [--json]",
      "the transport entry for DOMAIN (exact, parent or *) and its next hops in order"},
     {"cert", "list", 0, 0, true, false, "[--json]",
@@ -95,6 +113,7 @@ static const struct ctl_sub {
 };
 
 #define CTL_NSUBS (sizeof(ctl_subs) / sizeof(ctl_subs[0]))
+_Static_assert(CTL_SESSIONS_MAX == 2044, "the help of sessions says 2044");
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
@@ -109,7 +128,8 @@ static void ctl_usage(FILE *f)
 	for (size_t i = 0; i < CTL_NCMDS; i++)
 		fprintf(f, "  %-9s %s\n", ctl_cmds[i].name, ctl_cmds[i].args);
 	fprintf(f, "exit codes: 0 ok, 1 posternd reported an error, 2 usage error,\n"
-	           "            3 posternd unreachable, 4 status: not ready\n");
+	           "            3 posternd unreachable, 4 status: not ready (also a --wait\n"
+	           "            that timed out, a worker that did not answer sessions)\n");
 }
 
 static void ctl_cmd_help(const struct ctl_cmd *c)
@@ -294,6 +314,37 @@ static int ctl_request(const char *sock, const char *request)
 }
 
 /*
+ * "--wait [SECONDS]" or "--wait=SECONDS" at argv[*i]: 0 if it is not that
+ * option, 1 with *secs set and *i past a SECONDS argument, -1 for a bad
+ * value (message printed). A bare number after --wait is its SECONDS: no
+ * policy attribute or level is a bare number.
+ */
+static int ctl_parse_wait(const char *cmd, int argc, char **argv, int *i, unsigned *secs)
+{
+	const char *v = NULL;
+	char *end;
+	unsigned long s;
+
+	if (strncmp(argv[*i], "--wait=", 7) == 0)
+		v = argv[*i] + 7;
+	else if (strcmp(argv[*i], "--wait") != 0)
+		return 0;
+	else if (*i + 1 < argc && argv[*i + 1][0] >= '0' && argv[*i + 1][0] <= '9')
+		v = argv[++*i];
+	*secs = CTL_WAIT_DEFAULT_S;
+	if (v == NULL)
+		return 1;
+	s = strtoul(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || s < 1 || s > CTL_WAIT_MAX_S) {
+		fprintf(stderr, "posternctl: %s: --wait: \"%s\" is not 1..%d seconds\n", cmd, v,
+		        CTL_WAIT_MAX_S);
+		return -1;
+	}
+	*secs = (unsigned)s;
+	return 1;
+}
+
+/*
  * posternctl policy|transport SUB ARGS: check the arguments here (usage
  * errors exit 2 without bothering posternd), then send
  * "CMD SUB [--json] [--nexthop=H] ARGS" on one line.
@@ -306,7 +357,8 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 	char sock[CONF_PATH_MAX], *request;
 	size_t cap = 64, o;
 	bool json = false;
-	int npos = 0, rc;
+	unsigned wait_s = 0, secs;
+	int npos = 0, rc, w;
 
 	if (argc == 0 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
 		ctl_sub_usage(argc == 0 ? stderr : stdout, cmdname);
@@ -337,6 +389,11 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 		} else if (sub->nexthop_ok && strcmp(argv[i], "--nexthop") == 0 && i + 1 < argc) {
 			nexthop = argv[++i];
 			cap += strlen(nexthop);
+		} else if (sub->wait_ok &&
+		           (w = ctl_parse_wait(cmdname, argc, argv, &i, &secs)) != 0) {
+			if (w < 0)
+				return CTL_EXIT_USAGE;
+			wait_s = secs;
 		} else if (argv[i][0] == '-') {
 			fprintf(stderr, "posternctl: %s %s: unknown option \"%s\"\n", cmdname,
 			        sub->name, argv[i]);
@@ -362,8 +419,12 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 	o = (size_t)snprintf(request, cap, "%s %s%s", cmdname, sub->name, json ? " --json" : "");
 	if (nexthop != NULL)
 		o += (size_t)snprintf(request + o, cap - o, " --nexthop=%s", nexthop);
+	if (wait_s != 0)
+		o += (size_t)snprintf(request + o, cap - o, " --wait=%u", wait_s);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
+			continue;
+		if (sub->wait_ok && ctl_parse_wait(cmdname, argc, argv, &i, &secs) != 0)
 			continue;
 		if (strcmp(argv[i], "--nexthop") == 0) {
 			i++;
@@ -381,9 +442,10 @@ int main(int argc, char **argv)
 {
 	const char *opt_s = NULL, *opt_c = NULL;
 	const struct ctl_cmd *cmd;
-	char sock[CONF_PATH_MAX], request[128];
+	char sock[CONF_PATH_MAX], request[128], extra[48] = "";
 	bool json = false, all = false;
-	int i = 1, rc;
+	unsigned secs;
+	int i = 1, rc, w;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -426,6 +488,23 @@ int main(int argc, char **argv)
 			json = true;
 		} else if (cmd->all_ok && strcmp(argv[i], "--all") == 0) {
 			all = true;
+		} else if (strcmp(cmd->name, "reload") == 0 &&
+		           (w = ctl_parse_wait(cmd->name, argc, argv, &i, &secs)) != 0) {
+			if (w < 0)
+				return CTL_EXIT_USAGE;
+			snprintf(extra, sizeof(extra), " --wait=%u", secs);
+		} else if (strcmp(cmd->name, "sessions") == 0 && strcmp(argv[i], "--max") == 0) {
+			char *end;
+			const char *v = i + 1 < argc ? argv[++i] : "";
+			unsigned long max = strtoul(v, &end, 10);
+
+			if (*v < '0' || *v > '9' || *end != '\0' || max > CTL_SESSIONS_MAX) {
+				fprintf(stderr,
+				        "posternctl: sessions: --max needs a number 0..%lu\n",
+				        (unsigned long)CTL_SESSIONS_MAX);
+				return CTL_EXIT_USAGE;
+			}
+			snprintf(extra, sizeof(extra), " --max=%lu", max);
 		} else if (strcmp(cmd->name, "help") == 0 && ctl_find_cmd(argv[i]) != NULL &&
 		           i + 1 == argc) {
 			const struct ctl_cmd *hc = ctl_find_cmd(argv[i]);
@@ -449,7 +528,7 @@ int main(int argc, char **argv)
 	rc = ctl_socket_path(opt_s, opt_c, sock, sizeof(sock));
 	if (rc != CTL_EXIT_OK)
 		return rc;
-	snprintf(request, sizeof(request), "%s%s%s\n", cmd->name, all ? " all" : "",
-	         json ? " json" : "");
+	snprintf(request, sizeof(request), "%s%s%s%s\n", cmd->name, all ? " all" : "",
+	         json ? " json" : "", extra);
 	return ctl_request(sock, request);
 }

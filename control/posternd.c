@@ -10,11 +10,16 @@
  * dataplane's event rings into the JSON log (evlog.c) every 50 ms, reopens
  * that log on SIGUSR1, and serves GET /metrics (metrics.c) when
  * metrics_listen is set. Plain Linux, one thread, one poll() loop.
+ * Some answers come later, from that loop, never by blocking (ctl_wait.h):
+ * `sessions` asks every worker over the command rings (dpreq.h), and a
+ * publication with --wait is answered once every worker has adopted it.
  *
  * Socket protocol: the client sends one request line; posternd answers with
  * one verdict line ("ok", "error" or "notready"), then the body, then closes.
  * "status", "stats" and "reload" take the words "json" and "all"; "policy"
- * and "transport" take a sub-command, its arguments and "--" options.
+ * and "transport" take a sub-command, its arguments and "--" options;
+ * "policy set|del" and "reload" also "--wait=SECONDS", "sessions" "json"
+ * and "--max=N".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +41,8 @@
 
 #include "certs.h"
 #include "conf.h"
+#include "ctl_wait.h"
+#include "dpreq.h"
 #include "evlog.h"
 #include "metrics.h"
 #include "policy.h"
@@ -61,6 +68,7 @@ struct ctl_client {
 	struct ctl_buf out;
 	size_t out_off;
 	bool replying;
+	struct ctl_wait wait; /* an answer that comes later (--wait, sessions) */
 };
 
 struct ctl_daemon {
@@ -80,6 +88,7 @@ struct ctl_daemon {
 	struct evlog log;              /* log_file: events of the dataplane and ours */
 	struct metrics_server metrics; /* GET /metrics on metrics_listen */
 	uint64_t next_drain_ns;
+	struct dpreq_table dpreq; /* requests to the workers in flight (dpreq.h) */
 };
 
 static void ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -402,6 +411,7 @@ static int ctl_listen(const char *path, const struct pg_conf *conf)
 
 static void ctl_client_close(struct ctl_client *c)
 {
+	ctl_wait_cancel(&c->wait);
 	close(c->fd);
 	ctl_buf_free(&c->out);
 	memset(c, 0, sizeof(*c));
@@ -600,6 +610,86 @@ static const char *ctl_handle_transport(struct ctl_daemon *dm, struct ctl_buf *b
 	return "ok";
 }
 
+/*
+ * "--wait=SECONDS" of policy set|del and reload, taken out of argv:
+ * *wait_ns 0 when absent. An error verdict for a bad value.
+ */
+static const char *ctl_take_wait(int *argc, char **argv, uint64_t *wait_ns, struct ctl_buf *b)
+{
+	int kept = 0;
+
+	*wait_ns = 0;
+	for (int i = 0; i < *argc; i++) {
+		char *end;
+		unsigned long s;
+
+		if (strncmp(argv[i], "--wait=", 7) != 0) {
+			argv[kept++] = argv[i];
+			continue;
+		}
+		s = strtoul(argv[i] + 7, &end, 10);
+		if (argv[i][7] < '0' || argv[i][7] > '9' || *end != '\0' || s < 1 ||
+		    s > CTL_WAIT_MAX_S) {
+			ctl_buf_printf(b, "--wait: \"%.20s\" is not 1..%d seconds\n", argv[i] + 7,
+			               CTL_WAIT_MAX_S);
+			return "error";
+		}
+		*wait_ns = s * 1000000000ull;
+	}
+	*argc = kept;
+	return NULL;
+}
+
+/* sessions [json|--json] [--max=N]: every worker's connections (ctl_wait.h). */
+static const char *ctl_handle_sessions(struct ctl_daemon *dm, struct ctl_client *c,
+                                       struct ctl_buf *b, int argc, char **argv)
+{
+	unsigned long max = CTL_SESSIONS_DEFAULT_MAX;
+	bool json = false;
+
+	for (int i = 0; i < argc; i++) {
+		char *end;
+
+		if (strcmp(argv[i], "json") == 0 || strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strncmp(argv[i], "--max=", 6) == 0) {
+			max = strtoul(argv[i] + 6, &end, 10);
+			if (argv[i][6] < '0' || argv[i][6] > '9' || *end != '\0' ||
+			    max > CTL_SESSIONS_MAX) {
+				ctl_buf_printf(b, "--max: \"%.20s\" is not 0..%lu\n", argv[i] + 6,
+				               (unsigned long)CTL_SESSIONS_MAX);
+				return "error";
+			}
+		} else {
+			ctl_buf_printf(b, "usage: sessions [--json] [--max=N]\n");
+			return "error";
+		}
+	}
+	return ctl_wait_sessions(&c->wait, &dm->dpreq, dm->shm.region, (uint32_t)max, json,
+	                         shm_now_ns(), b);
+}
+
+/*
+ * The answer of a publication asked with --wait is held back until every
+ * worker has adopted the generation (ctl_wait.h); the client's deadline
+ * is pushed out accordingly.
+ */
+static bool ctl_hold_for_adoption(struct ctl_daemon *dm, struct ctl_client *c, uint64_t gen_before,
+                                  uint64_t wait_ns, int argc, char **argv, struct ctl_buf *body)
+{
+	uint64_t now = shm_now_ns();
+	bool json = false;
+
+	if (wait_ns == 0 || dm->gen == gen_before)
+		return false;
+	for (int i = 0; i < argc; i++)
+		json |= strcmp(argv[i], "json") == 0 || strcmp(argv[i], "--json") == 0;
+	ctl_wait_adopt(&c->wait, dm->shm.region, dm->gen, now, wait_ns, json, body);
+	if (c->deadline_ns < now + wait_ns + CTL_CLIENT_TIMEOUT_NS)
+		c->deadline_ns = now + wait_ns + CTL_CLIENT_TIMEOUT_NS;
+	return true;
+}
+
 /* Parse the request line and build the whole reply into c->out. */
 static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 {
@@ -608,6 +698,7 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 	const char *verdict = NULL;
 	bool json = false, all = false;
 	int argc = 0;
+	uint64_t wait_ns = 0, gen_before = dm->gen;
 
 	verb = strtok_r(c->req, " \t\r", &save);
 	while ((word = strtok_r(NULL, " \t\r", &save)) != NULL) {
@@ -618,7 +709,16 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 		}
 		argv[argc++] = word;
 	}
-	if (verdict == NULL && verb != NULL && strcmp(verb, "policy") == 0) {
+	if (verdict == NULL && verb != NULL &&
+	    (strcmp(verb, "policy") == 0 || strcmp(verb, "reload") == 0))
+		verdict = ctl_take_wait(&argc, argv, &wait_ns, &body);
+	if (verdict == NULL && verb != NULL && strcmp(verb, "sessions") == 0) {
+		verdict = ctl_handle_sessions(dm, c, &body, argc, argv);
+		if (verdict == NULL) {
+			ctl_buf_free(&body); /* the answer comes from ctl_wait_poll */
+			return;
+		}
+	} else if (verdict == NULL && verb != NULL && strcmp(verb, "policy") == 0) {
 		verdict = ctl_handle_policy(dm, &body, argc, argv);
 	} else if (verdict == NULL && verb != NULL && strcmp(verb, "transport") == 0) {
 		verdict = ctl_handle_transport(dm, &body, argc, argv);
@@ -646,10 +746,13 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 			verdict = "error";
 			ctl_buf_printf(&body,
 			               "unknown command \"%.40s\" (status, stats, reload, policy,"
-			               " transport, cert)\n",
+			               " transport, cert, sessions)\n",
 			               verb != NULL ? verb : "");
 		}
 	}
+	if (strcmp(verdict, "ok") == 0 &&
+	    ctl_hold_for_adoption(dm, c, gen_before, wait_ns, argc, argv, &body))
+		return;
 	ctl_buf_printf(&c->out, "%s\n%.*s", verdict, (int)body.len, body.p != NULL ? body.p : "");
 	ctl_buf_free(&body);
 	c->replying = true;
@@ -738,6 +841,37 @@ static void ctl_signal(struct ctl_daemon *dm)
 	}
 }
 
+/* Is an answer held back (--wait, sessions)? Then posternd polls every 1 ms. */
+static bool ctl_waiting(const struct ctl_daemon *dm)
+{
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+		if (dm->clients[i].fd >= 0 && dm->clients[i].wait.kind != CTL_WAIT_NONE)
+			return true;
+	return false;
+}
+
+/* Take the workers' answers, and send every held-back answer now ready. */
+static void ctl_answer_waiting(struct ctl_daemon *dm, uint64_t now)
+{
+	dpreq_poll(&dm->dpreq, dm->shm.region, now);
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &dm->clients[i];
+		struct ctl_buf body = {0};
+		const char *verdict;
+
+		if (c->fd < 0 || c->wait.kind == CTL_WAIT_NONE)
+			continue;
+		verdict = ctl_wait_poll(&c->wait, dm->shm.region, now, &body);
+		if (verdict == NULL)
+			continue;
+		ctl_buf_printf(&c->out, "%s\n%.*s", verdict, (int)body.len,
+		               body.p != NULL ? body.p : "");
+		ctl_buf_free(&body);
+		c->replying = true;
+		ctl_client_write(c);
+	}
+}
+
 static void ctl_loop(struct ctl_daemon *dm)
 {
 	struct pollfd pfd[2 + CTL_MAX_CLIENTS + METRICS_MAX_FDS];
@@ -746,6 +880,7 @@ static void ctl_loop(struct ctl_daemon *dm)
 	while (!dm->stop) {
 		nfds_t n = 0, nm;
 		uint64_t now;
+		bool waiting;
 
 		pfd[n++] = (struct pollfd){.fd = dm->signal_fd, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = dm->listen_fd, .events = POLLIN};
@@ -755,12 +890,21 @@ static void ctl_loop(struct ctl_daemon *dm)
 			if (c->fd < 0)
 				continue;
 			who[n] = c;
+			/* a held-back answer: only a hang-up matters until it is ready */
 			pfd[n++] =
-			    (struct pollfd){.fd = c->fd, .events = c->replying ? POLLOUT : POLLIN};
+			    (struct pollfd){.fd = c->fd,
+			                    .events = c->replying                     ? POLLOUT
+			                              : c->wait.kind != CTL_WAIT_NONE ? 0
+			                                                              : POLLIN};
 		}
 		nm = metrics_poll_fds(&dm->metrics, pfd + n, METRICS_MAX_FDS);
-		/* wake up for the next drain of the event rings at the latest */
-		if (poll(pfd, n + nm, (int)(EVLOG_DRAIN_NS / 1000000u)) < 0 && errno != EINTR) {
+		/*
+		 * Wake up for the next drain of the event rings at the latest, or
+		 * in 1 ms while an answer waits for the workers (and only then).
+		 */
+		waiting = ctl_waiting(dm);
+		if (poll(pfd, n + nm, waiting ? 1 : (int)(EVLOG_DRAIN_NS / 1000000u)) < 0 &&
+		    errno != EINTR) {
 			ctl_log("poll: %s", strerror(errno));
 			break;
 		}
@@ -774,6 +918,9 @@ static void ctl_loop(struct ctl_daemon *dm)
 
 			if (pfd[i].revents & (POLLERR | POLLNVAL)) {
 				ctl_client_close(c);
+			} else if (c->wait.kind != CTL_WAIT_NONE) {
+				if (pfd[i].revents & POLLHUP)
+					ctl_client_close(c); /* gave up waiting */
 			} else if (c->replying && (pfd[i].revents & (POLLOUT | POLLHUP))) {
 				ctl_client_write(c);
 			} else if (!c->replying && (pfd[i].revents & (POLLIN | POLLHUP))) {
@@ -785,6 +932,8 @@ static void ctl_loop(struct ctl_daemon *dm)
 			if (c->fd >= 0 && now > c->deadline_ns)
 				ctl_client_close(c);
 		}
+		if (waiting || ctl_waiting(dm))
+			ctl_answer_waiting(dm, now);
 		metrics_poll_events(&dm->metrics, pfd + n, (unsigned)nm, dm->shm.region, now);
 		if (now >= dm->next_drain_ns) {
 			evlog_drain(&dm->log, dm->shm.region);
@@ -856,6 +1005,8 @@ int main(int argc, char **argv)
 			dm.config_dir = absdir;
 	}
 	dm.start_ns = shm_now_ns();
+	/* request ids never repeat across restarts: late answers stay strays */
+	dpreq_init(&dm.dpreq, evring_realtime_ns());
 	dm.listen_fd = dm.signal_fd = -1;
 	dm.log.fd = dm.metrics.listen_fd = -1;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)

@@ -34,6 +34,7 @@ enum {
 	SB_TLS_CERT_CHAIN,
 	SB_TLS_DER,
 	SB_DIAG_CLIENT,
+	SB_TCP,
 	SB_NSECTIONS
 };
 
@@ -56,6 +57,7 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_TLS_CERT_CHAIN] = SNAP_SEC_TLS_CERT_CHAIN,
     [SB_TLS_DER] = SNAP_SEC_TLS_DER,
     [SB_DIAG_CLIENT] = SNAP_SEC_DIAG_CLIENT,
+    [SB_TCP] = SNAP_SEC_TCP,
 };
 
 /* The strings section being filled: offset 0 holds "" (a zero snap_str). */
@@ -171,6 +173,22 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	if (c->diag_services)
 		dp->flags |= SNAP_DP_F_DIAG;
 	dp->default_gateway = c->default_gateway;
+}
+
+static void snap_fill_tcp(const struct pg_conf_tcp *c, struct snap_tcp *t)
+{
+	t->max_conns = c->max_connections;
+	t->syn_backlog = c->syn_backlog;
+	t->max_buf_bytes = c->buffer_memory_max;
+	t->sndbuf = (uint32_t)c->send_buffer; /* <= SNAP_TCP_BUF_MAX (conf.c) */
+	t->rcvbuf = (uint32_t)c->receive_buffer;
+	t->keepalive_idle_ns = c->keepalive_idle_ns;
+	t->keepalive_intvl_ns = c->keepalive_intvl_ns;
+	t->keepalive_probes = c->keepalive_probes;
+	t->max_retries = c->max_retries;
+	t->cc = c->cc;
+	t->watermark_pct = (uint8_t)c->backpressure_watermark;
+	t->flags = c->syncookies ? SNAP_TCP_F_SYNCOOKIES : 0;
 }
 
 static void snap_fill_tls(const struct pg_policy *pol, struct snap_strings *s,
@@ -356,6 +374,8 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 	sec[SB_TLS_DER].size = nder;
 	sec[SB_DIAG_CLIENT].count = c->diag_client.set ? 1 : 0;
 	sec[SB_DIAG_CLIENT].size = sec[SB_DIAG_CLIENT].count * sizeof(struct snap_diag_client);
+	sec[SB_TCP].count = 1;
+	sec[SB_TCP].size = sizeof(struct snap_tcp);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
 		if (i == SB_TLS_INDEX || i == SB_TRANSPORT_INDEX || i == SB_RELAY_DOMAINS_INDEX)
 			sec[i].size = (size_t)sec[i].count * sizeof(uint32_t);
@@ -438,6 +458,7 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 		dc->bytes = c->diag_client.bytes;
 		dc->count = c->diag_client.count;
 	}
+	snap_fill_tcp(&c->tcp, (struct snap_tcp *)(base + sec[SB_TCP].offset));
 	if (strings.overflow) {
 		/* snap_strings_size and the fill functions disagree: a bug */
 		free(base);

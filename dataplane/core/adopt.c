@@ -97,6 +97,29 @@ int adopt_compile_net(const struct snap_header *h, const struct adopt_hw *hw,
 	return PG_OK;
 }
 
+void adopt_compile_tcp(const struct snap_header *h, struct tcp_config *cfg)
+{
+	const struct snap_tcp *t = snap_section(h, SNAP_SEC_TCP, NULL);
+	struct tcp_config def;
+
+	tcp_config_default(&def);
+	cfg->max_conns = t != NULL ? t->max_conns : def.max_conns;
+	cfg->syn_backlog = t != NULL ? t->syn_backlog : def.syn_backlog;
+	cfg->max_buf_bytes = t != NULL ? t->max_buf_bytes : def.max_buf_bytes;
+	cfg->sndbuf = t != NULL ? t->sndbuf : def.sndbuf;
+	cfg->rcvbuf = t != NULL ? t->rcvbuf : def.rcvbuf;
+	cfg->max_retries = t != NULL ? t->max_retries : def.max_retries;
+	cfg->watermark_pct = t != NULL ? t->watermark_pct : def.watermark_pct;
+	cfg->syncookies = t != NULL ? (t->flags & SNAP_TCP_F_SYNCOOKIES) != 0 : def.syncookies;
+	cfg->cc = t != NULL && t->cc == SNAP_TCP_CC_NEWRENO ? TCP_CC_NEWRENO : TCP_CC_CUBIC;
+	cfg->keepalive_idle_ns = t != NULL ? t->keepalive_idle_ns : def.keepalive_idle_ns;
+	/* off: the stack keeps its interval and count (unused until switched on) */
+	if (cfg->keepalive_idle_ns != 0) {
+		cfg->keepalive_intvl_ns = t->keepalive_intvl_ns;
+		cfg->keepalive_probes = t->keepalive_probes;
+	}
+}
+
 int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 {
 	const struct snap_header *h;
@@ -130,6 +153,17 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 		worker_free(w, nc);
 		goto refuse;
 	}
+	if (w->tcp != NULL) {
+		/* New connections take it; established ones keep theirs (net/tcp.h). */
+		struct tcp_config tcfg = *tcp_stack_config(w->tcp);
+
+		adopt_compile_tcp(h, &tcfg);
+		if (tcp_stack_reconfigure(w->tcp, &tcfg) != PG_OK) {
+			worker_free(w, nc);
+			snprintf(err, sizeof(err), "TCP settings refused by the stack");
+			goto refuse;
+		}
+	}
 	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
 	w->idle_polls_max = dp->idle_polls;
 	w->idle_sleep_ns = dp->idle_sleep_ns;
@@ -141,6 +175,9 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 	w->gen = gen;
 	net_config_changed(w);
 	diag_adopt(w, h); /* diag_services and diag_client (diag/diag.h) */
+	/* the time first: whoever sees the generation (release) sees when */
+	atomic_store_explicit(&w->shm->region->readers[w->reader].adopted_ns, shm_now_ns(),
+			      memory_order_relaxed);
 	atomic_store_explicit(&w->shm->region->readers[w->reader].adopted, gen,
 			      memory_order_release);
 	WCOUNT(w, snapshot_adopted);

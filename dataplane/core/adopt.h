@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "net/net.h"
+#include "net/tcp.h"
 
 struct worker;
 struct snap_header;
@@ -36,5 +37,13 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw);
  */
 int adopt_compile_net(const struct snap_header *h, const struct adopt_hw *hw,
 		      struct net_config *nc, char *err, size_t errlen);
+
+/*
+ * The TCP settings of a validated snapshot over *cfg (pure function): the
+ * operator's fields are replaced, the others (timer constants, ports,
+ * options) kept. A snapshot from before ABI 1.4 has no TCP section and
+ * gives tcp_config_default()'s values, as postern.conf's defaults do.
+ */
+void adopt_compile_tcp(const struct snap_header *h, struct tcp_config *cfg);
 
 #endif

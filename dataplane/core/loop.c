@@ -1,7 +1,8 @@
 /*
  * loop.c - the poll loop of a worker lcore (DESIGN.md, "Poll loop"):
  * RX burst → steer → protocol input → steering ring → timers → TX flush →
- * adopt a new snapshot → publish counters; then back off when idle.
+ * adopt a new snapshot → answer posternd's commands → publish counters;
+ * then back off when idle.
  * The idle back-off matters: on a 2-core machine two busy-polling
  * processes would starve everything else.
  */
@@ -12,6 +13,7 @@
 #include <rte_ethdev.h>
 #include <rte_log.h>
 
+#include "cmd.h"
 #include "events.h"
 #include "loop.h"
 #include "result.h"
@@ -99,6 +101,8 @@ unsigned loop_poll_once(struct worker *w, const struct adopt_hw *hw)
 
 	/* Quiescent point: nothing of the old snapshot is in use here. */
 	adopt_snapshot(w, hw);
+	/* The same point for posternd's requests (session list, ...): cheap when none. */
+	handled += dp_cmd_poll(w);
 
 	if (w->now_ns >= w->next_publish_ns) {
 		loop_publish(w);

@@ -53,6 +53,9 @@ struct dp_layout {
 	uint16_t nports;
 	char devices[SNAP_MAX_PORTS][256];
 	uint16_t mtu[SNAP_MAX_PORTS];
+	/* TCP settings: all live for new connections, but the stack's table
+	 * size and SYN-cookie window scale come from the first (net/tcp.h) */
+	struct tcp_config tcp;
 };
 
 static struct shm_map *dp_shm_for_fail; /* only for dp_fail's message */
@@ -179,6 +182,7 @@ static void dp_claim(const struct dp_options *o, struct shm_map *shm)
 		atomic_store(&r->readers[i].active, 0);
 		atomic_store(&r->readers[i].announced, 0);
 		atomic_store(&r->readers[i].adopted, 0);
+		atomic_store(&r->readers[i].adopted_ns, 0);
 		atomic_store(&r->readers[i].heartbeat_ns, 0);
 	}
 	r->dp.nworkers = 0;
@@ -229,6 +233,8 @@ static void dp_read_layout(const struct snap_header *h, struct dp_layout *l)
 		snprintf(l->devices[i], sizeof(l->devices[i]), "%s", snap_string(h, sp[i].device));
 		l->mtu[i] = sp[i].mtu;
 	}
+	tcp_config_default(&l->tcp);
+	adopt_compile_tcp(h, &l->tcp);
 }
 
 /*
@@ -273,6 +279,7 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 	uint32_t n, nsp;
 	const struct snap_dataplane *dp;
 	const struct snap_port *sp;
+	char why[256];
 
 	if (shm_published_gen(shm) == *seen)
 		return;
@@ -298,6 +305,8 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 			now.mtu[i] = sp[i].mtu;
 		}
 	}
+	tcp_config_default(&now.tcp);
+	adopt_compile_tcp(h, &now.tcp);
 	shm_release(shm, 0);
 	if (now.workers != started->workers || now.nports != started->nports)
 		goto restart;
@@ -305,6 +314,12 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 		if (strcmp(now.devices[i], started->devices[i]) != 0 ||
 		    now.mtu[i] != started->mtu[i])
 			goto restart;
+	if (tcp_config_restart_only(&started->tcp, &now.tcp, why, sizeof(why))) {
+		RTE_LOG(WARNING, USER1, "generation %lu: TCP settings adopted, but %s\n",
+			(unsigned long)gen, why);
+		dp_event_main(shm, EV_RESTART_NEEDED, "generation=%lu" EVRING_SEP "reason=TCP: %s",
+			      (unsigned long)gen, why);
+	}
 	return;
 restart:
 	RTE_LOG(WARNING, USER1,
@@ -439,14 +454,10 @@ int main(int argc, char **argv)
 		if (w->timers == NULL)
 			dp_fail("cannot allocate the timer wheel of worker %u", wi);
 		timer_wheel_init(w->timers, TIMER_TICK_NS_DEFAULT, shm_now_ns(), w);
-		{
-			struct tcp_config tcfg;
-
-			tcp_config_default(&tcfg);
-			w->tcp = tcp_stack_create(w, &tcfg, &isn_key);
-			if (w->tcp == NULL)
-				dp_fail("cannot allocate the TCP state of worker %u", wi);
-		}
+		/* the snapshot's TCP settings from the start (adoption re-applies them) */
+		w->tcp = tcp_stack_create(w, &layout.tcp, &isn_key);
+		if (w->tcp == NULL)
+			dp_fail("cannot allocate the TCP state of worker %u", wi);
 		r->readers[w->reader].lcore = lcore;
 		atomic_store(&r->readers[w->reader].adopted, 0);
 		atomic_store(&r->readers[w->reader].heartbeat_ns, 0);

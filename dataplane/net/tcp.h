@@ -109,6 +109,34 @@ void tcp_config_default(struct tcp_config *cfg);
 struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg,
 				   const struct tcp_isn_key *key);
 void tcp_stack_destroy(struct worker *w, struct tcp_stack *st);
+
+/*
+ * Take a new configuration (postern.conf through a snapshot), called by
+ * the owning worker at a quiescent point. PG_OK, or PG_ERROR when the
+ * config would be refused by tcp_stack_create (then nothing changes).
+ * Nothing already established is disturbed:
+ *  - admission: max_conns, max_buf_bytes, max_mbufs, watermark_pct,
+ *    syn_backlog and syncookies decide the next SYN or tcp_connect();
+ *    connections over a lowered cap stay, new ones wait for room;
+ *  - per connection: sndbuf, rcvbuf (and the window scale it implies),
+ *    cc, keepalive_* and max_retries are copied into each connection
+ *    when it is created and kept for its life;
+ *  - the timer constants nobody configures yet (msl, rto_*, delack,
+ *    fin_wait2, syn_retries, challenge_ack_per_s) apply at their next use.
+ * Fixed at creation (see tcp_config_restart_only): the connection table's
+ * size and the window scale SYN cookies advertise.
+ */
+int tcp_stack_reconfigure(struct tcp_stack *st, const struct tcp_config *cfg);
+const struct tcp_config *tcp_stack_config(const struct tcp_stack *st);
+/*
+ * Whether `now` asks for something a stack created with `started` can
+ * only give after a restart (then 1, with the reason in why; else 0): a
+ * max_conns beyond the table made at start (it still works, with longer
+ * hash chains), or an rcvbuf needing a larger window scale than the one
+ * SYN cookies advertise (cookie connections get smaller windows).
+ */
+int tcp_config_restart_only(const struct tcp_config *started, const struct tcp_config *now,
+			    char *why, size_t whylen);
 /* Connections currently allocated on this worker (all states). */
 uint32_t tcp_conn_count(const struct worker *w);
 /* Bytes of send and receive buffers currently allocated on this worker. */
@@ -185,5 +213,25 @@ void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t
 const char *tcp_state_name_of(const struct tcp_conn *c);
 void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, uint32_t *raddr,
 		    uint16_t *rport); /* addresses network order, ports host order */
+
+/* What tcp_foreach_conn shows of a connection (a copy: nothing to hold). */
+struct tcp_conn_info {
+	uint32_t laddr, raddr;  /* network order */
+	uint16_t lport, rport;  /* host order */
+	const char *state;      /* "ESTABLISHED", static */
+	bool passive;           /* accepted from a listener on lport */
+	uint32_t bytes_in;      /* in-order bytes received, modulo 2^32 (sequence space) */
+	uint32_t bytes_out;     /* bytes the peer acknowledged, modulo 2^32 */
+	uint32_t sndq, rcvq;    /* bytes in the send / receive buffer */
+	uint64_t created_ns;    /* worker clock when the connection was created */
+};
+
+/*
+ * Call fn for every connection in w's table (every state, TIME_WAIT
+ * included), in table order, until fn returns false. Read-only: fn must
+ * not open, close or send. Returns the number of calls made.
+ */
+uint32_t tcp_foreach_conn(const struct worker *w,
+			  bool (*fn)(const struct tcp_conn_info *ci, void *arg), void *arg);
 
 #endif

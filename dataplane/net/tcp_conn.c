@@ -6,6 +6,7 @@
  * timestamp offsets (RFC 6528), and the open/close half of the event API.
  */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <rte_byteorder.h>
@@ -82,27 +83,48 @@ static uint32_t tcp_key_derive(const struct tcp_isn_key *k, const char tag[4])
 	return (uint32_t)tcp_siphash24(k, tag, 4);
 }
 
+static bool tcp_config_ok(const struct tcp_config *cfg)
+{
+	return cfg->max_conns != 0 && cfg->sndbuf != 0 && cfg->rcvbuf >= 1024 &&
+	       cfg->ephemeral_lo != 0 && cfg->ephemeral_hi >= cfg->ephemeral_lo &&
+	       (cfg->cc == TCP_CC_CUBIC || cfg->cc == TCP_CC_NEWRENO);
+}
+
+/* Buckets of the connection table for a max_conns (fixed at creation). */
+static uint32_t tcp_table_size(uint32_t max_conns)
+{
+	return rte_align32pow2(max_conns > (1u << 22) ? (1u << 22) : max_conns);
+}
+
+/* Take a checked config: what create and reconfigure share. */
+static void tcp_stack_set_config(struct tcp_stack *st, const struct tcp_config *cfg)
+{
+	st->cfg = *cfg;
+	st->cc_ops = cfg->cc == TCP_CC_NEWRENO ? &tcp_cc_newreno : &tcp_cc_cubic;
+	st->max_mbufs = cfg->max_mbufs != 0 ? cfg->max_mbufs : st->w->pool->size;
+	if (st->cfg.watermark_pct == 0 || st->cfg.watermark_pct > 100)
+		st->cfg.watermark_pct = 100;
+	if (st->port_cursor < cfg->ephemeral_lo || st->port_cursor > cfg->ephemeral_hi)
+		st->port_cursor = cfg->ephemeral_lo;
+}
+
 struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cfg,
 				   const struct tcp_isn_key *key)
 {
 	struct tcp_stack *st;
 	uint32_t nb;
 
-	if (w->timers == NULL || key == NULL || cfg->max_conns == 0 || cfg->sndbuf == 0 ||
-	    cfg->rcvbuf < 1024 || cfg->ephemeral_lo == 0 || cfg->ephemeral_hi < cfg->ephemeral_lo)
+	if (w->timers == NULL || key == NULL || !tcp_config_ok(cfg))
 		return NULL;
 	st = worker_alloc(w, sizeof(*st));
 	if (st == NULL)
 		return NULL;
 	st->w = w;
-	st->cfg = *cfg;
-	st->cc_ops = cfg->cc == TCP_CC_NEWRENO ? &tcp_cc_newreno : &tcp_cc_cubic;
-	st->max_mbufs = cfg->max_mbufs != 0 ? cfg->max_mbufs : w->pool->size;
-	if (st->cfg.watermark_pct == 0 || st->cfg.watermark_pct > 100)
-		st->cfg.watermark_pct = 100;
+	tcp_stack_set_config(st, cfg);
+	st->cookie_wscale = cfg->window_scale ? tcp_rcv_wscale_for(cfg->rcvbuf) : 0;
 	st->isn_key = *key;
 	st->hash_seed = tcp_key_derive(key, "thsh");
-	nb = rte_align32pow2(cfg->max_conns > (1u << 22) ? (1u << 22) : cfg->max_conns);
+	nb = tcp_table_size(cfg->max_conns);
 	st->buckets = worker_alloc(w, (size_t)nb * sizeof(*st->buckets));
 	if (st->buckets == NULL) {
 		worker_free(w, st);
@@ -111,6 +133,48 @@ struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cf
 	st->mask = nb - 1;
 	st->port_cursor = cfg->ephemeral_lo;
 	return st;
+}
+
+/*
+ * Called at a quiescent point of the worker (snapshot adoption), so no
+ * connection is in the middle of input or a timer. Connections copy what
+ * concerns them at creation (tcp_conn_new), which is what keeps the
+ * established ones undisturbed.
+ */
+int tcp_stack_reconfigure(struct tcp_stack *st, const struct tcp_config *cfg)
+{
+	if (!tcp_config_ok(cfg))
+		return PG_ERROR;
+	tcp_stack_set_config(st, cfg);
+	return PG_OK;
+}
+
+const struct tcp_config *tcp_stack_config(const struct tcp_stack *st)
+{
+	return &st->cfg;
+}
+
+int tcp_config_restart_only(const struct tcp_config *started, const struct tcp_config *now,
+			    char *why, size_t whylen)
+{
+	uint8_t ws_started = started->window_scale ? tcp_rcv_wscale_for(started->rcvbuf) : 0;
+	uint8_t ws_now = now->window_scale ? tcp_rcv_wscale_for(now->rcvbuf) : 0;
+
+	if (now->max_conns > tcp_table_size(started->max_conns)) {
+		snprintf(why, whylen,
+			 "%u connections per worker outgrow the connection table made at start "
+			 "(%u buckets): longer hash chains until a restart",
+			 now->max_conns, tcp_table_size(started->max_conns));
+		return 1;
+	}
+	if (ws_now > ws_started) {
+		snprintf(why, whylen,
+			 "a %u-byte receive buffer needs window scale %u: connections accepted "
+			 "through SYN cookies keep scale %u (windows up to %u bytes) until a restart",
+			 now->rcvbuf, ws_now, ws_started, 65535u << ws_started);
+		return 1;
+	}
+	return 0;
 }
 
 void tcp_stack_destroy(struct worker *w, struct tcp_stack *st)
@@ -282,7 +346,7 @@ uint8_t tcp_rcv_wscale_for(uint32_t rcvbuf)
 
 uint8_t tcp_stack_rcv_wscale(const struct tcp_stack *st)
 {
-	return st->cfg.window_scale ? tcp_rcv_wscale_for(st->cfg.rcvbuf) : 0;
+	return st->cookie_wscale;
 }
 
 struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
@@ -318,8 +382,14 @@ struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lpo
 	c->lport = lport;
 	c->raddr = raddr;
 	c->rport = rport;
+	c->created_ns = w->now_ns;
 	c->rto_ns = st->cfg.rto_init_ns;
-	c->rcv_wscale = tcp_stack_rcv_wscale(st);
+	c->rcv_wscale = st->cfg.window_scale ? tcp_rcv_wscale_for(st->cfg.rcvbuf) : 0;
+	c->cc_ops = st->cc_ops;
+	c->ka_idle_ns = st->cfg.keepalive_idle_ns;
+	c->ka_intvl_ns = st->cfg.keepalive_intvl_ns;
+	c->ka_max_probes = st->cfg.keepalive_probes;
+	c->max_retries = st->cfg.max_retries;
 	c->ts_offset = tcp_ts_offset(st, laddr, raddr, lport, rport);
 	c->mss = tcp_local_mss(st, raddr);
 	c->peer_mss = TCP_DEFAULT_MSS;
@@ -440,7 +510,7 @@ void tcp_conn_established(struct tcp_conn *c)
 {
 	struct tcp_stack *st = c->st;
 
-	st->cc_ops->init(&c->cc, c->mss, st->w->now_ns);
+	c->cc_ops->init(&c->cc, c->mss, st->w->now_ns);
 	c->cwnd_limited_until = c->snd_una;
 	c->last_rx_ns = st->w->now_ns;
 	tcp_keepalive_arm(c);
@@ -672,4 +742,42 @@ void tcp_abort(struct tcp_conn *c)
 	WCOUNT(c->st->w, tcp_conn_aborted);
 	tcp_conn_free(c);
 	tcp_conn_release(c);
+}
+
+uint32_t tcp_foreach_conn(const struct worker *w,
+			  bool (*fn)(const struct tcp_conn_info *ci, void *arg), void *arg)
+{
+	const struct tcp_stack *st = w->tcp;
+	uint32_t calls = 0;
+
+	if (st == NULL)
+		return 0;
+	for (uint32_t b = 0; b <= st->mask; b++) {
+		for (const struct tcp_conn *c = st->buckets[b]; c != NULL; c = c->hnext) {
+			struct tcp_conn_info ci = {
+				.laddr = c->laddr,
+				.raddr = c->raddr,
+				.lport = rte_be_to_cpu_16(c->lport),
+				.rport = rte_be_to_cpu_16(c->rport),
+				.state = tcp_state_names[c->state],
+				.passive = c->passive,
+				.sndq = c->sndq.len,
+				.rcvq = c->rcvq.len,
+				.created_ns = c->created_ns,
+			};
+
+			/* SYN and FIN take a sequence number each (RFC 9293 §3.4) */
+			if (c->state != TCPS_CLOSED && c->state != TCPS_SYN_SENT)
+				ci.bytes_in = c->rcv_nxt - c->irs - 1 - (c->rcv_fin ? 1u : 0u);
+			if (c->state != TCPS_CLOSED && c->snd_una != c->iss) {
+				ci.bytes_out = c->snd_una - c->iss - 1;
+				if (c->fin_sent && c->snd_una == c->snd_max)
+					ci.bytes_out--; /* our FIN was acknowledged */
+			}
+			calls++;
+			if (!fn(&ci, arg))
+				return calls;
+		}
+	}
+	return calls;
 }

@@ -526,8 +526,8 @@ static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack, const struct tcp_o
 			c->in_recovery = false;
 			c->cc.cwnd = c->cc.ssthresh < flight + c->mss ? c->cc.ssthresh
 								      : flight + c->mss;
-			if (st->cc_ops->post_recovery != NULL)
-				st->cc_ops->post_recovery(&c->cc, w->now_ns);
+			if (c->cc_ops->post_recovery != NULL)
+				c->cc_ops->post_recovery(&c->cc, w->now_ns);
 		} else if (c->sack_ok) {
 			/*
 			 * RFC 6675 §5 (C): a partial ACK only updates the
@@ -561,7 +561,7 @@ static void tcp_ack_advance(struct tcp_conn *c, uint32_t ack, const struct tcp_o
 			tcp_rtx_stop(c);
 		}
 	} else if (cwnd_limited) {
-		st->cc_ops->on_ack(&c->cc, acked, rtt, w->now_ns);
+		c->cc_ops->on_ack(&c->cc, acked, rtt, w->now_ns);
 	}
 	c->dupacks = 0;
 	if (c->snd_una == c->snd_max)
@@ -628,7 +628,7 @@ static void tcp_dupack(struct tcp_conn *c, uint32_t ack)
 	c->in_recovery = true;
 	c->lt_allow = 0;
 	c->rtt_active = false;
-	st->cc_ops->on_congestion(&c->cc, flight, w->now_ns);
+	c->cc_ops->on_congestion(&c->cc, flight, w->now_ns);
 	WCOUNT(w, tcp_fast_retransmits);
 	len = tcp_eff_mss(c);
 	if (c->sack_ok) {

@@ -111,6 +111,7 @@ struct tcp_conn {
 	uint32_t laddr, raddr;
 	uint16_t lport, rport;
 	struct tcp_listener *listener; /* while SYN_RECEIVED, for the backlog count */
+	uint64_t created_ns;           /* w->now_ns at tcp_conn_new (its age in sessions) */
 
 	const struct tcp_ops *ops;
 	void *user;
@@ -176,14 +177,26 @@ struct tcp_conn {
 	struct timer ka_timer;     /* keepalive, when configured */
 	uint64_t last_rx_ns;       /* last acceptable segment from the peer */
 	uint32_t ka_probes;        /* keepalive probes unanswered */
+
+	/*
+	 * Settings taken from the stack's config when the connection is
+	 * created and kept for its life, so tcp_stack_reconfigure() never
+	 * changes the rules under an established connection.
+	 */
+	const struct tcp_cc_ops *cc_ops;
+	uint64_t ka_idle_ns;  /* keepalive_idle_ns, 0 = off */
+	uint64_t ka_intvl_ns; /* keepalive_intvl_ns */
+	uint32_t ka_max_probes; /* keepalive_probes */
+	uint32_t max_retries; /* R2 of RFC 9293 §3.8.3 */
 };
 
 struct tcp_stack {
 	struct worker *w;
 	struct tcp_config cfg;
-	const struct tcp_cc_ops *cc_ops;
+	const struct tcp_cc_ops *cc_ops; /* for connections created from now on */
 	struct tcp_conn **buckets;
 	uint32_t mask;
+	uint8_t cookie_wscale; /* advertised by SYN cookies: fixed at creation (tcp.h) */
 	uint32_t nconns;
 	uint64_t buf_bytes;  /* send and receive rings allocated (issue 3: a capped resource) */
 	uint32_t max_mbufs;  /* cfg.max_mbufs, or the pool's size */
@@ -217,7 +230,11 @@ void tcp_conn_free(struct tcp_conn *c);
 /* RFC 7323 §5.4 timestamp offset: a keyed function of the 4-tuple (ours first). */
 uint32_t tcp_ts_offset(const struct tcp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t lport,
 		       uint16_t rport);
-/* Our window scale: a fixed function of the configuration (SYN cookies recompute it). */
+/*
+ * The window scale SYN cookies advertise and recompute on the ACK: fixed
+ * for the stack's life, since a cookie cannot carry it across a
+ * reconfiguration. Other connections take theirs from cfg.rcvbuf.
+ */
 uint8_t tcp_stack_rcv_wscale(const struct tcp_stack *st);
 /* Effective MSS and window scale toward raddr from the routing table. */
 uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr);

@@ -85,7 +85,7 @@ static void tcp_persist_fire(struct tcp_conn *c)
 {
 	struct worker *w = c->st->w;
 
-	if (++c->rtx_count > c->st->cfg.max_retries) {
+	if (++c->rtx_count > c->max_retries) {
 		/* The peer stopped answering probes at all: it is gone. */
 		WCOUNT(w, tcp_conn_timeout);
 		tcp_send_rst(c);
@@ -131,7 +131,7 @@ static void tcp_rtx_fire(struct timer *t, void *owner)
 	if (c->snd_una == c->snd_max)
 		goto out; /* everything got acknowledged meanwhile */
 	/* RFC 9293 §3.8.3: R2 reached, give up on the connection. */
-	if (++c->rtx_count > cfg->max_retries) {
+	if (++c->rtx_count > c->max_retries) {
 		WCOUNT(w, tcp_conn_timeout);
 		tcp_send_rst(c);
 		tcp_conn_closed(c, TCP_ERR_TIMEOUT);
@@ -139,7 +139,7 @@ static void tcp_rtx_fire(struct timer *t, void *owner)
 	}
 	WCOUNT(w, tcp_rto);
 	/* RFC 5681 §3.1 eq. 4 through the algorithm; RFC 6582 §4: recover = highest sent. */
-	c->st->cc_ops->on_rto(&c->cc, c->snd_max - c->snd_una, w->now_ns);
+	c->cc_ops->on_rto(&c->cc, c->snd_max - c->snd_una, w->now_ns);
 	c->in_recovery = false;
 	c->recover = c->snd_max;
 	c->dupacks = 0;
@@ -179,15 +179,13 @@ static void tcp_wait_fire(struct timer *t, void *owner)
 	tcp_conn_release(c);
 }
 
+/* With the connection's own settings, taken at its creation (tcp_conn_new). */
 void tcp_keepalive_arm(struct tcp_conn *c)
 {
-	const struct tcp_config *cfg = &c->st->cfg;
-
-	if (cfg->keepalive_idle_ns == 0)
+	if (c->ka_idle_ns == 0)
 		return;
 	timer_arm(c->st->w->timers, &c->ka_timer,
-		  c->last_rx_ns + cfg->keepalive_idle_ns +
-		      (uint64_t)c->ka_probes * cfg->keepalive_intvl_ns);
+		  c->last_rx_ns + c->ka_idle_ns + (uint64_t)c->ka_probes * c->ka_intvl_ns);
 }
 
 /*
@@ -199,19 +197,18 @@ void tcp_keepalive_arm(struct tcp_conn *c)
 static void tcp_keepalive_fire(struct timer *t, void *owner)
 {
 	struct tcp_conn *c = TCP_CONN_OF(t, ka_timer);
-	const struct tcp_config *cfg = &c->st->cfg;
 	struct worker *w = owner;
 
 	if (c->state != TCPS_ESTABLISHED && c->state != TCPS_CLOSE_WAIT)
 		return;
 	tcp_conn_hold(c);
-	if (w->now_ns < c->last_rx_ns + cfg->keepalive_idle_ns ||
+	if (w->now_ns < c->last_rx_ns + c->ka_idle_ns ||
 	    c->snd_una != c->snd_max || c->persist) {
 		c->ka_probes = 0;
 		tcp_keepalive_arm(c); /* heard from the peer (or busy) since: later */
 		goto out;
 	}
-	if (c->ka_probes >= cfg->keepalive_probes) {
+	if (c->ka_probes >= c->ka_max_probes) {
 		WCOUNT(w, tcp_keepalive_timeout);
 		tcp_send_rst(c);
 		tcp_conn_closed(c, TCP_ERR_TIMEOUT);

@@ -347,6 +347,75 @@ static const struct bad_case {
     {"diag_client count big", BASE "diag_client = 198.19.0.2:7 source 10 100001\n",
      "%s:3: bad value for diag_client: \"198.19.0.2:7 source 10 100001\": count \"100001\" "
      "must be 1..100000"},
+    /* TCP */
+    {"tcp cc", BASE "tcp_congestion_control = bbr\n",
+     "%s:3: bad value for tcp_congestion_control: \"bbr\": expected cubic or newreno"},
+    {"tcp keepalive yes", BASE "tcp_keepalive = yes\n",
+     "%s:3: bad value for tcp_keepalive: \"yes\": expected no or IDLE INTERVAL COUNT, e.g. 2h"
+     " 75s 9"},
+    {"tcp keepalive two words", BASE "tcp_keepalive = 2h 75s\n",
+     "%s:3: bad value for tcp_keepalive: \"2h 75s\": expected no or IDLE INTERVAL COUNT, e.g."
+     " 2h 75s 9"},
+    {"tcp keepalive four words", BASE "tcp_keepalive = 2h 75s 9 1\n",
+     "%s:3: bad value for tcp_keepalive: \"2h 75s 9 1\": expected no or IDLE INTERVAL COUNT,"
+     " e.g. 2h 75s 9"},
+    {"tcp keepalive idle short", BASE "tcp_keepalive = 500ms 75s 9\n",
+     "%s:3: bad value for tcp_keepalive: \"500ms 75s 9\": IDLE \"500ms\": must be between 1s"
+     " and 24h"},
+    {"tcp keepalive idle long", BASE "tcp_keepalive = 25h 75s 9\n",
+     "%s:3: bad value for tcp_keepalive: \"25h 75s 9\": IDLE \"25h\": must be between 1s and"
+     " 24h"},
+    {"tcp keepalive idle unit", BASE "tcp_keepalive = 2d 75s 9\n",
+     "%s:3: bad value for tcp_keepalive: \"2d 75s 9\": IDLE \"2d\": unknown time unit \"d\""
+     " (use us, ms, s, m or h)"},
+    {"tcp keepalive interval", BASE "tcp_keepalive = 2h 2h 9\n",
+     "%s:3: bad value for tcp_keepalive: \"2h 2h 9\": INTERVAL \"2h\": must be between 1s and"
+     " 1h"},
+    {"tcp keepalive interval word", BASE "tcp_keepalive = 2h often 9\n",
+     "%s:3: bad value for tcp_keepalive: \"2h often 9\": INTERVAL \"often\": expected a time:"
+     " integer with unit us, ms, s, m or h (bare integer = seconds)"},
+    {"tcp keepalive count 0", BASE "tcp_keepalive = 2h 75s 0\n",
+     "%s:3: bad value for tcp_keepalive: \"2h 75s 0\": COUNT \"0\" must be 1..100"},
+    {"tcp keepalive count big", BASE "tcp_keepalive = 2h 75s 101\n",
+     "%s:3: bad value for tcp_keepalive: \"2h 75s 101\": COUNT \"101\" must be 1..100"},
+    {"tcp max connections 0", BASE "tcp_max_connections = 0\n",
+     "%s:3: bad value for tcp_max_connections: \"0\": must be an integer 1..4194304"},
+    {"tcp max connections big", BASE "tcp_max_connections = 4194305\n",
+     "%s:3: bad value for tcp_max_connections: \"4194305\": must be an integer 1..4194304"},
+    {"tcp buffer memory small", BASE "tcp_buffer_memory_max = 512k\n",
+     "%s:3: bad value for tcp_buffer_memory_max: \"512k\": must be between 1M and 256G"},
+    {"tcp buffer memory suffix", BASE "tcp_buffer_memory_max = 1T\n",
+     "%s:3: bad value for tcp_buffer_memory_max: \"1T\": unknown size suffix \"T\" (use k, M"
+     " or G)"},
+    {"tcp send buffer small", BASE "tcp_send_buffer = 1k\n",
+     "%s:3: bad value for tcp_send_buffer: \"1k\": must be between 4k and 512M"},
+    {"tcp receive buffer beyond window scale", BASE "tcp_receive_buffer = 1G\n",
+     "%s:3: bad value for tcp_receive_buffer: \"1G\": must be between 4k and 512M"},
+    {"tcp buffers over memory", BASE "tcp_buffer_memory_max = 1M\ntcp_send_buffer = 512k\n"
+     "tcp_receive_buffer = 768k\n",
+     "%s:5: tcp_send_buffer (512k) + tcp_receive_buffer (768k) exceed tcp_buffer_memory_max"
+     " (1M): no connection would fit"},
+    {"tcp memory under buffers", BASE "tcp_receive_buffer = 512M\ntcp_send_buffer = 512M\n"
+     "\ntcp_buffer_memory_max = 1023M\n",
+     "%s:6: tcp_send_buffer (512M) + tcp_receive_buffer (512M) exceed tcp_buffer_memory_max"
+     " (1023M): no connection would fit"},
+    {"tcp watermark low", BASE "tcp_backpressure_watermark = 49\n",
+     "%s:3: bad value for tcp_backpressure_watermark: \"49\": must be a percentage 50..100 (90"
+     " or 90%%)"},
+    {"tcp watermark high", BASE "tcp_backpressure_watermark = 101%\n",
+     "%s:3: bad value for tcp_backpressure_watermark: \"101%%\": must be a percentage 50..100"
+     " (90 or 90%%)"},
+    {"tcp watermark suffix", BASE "tcp_backpressure_watermark = 90 %\n",
+     "%s:3: bad value for tcp_backpressure_watermark: \"90 %%\": must be a percentage 50..100"
+     " (90 or 90%%)"},
+    {"tcp syn backlog 0", BASE "tcp_syn_backlog = 0\n",
+     "%s:3: bad value for tcp_syn_backlog: \"0\": must be an integer 1..1048576"},
+    {"tcp syncookies", BASE "tcp_syncookies = sometimes\n",
+     "%s:3: bad value for tcp_syncookies: \"sometimes\": expected yes or no"},
+    {"tcp max retries low", BASE "tcp_max_retries = 2\n",
+     "%s:3: bad value for tcp_max_retries: \"2\": must be an integer 3..30"},
+    {"tcp max retries high", BASE "tcp_max_retries = 31\n",
+     "%s:3: bad value for tcp_max_retries: \"31\": must be an integer 3..30"},
 };
 
 static void test_bad_configs(void **state)
@@ -419,6 +488,19 @@ static void check_defaults(const struct pg_conf *c)
 	assert_int_equal(c->nrelay_domains, 0);
 	assert_string_equal(c->relay_domains, "");
 	assert_int_equal(c->tls_default_level, SNAP_TLS_MAY);
+	/* TCP: tcp_config_default()'s values (test_adopt checks they agree) */
+	assert_int_equal(c->tcp.cc, SNAP_TCP_CC_CUBIC);
+	assert_int_equal(c->tcp.keepalive_idle_ns, 0);
+	assert_int_equal(c->tcp.keepalive_intvl_ns, 0);
+	assert_int_equal(c->tcp.keepalive_probes, 0);
+	assert_int_equal(c->tcp.max_connections, 65536);
+	assert_int_equal(c->tcp.buffer_memory_max, 1ull << 30);
+	assert_int_equal(c->tcp.send_buffer, 256 << 10);
+	assert_int_equal(c->tcp.receive_buffer, 256 << 10);
+	assert_int_equal(c->tcp.backpressure_watermark, 90);
+	assert_int_equal(c->tcp.syn_backlog, 1024);
+	assert_true(c->tcp.syncookies);
+	assert_int_equal(c->tcp.max_retries, 12);
 }
 
 static void check_relay(const struct pg_conf *c)
@@ -520,6 +602,35 @@ static void check_diag_off(const struct pg_conf *c)
 	assert_false(c->diag_client.set);
 }
 
+static void check_tcp(const struct pg_conf *c)
+{
+	assert_int_equal(c->tcp.cc, SNAP_TCP_CC_NEWRENO);
+	assert_int_equal(c->tcp.keepalive_idle_ns, 7200ull * 1000000000ull);
+	assert_int_equal(c->tcp.keepalive_intvl_ns, 75ull * 1000000000ull);
+	assert_int_equal(c->tcp.keepalive_probes, 9);
+	assert_int_equal(c->tcp.max_connections, 4194304);
+	assert_int_equal(c->tcp.buffer_memory_max, 1025ull << 20);
+	assert_int_equal(c->tcp.send_buffer, 512u << 20);
+	assert_int_equal(c->tcp.receive_buffer, 512u << 20);
+	assert_int_equal(c->tcp.backpressure_watermark, 75);
+	assert_int_equal(c->tcp.syn_backlog, 1);
+	assert_false(c->tcp.syncookies);
+	assert_int_equal(c->tcp.max_retries, 3);
+}
+
+static void check_tcp_min(const struct pg_conf *c)
+{
+	assert_int_equal(c->tcp.cc, SNAP_TCP_CC_CUBIC);
+	assert_int_equal(c->tcp.keepalive_idle_ns, 1000000000ull); /* bare = seconds */
+	assert_int_equal(c->tcp.keepalive_intvl_ns, 3600ull * 1000000000ull);
+	assert_int_equal(c->tcp.keepalive_probes, 100);
+	assert_int_equal(c->tcp.send_buffer, 4096);
+	assert_int_equal(c->tcp.receive_buffer, 4096);
+	assert_int_equal(c->tcp.buffer_memory_max, 1u << 20);
+	assert_int_equal(c->tcp.backpressure_watermark, 100);
+	assert_int_equal(c->tcp.max_retries, 30);
+}
+
 static void check_ops(const struct pg_conf *c)
 {
 	assert_string_equal(c->control_group, "root");
@@ -589,6 +700,25 @@ static const struct good_case {
      check_diag_source},
     {"diag defaults", BASE, check_diag_off},
     {"diag client empty", BASE "diag_client =\n", check_diag_off},
+    {"tcp",
+     BASE "tcp_congestion_control = NewReno\n"
+          "tcp_keepalive = 2h 75s 9\n"
+          "tcp_max_connections = 4194304\n"
+          "tcp_buffer_memory_max = 1025M\n"
+          "tcp_send_buffer = 512M\n"
+          "tcp_receive_buffer = 512M\n"
+          "tcp_backpressure_watermark = 75%\n"
+          "tcp_syn_backlog = 1\n"
+          "tcp_syncookies = no\n"
+          "tcp_max_retries = 3\n",
+     check_tcp},
+    {"tcp bounds",
+     BASE "tcp_keepalive =\t1  60m\t100\ntcp_send_buffer = 4k\ntcp_receive_buffer = 4096\n"
+          "tcp_buffer_memory_max = 1M\ntcp_backpressure_watermark = 100\ntcp_max_retries = 30\n",
+     check_tcp_min},
+    {"tcp explicit defaults",
+     BASE "tcp_congestion_control = cubic\ntcp_keepalive = no\ntcp_syncookies = yes\n",
+     check_defaults},
 };
 
 static void test_good_configs(void **state)

@@ -90,6 +90,21 @@ static void test_exposition(void **state)
 	assert_string_equal(b.p, want);
 	ctl_buf_free(&b);
 
+	/* every worker on the published generation: the adoption time gauge */
+	atomic_store(&rg->readers[2].adopted, 7);
+	atomic_store(&rg->published_ns, 4000 * S);
+	atomic_store(&rg->readers[1].adopted_ns, 4000 * S + 120 * 1000);
+	atomic_store(&rg->readers[2].adopted_ns, 4000 * S + 1500 * 1000);
+	metrics_render(&b, rg, now);
+	assert_non_null(strstr(b.p, "postern_worker_generation{worker=\"1\"} 7\n"
+	                            "# HELP postern_snapshot_adoption_seconds Seconds from the"
+	                            " publication of the current generation to its adoption by the"
+	                            " last worker.\n"
+	                            "# TYPE postern_snapshot_adoption_seconds gauge\n"
+	                            "postern_snapshot_adoption_seconds 0.001500000\n"
+	                            "# HELP postern_worker_heartbeat_age_seconds"));
+	ctl_buf_free(&b);
+
 	/* no dataplane: the two process gauges only */
 	atomic_store(&rg->dp.state, SHM_DP_ABSENT);
 	rg->dp.nworkers = 0;

@@ -563,6 +563,172 @@ static void test_policy_corrupt(void **state)
 	free(blob);
 }
 
+/* ---- ABI 1.4 TCP settings: every field range-checked ---- */
+
+static struct snap_section *tcp_sec(struct snap_header *h)
+{
+	for (uint32_t i = 0; i < h->nsections; i++)
+		if (h->sections[i].kind == SNAP_SEC_TCP)
+			return &h->sections[i];
+	fail_msg("no TCP section");
+	return NULL;
+}
+
+static struct snap_tcp *tcp_of(struct snap_header *h)
+{
+	return (struct snap_tcp *)((uint8_t *)h + tcp_sec(h)->offset);
+}
+
+static void t_conns(struct snap_header *h)
+{
+	tcp_of(h)->max_conns = 0;
+}
+static void t_conns_big(struct snap_header *h)
+{
+	tcp_of(h)->max_conns = SNAP_TCP_CONNS_MAX + 1;
+}
+static void t_backlog(struct snap_header *h)
+{
+	tcp_of(h)->syn_backlog = 0;
+}
+static void t_mem(struct snap_header *h)
+{
+	tcp_of(h)->max_buf_bytes = SNAP_TCP_MEM_MAX + 1;
+}
+static void t_sndbuf(struct snap_header *h)
+{
+	tcp_of(h)->sndbuf = SNAP_TCP_BUF_MIN - 1;
+}
+static void t_rcvbuf(struct snap_header *h)
+{
+	tcp_of(h)->rcvbuf = 1u << 30; /* beyond what window scale 14 advertises */
+}
+static void t_bufs_over_mem(struct snap_header *h)
+{
+	tcp_of(h)->max_buf_bytes = SNAP_TCP_MEM_MIN;
+	tcp_of(h)->sndbuf = tcp_of(h)->rcvbuf = SNAP_TCP_MEM_MIN / 2 + 1;
+}
+static void t_ka_off_intvl(struct snap_header *h)
+{
+	tcp_of(h)->keepalive_intvl_ns = 1000000000;
+}
+static void t_ka_off_probes(struct snap_header *h)
+{
+	tcp_of(h)->keepalive_probes = 9;
+}
+static void t_ka_idle(struct snap_header *h)
+{
+	tcp_of(h)->keepalive_idle_ns = SNAP_TCP_KA_IDLE_MAX_NS + 1;
+	tcp_of(h)->keepalive_intvl_ns = SNAP_TCP_KA_INTVL_MIN_NS;
+	tcp_of(h)->keepalive_probes = 1;
+}
+static void t_ka_no_probes(struct snap_header *h)
+{
+	tcp_of(h)->keepalive_idle_ns = SNAP_TCP_KA_IDLE_MIN_NS;
+	tcp_of(h)->keepalive_intvl_ns = SNAP_TCP_KA_INTVL_MIN_NS;
+}
+static void t_retries(struct snap_header *h)
+{
+	tcp_of(h)->max_retries = SNAP_TCP_RETRIES_MAX + 1;
+}
+static void t_cc(struct snap_header *h)
+{
+	tcp_of(h)->cc = 0; /* a zeroed section is never valid */
+}
+static void t_watermark(struct snap_header *h)
+{
+	tcp_of(h)->watermark_pct = 49;
+}
+static void t_flags(struct snap_header *h)
+{
+	tcp_of(h)->flags = 0x2;
+}
+static void t_reserved(struct snap_header *h)
+{
+	tcp_of(h)->reserved = 1;
+}
+static void t_count(struct snap_header *h)
+{
+	tcp_sec(h)->count = 0;
+}
+
+static const struct tcp_corrupt {
+	const char *name;
+	void (*mutate)(struct snap_header *h);
+	const char *want;
+} tcp_corrupt[] = {
+    {"max_conns 0", t_conns, "tcp section: max_conns 0 out of range 1..4194304"},
+    {"max_conns big", t_conns_big, "tcp section: max_conns 4194305 out of range 1..4194304"},
+    {"syn_backlog 0", t_backlog, "tcp section: syn_backlog 0 out of range 1..1048576"},
+    {"max_buf_bytes", t_mem,
+     "tcp section: max_buf_bytes 274877906945 out of range 1048576..274877906944"},
+    {"sndbuf", t_sndbuf, "tcp section: sndbuf 4095 out of range 4096..536870912"},
+    {"rcvbuf", t_rcvbuf, "tcp section: rcvbuf 1073741824 out of range 4096..536870912"},
+    {"buffers over memory", t_bufs_over_mem,
+     "tcp section: sndbuf + rcvbuf exceed max_buf_bytes 1048576"},
+    {"keepalive off, interval", t_ka_off_intvl,
+     "tcp section: keepalive_intvl_ns 1000000000 out of range 0..0"},
+    {"keepalive off, probes", t_ka_off_probes,
+     "tcp section: keepalive_probes 9 out of range 0..0"},
+    {"keepalive idle", t_ka_idle,
+     "tcp section: keepalive_idle_ns 86400000000001 out of range 1000000000..86400000000000"},
+    {"keepalive without probes", t_ka_no_probes,
+     "tcp section: keepalive_probes 0 out of range 1..100"},
+    {"max_retries", t_retries, "tcp section: max_retries 31 out of range 3..30"},
+    {"cc", t_cc, "tcp section: cc 0 out of range 1..2"},
+    {"watermark", t_watermark, "tcp section: watermark_pct 49 out of range 50..100"},
+    {"flags", t_flags, "tcp section: unknown flags 0x2"},
+    {"reserved", t_reserved, "tcp section: reserved 1 out of range 0..0"},
+    {"count", t_count, "tcp section count 0, expected 1"},
+};
+
+static void test_tcp_section(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_blob(&len);
+	uint8_t *copy = malloc(len);
+	const struct snap_tcp *t;
+	char err[256];
+	uint32_t n;
+
+	(void)state;
+	assert_non_null(copy);
+	assert_true(SNAP_ABI_MINOR >= 4); /* 1.4 brought the TCP section */
+	t = snap_section((const struct snap_header *)blob, SNAP_SEC_TCP, &n);
+	assert_non_null(t);
+	assert_int_equal(n, 1);
+	assert_int_equal(t->cc, SNAP_TCP_CC_CUBIC); /* postern.conf's defaults */
+	assert_int_equal(t->max_conns, 65536);
+	assert_int_equal(t->flags, SNAP_TCP_F_SYNCOOKIES);
+	assert_int_equal(t->keepalive_idle_ns, 0);
+	for (size_t i = 0; i < sizeof(tcp_corrupt) / sizeof(tcp_corrupt[0]); i++) {
+		memcpy(copy, blob, len);
+		tcp_corrupt[i].mutate((struct snap_header *)copy);
+		restamp(copy, len);
+		err[0] = '\0';
+		if (snap_validate(copy, len, err, sizeof(err)) == 0 ||
+		    strcmp(err, tcp_corrupt[i].want) != 0)
+			fail_msg("case \"%s\":\n  want: %s\n  got:  %s", tcp_corrupt[i].name,
+			         tcp_corrupt[i].want, err);
+	}
+	/* keepalive on, every field at its bound: valid */
+	memcpy(copy, blob, len);
+	tcp_of((struct snap_header *)copy)->keepalive_idle_ns = SNAP_TCP_KA_IDLE_MAX_NS;
+	tcp_of((struct snap_header *)copy)->keepalive_intvl_ns = SNAP_TCP_KA_INTVL_MAX_NS;
+	tcp_of((struct snap_header *)copy)->keepalive_probes = SNAP_TCP_KA_PROBES_MAX;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	/* a reader of ABI <= 1.3 skips the section as an unknown kind (kind 77 here) */
+	memcpy(copy, blob, len);
+	tcp_of((struct snap_header *)copy)->cc = 0;
+	tcp_sec((struct snap_header *)copy)->kind = 77;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	assert_null(snap_section((const struct snap_header *)copy, SNAP_SEC_TCP, &n));
+	free(copy);
+	free(blob);
+}
+
 static char shm_name[64];
 
 static int shm_setup(void **state)
@@ -803,6 +969,7 @@ int main(void)
 	    cmocka_unit_test(test_corrupt_headers),
 	    cmocka_unit_test(test_policy_round_trip),
 	    cmocka_unit_test(test_policy_corrupt),
+	    cmocka_unit_test(test_tcp_section),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_again_when_slots_held),
 	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),

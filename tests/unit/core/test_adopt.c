@@ -4,7 +4,8 @@
  * shared memory, adopted by a worker through a second mapping (as the
  * dataplane process does), compiled into its net_config. Also: nothing
  * published, a corrupted snapshot refused while the old config stays,
- * and a device with fewer ports than the configuration.
+ * a device with fewer ports than the configuration, and the tcp_* keys
+ * reaching the worker's TCP stack.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,13 +18,16 @@
 
 #include <cmocka.h>
 #include <rte_eal.h>
+#include <rte_mbuf.h>
 
 #include "adopt.h"
 #include "conf.h"
 #include "result.h"
 #include "shm.h"
 #include "snap_build.h"
+#include "timer.h"
 #include "worker.h"
+#include "net/tcp_isn.h"
 
 static const char base_conf[] = "workers = 1\n"
 				"port0_device = net_ring0\n"
@@ -233,6 +237,130 @@ static void test_fewer_hardware_ports(void **state)
 	assert_int_equal(r->gateway, ip("198.18.0.254"));
 }
 
+/* A snapshot and its blob, built from text (not published). */
+static void *build_text(const char *text, size_t *len)
+{
+	struct pg_conf conf;
+	char err[512];
+	void *blob;
+
+	if (conf_parse_text("/test", text, strlen(text), &conf, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(&conf, &blob, len, err, sizeof(err)), PG_OK);
+	return blob;
+}
+
+/*
+ * postern.conf -> snapshot -> adoption -> the worker's TCP stack: the
+ * defaults of postern.conf are tcp_config_default()'s, every tcp_* key
+ * arrives, "tcp_keepalive = no" switches it off again, and a snapshot
+ * from before ABI 1.4 (no TCP section) means the defaults.
+ */
+static void test_adopt_tcp_settings(void **state)
+{
+	struct fixture *f = *state;
+	char text[2048];
+	struct tcp_config def, cfg;
+	const struct tcp_config *now;
+	struct tcp_isn_key key;
+	struct rte_mempool *pool;
+	size_t len;
+	void *blob;
+
+	pool = rte_pktmbuf_pool_create("adopt_tcp", 511, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				       SOCKET_ID_ANY);
+	assert_non_null(pool);
+	f->w.pool = pool;
+	f->w.timers = worker_alloc(&f->w, sizeof(*f->w.timers));
+	assert_non_null(f->w.timers);
+	timer_wheel_init(f->w.timers, TIMER_TICK_NS_DEFAULT, 0, &f->w);
+	assert_int_equal(tcp_isn_key_init(&key), PG_OK);
+	tcp_config_default(&def);
+	f->w.tcp = tcp_stack_create(&f->w, &def, &key);
+	assert_non_null(f->w.tcp);
+	now = tcp_stack_config(f->w.tcp);
+
+	/* No tcp_* key: the stack's defaults, untouched. */
+	publish_text(f, base_conf, 1);
+	assert_int_equal(adopt_snapshot(&f->w, &f->hw), PG_OK);
+	assert_int_equal(now->max_conns, def.max_conns);
+	assert_int_equal(now->syn_backlog, def.syn_backlog);
+	assert_int_equal(now->max_buf_bytes, def.max_buf_bytes);
+	assert_int_equal(now->sndbuf, def.sndbuf);
+	assert_int_equal(now->rcvbuf, def.rcvbuf);
+	assert_int_equal(now->max_retries, def.max_retries);
+	assert_int_equal(now->watermark_pct, def.watermark_pct);
+	assert_int_equal(now->syncookies, def.syncookies);
+	assert_int_equal(now->cc, def.cc);
+	assert_int_equal(now->keepalive_idle_ns, def.keepalive_idle_ns);
+	assert_int_equal(now->keepalive_intvl_ns, def.keepalive_intvl_ns);
+	assert_int_equal(now->keepalive_probes, def.keepalive_probes);
+
+	/* Every key, through a second generation. */
+	snprintf(text, sizeof(text),
+		 "%stcp_congestion_control = newreno\n"
+		 "tcp_keepalive = 10m 30s 5\n"
+		 "tcp_max_connections = 1000\n"
+		 "tcp_buffer_memory_max = 64M\n"
+		 "tcp_send_buffer = 128k\n"
+		 "tcp_receive_buffer = 1M\n"
+		 "tcp_backpressure_watermark = 80%%\n"
+		 "tcp_syn_backlog = 256\n"
+		 "tcp_syncookies = no\n"
+		 "tcp_max_retries = 8\n",
+		 base_conf);
+	publish_text(f, text, 2);
+	assert_int_equal(adopt_snapshot(&f->w, &f->hw), PG_OK);
+	assert_int_equal(f->w.gen, 2);
+	assert_int_equal(now->cc, TCP_CC_NEWRENO);
+	assert_int_equal(now->keepalive_idle_ns, 600ull * 1000000000ull);
+	assert_int_equal(now->keepalive_intvl_ns, 30ull * 1000000000ull);
+	assert_int_equal(now->keepalive_probes, 5);
+	assert_int_equal(now->max_conns, 1000);
+	assert_int_equal(now->max_buf_bytes, 64ull << 20);
+	assert_int_equal(now->sndbuf, 128 << 10);
+	assert_int_equal(now->rcvbuf, 1 << 20);
+	assert_int_equal(now->watermark_pct, 80);
+	assert_int_equal(now->syn_backlog, 256);
+	assert_false(now->syncookies);
+	assert_int_equal(now->max_retries, 8);
+	/* what nobody configures stays as it was */
+	assert_int_equal(now->msl_ns, def.msl_ns);
+	assert_int_equal(now->ephemeral_lo, def.ephemeral_lo);
+	assert_true(now->timestamps && now->window_scale && now->sack);
+
+	/* Keepalive off again; the interval and count stay for the next "on". */
+	snprintf(text, sizeof(text), "%stcp_keepalive = no\n", base_conf);
+	publish_text(f, text, 3);
+	assert_int_equal(adopt_snapshot(&f->w, &f->hw), PG_OK);
+	assert_int_equal(now->keepalive_idle_ns, 0);
+	assert_int_equal(now->cc, TCP_CC_CUBIC);
+	assert_int_equal(now->max_conns, def.max_conns);
+	assert_true(now->syncookies);
+
+	/* A snapshot of ABI 1.3 has no TCP section: the defaults. */
+	blob = build_text(text, &len);
+	for (uint32_t i = 0; i < ((struct snap_header *)blob)->nsections; i++)
+		if (((struct snap_header *)blob)->sections[i].kind == SNAP_SEC_TCP)
+			((struct snap_header *)blob)->sections[i].kind = 77;
+	cfg = *now;
+	cfg.max_conns = 5;
+	cfg.cc = TCP_CC_NEWRENO;
+	cfg.keepalive_idle_ns = 1;
+	adopt_compile_tcp(blob, &cfg);
+	assert_int_equal(cfg.max_conns, def.max_conns);
+	assert_int_equal(cfg.cc, TCP_CC_CUBIC);
+	assert_int_equal(cfg.keepalive_idle_ns, 0);
+	free(blob);
+
+	tcp_stack_destroy(&f->w, f->w.tcp);
+	f->w.tcp = NULL;
+	worker_free(&f->w, f->w.timers);
+	f->w.timers = NULL;
+	f->w.pool = NULL;
+	rte_mempool_free(pool);
+}
+
 int main(void)
 {
 	char *eal[] = {"test_adopt", "--no-huge", "-m", "64", "--no-pci", "--no-shconf",
@@ -243,6 +371,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt_new_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_snapshot_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fewer_hardware_ports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_tcp_settings, setup, teardown),
 	};
 	int rc;
 

@@ -1,0 +1,330 @@
+/*
+ * ctl_wait.c - answers posternd gives later (ctl_wait.h): the adoption of
+ * a new generation by every worker, timed from the publication to the
+ * last worker's switch with the clocks both sides wrote into shared
+ * memory (so posternd's polling does not blur it), and the session list
+ * gathered from every worker over the command channel. The session
+ * records come from another process: strings and counts are bounded.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl_wait.h"
+
+#define CTL_NS_PER_MS UINT64_C(1000000)
+#define CTL_NS_PER_S UINT64_C(1000000000)
+
+bool ctl_adoption_check(const struct shm_region *rg, uint64_t gen, uint64_t published_ns,
+                        struct ctl_adoption *a)
+{
+	uint64_t last = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (strcmp(ctl_dp_state_name(rg), "ready") != 0)
+		return false;
+	a->nworkers = rg->dp.nworkers > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : rg->dp.nworkers;
+	for (uint32_t i = 0; i < a->nworkers; i++) {
+		const struct shm_reader *rd = &rg->readers[1 + i];
+		/* acquire: the adoption time was stored before the generation */
+		uint64_t g = atomic_load_explicit(&rd->adopted, memory_order_acquire);
+		uint64_t at = atomic_load_explicit(&rd->adopted_ns, memory_order_relaxed);
+
+		if (g < gen) {
+			a->lagging[a->nlagging] = i;
+			a->lagging_gen[a->nlagging++] = g;
+		} else if (at > last) {
+			last = at;
+		}
+	}
+	if (a->nworkers == 0 || a->nlagging > 0)
+		return false;
+	a->latency_ns = last > published_ns ? last - published_ns : 0;
+	return true;
+}
+
+void ctl_wait_adopt(struct ctl_wait *cw, const struct shm_region *rg, uint64_t gen, uint64_t now_ns,
+                    uint64_t timeout_ns, bool json, struct ctl_buf *body)
+{
+	memset(cw, 0, sizeof(*cw));
+	cw->kind = CTL_WAIT_ADOPT;
+	cw->json = json;
+	cw->gen = gen;
+	/* posternd is the only publisher: this is the publication just made */
+	cw->published_ns = atomic_load(&rg->published_ns);
+	cw->deadline_ns = now_ns + timeout_ns;
+	cw->timeout_ns = timeout_ns;
+	cw->body = *body;
+	memset(body, 0, sizeof(*body));
+}
+
+/* "0.412 ms" */
+static void ctl_fmt_ms(char *buf, size_t len, uint64_t ns)
+{
+	snprintf(buf, len, "%" PRIu64 ".%03" PRIu64 " ms", ns / CTL_NS_PER_MS,
+	         ns % CTL_NS_PER_MS / 1000u);
+}
+
+/* The adoption verdict, appended to the publication's answer. */
+static const char *ctl_adopt_answer(struct ctl_wait *cw, const struct ctl_adoption *a, bool done,
+                                    struct ctl_buf *out)
+{
+	struct ctl_buf *b = &cw->body;
+	char ms[48];
+
+	if (cw->json) {
+		/* the publication's object gets an "adoption" member */
+		if (b->len >= 2 && b->p[b->len - 2] == '}' && b->p[b->len - 1] == '\n')
+			b->len -= 2;
+		else
+			ctl_buf_printf(b, "{");
+		if (b->len > 0 && b->p[b->len - 1] != '{')
+			ctl_buf_printf(b, ",");
+		ctl_buf_printf(b,
+		               "\"adoption\":{\"adopted\":%s,\"generation\":%" PRIu64
+		               ",\"workers\":%" PRIu32,
+		               done ? "true" : "false", cw->gen, a->nworkers);
+		if (done)
+			ctl_buf_printf(b, ",\"latency_ns\":%" PRIu64, a->latency_ns);
+		else
+			ctl_buf_printf(b, ",\"timeout_ms\":%" PRIu64,
+			               cw->timeout_ns / CTL_NS_PER_MS);
+		ctl_buf_printf(b, ",\"lagging\":[");
+		for (uint32_t i = 0; i < a->nlagging; i++)
+			ctl_buf_printf(b, "%s{\"worker\":%" PRIu32 ",\"generation\":%" PRIu64 "}",
+			               i > 0 ? "," : "", a->lagging[i], a->lagging_gen[i]);
+		ctl_buf_printf(b, "]}}\n");
+	} else if (done) {
+		ctl_fmt_ms(ms, sizeof(ms), a->latency_ns);
+		ctl_buf_printf(b, "adopted by %" PRIu32 " worker%s in %s\n", a->nworkers,
+		               a->nworkers == 1 ? "" : "s", ms);
+	} else if (a->nworkers == 0) {
+		ctl_buf_printf(b, "not adopted: no ready dataplane\n");
+	} else {
+		ctl_buf_printf(b, "not adopted within %" PRIu64 " ms by",
+		               cw->timeout_ns / CTL_NS_PER_MS);
+		for (uint32_t i = 0; i < a->nlagging; i++)
+			ctl_buf_printf(b, "%s worker %" PRIu32 " (on generation %" PRIu64 ")",
+			               i > 0 ? "," : "", a->lagging[i], a->lagging_gen[i]);
+		ctl_buf_printf(b, "\n");
+	}
+	*out = cw->body;
+	memset(&cw->body, 0, sizeof(cw->body));
+	cw->kind = CTL_WAIT_NONE;
+	return done ? "ok" : "notready";
+}
+
+const char *ctl_wait_sessions(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
+                              uint32_t max, bool json, uint64_t now_ns, struct ctl_buf *b)
+{
+	struct cmd_sessions_req q = {.max = max};
+	uint32_t nw = rg->dp.nworkers > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : rg->dp.nworkers;
+
+	memset(cw, 0, sizeof(*cw));
+	if (strcmp(ctl_dp_state_name(rg), "ready") != 0 || nw == 0) {
+		if (json)
+			ctl_buf_printf(b, "{\"error\":\"dataplane %s\"}\n", ctl_dp_state_name(rg));
+		else
+			ctl_buf_printf(b, "dataplane %s: no sessions to list\n",
+			               ctl_dp_state_name(rg));
+		return "notready";
+	}
+	cw->req = dpreq_start(t, rg, nw, CMD_SESSIONS, &q, sizeof(q), now_ns, DPREQ_TIMEOUT_NS);
+	if (cw->req == NULL) {
+		ctl_buf_printf(b, "too many requests to the dataplane in flight, try again\n");
+		return "error";
+	}
+	cw->kind = CTL_WAIT_SESSIONS;
+	cw->json = json;
+	cw->max = max;
+	return NULL;
+}
+
+const char *ctl_wait_poll(struct ctl_wait *cw, const struct shm_region *rg, uint64_t now_ns,
+                          struct ctl_buf *out)
+{
+	struct ctl_adoption a;
+	const char *verdict;
+
+	switch (cw->kind) {
+	case CTL_WAIT_ADOPT:
+		if (ctl_adoption_check(rg, cw->gen, cw->published_ns, &a))
+			return ctl_adopt_answer(cw, &a, true, out);
+		/* no dataplane: nobody will adopt it, say so at once */
+		if (a.nworkers == 0 || now_ns >= cw->deadline_ns)
+			return ctl_adopt_answer(cw, &a, false, out);
+		return NULL;
+	case CTL_WAIT_SESSIONS:
+		if (!dpreq_complete(cw->req))
+			return NULL;
+		verdict = ctl_sessions_report(&cw->body, cw->req, cw->max, cw->json);
+		dpreq_free(cw->req);
+		*out = cw->body;
+		memset(cw, 0, sizeof(*cw));
+		return verdict;
+	default:
+		return NULL;
+	}
+}
+
+void ctl_wait_cancel(struct ctl_wait *cw)
+{
+	if (cw->kind == CTL_WAIT_SESSIONS && cw->req != NULL)
+		dpreq_free(cw->req);
+	ctl_buf_free(&cw->body);
+	memset(cw, 0, sizeof(*cw));
+}
+
+/* ---- the session list ---- */
+
+static const struct {
+	uint16_t port;
+	const char *name;
+} ctl_services[] = {
+    {7, "echo"},  {9, "discard"},       {19, "source"},
+    {25, "smtp"}, {465, "submissions"}, {587, "submission"},
+};
+
+const char *ctl_port_service(uint16_t port)
+{
+	for (size_t i = 0; i < sizeof(ctl_services) / sizeof(ctl_services[0]); i++)
+		if (ctl_services[i].port == port)
+			return ctl_services[i].name;
+	return NULL;
+}
+
+static void ctl_fmt_endpoint(char *buf, size_t len, uint32_t addr, uint16_t port)
+{
+	char ip[INET_ADDRSTRLEN];
+	struct in_addr in = {.s_addr = addr};
+
+	inet_ntop(AF_INET, &in, ip, sizeof(ip));
+	snprintf(buf, len, "%s:%u", ip, (unsigned)port);
+}
+
+/* Who owns the connection: the listener's port and its service, or "client". */
+static void ctl_fmt_owner(char *buf, size_t len, const struct cmd_session *s)
+{
+	const char *svc;
+
+	if (!(s->flags & CMD_SESSION_F_PASSIVE)) {
+		snprintf(buf, len, "client");
+		return;
+	}
+	svc = ctl_port_service(s->lport);
+	snprintf(buf, len, ":%u%s%s", (unsigned)s->lport, svc != NULL ? " " : "",
+	         svc != NULL ? svc : "");
+}
+
+static void ctl_fmt_age(char *buf, size_t len, uint64_t ns)
+{
+	uint64_t s = ns / CTL_NS_PER_S;
+
+	if (s < 60)
+		snprintf(buf, len, "%" PRIu64 ".%01" PRIu64 "s", s, ns % CTL_NS_PER_S / 100000000u);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s / 60 % 60);
+}
+
+/* Why a worker's list is short, or NULL. */
+static const char *ctl_worker_note(const struct dpreq_worker *dw, uint32_t max)
+{
+	if (dw->state != DPREQ_DONE)
+		return dpreq_worker_state_name(dw->state);
+	if (dw->status == CMDRING_UNKNOWN)
+		return "the dataplane does not know this command";
+	if (dw->status != CMDRING_OK)
+		return "the dataplane refused the request";
+	if (dw->truncated)
+		return dw->items >= max ? "truncated at --max" : "truncated (response ring full)";
+	return NULL;
+}
+
+const char *ctl_sessions_report(struct ctl_buf *b, const struct dpreq *r, uint32_t max, bool json)
+{
+	bool complete = true;
+
+	if (json)
+		ctl_buf_printf(b, "{\"workers\":[");
+	for (uint32_t w = 0; w < r->nworkers; w++) {
+		const struct dpreq_worker *dw = &r->w[w];
+		const struct cmd_session *s = (const struct cmd_session *)(const void *)dw->data.p;
+		uint32_t n = (uint32_t)(dw->data.len / sizeof(*s));
+		const char *note = ctl_worker_note(dw, max);
+
+		if (dw->state != DPREQ_DONE || dw->status != CMDRING_OK)
+			complete = false;
+		if (json) {
+			ctl_buf_printf(b, "%s{\"worker\":%" PRIu32 ",\"answered\":%s",
+			               w > 0 ? "," : "", w,
+			               dw->state == DPREQ_DONE ? "true" : "false");
+			if (dw->state == DPREQ_DONE)
+				ctl_buf_printf(b, ",\"connections\":%" PRIu64, dw->aux);
+			ctl_buf_printf(b, ",\"listed\":%" PRIu32 ",\"truncated\":%s", n,
+			               dw->truncated ? "true" : "false");
+			if (note != NULL) {
+				ctl_buf_printf(b, ",\"note\":");
+				ctl_buf_json_str(b, note, SIZE_MAX);
+			}
+			ctl_buf_printf(b, ",\"sessions\":[");
+		} else if (dw->state == DPREQ_DONE) {
+			ctl_buf_printf(b, "worker %" PRIu32 ": %" PRIu64 " connection%s", w,
+			               dw->aux, dw->aux == 1 ? "" : "s");
+			if (n != dw->aux)
+				ctl_buf_printf(b, ", %" PRIu32 " listed", n);
+			ctl_buf_printf(b, "%s%s\n", note != NULL ? " - " : "",
+			               note != NULL ? note : "");
+			if (n > 0)
+				ctl_buf_printf(b, "  %-21s %-21s %-12s %10s %10s %7s %7s %7s  %s\n",
+				               "local", "remote", "state", "in", "out", "sndq",
+				               "rcvq", "age", "owner");
+		} else {
+			ctl_buf_printf(b, "worker %" PRIu32 ": %s\n", w, note);
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			char local[32], remote[32], owner[32], age[24];
+			const struct cmd_session *c = &s[i];
+			int slen = (int)strnlen(c->state, sizeof(c->state));
+
+			ctl_fmt_endpoint(local, sizeof(local), c->laddr, c->lport);
+			ctl_fmt_endpoint(remote, sizeof(remote), c->raddr, c->rport);
+			ctl_fmt_owner(owner, sizeof(owner), c);
+			if (json) {
+				const char *svc = ctl_port_service(c->lport);
+				char state[CMD_SESSION_STATE_MAX + 1];
+
+				snprintf(state, sizeof(state), "%.*s", slen, c->state);
+				ctl_buf_printf(b,
+				               "%s{\"local\":\"%s\",\"remote\":\"%s\",\"state\":",
+				               i > 0 ? "," : "", local, remote);
+				ctl_buf_json_str(b, state, sizeof(state));
+				ctl_buf_printf(b,
+				               ",\"bytes_in\":%" PRIu32 ",\"bytes_out\":%" PRIu32
+				               ",\"sndq\":%" PRIu32 ",\"rcvq\":%" PRIu32
+				               ",\"age_ms\":%" PRIu64 ",\"passive\":%s",
+				               c->bytes_in, c->bytes_out, c->sndq, c->rcvq,
+				               c->age_ns / CTL_NS_PER_MS,
+				               (c->flags & CMD_SESSION_F_PASSIVE) ? "true"
+				                                                  : "false");
+				if ((c->flags & CMD_SESSION_F_PASSIVE) && svc != NULL)
+					ctl_buf_printf(b, ",\"service\":\"%s\"", svc);
+				ctl_buf_printf(b, "}");
+			} else {
+				ctl_fmt_age(age, sizeof(age), c->age_ns);
+				ctl_buf_printf(b,
+				               "  %-21s %-21s %-12.*s %10" PRIu32 " %10" PRIu32
+				               " %7" PRIu32 " %7" PRIu32 " %7s  %s\n",
+				               local, remote, slen, c->state, c->bytes_in,
+				               c->bytes_out, c->sndq, c->rcvq, age, owner);
+			}
+		}
+		if (json)
+			ctl_buf_printf(b, "]}");
+	}
+	if (json)
+		ctl_buf_printf(b, "],\"complete\":%s}\n", complete ? "true" : "false");
+	return complete ? "ok" : "notready";
+}
