@@ -78,6 +78,26 @@ for m in "echo 5001" "discard 5002" "source 5003"; do
 done
 kill $SRV_PID 2>/dev/null; wait $SRV_PID 2>/dev/null; SRV_PID=
 
+# Nothing leaks: after all of the above, every connection the workers still
+# hold is in TIME_WAIT (ours to keep for 2 MSL); none is stuck half-closed.
+sleep 0.5
+if "$LAB" ctl sessions --json >"$CONF/sessions.json" && python3 - "$CONF/sessions.json" >"$CONF/sess.txt" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+states = {}
+for w in d["workers"]:
+    assert w["answered"] and not w["truncated"], w
+    for s in w["sessions"]:
+        states[s["state"]] = states.get(s["state"], 0) + 1
+print(states)
+sys.exit(0 if d["complete"] and set(states) <= {"TIME_WAIT"} else 1)
+PY
+then
+	ok "after the transfers only TIME_WAIT connections remain: $(cat "$CONF/sess.txt")"
+else
+	not_ok "connections left behind: $(cat "$CONF/sess.txt" 2>/dev/null)"
+fi
+
 # A Linux peer that stops sending timestamps mid-flow: 0.2 s into a 400 MB
 # echo transfer, nftables in pg-cli starts overwriting the timestamp option
 # of every segment the client sends with NOPs (RFC 7323 §3.2 lets a receiver
