@@ -14,7 +14,10 @@
 #include <rte_byteorder.h>
 #include <rte_log.h>
 
+#include <zlib.h>
+
 #include "adopt.h"
+#include "crypto/tls_certs.h"
 #include "events.h"
 #include "diag/diag.h"
 #include "result.h"
@@ -120,8 +123,85 @@ void adopt_compile_tcp(const struct snap_header *h, struct tcp_config *cfg)
 	}
 }
 
+/*
+ * A digest of everything the certificates are decoded from: their four
+ * sections and the strings they name. Policy changes, the common case,
+ * leave it alone, so keys are not parsed again on every adoption.
+ */
+static uint32_t adopt_certs_digest(const struct snap_header *h)
+{
+	static const uint32_t kinds[] = {SNAP_SEC_TLS_CERTS, SNAP_SEC_TLS_CERT_NAMES,
+					 SNAP_SEC_TLS_CERT_CHAIN, SNAP_SEC_TLS_DER};
+	const struct snap_tls_cert *certs;
+	const struct snap_str *names;
+	uint32_t n, nnames;
+	uLong crc = crc32(0L, Z_NULL, 0);
+
+	for (unsigned k = 0; k < RTE_DIM(kinds); k++) {
+		for (uint32_t i = 0; i < h->nsections; i++) {
+			const struct snap_section *sec = &h->sections[i];
+
+			if (sec->kind == kinds[k])
+				crc = crc32(crc, (const Bytef *)h + sec->offset, (uInt)sec->size);
+		}
+	}
+	certs = snap_section(h, SNAP_SEC_TLS_CERTS, &n);
+	for (uint32_t i = 0; certs != NULL && i < n; i++) {
+		const char *file = snap_string(h, certs[i].file);
+
+		crc = crc32(crc, (const Bytef *)file, (uInt)strlen(file) + 1);
+	}
+	names = snap_section(h, SNAP_SEC_TLS_CERT_NAMES, &nnames);
+	for (uint32_t i = 0; names != NULL && i < nnames; i++) {
+		const char *name = snap_string(h, names[i]);
+
+		crc = crc32(crc, (const Bytef *)name, (uInt)strlen(name) + 1);
+	}
+	return (uint32_t)crc;
+}
+
+/*
+ * Certificates as OpenSSL objects for this generation (DESIGN.md: workers
+ * turn the DER blobs into objects when they adopt). *fresh is NULL when the
+ * worker's current set still applies. OpenSSL objects are reference
+ * counted, so connections set up with the old set keep it.
+ */
+static int adopt_certs(struct worker *w, const struct snap_header *h, uint64_t gen,
+		       struct tls_cert_set **fresh, uint32_t *digest, char *err, size_t errlen)
+{
+	struct tls_cert_set *set;
+
+	*fresh = NULL;
+	*digest = adopt_certs_digest(h);
+	if (w->certs != NULL && *digest == w->certs_digest)
+		return PG_OK;
+	set = worker_alloc(w, sizeof(*set));
+	if (set == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return PG_ERROR;
+	}
+	if (tls_certs_load(h, set, err, errlen) != PG_OK) {
+		worker_free(w, set);
+		return PG_ERROR;
+	}
+	set->generation = gen;
+	*fresh = set;
+	return PG_OK;
+}
+
+void adopt_release_certs(struct worker *w)
+{
+	if (w->certs == NULL)
+		return;
+	tls_certs_free(w->certs);
+	worker_free(w, w->certs);
+	w->certs = NULL;
+}
+
 int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 {
+	struct tls_cert_set *certs;
+	uint32_t certs_digest;
 	const struct snap_header *h;
 	const struct snap_dataplane *dp;
 	struct net_config *nc;
@@ -164,6 +244,10 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 			goto refuse;
 		}
 	}
+	if (adopt_certs(w, h, gen, &certs, &certs_digest, err, sizeof(err)) != PG_OK) {
+		worker_free(w, nc);
+		goto refuse;
+	}
 	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
 	w->idle_polls_max = dp->idle_polls;
 	w->idle_sleep_ns = dp->idle_sleep_ns;
@@ -171,6 +255,11 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 	w->net = nc;
 	worker_free(w, w->net_owned);
 	w->net_owned = nc;
+	if (certs != NULL) {
+		adopt_release_certs(w);
+		w->certs = certs;
+		w->certs_digest = certs_digest;
+	}
 	w->snap = h;
 	w->gen = gen;
 	net_config_changed(w);

@@ -30,6 +30,9 @@ struct adopt_hw {
  */
 int adopt_snapshot(struct worker *w, const struct adopt_hw *hw);
 
+/* Free the worker's certificate set (shutdown, tests). */
+void adopt_release_certs(struct worker *w);
+
 /*
  * Compile a validated snapshot into a net_config (pure function, used by
  * adopt_snapshot and the unit tests). Ports the hardware does not have are

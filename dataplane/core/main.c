@@ -549,6 +549,7 @@ int main(int argc, char **argv)
 		w->tcp = NULL;
 		worker_free(w, w->timers);
 		w->timers = NULL;
+		adopt_release_certs(w);
 		arp_table_destroy(w, w->arp);
 		worker_free(w, w->net_owned);
 		rte_free(w);

@@ -23,7 +23,10 @@
 
 struct shm_map;
 struct snap_header;
+struct tls_cert_set;
 struct diag_state;
+struct inbound;
+struct spool;
 struct tcp_stack;
 struct timer_wheel;
 
@@ -66,6 +69,8 @@ struct worker {
 	void *tx_capture; /* for the test capture */
 	struct tcp_stack *tcp; /* NULL: TCP not served here (dropped as ipv4_drop_proto) */
 	struct diag_state *diag; /* diagnostic services and client (diag/diag.h), or NULL */
+	struct inbound *inbound; /* the SMTP service (relay/inbound.h), or NULL */
+	struct spool *spool;     /* this worker's spool (spool/spool.h), NULL without SMTP */
 
 	/* timers of every layer (core/timer.h); advanced once per loop pass */
 	struct timer_wheel *timers;
@@ -76,6 +81,8 @@ struct worker {
 	uint64_t gen;                 /* adopted generation, 0 = none */
 	const struct snap_header *snap;
 	struct net_config *net_owned; /* what `net` points to, ours to free */
+	struct tls_cert_set *certs;   /* inbound certificates as OpenSSL objects */
+	uint32_t certs_digest;        /* of the snapshot content they came from */
 
 	/* idle back-off */
 	uint32_t idle_polls;

@@ -20,7 +20,13 @@
 #include <rte_eal.h>
 #include <rte_mbuf.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "adopt.h"
+#include "certs.h"
+#include "crypto/tls_certs.h"
 #include "conf.h"
 #include "result.h"
 #include "shm.h"
@@ -105,6 +111,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	adopt_release_certs(&f->w);
 	arp_table_destroy(&f->w, f->w.arp);
 	worker_free(&f->w, f->w.net_owned);
 	shm_detach(&f->dp);
@@ -361,6 +368,109 @@ static void test_adopt_tcp_settings(void **state)
 	rte_mempool_free(pool);
 }
 
+/* A self-signed ECDSA P-256 certificate for NAME, key first, into PATH. */
+static void write_cert(const char *path, const char *name)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *subj;
+	X509_EXTENSION *ext;
+	char san[300];
+	FILE *f;
+
+	assert_non_null(key);
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	subj = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
+	X509_set_issuer_name(x, subj);
+	snprintf(san, sizeof(san), "DNS:%s", name);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	PEM_write_X509(f, x);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(key);
+}
+
+static void publish_with_certs(struct fixture *f, const char *dir, const char *extra,
+			       uint64_t expect_gen)
+{
+	char text[sizeof(base_conf) + 512], err[512];
+	struct pg_conf conf;
+	struct pg_certs certs;
+	void *blob;
+	size_t len;
+	uint64_t gen;
+
+	snprintf(text, sizeof(text), "%stls_certificates = %s/mx.pem\n%s", base_conf, dir, extra);
+	if (conf_parse_text(dir, text, strlen(text), &conf, err, sizeof(err)) != PG_OK) {
+		fprintf(stderr, "# %s\n", err);
+		fail();
+	}
+	assert_int_equal(certs_load(&conf, &certs, err, sizeof(err)), PG_OK);
+	assert_int_equal(snap_build_full(&conf, NULL, NULL, &certs, &blob, &len, err, sizeof(err)),
+			 PG_OK);
+	assert_int_equal(shm_publish(&f->control, blob, len, &gen, err, sizeof(err)), PG_OK);
+	assert_int_equal(gen, expect_gen);
+	certs_free(&certs);
+	free(blob);
+}
+
+/*
+ * Workers turn the certificates' DER into OpenSSL objects when they adopt
+ * a generation; a generation that only changes something else keeps the
+ * objects (no key parsing on every policy change); a rotation replaces them.
+ */
+static void test_adopt_certificates(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/pg-adopt-certs.XXXXXX", path[64];
+	struct tls_cert_choice choice;
+	const struct tls_cert_set *first;
+	uint8_t fp[32];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/mx.pem", dir);
+	write_cert(path, "mx.example.net");
+	publish_with_certs(f, dir, "", 1);
+	assert_int_equal(adopt_snapshot(&f->w, &f->hw), PG_OK);
+	assert_non_null(f->w.certs);
+	assert_int_equal(f->w.certs->n, 1);
+	assert_int_equal(tls_cert_select(f->w.certs, "mx.example.net", TLS_ALLOW_ALL, &choice), PG_OK);
+	assert_int_equal(choice.how, TLS_MATCH_EXACT);
+	assert_int_equal(X509_check_private_key(choice.cert->leaf, choice.cert->key), 1);
+	first = f->w.certs;
+	memcpy(fp, first->certs[0].sha256, sizeof(fp));
+
+	/* Something else changes: same objects. */
+	publish_with_certs(f, dir, "gratuitous_arp = no\n", 2);
+	assert_int_equal(adopt_snapshot(&f->w, &f->hw), PG_OK);
+	assert_int_equal(f->w.gen, 2);
+	assert_ptr_equal(f->w.certs, first);
+
+	/* Rotation: a new key and certificate under the same name. */
+	write_cert(path, "mx.example.net");
+	publish_with_certs(f, dir, "", 3);
+	assert_int_equal(adopt_snapshot(&f->w, &f->hw), PG_OK);
+	assert_int_equal(f->w.certs->n, 1);
+	assert_memory_not_equal(f->w.certs->certs[0].sha256, fp, sizeof(fp));
+	assert_int_equal(X509_check_private_key(f->w.certs->certs[0].leaf, f->w.certs->certs[0].key),
+			 1);
+	adopt_release_certs(&f->w);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	char *eal[] = {"test_adopt", "--no-huge", "-m", "64", "--no-pci", "--no-shconf",
@@ -371,6 +481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt_new_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_snapshot_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fewer_hardware_ports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_certificates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt_tcp_settings, setup, teardown),
 	};
 	int rc;
@@ -381,5 +492,6 @@ int main(void)
 	}
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	rte_eal_cleanup();
+	OPENSSL_cleanup();
 	return rc;
 }
