@@ -9,6 +9,9 @@ line with what it measured.
   tcppeer.py source HOST PORT BYTES        request BYTES of the pattern, compare sha256
   tcppeer.py seq HOST PORT COUNT           COUNT sequential echo connections, 32 bytes each
   tcppeer.py conc HOST PORT COUNT          COUNT concurrent echo connections
+  tcppeer.py steady HOST PORT SECONDS      one echo connection kept busy (16 KiB every 5 ms,
+                                           each echo checked) until SECONDS pass or the file
+                                           named by $PG_STOP_FILE appears
   tcppeer.py serve HOST PORT SECONDS       echo/discard/source server (same protocols) for
                                            the dataplane's diag client; exits after SECONDS
 """
@@ -174,6 +177,37 @@ def conc(host, port, count):
             "errors": errors}
 
 
+def steady(host, port, seconds):
+    s = connect(host, port)
+    stop = os.environ.get("PG_STOP_FILE", "")
+    t0 = time.time()
+    sent = received = rounds = 0
+    error = None
+    try:
+        while time.time() - t0 < seconds and not (stop and os.path.exists(stop)):
+            block = pattern_bytes(sent, 16384)
+            s.sendall(block)
+            got = b""
+            while len(got) < len(block):
+                b = s.recv(len(block) - len(got))
+                if not b:
+                    raise OSError("connection closed by the dataplane")
+                got += b
+            if got != block:
+                raise OSError("echo differs at round %d" % rounds)
+            sent += len(block)
+            received += len(got)
+            rounds += 1
+            time.sleep(0.005)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+    except OSError as e:
+        error = str(e)
+    s.close()
+    return {"rounds": rounds, "sent": sent, "received": received, "seconds": round(time.time() - t0, 3),
+            "error": error}
+
+
 def serve(host, port, seconds):
     """Echo on PORT, discard on PORT+1, source on PORT+2, until SECONDS pass."""
     stats = {"echo_bytes": 0, "discard_bytes": 0, "source_bytes": 0, "conns": 0}
@@ -232,7 +266,8 @@ def serve(host, port, seconds):
 
 def main():
     mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    fn = {"echo": echo, "discard": discard, "source": source, "seq": seq, "conc": conc, "serve": serve}[mode]
+    fn = {"echo": echo, "discard": discard, "source": source, "seq": seq, "conc": conc, "serve": serve,
+          "steady": steady}[mode]
     print(json.dumps(fn(host, port, n)), flush=True)
 
 
