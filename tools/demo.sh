@@ -41,9 +41,19 @@ tools/lab exec cli python3 tests/lab/malformed.py cli0 "$(ip -n pg-dp -br link s
 tools/lab exec cli ping -c 2 -i 0.2 198.18.0.1 | tail -n 2
 sleep 0.2
 
-step "6. what the dataplane counted (posternctl stats: total and per worker)"
+step "6. TCP on Postern's own stack: a Linux client in pg-cli against the diagnostic services"
+echo "echo (port 7), 10 MB there and back, sha256 compared:"
+tools/lab exec cli python3 tests/lab/tcppeer.py echo 198.18.0.1 7 $((10 * 1024 * 1024))
+echo "source (port 19), 10 MB of the dataplane's pattern, verified:"
+tools/lab exec cli python3 tests/lab/tcppeer.py source 198.18.0.1 19 $((10 * 1024 * 1024))
+echo "500 sequential connections (connect, echo 32 bytes, close):"
+tools/lab exec cli python3 tests/lab/tcppeer.py seq 198.18.0.1 7 500
+echo "the connections the workers hold now (posternctl sessions):"
+tools/lab ctl sessions
+
+step "7. what the dataplane counted (posternctl stats: total and per worker)"
 tools/lab ctl stats
-step "7. process footprint"
+step "8. process footprint"
 dp=$(cat /run/postern-lab/postern-dp.pid)
 echo "postern-dp pid $dp: resident memory $(awk '/VmRSS/ {print $2, $3}' /proc/$dp/status)"
 grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tail -n 1
@@ -51,7 +61,7 @@ grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tai
 if [ "$KEEP" = 1 ]; then
 	step "left running: try 'tools/lab ctl stats', 'tools/lab exec cli ping 198.18.0.1'; end with 'tools/lab down'"
 else
-	step "8. stop"
+	step "9. stop"
 	tools/lab stop
 	tools/lab down
 fi
