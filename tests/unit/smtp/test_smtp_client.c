@@ -29,16 +29,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden.h"
 #include "smtp_harness.h" /* strbuf, escapes */
 #include "smtp/smtp_client.h"
 
-#define MAX_STEPS 512
-#define MAX_BYTES 65536
 #define MAX_RCPT 64
 #define MAX_MSGS 8
 
@@ -348,7 +346,7 @@ static bool ch_action(struct chost *h, const char *a, char *msg, size_t msgsz)
 			}
 		}
 	} else if (!strncmp(a, "body ", 5)) {
-		uint8_t buf[MAX_BYTES];
+		uint8_t buf[GOLDEN_MAX_BYTES];
 		size_t n = harness_unescape(a + 5, buf, sizeof(buf));
 		sb_append(&building(h)->body, buf, n);
 	} else if (!strcmp(a, "send")) {
@@ -411,126 +409,7 @@ static bool ch_action(struct chost *h, const char *a, char *msg, size_t msgsz)
 	return true;
 }
 
-/* ---- golden transcripts ------------------------------------------------- */
-
-enum step_kind { STEP_RECV, STEP_ACTION };
-
-struct step {
-	enum step_kind kind;
-	uint8_t *bytes;
-	size_t len;
-	char *action;
-	char *src;
-};
-
-struct golden {
-	char path[1024];
-	struct strbuf config, header, want_out, want_up;
-	struct step steps[MAX_STEPS];
-	unsigned nsteps;
-	size_t total;
-};
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	if (!p)
-		abort();
-	return p;
-}
-
-static void golden_load(struct golden *g, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	static char line[1 << 18];
-	static uint8_t buf[MAX_BYTES];
-
-	memset(g, 0, sizeof(*g));
-	snprintf(g->path, sizeof(g->path), "%s", path);
-	if (!f)
-		fail_msg("cannot open %s", path);
-	while (fgets(line, sizeof(line), f)) {
-		size_t n = strlen(line);
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (n == 0 || line[0] == '#' || line[0] == '@') {
-			if (g->nsteps == 0) {
-				sb_append(&g->header, line, n);
-				sb_append(&g->header, "\n", 1);
-			}
-			if (line[0] == '@') {
-				sb_append(&g->config, line + 1, n - 1);
-				sb_append(&g->config, " ", 1);
-			}
-			continue;
-		}
-		if (n < 2 || (line[1] != ':' && line[1] != '~'))
-			fail_msg("%s: bad line '%s'", path, line);
-		const char *rest = line[2] == ' ' ? line + 3 : line + 2;
-		switch (line[0]) {
-		case 'S': {
-			struct step *st = &g->steps[g->nsteps++];
-			size_t len = harness_unescape(rest, buf, sizeof(buf) - 2);
-			if (line[1] == ':') {
-				buf[len++] = '\r';
-				buf[len++] = '\n';
-			}
-			st->kind = STEP_RECV;
-			st->bytes = malloc(len ? len : 1);
-			memcpy(st->bytes, buf, len);
-			st->len = len;
-			st->src = xstrdup(line);
-			g->total += len;
-			break;
-		}
-		case 'A': {
-			struct step *st = &g->steps[g->nsteps++];
-			st->kind = STEP_ACTION;
-			st->action = xstrdup(rest);
-			st->src = xstrdup(line);
-			break;
-		}
-		case 'C':
-			sb_append(&g->want_out, rest, strlen(rest));
-			sb_append(&g->want_out, "\n", 1);
-			break;
-		case 'U':
-			sb_append(&g->want_up, rest, strlen(rest));
-			sb_append(&g->want_up, "\n", 1);
-			break;
-		default:
-			fail_msg("%s: bad line '%s'", path, line);
-		}
-		assert_true(g->nsteps < MAX_STEPS);
-	}
-	fclose(f);
-}
-
-static void golden_free(struct golden *g)
-{
-	for (unsigned i = 0; i < g->nsteps; i++) {
-		free(g->steps[i].bytes);
-		free(g->steps[i].action);
-		free(g->steps[i].src);
-	}
-	sb_free(&g->config);
-	sb_free(&g->want_out);
-	sb_free(&g->want_up);
-	sb_free(&g->header);
-}
-
-static void out_as_text(const struct strbuf *out, size_t from, struct strbuf *txt)
-{
-	size_t i = from;
-
-	while (i < out->len) {
-		const char *crlf = memmem(out->p + i, out->len - i, "\r\n", 2);
-		size_t end = crlf ? (size_t)(crlf - out->p) : out->len;
-		sb_escape(txt, (const uint8_t *)out->p + i, end - i);
-		sb_append(txt, crlf ? "\n" : "<no CRLF>\n", crlf ? 1 : 10);
-		i = crlf ? end + 2 : end;
-	}
-}
+/* ---- golden transcripts (golden.h) ------------------------------------ */
 
 static void host_for(struct golden *g, struct chost *h)
 {
@@ -549,8 +428,8 @@ static void run_once(struct golden *g, size_t cut, bool bytewise, const char *mo
 
 	host_for(g, &h);
 	for (unsigned i = 0; i < g->nsteps; i++) {
-		struct step *st = &g->steps[i];
-		if (st->kind == STEP_ACTION) {
+		struct golden_step *st = &g->steps[i];
+		if (st->kind == GOLDEN_ACTION) {
 			if (!ch_action(&h, st->action, msg, sizeof(msg)))
 				fail_msg("%s (%s): A: %s: %s", g->path, mode, st->action, msg);
 			continue;
@@ -566,7 +445,7 @@ static void run_once(struct golden *g, size_t cut, bool bytewise, const char *mo
 		}
 		off += st->len;
 	}
-	out_as_text(&h.out, 0, &txt);
+	golden_out_as_text(&h.out, 0, &txt);
 	if (txt.len != g->want_out.len ||
 	    memcmp(txt.p ? txt.p : "", g->want_out.p ? g->want_out.p : "", txt.len)) {
 		print_error("%s (%s): client output differs\n--- want\n%s--- got\n%s", g->path,
@@ -595,9 +474,9 @@ static void regenerate(struct golden *g)
 	sb_append(&file, g->header.p, g->header.len);
 	for (unsigned i = 0; i <= g->nsteps; i++) {
 		if (i > 0) {
-			struct step *st = &g->steps[i - 1];
+			struct golden_step *st = &g->steps[i - 1];
 			sb_printf(&file, "%s\n", st->src);
-			if (st->kind == STEP_ACTION) {
+			if (st->kind == GOLDEN_ACTION) {
 				if (!ch_action(&h, st->action, msg, sizeof(msg)))
 					fail_msg("%s: A: %s: %s", g->path, st->action, msg);
 			} else {
@@ -605,7 +484,7 @@ static void regenerate(struct golden *g)
 			}
 		}
 		struct strbuf o = {0};
-		out_as_text(&h.out, out_mark, &o);
+		golden_out_as_text(&h.out, out_mark, &o);
 		for (char *l = o.p, *nl; l && *l; l = nl + 1) {
 			nl = strchr(l, '\n');
 			sb_printf(&file, "C: %.*s\n", (int)(nl - l), l);
@@ -633,11 +512,11 @@ static void test_golden(void **state)
 	struct golden *g = calloc(1, sizeof(*g));
 	char mode[64];
 
-	golden_load(g, path);
+	golden_load(g, path, 'S', 'C');
 	if (getenv("SMTP_GOLDEN_REGEN")) {
 		regenerate(g);
 		golden_free(g);
-		golden_load(g, path);
+		golden_load(g, path, 'S', 'C');
 	}
 	run_once(g, 0, false, "whole");
 	run_once(g, 0, true, "bytewise");
@@ -795,55 +674,14 @@ static void test_fuzz_replies(void **state)
 	}
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int main(int argc, char **argv)
 {
-	const char *dir = argc > 1 ? argv[1] : "golden_client";
 	static const struct CMUnitTest fixed[] = {
 	    cmocka_unit_test(test_timeout_defaults),
 	    cmocka_unit_test(test_send_after_close),
 	    cmocka_unit_test(test_fuzz_replies),
 	};
-	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
-	struct CMUnitTest *tests;
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	int rc;
 
-	if (!d) {
-		fprintf(stderr, "cannot open %s\n", dir);
-		return 1;
-	}
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		if (l > 4 && !strcmp(de->d_name + l - 4, ".txt")) {
-			names = realloc(names, (n + 1) * sizeof(*names));
-			names[n++] = xstrdup(de->d_name);
-		}
-	}
-	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
-	tests = calloc(n + nfixed, sizeof(*tests));
-	for (size_t i = 0; i < n; i++) {
-		char *path = malloc(strlen(dir) + strlen(names[i]) + 2);
-		sprintf(path, "%s/%s", dir, names[i]);
-		tests[i].name = names[i];
-		tests[i].test_func = test_golden;
-		tests[i].initial_state = path;
-	}
-	memcpy(tests + n, fixed, sizeof(fixed));
-	rc = _cmocka_run_group_tests("smtp_client", tests, n + nfixed, NULL, NULL);
-	for (size_t i = 0; i < n; i++) {
-		free(tests[i].initial_state);
-		free(names[i]);
-	}
-	free(tests);
-	free(names);
-	return rc;
+	return golden_run_dir("smtp_client", argc > 1 ? argv[1] : "golden_client", test_golden, fixed,
+			      sizeof(fixed) / sizeof(fixed[0]));
 }
