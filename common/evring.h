@@ -65,7 +65,9 @@ enum evring_level {
 	X(DATAPLANE_READY, "dataplane ready", EVRING_NOTICE)                                       \
 	X(RESTART_NEEDED, "restart needed", EVRING_WARNING)                                        \
 	X(DIAG_CLIENT_OK, "diag client run ok", EVRING_NOTICE)                                     \
-	X(DIAG_CLIENT_FAILED, "diag client run failed", EVRING_WARNING)
+	X(DIAG_CLIENT_FAILED, "diag client run failed", EVRING_WARNING)                            \
+	X(SMTP_MESSAGE_ACCEPTED, "smtp message accepted", EVRING_INFO)                             \
+	X(SPOOL_FAILED, "spool failed", EVRING_ERROR)
 
 enum evring_kind {
 #define EVRING_KIND_ENUM(name, text, level) EV_##name,

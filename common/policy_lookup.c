@@ -292,3 +292,89 @@ bool relay_client_allowed(const struct snap_header *h, uint32_t addr)
 	}
 	return false;
 }
+
+/* ---- inbound TLS requirements (ABI 1.6) ---- */
+
+static const char *const inbound_tls_reasons[] = {
+    [INBOUND_TLS_NOT_REQUIRED] = "none",
+    [INBOUND_TLS_LISTENER] = "listener",
+    [INBOUND_TLS_NETWORK] = "network",
+    [INBOUND_TLS_SENDER] = "sender",
+};
+
+const char *inbound_tls_reason_name(enum inbound_tls_reason r)
+{
+	return (unsigned)r <= INBOUND_TLS_SENDER ? inbound_tls_reasons[r] : "?";
+}
+
+const struct snap_cidr *inbound_tls_network(const struct snap_header *h, uint32_t client_ip)
+{
+	uint32_t n;
+	const struct snap_cidr *c = snap_section(h, SNAP_SEC_INBOUND_TLS_NETWORKS, &n);
+	const struct snap_cidr *best = NULL;
+
+	for (uint32_t i = 0; c != NULL && i < n; i++) {
+		uint32_t mask = c[i].len == 0 ? 0 : 0xffffffffu << (32 - c[i].len);
+
+		if ((ntohl(client_ip) & mask) == ntohl(c[i].prefix) &&
+		    (best == NULL || c[i].len > best->len))
+			best = &c[i];
+	}
+	return best;
+}
+
+const struct snap_name_key *inbound_tls_sender(const struct snap_header *h,
+                                               const char *sender_domain, enum policy_match *m)
+{
+	char name[SNAP_NAME_MAX + 1];
+	struct policy_table t;
+	enum policy_match dummy;
+	int len;
+
+	if (m == NULL)
+		m = &dummy;
+	*m = POLICY_MATCH_DEFAULT;
+	if (sender_domain == NULL ||
+	    !policy_table(h, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
+	                  sizeof(struct snap_name_key), &t))
+		return NULL;
+	len = policy_lower(sender_domain, name);
+	/* an address literal ([192.0.2.1]) or ".x" is no domain of a list */
+	if (len <= 0 || name[0] == '.' || name[0] == '[')
+		return NULL;
+	return policy_walk(h, &t, name, (size_t)len, m);
+}
+
+bool inbound_tls_required(const struct snap_header *h, uint32_t client_ip,
+                          const char *sender_domain, struct inbound_tls_verdict *why)
+{
+	struct inbound_tls_verdict v = {
+	    .level = SNAP_TLS_MAY,
+	    .protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3,
+	    .mandatory_protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3,
+	};
+	uint32_t n;
+
+	v.settings = snap_section(h, SNAP_SEC_INBOUND_TLS, &n);
+	if (v.settings != NULL && n == 1) {
+		v.level = v.settings->level;
+		v.protocols = v.settings->protocols;
+		v.mandatory_protocols = v.settings->mandatory_protocols;
+		if (v.level == SNAP_TLS_ENCRYPT)
+			v.reason = INBOUND_TLS_LISTENER;
+		else if (v.level != SNAP_TLS_NONE &&
+		         (v.network = inbound_tls_network(h, client_ip)) != NULL)
+			v.reason = INBOUND_TLS_NETWORK;
+		else if (v.level != SNAP_TLS_NONE &&
+		         (v.sender = inbound_tls_sender(h, sender_domain, &v.sender_match)) != NULL)
+			v.reason = INBOUND_TLS_SENDER;
+	} else {
+		v.settings = NULL;
+	}
+	v.required = v.reason != INBOUND_TLS_NOT_REQUIRED;
+	if (v.reason == INBOUND_TLS_LISTENER || v.reason == INBOUND_TLS_NETWORK)
+		v.protocols = v.mandatory_protocols;
+	if (why != NULL)
+		*why = v;
+	return v.required;
+}

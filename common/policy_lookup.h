@@ -1,9 +1,9 @@
 /*
  * policy_lookup.h - lookups in the name tables of a validated snapshot
  * (common/snap_format.h, ABI 1.1): the outbound TLS policy, the transport
- * table and relay access. Plain C on the blob, offsets only, no allocation
- * and no DPDK: the dataplane calls these per delivery, posternd for
- * `posternctl policy test`. Every lookup costs O(length of the name).
+ * table, relay access, and (ABI 1.6) the inbound TLS requirements. Plain C on the blob, offsets
+ * only, no allocation and no DPDK: the dataplane calls these per delivery, posternd for `posternctl
+ * policy test`. Every lookup costs O(length of the name).
  */
 #ifndef PG_POLICY_LOOKUP_H
 #define PG_POLICY_LOOKUP_H
@@ -79,5 +79,65 @@ bool relay_client_allowed(const struct snap_header *h, uint32_t addr);
 
 /* Default level from SNAP_SEC_RELAY (may when the section is absent). */
 uint8_t policy_default_level(const struct snap_header *h);
+
+/*
+ * ---- Inbound TLS requirements (ABI 1.6) ----
+ *
+ * Whether an SMTP client must use STARTTLS before MAIL FROM, and why.
+ * Precedence, first that applies wins (each is a reason on its own; the
+ * order only decides which one the verdict names):
+ *   1. the listener: smtpd_tls_security_level = encrypt;
+ *   2. the client network: client_ip inside smtpd_tls_required_networks
+ *      (the longest prefix is named);
+ *   3. the sender domain: sender_domain (the domain of MAIL FROM; NULL
+ *      before MAIL, and for the null reverse-path <>) exactly in
+ *      smtpd_tls_required_senders, or a ".parent" entry, nearest first.
+ * 1 and 2 are known at connection time, so the SMTP layer can refuse every
+ * command but EHLO, HELO, STARTTLS, NOOP and QUIT in plaintext, as Postfix
+ * does at encrypt (src/smtpd/smtpd.c smtpd_proto: "530 5.7.0 Must issue a
+ * STARTTLS command first", RFC 3207 §4); 3 is known at MAIL FROM, which
+ * gets that same reply in plaintext (the issue's per-partner rule; Postfix's
+ * nearest tool, reject_plaintext_session, answers 450 4.7.1 "Session
+ * encryption is required"). A snapshot without the sections (minor < 6)
+ * requires nothing. O(length of sender_domain) for step 3, one pass over at
+ * most CONF_MYNETWORKS_MAX networks for step 2. Never allocates.
+ */
+#define INBOUND_TLS_REPLY "530 5.7.0 Must issue a STARTTLS command first"
+
+enum inbound_tls_reason {
+	INBOUND_TLS_NOT_REQUIRED = 0, /* none applies (TLS optional or not offered) */
+	INBOUND_TLS_LISTENER,         /* smtpd_tls_security_level = encrypt */
+	INBOUND_TLS_NETWORK,          /* smtpd_tls_required_networks */
+	INBOUND_TLS_SENDER,           /* smtpd_tls_required_senders */
+};
+
+struct inbound_tls_verdict {
+	bool required;
+	enum inbound_tls_reason reason;
+	uint8_t level; /* the listener's level, enum snap_tls_level */
+	/*
+	 * Versions the handshake may negotiate: smtpd_tls_mandatory_protocols
+	 * when TLS is required at connection time (reasons 1 and 2), else
+	 * smtpd_tls_protocols. With reason 3 a session that negotiated a
+	 * version outside mandatory_protocols does not meet the requirement.
+	 */
+	uint16_t protocols;
+	uint16_t mandatory_protocols;
+	const struct snap_inbound_tls *settings; /* NULL: no sections (minor < 6) */
+	const struct snap_cidr *network;         /* reason NETWORK: the entry */
+	const struct snap_name_key *sender;      /* reason SENDER: the entry */
+	enum policy_match sender_match;          /* EXACT or PARENT */
+};
+
+const char *inbound_tls_reason_name(enum inbound_tls_reason r); /* "listener", ... */
+
+/* Each step on its own (posternctl explains all three): the entry or NULL. */
+const struct snap_cidr *inbound_tls_network(const struct snap_header *h, uint32_t client_ip);
+const struct snap_name_key *inbound_tls_sender(const struct snap_header *h,
+                                               const char *sender_domain, enum policy_match *m);
+
+/* client_ip is IPv4 in network order; why may be NULL. */
+bool inbound_tls_required(const struct snap_header *h, uint32_t client_ip,
+                          const char *sender_domain, struct inbound_tls_verdict *why);
 
 #endif

@@ -96,6 +96,16 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_diag_client);
 	case SNAP_SEC_TCP:
 		return sizeof(struct snap_tcp);
+	case SNAP_SEC_SMTP:
+		return sizeof(struct snap_smtp);
+	case SNAP_SEC_INBOUND_TLS:
+		return sizeof(struct snap_inbound_tls);
+	case SNAP_SEC_INBOUND_TLS_NETWORKS:
+		return sizeof(struct snap_cidr);
+	case SNAP_SEC_INBOUND_TLS_SENDERS:
+		return sizeof(struct snap_name_key);
+	case SNAP_SEC_INBOUND_TLS_SENDERS_INDEX:
+		return sizeof(uint32_t);
 	}
 	return 0;
 }
@@ -209,6 +219,12 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 			return snap_fail(err, errlen, "tcp section count %" PRIu32 ", expected 1",
 			                 s->count);
 		return snap_check_tcp((const void *)(base + s->offset), err, errlen);
+	case SNAP_SEC_SMTP:
+		/* the fields, strings included, are checked with the names */
+		if (s->count != 1)
+			return snap_fail(err, errlen, "smtp section count %" PRIu32 ", expected 1",
+			                 s->count);
+		break;
 	}
 	return 0;
 }
@@ -392,6 +408,139 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 	return 0;
 }
 
+/* ---- ABI 1.5 SMTP service ---- */
+
+static int snap_check_smtp(const struct snap_names *v)
+{
+	const struct snap_section *sec = snap_find(v->h, SNAP_SEC_SMTP);
+	const struct snap_smtp *t;
+	const char *name, *dir;
+	const struct {
+		const char *name;
+		uint64_t v, lo, hi;
+	} f[] = {
+	    {"listen_port", 0, 1, 65535},
+	    {"pad", 0, 0, 0},
+	    {"max_sessions", 0, 1, SNAP_SMTP_SESSIONS_MAX},
+	    {"recipient_limit", 0, 1, SNAP_SMTP_RCPT_MAX},
+	    {"message_size_limit", 0, 0, SNAP_SMTP_SIZE_MAX},
+	    {"reserved", 0, 0, 0},
+	};
+	uint64_t val[sizeof(f) / sizeof(f[0])];
+
+	if (sec == NULL)
+		return 0;
+	t = (const void *)((const uint8_t *)v->h + sec->offset);
+	val[0] = t->listen_port;
+	val[1] = t->pad;
+	val[2] = t->max_sessions;
+	val[3] = t->recipient_limit;
+	val[4] = t->message_size_limit;
+	val[5] = t->reserved;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (val[i] < f[i].lo || val[i] > f[i].hi)
+			return snap_fail(v->err, v->errlen,
+			                 "smtp section: %s %" PRIu64 " out of range %" PRIu64
+			                 "..%" PRIu64,
+			                 f[i].name, val[i], f[i].lo, f[i].hi);
+	if ((t->flags & ~SNAP_SMTP_F_ALL) != 0)
+		return snap_fail(v->err, v->errlen, "smtp section: unknown flags 0x%x",
+		                 (unsigned)(t->flags & ~SNAP_SMTP_F_ALL));
+	if (snap_check_str(v, t->myhostname, "smtp myhostname", 0) != 0 ||
+	    snap_check_str(v, t->spool_directory, "smtp spool_directory", 0) != 0)
+		return -1;
+	/* a non-empty string was found inside the strings section just above */
+	if (t->myhostname.len == 0 || t->myhostname.len > SNAP_SMTP_HOSTNAME_MAX)
+		return snap_fail(v->err, v->errlen, "smtp section: myhostname is not a host name");
+	name = v->strings + t->myhostname.off;
+	if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+	    t->myhostname.len)
+		return snap_fail(v->err, v->errlen, "smtp section: myhostname is not a host name");
+	if (t->spool_directory.len < 2 || t->spool_directory.len > SNAP_SMTP_SPOOL_DIR_MAX)
+		return snap_fail(v->err, v->errlen,
+		                 "smtp section: spool_directory is not an absolute path");
+	dir = v->strings + t->spool_directory.off;
+	if (dir[0] != '/')
+		return snap_fail(v->err, v->errlen,
+		                 "smtp section: spool_directory is not an absolute path");
+	for (uint32_t i = 0; i < t->spool_directory.len; i++)
+		if (dir[i] <= ' ' || dir[i] == 127)
+			return snap_fail(v->err, v->errlen,
+			                 "smtp section: spool_directory has a space or control"
+			                 " character");
+	return 0;
+}
+
+/* ---- ABI 1.6 inbound TLS requirements ---- */
+
+/* mynetworks and smtpd_tls_required_networks: length 0..32, host bits zero. */
+static int snap_check_cidrs(const struct snap_names *v, uint32_t kind, const char *table)
+{
+	const struct snap_section *s = snap_find(v->h, kind);
+	const struct snap_cidr *c;
+
+	if (s == NULL)
+		return 0;
+	c = (const void *)((const uint8_t *)v->h + s->offset);
+	for (uint32_t i = 0; i < s->count; i++) {
+		uint32_t mask = c[i].len == 0 || c[i].len > 32 ? 0 : 0xffffffffu << (32 - c[i].len);
+
+		if (c[i].len > 32 || (ntohl(c[i].prefix) & ~mask) != 0 || c[i].pad[0] != 0 ||
+		    c[i].pad[1] != 0 || c[i].pad[2] != 0)
+			return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": bad prefix",
+			                 table, i);
+	}
+	return 0;
+}
+
+/*
+ * The settings, the networks and the sender table come together or not at
+ * all (a snapshot of minor < 6 has none of them); with level none nothing
+ * can be required, so both tables are empty.
+ */
+static int snap_check_inbound_tls(const struct snap_names *v)
+{
+	const struct snap_section *s = snap_find(v->h, SNAP_SEC_INBOUND_TLS),
+	                          *ns = snap_find(v->h, SNAP_SEC_INBOUND_TLS_NETWORKS),
+	                          *ss = snap_find(v->h, SNAP_SEC_INBOUND_TLS_SENDERS),
+	                          *sx = snap_find(v->h, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX);
+	const struct snap_inbound_tls *t;
+	const uint8_t *entries;
+	uint32_t n;
+
+	if (s == NULL && ns == NULL && ss == NULL && sx == NULL)
+		return 0;
+	if (s == NULL || ns == NULL || ss == NULL || sx == NULL)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls: the settings, networks, senders and senders"
+		                 " index sections come together");
+	if (s->count != 1)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section count %" PRIu32 ", expected 1", s->count);
+	t = (const void *)((const uint8_t *)v->h + s->offset);
+	if (t->level > SNAP_TLS_ENCRYPT)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section: level %u is not none, may or encrypt",
+		                 t->level);
+	if (t->protocols == 0 || (t->protocols & ~SNAP_INBOUND_TLS_P_ALL) != 0 ||
+	    t->mandatory_protocols == 0 || (t->mandatory_protocols & ~SNAP_INBOUND_TLS_P_ALL) != 0)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section: protocols 0x%x, mandatory 0x%x (TLSv1 to"
+		                 " TLSv1.3 only, at least one)",
+		                 t->protocols, t->mandatory_protocols);
+	if (t->pad != 0 || t->reserved != 0 || t->reserved2 != 0)
+		return snap_fail(v->err, v->errlen, "inbound tls section: reserved field not 0");
+	if (t->level == SNAP_TLS_NONE && (ns->count != 0 || ss->count != 0))
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section: level none with required networks or"
+		                 " senders");
+	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0)
+		return -1;
+	return snap_check_table(v, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
+	                        "inbound tls senders", sizeof(struct snap_name_key),
+	                        1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n);
+}
+
 /* ---- ABI 1.2 certificates ---- */
 
 static int snap_check_bytes(const struct snap_names *v, struct snap_bytes b, uint64_t der_size,
@@ -523,6 +672,8 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 	    ((const struct snap_relay *)((const uint8_t *)h + mn->offset))->tls_default_level >
 	        SNAP_TLS_LEVEL_MAX)
 		return snap_fail(err, errlen, "relay section: default TLS level out of range");
+	if (snap_check_smtp(&v) != 0 || snap_check_inbound_tls(&v) != 0)
+		return -1;
 	return snap_check_certs(&v);
 }
 

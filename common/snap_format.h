@@ -18,8 +18,9 @@
 #define SNAP_MAGIC 0x4e534750u /* "PGSN" little-endian */
 #define SNAP_ABI_MAJOR 1
 /* minor 1: TLS policy, transport and relay access sections; 2: inbound TLS
- * certificates and keys; 3: diagnostic client request; 4: TCP settings */
-#define SNAP_ABI_MINOR 4
+ * certificates and keys; 3: diagnostic client request; 4: TCP settings;
+ * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements */
+#define SNAP_ABI_MINOR 6
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -50,6 +51,13 @@ enum snap_section_kind {
 	SNAP_SEC_DIAG_CLIENT = 18, /* struct snap_diag_client, count 0 (none) or 1 */
 	/* ABI 1.4: TCP settings */
 	SNAP_SEC_TCP = 19, /* struct snap_tcp, count 1 */
+	/* ABI 1.5: the inbound SMTP service (dataplane/relay) */
+	SNAP_SEC_SMTP = 20, /* struct snap_smtp, count 1 */
+	/* ABI 1.6: inbound TLS requirements (see struct snap_inbound_tls) */
+	SNAP_SEC_INBOUND_TLS = 21,               /* struct snap_inbound_tls, count 1 */
+	SNAP_SEC_INBOUND_TLS_NETWORKS = 22,      /* struct snap_cidr[count] */
+	SNAP_SEC_INBOUND_TLS_SENDERS = 23,       /* struct snap_name_key[count] */
+	SNAP_SEC_INBOUND_TLS_SENDERS_INDEX = 24, /* uint32_t[count] buckets over SENDERS */
 };
 
 struct snap_section {
@@ -157,6 +165,35 @@ struct snap_tcp {
 	uint8_t watermark_pct;       /* WATERMARK_MIN..WATERMARK_MAX */
 	uint16_t flags;              /* SNAP_TCP_F_* */
 	uint32_t reserved;
+};
+
+/*
+ * The inbound SMTP service and the spool (ABI 1.5; dataplane/relay/inbound.h).
+ * A snapshot without this section (minor < 5) runs no SMTP service. The
+ * spool directory is read once at start (postern-dp opens the spools before
+ * its workers run); a change, or a service switched on without a spool,
+ * takes effect at restart. snap_validate checks every field.
+ */
+#define SNAP_SMTP_F_SERVICE 0x1u         /* smtp_service = yes */
+#define SNAP_SMTP_F_BARE_NORMALIZE 0x2u  /* smtpd_forbid_bare_newline = normalize */
+#define SNAP_SMTP_F_ALL 0x3u
+
+#define SNAP_SMTP_SESSIONS_MAX (1u << 20)
+#define SNAP_SMTP_RCPT_MAX 100000u
+#define SNAP_SMTP_SIZE_MAX (UINT64_C(1) << 36) /* 64 GiB; 0 = no limit */
+#define SNAP_SMTP_HOSTNAME_MAX 253             /* RFC 1035 §2.3.4 */
+#define SNAP_SMTP_SPOOL_DIR_MAX 255            /* bytes; the spool adds w<N>/<segment> */
+
+struct snap_smtp {
+	uint32_t flags;               /* SNAP_SMTP_F_* */
+	uint16_t listen_port;         /* 1..65535 */
+	uint16_t pad;                 /* 0 */
+	uint32_t max_sessions;        /* per worker, 1..SNAP_SMTP_SESSIONS_MAX */
+	uint32_t recipient_limit;     /* per message, 1..SNAP_SMTP_RCPT_MAX */
+	uint64_t message_size_limit;  /* bytes, 0..SNAP_SMTP_SIZE_MAX, 0 = none */
+	struct snap_str myhostname;   /* letters, digits, '-', '.', 1..HOSTNAME_MAX */
+	struct snap_str spool_directory; /* absolute, 2..SPOOL_DIR_MAX, no space */
+	uint64_t reserved;            /* 0 */
 };
 
 struct snap_port {
@@ -293,6 +330,35 @@ struct snap_cidr {
 struct snap_relay {
 	uint8_t tls_default_level; /* enum snap_tls_level when no entry applies */
 	uint8_t pad[7];
+};
+
+/*
+ * ---- Inbound TLS requirements (ABI 1.6) ----
+ *
+ * smtpd_tls_* of postern.conf (common/policy_lookup.h inbound_tls_required
+ * says how they combine). level is NONE, MAY or ENCRYPT of enum
+ * snap_tls_level (Postfix smtpd_tls_security_level has only these three);
+ * with NONE both tables are empty. The networks are struct snap_cidr like
+ * mynetworks; the sender domains a name table ("domain" exactly, ".domain"
+ * its sub-domains). Protocols are SNAP_TLS_P_* without SSLv2 and SSLv3,
+ * never 0. Lines are those of postern.conf, for explanations (0 = the
+ * default). A snapshot without these sections (minor < 6) requires nothing.
+ */
+#define SNAP_INBOUND_TLS_P_ALL                                                                     \
+	(SNAP_TLS_P_TLSV1 | SNAP_TLS_P_TLSV1_1 | SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3)
+
+struct snap_inbound_tls {
+	uint8_t level;                /* enum snap_tls_level: NONE, MAY or ENCRYPT */
+	uint8_t pad;                  /* 0 */
+	uint16_t protocols;           /* smtpd_tls_protocols: TLS optional */
+	uint16_t mandatory_protocols; /* smtpd_tls_mandatory_protocols: TLS required */
+	uint16_t reserved;            /* 0 */
+	uint32_t level_line;          /* smtpd_tls_security_level */
+	uint32_t networks_line;       /* smtpd_tls_required_networks */
+	uint32_t senders_line;        /* smtpd_tls_required_senders */
+	uint32_t protocols_line;      /* smtpd_tls_protocols */
+	uint32_t mandatory_line;      /* smtpd_tls_mandatory_protocols */
+	uint32_t reserved2;           /* 0 */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "files.h"
@@ -43,11 +44,18 @@ enum conf_type {
 	CT_NETWORKS,  /* mynetworks: IPv4 CIDR list */
 	CT_DOMAINS,   /* relay_domains: domain and .domain list */
 	CT_TLS_LEVEL, /* a TLS security level, dane* refused */
+	CT_SMTPD_TLS_LEVEL, /* none|may|encrypt (Postfix smtpd_tls_security_level) */
+	CT_TLS_PROTOCOLS,   /* Postfix protocols list, SSLv2/SSLv3 never offered */
+	CT_TLS_NETWORKS,    /* smtpd_tls_required_networks: IPv4 CIDR list */
+	CT_TLS_SENDERS,     /* smtpd_tls_required_senders: domain and .domain list */
 	CT_FILES,     /* tls_certificates: file list, read by control/certs.c */
 	CT_DIAG_CLIENT, /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
 	CT_PERCENT,     /* integer in [min, max], optional "%" */
 	CT_TCP_CC,      /* cubic|newreno */
 	CT_KEEPALIVE,   /* no | IDLE INTERVAL COUNT */
+	CT_DIR,         /* absolute path of a directory */
+	CT_HOSTNAME,    /* a host name (RFC 1035 letters, digits, hyphens) */
+	CT_BARE,        /* reject|normalize */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -92,6 +100,15 @@ static const struct conf_key conf_keys[] = {
     {"relay_domains", CT_DOMAINS, false, 0, 0, 0, 0, ""},
     {"tls_default_level", CT_TLS_LEVEL, false, CONF_FIELD(tls_default_level), 0, 0, "may"},
     {"tls_certificates", CT_FILES, false, 0, 0, 0, 0, ""},
+    /* inbound TLS requirements (common/policy_lookup.h inbound_tls_required) */
+    {"smtpd_tls_security_level", CT_SMTPD_TLS_LEVEL, false, CONF_FIELD(smtpd_tls.level), 0, 0,
+     "may"},
+    {"smtpd_tls_required_networks", CT_TLS_NETWORKS, false, 0, 0, 0, 0, ""},
+    {"smtpd_tls_required_senders", CT_TLS_SENDERS, false, 0, 0, 0, 0, ""},
+    {"smtpd_tls_protocols", CT_TLS_PROTOCOLS, false, CONF_FIELD(smtpd_tls.protocols), 0, 0,
+     ">=TLSv1.2"},
+    {"smtpd_tls_mandatory_protocols", CT_TLS_PROTOCOLS, false,
+     CONF_FIELD(smtpd_tls.mandatory_protocols), 0, 0, ">=TLSv1.2"},
     {"diag_services", CT_BOOL, false, CONF_FIELD(diag_services), 0, 0, "no"},
     {"diag_client", CT_DIAG_CLIENT, false, CONF_FIELD(diag_client), 0, 0, ""},
     /* TCP (dataplane/net/tcp.h); the defaults are tcp_config_default()'s */
@@ -112,6 +129,21 @@ static const struct conf_key conf_keys[] = {
     {"tcp_syncookies", CT_BOOL, false, CONF_FIELD(tcp.syncookies), 0, 0, "yes"},
     {"tcp_max_retries", CT_UINT, false, CONF_FIELD(tcp.max_retries), SNAP_TCP_RETRIES_MIN,
      SNAP_TCP_RETRIES_MAX, "12"},
+    /* the inbound SMTP service (dataplane/relay/inbound.h); Postfix names and defaults */
+    {"smtp_service", CT_BOOL, false, CONF_FIELD(smtp.service), 0, 0, "no"},
+    {"smtp_listen_port", CT_UINT, false, CONF_FIELD(smtp.listen_port), 1, 65535, "25"},
+    {"smtp_max_sessions", CT_UINT, false, CONF_FIELD(smtp.max_sessions), 1,
+     SNAP_SMTP_SESSIONS_MAX, "1000"},
+    {"spool_directory", CT_DIR, false, CONF_FIELD(smtp.spool_directory), 0, 0,
+     "/var/spool/postern"},
+    /* default: gethostname(), filled in after the file is read (conf_default_hostname) */
+    {"myhostname", CT_HOSTNAME, false, CONF_FIELD(smtp.myhostname), 0, 0, NULL},
+    {"message_size_limit", CT_SIZE, false, CONF_FIELD(smtp.message_size_limit), 0,
+     SNAP_SMTP_SIZE_MAX, "10240000"},
+    {"smtpd_recipient_limit", CT_UINT, false, CONF_FIELD(smtp.recipient_limit), 1,
+     SNAP_SMTP_RCPT_MAX, "1000"},
+    {"smtpd_forbid_bare_newline", CT_BARE, false, CONF_FIELD(smtp.bare_normalize), 0, 0,
+     "reject"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -713,12 +745,13 @@ static const char *conf_next_elem(const char *s, char *elem, size_t elemlen, boo
  * address bits"); a network shorter than /8 would make Postern an open
  * relay for a good part of the Internet and is refused.
  */
-static int conf_val_networks(struct pg_conf *c, const char *s, char *why, size_t whylen)
+static int conf_parse_networks(const char *key, bool relay, const char *s,
+                               struct pg_conf_cidr *nets, uint32_t *nnets, char *why, size_t whylen)
 {
 	char elem[64];
 	bool too_long;
 
-	c->nmynetworks = 0;
+	*nnets = 0;
 	while ((s = conf_next_elem(s, elem, sizeof(elem), &too_long)) != NULL) {
 		struct pg_conf_cidr *n;
 		char inner[160];
@@ -730,15 +763,14 @@ static int conf_val_networks(struct pg_conf *c, const char *s, char *why, size_t
 		if (strchr(elem, '[') != NULL || strchr(elem, ':') != NULL)
 			return conf_why(why, whylen,
 			                "\"%s\": IPv6 networks are not supported yet (and"
-			                " lookup tables are not supported in mynetworks)",
-			                elem);
-		if (c->nmynetworks == CONF_MYNETWORKS_MAX)
+			                " lookup tables are not supported in %s)",
+			                elem, key);
+		if (*nnets == CONF_MYNETWORKS_MAX)
 			return conf_why(why, whylen, "more than %d networks", CONF_MYNETWORKS_MAX);
 		if (strchr(elem, '/') != NULL) {
 			if (elem[0] == '/')
 				return conf_why(why, whylen,
-				                "\"%s\": files are not supported in mynetworks",
-				                elem);
+				                "\"%s\": files are not supported in %s", elem, key);
 			if (conf_parse_prefix(elem, &host, &len, inner, sizeof(inner)) != 0)
 				return conf_why(why, whylen, "\"%s\": %s", elem, inner);
 		} else if (conf_parse_ip(elem, &host) != 0) {
@@ -754,19 +786,36 @@ static int conf_val_networks(struct pg_conf *c, const char *s, char *why, size_t
 			                "\"%s\": host bits are not zero (did you mean %s/%u?)",
 			                elem, fix, len);
 		}
-		if (len < 8)
+		if (relay && len < 8)
 			return conf_why(why, whylen,
 			                "\"%s\": a /%u network would make Postern an open"
 			                " relay (shortest allowed: /8)",
 			                elem, len);
-		for (uint32_t i = 0; i < c->nmynetworks; i++)
-			if (c->mynetworks[i].prefix == htonl(host) && c->mynetworks[i].len == len)
+		for (uint32_t i = 0; i < *nnets; i++)
+			if (nets[i].prefix == htonl(host) && nets[i].len == len)
 				return conf_why(why, whylen, "\"%s\": listed twice", elem);
-		n = &c->mynetworks[c->nmynetworks++];
+		n = &nets[(*nnets)++];
 		n->prefix = htonl(host);
 		n->len = len;
 	}
 	return 0;
+}
+
+static int conf_val_networks(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	return conf_parse_networks("mynetworks", true, s, c->mynetworks, &c->nmynetworks, why,
+	                           whylen);
+}
+
+/*
+ * smtpd_tls_required_networks: clients from these networks must use TLS
+ * (the syntax of mynetworks; any prefix length, requiring TLS opens
+ * nothing).
+ */
+static int conf_val_tls_networks(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	return conf_parse_networks("smtpd_tls_required_networks", false, s, c->smtpd_tls.networks,
+	                           &c->smtpd_tls.nnetworks, why, whylen);
 }
 
 /*
@@ -775,43 +824,63 @@ static int conf_val_networks(struct pg_conf *c, const char *s, char *why, size_t
  * lets "domain" match sub-domains too; Postern does not, so a relay
  * domain never opens the relay for names the operator did not write.
  */
-static int conf_val_domains(struct pg_conf *c, const char *s, char *why, size_t whylen)
+static int conf_parse_domains(const char *key, const char *star, const char *s, char *list,
+                              uint32_t *nlist, char *why, size_t whylen)
 {
 	char elem[300], norm[300], inner[POLICY_WHY_MAX];
 	size_t used = 0;
 	bool too_long;
 
-	c->nrelay_domains = 0;
-	c->relay_domains[0] = '\0';
+	*nlist = 0;
+	list[0] = '\0';
 	while ((s = conf_next_elem(s, elem, sizeof(elem), &too_long)) != NULL) {
 		if (too_long)
 			return conf_why(why, whylen, "\"%.60s...\": longer than 253 characters",
 			                elem);
 		if (strcmp(elem, "*") == 0 || strcmp(elem, ".") == 0)
-			return conf_why(why, whylen, "\"%s\" would make Postern an open relay",
-			                elem);
+			return conf_why(why, whylen, "\"%s\" %s", elem, star);
 		if (strchr(elem, ':') != NULL || elem[0] == '/' || elem[0] == '$')
 			return conf_why(why, whylen,
 			                "\"%.60s\": lookup tables, files and $parameters are not"
-			                " supported in relay_domains",
-			                elem);
+			                " supported in %s",
+			                elem, key);
 		if (policy_check_domain(elem, true, norm, sizeof(norm), inner, sizeof(inner)) != 0)
 			return conf_why(why, whylen, "\"%.60s\": %s", elem, inner);
-		for (const char *d = c->relay_domains; *d != '\0';) {
+		for (const char *d = list; *d != '\0';) {
 			size_t n = strcspn(d, " ");
 
 			if (n == strlen(norm) && strncmp(d, norm, n) == 0)
 				return conf_why(why, whylen, "\"%s\": listed twice", elem);
 			d += n + (d[n] == ' ');
 		}
-		if (used + strlen(norm) + 2 > sizeof(c->relay_domains))
+		if (used + strlen(norm) + 2 > CONF_RELAY_DOMAINS_MAX)
 			return conf_why(why, whylen, "list longer than %d bytes",
 			                CONF_RELAY_DOMAINS_MAX);
-		used += (size_t)snprintf(c->relay_domains + used, sizeof(c->relay_domains) - used,
-		                         "%s%s", used ? " " : "", norm);
-		c->nrelay_domains++;
+		used += (size_t)snprintf(list + used, CONF_RELAY_DOMAINS_MAX - used, "%s%s",
+		                         used ? " " : "", norm);
+		(*nlist)++;
 	}
 	return 0;
+}
+
+static int conf_val_domains(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	return conf_parse_domains("relay_domains", "would make Postern an open relay", s,
+	                          c->relay_domains, &c->nrelay_domains, why, whylen);
+}
+
+/*
+ * smtpd_tls_required_senders: MAIL FROM a listed partner domain ("domain"
+ * exactly, ".domain" its sub-domains, as in relay_domains) must come over
+ * TLS. An inline list rather than a file: partner lists are short, and one
+ * file keeps every inbound TLS setting in view.
+ */
+static int conf_val_tls_senders(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	return conf_parse_domains("smtpd_tls_required_senders",
+	                          "would match every sender: to require TLS of every client,"
+	                          " set smtpd_tls_security_level = encrypt",
+	                          s, c->smtpd_tls.senders, &c->smtpd_tls.nsenders, why, whylen);
 }
 
 /*
@@ -948,6 +1017,77 @@ static int conf_val_percent(const struct conf_key *k, const char *s, void *dst, 
 	return 0;
 }
 
+/* spool_directory: an absolute path; trailing slashes are dropped. */
+static int conf_val_dir(const struct conf_key *k, const char *s, void *dst, char *why,
+                        size_t whylen)
+{
+	size_t n = strlen(s);
+
+	if (s[0] != '/')
+		return conf_why(why, whylen, "must be an absolute path");
+	while (n > 1 && s[n - 1] == '/')
+		n--;
+	if (n == 1)
+		return conf_why(why, whylen, "must not be the root directory");
+	if (n >= k->width)
+		return conf_why(why, whylen, "longer than %zu bytes", k->width - 1);
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)s[i]))
+			return conf_why(why, whylen, "contains whitespace or control characters");
+	snprintf(dst, k->width, "%.*s", (int)n, s);
+	return 0;
+}
+
+/* A host name (RFC 1035 §2.3.1, with RFC 1123 §2.1's leading digits). */
+static int conf_check_hostname(const char *s, char *why, size_t whylen)
+{
+	size_t n = strlen(s), label = 0;
+
+	if (n == 0 || n > SNAP_SMTP_HOSTNAME_MAX)
+		return conf_why(why, whylen, "must be 1..%d bytes", SNAP_SMTP_HOSTNAME_MAX);
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			if (label == 0)
+				return conf_why(why, whylen, "empty label");
+			if (label > 63)
+				return conf_why(why, whylen, "label longer than 63 bytes");
+			if (s[i - 1] == '-')
+				return conf_why(why, whylen, "label ends with a hyphen");
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return conf_why(why, whylen,
+			                "only letters, digits, hyphens and dots are allowed");
+		if (label == 0 && s[i] == '-')
+			return conf_why(why, whylen, "label starts with a hyphen");
+		label++;
+	}
+	return 0;
+}
+
+static int conf_val_hostname(const struct conf_key *k, const char *s, void *dst, char *why,
+                             size_t whylen)
+{
+	if (conf_check_hostname(s, why, whylen) != 0)
+		return -1;
+	snprintf(dst, k->width, "%s", s);
+	return 0;
+}
+
+static int conf_val_bare(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	(void)k;
+	if (strcasecmp(s, "reject") == 0)
+		*(bool *)dst = false;
+	else if (strcasecmp(s, "normalize") == 0)
+		*(bool *)dst = true;
+	else
+		return conf_why(why, whylen, "expected reject or normalize");
+	return 0;
+}
+
 static int conf_val_tcp_cc(const struct conf_key *k, const char *s, void *dst, char *why,
                            size_t whylen)
 {
@@ -1011,6 +1151,49 @@ static int conf_val_tls_level(const struct conf_key *k, const char *s, void *dst
 {
 	(void)k;
 	return policy_parse_default_level(s, dst, why, whylen);
+}
+
+/*
+ * smtpd_tls_security_level: Postfix's server levels. Postfix warns and
+ * uses encrypt for fingerprint, verify and secure (smtpd.c pre_jail_init);
+ * Postern refuses them, as it refuses every setting it cannot honour.
+ */
+static int conf_val_smtpd_tls_level(const struct conf_key *k, const char *s, void *dst, char *why,
+                                    size_t whylen)
+{
+	static const char *const levels[] = {
+	    [SNAP_TLS_NONE] = "none", [SNAP_TLS_MAY] = "may", [SNAP_TLS_ENCRYPT] = "encrypt"};
+
+	(void)k;
+	for (unsigned i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strcasecmp(s, levels[i]) == 0) {
+			*(uint8_t *)dst = (uint8_t)i;
+			return 0;
+		}
+	}
+	return conf_why(why, whylen, "expected none, may or encrypt (the SMTP server's levels)");
+}
+
+/*
+ * smtpd_tls_protocols, smtpd_tls_mandatory_protocols: Postfix syntax (the
+ * parser of tls_policy protocols=, with main.cf's separators). OpenSSL 3
+ * has no SSLv2 and Postern never offers SSLv3 (RFC 7568), so they are
+ * dropped from the result; a list that leaves nothing else is refused.
+ */
+static int conf_val_tls_protocols(const struct conf_key *k, const char *s, void *dst, char *why,
+                                  size_t whylen)
+{
+	uint16_t mask;
+
+	(void)k;
+	if (policy_parse_protocols(s, ": ,\t", &mask, why, whylen) != 0)
+		return -1;
+	if ((mask & SNAP_INBOUND_TLS_P_ALL) == 0)
+		return conf_why(
+		    why, whylen,
+		    "leaves only SSLv2 or SSLv3, which Postern never offers (RFC 7568)");
+	*(uint16_t *)dst = mask & SNAP_INBOUND_TLS_P_ALL;
+	return 0;
 }
 
 /* ---- first pass: logical lines ---- */
@@ -1097,6 +1280,14 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_domains(p->conf, value, why, whylen);
 	case CT_TLS_LEVEL:
 		return conf_val_tls_level(k, value, dst, why, whylen);
+	case CT_SMTPD_TLS_LEVEL:
+		return conf_val_smtpd_tls_level(k, value, dst, why, whylen);
+	case CT_TLS_PROTOCOLS:
+		return conf_val_tls_protocols(k, value, dst, why, whylen);
+	case CT_TLS_NETWORKS:
+		return conf_val_tls_networks(p->conf, value, why, whylen);
+	case CT_TLS_SENDERS:
+		return conf_val_tls_senders(p->conf, value, why, whylen);
 	case CT_FILES:
 		return conf_val_files(p->conf, value, why, whylen);
 	case CT_DIAG_CLIENT:
@@ -1107,6 +1298,12 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_tcp_cc(k, value, dst, why, whylen);
 	case CT_KEEPALIVE:
 		return conf_val_keepalive(k, value, dst, why, whylen);
+	case CT_DIR:
+		return conf_val_dir(k, value, dst, why, whylen);
+	case CT_HOSTNAME:
+		return conf_val_hostname(k, value, dst, why, whylen);
+	case CT_BARE:
+		return conf_val_bare(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }
@@ -1155,7 +1352,7 @@ static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
 	if (conf_apply(p, k, port, value, why, sizeof(why)) != 0) {
 		/* a route list can be long: its errors quote just the bad route */
 		if (k->type == CT_ROUTES || k->type == CT_NETWORKS || k->type == CT_DOMAINS ||
-		    k->type == CT_FILES)
+		    k->type == CT_FILES || k->type == CT_TLS_NETWORKS || k->type == CT_TLS_SENDERS)
 			return conf_error(p, line, "bad value for %s: %s", name, why);
 		return conf_error(p, line, "bad value for %s: \"%.100s\": %s", name, value, why);
 	}
@@ -1448,6 +1645,62 @@ static int conf_check_tcp(struct conf_parser *p)
 	                  snd, rcv, mem);
 }
 
+/*
+ * myhostname unset: the machine's name, as Postfix does; "localhost" if the
+ * kernel's name is not a host name (an underscore, say).
+ */
+static void conf_default_hostname(struct pg_conf *c)
+{
+	char name[SNAP_SMTP_HOSTNAME_MAX + 2], why[128];
+
+	memset(name, 0, sizeof(name));
+	if (gethostname(name, sizeof(name) - 1) != 0 ||
+	    conf_check_hostname(name, why, sizeof(why)) != 0)
+		snprintf(name, sizeof(name), "localhost");
+	memcpy(c->smtp.myhostname, name, sizeof(c->smtp.myhostname) - 1);
+	c->smtp.myhostname[sizeof(c->smtp.myhostname) - 1] = '\0';
+}
+
+/*
+ * Inbound TLS requirements that cannot be met are refused here rather than
+ * turned into a 530 for every MAIL FROM: a requirement needs STARTTLS
+ * offered (level may or encrypt) and a certificate to offer it with.
+ */
+static int conf_check_smtpd_tls(struct conf_parser *p)
+{
+	struct pg_conf_smtpd_tls *t = &p->conf->smtpd_tls;
+	const char *need = NULL;
+	unsigned line = 0;
+
+	t->level_line = conf_line(p, "smtpd_tls_security_level", 0);
+	t->networks_line = conf_line(p, "smtpd_tls_required_networks", 0);
+	t->senders_line = conf_line(p, "smtpd_tls_required_senders", 0);
+	t->protocols_line = conf_line(p, "smtpd_tls_protocols", 0);
+	t->mandatory_line = conf_line(p, "smtpd_tls_mandatory_protocols", 0);
+	if (t->nnetworks > 0) {
+		need = "smtpd_tls_required_networks";
+		line = t->networks_line;
+	} else if (t->nsenders > 0) {
+		need = "smtpd_tls_required_senders";
+		line = t->senders_line;
+	}
+	if (need != NULL && t->level == SNAP_TLS_NONE)
+		return conf_error(p, line,
+		                  "%s requires TLS, but smtpd_tls_security_level = none (line %u)"
+		                  " does not offer STARTTLS",
+		                  need, t->level_line);
+	if (t->level == SNAP_TLS_ENCRYPT && need == NULL) {
+		need = "smtpd_tls_security_level = encrypt";
+		line = t->level_line;
+	}
+	if (need != NULL && p->conf->ntls_certificates == 0)
+		return conf_error(p, line,
+		                  "%s requires TLS, but tls_certificates is empty: STARTTLS cannot"
+		                  " be offered without a certificate",
+		                  need);
+	return PG_OK;
+}
+
 static int conf_defaults(struct conf_parser *p)
 {
 	char why[256];
@@ -1486,12 +1739,16 @@ int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_con
 	rc = conf_defaults(p);
 	if (rc == PG_OK)
 		rc = conf_read_lines(p, text, len);
+	if (rc == PG_OK && conf_line(p, "myhostname", 0) == 0)
+		conf_default_hostname(out);
 	if (rc == PG_OK)
 		rc = conf_check_ports(p);
 	if (rc == PG_OK)
 		rc = conf_compile_routes(p);
 	if (rc == PG_OK)
 		rc = conf_check_tcp(p);
+	if (rc == PG_OK)
+		rc = conf_check_smtpd_tls(p);
 	out->tls_certificates_line = conf_line(p, "tls_certificates", 0);
 	free(p);
 	return rc;

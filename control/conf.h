@@ -72,10 +72,38 @@ struct pg_conf_tcp {
 	uint32_t max_retries;
 };
 
+/* The inbound SMTP service and the spool (dataplane/relay/inbound.h). */
+struct pg_conf_smtp {
+	bool service;                /* smtp_service */
+	uint32_t listen_port;        /* smtp_listen_port */
+	uint32_t max_sessions;       /* smtp_max_sessions, per worker */
+	char spool_directory[SNAP_SMTP_SPOOL_DIR_MAX + 1]; /* no trailing '/' */
+	char myhostname[SNAP_SMTP_HOSTNAME_MAX + 1];       /* default: gethostname() */
+	uint64_t message_size_limit; /* bytes, 0 = no limit (Postfix) */
+	uint32_t recipient_limit;    /* smtpd_recipient_limit */
+	bool bare_normalize;         /* smtpd_forbid_bare_newline = normalize */
+};
+
 /* A client network of mynetworks. */
 struct pg_conf_cidr {
 	uint32_t prefix; /* network order, host bits zero */
 	uint8_t len;
+};
+
+/*
+ * Inbound TLS requirements, the smtpd_tls_* keys (snap_format.h struct
+ * snap_inbound_tls; common/policy_lookup.h inbound_tls_required). Lines
+ * are where each key is set in postern.conf, 0 = its default.
+ */
+struct pg_conf_smtpd_tls {
+	uint8_t level;      /* enum snap_tls_level: NONE, MAY or ENCRYPT */
+	uint16_t protocols; /* SNAP_TLS_P_*, never SSLv2 or SSLv3 */
+	uint16_t mandatory_protocols;
+	uint32_t nnetworks;
+	struct pg_conf_cidr networks[CONF_MYNETWORKS_MAX];
+	uint32_t nsenders;
+	char senders[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
+	unsigned level_line, networks_line, senders_line, protocols_line, mandatory_line;
 };
 
 struct pg_conf {
@@ -128,6 +156,10 @@ struct pg_conf {
 	unsigned tls_certificates_line; /* where it is set, 0 = not set */
 
 	struct pg_conf_tcp tcp;
+
+	struct pg_conf_smtpd_tls smtpd_tls; /* inbound TLS requirements */
+
+	struct pg_conf_smtp smtp;
 
 	/* diagnostic services and client (dataplane/diag/diag.h); off by default */
 	bool diag_services;

@@ -232,12 +232,13 @@ static const struct {
 
 /*
  * Postfix protocols syntax (postconf(5) smtp_tls_mandatory_protocols):
- * a list separated by ':' (whitespace and ',' also, but not inside a
- * policy attribute) of "NAME" (include only these), "!NAME" (exclude),
- * and since Postfix 3.6 ">=NAME" / "<=NAME" bounds. The result is the set
- * of versions allowed; it must not be empty.
+ * a list separated by ':' (whitespace and ',' also in main.cf, but not
+ * inside a policy attribute: seps says which) of "NAME" (include only
+ * these), "!NAME" (exclude), and since Postfix 3.6 ">=NAME" / "<=NAME"
+ * bounds. The result is the set of versions allowed; it must not be empty.
  */
-static int policy_parse_protocols(const char *s, uint16_t *mask, char *why, size_t whylen)
+int policy_parse_protocols(const char *s, const char *seps, uint16_t *mask, char *why,
+                           size_t whylen)
 {
 	uint16_t include = 0, exclude = 0, allowed;
 	int lo = 0, hi = (int)POLICY_NPROTOCOLS - 1;
@@ -246,7 +247,7 @@ static int policy_parse_protocols(const char *s, uint16_t *mask, char *why, size
 	if (strlen(s) >= sizeof(buf))
 		return policy_why(why, whylen, "too long");
 	snprintf(buf, sizeof(buf), "%s", s);
-	for (char *t = strtok_r(buf, ":", &save); t != NULL; t = strtok_r(NULL, ":", &save)) {
+	for (char *t = strtok_r(buf, seps, &save); t != NULL; t = strtok_r(NULL, seps, &save)) {
 		int op = 0; /* 0 include, '!' exclude, '>' min, '<' max */
 		size_t i;
 
@@ -491,7 +492,7 @@ static int policy_attribute(struct policy_parser *p, struct policy_entry *e, con
 	if (strcmp(name, "protocols") == 0) {
 		char inner[POLICY_WHY];
 
-		if (policy_parse_protocols(val, &e->protocols, inner, sizeof(inner)) != 0)
+		if (policy_parse_protocols(val, ":", &e->protocols, inner, sizeof(inner)) != 0)
 			return policy_why(why, whylen, "bad protocols=%.100s: %s", val, inner);
 		return 0;
 	}

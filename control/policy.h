@@ -76,6 +76,16 @@ int policy_check_domain(const char *in, bool allow_parent, char *out, size_t out
 int policy_parse_default_level(const char *s, uint8_t *level, char *why, size_t whylen);
 
 /*
+ * A protocols list in Postfix syntax ("TLSv1.2:TLSv1.3", "!SSLv3,!TLSv1",
+ * ">=TLSv1.2") into SNAP_TLS_P_* allowed; tokens are separated by any of
+ * seps (":" in a tls_policy attribute, ": ,\t" in postern.conf). One parser
+ * for tls_policy protocols= and postern.conf smtpd_tls_*protocols.
+ * 0, or -1 with the reason in why (an empty result is refused).
+ */
+int policy_parse_protocols(const char *s, const char *seps, uint16_t *mask, char *why,
+                           size_t whylen);
+
+/*
  * policy set / policy del: the new text of the file, with KEY's entry
  * replaced by "KEY ARGS" (args = "LEVEL [ATTR=VALUE ...]") or, with args
  * NULL, removed. Comments, blank lines and every other entry are kept byte

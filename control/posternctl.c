@@ -44,8 +44,9 @@ static const struct ctl_cmd {
      "every worker runs the new generation, with the time from publication to the\n"
      "last worker's adoption; after SECONDS (default 5, at most 10) exit 4 and name\n"
      "the workers behind"},
-    {"policy", false, false, "list|show|test|set|del ...",
-     "the outbound TLS policy (CONFIG_DIR/tls_policy), see `posternctl policy SUB --help`"},
+    {"policy", false, false, "list|show|test|set|del|inbound ...",
+     "the outbound TLS policy (CONFIG_DIR/tls_policy) and the inbound TLS\n"
+     "requirements (smtpd_tls_*), see `posternctl policy SUB --help`"},
     {"transport", false, false, "test DOMAIN [--json]",
      "which next hops the transport table gives mail for DOMAIN"},
     {"cert", false, false, "list|show NAME [--json]",
@@ -100,6 +101,16 @@ static const struct ctl_sub {
      "remove the entry for KEY from CONFIG_DIR/tls_policy and publish; exit 1 if\n"
      "there is none. --wait as for set",
      true},
+    {"policy", "inbound", 1, 2, true, false, "CLIENT_IP [SENDER_DOMAIN] [--json]",
+     "must an SMTP client at CLIENT_IP (IPv4) use STARTTLS before MAIL FROM, and why,\n"
+     "from the live snapshot. SENDER_DOMAIN is the domain of MAIL FROM (an address\n"
+     "is taken after its last @); without it, the answer is the one before MAIL\n"
+     "FROM. The first that applies decides: the listener (smtpd_tls_security_level\n"
+     "= encrypt), then the client network (smtpd_tls_required_networks, longest\n"
+     "prefix), then the sender domain (smtpd_tls_required_senders: exact, then\n"
+     "parents nearest first); each check is shown with its postern.conf line, and\n"
+     "the reply a plaintext client gets (530 5.7.0 Must issue a STARTTLS command\n"
+     "first) and the protocol versions the handshake may use"},
     {"transport", "test", 1, 1, true, false, "DOMAIN [--json]",
      "the transport entry for DOMAIN (exact, parent or *) and its next hops in order"},
     {"cert", "list", 0, 0, true, false, "[--json]",

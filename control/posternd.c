@@ -5,7 +5,7 @@
  * `reload` (an invalid change is refused and the old snapshot stays live),
  * and answers posternctl on a Unix socket with status and counters read
  * from the same region, and with the TLS policy as the published snapshot
- * holds it (`policy list|show|test`, `transport test`). `policy set|del`
+ * holds it (`policy list|show|test|inbound`, `transport test`). `policy set|del`
  * rewrite CONFIG_DIR/tls_policy atomically and publish it. It drains the
  * dataplane's event rings into the JSON log (evlog.c) every 50 ms, reopens
  * that log on SIGUSR1, and serves GET /metrics (metrics.c) when
@@ -21,6 +21,7 @@
  * "policy set|del" and "reload" also "--wait=SECONDS", "sessions" "json"
  * and "--max=N".
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -528,7 +529,36 @@ static const char *ctl_edit_reply(struct ctl_daemon *dm, struct ctl_buf *b, int 
 	return rc == PG_OK ? "ok" : "error";
 }
 
-/* policy list | show KEY | test DOMAIN [--nexthop=H] | set KEY LEVEL [ATTR...] | del KEY */
+/*
+ * policy inbound CLIENT_IP [SENDER_DOMAIN]: must this client use STARTTLS
+ * before MAIL FROM, and why (inbound_report.c). The sender may be given as
+ * an address: its domain is the part after the last '@'.
+ */
+static const char *ctl_handle_policy_inbound(struct ctl_daemon *dm, struct ctl_buf *b,
+                                             const struct ctl_args *a)
+{
+	char why[512], norm[SNAP_NAME_MAX + 1];
+	const char *sender = a->n == 3 ? a->v[2] : NULL, *at;
+	struct in_addr ip;
+
+	if (inet_pton(AF_INET, a->v[1], &ip) != 1) {
+		ctl_buf_printf(b, "bad client address \"%.100s\": not an IPv4 address\n", a->v[1]);
+		return "error";
+	}
+	if (sender != NULL && (at = strrchr(sender, '@')) != NULL)
+		sender = at + 1;
+	if (sender != NULL &&
+	    policy_check_domain(sender, false, norm, sizeof(norm), why, sizeof(why)) != 0) {
+		ctl_buf_printf(b, "bad sender domain \"%.100s\": %s\n", sender, why);
+		return "error";
+	}
+	ctl_policy_inbound(b, dm->blob, dm->config_dir, ip.s_addr, sender != NULL ? norm : NULL,
+	                   a->json);
+	return "ok";
+}
+
+/* policy list | show KEY | test DOMAIN [--nexthop=H] | set KEY LEVEL [ATTR...] | del KEY |
+ * inbound CLIENT_IP [SENDER_DOMAIN] */
 static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, int argc,
                                      char **argv)
 {
@@ -583,8 +613,11 @@ static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, i
 	if (strcmp(sub, "del") == 0 && a.n == 2)
 		return ctl_edit_reply(dm, b, ctl_policy_edit(dm, a.v[1], NULL, why, sizeof(why)),
 		                      why, a.json);
+	if (strcmp(sub, "inbound") == 0 && (a.n == 2 || a.n == 3) && a.nexthop == NULL)
+		return ctl_handle_policy_inbound(dm, b, &a);
 	ctl_buf_printf(b, "usage: policy list | show KEY | test DOMAIN [--nexthop=HOST[:PORT]] |"
-	                  " set KEY LEVEL [ATTR=VALUE...] | del KEY\n");
+	                  " set KEY LEVEL [ATTR=VALUE...] | del KEY |"
+	                  " inbound CLIENT_IP [SENDER_DOMAIN]\n");
 	return "error";
 }
 

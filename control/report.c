@@ -330,7 +330,7 @@ void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, bool all, 
 /* ---- policy list / show / test, transport test ---- */
 
 /* Allowed protocol versions in Postfix include-list syntax. */
-static void ctl_protocols_text(uint16_t mask, char *buf, size_t len)
+void ctl_protocols_text(uint16_t mask, char *buf, size_t len)
 {
 	static const char *const names[] = {"SSLv2",   "SSLv3",   "TLSv1",
 	                                    "TLSv1.1", "TLSv1.2", "TLSv1.3"};

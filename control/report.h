@@ -65,4 +65,17 @@ void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char 
 void ctl_transport_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
                         const char *domain, bool json);
 
+/* SNAP_TLS_P_* as "TLSv1.2:TLSv1.3" (Postfix include-list syntax). */
+void ctl_protocols_text(uint16_t mask, char *buf, size_t len);
+
+/*
+ * policy inbound CLIENT_IP [SENDER_DOMAIN] (inbound_report.c): whether the
+ * client must use STARTTLS before MAIL FROM and why, with each of the three
+ * checks (listener level, client network, sender domain) and the postern.conf
+ * line it comes from. client_ip is IPv4 in network order; sender NULL = before
+ * MAIL FROM. Names are checked by the caller.
+ */
+void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                        uint32_t client_ip, const char *sender, bool json);
+
 #endif

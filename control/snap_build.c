@@ -35,6 +35,11 @@ enum {
 	SB_TLS_DER,
 	SB_DIAG_CLIENT,
 	SB_TCP,
+	SB_SMTP,
+	SB_INBOUND_TLS,
+	SB_INBOUND_TLS_NETWORKS,
+	SB_INBOUND_TLS_SENDERS,
+	SB_INBOUND_TLS_SENDERS_INDEX,
 	SB_NSECTIONS
 };
 
@@ -58,6 +63,11 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_TLS_DER] = SNAP_SEC_TLS_DER,
     [SB_DIAG_CLIENT] = SNAP_SEC_DIAG_CLIENT,
     [SB_TCP] = SNAP_SEC_TCP,
+    [SB_SMTP] = SNAP_SEC_SMTP,
+    [SB_INBOUND_TLS] = SNAP_SEC_INBOUND_TLS,
+    [SB_INBOUND_TLS_NETWORKS] = SNAP_SEC_INBOUND_TLS_NETWORKS,
+    [SB_INBOUND_TLS_SENDERS] = SNAP_SEC_INBOUND_TLS_SENDERS,
+    [SB_INBOUND_TLS_SENDERS_INDEX] = SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
 };
 
 /* The strings section being filled: offset 0 holds "" (a zero snap_str). */
@@ -122,6 +132,8 @@ static size_t snap_strings_size(const struct pg_conf *c, const struct pg_policy 
 			n += strlen(e->nexthops[j].host) + strlen(e->nexthops[j].dest) + 2;
 	}
 	n += strlen(c->relay_domains) + c->nrelay_domains + 1;
+	n += strlen(c->smtp.myhostname) + strlen(c->smtp.spool_directory) + 2;
+	n += strlen(c->smtpd_tls.senders) + c->smtpd_tls.nsenders + 1;
 	return n;
 }
 
@@ -191,6 +203,19 @@ static void snap_fill_tcp(const struct pg_conf_tcp *c, struct snap_tcp *t)
 	t->flags = c->syncookies ? SNAP_TCP_F_SYNCOOKIES : 0;
 }
 
+static void snap_fill_smtp(const struct pg_conf_smtp *c, struct snap_strings *s,
+                           struct snap_smtp *t)
+{
+	t->flags = (c->service ? SNAP_SMTP_F_SERVICE : 0) |
+	           (c->bare_normalize ? SNAP_SMTP_F_BARE_NORMALIZE : 0);
+	t->listen_port = (uint16_t)c->listen_port; /* 1..65535 (conf.c) */
+	t->max_sessions = c->max_sessions;
+	t->recipient_limit = c->recipient_limit;
+	t->message_size_limit = c->message_size_limit;
+	t->myhostname = snap_add(s, c->myhostname);
+	t->spool_directory = snap_add(s, c->spool_directory);
+}
+
 static void snap_fill_tls(const struct pg_policy *pol, struct snap_strings *s,
                           struct snap_tls_policy *out)
 {
@@ -236,19 +261,45 @@ static void snap_fill_transport(const struct pg_transport *tr, struct snap_strin
 	}
 }
 
-static void snap_fill_relay_domains(const struct pg_conf *c, struct snap_strings *s,
-                                    struct snap_name_key *out)
+/* A normalized domain list of postern.conf ("a.com .b.com") as name keys. */
+static void snap_fill_domain_list(const char *d, uint32_t count, unsigned line,
+                                  struct snap_strings *s, struct snap_name_key *out)
 {
-	const char *d = c->relay_domains;
-
-	for (uint32_t i = 0; i < c->nrelay_domains && *d != '\0'; i++) {
+	for (uint32_t i = 0; i < count && *d != '\0'; i++) {
 		size_t n = strcspn(d, " ");
 		char name[SNAP_NAME_MAX + 1];
 
 		snprintf(name, sizeof(name), "%.*s", (int)n, d);
-		out[i] = snap_key(s, name, name[0] == '.' ? SNAP_NAME_PARENT : SNAP_NAME_DOMAIN, 0);
+		out[i] =
+		    snap_key(s, name, name[0] == '.' ? SNAP_NAME_PARENT : SNAP_NAME_DOMAIN, line);
 		d += n + (d[n] == ' ');
 	}
+}
+
+static void snap_fill_relay_domains(const struct pg_conf *c, struct snap_strings *s,
+                                    struct snap_name_key *out)
+{
+	snap_fill_domain_list(c->relay_domains, c->nrelay_domains, 0, s, out);
+}
+
+/* ABI 1.6 inbound TLS requirements: settings, networks, sender names. */
+static void snap_fill_inbound_tls(const struct pg_conf_smtpd_tls *c, struct snap_strings *s,
+                                  struct snap_inbound_tls *t, struct snap_cidr *nets,
+                                  struct snap_name_key *senders)
+{
+	t->level = c->level;
+	t->protocols = c->protocols;
+	t->mandatory_protocols = c->mandatory_protocols;
+	t->level_line = c->level_line;
+	t->networks_line = c->networks_line;
+	t->senders_line = c->senders_line;
+	t->protocols_line = c->protocols_line;
+	t->mandatory_line = c->mandatory_line;
+	for (uint32_t i = 0; i < c->nnetworks; i++) {
+		nets[i].prefix = c->networks[i].prefix;
+		nets[i].len = c->networks[i].len;
+	}
+	snap_fill_domain_list(c->senders, c->nsenders, c->senders_line, s, senders);
 }
 
 /* Counts and sizes of the certificate sections; false past 32-bit offsets. */
@@ -376,6 +427,17 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 	sec[SB_DIAG_CLIENT].size = sec[SB_DIAG_CLIENT].count * sizeof(struct snap_diag_client);
 	sec[SB_TCP].count = 1;
 	sec[SB_TCP].size = sizeof(struct snap_tcp);
+	sec[SB_SMTP].count = 1;
+	sec[SB_SMTP].size = sizeof(struct snap_smtp);
+	sec[SB_INBOUND_TLS].count = 1;
+	sec[SB_INBOUND_TLS].size = sizeof(struct snap_inbound_tls);
+	sec[SB_INBOUND_TLS_NETWORKS].count = c->smtpd_tls.nnetworks;
+	sec[SB_INBOUND_TLS_NETWORKS].size = c->smtpd_tls.nnetworks * sizeof(struct snap_cidr);
+	sec[SB_INBOUND_TLS_SENDERS].count = c->smtpd_tls.nsenders;
+	sec[SB_INBOUND_TLS_SENDERS].size = c->smtpd_tls.nsenders * sizeof(struct snap_name_key);
+	sec[SB_INBOUND_TLS_SENDERS_INDEX].count = snap_nbuckets(c->smtpd_tls.nsenders);
+	sec[SB_INBOUND_TLS_SENDERS_INDEX].size =
+	    (size_t)sec[SB_INBOUND_TLS_SENDERS_INDEX].count * sizeof(uint32_t);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
 		if (i == SB_TLS_INDEX || i == SB_TRANSPORT_INDEX || i == SB_RELAY_DOMAINS_INDEX)
 			sec[i].size = (size_t)sec[i].count * sizeof(uint32_t);
@@ -459,6 +521,15 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 		dc->count = c->diag_client.count;
 	}
 	snap_fill_tcp(&c->tcp, (struct snap_tcp *)(base + sec[SB_TCP].offset));
+	snap_fill_smtp(&c->smtp, &strings, (struct snap_smtp *)(base + sec[SB_SMTP].offset));
+	snap_fill_inbound_tls(&c->smtpd_tls, &strings,
+	                      (struct snap_inbound_tls *)(base + sec[SB_INBOUND_TLS].offset),
+	                      (struct snap_cidr *)(base + sec[SB_INBOUND_TLS_NETWORKS].offset),
+	                      (struct snap_name_key *)(base + sec[SB_INBOUND_TLS_SENDERS].offset));
+	snap_index((uint32_t *)(base + sec[SB_INBOUND_TLS_SENDERS_INDEX].offset),
+	           sec[SB_INBOUND_TLS_SENDERS_INDEX].count,
+	           base + sec[SB_INBOUND_TLS_SENDERS].offset, sizeof(struct snap_name_key),
+	           sec[SB_INBOUND_TLS_SENDERS].count);
 	if (strings.overflow) {
 		/* snap_strings_size and the fill functions disagree: a bug */
 		free(base);

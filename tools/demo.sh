@@ -51,9 +51,18 @@ tools/lab exec cli python3 tests/lab/tcppeer.py seq 198.18.0.1 7 500
 echo "the connections the workers hold now (posternctl sessions):"
 tools/lab ctl sessions
 
-step "7. what the dataplane counted (posternctl stats: total and per worker)"
+step "7. mail: swaks in pg-cli sends a message to Postern's SMTP service on port 25"
+tools/lab exec cli swaks --server 198.18.0.1 --from demo@pg-cli.example --to someone@example.org \
+	--helo pg-cli.example --pipeline --header "Subject: Postern demo" --body "Hello from the lab." |
+	grep -E "^(<-|->|\*\*\*)" | grep -v -- "-> [A-Za-z].*: " || true
+echo "the 250 'queued as' above was sent only after the message reached disk (fdatasync);"
+echo "a client outside mynetworks (pg-srv) is refused:"
+tools/lab exec srv swaks --server 198.19.0.1 --from x@pg-srv.example --to someone@example.org \
+	--helo pg-srv.example 2>&1 | grep -E "RCPT TO|554" | head -n 2 || true
+
+step "8. what the dataplane counted (posternctl stats: total and per worker)"
 tools/lab ctl stats
-step "8. process footprint"
+step "9. process footprint"
 dp=$(cat /run/postern-lab/postern-dp.pid)
 echo "postern-dp pid $dp: resident memory $(awk '/VmRSS/ {print $2, $3}' /proc/$dp/status)"
 grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tail -n 1
@@ -61,7 +70,7 @@ grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tai
 if [ "$KEEP" = 1 ]; then
 	step "left running: try 'tools/lab ctl stats', 'tools/lab exec cli ping 198.18.0.1'; end with 'tools/lab down'"
 else
-	step "9. stop"
+	step "10. stop"
 	tools/lab stop
 	tools/lab down
 fi

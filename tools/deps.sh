@@ -5,7 +5,7 @@
 
 PG_BUILD_PKGS="gcc meson ninja-build pkg-config libdpdk-dev libssl-dev libjemalloc-dev
   liburing-dev libcmocka-dev zlib1g-dev"
-PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps openssl nftables"
+PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps openssl nftables swaks"
 
 pg_install_deps() {
 	local missing=() p

@@ -20,6 +20,7 @@
 #include "crypto/tls_certs.h"
 #include "events.h"
 #include "diag/diag.h"
+#include "relay/inbound.h"
 #include "result.h"
 #include "shm.h"
 #include "snap_format.h"
@@ -264,6 +265,7 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 	w->gen = gen;
 	net_config_changed(w);
 	diag_adopt(w, h); /* diag_services and diag_client (diag/diag.h) */
+	inbound_adopt(w, h); /* smtp_service (relay/inbound.h) */
 	/* the time first: whoever sees the generation (release) sees when */
 	atomic_store_explicit(&w->shm->region->readers[w->reader].adopted_ns, shm_now_ns(),
 			      memory_order_relaxed);

@@ -135,7 +135,17 @@
 	X(diag_client_fail, "diag client: runs failed")                        \
 	X(diag_client_bytes, "diag client: payload bytes sent and received")   \
 	X(snapshot_adopted, "control snapshots adopted")                       \
-	X(snapshot_rejected, "control snapshots refused (invalid)")
+	X(snapshot_rejected, "control snapshots refused (invalid)")            \
+	X(smtp_sessions, "SMTP sessions accepted (greeted 220)")               \
+	X(smtp_sessions_refused, "SMTP sessions refused: 421 at greeting")     \
+	X(smtp_messages_accepted, "SMTP messages on disk and answered 250")    \
+	X(smtp_recipients_accepted, "SMTP recipients accepted (RCPT 250)")     \
+	X(smtp_relay_denied, "SMTP recipients refused: 554 5.7.1 relay")       \
+	X(smtp_spool_errors, "SMTP messages refused: spool error (451/452)")   \
+	X(smtp_timeouts, "SMTP sessions closed by a timeout (421 4.4.2)")      \
+	X(spool_commits, "spool: messages committed (spool_stats)")            \
+	X(spool_fsyncs, "spool: data fdatasyncs (spool_stats)")                \
+	X(spool_queued, "spool: messages in the queue now (not a total)")
 
 enum pg_counter {
 #define PG_COUNTER_ENUM(name, doc) CTR_##name,

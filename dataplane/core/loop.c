@@ -1,8 +1,9 @@
 /*
  * loop.c - the poll loop of a worker lcore (DESIGN.md, "Poll loop"):
- * RX burst → steer → protocol input → steering ring → timers → TX flush →
- * adopt a new snapshot → answer posternd's commands → publish counters;
- * then back off when idle.
+ * RX burst → steer → protocol input → steering ring → spool completions →
+ * timers → TX flush → adopt a new snapshot → answer posternd's commands →
+ * publish counters; then back off when idle (briefly while spool I/O is in
+ * flight, so a commit's 250 is not held up by a long sleep).
  * The idle back-off matters: on a 2-core machine two busy-polling
  * processes would starve everything else.
  */
@@ -16,6 +17,7 @@
 #include "cmd.h"
 #include "events.h"
 #include "loop.h"
+#include "relay/inbound.h"
 #include "result.h"
 #include "shm.h"
 #include "timer.h"
@@ -23,6 +25,7 @@
 
 #define LOOP_TIMER_NS (10 * 1000 * 1000ull)  /* net_timers period */
 #define LOOP_PUBLISH_NS (1000 * 1000ull)     /* counters + heartbeat */
+#define LOOP_SPOOL_SLEEP_NS (20 * 1000ull)   /* longest idle sleep with spool I/O in flight */
 
 /*
  * The only mutable process-wide variable: set by the signal handler,
@@ -89,6 +92,8 @@ unsigned loop_poll_once(struct worker *w, const struct adopt_hw *hw)
 				net_input(w, pkts[i], pkts[i]->port, true);
 			handled += n;
 		}
+		/* Spool completions: commit callbacks queue their 250s for this flush. */
+		handled += inbound_poll(w);
 		/* The wheel only walks the ticks that passed: cheap when idle. */
 		if (w->timers != NULL)
 			timer_advance(w->timers, w->now_ns);
@@ -139,10 +144,13 @@ int loop_worker_main(void *arg)
 			continue;
 		}
 		if (++w->idle_polls > w->idle_polls_max && w->idle_sleep_ns != 0) {
-			struct timespec ts = {
-				.tv_sec = (time_t)(w->idle_sleep_ns / 1000000000ull),
-				.tv_nsec = (long)(w->idle_sleep_ns % 1000000000ull),
-			};
+			uint64_t ns = w->idle_sleep_ns;
+			struct timespec ts;
+
+			if (inbound_busy(w) && ns > LOOP_SPOOL_SLEEP_NS)
+				ns = LOOP_SPOOL_SLEEP_NS;
+			ts.tv_sec = (time_t)(ns / 1000000000ull);
+			ts.tv_nsec = (long)(ns % 1000000000ull);
 
 			WCOUNT(w, idle_sleeps);
 			nanosleep(&ts, NULL);

@@ -39,6 +39,8 @@
 #include "worker.h"
 #include "net/tcp.h"
 #include "net/tcp_isn.h"
+#include "relay/inbound.h"
+#include "spool/spool.h"
 
 #define DP_MAX_EAL_ARGS 128
 
@@ -56,7 +58,22 @@ struct dp_layout {
 	/* TCP settings: all live for new connections, but the stack's table
 	 * size and SYN-cookie window scale come from the first (net/tcp.h) */
 	struct tcp_config tcp;
+	/* the spools are opened once, before the workers run (spool.h) */
+	bool smtp;
+	char spool_dir[SNAP_SMTP_SPOOL_DIR_MAX + 1];
 };
+
+/* smtp_service and spool_directory of a validated snapshot. */
+static void dp_read_smtp(const struct snap_header *h, struct dp_layout *l)
+{
+	uint32_t n;
+	const struct snap_smtp *t = snap_section(h, SNAP_SEC_SMTP, &n);
+
+	l->smtp = t != NULL && n == 1 && (t->flags & SNAP_SMTP_F_SERVICE) != 0;
+	l->spool_dir[0] = '\0';
+	if (l->smtp)
+		snprintf(l->spool_dir, sizeof(l->spool_dir), "%s", snap_string(h, t->spool_directory));
+}
 
 static struct shm_map *dp_shm_for_fail; /* only for dp_fail's message */
 
@@ -235,6 +252,7 @@ static void dp_read_layout(const struct snap_header *h, struct dp_layout *l)
 	}
 	tcp_config_default(&l->tcp);
 	adopt_compile_tcp(h, &l->tcp);
+	dp_read_smtp(h, l);
 }
 
 /*
@@ -307,7 +325,19 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 	}
 	tcp_config_default(&now.tcp);
 	adopt_compile_tcp(h, &now.tcp);
+	dp_read_smtp(h, &now);
 	shm_release(shm, 0);
+	if (now.smtp && (!started->smtp || strcmp(now.spool_dir, started->spool_dir) != 0)) {
+		/* the service without a spool stays off; a running one keeps its spool */
+		RTE_LOG(WARNING, USER1,
+			"generation %lu: smtp_service with spool_directory %s takes effect when "
+			"postern-dp restarts\n",
+			(unsigned long)gen, now.spool_dir);
+		dp_event_main(shm, EV_RESTART_NEEDED,
+			      "generation=%lu" EVRING_SEP "reason=smtp_service or spool_directory "
+			      "changed",
+			      (unsigned long)gen);
+	}
 	if (now.workers != started->workers || now.nports != started->nports)
 		goto restart;
 	for (uint16_t i = 0; i < now.nports; i++)
@@ -458,6 +488,14 @@ int main(int argc, char **argv)
 		w->tcp = tcp_stack_create(w, &layout.tcp, &isn_key);
 		if (w->tcp == NULL)
 			dp_fail("cannot allocate the TCP state of worker %u", wi);
+		if (layout.smtp) {
+			/* blocking (replay): now, not in the loop; fdatasyncs on the main lcore's CPUs */
+			rte_cpuset_t iowq = rte_lcore_cpuset(rte_get_main_lcore());
+
+			if (inbound_spool_open(w, layout.spool_dir, &iowq, sizeof(iowq), err,
+					       sizeof(err)) != PG_OK)
+				dp_fail("worker %u: %s", wi, err);
+		}
 		r->readers[w->reader].lcore = lcore;
 		atomic_store(&r->readers[w->reader].adopted, 0);
 		atomic_store(&r->readers[w->reader].heartbeat_ns, 0);
@@ -545,8 +583,13 @@ int main(int argc, char **argv)
 		/* TCP first (its connections' timers are on the wheel); nothing is sent. */
 		/* Applications first: they hold TCP handles and timers. */
 		diag_destroy(w);
+		inbound_destroy(w);
 		tcp_stack_destroy(w, w->tcp);
 		w->tcp = NULL;
+		if (w->spool != NULL) {
+			spool_close(w->spool); /* waits for I/O in flight */
+			w->spool = NULL;
+		}
 		worker_free(w, w->timers);
 		w->timers = NULL;
 		adopt_release_certs(w);

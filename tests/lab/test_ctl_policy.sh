@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/lab/test_ctl_policy.sh - posternctl policy/transport end to end
-# against a real posternd: set/test/del/list, refused changes leaving the
+# against a real posternd: set/test/del/list, policy inbound (the smtpd_tls_*
+# requirements, published by reload), refused changes leaving the
 # file byte for byte and the generation unchanged, a refused reload with
 # FILE:LINE. No dataplane and no network namespaces: posternd runs with a
 # temporary configuration directory, its own shm_name and control socket, so
@@ -164,5 +165,72 @@ out=$(ctl policy show .example.com --json)
 if echo "$out" | json 'd["level"]=="verify" and d["testing"] or sys.exit(1)' >/dev/null; then
 	ok "after a posternd restart the edited policy is live"
 else not_ok "after restart: $out"; fi
+
+# inbound TLS requirements (smtpd_tls_*): policy inbound on the live snapshot
+out=$(ctl policy inbound 198.19.7.9 partner.test --json)
+if echo "$out" | json 'not d["required"] and d["reason"]=="none" and d["level"]=="may" and d["protocols"]=="TLSv1.2:TLSv1.3" and d["reply"] is None or sys.exit(1)' >/dev/null; then
+	ok "policy inbound with the defaults: nothing required, may, TLSv1.2:TLSv1.3"
+else not_ok "policy inbound defaults: $out"; fi
+if command -v openssl >/dev/null && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$CFG/mx.key" -out "$CFG/mx.crt" -days 30 -subj /CN=mx.example.com \
+	-addext subjectAltName=DNS:mx.example.com 2>/dev/null; then
+	cat "$CFG/mx.key" "$CFG/mx.crt" >"$CFG/mx.pem"
+	cat >>"$CFG/postern.conf" <<'CONF'
+# inbound TLS: partners must use STARTTLS
+tls_certificates = mx.pem
+smtpd_tls_required_networks = 198.19.0.0/16, 198.19.7.0/24
+smtpd_tls_required_senders = partner.test
+	.partners.example
+smtpd_tls_mandatory_protocols = TLSv1.3
+CONF
+	NL=$(grep -n '^smtpd_tls_required_networks' "$CFG/postern.conf" | cut -d: -f1)
+	SL=$(grep -n '^smtpd_tls_required_senders' "$CFG/postern.conf" | cut -d: -f1)
+	G4=$(gen)
+	out=$(ctl reload); rc=$?
+	if [ $rc -eq 0 ] && [ "$(gen)" -gt "$G4" ]; then ok "reload publishes the smtpd_tls_* keys"; else not_ok "reload inbound: $rc $out"; fi
+	out=$(ctl policy inbound 198.19.7.9 partner.test --json)
+	if echo "$out" | json 'd["required"] and d["reason"]=="network" and d["checks"]["network"]["entry"]=="198.19.7.0/24" and d["checks"]["network"]["line"]=='"$NL"' and d["checks"]["sender"]["required"] and d["protocols"]=="TLSv1.3" and d["reply"]=="530 5.7.0 Must issue a STARTTLS command first" or sys.exit(1)' >/dev/null; then
+		ok "policy inbound: the client network (longest prefix) decides before the sender, mandatory protocols"
+	else not_ok "policy inbound network: $out"; fi
+	out=$(ctl policy inbound 203.0.113.5 Ops@A.Partners.Example --json)
+	if echo "$out" | json 'd["required"] and d["reason"]=="sender" and d["sender"]=="a.partners.example" and d["checks"]["sender"]["entry"]==".partners.example" and d["checks"]["sender"]["match"]=="parent" and d["checks"]["sender"]["line"]=='"$SL"' and d["protocols"]=="TLSv1.2:TLSv1.3" or sys.exit(1)' >/dev/null; then
+		ok "policy inbound: a sender address of a .parent partner entry, at its postern.conf line"
+	else not_ok "policy inbound sender: $out"; fi
+	out=$(ctl policy inbound 203.0.113.5 partner.test)
+	if echo "$out" | grep -qx 'required:   yes, by the sender domain' \
+		&& echo "$out" | grep -qx 'reply:      530 5.7.0 Must issue a STARTTLS command first' \
+		&& echo "$out" | grep -qx "            $CFG/postern.conf:$SL: smtpd_tls_required_senders"; then
+		ok "policy inbound explains in text: reason, reply, FILE:LINE"
+	else not_ok "policy inbound text: $out"; fi
+	out=$(ctl policy inbound 203.0.113.5); rc=$?
+	if [ $rc -eq 0 ] && echo "$out" | grep -qx 'required:   no (STARTTLS offered, optional)' && echo "$out" | grep -q 'not known before MAIL FROM'; then
+		ok "policy inbound before MAIL FROM: not required, exit 0"
+	else not_ok "policy inbound before MAIL: $rc $out"; fi
+	G5=$(gen)
+	echo 'smtpd_tls_security_level = secure' >>"$CFG/postern.conf"
+	n=$(wc -l <"$CFG/postern.conf")
+	err=$(ctl reload 2>&1); rc=$?
+	if [ $rc -eq 1 ] && [ "$err" = "$CFG/postern.conf:$n: bad value for smtpd_tls_security_level: \"secure\": expected none, may or encrypt (the SMTP server's levels)" ] && [ "$(gen)" = "$G5" ]; then
+		ok "reload with smtpd_tls_security_level = secure refused with FILE:LINE, generation stays"
+	else not_ok "reload secure: rc $rc, '$err'"; fi
+	sed -i '$d' "$CFG/postern.conf"
+	printf 'smtpd_tls_security_level = none\n' >>"$CFG/postern.conf"
+	err=$(ctl reload 2>&1); rc=$?
+	if [ $rc -eq 1 ] && [ "$err" = "$CFG/postern.conf:$NL: smtpd_tls_required_networks requires TLS, but smtpd_tls_security_level = none (line $n) does not offer STARTTLS" ] && [ "$(gen)" = "$G5" ]; then
+		ok "reload with level none and required networks refused, generation stays"
+	else not_ok "reload none: rc $rc, '$err'"; fi
+	sed -i '$d' "$CFG/postern.conf"
+else
+	ok "# SKIP policy inbound with requirements: the openssl tool is missing"
+fi
+ctl policy inbound 198.19.7.900 >/dev/null 2>&1; rc1=$?
+ctl policy inbound 198.19.7.9 bad_domain >/dev/null 2>&1; rc2=$?
+ctl policy inbound >/dev/null 2>&1; rc3=$?
+ctl policy inbound 1.2.3.4 a.test b.test >/dev/null 2>&1; rc4=$?
+ctl policy inbound 1.2.3.4 --nexthop x.test >/dev/null 2>&1; rc5=$?
+if [ $rc1 -eq 1 ] && [ $rc2 -eq 1 ] && [ $rc3 -eq 2 ] && [ $rc4 -eq 2 ] && [ $rc5 -eq 2 ]; then
+	ok "policy inbound: bad address or domain exit 1, usage errors exit 2"
+else not_ok "policy inbound exits $rc1 $rc2 $rc3 $rc4 $rc5"; fi
+if ctl policy inbound --help | grep -q "smtpd_tls_required_senders"; then ok "policy inbound --help"; else not_ok "policy inbound --help"; fi
 
 tap_done

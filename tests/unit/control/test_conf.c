@@ -391,12 +391,14 @@ static const struct bad_case {
      "%s:3: bad value for tcp_send_buffer: \"1k\": must be between 4k and 512M"},
     {"tcp receive buffer beyond window scale", BASE "tcp_receive_buffer = 1G\n",
      "%s:3: bad value for tcp_receive_buffer: \"1G\": must be between 4k and 512M"},
-    {"tcp buffers over memory", BASE "tcp_buffer_memory_max = 1M\ntcp_send_buffer = 512k\n"
-     "tcp_receive_buffer = 768k\n",
+    {"tcp buffers over memory",
+     BASE "tcp_buffer_memory_max = 1M\ntcp_send_buffer = 512k\n"
+          "tcp_receive_buffer = 768k\n",
      "%s:5: tcp_send_buffer (512k) + tcp_receive_buffer (768k) exceed tcp_buffer_memory_max"
      " (1M): no connection would fit"},
-    {"tcp memory under buffers", BASE "tcp_receive_buffer = 512M\ntcp_send_buffer = 512M\n"
-     "\ntcp_buffer_memory_max = 1023M\n",
+    {"tcp memory under buffers",
+     BASE "tcp_receive_buffer = 512M\ntcp_send_buffer = 512M\n"
+          "\ntcp_buffer_memory_max = 1023M\n",
      "%s:6: tcp_send_buffer (512M) + tcp_receive_buffer (512M) exceed tcp_buffer_memory_max"
      " (1023M): no connection would fit"},
     {"tcp watermark low", BASE "tcp_backpressure_watermark = 49\n",
@@ -416,6 +418,106 @@ static const struct bad_case {
      "%s:3: bad value for tcp_max_retries: \"2\": must be an integer 3..30"},
     {"tcp max retries high", BASE "tcp_max_retries = 31\n",
      "%s:3: bad value for tcp_max_retries: \"31\": must be an integer 3..30"},
+    /* the inbound SMTP service and the spool */
+    {"smtp_service bad", BASE "smtp_service = on\n",
+     "%s:3: bad value for smtp_service: \"on\": expected yes or no"},
+    {"smtp port zero", BASE "smtp_listen_port = 0\n",
+     "%s:3: bad value for smtp_listen_port: \"0\": must be an integer 1..65535"},
+    {"smtp port high", BASE "smtp_listen_port = 65536\n",
+     "%s:3: bad value for smtp_listen_port: \"65536\": must be an integer 1..65535"},
+    {"smtp sessions zero", BASE "smtp_max_sessions = 0\n",
+     "%s:3: bad value for smtp_max_sessions: \"0\": must be an integer 1..1048576"},
+    {"spool relative", BASE "spool_directory = var/spool/postern\n",
+     "%s:3: bad value for spool_directory: \"var/spool/postern\": must be an absolute path"},
+    {"spool root", BASE "spool_directory = //\n",
+     "%s:3: bad value for spool_directory: \"//\": must not be the root directory"},
+    {"spool long",
+     BASE "spool_directory = /"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+     /* the message quotes the first 100 bytes of a value */
+     "%s:3: bad value for spool_directory: \"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": longer than 255 bytes"},
+    {"myhostname underscore", BASE "myhostname = mx_1.example.com\n",
+     "%s:3: bad value for myhostname: \"mx_1.example.com\": only letters, digits, hyphens"
+     " and dots are allowed"},
+    {"myhostname empty label", BASE "myhostname = mx..example.com\n",
+     "%s:3: bad value for myhostname: \"mx..example.com\": empty label"},
+    {"myhostname hyphen", BASE "myhostname = -mx.example.com\n",
+     "%s:3: bad value for myhostname: \"-mx.example.com\": label starts with a hyphen"},
+    {"myhostname empty", BASE "myhostname =\n",
+     "%s:3: bad value for myhostname: \"\": must be 1..253 bytes"},
+    {"message size high", BASE "message_size_limit = 65G\n",
+     "%s:3: bad value for message_size_limit: \"65G\": must be between 0 and 64G"},
+    {"recipient limit zero", BASE "smtpd_recipient_limit = 0\n",
+     "%s:3: bad value for smtpd_recipient_limit: \"0\": must be an integer 1..100000"},
+    {"bare newline yes", BASE "smtpd_forbid_bare_newline = yes\n",
+     "%s:3: bad value for smtpd_forbid_bare_newline: \"yes\": expected reject or"
+     " normalize"},
+    /* inbound TLS requirements */
+    {"smtpd level secure", BASE "smtpd_tls_security_level = secure\n",
+     "%s:3: bad value for smtpd_tls_security_level: \"secure\": expected none, may or encrypt"
+     " (the SMTP server's levels)"},
+    {"smtpd level dane", BASE "smtpd_tls_security_level = dane\n",
+     "%s:3: bad value for smtpd_tls_security_level: \"dane\": expected none, may or encrypt"
+     " (the SMTP server's levels)"},
+    {"required networks host bits", BASE "smtpd_tls_required_networks = 198.19.0.0/24 10.0.0.1/8\n",
+     "%s:3: bad value for smtpd_tls_required_networks: \"10.0.0.1/8\": host bits are not zero"
+     " (did you mean 10.0.0.0/8?)"},
+    {"required networks file", BASE "smtpd_tls_required_networks = /etc/postern/nets\n",
+     "%s:3: bad value for smtpd_tls_required_networks: \"/etc/postern/nets\": files are not"
+     " supported in smtpd_tls_required_networks"},
+    {"required networks ipv6", BASE "smtpd_tls_required_networks = [2001:db8::]/32\n",
+     "%s:3: bad value for smtpd_tls_required_networks: \"[2001:db8::]/32\": IPv6 networks are"
+     " not supported yet (and lookup tables are not supported in smtpd_tls_required_networks)"},
+    {"required networks twice",
+     BASE "smtpd_tls_required_networks = 198.19.0.0/24,\n  198.19.0.0/24\n",
+     "%s:3: bad value for smtpd_tls_required_networks: \"198.19.0.0/24\": listed twice"},
+    {"required networks prefix", BASE "smtpd_tls_required_networks = 198.19.0.0/33\n",
+     "%s:3: bad value for smtpd_tls_required_networks: \"198.19.0.0/33\": prefix length must"
+     " be 0..32"},
+    {"required senders star", BASE "smtpd_tls_required_senders = partner.test *\n",
+     "%s:3: bad value for smtpd_tls_required_senders: \"*\" would match every sender: to"
+     " require TLS of every client, set smtpd_tls_security_level = encrypt"},
+    {"required senders file", BASE "smtpd_tls_required_senders = /etc/postern/tls_partners\n",
+     "%s:3: bad value for smtpd_tls_required_senders: \"/etc/postern/tls_partners\": lookup"
+     " tables, files and $parameters are not supported in smtpd_tls_required_senders"},
+    {"required senders table", BASE "smtpd_tls_required_senders = hash:/etc/postfix/partners\n",
+     "%s:3: bad value for smtpd_tls_required_senders: \"hash:/etc/postfix/partners\": lookup"
+     " tables, files and $parameters are not supported in smtpd_tls_required_senders"},
+    {"required senders label", BASE "smtpd_tls_required_senders = partner..test\n",
+     "%s:3: bad value for smtpd_tls_required_senders: \"partner..test\": empty label"},
+    {"required senders address", BASE "smtpd_tls_required_senders = ops@partner.test\n",
+     "%s:3: bad value for smtpd_tls_required_senders: \"ops@partner.test\": invalid"
+     " character '@' (letters, digits, '-' and '.' only)"},
+    {"required senders twice", BASE "smtpd_tls_required_senders = Partner.test partner.TEST\n",
+     "%s:3: bad value for smtpd_tls_required_senders: \"partner.TEST\": listed twice"},
+    {"smtpd protocols unknown", BASE "smtpd_tls_protocols = TLSv1.4\n",
+     "%s:3: bad value for smtpd_tls_protocols: \"TLSv1.4\": unknown protocol \"TLSv1.4\""
+     " (SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, each optionally after !, >= or <=)"},
+    {"smtpd protocols empty", BASE "smtpd_tls_mandatory_protocols = >=TLSv1.3, <=TLSv1.2\n",
+     "%s:3: bad value for smtpd_tls_mandatory_protocols: \">=TLSv1.3, <=TLSv1.2\": leaves no"
+     " protocol version enabled"},
+    {"smtpd protocols ssl only", BASE "smtpd_tls_protocols = SSLv3\n",
+     "%s:3: bad value for smtpd_tls_protocols: \"SSLv3\": leaves only SSLv2 or SSLv3, which"
+     " Postern never offers (RFC 7568)"},
+    {"required networks at level none",
+     BASE "smtpd_tls_security_level = none\ntls_certificates = /etc/postern/mx.pem\n"
+          "smtpd_tls_required_networks = 198.19.0.0/24\n",
+     "%s:5: smtpd_tls_required_networks requires TLS, but smtpd_tls_security_level = none"
+     " (line 3) does not offer STARTTLS"},
+    {"required senders at level none",
+     BASE "smtpd_tls_required_senders = partner.test\nsmtpd_tls_security_level = NONE\n",
+     "%s:3: smtpd_tls_required_senders requires TLS, but smtpd_tls_security_level = none"
+     " (line 4) does not offer STARTTLS"},
+    {"encrypt without certificates", BASE "smtpd_tls_security_level = encrypt\n",
+     "%s:3: smtpd_tls_security_level = encrypt requires TLS, but tls_certificates is empty:"
+     " STARTTLS cannot be offered without a certificate"},
+    {"required senders without certificates", BASE "smtpd_tls_required_senders = .partner.test\n",
+     "%s:3: smtpd_tls_required_senders requires TLS, but tls_certificates is empty: STARTTLS"
+     " cannot be offered without a certificate"},
 };
 
 static void test_bad_configs(void **state)
@@ -639,6 +741,75 @@ static void check_ops(const struct pg_conf *c)
 	assert_string_equal(c->metrics_listen, "[::1]:9465");
 }
 
+static void check_inbound_tls_defaults(const struct pg_conf *c)
+{
+	/* opportunistic STARTTLS, nothing required, TLS 1.2 and 1.3 only */
+	assert_int_equal(c->smtpd_tls.level, SNAP_TLS_MAY);
+	assert_int_equal(c->smtpd_tls.protocols, SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3);
+	assert_int_equal(c->smtpd_tls.mandatory_protocols, SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3);
+	assert_int_equal(c->smtpd_tls.nnetworks, 0);
+	assert_int_equal(c->smtpd_tls.nsenders, 0);
+	assert_string_equal(c->smtpd_tls.senders, "");
+	assert_int_equal(c->smtpd_tls.level_line, 0);
+}
+
+static void check_inbound_tls(const struct pg_conf *c)
+{
+	assert_int_equal(c->smtpd_tls.level, SNAP_TLS_ENCRYPT);
+	assert_int_equal(c->smtpd_tls.level_line, 4);
+	assert_int_equal(c->smtpd_tls.nnetworks, 3);
+	assert_int_equal(c->smtpd_tls.networks[0].prefix, ip("198.19.0.0"));
+	assert_int_equal(c->smtpd_tls.networks[0].len, 24);
+	assert_int_equal(c->smtpd_tls.networks[1].prefix, ip("10.9.8.7"));
+	assert_int_equal(c->smtpd_tls.networks[1].len, 32);
+	assert_int_equal(c->smtpd_tls.networks[2].len, 0); /* no open-relay limit here */
+	assert_int_equal(c->smtpd_tls.networks_line, 5);
+	assert_int_equal(c->smtpd_tls.nsenders, 3);
+	assert_string_equal(c->smtpd_tls.senders, "partner.test .partners.example bank.test");
+	assert_int_equal(c->smtpd_tls.senders_line, 7);
+	/* main.cf separators; SSLv2/SSLv3 never offered, whatever the list leaves */
+	assert_int_equal(c->smtpd_tls.protocols,
+	                 SNAP_TLS_P_TLSV1_1 | SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3);
+	assert_int_equal(c->smtpd_tls.mandatory_protocols, SNAP_TLS_P_TLSV1_3);
+	assert_int_equal(c->smtpd_tls.protocols_line, 9);
+	assert_int_equal(c->smtpd_tls.mandatory_line, 10);
+}
+
+static void check_inbound_tls_none(const struct pg_conf *c)
+{
+	assert_int_equal(c->smtpd_tls.level, SNAP_TLS_NONE);
+	assert_int_equal(c->smtpd_tls.protocols, SNAP_TLS_P_TLSV1_2);
+}
+
+static void check_smtp_defaults(const struct pg_conf *c)
+{
+	char host[256] = "";
+
+	assert_false(c->smtp.service);
+	assert_int_equal(c->smtp.listen_port, 25);
+	assert_int_equal(c->smtp.max_sessions, 1000);
+	assert_string_equal(c->smtp.spool_directory, "/var/spool/postern");
+	assert_int_equal(c->smtp.message_size_limit, 10240000); /* Postfix */
+	assert_int_equal(c->smtp.recipient_limit, 1000);
+	assert_false(c->smtp.bare_normalize);
+	/* the machine's name, as Postfix (or localhost if it is not a host name) */
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	if (strcmp(c->smtp.myhostname, "localhost") != 0)
+		assert_string_equal(c->smtp.myhostname, host);
+}
+
+static void check_smtp(const struct pg_conf *c)
+{
+	assert_true(c->smtp.service);
+	assert_int_equal(c->smtp.listen_port, 2525);
+	assert_int_equal(c->smtp.max_sessions, 1048576);
+	assert_string_equal(c->smtp.spool_directory, "/var/spool/postern-lab");
+	assert_string_equal(c->smtp.myhostname, "MX-1.example.COM");
+	assert_int_equal(c->smtp.message_size_limit, 0);
+	assert_int_equal(c->smtp.recipient_limit, 100000);
+	assert_true(c->smtp.bare_normalize);
+}
+
 static const struct good_case {
 	const char *name;
 	const char *text;
@@ -719,6 +890,26 @@ static const struct good_case {
     {"tcp explicit defaults",
      BASE "tcp_congestion_control = cubic\ntcp_keepalive = no\ntcp_syncookies = yes\n",
      check_defaults},
+    {"smtp defaults", BASE, check_smtp_defaults},
+    {"smtp",
+     BASE "smtp_service = yes\nsmtp_listen_port = 2525\nsmtp_max_sessions = 1048576\n"
+          "spool_directory = /var/spool/postern-lab/\nmyhostname = MX-1.example.COM\n"
+          "message_size_limit = 0\nsmtpd_recipient_limit = 100000\n"
+          "smtpd_forbid_bare_newline = Normalize\n",
+     check_smtp},
+    {"inbound tls defaults", BASE, check_inbound_tls_defaults},
+    {"inbound tls",
+     BASE "tls_certificates = mx.pem\n"
+          "smtpd_tls_security_level = Encrypt\n"
+          "smtpd_tls_required_networks = 198.19.0.0/24, 10.9.8.7\n"
+          "  0.0.0.0/0\n"
+          "smtpd_tls_required_senders = Partner.TEST, .partners.example\n"
+          "\tBANK.test\n"
+          "smtpd_tls_protocols = !SSLv2, !SSLv3 !TLSv1\n"
+          "smtpd_tls_mandatory_protocols = >=TLSv1.3\n",
+     check_inbound_tls},
+    {"inbound tls none", BASE "smtpd_tls_security_level = none\nsmtpd_tls_protocols = TLSv1.2\n",
+     check_inbound_tls_none},
 };
 
 static void test_good_configs(void **state)

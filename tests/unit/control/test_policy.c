@@ -573,6 +573,170 @@ static void test_relay_lookup(void **state)
 	unbuild(&b);
 }
 
+/* ---- inbound TLS requirements (ABI 1.6) ---- */
+
+#define TLS12_13 (SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3)
+
+static const struct inbound_case {
+	const char *client, *sender;
+	enum inbound_tls_reason reason;
+	const char *entry; /* network "A.B.C.D/N" or sender key; NULL: none */
+	enum policy_match match;
+	uint16_t protocols;
+} inbound_cases[] = {
+    /* none of them: TLS optional, smtpd_tls_protocols */
+    {"203.0.113.5", NULL, INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "other.test", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    /* network: the longest prefix is named; mandatory protocols at connect */
+    {"198.19.7.9", NULL, INBOUND_TLS_NETWORK, "198.19.7.0/24", POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_3},
+    {"198.19.200.1", NULL, INBOUND_TLS_NETWORK, "198.19.0.0/16", POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_3},
+    {"10.1.2.3", NULL, INBOUND_TLS_NETWORK, "10.1.2.3/32", POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_3},
+    {"10.1.2.4", NULL, INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"198.20.0.1", NULL, INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    /* sender: "domain" exactly (any case, absolute form), ".domain" sub-domains only */
+    {"203.0.113.5", "partner.test", INBOUND_TLS_SENDER, "partner.test", POLICY_MATCH_EXACT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "PARTNER.Test.", INBOUND_TLS_SENDER, "partner.test", POLICY_MATCH_EXACT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "mail.partner.test", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "partners.example", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "a.b.partners.example", INBOUND_TLS_SENDER, ".partners.example",
+     POLICY_MATCH_PARENT, SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "x.eu.partners.example", INBOUND_TLS_SENDER, ".eu.partners.example",
+     POLICY_MATCH_PARENT, SNAP_TLS_P_TLSV1_1 | TLS12_13}, /* nearest parent */
+    {"203.0.113.5", "notpartner.test", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", "", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13}, /* MAIL FROM:<> */
+    {"203.0.113.5", "[198.19.0.2]", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    {"203.0.113.5", ".partners.example", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_1 | TLS12_13},
+    /* precedence: the network is named before the sender */
+    {"198.19.7.9", "partner.test", INBOUND_TLS_NETWORK, "198.19.7.0/24", POLICY_MATCH_DEFAULT,
+     SNAP_TLS_P_TLSV1_3},
+};
+
+static const char inbound_conf[] = "tls_certificates = mx.pem\n"
+                                   "smtpd_tls_required_networks = 198.19.0.0/16 198.19.7.0/24\n"
+                                   "  10.1.2.3\n"
+                                   "smtpd_tls_required_senders = partner.test .partners.example\n"
+                                   "  .eu.partners.example\n"
+                                   "smtpd_tls_protocols = >=TLSv1.1\n"
+                                   "smtpd_tls_mandatory_protocols = TLSv1.3\n";
+
+static void test_inbound_lookup(void **state)
+{
+	struct built b;
+	const struct snap_header *h = build(&b, inbound_conf, "", "");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(inbound_cases) / sizeof(inbound_cases[0]); i++) {
+		const struct inbound_case *t = &inbound_cases[i];
+		struct inbound_tls_verdict v;
+		char got[64] = "";
+		bool req = inbound_tls_required(h, inet_addr(t->client), t->sender, &v);
+
+		if (v.network != NULL) {
+			struct in_addr a = {.s_addr = v.network->prefix};
+
+			snprintf(got, sizeof(got), "%s/%u", inet_ntoa(a), v.network->len);
+		} else if (v.sender != NULL) {
+			snprintf(got, sizeof(got), "%s", snap_string(h, v.sender->name));
+		}
+		if (req != (t->reason != INBOUND_TLS_NOT_REQUIRED) || v.required != req ||
+		    v.reason != t->reason || strcmp(got, t->entry ? t->entry : "") != 0 ||
+		    v.sender_match != t->match || v.protocols != t->protocols ||
+		    v.level != SNAP_TLS_MAY || v.settings == NULL)
+			fail_msg(
+			    "case %zu (%s, %s): reason %s entry \"%s\" match %s protocols 0x%x", i,
+			    t->client, t->sender ? t->sender : "-",
+			    inbound_tls_reason_name(v.reason), got,
+			    policy_match_name(v.sender_match), v.protocols);
+		/* the hot path needs no verdict */
+		assert_int_equal(inbound_tls_required(h, inet_addr(t->client), t->sender, NULL),
+		                 req);
+	}
+	/* the sender entry carries the postern.conf line for explanations */
+	{
+		struct inbound_tls_verdict v;
+
+		assert_true(inbound_tls_required(h, inet_addr("203.0.113.5"), "partner.test", &v));
+		assert_int_equal(v.sender->line, 6); /* BASE is two lines */
+		assert_int_equal(v.settings->networks_line, 4);
+		assert_int_equal(v.settings->level_line, 0);
+	}
+	unbuild(&b);
+}
+
+static void test_inbound_listener_and_absent(void **state)
+{
+	struct built b;
+	struct inbound_tls_verdict v;
+	const struct snap_header *h;
+	struct snap_header *w;
+	char longname[400];
+
+	(void)state;
+	/* the listener level wins over a matching network and sender */
+	h = build(&b,
+	          "tls_certificates = mx.pem\nsmtpd_tls_security_level = encrypt\n"
+	          "smtpd_tls_required_networks = 198.19.0.0/24\n"
+	          "smtpd_tls_required_senders = partner.test\n",
+	          "", "");
+	assert_true(inbound_tls_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
+	assert_int_equal(v.reason, INBOUND_TLS_LISTENER);
+	assert_null(v.network);
+	assert_null(v.sender);
+	assert_int_equal(v.level, SNAP_TLS_ENCRYPT);
+	assert_int_equal(v.protocols, TLS12_13);
+	assert_true(inbound_tls_required(h, inet_addr("203.0.113.1"), NULL, &v));
+	assert_int_equal(v.reason, INBOUND_TLS_LISTENER);
+	assert_int_equal(v.settings->level_line, 4);
+	unbuild(&b);
+
+	/* level none: STARTTLS not offered, nothing required */
+	h = build(&b, "smtpd_tls_security_level = none\n", "", "");
+	assert_false(inbound_tls_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
+	assert_int_equal(v.level, SNAP_TLS_NONE);
+	assert_int_equal(v.reason, INBOUND_TLS_NOT_REQUIRED);
+	unbuild(&b);
+
+	/* defaults: may, nothing listed, TLS 1.2 and 1.3 */
+	h = build(&b, "", "", "");
+	assert_false(inbound_tls_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
+	assert_int_equal(v.level, SNAP_TLS_MAY);
+	assert_int_equal(v.protocols, TLS12_13);
+	assert_non_null(v.settings);
+	/* a name longer than any key matches nothing */
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_false(inbound_tls_required(h, inet_addr("198.19.0.9"), longname, &v));
+	unbuild(&b);
+
+	/* a snapshot of minor < 6 (sections unknown to it): nothing required */
+	h = build(&b, inbound_conf, "", "");
+	w = (struct snap_header *)b.blob;
+	for (uint32_t i = 0; i < w->nsections; i++)
+		if (w->sections[i].kind >= SNAP_SEC_INBOUND_TLS &&
+		    w->sections[i].kind <= SNAP_SEC_INBOUND_TLS_SENDERS_INDEX)
+			w->sections[i].kind += 100;
+	assert_false(inbound_tls_required(h, inet_addr("198.19.7.9"), "partner.test", &v));
+	assert_null(v.settings);
+	assert_int_equal(v.reason, INBOUND_TLS_NOT_REQUIRED);
+	assert_int_equal(v.protocols, TLS12_13);
+	unbuild(&b);
+}
+
 /* ---- policy set / del ---- */
 
 static char *slurp(const char *path, size_t *len)
@@ -707,11 +871,18 @@ static void test_edit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_policy_bad),    cmocka_unit_test(test_policy_good),
-	    cmocka_unit_test(test_transport_bad), cmocka_unit_test(test_transport_good),
-	    cmocka_unit_test(test_lookup),        cmocka_unit_test(test_lookup_default_and_long),
-	    cmocka_unit_test(test_lookup_many),   cmocka_unit_test(test_transport_lookup),
-	    cmocka_unit_test(test_relay_lookup),  cmocka_unit_test(test_edit),
+	    cmocka_unit_test(test_policy_bad),
+	    cmocka_unit_test(test_policy_good),
+	    cmocka_unit_test(test_transport_bad),
+	    cmocka_unit_test(test_transport_good),
+	    cmocka_unit_test(test_lookup),
+	    cmocka_unit_test(test_lookup_default_and_long),
+	    cmocka_unit_test(test_lookup_many),
+	    cmocka_unit_test(test_transport_lookup),
+	    cmocka_unit_test(test_relay_lookup),
+	    cmocka_unit_test(test_edit),
+	    cmocka_unit_test(test_inbound_lookup),
+	    cmocka_unit_test(test_inbound_listener_and_absent),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, remove_dir);

@@ -682,6 +682,31 @@ static const struct tcp_corrupt {
     {"count", t_count, "tcp section count 0, expected 1"},
 };
 
+/*
+ * Each case mutates a copy of blob (then restamped): snap_validate must
+ * refuse it with exactly `want` (or a message starting with it, prefix).
+ */
+static void expect_refused(const uint8_t *blob, size_t len, const struct tcp_corrupt *cases,
+                           size_t n, bool prefix)
+{
+	uint8_t *copy = malloc(len);
+	char err[256];
+
+	assert_non_null(copy);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(copy, blob, len);
+		cases[i].mutate((struct snap_header *)copy);
+		restamp(copy, len);
+		err[0] = '\0';
+		if (snap_validate(copy, len, err, sizeof(err)) == 0 ||
+		    (prefix ? strncmp(err, cases[i].want, strlen(cases[i].want))
+		            : strcmp(err, cases[i].want)) != 0)
+			fail_msg("case \"%s\":\n  want: %s\n  got:  %s", cases[i].name,
+			         cases[i].want, err);
+	}
+	free(copy);
+}
+
 static void test_tcp_section(void **state)
 {
 	size_t len;
@@ -701,16 +726,7 @@ static void test_tcp_section(void **state)
 	assert_int_equal(t->max_conns, 65536);
 	assert_int_equal(t->flags, SNAP_TCP_F_SYNCOOKIES);
 	assert_int_equal(t->keepalive_idle_ns, 0);
-	for (size_t i = 0; i < sizeof(tcp_corrupt) / sizeof(tcp_corrupt[0]); i++) {
-		memcpy(copy, blob, len);
-		tcp_corrupt[i].mutate((struct snap_header *)copy);
-		restamp(copy, len);
-		err[0] = '\0';
-		if (snap_validate(copy, len, err, sizeof(err)) == 0 ||
-		    strcmp(err, tcp_corrupt[i].want) != 0)
-			fail_msg("case \"%s\":\n  want: %s\n  got:  %s", tcp_corrupt[i].name,
-			         tcp_corrupt[i].want, err);
-	}
+	expect_refused(blob, len, tcp_corrupt, sizeof(tcp_corrupt) / sizeof(tcp_corrupt[0]), false);
 	/* keepalive on, every field at its bound: valid */
 	memcpy(copy, blob, len);
 	tcp_of((struct snap_header *)copy)->keepalive_idle_ns = SNAP_TCP_KA_IDLE_MAX_NS;
@@ -725,6 +741,183 @@ static void test_tcp_section(void **state)
 	restamp(copy, len);
 	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
 	assert_null(snap_section((const struct snap_header *)copy, SNAP_SEC_TCP, &n));
+	free(copy);
+	free(blob);
+}
+
+/* ---- ABI 1.6 inbound TLS requirements: strict validation ---- */
+
+static struct snap_section *sec_of(struct snap_header *h, uint32_t kind)
+{
+	for (uint32_t i = 0; i < h->nsections; i++)
+		if (h->sections[i].kind == kind)
+			return &h->sections[i];
+	fail_msg("no section of kind %u", kind);
+	return NULL;
+}
+
+static void *body_of(struct snap_header *h, uint32_t kind)
+{
+	return (uint8_t *)h + sec_of(h, kind)->offset;
+}
+
+static struct snap_inbound_tls *itls(struct snap_header *h)
+{
+	return body_of(h, SNAP_SEC_INBOUND_TLS);
+}
+
+static void i_level(struct snap_header *h)
+{
+	itls(h)->level = SNAP_TLS_FINGERPRINT;
+}
+static void i_protocols_zero(struct snap_header *h)
+{
+	itls(h)->protocols = 0;
+}
+static void i_protocols_ssl(struct snap_header *h)
+{
+	itls(h)->protocols |= SNAP_TLS_P_SSLV3;
+}
+static void i_mandatory_zero(struct snap_header *h)
+{
+	itls(h)->mandatory_protocols = 0;
+}
+static void i_reserved(struct snap_header *h)
+{
+	itls(h)->reserved2 = 1;
+}
+static void i_pad(struct snap_header *h)
+{
+	itls(h)->pad = 1;
+}
+static void i_none_with_lists(struct snap_header *h)
+{
+	itls(h)->level = SNAP_TLS_NONE;
+}
+static void i_count(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_INBOUND_TLS)->count = 2;
+	sec_of(h, SNAP_SEC_INBOUND_TLS)->size *= 2; /* over the next section: still inside */
+}
+static void i_count0(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_INBOUND_TLS)->count = 0;
+}
+static void i_net_bits(struct snap_header *h)
+{
+	((struct snap_cidr *)body_of(h, SNAP_SEC_INBOUND_TLS_NETWORKS))[0].prefix =
+	    inet_addr("198.19.0.1");
+}
+static void i_net_len(struct snap_header *h)
+{
+	((struct snap_cidr *)body_of(h, SNAP_SEC_INBOUND_TLS_NETWORKS))[0].len = 33;
+}
+static void i_sender_hash(struct snap_header *h)
+{
+	((struct snap_name_key *)body_of(h, SNAP_SEC_INBOUND_TLS_SENDERS))[1].hash ^= 1;
+}
+static void i_sender_kind(struct snap_header *h)
+{
+	((struct snap_name_key *)body_of(h, SNAP_SEC_INBOUND_TLS_SENDERS))[0].kind =
+	    SNAP_NAME_NEXTHOP;
+}
+static void i_sender_str(struct snap_header *h)
+{
+	((struct snap_name_key *)body_of(h, SNAP_SEC_INBOUND_TLS_SENDERS))[1].name.off = 1u << 30;
+}
+static void i_index_gone(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX)->kind = 77;
+}
+static void i_settings_gone(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_INBOUND_TLS)->kind = 78;
+}
+static void i_bucket(struct snap_header *h)
+{
+	struct snap_section *x = sec_of(h, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX);
+	uint32_t *b = (uint32_t *)((uint8_t *)h + x->offset);
+
+	for (uint32_t i = 0; i < x->count; i++)
+		if (b[i] != 0)
+			b[i] = 3; /* there are 2 entries */
+}
+
+static const struct tcp_corrupt inbound_corrupt[] = {
+    {"level fingerprint", i_level, "inbound tls section: level 3 is not none, may or encrypt"},
+    {"protocols 0", i_protocols_zero,
+     "inbound tls section: protocols 0x0, mandatory 0x30 (TLSv1 to TLSv1.3 only, at least one)"},
+    {"protocols SSLv3", i_protocols_ssl,
+     "inbound tls section: protocols 0x32, mandatory 0x30 (TLSv1 to TLSv1.3 only, at least"
+     " one)"},
+    {"mandatory 0", i_mandatory_zero,
+     "inbound tls section: protocols 0x30, mandatory 0x0 (TLSv1 to TLSv1.3 only, at least one)"},
+    {"reserved", i_reserved, "inbound tls section: reserved field not 0"},
+    {"pad", i_pad, "inbound tls section: reserved field not 0"},
+    {"level none with lists", i_none_with_lists,
+     "inbound tls section: level none with required networks or senders"},
+    {"count 2", i_count, "inbound tls section count 2, expected 1"},
+    {"count 0", i_count0, "inbound tls section count 0, expected 1"},
+    {"network host bits", i_net_bits, "inbound tls network entry 0: bad prefix"},
+    {"network length", i_net_len, "inbound tls network entry 0: bad prefix"},
+    {"sender hash", i_sender_hash, "inbound tls senders entry 1: hash does not match its key"},
+    {"sender kind", i_sender_kind, "inbound tls senders entry 0: key kind 3"},
+    {"sender string", i_sender_str,
+     "inbound tls senders of entry 1: string [1073741824, +17) is not a string of the strings"
+     " section"},
+    {"index missing", i_index_gone,
+     "inbound tls: the settings, networks, senders and senders index sections come together"},
+    {"settings missing", i_settings_gone,
+     "inbound tls: the settings, networks, senders and senders index sections come together"},
+    {"bucket past entries", i_bucket, "inbound tls senders index: bucket"},
+};
+
+static void test_inbound_tls_section(void **state)
+{
+	static const char extra[] = "tls_certificates = mx.pem\n"
+	                            "smtpd_tls_required_networks = 198.19.0.0/24\n"
+	                            "smtpd_tls_required_senders = partner.test .partners.example\n";
+	struct pg_conf *c = malloc(sizeof(*c));
+	char text[2048], err[512];
+	const struct snap_inbound_tls *t;
+	uint8_t *blob, *copy;
+	size_t len;
+	uint32_t n;
+
+	(void)state;
+	assert_non_null(c);
+	assert_true(SNAP_ABI_MINOR >= 6); /* 1.6 brought the inbound TLS sections */
+	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
+	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(c, (void **)&blob, &len, err, sizeof(err)), PG_OK);
+	free(c);
+	restamp(blob, len);
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	t = snap_section((const struct snap_header *)blob, SNAP_SEC_INBOUND_TLS, &n);
+	assert_non_null(t);
+	assert_int_equal(n, 1);
+	assert_int_equal(t->level, SNAP_TLS_MAY);
+	assert_int_equal(t->protocols, SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3);
+	assert_int_equal(t->networks_line, 12);
+	assert_int_equal(t->senders_line, 13);
+	expect_refused(blob, len, inbound_corrupt,
+	               sizeof(inbound_corrupt) / sizeof(inbound_corrupt[0]), true);
+	copy = malloc(len);
+	assert_non_null(copy);
+	/* a reader of ABI <= 1.5 skips all four as unknown kinds, even broken */
+	memcpy(copy, blob, len);
+	itls((struct snap_header *)copy)->level = 9;
+	for (uint32_t k = SNAP_SEC_INBOUND_TLS; k <= SNAP_SEC_INBOUND_TLS_SENDERS_INDEX; k++)
+		sec_of((struct snap_header *)copy, k)->kind = k + 100;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	/* every single byte flipped is refused (checksum) without a crash */
+	for (size_t i = 0; i < len; i++) {
+		memcpy(copy, blob, len);
+		copy[i] ^= 0x40;
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), -1);
+	}
 	free(copy);
 	free(blob);
 }
@@ -970,6 +1163,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_round_trip),
 	    cmocka_unit_test(test_policy_corrupt),
 	    cmocka_unit_test(test_tcp_section),
+	    cmocka_unit_test(test_inbound_tls_section),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_again_when_slots_held),
 	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),

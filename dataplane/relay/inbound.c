@@ -1,0 +1,994 @@
+/*
+ * inbound.c - the SMTP service of a worker (inbound.h): the listener, one
+ * session per connection wiring the SMTP engine to TCP events, relay
+ * access, and the spool hooks (data_start → spool_msg_begin, data_chunk →
+ * spool_msg_append, message_end → spool_msg_commit, the 250 from the
+ * commit callback). Everything hangs off w->inbound and is touched by its
+ * worker only; every session is on a list so teardown can account for it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include <rte_common.h>
+#include <rte_log.h>
+
+#include "core/events.h"
+#include "core/timer.h"
+#include "core/worker.h"
+#include "inbound.h"
+#include "net/tcp.h"
+#include "policy_lookup.h"
+#include "result.h"
+#include "smtp/smtp_server.h"
+#include "snap_format.h"
+#include "spool/spool.h"
+
+#define INBOUND_RUN_ROUNDS 64                     /* feed/flush rounds per event: bounded work */
+#define INBOUND_RESUME_NS (1000ull * 1000 * 1000) /* spool_resume retry period */
+
+/* What a session waits for from the spool (a PG_AGAIN to retry). */
+enum ib_wait {
+	IB_WAIT_NONE,
+	IB_WAIT_BEGIN,  /* spool_msg_begin: data_start is parked */
+	IB_WAIT_APPEND, /* spool_msg_append: data_chunk is parked */
+	IB_WAIT_COMMIT, /* spool_msg_commit: message_end is parked */
+};
+
+/* A growable byte buffer in the worker's arena. */
+struct ib_buf {
+	char *p;
+	size_t len, cap;
+};
+
+struct ib_session {
+	struct ib_session *next, *prev;   /* ib->sessions */
+	struct ib_session *wnext, *wprev; /* ib->waiting, while spool_wait != NONE */
+	struct inbound *ib;
+	struct tcp_conn *c; /* NULL once released */
+	struct smtp_server *smtp;
+	struct timer timer; /* the SMTP timeout; the linger guard while closing */
+	uint32_t raddr;     /* network order */
+	char peer[INET_ADDRSTRLEN];
+
+	/* the transaction */
+	struct ib_buf rcpts;   /* accepted recipients, each NUL-terminated */
+	struct ib_buf rparams; /* their INBOUND_PARAMS_RCPT lines */
+	uint32_t nrcpt;
+	struct spool_msg *msg; /* begun, not yet committed or aborted */
+	bool committing;       /* msg's commit callback is pending */
+	enum ib_wait spool_wait;
+	int data_err;  /* errno of a failed append, for the counters */
+	uint64_t size; /* message_end's size, for the event */
+
+	bool closing; /* PG_DONE or EOF: hand out the last reply, then close */
+	bool in_run;  /* inside ib_run: ending is deferred to its end */
+	bool dead;    /* ended inside ib_run: free at its end */
+};
+
+struct inbound {
+	struct worker *w;
+	bool listening;
+	uint16_t port;
+	uint32_t max_sessions;
+	struct smtp_server_config cfg; /* user is set per session */
+	char hostname[SNAP_SMTP_HOSTNAME_MAX + 1];
+	bool warned_no_spool;
+	time_t (*now)(void);
+	uint64_t next_resume_ns;
+	struct ib_session *sessions;
+	uint32_t nsessions;
+	struct ib_session *waiting;
+	uint32_t nwaiting;
+};
+
+static void ib_run(struct ib_session *ss);
+static void ib_free(struct ib_session *ss);
+static void ib_timer_fired(struct timer *t, void *owner);
+
+/* ---- lists and buffers ---- */
+
+static void ib_link(struct inbound *ib, struct ib_session *ss)
+{
+	ss->prev = NULL;
+	ss->next = ib->sessions;
+	if (ib->sessions != NULL)
+		ib->sessions->prev = ss;
+	ib->sessions = ss;
+	ib->nsessions++;
+}
+
+static void ib_unlink(struct inbound *ib, struct ib_session *ss)
+{
+	if (ss->prev != NULL)
+		ss->prev->next = ss->next;
+	else
+		ib->sessions = ss->next;
+	if (ss->next != NULL)
+		ss->next->prev = ss->prev;
+	ss->next = ss->prev = NULL;
+	ib->nsessions--;
+}
+
+static void ib_wait(struct ib_session *ss, enum ib_wait why)
+{
+	struct inbound *ib = ss->ib;
+
+	if (ss->spool_wait == IB_WAIT_NONE) {
+		ss->wprev = NULL;
+		ss->wnext = ib->waiting;
+		if (ib->waiting != NULL)
+			ib->waiting->wprev = ss;
+		ib->waiting = ss;
+		ib->nwaiting++;
+	}
+	ss->spool_wait = why;
+}
+
+static void ib_unwait(struct ib_session *ss)
+{
+	struct inbound *ib = ss->ib;
+
+	if (ss->spool_wait == IB_WAIT_NONE)
+		return;
+	if (ss->wprev != NULL)
+		ss->wprev->wnext = ss->wnext;
+	else
+		ib->waiting = ss->wnext;
+	if (ss->wnext != NULL)
+		ss->wnext->wprev = ss->wprev;
+	ss->wnext = ss->wprev = NULL;
+	ss->spool_wait = IB_WAIT_NONE;
+	ib->nwaiting--;
+}
+
+static int ib_buf_add(struct worker *w, struct ib_buf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap != 0 ? b->cap : 256;
+		char *np;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		np = worker_alloc(w, cap);
+		if (np == NULL)
+			return PG_ERROR;
+		if (b->len != 0)
+			memcpy(np, b->p, b->len);
+		worker_free(w, b->p);
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return PG_OK;
+}
+
+static void ib_buf_free(struct worker *w, struct ib_buf *b)
+{
+	worker_free(w, b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static void ib_txn_clear(struct ib_session *ss)
+{
+	ss->rcpts.len = 0;
+	ss->rparams.len = 0;
+	ss->nrcpt = 0;
+	ss->data_err = 0;
+	ss->size = 0;
+}
+
+/* ---- spool replies ---- */
+
+/* RFC 3463: 4.3.1 "mail system full", 4.3.0 "other or undefined mail system status". */
+static void ib_spool_verdict(int err, struct smtp_verdict *v)
+{
+	if (err == ENOSPC || err == EDQUOT) {
+		v->code = 452;
+		v->status = "4.3.1";
+		v->text = "Error: insufficient system storage";
+	} else {
+		v->code = 451;
+		v->status = "4.3.0";
+		v->text = "Error: queue file write error";
+	}
+}
+
+/* ---- the engine's upcalls ---- */
+
+static int ib_mail_from(void *user, struct smtp_server *s, const struct smtp_envelope *env,
+                        struct smtp_verdict *v)
+{
+	struct ib_session *ss = user;
+
+	(void)s, (void)env, (void)v;
+	ib_txn_clear(ss);
+	return PG_OK;
+}
+
+static int ib_rcpt_to(void *user, struct smtp_server *s, const struct smtp_envelope *env,
+                      const struct smtp_rcpt *rcpt, struct smtp_verdict *v)
+{
+	struct ib_session *ss = user;
+	struct worker *w = ss->ib->w;
+	const char *at = strrchr(rcpt->addr, '@');
+	char line[SMTP_ORCPT_MAX + 64];
+	int n;
+
+	(void)s, (void)env;
+	if (w->snap == NULL) {
+		/* no policy to decide with (snapshot refused): never guess "yes" */
+		v->code = 451;
+		v->status = "4.3.5";
+		v->text = "Server configuration error";
+		return PG_ERROR;
+	}
+	if (!relay_client_allowed(w->snap, ss->raddr) &&
+	    (at == NULL || !relay_domain_allowed(w->snap, at + 1))) {
+		WCOUNT(w, smtp_relay_denied);
+		return PG_DECLINED; /* the engine's "554 5.7.1 <rcpt>: Relay access denied" */
+	}
+	n = snprintf(line, sizeof(line), "%c", INBOUND_PARAMS_RCPT);
+	if (rcpt->notify != 0) {
+		static const struct {
+			unsigned bit;
+			const char *name;
+		} names[] = {{SMTP_NOTIFY_NEVER, "NEVER"},
+		             {SMTP_NOTIFY_SUCCESS, "SUCCESS"},
+		             {SMTP_NOTIFY_FAILURE, "FAILURE"},
+		             {SMTP_NOTIFY_DELAY, "DELAY"}};
+		const char *sep = " NOTIFY=";
+
+		for (size_t i = 0; i < RTE_DIM(names); i++) {
+			if ((rcpt->notify & names[i].bit) == 0)
+				continue;
+			n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", sep,
+			              names[i].name);
+			sep = ",";
+		}
+	}
+	if (rcpt->orcpt[0] != '\0')
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " ORCPT=%s", rcpt->orcpt);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "\n");
+	if (ib_buf_add(w, &ss->rcpts, rcpt->addr, strlen(rcpt->addr) + 1) != PG_OK ||
+	    ib_buf_add(w, &ss->rparams, line, (size_t)n) != PG_OK) {
+		v->code = 451;
+		v->status = "4.3.0";
+		v->text = "Error: out of memory";
+		return PG_ERROR;
+	}
+	ss->nrcpt++;
+	WCOUNT(w, smtp_recipients_accepted);
+	return PG_OK;
+}
+
+/* spool_msg_begin for the current transaction: PG_OK, PG_AGAIN or a verdict. */
+static int ib_begin(struct ib_session *ss, struct smtp_verdict *v)
+{
+	struct worker *w = ss->ib->w;
+	const struct smtp_envelope *env = smtp_server_envelope(ss->smtp);
+	struct spool_envelope se;
+	struct ib_buf params = {0};
+	const char **rcpts;
+	char mail[SMTP_ENVID_MAX + 64], id[SPOOL_ID_STRLEN];
+	struct timespec ts;
+	const char *r;
+	int n, rc;
+
+	if (w->spool == NULL || ss->nrcpt == 0 || ss->nrcpt != env->nrcpt) {
+		/* no spool, or our recipient list and the engine's disagree (a bug) */
+		v->code = 451;
+		v->status = "4.3.0";
+		v->text = "Error: queue file write error";
+		return PG_ERROR;
+	}
+	rcpts = worker_alloc(w, ss->nrcpt * sizeof(*rcpts));
+	if (rcpts == NULL)
+		goto nomem;
+	r = ss->rcpts.p;
+	for (uint32_t i = 0; i < ss->nrcpt; i++) {
+		rcpts[i] = r;
+		r += strlen(r) + 1;
+	}
+	n = snprintf(mail, sizeof(mail), "%c%s%s%s%s%s%s\n", INBOUND_PARAMS_MAIL,
+	             env->body == SMTP_BODY_8BITMIME ? " BODY=8BITMIME"
+	             : env->body == SMTP_BODY_7BIT   ? " BODY=7BIT"
+	                                             : "",
+	             env->smtputf8 ? " SMTPUTF8" : "",
+	             env->ret == SMTP_RET_FULL   ? " RET=FULL"
+	             : env->ret == SMTP_RET_HDRS ? " RET=HDRS"
+	                                         : "",
+	             env->envid[0] != '\0' ? " ENVID=" : "", env->envid, "");
+	if (ib_buf_add(w, &params, mail, (size_t)n) != PG_OK ||
+	    ib_buf_add(w, &params, ss->rparams.p, ss->rparams.len) != PG_OK) {
+		worker_free(w, rcpts);
+		ib_buf_free(w, &params);
+		goto nomem;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memset(&se, 0, sizeof(se));
+	se.sender = env->sender;
+	se.rcpts = rcpts;
+	se.nrcpt = ss->nrcpt;
+	se.params = params.p;
+	se.params_len = (uint32_t)params.len;
+	se.arrival_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	rc = spool_msg_begin(w->spool, &se, &ss->msg);
+	worker_free(w, rcpts);
+	ib_buf_free(w, &params);
+	switch (rc) {
+	case PG_OK:
+		smtp_server_set_queue_id(ss->smtp, spool_id_str(spool_msg_id(ss->msg), id));
+		return PG_OK;
+	case PG_AGAIN:
+		ss->msg = NULL;
+		return PG_AGAIN;
+	case PG_DECLINED:
+		ss->msg = NULL;
+		v->code = 552;
+		v->status = "5.3.4";
+		v->text = "Error: message envelope too large";
+		return PG_DECLINED;
+	default:
+		ss->msg = NULL;
+		WCOUNT(w, smtp_spool_errors);
+		ib_spool_verdict(spool_errno(w->spool), v);
+		return PG_ERROR;
+	}
+nomem:
+	v->code = 451;
+	v->status = "4.3.0";
+	v->text = "Error: out of memory";
+	return PG_ERROR;
+}
+
+static int ib_data_start(void *user, struct smtp_server *s, const struct smtp_envelope *env,
+                         struct smtp_verdict *v)
+{
+	struct ib_session *ss = user;
+	int rc;
+
+	(void)s, (void)env;
+	rc = ib_begin(ss, v);
+	if (rc == PG_AGAIN)
+		ib_wait(ss, IB_WAIT_BEGIN);
+	return rc;
+}
+
+static int ib_data_chunk(void *user, struct smtp_server *s, const uint8_t *p, size_t n)
+{
+	struct ib_session *ss = user;
+	struct worker *w = ss->ib->w;
+	int rc;
+
+	(void)s;
+	if (ss->msg == NULL)
+		return PG_ERROR; /* cannot happen: data_start begun it */
+	rc = spool_msg_append(w->spool, ss->msg, p, n);
+	if (rc == PG_OK) {
+		if (ss->spool_wait == IB_WAIT_APPEND)
+			ib_unwait(ss);
+		return PG_OK;
+	}
+	if (rc == PG_AGAIN) {
+		ib_wait(ss, IB_WAIT_APPEND);
+		return PG_AGAIN;
+	}
+	/* the engine aborts the message (message_abort) and answers 451 at its end */
+	ib_unwait(ss);
+	ss->data_err = spool_errno(w->spool);
+	WCOUNT(w, smtp_spool_errors);
+	return PG_ERROR;
+}
+
+static void ib_commit_cb(void *arg, struct spool_msg *m, int result, int err);
+
+/* spool_msg_commit: PG_AGAIN parks the session (committing, or waiting to retry). */
+static int ib_commit(struct ib_session *ss, struct smtp_verdict *v)
+{
+	struct worker *w = ss->ib->w;
+	int rc = spool_msg_commit(w->spool, ss->msg, ib_commit_cb, ss);
+
+	if (rc == PG_OK) {
+		ss->committing = true;
+		ib_unwait(ss);
+		return PG_AGAIN; /* the 250 waits for the fdatasync */
+	}
+	if (rc == PG_AGAIN) {
+		ib_wait(ss, IB_WAIT_COMMIT);
+		return PG_AGAIN;
+	}
+	ib_unwait(ss);
+	spool_msg_abort(w->spool, ss->msg);
+	ss->msg = NULL;
+	WCOUNT(w, smtp_spool_errors);
+	ib_spool_verdict(spool_errno(w->spool), v);
+	return PG_ERROR;
+}
+
+static int ib_message_end(void *user, struct smtp_server *s, const struct smtp_envelope *env,
+                          const struct smtp_message_info *info, struct smtp_verdict *v)
+{
+	struct ib_session *ss = user;
+
+	(void)s, (void)env;
+	if (ss->msg == NULL)
+		return PG_ERROR;
+	ss->size = info->size;
+	return ib_commit(ss, v);
+}
+
+static void ib_message_abort(void *user, struct smtp_server *s)
+{
+	struct ib_session *ss = user;
+
+	(void)s;
+	ib_unwait(ss);
+	if (ss->msg != NULL) {
+		/* on a commit in flight this only forgets the callback (spool.h) */
+		spool_msg_abort(ss->ib->w->spool, ss->msg);
+		ss->msg = NULL;
+		ss->committing = false;
+	}
+	ib_txn_clear(ss);
+}
+
+static time_t ib_now(void *user)
+{
+	struct ib_session *ss = user;
+
+	return ss->ib->now != NULL ? ss->ib->now() : time(NULL);
+}
+
+static const struct smtp_server_ops ib_smtp_ops = {
+    .mail_from = ib_mail_from,
+    .rcpt_to = ib_rcpt_to,
+    .data_start = ib_data_start,
+    .data_chunk = ib_data_chunk,
+    .message_end = ib_message_end,
+    .message_abort = ib_message_abort,
+    .now = ib_now,
+};
+
+/* An event field value: no separator, no control characters. */
+static void ib_event_value(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+
+	for (; src[i] != '\0' && i + 1 < size; i++)
+		dst[i] = (unsigned char)src[i] < 32 || src[i] == 127 ? '?' : src[i];
+	dst[i] = '\0';
+}
+
+/* From spool_poll, exactly once per commit (never after spool_msg_forget_cb). */
+static void ib_commit_cb(void *arg, struct spool_msg *m, int result, int err)
+{
+	struct ib_session *ss = arg;
+	struct worker *w = ss->ib->w;
+	struct smtp_verdict v = {0};
+
+	ss->committing = false;
+	ss->msg = NULL;
+	if (result == PG_OK) {
+		char id[SPOOL_ID_STRLEN], sender[SMTP_PATH_MAX + 1];
+
+		WCOUNT(w, smtp_messages_accepted);
+		ib_event_value(sender, sizeof(sender), spool_msg_sender(m));
+		dp_event(w, EV_SMTP_MESSAGE_ACCEPTED,
+		         "queue_id=%s" EVRING_SEP "sender=%s" EVRING_SEP "nrcpt=%u" EVRING_SEP
+		         "size=%" PRIu64 EVRING_SEP "client=%s",
+		         spool_id_str(spool_msg_id(m), id), sender, spool_msg_nrcpt(m), ss->size,
+		         ss->peer);
+		smtp_server_message_committed(ss->smtp, true, NULL);
+	} else {
+		WCOUNT(w, smtp_spool_errors);
+		ib_spool_verdict(err, &v);
+		smtp_server_message_committed(ss->smtp, false, &v);
+	}
+	ib_run(ss);
+}
+
+/* ---- the session over TCP ---- */
+
+/* Release the connection; the session is freed now or at the end of ib_run. */
+static void ib_end(struct ib_session *ss, bool reset)
+{
+	if (ss->c != NULL) {
+		if (reset)
+			tcp_abort(ss->c);
+		else
+			tcp_close(ss->c);
+		ss->c = NULL;
+	}
+	if (ss->in_run)
+		ss->dead = true;
+	else
+		ib_free(ss);
+}
+
+static void ib_free(struct ib_session *ss)
+{
+	struct inbound *ib = ss->ib;
+	struct worker *w = ib->w;
+
+	timer_cancel(w->timers, &ss->timer);
+	/* an open transaction is aborted here (message_abort), unless committing */
+	smtp_server_destroy(ss->smtp);
+	ss->smtp = NULL;
+	if (ss->msg != NULL) {
+		spool_msg_forget_cb(w->spool, ss->msg); /* still queued: at-least-once */
+		ss->msg = NULL;
+	}
+	ib_unwait(ss);
+	ib_buf_free(w, &ss->rcpts);
+	ib_buf_free(w, &ss->rparams);
+	ib_unlink(ib, ss);
+	worker_free(w, ss);
+}
+
+/* Offer what the client sent to the engine. *fed: bytes it took. */
+static int ib_feed(struct ib_session *ss, size_t *fed)
+{
+	const uint8_t *p[2];
+	uint32_t l[2], total = 0;
+	size_t used = 0;
+	int rc = PG_OK;
+
+	*fed = 0;
+	if (tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]) == 0)
+		return smtp_server_input(ss->smtp, (const uint8_t *)"", 0, &used);
+	for (unsigned i = 0; i < 2; i++) {
+		if (l[i] == 0)
+			continue;
+		used = 0;
+		rc = smtp_server_input(ss->smtp, p[i], l[i], &used);
+		total += (uint32_t)used;
+		if (rc != PG_OK)
+			break;
+	}
+	if (total > 0)
+		tcp_recv_consume(ss->c, total);
+	*fed = total;
+	return rc;
+}
+
+/* Hand the engine's output to TCP: PG_OK (all out), PG_AGAIN, PG_ERROR. */
+static int ib_flush(struct ib_session *ss, size_t *sent)
+{
+	const uint8_t *p;
+	size_t n;
+
+	*sent = 0;
+	while ((n = smtp_server_output(ss->smtp, &p)) > 0) {
+		int k = tcp_send(ss->c, p, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
+
+		if (k == PG_AGAIN)
+			return PG_AGAIN; /* a writable event follows */
+		if (k < 0)
+			return PG_ERROR;
+		smtp_server_output_consume(ss->smtp, (size_t)k);
+		*sent += (size_t)k;
+	}
+	return PG_OK;
+}
+
+/* The peer closed its side and everything it sent was read. */
+static bool ib_eof(struct ib_session *ss)
+{
+	const uint8_t *p1, *p2;
+	uint32_t l1, l2;
+
+	return tcp_recv_peek(ss->c, &p1, &l1, &p2, &l2) == 0 && tcp_recv(ss->c, NULL, 0) == PG_DONE;
+}
+
+static void ib_arm(struct ib_session *ss)
+{
+	struct worker *w = ss->ib->w;
+	uint32_t ms;
+
+	if (ss->closing) {
+		if (!timer_armed(&ss->timer))
+			timer_arm(w->timers, &ss->timer, w->now_ns + INBOUND_LINGER_NS);
+		return;
+	}
+	ms = smtp_server_timeout_ms(ss->smtp);
+	if (ms == 0)
+		timer_cancel(w->timers, &ss->timer);
+	else
+		timer_arm(w->timers, &ss->timer, w->now_ns + (uint64_t)ms * 1000000ull);
+}
+
+/*
+ * Run the session as far as it goes: feed input, drain output, repeat
+ * while either moves; on PG_DONE (or EOF) hand out the last reply and
+ * close. Every event of the session ends up here.
+ */
+static void ib_run(struct ib_session *ss)
+{
+	bool was_closing;
+
+	if (ss->in_run || ss->c == NULL)
+		return;
+	ss->in_run = true;
+	was_closing = ss->closing;
+	for (unsigned round = 0; round < INBOUND_RUN_ROUNDS; round++) {
+		size_t fed = 0, sent = 0;
+		int rc = PG_OK, out;
+
+		if (!ss->closing) {
+			rc = ib_feed(ss, &fed);
+			if (rc == PG_DONE)
+				ss->closing = true;
+		}
+		out = ib_flush(ss, &sent);
+		if (out == PG_ERROR) {
+			ib_end(ss, true);
+			break;
+		}
+		if (!ss->closing && !ss->committing && ss->spool_wait == IB_WAIT_NONE && ib_eof(ss))
+			ss->closing = true; /* the client left: nothing more will come */
+		if (ss->closing) {
+			if (out == PG_OK) {
+				/* unread input would turn the FIN into a RST (tcp.h): drop it */
+				const uint8_t *p1, *p2;
+				uint32_t l1, l2, n = tcp_recv_peek(ss->c, &p1, &l1, &p2, &l2);
+
+				if (n > 0)
+					tcp_recv_consume(ss->c, n);
+				ib_end(ss, false);
+			}
+			break;
+		}
+		if (fed == 0 && sent == 0)
+			break;
+	}
+	ss->in_run = false;
+	if (ss->dead) {
+		ib_free(ss);
+		return;
+	}
+	if (ss->closing && !was_closing)
+		timer_cancel(ss->ib->w->timers, &ss->timer); /* the linger guard starts now */
+	ib_arm(ss);
+}
+
+static void ib_timer_fired(struct timer *t, void *owner)
+{
+	struct ib_session *ss = container_of(t, struct ib_session, timer);
+
+	(void)owner;
+	if (ss->closing) {
+		/* the client does not take our last reply: give up on it */
+		ib_end(ss, true);
+		return;
+	}
+	WCOUNT(ss->ib->w, smtp_timeouts);
+	if (smtp_server_timeout(ss->smtp) == PG_DONE)
+		ss->closing = true;
+	ib_run(ss);
+}
+
+static void ib_readable(struct tcp_conn *c, void *user)
+{
+	(void)c;
+	ib_run(user);
+}
+
+static void ib_closed(struct tcp_conn *c, void *user)
+{
+	(void)c;
+	ib_end(user, false);
+}
+
+static void ib_error(struct tcp_conn *c, enum tcp_error err, void *user)
+{
+	(void)c, (void)err;
+	ib_end(user, false);
+}
+
+static const struct tcp_ops ib_session_ops = {
+    .readable = ib_readable,
+    .writable = ib_readable,
+    .closed = ib_closed,
+    .error = ib_error,
+};
+
+static void ib_accepted(struct tcp_conn *c, void *user)
+{
+	struct inbound *ib = user;
+	struct worker *w = ib->w;
+	struct smtp_server_config cfg = ib->cfg;
+	struct ib_session *ss = worker_alloc(w, sizeof(*ss));
+	struct smtp_peer peer = {0};
+	uint32_t laddr;
+	uint16_t lport, rport;
+	struct in_addr a;
+
+	if (ss == NULL) {
+		tcp_abort(c);
+		return;
+	}
+	ss->ib = ib;
+	ss->c = c;
+	timer_init(&ss->timer, ib_timer_fired);
+	tcp_conn_tuple(c, &laddr, &lport, &ss->raddr, &rport);
+	a.s_addr = ss->raddr;
+	inet_ntop(AF_INET, &a, ss->peer, sizeof(ss->peer));
+	peer.addr = ss->peer;
+	cfg.user = ss;
+	cfg.over_capacity = ib->nsessions >= ib->max_sessions;
+	ss->smtp = smtp_server_create(&cfg, &peer);
+	if (ss->smtp == NULL) {
+		worker_free(w, ss);
+		tcp_abort(c);
+		return;
+	}
+	ib_link(ib, ss);
+	if (cfg.over_capacity)
+		WCOUNT(w, smtp_sessions_refused);
+	else
+		WCOUNT(w, smtp_sessions);
+	tcp_set_handler(c, &ib_session_ops, ss);
+	ib_run(ss); /* the greeting; data may have come with the handshake's ACK */
+}
+
+static const struct tcp_ops ib_listen_ops = {.accepted = ib_accepted};
+
+/* ---- the worker's side ---- */
+
+static struct inbound *ib_get(struct worker *w)
+{
+	struct inbound *ib = w->inbound;
+
+	if (ib != NULL)
+		return ib;
+	ib = worker_alloc(w, sizeof(*ib));
+	if (ib == NULL)
+		return NULL;
+	ib->w = w;
+	smtp_server_config_default(&ib->cfg);
+	ib->cfg.ops = &ib_smtp_ops;
+	snprintf(ib->hostname, sizeof(ib->hostname), "localhost");
+	ib->cfg.hostname = ib->hostname;
+	ib->max_sessions = 1000;
+	w->inbound = ib;
+	return ib;
+}
+
+static void *ib_spool_alloc(void *arg, size_t size)
+{
+	return worker_alloc(arg, size);
+}
+
+static void ib_spool_free(void *arg, void *p)
+{
+	worker_free(arg, p);
+}
+
+static void ib_spool_log(void *arg, enum spool_log_level level, const char *msg)
+{
+	struct worker *w = arg;
+
+	switch (level) {
+	case SPOOL_LOG_ERR:
+		RTE_LOG(ERR, USER1, "worker %u: spool: %s\n", w->id, msg);
+		break;
+	case SPOOL_LOG_WARNING:
+		RTE_LOG(WARNING, USER1, "worker %u: spool: %s\n", w->id, msg);
+		break;
+	case SPOOL_LOG_NOTICE:
+		RTE_LOG(NOTICE, USER1, "worker %u: spool: %s\n", w->id, msg);
+		break;
+	default:
+		RTE_LOG(INFO, USER1, "worker %u: spool: %s\n", w->id, msg);
+		break;
+	}
+}
+
+int inbound_spool_open(struct worker *w, const char *dir, const void *iowq_cpus,
+                       size_t iowq_cpus_size, char *err, size_t errlen)
+{
+	struct spool_config cfg;
+	struct spool_replay_report rep;
+	struct spool *sp = NULL;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.dir = dir;
+	cfg.worker = w->id;
+	cfg.iowq_cpus = iowq_cpus;
+	cfg.iowq_cpus_size = iowq_cpus_size;
+	cfg.alloc = ib_spool_alloc;
+	cfg.free = ib_spool_free;
+	cfg.alloc_arg = w;
+	cfg.log = ib_spool_log;
+	cfg.log_arg = w;
+	memset(&rep, 0, sizeof(rep));
+	if (spool_open(&cfg, &sp, &rep) != PG_OK) {
+		snprintf(err, errlen, "cannot open the spool %s/w%u: %s", dir, w->id,
+		         strerror(errno));
+		return PG_ERROR;
+	}
+	RTE_LOG(NOTICE, USER1,
+	        "worker %u: spool %s/w%u: %u segment(s), %u message(s) queued, %u done, "
+	        "%u discarded, %u torn; damage: %u corrupt, %u damaged, %u bad segment(s)\n",
+	        w->id, dir, w->id, rep.segments, rep.queued, rep.done, rep.discarded, rep.torn,
+	        rep.corrupt, rep.damaged, rep.bad_segments);
+	w->spool = sp;
+	w->ctr[CTR_spool_queued] = spool_queue_count(sp);
+	return PG_OK;
+}
+
+void inbound_adopt(struct worker *w, const struct snap_header *h)
+{
+	const struct snap_smtp *t;
+	struct inbound *ib;
+	uint32_t n;
+	bool on;
+
+	if (w->tcp == NULL || w->timers == NULL || h == NULL)
+		return;
+	t = snap_section(h, SNAP_SEC_SMTP, &n);
+	if (t != NULL && n != 1)
+		t = NULL;
+	on = t != NULL && (t->flags & SNAP_SMTP_F_SERVICE) != 0;
+	if (!on && w->inbound == NULL)
+		return;
+	ib = ib_get(w);
+	if (ib == NULL)
+		return;
+	if (on && w->spool == NULL) {
+		if (!ib->warned_no_spool)
+			RTE_LOG(WARNING, USER1,
+			        "worker %u: smtp_service = yes needs a spool: restart postern-dp\n",
+			        w->id);
+		ib->warned_no_spool = true;
+		on = false;
+	}
+	if (t != NULL) {
+		snprintf(ib->hostname, sizeof(ib->hostname), "%s", snap_string(h, t->myhostname));
+		ib->cfg.max_message_size = t->message_size_limit;
+		ib->cfg.max_rcpt = t->recipient_limit;
+		ib->cfg.bare = (t->flags & SNAP_SMTP_F_BARE_NORMALIZE) != 0 ? SMTP_BARE_NORMALIZE
+		                                                            : SMTP_BARE_REJECT;
+		ib->max_sessions = t->max_sessions;
+	}
+	if (ib->listening && (!on || ib->port != t->listen_port)) {
+		tcp_unlisten(w, 0, ib->port);
+		ib->listening = false;
+	}
+	if (on && !ib->listening) {
+		int rc = tcp_listen(w, 0, t->listen_port, &ib_listen_ops, ib);
+
+		if (rc == PG_OK) {
+			ib->listening = true;
+			ib->port = t->listen_port;
+		} else {
+			RTE_LOG(ERR, USER1, "worker %u: smtp_service: cannot listen on port %u%s\n",
+			        w->id, t->listen_port, rc == PG_DECLINED ? " (already taken)" : "");
+		}
+	}
+}
+
+/* Retry what a parked session asked the spool for; then run it. */
+static void ib_retry(struct ib_session *ss, enum ib_wait why)
+{
+	struct smtp_verdict v = {0};
+	int rc;
+
+	switch (why) {
+	case IB_WAIT_BEGIN:
+		rc = ib_begin(ss, &v);
+		if (rc == PG_AGAIN) {
+			ib_wait(ss, IB_WAIT_BEGIN);
+			return;
+		}
+		smtp_server_resume(ss->smtp, rc, &v);
+		break;
+	case IB_WAIT_COMMIT:
+		rc = ib_commit(ss, &v);
+		if (rc == PG_AGAIN)
+			return; /* committing now, or still waiting */
+		smtp_server_message_committed(ss->smtp, false, &v);
+		break;
+	default:
+		break; /* APPEND: feeding again retries it */
+	}
+	ib_run(ss);
+}
+
+unsigned inbound_poll(struct worker *w)
+{
+	struct inbound *ib = w->inbound;
+	struct spool *sp = w->spool;
+	const struct spool_stats *st;
+	unsigned n;
+
+	if (sp == NULL)
+		return 0;
+	n = spool_poll(sp);
+	if (ib != NULL && ib->waiting != NULL) {
+		/* take the list: a session still waiting puts itself back */
+		struct ib_session *list = ib->waiting;
+
+		while (list != NULL) {
+			struct ib_session *ss = list;
+			enum ib_wait why = ss->spool_wait;
+
+			/* retrying frees nobody but ss, and re-queues at the head */
+			list = ss->wnext;
+			ib_unwait(ss);
+			ib_retry(ss, why);
+		}
+	}
+	if (spool_state(sp) == SPOOL_FAILED && w->now_ns >= (ib != NULL ? ib->next_resume_ns : 0)) {
+		if (ib != NULL)
+			ib->next_resume_ns = w->now_ns + INBOUND_RESUME_NS;
+		if (spool_resume(sp) == PG_OK)
+			RTE_LOG(NOTICE, USER1, "worker %u: spool resumed on a fresh segment\n",
+			        w->id);
+	}
+	st = spool_stats(sp);
+	w->ctr[CTR_spool_commits] = st->commits;
+	w->ctr[CTR_spool_fsyncs] = st->fsyncs;
+	w->ctr[CTR_spool_queued] = spool_queue_count(sp);
+	return n;
+}
+
+bool inbound_busy(const struct worker *w)
+{
+	return w->spool != NULL && spool_busy(w->spool);
+}
+
+void inbound_destroy(struct worker *w)
+{
+	struct inbound *ib = w->inbound;
+
+	if (ib == NULL)
+		return;
+	while (ib->sessions != NULL) {
+		struct ib_session *ss = ib->sessions;
+
+		if (ss->c != NULL) {
+			tcp_abort(ss->c);
+			ss->c = NULL;
+		}
+		ib_free(ss);
+	}
+	if (ib->listening)
+		tcp_unlisten(w, 0, ib->port);
+	worker_free(w, ib);
+	w->inbound = NULL;
+}
+
+bool inbound_listening(const struct worker *w)
+{
+	return w->inbound != NULL && w->inbound->listening;
+}
+
+uint32_t inbound_sessions(const struct worker *w)
+{
+	return w->inbound != NULL ? w->inbound->nsessions : 0;
+}
+
+uint32_t inbound_sessions_on_spool(const struct worker *w)
+{
+	uint32_t n = 0;
+
+	if (w->inbound == NULL)
+		return 0;
+	for (const struct ib_session *ss = w->inbound->sessions; ss != NULL; ss = ss->next)
+		n += ss->committing || ss->spool_wait != IB_WAIT_NONE;
+	return n;
+}
+
+void inbound_set_clock(struct worker *w, time_t (*now)(void))
+{
+	struct inbound *ib = ib_get(w);
+
+	if (ib != NULL)
+		ib->now = now;
+}
