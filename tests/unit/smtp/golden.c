@@ -110,6 +110,38 @@ void golden_out_as_text(const struct strbuf *out, size_t from, struct strbuf *tx
 	}
 }
 
+void golden_append_produced(struct strbuf *file, char speaker, const struct strbuf *out,
+			    size_t *out_mark, const struct strbuf *up, size_t *up_mark)
+{
+	struct strbuf o = {0};
+
+	golden_out_as_text(out, *out_mark, &o);
+	for (char *l = o.p, *nl; l && *l; l = nl + 1) {
+		nl = strchr(l, '\n');
+		sb_printf(file, "%c: %.*s\n", speaker, (int)(nl - l), l);
+	}
+	for (char *l = up->p + *up_mark, *nl; up->p && *l; l = nl + 1) {
+		nl = strchr(l, '\n');
+		sb_append(file, "U: ", 3);
+		sb_append(file, l, (size_t)(nl - l) + 1);
+	}
+	sb_free(&o);
+	*out_mark = out->len;
+	*up_mark = up->len;
+}
+
+void golden_run_splits(struct golden *g, golden_run_fn run)
+{
+	char mode[64];
+
+	run(g, 0, false, "whole");
+	run(g, 0, true, "bytewise");
+	for (size_t cut = 1; cut < g->total; cut++) {
+		snprintf(mode, sizeof(mode), "split at %zu", cut);
+		run(g, cut, false, mode);
+	}
+}
+
 static int golden_cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -7,6 +7,7 @@
 #ifndef PG_TEST_GOLDEN_H
 #define PG_TEST_GOLDEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,20 @@ void golden_free(struct golden *g);
 void golden_out_as_text(const struct strbuf *out, size_t from, struct strbuf *txt);
 
 char *golden_strdup(const char *s);
+
+/*
+ * Regeneration: append what the engine produced since the marks, output
+ * lines as "SPEAKER: ..." and upcalls as "U: ...", and advance the marks.
+ */
+void golden_append_produced(struct strbuf *file, char speaker, const struct strbuf *out,
+			    size_t *out_mark, const struct strbuf *up, size_t *up_mark);
+
+/*
+ * Run the transcript whole, one byte at a time, and split in two at every
+ * input byte boundary; run() fails the test on any difference.
+ */
+typedef void (*golden_run_fn)(struct golden *g, size_t cut, bool bytewise, const char *mode);
+void golden_run_splits(struct golden *g, golden_run_fn run);
 
 /*
  * One cmocka test per .txt file in DIR (sorted; each test's state is the path),

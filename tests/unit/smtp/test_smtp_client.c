@@ -483,20 +483,7 @@ static void regenerate(struct golden *g)
 				ch_recv(&h, st->bytes, st->len);
 			}
 		}
-		struct strbuf o = {0};
-		golden_out_as_text(&h.out, out_mark, &o);
-		for (char *l = o.p, *nl; l && *l; l = nl + 1) {
-			nl = strchr(l, '\n');
-			sb_printf(&file, "C: %.*s\n", (int)(nl - l), l);
-		}
-		for (char *l = h.up.p + up_mark, *nl; h.up.p && *l; l = nl + 1) {
-			nl = strchr(l, '\n');
-			sb_append(&file, "U: ", 3);
-			sb_append(&file, l, (size_t)(nl - l) + 1);
-		}
-		sb_free(&o);
-		out_mark = h.out.len;
-		up_mark = h.up.len;
+		golden_append_produced(&file, 'C', &h.out, &out_mark, &h.up, &up_mark);
 	}
 	f = fopen(g->path, "w");
 	assert_non_null(f);
@@ -510,7 +497,6 @@ static void test_golden(void **state)
 {
 	const char *path = *state;
 	struct golden *g = calloc(1, sizeof(*g));
-	char mode[64];
 
 	golden_load(g, path, 'S', 'C');
 	if (getenv("SMTP_GOLDEN_REGEN")) {
@@ -518,12 +504,7 @@ static void test_golden(void **state)
 		golden_free(g);
 		golden_load(g, path, 'S', 'C');
 	}
-	run_once(g, 0, false, "whole");
-	run_once(g, 0, true, "bytewise");
-	for (size_t cut = 1; cut < g->total; cut++) {
-		snprintf(mode, sizeof(mode), "split at %zu", cut);
-		run_once(g, cut, false, mode);
-	}
+	golden_run_splits(g, run_once);
 	golden_free(g);
 	free(g);
 }
