@@ -135,7 +135,7 @@ static const struct bad_case {
     {"example.com may servername=bad_name\n",
      PFILE ":1: bad servername=bad_name: invalid character '_' (letters, digits, '-' and '.'"
            " only)"},
-    {"example.com encrypt tafile=/etc/hosts\n",
+    {"example.com encrypt tafile=/nonexistent/ta.pem\n",
      PFILE ":1: attribute \"tafile\" is invalid at level encrypt (verify and secure only)"},
     {"example.com verify tafile=/nonexistent/ta.pem\n",
      PFILE ":1: tafile /nonexistent/ta.pem: cannot read: No such file or directory"},
@@ -194,14 +194,23 @@ static void test_policy_good(void **state)
 	    "[198.19.0.2]:587 verify match=hostname servername=hostname mode=testing\n"
 	    "legacy.test    may protocols=!SSLv2:!SSLv3:!TLSv1 servername=sni.legacy.test\n"
 	    "plain.test     NONE\n"
-	    "ta.test        secure tafile=/etc/hosts\n";
+	    "ta.test        secure tafile=%s\n";
+	char ta[] = "/tmp/test_policy_ta.XXXXXX", full[sizeof(text) + 64];
 	struct pg_policy p;
 	char err[1024];
 	const struct policy_entry *e;
+	int fd;
 
 	(void)state;
-	if (policy_parse_text(DIR, text, strlen(text), &p, err, sizeof(err)) != PG_OK)
+	/* tafile= must name a readable file: one of the test's own. */
+	fd = mkstemp(ta);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "-----BEGIN CERTIFICATE-----\n", 28), 28);
+	close(fd);
+	snprintf(full, sizeof(full), text, ta);
+	if (policy_parse_text(DIR, full, strlen(full), &p, err, sizeof(err)) != PG_OK)
 		fail_msg("%s", err);
+	unlink(ta);
 	assert_int_equal(p.n, 7);
 	e = &p.entries[0];
 	assert_string_equal(e->key, "example.com");
@@ -232,7 +241,7 @@ static void test_policy_good(void **state)
 	                 SNAP_TLS_P_TLSV1_1 | SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3);
 	assert_string_equal(e->servername, "sni.legacy.test");
 	assert_int_equal(p.entries[5].level, SNAP_TLS_NONE);
-	assert_string_equal(p.entries[6].tafile, "/etc/hosts");
+	assert_string_equal(p.entries[6].tafile, ta);
 	assert_non_null(policy_find(&p, "[mx.partner.test]"));
 	assert_null(policy_find(&p, "partner.test"));
 	policy_free(&p);
