@@ -170,16 +170,11 @@ static int conf_error(struct conf_parser *p, unsigned line, const char *fmt, ...
 
 static int conf_error(struct conf_parser *p, unsigned line, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	files_verror(p->err, p->errlen, p->file, line, fmt, ap);
 	va_end(ap);
-	if (line > 0)
-		snprintf(p->err, p->errlen, "%s:%u: %s", p->file, line, msg);
-	else
-		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
 	return PG_ERROR;
 }
 

@@ -49,3 +49,16 @@ int files_read(const char *path, size_t max, bool missing_ok, char **text, size_
 	*len = n;
 	return PG_OK;
 }
+
+int files_verror(char *err, size_t errlen, const char *file, unsigned line, const char *fmt,
+		 va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (line > 0)
+		snprintf(err, errlen, "%s:%u: %s", file, line, msg);
+	else
+		snprintf(err, errlen, "%s: %s", file, msg);
+	return PG_ERROR;
+}

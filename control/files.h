@@ -6,6 +6,7 @@
 #ifndef PG_FILES_H
 #define PG_FILES_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -18,5 +19,12 @@
  */
 int files_read(const char *path, size_t max, bool missing_ok, char **text, size_t *len, char *why,
 	       size_t whylen);
+
+/*
+ * The parsers' error format: "FILE:LINE: message", or "FILE: message" when
+ * LINE is 0 (the whole file). Always returns PG_ERROR.
+ */
+int files_verror(char *err, size_t errlen, const char *file, unsigned line, const char *fmt,
+		 va_list ap);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "policy.h"
 #include "policy_lookup.h"
 #include "result.h"
@@ -128,13 +129,11 @@ static int transport_error(struct transport_parser *p, unsigned line, const char
 
 static int transport_error(struct transport_parser *p, unsigned line, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	files_verror(p->err, p->errlen, p->file, line, fmt, ap);
 	va_end(ap);
-	snprintf(p->err, p->errlen, "%s:%u: %s", p->file, line, msg);
 	return PG_ERROR;
 }
 
