@@ -11,6 +11,7 @@
 static const char *const cmdring_names[CMD__COUNT] = {
     [CMD_PING] = "ping",
     [CMD_SESSIONS] = "sessions",
+    [CMD_QUEUE] = "queue",
 };
 
 const char *cmdring_code_name(uint16_t code)
@@ -20,7 +21,14 @@ const char *cmdring_code_name(uint16_t code)
 
 uint16_t cmdring_item_size(uint16_t code)
 {
-	return code == CMD_SESSIONS ? (uint16_t)sizeof(struct cmd_session) : 1;
+	switch (code) {
+	case CMD_SESSIONS:
+		return (uint16_t)sizeof(struct cmd_session);
+	case CMD_QUEUE:
+		return (uint16_t)sizeof(union cmd_queue_item);
+	default:
+		return 1;
+	}
 }
 
 bool cmdring_push(struct evring *r, const struct cmd_record *rec)

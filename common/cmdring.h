@@ -34,6 +34,7 @@
 enum cmdring_code {
 	CMD_PING = 1,     /* echo the payload; aux = the worker's adopted generation */
 	CMD_SESSIONS = 2, /* payload struct cmd_sessions_req; items struct cmd_session */
+	CMD_QUEUE = 3,    /* payload struct cmd_queue_req; items union cmd_queue_item */
 	CMD__COUNT
 };
 
@@ -91,6 +92,110 @@ struct cmd_session {
 
 _Static_assert(sizeof(struct cmd_session) == 56, "session item size");
 #define CMD_SESSIONS_PER_RECORD (CMDRING_PAYLOAD_MAX / sizeof(struct cmd_session))
+
+/* ---- CMD_QUEUE ---- */
+
+/*
+ * `posternctl queue`: the worker's spool queue (dataplane/spool/spool.h)
+ * and what its delivery scheduler knows (relay/outbound.h). A message id
+ * embeds the number of the worker whose spool holds it (SPOOL_ID in
+ * spool_format.h: the top 10 bits), so ids are unique across workers and
+ * shown unqualified; the request still goes to every worker, and only the
+ * owner finds the message.
+ */
+enum cmd_queue_op {
+	CMD_QUEUE_LIST = 0,    /* up to max MSG items, in queue (commit) order */
+	CMD_QUEUE_SHOW = 1,    /* id: MSG item, then TEXT items: sender, recipients, reply */
+	CMD_QUEUE_FLUSH = 2,   /* id, or 0 for every message: make it due now */
+	CMD_QUEUE_DELETE = 3,  /* id */
+	CMD_QUEUE_HOLD = 4,    /* id */
+	CMD_QUEUE_RELEASE = 5, /* id */
+	CMD_QUEUE__OPS
+};
+
+struct cmd_queue_req {
+	uint8_t op; /* enum cmd_queue_op */
+	uint8_t pad[3];
+	uint32_t max; /* LIST: at most this many messages (0: none, just count) */
+	uint64_t id;  /* the message; 0 is never a message id (segments count from 1) */
+};
+
+/*
+ * aux of the final record: LIST the worker's queued messages (listed or
+ * not), FLUSH without id the number of messages made due, else one of
+ * these (NOT_FOUND from every worker but the owner).
+ */
+enum cmd_queue_result {
+	CMD_QUEUE_NOT_FOUND = 0, /* not in this worker's queue */
+	CMD_QUEUE_DONE = 1,      /* shown, made due, deleted, held or released */
+	CMD_QUEUE_PENDING = 2,   /* DELETE: an attempt is running, deleted when it ends */
+	CMD_QUEUE_UNCHANGED = 3, /* HOLD of a held message, RELEASE of one not held,
+	                            FLUSH of a held one (it stays held) */
+	CMD_QUEUE_FAILED = 4,    /* the spool refused the change */
+};
+
+enum cmd_queue_kind {
+	CMD_QUEUE_ITEM_MSG = 1,  /* struct cmd_queue_msg */
+	CMD_QUEUE_ITEM_TEXT = 2, /* struct cmd_queue_text */
+};
+
+#define CMD_QUEUE_F_HELD 0x01           /* on hold: never delivered until released */
+#define CMD_QUEUE_F_ACTIVE 0x02         /* a delivery attempt is running */
+#define CMD_QUEUE_F_DELETE_PENDING 0x04 /* deleted; waits for the attempt to end */
+#define CMD_QUEUE_F_SENDER_CUT 0x08     /* sender[] holds only the first bytes */
+
+#define CMD_QUEUE_SENDER_MAX 64
+
+/* One queued message (LIST, and first of SHOW). Strings are not NUL-terminated. */
+struct cmd_queue_msg {
+	uint8_t kind;        /* CMD_QUEUE_ITEM_MSG */
+	uint8_t flags;       /* CMD_QUEUE_F_* */
+	uint16_t sender_len; /* bytes of sender[] used; "" is the null sender */
+	uint32_t nrcpt;
+	uint32_t ndone; /* recipients delivered or bounced */
+	uint32_t attempts;
+	uint64_t id;
+	uint64_t size;         /* body bytes */
+	uint64_t arrival;      /* unix seconds */
+	uint64_t next_attempt; /* unix seconds; 0: never deferred */
+	char sender[CMD_QUEUE_SENDER_MAX];
+};
+
+enum cmd_queue_field {
+	CMD_QUEUE_TEXT_SENDER = 1, /* the whole reverse-path, without <> */
+	CMD_QUEUE_TEXT_RCPT = 2,   /* recipient number index */
+	CMD_QUEUE_TEXT_REPLY = 3,  /* the last deferral's reason */
+};
+
+#define CMD_QUEUE_T_MORE 0x01 /* the text goes on in the next item */
+#define CMD_QUEUE_T_DONE 0x02 /* RCPT: delivered or bounced */
+
+#define CMD_QUEUE_TEXT_MAX 104
+#define CMD_QUEUE_REPLY_MAX 1024 /* a longer last reply is cut there */
+
+/* A piece of a SHOW string: a long one takes several items, in order. */
+struct cmd_queue_text {
+	uint8_t kind;   /* CMD_QUEUE_ITEM_TEXT */
+	uint8_t field;  /* enum cmd_queue_field */
+	uint8_t flags;  /* CMD_QUEUE_T_* */
+	uint8_t len;    /* bytes of text[] used */
+	uint32_t index; /* RCPT: the recipient's number; else 0 */
+	char text[CMD_QUEUE_TEXT_MAX];
+};
+
+/* Items of one size (cmdring_item_size), told apart by their first byte. */
+union cmd_queue_item {
+	uint8_t kind; /* enum cmd_queue_kind */
+	struct cmd_queue_msg msg;
+	struct cmd_queue_text text;
+};
+
+_Static_assert(sizeof(struct cmd_queue_req) == 16, "queue request size");
+_Static_assert(sizeof(struct cmd_queue_msg) == 112, "queue message item size");
+_Static_assert(sizeof(struct cmd_queue_text) == 112, "queue text item size");
+_Static_assert(sizeof(union cmd_queue_item) == 112, "queue item size");
+/* 2 per record: a worker lists 1022 messages at most (a response ring less one) */
+#define CMD_QUEUE_PER_RECORD (CMDRING_PAYLOAD_MAX / sizeof(union cmd_queue_item))
 
 /* ---- both sides ---- */
 

@@ -67,7 +67,8 @@ enum evring_level {
 	X(DIAG_CLIENT_OK, "diag client run ok", EVRING_NOTICE)                                     \
 	X(DIAG_CLIENT_FAILED, "diag client run failed", EVRING_WARNING)                            \
 	X(SMTP_MESSAGE_ACCEPTED, "smtp message accepted", EVRING_INFO)                             \
-	X(SPOOL_FAILED, "spool failed", EVRING_ERROR)
+	X(SPOOL_FAILED, "spool failed", EVRING_ERROR)                                              \
+	X(DELIVERY_ATTEMPT, "delivery attempt", EVRING_INFO)
 
 enum evring_kind {
 #define EVRING_KIND_ENUM(name, text, level) EV_##name,

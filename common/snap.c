@@ -106,6 +106,8 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_name_key);
 	case SNAP_SEC_INBOUND_TLS_SENDERS_INDEX:
 		return sizeof(uint32_t);
+	case SNAP_SEC_DELIVERY:
+		return sizeof(struct snap_delivery);
 	}
 	return 0;
 }
@@ -147,6 +149,49 @@ static int snap_check_tcp(const struct snap_tcp *t, char *err, size_t errlen)
 		return snap_fail(err, errlen,
 		                 "tcp section: sndbuf + rcvbuf exceed max_buf_bytes %" PRIu64,
 		                 t->max_buf_bytes);
+	return 0;
+}
+
+/*
+ * ABI 1.7 delivery settings: every field in the range postern.conf allows,
+ * the schedule's used entries 1 s..1 d and the unused ones 0, so a reader
+ * may index schedule_s[] by nschedule - 1 without a check of its own.
+ */
+static int snap_check_delivery(const struct snap_delivery *d, char *err, size_t errlen)
+{
+	const struct {
+		const char *name;
+		uint64_t v, lo, hi;
+	} f[] = {
+	    {"flags", d->flags, 0, 0},
+	    {"concurrency_limit", d->concurrency_limit, 1, SNAP_DELIVERY_CONCURRENCY_MAX},
+	    {"connect_timeout_ms", d->connect_timeout_ms, SNAP_DELIVERY_CONNECT_MIN_MS,
+	     SNAP_DELIVERY_CONNECT_MAX_MS},
+	    {"cache_time_ms", d->cache_time_ms, 0, SNAP_DELIVERY_CACHE_MAX_MS},
+	    {"max_queue_lifetime_s", d->max_queue_lifetime_s, 0, SNAP_DELIVERY_LIFETIME_MAX},
+	    {"nschedule", d->nschedule, 1, SNAP_DELIVERY_SCHEDULE_MAX},
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+			return snap_fail(err, errlen,
+			                 "delivery section: %s %" PRIu64 " out of range %" PRIu64
+			                 "..%" PRIu64,
+			                 f[i].name, f[i].v, f[i].lo, f[i].hi);
+	for (uint32_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++) {
+		bool used = i < d->nschedule;
+		uint32_t lo = used ? 1 : 0, hi = used ? SNAP_DELIVERY_RETRY_MAX_S : 0;
+
+		if (d->schedule_s[i] < lo || d->schedule_s[i] > hi)
+			return snap_fail(err, errlen,
+			                 "delivery section: schedule_s[%" PRIu32 "] %" PRIu32
+			                 " out of range %" PRIu32 "..%" PRIu32
+			                 " (nschedule %" PRIu32 ")",
+			                 i, d->schedule_s[i], lo, hi, d->nschedule);
+	}
+	for (size_t i = 0; i < sizeof(d->reserved) / sizeof(d->reserved[0]); i++)
+		if (d->reserved[i] != 0)
+			return snap_fail(err, errlen, "delivery section: reserved[%zu] not 0", i);
 	return 0;
 }
 
@@ -225,6 +270,17 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 			return snap_fail(err, errlen, "smtp section count %" PRIu32 ", expected 1",
 			                 s->count);
 		break;
+	case SNAP_SEC_DELIVERY:
+		/* exactly one element of exactly this size: a longer one is not this ABI's */
+		if (s->count != 1)
+			return snap_fail(err, errlen,
+			                 "delivery section count %" PRIu32 ", expected 1",
+			                 s->count);
+		if (s->size != sizeof(struct snap_delivery))
+			return snap_fail(err, errlen,
+			                 "delivery section size %" PRIu64 ", expected %zu", s->size,
+			                 sizeof(struct snap_delivery));
+		return snap_check_delivery((const void *)(base + s->offset), err, errlen);
 	}
 	return 0;
 }
@@ -748,6 +804,37 @@ const void *snap_section(const struct snap_header *h, uint32_t kind, uint32_t *c
 	if (count != NULL)
 		*count = 0;
 	return NULL;
+}
+
+void snap_delivery_default(struct snap_delivery *d)
+{
+	/*
+	 * Postfix's defaults; the schedule writes out its backoff
+	 * (minimal_backoff_time 300s doubling up to maximal_backoff_time 4000s)
+	 * in whole minutes.
+	 */
+	static const uint32_t schedule_s[] = {300, 600, 1200, 2400, 4020};
+
+	memset(d, 0, sizeof(*d));
+	d->concurrency_limit = 20;
+	d->connect_timeout_ms = 30000;
+	d->cache_time_ms = 2000;
+	d->max_queue_lifetime_s = 5 * 86400;
+	d->nschedule = sizeof(schedule_s) / sizeof(schedule_s[0]);
+	memcpy(d->schedule_s, schedule_s, sizeof(schedule_s));
+}
+
+const struct snap_delivery *snap_delivery(const struct snap_header *h,
+                                          struct snap_delivery *fallback)
+{
+	uint32_t n;
+	const struct snap_delivery *d = snap_section(h, SNAP_SEC_DELIVERY, &n);
+
+	/* snap_validate made a present section exactly one valid element */
+	if (d != NULL && n == 1)
+		return d;
+	snap_delivery_default(fallback);
+	return fallback;
 }
 
 const char *snap_string(const struct snap_header *h, struct snap_str s)

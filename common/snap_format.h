@@ -19,8 +19,9 @@
 #define SNAP_ABI_MAJOR 1
 /* minor 1: TLS policy, transport and relay access sections; 2: inbound TLS
  * certificates and keys; 3: diagnostic client request; 4: TCP settings;
- * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements */
-#define SNAP_ABI_MINOR 6
+ * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements;
+ * 7: delivery (outbound SMTP) settings */
+#define SNAP_ABI_MINOR 7
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -58,6 +59,8 @@ enum snap_section_kind {
 	SNAP_SEC_INBOUND_TLS_NETWORKS = 22,      /* struct snap_cidr[count] */
 	SNAP_SEC_INBOUND_TLS_SENDERS = 23,       /* struct snap_name_key[count] */
 	SNAP_SEC_INBOUND_TLS_SENDERS_INDEX = 24, /* uint32_t[count] buckets over SENDERS */
+	/* ABI 1.7: delivery (dataplane/relay/outbound.h) */
+	SNAP_SEC_DELIVERY = 25, /* struct snap_delivery, count 1 */
 };
 
 struct snap_section {
@@ -194,6 +197,38 @@ struct snap_smtp {
 	struct snap_str myhostname;   /* letters, digits, '-', '.', 1..HOSTNAME_MAX */
 	struct snap_str spool_directory; /* absolute, 2..SPOOL_DIR_MAX, no space */
 	uint64_t reserved;            /* 0 */
+};
+
+/*
+ * ---- Delivery (ABI 1.7) ----
+ *
+ * The outbound side of the relay, from postern.conf (Postfix names where
+ * Postfix has the setting). A snapshot without the section (minor < 7)
+ * gets snap_delivery_default() values from the reader.
+ */
+#define SNAP_DELIVERY_SCHEDULE_MAX 16
+#define SNAP_DELIVERY_CONCURRENCY_MAX 1000
+#define SNAP_DELIVERY_LIFETIME_MAX (365u * 86400u) /* seconds */
+/* the other ranges, shared with control/conf.c like the TCP ones */
+#define SNAP_DELIVERY_CONNECT_MIN_MS 1000u
+#define SNAP_DELIVERY_CONNECT_MAX_MS 600000u /* 10 min */
+#define SNAP_DELIVERY_CACHE_MAX_MS 300000u   /* 5 min */
+#define SNAP_DELIVERY_RETRY_MAX_S 86400u     /* one schedule entry: 1 s..1 d */
+
+struct snap_delivery {
+	uint32_t flags;             /* 0 */
+	uint32_t concurrency_limit; /* smtp_destination_concurrency_limit: connections per next hop
+	                               per worker, 1..SNAP_DELIVERY_CONCURRENCY_MAX [20] */
+	uint32_t connect_timeout_ms; /* smtp_connect_timeout, 1 s..10 min [30s] */
+	uint32_t cache_time_ms;      /* smtp_connection_cache_time_limit: an idle connection
+	                                is kept this long for reuse, 0..5 min [2s] */
+	uint32_t max_queue_lifetime_s; /* maximal_queue_lifetime: 4xx after this bounces,
+	                                  0..SNAP_DELIVERY_LIFETIME_MAX; 0 = no retry [5d] */
+	uint32_t nschedule;            /* 1..SNAP_DELIVERY_SCHEDULE_MAX */
+	uint32_t schedule_s[SNAP_DELIVERY_SCHEDULE_MAX]; /* delivery_retry_schedule: wait before
+	                                  attempt 2, 3, ...; the last repeats; each 1 s..1 d,
+	                                  entries past nschedule 0 [5m 10m 20m 40m 67m] */
+	uint32_t reserved[4]; /* 0 */
 };
 
 struct snap_port {
@@ -413,6 +448,18 @@ struct snap_tls_cert {
  */
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen);
 uint32_t snap_checksum(const void *blob, size_t len);
+/*
+ * Delivery settings when postern.conf sets none of them: 20 connections per
+ * next hop, 30 s connect, 2 s connection cache, 5 d queue lifetime, retries
+ * after 5m 10m 20m 40m 67m (the last repeating).
+ */
+void snap_delivery_default(struct snap_delivery *d);
+/*
+ * The delivery section of a validated snapshot, or *fallback filled with
+ * snap_delivery_default() (a snapshot of minor < 7 has no section).
+ */
+const struct snap_delivery *snap_delivery(const struct snap_header *h,
+                                          struct snap_delivery *fallback);
 /* First section of a kind, or NULL. *count receives its element count. */
 const void *snap_section(const struct snap_header *h, uint32_t kind, uint32_t *count);
 /* A string of the strings section; "" if out of range. */

@@ -29,7 +29,10 @@
 
 enum conf_type {
 	CT_UINT,      /* decimal integer in [min, max] */
-	CT_TIME,      /* integer + us|ms|s|m|h, bare = seconds; stored in ns */
+	CT_TIME,      /* integer + us|ms|s|m|h|d|w, bare = seconds; stored in ns */
+	CT_TIME_MS,   /* CT_TIME in whole milliseconds */
+	CT_LIFETIME,  /* CT_TIME in whole seconds, a unit required but for 0 */
+	CT_SCHEDULE,  /* delivery_retry_schedule: a list of CT_TIME in whole seconds */
 	CT_SIZE,      /* bytes + optional k|M|G */
 	CT_BOOL,      /* yes|no */
 	CT_DEVICE,    /* PCI address or DPDK vdev spec */
@@ -144,6 +147,20 @@ static const struct conf_key conf_keys[] = {
      SNAP_SMTP_RCPT_MAX, "1000"},
     {"smtpd_forbid_bare_newline", CT_BARE, false, CONF_FIELD(smtp.bare_normalize), 0, 0,
      "reject"},
+    /*
+     * delivery, the outbound side (dataplane/relay/outbound.h): Postfix names
+     * and defaults (snap_delivery_default() has the same, for old snapshots)
+     */
+    {"smtp_destination_concurrency_limit", CT_UINT, false, CONF_FIELD(delivery.concurrency_limit),
+     1, SNAP_DELIVERY_CONCURRENCY_MAX, "20"},
+    {"smtp_connect_timeout", CT_TIME_MS, false, CONF_FIELD(delivery.connect_timeout_ns),
+     SNAP_DELIVERY_CONNECT_MIN_MS * MS, SNAP_DELIVERY_CONNECT_MAX_MS * MS, "30s"},
+    {"smtp_connection_cache_time_limit", CT_TIME_MS, false, CONF_FIELD(delivery.cache_time_ns), 0,
+     SNAP_DELIVERY_CACHE_MAX_MS * MS, "2s"},
+    {"maximal_queue_lifetime", CT_LIFETIME, false, CONF_FIELD(delivery.max_queue_lifetime_ns), 0,
+     SNAP_DELIVERY_LIFETIME_MAX * S, "5d"},
+    {"delivery_retry_schedule", CT_SCHEDULE, false, CONF_FIELD(delivery), 0, 0,
+     "5m 10m 20m 40m 67m"},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -277,7 +294,7 @@ static void conf_fmt_time(uint64_t ns, char *buf, size_t len)
 		const char *unit;
 		uint64_t ns;
 	} units[] = {
-	    {"h", 3600 * S}, {"m", 60 * S}, {"s", S}, {"ms", MS}, {"us", US},
+	    {"d", 86400 * S}, {"h", 3600 * S}, {"m", 60 * S}, {"s", S}, {"ms", MS}, {"us", US},
 	};
 
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -339,7 +356,8 @@ static int conf_val_time(const struct conf_key *k, const char *s, void *dst, cha
 		const char *unit;
 		uint64_t ns;
 	} units[] = {
-	    {"", S}, {"us", US}, {"ms", MS}, {"s", S}, {"m", 60 * S}, {"h", 3600 * S},
+	    {"", S},       {"us", US},      {"ms", MS},       {"s", S},
+	    {"m", 60 * S}, {"h", 3600 * S}, {"d", 86400 * S}, {"w", 604800 * S},
 	};
 	char lo[32], hi[32];
 	const char *end;
@@ -349,8 +367,8 @@ static int conf_val_time(const struct conf_key *k, const char *s, void *dst, cha
 	conf_fmt_time(k->max, hi, sizeof(hi));
 	if (conf_parse_u64(s, &v, &end) != 0)
 		return conf_why(why, whylen,
-		                "expected a time: integer with unit us, ms, s, m"
-		                " or h (bare integer = seconds)");
+		                "expected a time: integer with unit us, ms, s, m,"
+		                " h, d or w (bare integer = seconds)");
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(end, units[i].unit) != 0)
 			continue;
@@ -360,7 +378,41 @@ static int conf_val_time(const struct conf_key *k, const char *s, void *dst, cha
 		*(uint64_t *)dst = v * units[i].ns;
 		return 0;
 	}
-	return conf_why(why, whylen, "unknown time unit \"%s\" (use us, ms, s, m or h)", end);
+	return conf_why(why, whylen, "unknown time unit \"%s\" (use us, ms, s, m, h, d or w)", end);
+}
+
+/*
+ * A time the snapshot stores in whole milliseconds or seconds (step): a
+ * finer value is refused rather than silently cut.
+ */
+static int conf_val_time_step(const struct conf_key *k, uint64_t step, const char *s, uint64_t *dst,
+                              char *why, size_t whylen)
+{
+	uint64_t v;
+
+	if (conf_val_time(k, s, &v, why, whylen) != 0)
+		return -1;
+	if (v % step != 0)
+		return conf_why(why, whylen, "must be in whole %s",
+		                step == S ? "seconds" : "milliseconds");
+	*dst = v;
+	return 0;
+}
+
+/*
+ * maximal_queue_lifetime: Postfix reads a bare number there as days
+ * (postconf(5): "the default time unit is d"), postern.conf as seconds
+ * everywhere; a main.cf line copied as is would bounce mail after seconds,
+ * so a unit is required (0, one attempt only, means the same either way).
+ */
+static int conf_val_lifetime(const struct conf_key *k, const char *s, void *dst, char *why,
+                             size_t whylen)
+{
+	if (*s != '\0' && strspn(s, "0123456789") == strlen(s) && strspn(s, "0") != strlen(s))
+		return conf_why(why, whylen,
+		                "needs a unit, e.g. 5d (Postfix reads a bare number here as days,"
+		                " postern.conf as seconds)");
+	return conf_val_time_step(k, S, s, dst, why, whylen);
 }
 
 static int conf_val_size(const struct conf_key *k, const char *s, void *dst, char *why,
@@ -915,6 +967,42 @@ static int conf_val_files(struct pg_conf *c, const char *s, char *why, size_t wh
 	return 0;
 }
 
+/*
+ * delivery_retry_schedule = 5m 10m 20m 40m 67m: the wait before attempt
+ * 2, 3, ... of a deferred message, the last repeating until
+ * maximal_queue_lifetime. Postern's own key: Postfix derives its waits from
+ * minimal_backoff_time and maximal_backoff_time (this default writes them
+ * out), and an explicit list says what happens without arithmetic. Any
+ * order is allowed (a quick second try, then longer waits, or not).
+ */
+static int conf_val_schedule(const struct conf_key *k, const char *s, void *dst, char *why,
+                             size_t whylen)
+{
+	static const struct conf_key wait = {.min = S, .max = SNAP_DELIVERY_RETRY_MAX_S * S};
+	struct pg_conf_delivery *d = dst;
+	char elem[32], inner[160];
+	bool too_long;
+
+	(void)k;
+	d->nschedule = 0;
+	memset(d->schedule_ns, 0, sizeof(d->schedule_ns));
+	while ((s = conf_next_elem(s, elem, sizeof(elem), &too_long)) != NULL) {
+		if (too_long)
+			return conf_why(why, whylen, "\"%s...\": not a time", elem);
+		if (d->nschedule == SNAP_DELIVERY_SCHEDULE_MAX)
+			return conf_why(why, whylen, "more than %d waits",
+			                SNAP_DELIVERY_SCHEDULE_MAX);
+		if (conf_val_time_step(&wait, S, elem, &d->schedule_ns[d->nschedule], inner,
+		                       sizeof(inner)) != 0)
+			return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+		d->nschedule++;
+	}
+	if (d->nschedule == 0)
+		return conf_why(why, whylen, "expected 1..%d waits, e.g. 5m 10m 20m 40m 67m",
+		                SNAP_DELIVERY_SCHEDULE_MAX);
+	return 0;
+}
+
 /* Next whitespace-separated word of s into word; NULL at the end. */
 static const char *conf_next_word(const char *s, char *word, size_t wordlen, bool *too_long)
 {
@@ -1247,6 +1335,12 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_uint(k, value, dst, why, whylen);
 	case CT_TIME:
 		return conf_val_time(k, value, dst, why, whylen);
+	case CT_TIME_MS:
+		return conf_val_time_step(k, MS, value, dst, why, whylen);
+	case CT_LIFETIME:
+		return conf_val_lifetime(k, value, dst, why, whylen);
+	case CT_SCHEDULE:
+		return conf_val_schedule(k, value, dst, why, whylen);
 	case CT_SIZE:
 		return conf_val_size(k, value, dst, why, whylen);
 	case CT_BOOL:
@@ -1347,7 +1441,8 @@ static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
 	if (conf_apply(p, k, port, value, why, sizeof(why)) != 0) {
 		/* a route list can be long: its errors quote just the bad route */
 		if (k->type == CT_ROUTES || k->type == CT_NETWORKS || k->type == CT_DOMAINS ||
-		    k->type == CT_FILES || k->type == CT_TLS_NETWORKS || k->type == CT_TLS_SENDERS)
+		    k->type == CT_FILES || k->type == CT_TLS_NETWORKS ||
+		    k->type == CT_TLS_SENDERS || k->type == CT_SCHEDULE)
 			return conf_error(p, line, "bad value for %s: %s", name, why);
 		return conf_error(p, line, "bad value for %s: \"%.100s\": %s", name, value, why);
 	}

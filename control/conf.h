@@ -84,6 +84,21 @@ struct pg_conf_smtp {
 	bool bare_normalize;         /* smtpd_forbid_bare_newline = normalize */
 };
 
+/*
+ * Delivery, the outbound side of the relay (snap_format.h struct
+ * snap_delivery, dataplane/relay/outbound.h). Times in nanoseconds like the
+ * rest of pg_conf; the parser keeps them whole milliseconds or seconds as
+ * the snapshot stores them.
+ */
+struct pg_conf_delivery {
+	uint32_t concurrency_limit;     /* smtp_destination_concurrency_limit */
+	uint64_t connect_timeout_ns;    /* smtp_connect_timeout, whole ms */
+	uint64_t cache_time_ns;         /* smtp_connection_cache_time_limit, whole ms */
+	uint64_t max_queue_lifetime_ns; /* maximal_queue_lifetime, whole s, 0 = one attempt */
+	uint32_t nschedule;             /* delivery_retry_schedule: 1..16 waits, */
+	uint64_t schedule_ns[SNAP_DELIVERY_SCHEDULE_MAX]; /* whole s, the last repeats */
+};
+
 /* A client network of mynetworks. */
 struct pg_conf_cidr {
 	uint32_t prefix; /* network order, host bits zero */
@@ -160,6 +175,8 @@ struct pg_conf {
 	struct pg_conf_smtpd_tls smtpd_tls; /* inbound TLS requirements */
 
 	struct pg_conf_smtp smtp;
+
+	struct pg_conf_delivery delivery; /* outbound SMTP */
 
 	/* diagnostic services and client (dataplane/diag/diag.h); off by default */
 	bool diag_services;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl_queue.h"
 #include "ctl_wait.h"
 
 #define CTL_NS_PER_MS UINT64_C(1000000)
@@ -119,6 +120,17 @@ const char *ctl_wait_sessions(struct ctl_wait *cw, struct dpreq_table *t, struct
                               uint32_t max, bool json, uint64_t now_ns, struct ctl_buf *b)
 {
 	struct cmd_sessions_req q = {.max = max};
+	const char *verdict = ctl_wait_workers(cw, t, rg, CTL_WAIT_SESSIONS, CMD_SESSIONS, &q,
+	                                       sizeof(q), json, "no sessions to list", now_ns, b);
+
+	cw->max = max;
+	return verdict;
+}
+
+const char *ctl_wait_workers(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
+                             uint8_t kind, uint16_t code, const void *payload, uint16_t len,
+                             bool json, const char *absent, uint64_t now_ns, struct ctl_buf *b)
+{
 	uint32_t nw = rg->dp.nworkers > SNAP_MAX_WORKERS ? SNAP_MAX_WORKERS : rg->dp.nworkers;
 
 	memset(cw, 0, sizeof(*cw));
@@ -126,18 +138,16 @@ const char *ctl_wait_sessions(struct ctl_wait *cw, struct dpreq_table *t, struct
 		if (json)
 			ctl_buf_printf(b, "{\"error\":\"dataplane %s\"}\n", ctl_dp_state_name(rg));
 		else
-			ctl_buf_printf(b, "dataplane %s: no sessions to list\n",
-			               ctl_dp_state_name(rg));
+			ctl_buf_printf(b, "dataplane %s: %s\n", ctl_dp_state_name(rg), absent);
 		return "notready";
 	}
-	cw->req = dpreq_start(t, rg, nw, CMD_SESSIONS, &q, sizeof(q), now_ns, DPREQ_TIMEOUT_NS);
+	cw->req = dpreq_start(t, rg, nw, code, payload, len, now_ns, DPREQ_TIMEOUT_NS);
 	if (cw->req == NULL) {
 		ctl_buf_printf(b, "too many requests to the dataplane in flight, try again\n");
 		return "error";
 	}
-	cw->kind = CTL_WAIT_SESSIONS;
+	cw->kind = kind;
 	cw->json = json;
-	cw->max = max;
 	return NULL;
 }
 
@@ -163,6 +173,16 @@ const char *ctl_wait_poll(struct ctl_wait *cw, const struct shm_region *rg, uint
 		*out = cw->body;
 		memset(cw, 0, sizeof(*cw));
 		return verdict;
+	case CTL_WAIT_QUEUE:
+		if (!dpreq_complete(cw->req))
+			return NULL;
+		verdict =
+		    ctl_queue_report(&cw->body, cw->req, cw->queue_op, cw->queue_id, cw->max,
+		                     cw->json, (int64_t)(evring_realtime_ns() / CTL_NS_PER_S));
+		dpreq_free(cw->req);
+		*out = cw->body;
+		memset(cw, 0, sizeof(*cw));
+		return verdict;
 	default:
 		return NULL;
 	}
@@ -170,7 +190,7 @@ const char *ctl_wait_poll(struct ctl_wait *cw, const struct shm_region *rg, uint
 
 void ctl_wait_cancel(struct ctl_wait *cw)
 {
-	if (cw->kind == CTL_WAIT_SESSIONS && cw->req != NULL)
+	if ((cw->kind == CTL_WAIT_SESSIONS || cw->kind == CTL_WAIT_QUEUE) && cw->req != NULL)
 		dpreq_free(cw->req);
 	ctl_buf_free(&cw->body);
 	memset(cw, 0, sizeof(*cw));

@@ -2,10 +2,11 @@
  * ctl_wait.h - posternctl requests that posternd answers later, from its
  * poll loop, never by blocking: `policy set|del --wait` and `reload
  * --wait` (the answer waits until every worker has adopted the new
- * generation, and says how long that took), and `sessions` (the answer
- * waits for every worker's session list over the command channel,
- * dpreq.h). One struct ctl_wait per client; the reports are here too so
- * the tests can render them over fabricated regions.
+ * generation, and says how long that took), and `sessions` and `queue`
+ * (the answer waits for every worker's answer over the command channel,
+ * dpreq.h; the queue's requests and reports are in ctl_queue.c). One
+ * struct ctl_wait per client; the reports are here too so the tests can
+ * render them over fabricated regions.
  */
 #ifndef PG_CTL_WAIT_H
 #define PG_CTL_WAIT_H
@@ -27,6 +28,7 @@ enum ctl_wait_kind {
 	CTL_WAIT_NONE = 0,
 	CTL_WAIT_ADOPT,    /* every worker on generation `gen` */
 	CTL_WAIT_SESSIONS, /* every worker's answer to `req` */
+	CTL_WAIT_QUEUE,    /* every worker's answer to `req` (ctl_queue.h) */
 };
 
 struct ctl_wait {
@@ -36,8 +38,10 @@ struct ctl_wait {
 	uint64_t published_ns; /* ADOPT: CLOCK_MONOTONIC of its publication */
 	uint64_t deadline_ns;  /* ADOPT: give up then */
 	uint64_t timeout_ns;   /* ADOPT: for the message */
-	struct dpreq *req;     /* SESSIONS */
-	uint32_t max;          /* SESSIONS: connections listed per worker at most */
+	struct dpreq *req;     /* SESSIONS, QUEUE */
+	uint32_t max;          /* SESSIONS: connections listed per worker at most; QUEUE list */
+	uint8_t queue_op;      /* QUEUE: enum cmd_queue_op */
+	uint64_t queue_id;     /* QUEUE: the message, 0 for none */
 	struct ctl_buf body;   /* the answer so far (ADOPT: the publication's) */
 };
 
@@ -73,6 +77,17 @@ void ctl_wait_adopt(struct ctl_wait *cw, const struct shm_region *rg, uint64_t g
  */
 const char *ctl_wait_sessions(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
                               uint32_t max, bool json, uint64_t now_ns, struct ctl_buf *b);
+
+/*
+ * Send command code to every worker of the ready dataplane, and make cw
+ * wait for their answers as kind (SESSIONS, QUEUE); the caller then adds
+ * what its report needs. NULL: waiting. Else the verdict with the reason
+ * in b: "notready" without a ready dataplane ("dataplane STATE: absent"),
+ * "error" when too many requests are in flight.
+ */
+const char *ctl_wait_workers(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
+                             uint8_t kind, uint16_t code, const void *payload, uint16_t len,
+                             bool json, const char *absent, uint64_t now_ns, struct ctl_buf *b);
 
 /*
  * Is the answer ready? NULL while waiting; else the verdict ("ok",

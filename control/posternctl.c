@@ -4,7 +4,9 @@
  * an exit code scripts can rely on (the lab waits on `posternctl status`):
  *   0 OK, 1 posternd reported an error, 2 usage error, 3 posternd not
  *   reachable, 4 status: dataplane not ready or a worker behind (also: a
- *   --wait that timed out, a worker that did not answer `sessions`).
+ *   --wait that timed out, a worker that did not answer `sessions` or
+ *   `queue`). `queue show|flush|delete|hold|release ID` of an id no worker
+ *   has exits 1, like `policy show` of a missing entry.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -18,6 +20,7 @@
 
 #include "conf.h"
 #include "ctl_client.h"
+#include "ctl_queue.h"
 #include "ctl_wait.h"
 #include "result.h"
 
@@ -58,6 +61,9 @@ static const struct ctl_cmd {
      "or \"client\"). At most N per worker (default 1000, at most 2044); a longer\n"
      "list is cut with a note.\n"
      "Exit 4 if a worker did not answer within 2 s"},
+    {"queue", false, false, "list|show|flush|delete|hold|release ...",
+     "the spool queue of every worker (like mailq, postqueue -f and postsuper -d|-h|-H),\n"
+     "see `posternctl queue SUB --help`"},
     {"log", true, false, "[--lines N] [--follow [--count N]] [--json]",
      "the last N (default 10) events of posternd's JSON log (log_file; the path is\n"
      "asked from posternd, else read from CONFIG_DIR/postern.conf), as text or,\n"
@@ -77,6 +83,8 @@ static const struct ctl_sub {
 	const char *args;
 	const char *help;
 	bool wait_ok; /* --wait [SECONDS]: answer once every worker adopted it */
+	bool max_ok;  /* --max N */
+	bool id_args; /* the positional arguments are queue ids */
 } ctl_subs[] = {
     {"policy", "list", 0, 0, true, false, "[--json]",
      "every entry of the live TLS policy, in file order, and the default level"},
@@ -121,10 +129,44 @@ static const struct ctl_sub {
      "the certificate(s) a ClientHello with SNI NAME gets, and why: exact (a\n"
      "certificate names NAME), wildcard (*.parent covers NAME, one label only) or\n"
      "default. Per key type: ECDSA for clients that verify it, else RSA"},
+    {"queue", "list", 0, 0, true, false, "[--max N] [--json]",
+     "the queued messages of every worker, oldest first, one line each as mailq shows\n"
+     "them: queue id ('*': a delivery attempt is running, '!': on hold), body size in\n"
+     "bytes, arrival (UTC), recipients still to deliver / all, next attempt (a UTC\n"
+     "time, now, held, active or deleting) and sender (cut at 64 bytes with \"...\");\n"
+     "then \"-- K Kbytes in N Requests.\". At most N messages (default 1000; at most\n"
+     "1022 per worker); a longer queue ends with \"... and M more\".\n"
+     "Exit 4 if a worker did not answer within 2 s",
+     false, true},
+    {"queue", "show", 1, 1, true, false, "ID [--json]",
+     "one message: state, arrival, size, sender, delivery attempts, next attempt, the\n"
+     "last deferral's reply and every recipient (done or pending). ID as queue list\n"
+     "prints it (a trailing * or ! is ignored). Exit 1 if no worker has it, 4 if a\n"
+     "worker did not answer",
+     false, false, true},
+    {"queue", "flush", 0, 1, true, false, "[ID] [--json]",
+     "make ID, or every queued message, due now and wake the delivery scheduler;\n"
+     "held messages stay held. Exit 1 if no worker has ID",
+     false, false, true},
+    {"queue", "delete", 1, 1, true, false, "ID [--json]",
+     "remove ID from the queue, without a bounce. While a delivery attempt is running\n"
+     "the message is deleted when it ends (recipients it delivers meanwhile stay\n"
+     "delivered): \"delete pending\". Exit 1 if no worker has ID or the spool refused",
+     false, false, true},
+    {"queue", "hold", 1, 1, true, false, "ID [--json]",
+     "put ID on hold: no delivery attempt until it is released (one running now ends\n"
+     "normally). Kept across restarts. Exit 1 if no worker has ID",
+     false, false, true},
+    {"queue", "release", 1, 1, true, false, "ID [--json]",
+     "take ID off hold: it is delivered at its next attempt time (queue flush ID: now).\n"
+     "Exit 1 if no worker has ID",
+     false, false, true},
 };
 
 #define CTL_NSUBS (sizeof(ctl_subs) / sizeof(ctl_subs[0]))
 _Static_assert(CTL_SESSIONS_MAX == 2044, "the help of sessions says 2044");
+_Static_assert(CTL_QUEUE_MAX == 1022 && CTL_QUEUE_DEFAULT_MAX == 1000,
+               "the help of queue list says 1000 and 1022");
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
@@ -140,7 +182,8 @@ static void ctl_usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", ctl_cmds[i].name, ctl_cmds[i].args);
 	fprintf(f, "exit codes: 0 ok, 1 posternd reported an error, 2 usage error,\n"
 	           "            3 posternd unreachable, 4 status: not ready (also a --wait\n"
-	           "            that timed out, a worker that did not answer sessions)\n");
+	           "            that timed out, a worker that did not answer sessions or\n"
+	           "            queue)\n");
 }
 
 static void ctl_cmd_help(const struct ctl_cmd *c)
@@ -369,7 +412,9 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 	size_t cap = 64, o;
 	bool json = false;
 	unsigned wait_s = 0, secs;
+	long max = -1;
 	int npos = 0, rc, w;
+	uint64_t id;
 
 	if (argc == 0 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
 		ctl_sub_usage(argc == 0 ? stderr : stdout, cmdname);
@@ -405,11 +450,31 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 			if (w < 0)
 				return CTL_EXIT_USAGE;
 			wait_s = secs;
+		} else if (sub->max_ok &&
+		           (strcmp(argv[i], "--max") == 0 || strncmp(argv[i], "--max=", 6) == 0)) {
+			const char *v = argv[i][5] == '=' ? argv[i] + 6
+			                : i + 1 < argc    ? argv[++i]
+			                                  : "";
+			char *end;
+			unsigned long n = strtoul(v, &end, 10);
+
+			if (*v < '0' || *v > '9' || *end != '\0' || n > CTL_QUEUE_MAX) {
+				fprintf(stderr, "posternctl: %s %s: --max needs a number 0..%lu\n",
+				        cmdname, sub->name, (unsigned long)CTL_QUEUE_MAX);
+				return CTL_EXIT_USAGE;
+			}
+			max = (long)n;
 		} else if (argv[i][0] == '-') {
 			fprintf(stderr, "posternctl: %s %s: unknown option \"%s\"\n", cmdname,
 			        sub->name, argv[i]);
 			fprintf(stderr, "usage: posternctl %s %s %s\n", cmdname, sub->name,
 			        sub->args);
+			return CTL_EXIT_USAGE;
+		} else if (sub->id_args && ctl_queue_id_parse(argv[i], &id) != PG_OK) {
+			fprintf(stderr,
+			        "posternctl: %s %s: bad queue id \"%s\": 1 to 16 hex digits, as"
+			        " `posternctl queue list` shows\n",
+			        cmdname, sub->name, argv[i]);
 			return CTL_EXIT_USAGE;
 		} else {
 			npos++;
@@ -432,15 +497,20 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 		o += (size_t)snprintf(request + o, cap - o, " --nexthop=%s", nexthop);
 	if (wait_s != 0)
 		o += (size_t)snprintf(request + o, cap - o, " --wait=%u", wait_s);
+	if (max >= 0)
+		o += (size_t)snprintf(request + o, cap - o, " --max=%ld", max);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			continue;
 		if (sub->wait_ok && ctl_parse_wait(cmdname, argc, argv, &i, &secs) != 0)
 			continue;
-		if (strcmp(argv[i], "--nexthop") == 0) {
+		if (strcmp(argv[i], "--nexthop") == 0 ||
+		    (sub->max_ok && strcmp(argv[i], "--max") == 0)) {
 			i++;
 			continue;
 		}
+		if (sub->max_ok && strncmp(argv[i], "--max=", 6) == 0)
+			continue;
 		o += (size_t)snprintf(request + o, cap - o, " %s", argv[i]);
 	}
 	snprintf(request + o, cap - o, "\n");

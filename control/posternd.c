@@ -11,15 +11,16 @@
  * that log on SIGUSR1, and serves GET /metrics (metrics.c) when
  * metrics_listen is set. Plain Linux, one thread, one poll() loop.
  * Some answers come later, from that loop, never by blocking (ctl_wait.h):
- * `sessions` asks every worker over the command rings (dpreq.h), and a
- * publication with --wait is answered once every worker has adopted it.
+ * `sessions` and `queue` ask every worker over the command rings (dpreq.h,
+ * ctl_queue.c), and a publication with --wait is answered once every
+ * worker has adopted it.
  *
  * Socket protocol: the client sends one request line; posternd answers with
  * one verdict line ("ok", "error" or "notready"), then the body, then closes.
  * "status", "stats" and "reload" take the words "json" and "all"; "policy"
  * and "transport" take a sub-command, its arguments and "--" options;
  * "policy set|del" and "reload" also "--wait=SECONDS", "sessions" "json"
- * and "--max=N".
+ * and "--max=N"; "queue" a sub-command, an id, "--json" and "--max=N".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +43,7 @@
 
 #include "certs.h"
 #include "conf.h"
+#include "ctl_queue.h"
 #include "ctl_wait.h"
 #include "dpreq.h"
 #include "evlog.h"
@@ -703,6 +705,28 @@ static const char *ctl_handle_sessions(struct ctl_daemon *dm, struct ctl_client 
 }
 
 /*
+ * queue list|show|flush|delete|hold|release (ctl_queue.h). A change to
+ * the queue is an operator's act on mail: it goes into the log.
+ */
+static const char *ctl_handle_queue(struct ctl_daemon *dm, struct ctl_client *c, struct ctl_buf *b,
+                                    int argc, char **argv)
+{
+	const char *verdict =
+	    ctl_queue_start(&c->wait, &dm->dpreq, dm->shm.region, argc, argv, shm_now_ns(), b);
+
+	char id[24] = "all";
+
+	if (verdict == NULL && c->wait.queue_op != CMD_QUEUE_LIST &&
+	    c->wait.queue_op != CMD_QUEUE_SHOW) {
+		if (c->wait.queue_id != 0)
+			snprintf(id, sizeof(id), "%016" PRIX64, c->wait.queue_id);
+		evlog_event(&dm->log, EVRING_INFO, "queue command", "op=%s" EVRING_SEP "id=%s",
+		            argv[0], id);
+	}
+	return verdict;
+}
+
+/*
  * The answer of a publication asked with --wait is held back until every
  * worker has adopted the generation (ctl_wait.h); the client's deadline
  * is pushed out accordingly.
@@ -745,8 +769,10 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 	if (verdict == NULL && verb != NULL &&
 	    (strcmp(verb, "policy") == 0 || strcmp(verb, "reload") == 0))
 		verdict = ctl_take_wait(&argc, argv, &wait_ns, &body);
-	if (verdict == NULL && verb != NULL && strcmp(verb, "sessions") == 0) {
-		verdict = ctl_handle_sessions(dm, c, &body, argc, argv);
+	if (verdict == NULL && verb != NULL &&
+	    (strcmp(verb, "sessions") == 0 || strcmp(verb, "queue") == 0)) {
+		verdict = verb[0] == 's' ? ctl_handle_sessions(dm, c, &body, argc, argv)
+		                         : ctl_handle_queue(dm, c, &body, argc, argv);
 		if (verdict == NULL) {
 			ctl_buf_free(&body); /* the answer comes from ctl_wait_poll */
 			return;
@@ -779,7 +805,7 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 			verdict = "error";
 			ctl_buf_printf(&body,
 			               "unknown command \"%.40s\" (status, stats, reload, policy,"
-			               " transport, cert, sessions)\n",
+			               " transport, cert, sessions, queue)\n",
 			               verb != NULL ? verb : "");
 		}
 	}

@@ -40,6 +40,7 @@ enum {
 	SB_INBOUND_TLS_NETWORKS,
 	SB_INBOUND_TLS_SENDERS,
 	SB_INBOUND_TLS_SENDERS_INDEX,
+	SB_DELIVERY,
 	SB_NSECTIONS
 };
 
@@ -68,6 +69,7 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_INBOUND_TLS_NETWORKS] = SNAP_SEC_INBOUND_TLS_NETWORKS,
     [SB_INBOUND_TLS_SENDERS] = SNAP_SEC_INBOUND_TLS_SENDERS,
     [SB_INBOUND_TLS_SENDERS_INDEX] = SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
+    [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
 /* The strings section being filled: offset 0 holds "" (a zero snap_str). */
@@ -214,6 +216,18 @@ static void snap_fill_smtp(const struct pg_conf_smtp *c, struct snap_strings *s,
 	t->message_size_limit = c->message_size_limit;
 	t->myhostname = snap_add(s, c->myhostname);
 	t->spool_directory = snap_add(s, c->spool_directory);
+}
+
+/* ABI 1.7 delivery: conf.c keeps each time whole ms or s and in range */
+static void snap_fill_delivery(const struct pg_conf_delivery *c, struct snap_delivery *t)
+{
+	t->concurrency_limit = c->concurrency_limit;
+	t->connect_timeout_ms = (uint32_t)(c->connect_timeout_ns / 1000000u);
+	t->cache_time_ms = (uint32_t)(c->cache_time_ns / 1000000u);
+	t->max_queue_lifetime_s = (uint32_t)(c->max_queue_lifetime_ns / 1000000000u);
+	t->nschedule = c->nschedule;
+	for (uint32_t i = 0; i < c->nschedule && i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		t->schedule_s[i] = (uint32_t)(c->schedule_ns[i] / 1000000000u);
 }
 
 static void snap_fill_tls(const struct pg_policy *pol, struct snap_strings *s,
@@ -438,6 +452,8 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 	sec[SB_INBOUND_TLS_SENDERS_INDEX].count = snap_nbuckets(c->smtpd_tls.nsenders);
 	sec[SB_INBOUND_TLS_SENDERS_INDEX].size =
 	    (size_t)sec[SB_INBOUND_TLS_SENDERS_INDEX].count * sizeof(uint32_t);
+	sec[SB_DELIVERY].count = 1;
+	sec[SB_DELIVERY].size = sizeof(struct snap_delivery);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
 		if (i == SB_TLS_INDEX || i == SB_TRANSPORT_INDEX || i == SB_RELAY_DOMAINS_INDEX)
 			sec[i].size = (size_t)sec[i].count * sizeof(uint32_t);
@@ -530,6 +546,7 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 	           sec[SB_INBOUND_TLS_SENDERS_INDEX].count,
 	           base + sec[SB_INBOUND_TLS_SENDERS].offset, sizeof(struct snap_name_key),
 	           sec[SB_INBOUND_TLS_SENDERS].count);
+	snap_fill_delivery(&c->delivery, (struct snap_delivery *)(base + sec[SB_DELIVERY].offset));
 	if (strings.overflow) {
 		/* snap_strings_size and the fill functions disagree: a bug */
 		free(base);

@@ -5,7 +5,11 @@
 
 PG_BUILD_PKGS="gcc meson ninja-build pkg-config libdpdk-dev libssl-dev libjemalloc-dev
   liburing-dev libcmocka-dev zlib1g-dev"
-PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps openssl nftables swaks"
+# postfix: a real next hop and reference relay in the lab, and its smtp-source
+# and smtp-sink; installed unconfigured (no /etc/postfix/main.cf, not started):
+# the tests run throw-away instances (tests/lab/postfix-inst.sh).
+PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps openssl nftables swaks
+  postfix"
 
 pg_install_deps() {
 	local missing=() p
@@ -19,6 +23,7 @@ pg_install_deps() {
 	fi
 	echo "installing: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 

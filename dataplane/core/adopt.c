@@ -21,6 +21,7 @@
 #include "events.h"
 #include "diag/diag.h"
 #include "relay/inbound.h"
+#include "relay/outbound.h"
 #include "result.h"
 #include "shm.h"
 #include "snap_format.h"
@@ -266,6 +267,7 @@ int adopt_snapshot(struct worker *w, const struct adopt_hw *hw)
 	net_config_changed(w);
 	diag_adopt(w, h); /* diag_services and diag_client (diag/diag.h) */
 	inbound_adopt(w, h); /* smtp_service (relay/inbound.h) */
+	outbound_adopt(w, h); /* delivery settings (relay/outbound.h) */
 	/* the time first: whoever sees the generation (release) sees when */
 	atomic_store_explicit(&w->shm->region->readers[w->reader].adopted_ns, shm_now_ns(),
 			      memory_order_relaxed);

@@ -145,7 +145,20 @@
 	X(smtp_timeouts, "SMTP sessions closed by a timeout (421 4.4.2)")      \
 	X(spool_commits, "spool: messages committed (spool_stats)")            \
 	X(spool_fsyncs, "spool: data fdatasyncs (spool_stats)")                \
-	X(spool_queued, "spool: messages in the queue now (not a total)")
+	X(spool_queued, "spool: messages in the queue now (not a total)")              \
+	X(delivery_attempts, "delivery: transactions started (one per job)")           \
+	X(delivery_connections, "delivery: connections opened to next hops")           \
+	X(delivery_connection_reuses, "delivery: transactions on a reused connection")\
+	X(delivery_connect_failures, "delivery: connections refused, timed out, no route") \
+	X(delivery_failovers, "delivery: jobs moved on to the next next hop")          \
+	X(delivery_timeouts, "delivery: SMTP client timeouts (RFC 5321 4.5.3.2)")     \
+	X(delivery_rcpts_delivered, "delivery: recipients accepted by the next hop")   \
+	X(delivery_rcpts_deferred, "delivery: recipient attempts deferred (4xx)")      \
+	X(delivery_rcpts_bounced, "delivery: recipients bounced (5xx or expired)")     \
+	X(delivery_active, "delivery: messages in delivery now (not a total)")         \
+	X(dsn_sent, "delivery: bounces (DSNs) written to the spool")                   \
+	X(dsn_discarded, "delivery: bounces not sent: the null sender")                \
+	X(queue_deleted, "queue: messages deleted by the operator")
 
 enum pg_counter {
 #define PG_COUNTER_ENUM(name, doc) CTR_##name,

@@ -18,6 +18,7 @@
 #include "events.h"
 #include "loop.h"
 #include "relay/inbound.h"
+#include "relay/outbound.h"
 #include "result.h"
 #include "shm.h"
 #include "timer.h"
@@ -94,6 +95,8 @@ unsigned loop_poll_once(struct worker *w, const struct adopt_hw *hw)
 		}
 		/* Spool completions: commit callbacks queue their 250s for this flush. */
 		handled += inbound_poll(w);
+		/* Delivery: due messages, DSNs and body reads waiting on the spool. */
+		handled += outbound_poll(w);
 		/* The wheel only walks the ticks that passed: cheap when idle. */
 		if (w->timers != NULL)
 			timer_advance(w->timers, w->now_ns);
@@ -147,7 +150,7 @@ int loop_worker_main(void *arg)
 			uint64_t ns = w->idle_sleep_ns;
 			struct timespec ts;
 
-			if (inbound_busy(w) && ns > LOOP_SPOOL_SLEEP_NS)
+			if ((inbound_busy(w) || outbound_busy(w)) && ns > LOOP_SPOOL_SLEEP_NS)
 				ns = LOOP_SPOOL_SLEEP_NS;
 			ts.tv_sec = (time_t)(ns / 1000000000ull);
 			ts.tv_nsec = (long)(ns % 1000000000ull);

@@ -40,6 +40,7 @@
 #include "net/tcp.h"
 #include "net/tcp_isn.h"
 #include "relay/inbound.h"
+#include "relay/outbound.h"
 #include "spool/spool.h"
 
 #define DP_MAX_EAL_ARGS 128
@@ -583,6 +584,7 @@ int main(int argc, char **argv)
 		/* TCP first (its connections' timers are on the wheel); nothing is sent. */
 		/* Applications first: they hold TCP handles and timers. */
 		diag_destroy(w);
+		outbound_destroy(w);
 		inbound_destroy(w);
 		tcp_stack_destroy(w, w->tcp);
 		w->tcp = NULL;

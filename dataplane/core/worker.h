@@ -26,6 +26,7 @@ struct snap_header;
 struct tls_cert_set;
 struct diag_state;
 struct inbound;
+struct outbound;
 struct spool;
 struct tcp_stack;
 struct timer_wheel;
@@ -71,6 +72,7 @@ struct worker {
 	struct diag_state *diag; /* diagnostic services and client (diag/diag.h), or NULL */
 	struct inbound *inbound; /* the SMTP service (relay/inbound.h), or NULL */
 	struct spool *spool;     /* this worker's spool (spool/spool.h), NULL without SMTP */
+	struct outbound *outbound; /* delivery (relay/outbound.h), or NULL */
 
 	/* timers of every layer (core/timer.h); advanced once per loop pass */
 	struct timer_wheel *timers;

@@ -901,6 +901,16 @@ uint64_t spool_msg_id(const struct spool_msg *m)
 	return m->id;
 }
 
+void *spool_msg_user(const struct spool_msg *m)
+{
+	return m->user;
+}
+
+void spool_msg_set_user(struct spool_msg *m, void *user)
+{
+	m->user = user;
+}
+
 char *spool_id_str(uint64_t id, char buf[SPOOL_ID_STRLEN])
 {
 	snprintf(buf, SPOOL_ID_STRLEN, "%016" PRIX64, id);

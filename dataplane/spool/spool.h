@@ -188,6 +188,15 @@ uint32_t spool_msg_nchunks(const struct spool_msg *m);
 uint32_t spool_msg_attempts(const struct spool_msg *m);
 uint64_t spool_msg_next_attempt(const struct spool_msg *m);
 bool spool_msg_held(const struct spool_msg *m);
+/*
+ * One pointer for the delivery side (relay/outbound.c), NULL at commit and
+ * replay. The spool never reads it, and frees a message without looking
+ * at it: whoever sets it must clear and free it before the call that
+ * makes the message leave the queue (the last spool_msg_delivered, or
+ * spool_msg_delete).
+ */
+void *spool_msg_user(const struct spool_msg *m);
+void spool_msg_set_user(struct spool_msg *m, void *user);
 
 /*
  * Queue state changes: recorded in the log (made durable by the next

@@ -81,6 +81,7 @@ struct spool_msg {
 	bool held;
 	bool in_queue;
 	bool in_progress;
+	void *user; /* the delivery side's state (spool_msg_user), never touched here */
 	uint32_t nrcpt, ndone;
 	uint32_t attempts;
 	uint64_t next_attempt_ns;

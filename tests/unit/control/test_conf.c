@@ -191,17 +191,19 @@ static const struct bad_case {
      " already set by default_gateway (line 3)"},
     {"time unit", BASE "arp_cache_timeout = 10x\n",
      "%s:3: bad value for arp_cache_timeout: \"10x\": unknown time unit \"x\" (use us, ms,"
-     " s, m or h)"},
+     " s, m, h, d or w)"},
     {"time not a number", BASE "arp_cache_timeout = soon\n",
      "%s:3: bad value for arp_cache_timeout: \"soon\": expected a time: integer with unit"
-     " us, ms, s, m or h (bare integer = seconds)"},
+     " us, ms, s, m, h, d or w (bare integer = seconds)"},
     {"time too short", BASE "arp_retry_interval = 5ms\n",
      "%s:3: bad value for arp_retry_interval: \"5ms\": must be between 10ms and 1m"},
     {"time too long", BASE "idle_sleep = 1s\n",
      "%s:3: bad value for idle_sleep: \"1s\": must be between 0 and 100ms"},
     {"time overflow", BASE "arp_cache_timeout = 99999999999999999h\n",
      "%s:3: bad value for arp_cache_timeout: \"99999999999999999h\": must be between 1s and"
-     " 24h"},
+     " 1d"},
+    {"time in weeks", BASE "arp_cache_timeout = 1w\n",
+     "%s:3: bad value for arp_cache_timeout: \"1w\": must be between 1s and 1d"},
     {"size small", BASE "snapshot_max_size = 1k\n",
      "%s:3: bad value for snapshot_max_size: \"1k\": must be between 64k and 1G"},
     {"size suffix", BASE "snapshot_max_size = 2T\n",
@@ -361,19 +363,22 @@ static const struct bad_case {
      " e.g. 2h 75s 9"},
     {"tcp keepalive idle short", BASE "tcp_keepalive = 500ms 75s 9\n",
      "%s:3: bad value for tcp_keepalive: \"500ms 75s 9\": IDLE \"500ms\": must be between 1s"
-     " and 24h"},
+     " and 1d"},
     {"tcp keepalive idle long", BASE "tcp_keepalive = 25h 75s 9\n",
      "%s:3: bad value for tcp_keepalive: \"25h 75s 9\": IDLE \"25h\": must be between 1s and"
-     " 24h"},
-    {"tcp keepalive idle unit", BASE "tcp_keepalive = 2d 75s 9\n",
-     "%s:3: bad value for tcp_keepalive: \"2d 75s 9\": IDLE \"2d\": unknown time unit \"d\""
-     " (use us, ms, s, m or h)"},
+     " 1d"},
+    {"tcp keepalive idle in days", BASE "tcp_keepalive = 2d 75s 9\n",
+     "%s:3: bad value for tcp_keepalive: \"2d 75s 9\": IDLE \"2d\": must be between 1s and"
+     " 1d"},
+    {"tcp keepalive idle unit", BASE "tcp_keepalive = 2y 75s 9\n",
+     "%s:3: bad value for tcp_keepalive: \"2y 75s 9\": IDLE \"2y\": unknown time unit \"y\""
+     " (use us, ms, s, m, h, d or w)"},
     {"tcp keepalive interval", BASE "tcp_keepalive = 2h 2h 9\n",
      "%s:3: bad value for tcp_keepalive: \"2h 2h 9\": INTERVAL \"2h\": must be between 1s and"
      " 1h"},
     {"tcp keepalive interval word", BASE "tcp_keepalive = 2h often 9\n",
      "%s:3: bad value for tcp_keepalive: \"2h often 9\": INTERVAL \"often\": expected a time:"
-     " integer with unit us, ms, s, m or h (bare integer = seconds)"},
+     " integer with unit us, ms, s, m, h, d or w (bare integer = seconds)"},
     {"tcp keepalive count 0", BASE "tcp_keepalive = 2h 75s 0\n",
      "%s:3: bad value for tcp_keepalive: \"2h 75s 0\": COUNT \"0\" must be 1..100"},
     {"tcp keepalive count big", BASE "tcp_keepalive = 2h 75s 101\n",
@@ -518,6 +523,71 @@ static const struct bad_case {
     {"required senders without certificates", BASE "smtpd_tls_required_senders = .partner.test\n",
      "%s:3: smtpd_tls_required_senders requires TLS, but tls_certificates is empty: STARTTLS"
      " cannot be offered without a certificate"},
+    /* delivery */
+    {"concurrency zero", BASE "smtp_destination_concurrency_limit = 0\n",
+     "%s:3: bad value for smtp_destination_concurrency_limit: \"0\": must be an integer"
+     " 1..1000"},
+    {"concurrency high", BASE "smtp_destination_concurrency_limit = 1001\n",
+     "%s:3: bad value for smtp_destination_concurrency_limit: \"1001\": must be an integer"
+     " 1..1000"},
+    {"concurrency word", BASE "smtp_destination_concurrency_limit = $default\n",
+     "%s:3: bad value for smtp_destination_concurrency_limit: \"$default\": must be an"
+     " integer 1..1000"},
+    {"connect timeout short", BASE "smtp_connect_timeout = 999ms\n",
+     "%s:3: bad value for smtp_connect_timeout: \"999ms\": must be between 1s and 10m"},
+    {"connect timeout zero", BASE "smtp_connect_timeout = 0\n",
+     "%s:3: bad value for smtp_connect_timeout: \"0\": must be between 1s and 10m"},
+    {"connect timeout long", BASE "smtp_connect_timeout = 601\n",
+     "%s:3: bad value for smtp_connect_timeout: \"601\": must be between 1s and 10m"},
+    {"connect timeout microseconds", BASE "smtp_connect_timeout = 1000001us\n",
+     "%s:3: bad value for smtp_connect_timeout: \"1000001us\": must be in whole"
+     " milliseconds"},
+    {"cache time long", BASE "smtp_connection_cache_time_limit = 301s\n",
+     "%s:3: bad value for smtp_connection_cache_time_limit: \"301s\": must be between 0 and"
+     " 5m"},
+    {"cache time unit", BASE "smtp_connection_cache_time_limit = 2 s\n",
+     "%s:3: bad value for smtp_connection_cache_time_limit: \"2 s\": unknown time unit \" s\""
+     " (use us, ms, s, m, h, d or w)"},
+    {"lifetime bare number", BASE "maximal_queue_lifetime = 5\n",
+     "%s:3: bad value for maximal_queue_lifetime: \"5\": needs a unit, e.g. 5d (Postfix reads"
+     " a bare number here as days, postern.conf as seconds)"},
+    {"lifetime long", BASE "maximal_queue_lifetime = 366d\n",
+     "%s:3: bad value for maximal_queue_lifetime: \"366d\": must be between 0 and 365d"},
+    {"lifetime weeks", BASE "maximal_queue_lifetime = 53w\n",
+     "%s:3: bad value for maximal_queue_lifetime: \"53w\": must be between 0 and 365d"},
+    {"lifetime milliseconds", BASE "maximal_queue_lifetime = 1500ms\n",
+     "%s:3: bad value for maximal_queue_lifetime: \"1500ms\": must be in whole seconds"},
+    {"lifetime empty", BASE "maximal_queue_lifetime =\n",
+     "%s:3: bad value for maximal_queue_lifetime: \"\": expected a time: integer with unit us,"
+     " ms, s, m, h, d or w (bare integer = seconds)"},
+    {"schedule empty", BASE "delivery_retry_schedule = , \n",
+     "%s:3: bad value for delivery_retry_schedule: expected 1..16 waits, e.g. 5m 10m 20m 40m"
+     " 67m"},
+    {"schedule unit", BASE "delivery_retry_schedule = 5m, 10x 20m\n",
+     "%s:3: bad value for delivery_retry_schedule: \"10x\": unknown time unit \"x\" (use us,"
+     " ms, s, m, h, d or w)"},
+    {"schedule zero", BASE "delivery_retry_schedule = 5m 0\n",
+     "%s:3: bad value for delivery_retry_schedule: \"0\": must be between 1s and 1d"},
+    {"schedule long", BASE "delivery_retry_schedule = 5m\n  10m 25h\n",
+     "%s:3: bad value for delivery_retry_schedule: \"25h\": must be between 1s and 1d"},
+    {"schedule milliseconds", BASE "delivery_retry_schedule = 1500ms\n",
+     "%s:3: bad value for delivery_retry_schedule: \"1500ms\": must be in whole seconds"},
+    {"schedule separator", BASE "delivery_retry_schedule = 5m; 10m\n",
+     "%s:3: bad value for delivery_retry_schedule: \"5m;\": unknown time unit \"m;\" (use us,"
+     " ms, s, m, h, d or w)"},
+    {"schedule word", BASE "delivery_retry_schedule = 5m then 10m\n",
+     "%s:3: bad value for delivery_retry_schedule: \"then\": expected a time: integer with"
+     " unit us, ms, s, m, h, d or w (bare integer = seconds)"},
+    {"schedule element too long",
+     BASE "delivery_retry_schedule = 5m 00000000000000000000000000000000000000001m\n",
+     "%s:3: bad value for delivery_retry_schedule: \"0000000000000000000000000000000...\": not a"
+     " time"},
+    {"schedule seventeen",
+     BASE "delivery_retry_schedule = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
+          "  17\n",
+     "%s:3: bad value for delivery_retry_schedule: more than 16 waits"},
+    {"schedule twice", BASE "delivery_retry_schedule = 5m\ndelivery_retry_schedule = 10m\n",
+     "%s:4: duplicate key \"delivery_retry_schedule\" (first set at line 3)"},
 };
 
 static void test_bad_configs(void **state)
@@ -810,6 +880,56 @@ static void check_smtp(const struct pg_conf *c)
 	assert_true(c->smtp.bare_normalize);
 }
 
+static void check_delivery_defaults(const struct pg_conf *c)
+{
+	/* snap_delivery_default()'s values (test_snap checks the snapshot agrees) */
+	static const uint64_t want[] = {300, 600, 1200, 2400, 4020};
+
+	assert_int_equal(c->delivery.concurrency_limit, 20);
+	assert_int_equal(c->delivery.connect_timeout_ns, 30ull * 1000000000ull);
+	assert_int_equal(c->delivery.cache_time_ns, 2ull * 1000000000ull);
+	assert_int_equal(c->delivery.max_queue_lifetime_ns, 5ull * 86400 * 1000000000ull);
+	assert_int_equal(c->delivery.nschedule, 5);
+	for (size_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		assert_int_equal(c->delivery.schedule_ns[i], i < 5 ? want[i] * 1000000000ull : 0);
+}
+
+static void check_delivery(const struct pg_conf *c)
+{
+	/* any order; commas, spaces, tabs and continuation lines between */
+	static const uint64_t want[] = {60, 30, 7200, 86400, 1, 86400};
+
+	assert_int_equal(c->delivery.concurrency_limit, 1000);
+	assert_int_equal(c->delivery.connect_timeout_ns, 600ull * 1000000000ull);
+	assert_int_equal(c->delivery.cache_time_ns, 0);
+	assert_int_equal(c->delivery.max_queue_lifetime_ns, 0); /* one attempt only */
+	assert_int_equal(c->delivery.nschedule, 6);
+	for (size_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		assert_int_equal(c->delivery.schedule_ns[i], i < 6 ? want[i] * 1000000000ull : 0);
+}
+
+static void check_delivery_bounds(const struct pg_conf *c)
+{
+	assert_int_equal(c->delivery.concurrency_limit, 1);
+	assert_int_equal(c->delivery.connect_timeout_ns, 1000ull * 1000000);
+	assert_int_equal(c->delivery.cache_time_ns, 300ull * 1000000000ull);
+	assert_int_equal(c->delivery.max_queue_lifetime_ns, 365ull * 86400 * 1000000000ull);
+	assert_int_equal(c->delivery.nschedule, 16);
+	for (size_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		assert_int_equal(c->delivery.schedule_ns[i], (i + 1) * 1000000000ull);
+}
+
+static void check_delivery_short(const struct pg_conf *c)
+{
+	/* one wait replaces the whole default list */
+	assert_int_equal(c->delivery.connect_timeout_ns, 1500ull * 1000000);
+	assert_int_equal(c->delivery.max_queue_lifetime_ns, 14ull * 86400 * 1000000000ull);
+	assert_int_equal(c->delivery.nschedule, 1);
+	assert_int_equal(c->delivery.schedule_ns[0], 600ull * 1000000000ull);
+	for (size_t i = 1; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		assert_int_equal(c->delivery.schedule_ns[i], 0);
+}
+
 static const struct good_case {
 	const char *name;
 	const char *text;
@@ -910,6 +1030,30 @@ static const struct good_case {
      check_inbound_tls},
     {"inbound tls none", BASE "smtpd_tls_security_level = none\nsmtpd_tls_protocols = TLSv1.2\n",
      check_inbound_tls_none},
+    {"delivery defaults", BASE, check_delivery_defaults},
+    {"delivery explicit defaults",
+     BASE "smtp_destination_concurrency_limit = 20\nsmtp_connect_timeout = 30\n"
+          "smtp_connection_cache_time_limit = 2000ms\nmaximal_queue_lifetime = 120h\n"
+          "delivery_retry_schedule = 300s,600s,1200s,2400s,4020s\n",
+     check_delivery_defaults},
+    {"delivery",
+     BASE "smtp_destination_concurrency_limit = 1000\n"
+          "smtp_connect_timeout = 10m\n"
+          "smtp_connection_cache_time_limit = 0\n"
+          "maximal_queue_lifetime = 0\n"
+          "delivery_retry_schedule = 1m,30s\t2h ,\n"
+          "    1d,, 1\n"
+          "\t1d\n",
+     check_delivery},
+    {"delivery bounds",
+     BASE "smtp_destination_concurrency_limit = 1\nsmtp_connect_timeout = 1000ms\n"
+          "smtp_connection_cache_time_limit = 5m\nmaximal_queue_lifetime = 365d\n"
+          "delivery_retry_schedule = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
+     check_delivery_bounds},
+    {"delivery short schedule",
+     BASE "smtp_connect_timeout = 1500ms\nmaximal_queue_lifetime = 2w\n"
+          "delivery_retry_schedule = 10m\n",
+     check_delivery_short},
 };
 
 static void test_good_configs(void **state)

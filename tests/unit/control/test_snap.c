@@ -922,6 +922,226 @@ static void test_inbound_tls_section(void **state)
 	free(blob);
 }
 
+/* ---- ABI 1.7 delivery settings: built from postern.conf, strictly validated ---- */
+
+static struct snap_delivery *dlv(struct snap_header *h)
+{
+	return body_of(h, SNAP_SEC_DELIVERY);
+}
+
+static void d_flags(struct snap_header *h)
+{
+	dlv(h)->flags = 1;
+}
+static void d_concurrency0(struct snap_header *h)
+{
+	dlv(h)->concurrency_limit = 0;
+}
+static void d_concurrency_big(struct snap_header *h)
+{
+	dlv(h)->concurrency_limit = SNAP_DELIVERY_CONCURRENCY_MAX + 1;
+}
+static void d_connect_short(struct snap_header *h)
+{
+	dlv(h)->connect_timeout_ms = 999;
+}
+static void d_connect_long(struct snap_header *h)
+{
+	dlv(h)->connect_timeout_ms = 600001;
+}
+static void d_cache(struct snap_header *h)
+{
+	dlv(h)->cache_time_ms = 300001;
+}
+static void d_lifetime(struct snap_header *h)
+{
+	dlv(h)->max_queue_lifetime_s = SNAP_DELIVERY_LIFETIME_MAX + 1;
+}
+static void d_nschedule0(struct snap_header *h)
+{
+	dlv(h)->nschedule = 0;
+}
+static void d_nschedule17(struct snap_header *h)
+{
+	dlv(h)->nschedule = SNAP_DELIVERY_SCHEDULE_MAX + 1;
+}
+static void d_nschedule_short(struct snap_header *h)
+{
+	dlv(h)->nschedule = 2; /* entry 2 is now past the end and not 0 */
+}
+static void d_nschedule_long(struct snap_header *h)
+{
+	dlv(h)->nschedule = 4; /* entry 3 is now inside and 0 */
+}
+static void d_entry0(struct snap_header *h)
+{
+	dlv(h)->schedule_s[1] = 0;
+}
+static void d_entry_big(struct snap_header *h)
+{
+	dlv(h)->schedule_s[0] = 86401;
+}
+static void d_entry_tail(struct snap_header *h)
+{
+	dlv(h)->schedule_s[SNAP_DELIVERY_SCHEDULE_MAX - 1] = 60;
+}
+static void d_reserved(struct snap_header *h)
+{
+	dlv(h)->reserved[3] = 1;
+}
+static void d_count0(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_DELIVERY)->count = 0;
+}
+static void d_count2(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_DELIVERY)->count = 2;
+	sec_of(h, SNAP_SEC_DELIVERY)->size *= 2; /* into the spare bytes: still inside */
+}
+static void d_size(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_DELIVERY)->size += 8;
+}
+
+static const struct tcp_corrupt delivery_corrupt[] = {
+    {"flags", d_flags, "delivery section: flags 1 out of range 0..0"},
+    {"concurrency 0", d_concurrency0, "delivery section: concurrency_limit 0 out of range 1..1000"},
+    {"concurrency big", d_concurrency_big,
+     "delivery section: concurrency_limit 1001 out of range 1..1000"},
+    {"connect short", d_connect_short,
+     "delivery section: connect_timeout_ms 999 out of range 1000..600000"},
+    {"connect long", d_connect_long,
+     "delivery section: connect_timeout_ms 600001 out of range 1000..600000"},
+    {"cache", d_cache, "delivery section: cache_time_ms 300001 out of range 0..300000"},
+    {"lifetime", d_lifetime,
+     "delivery section: max_queue_lifetime_s 31536001 out of range 0..31536000"},
+    {"nschedule 0", d_nschedule0, "delivery section: nschedule 0 out of range 1..16"},
+    {"nschedule 17", d_nschedule17, "delivery section: nschedule 17 out of range 1..16"},
+    {"entry past nschedule", d_nschedule_short,
+     "delivery section: schedule_s[2] 86400 out of range 0..0 (nschedule 2)"},
+    {"entry 0 inside nschedule", d_nschedule_long,
+     "delivery section: schedule_s[3] 0 out of range 1..86400 (nschedule 4)"},
+    {"entry 0", d_entry0, "delivery section: schedule_s[1] 0 out of range 1..86400 (nschedule 3)"},
+    {"entry over a day", d_entry_big,
+     "delivery section: schedule_s[0] 86401 out of range 1..86400 (nschedule 3)"},
+    {"last entry set", d_entry_tail,
+     "delivery section: schedule_s[15] 60 out of range 0..0 (nschedule 3)"},
+    {"reserved", d_reserved, "delivery section: reserved[3] not 0"},
+    {"count 0", d_count0, "delivery section count 0, expected 1"},
+    {"count 2", d_count2, "delivery section count 2, expected 1"},
+    {"size", d_size, "delivery section size 112, expected 104"},
+};
+
+static void test_delivery_section(void **state)
+{
+	static const char extra[] = "smtp_destination_concurrency_limit = 7\n"
+	                            "smtp_connect_timeout = 1500ms\n"
+	                            "smtp_connection_cache_time_limit = 0\n"
+	                            "maximal_queue_lifetime = 2w\n"
+	                            "delivery_retry_schedule = 1m, 30s 1d\n";
+	struct pg_conf *c = malloc(sizeof(*c));
+	struct snap_delivery def, fallback;
+	const struct snap_delivery *d;
+	char text[2048], err[512];
+	uint8_t *blob, *copy;
+	size_t len, spare = 2 * sizeof(struct snap_delivery);
+	uint32_t n;
+
+	(void)state;
+	assert_non_null(c);
+	assert_true(SNAP_ABI_MINOR >= 7); /* 1.7 brought the delivery section */
+	assert_int_equal(sizeof(struct snap_delivery), 104);
+
+	/* postern.conf's defaults are snap_delivery_default()'s, byte for byte */
+	blob = build_blob(&len);
+	d = snap_section((const struct snap_header *)blob, SNAP_SEC_DELIVERY, &n);
+	assert_non_null(d);
+	assert_int_equal(n, 1);
+	snap_delivery_default(&def);
+	assert_memory_equal(d, &def, sizeof(def));
+	assert_int_equal(def.concurrency_limit, 20);
+	assert_int_equal(def.connect_timeout_ms, 30000);
+	assert_int_equal(def.cache_time_ms, 2000);
+	assert_int_equal(def.max_queue_lifetime_s, 432000);
+	assert_int_equal(def.nschedule, 5);
+	assert_int_equal(def.schedule_s[0], 300);
+	assert_int_equal(def.schedule_s[4], 4020);
+	assert_int_equal(def.schedule_s[5], 0);
+	assert_ptr_equal(snap_delivery((const struct snap_header *)blob, &fallback), d);
+	free(blob);
+
+	/* every setting round-trips */
+	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
+	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(c, (void **)&blob, &len, err, sizeof(err)), PG_OK);
+	free(c);
+	restamp(blob, len);
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	d = snap_delivery((const struct snap_header *)blob, &fallback);
+	assert_ptr_not_equal(d, &fallback);
+	assert_int_equal(d->flags, 0);
+	assert_int_equal(d->concurrency_limit, 7);
+	assert_int_equal(d->connect_timeout_ms, 1500);
+	assert_int_equal(d->cache_time_ms, 0);
+	assert_int_equal(d->max_queue_lifetime_s, 14 * 86400);
+	assert_int_equal(d->nschedule, 3);
+	assert_int_equal(d->schedule_s[0], 60);
+	assert_int_equal(d->schedule_s[1], 30);
+	assert_int_equal(d->schedule_s[2], 86400);
+	for (uint32_t i = 3; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		assert_int_equal(d->schedule_s[i], 0);
+
+	/*
+	 * The corruptions, on a copy with spare bytes after the last section
+	 * (delivery) so that "count 2" fits inside the blob and reaches the
+	 * section's own check.
+	 */
+	assert_int_equal(sec_of((struct snap_header *)blob, SNAP_SEC_DELIVERY)->offset +
+	                     sizeof(struct snap_delivery),
+	                 len);
+	copy = calloc(1, len + spare);
+	assert_non_null(copy);
+	memcpy(copy, blob, len);
+	((struct snap_header *)copy)->size = len + spare;
+	restamp(copy, len + spare);
+	assert_int_equal(snap_validate(copy, len + spare, err, sizeof(err)), 0);
+	expect_refused(copy, len + spare, delivery_corrupt,
+	               sizeof(delivery_corrupt) / sizeof(delivery_corrupt[0]), false);
+
+	/* every field at its bound: valid */
+	memcpy(copy, blob, len);
+	dlv((struct snap_header *)copy)->concurrency_limit = SNAP_DELIVERY_CONCURRENCY_MAX;
+	dlv((struct snap_header *)copy)->connect_timeout_ms = SNAP_DELIVERY_CONNECT_MAX_MS;
+	dlv((struct snap_header *)copy)->cache_time_ms = SNAP_DELIVERY_CACHE_MAX_MS;
+	dlv((struct snap_header *)copy)->max_queue_lifetime_s = SNAP_DELIVERY_LIFETIME_MAX;
+	dlv((struct snap_header *)copy)->nschedule = SNAP_DELIVERY_SCHEDULE_MAX;
+	for (uint32_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
+		dlv((struct snap_header *)copy)->schedule_s[i] = SNAP_DELIVERY_RETRY_MAX_S;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+
+	/* a snapshot of minor 6 has no section: the reader gets the defaults */
+	memcpy(copy, blob, len);
+	((struct snap_header *)copy)->abi_minor = 6;
+	sec_of((struct snap_header *)copy, SNAP_SEC_DELIVERY)->kind = 77;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	memset(&fallback, 0xa5, sizeof(fallback));
+	d = snap_delivery((const struct snap_header *)copy, &fallback);
+	assert_ptr_equal(d, &fallback);
+	assert_memory_equal(d, &def, sizeof(def));
+
+	/* every single byte flipped is refused (checksum) without a crash */
+	for (size_t i = 0; i < len; i++) {
+		memcpy(copy, blob, len);
+		copy[i] ^= 0x40;
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), -1);
+	}
+	free(copy);
+	free(blob);
+}
+
 static char shm_name[64];
 
 static int shm_setup(void **state)
@@ -1164,6 +1384,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_corrupt),
 	    cmocka_unit_test(test_tcp_section),
 	    cmocka_unit_test(test_inbound_tls_section),
+	    cmocka_unit_test(test_delivery_section),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_again_when_slots_held),
 	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),

@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""tests/unit/sink/test_smtpsink.py - self-test of tests/lab/smtpsink.py, the
+lab's SMTP next hop: starts it on 127.0.0.1 (random port above 20000) with a
+temporary directory, talks to it with smtplib and raw sockets, and checks
+what it stored and counted. Loopback only, no namespaces; bounded (every
+socket 10 s, the whole run 120 s). Prints TAP.
+
+usage: test_smtpsink.py [PATH_TO_SMTPSINK_PY]
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SINK = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "lab", "smtpsink.py")
+TIMEOUT = 10
+WORK = tempfile.mkdtemp(prefix="smtpsink-test-")
+SINKS = []
+LOGS = []
+
+
+class Sink:
+    """One smtpsink process on a random loopback port."""
+
+    def __init__(self, name, *extra):
+        self.dir = os.path.join(WORK, name)
+        self.log = os.path.join(WORK, name + ".log")
+        LOGS.append(self.log)
+        for _ in range(10):
+            self.port = random.randint(20001, 32767)  # below the ephemeral range
+            with open(self.log, "a") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, SINK, "--listen", "127.0.0.1:%d" % self.port, "--dir", self.dir,
+                     "--verbose", "--timeout", "20"] + list(extra),
+                    stdout=log, stderr=log)
+            SINKS.append(self.proc)
+            deadline = time.time() + TIMEOUT
+            while time.time() < deadline and self.proc.poll() is None:
+                if os.path.exists(os.path.join(self.dir, "ready")):
+                    return
+                time.sleep(0.02)
+            if self.proc.poll() is None:
+                break
+        raise AssertionError("smtpsink did not get ready (see %s)" % self.log)
+
+    def stop(self):
+        """SIGTERM, wait, and return summary.json."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(TIMEOUT)
+        check(rc == 0, "smtpsink exited with %s" % rc)
+        check(not os.path.exists(os.path.join(self.dir, "ready")), "ready left behind")
+        return load(self.dir, "summary.json")
+
+    def smtp(self):
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=TIMEOUT)
+
+    def raw(self):
+        return Raw(self.port)
+
+    def files(self, ext):
+        return sorted(f for f in os.listdir(self.dir) if f.endswith(ext))
+
+
+class Raw:
+    """SMTP over a plain socket, for what smtplib will not say."""
+
+    def __init__(self, port, greeting=True):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.f = self.s.makefile("rb")
+        if greeting:
+            self.expect(220)
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.f.readline()
+            check(line.endswith(b"\r\n"), "reply line %r (after %r)" % (line, lines))
+            lines.append(line[:-2].decode("utf-8", "replace"))
+            if len(line) < 6 or line[3:4] != b"-":
+                return lines
+
+    def expect(self, code, cmd=None):
+        if cmd is not None:
+            self.send(cmd)
+        last = self.reply()[-1]
+        check(last[:3] == str(code), "%r: want %d, got %r" % (cmd, code, last))
+        return last
+
+    def eof(self):
+        return self.f.read() == b""
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def load(directory, name):
+    with open(os.path.join(directory, name)) as f:
+        return json.load(f)
+
+
+def stored(sink, reply_text):
+    """(eml bytes, json dict) of the message a '250 ... queued as N' names."""
+    n = int(reply_text.split()[-1])
+    with open(os.path.join(sink.dir, "%d.eml" % n), "rb") as f:
+        return f.read(), load(sink.dir, "%d.json" % n)
+
+
+def text(b):
+    return b.decode() if isinstance(b, bytes) else b
+
+
+# ---- the tests (run in order; MAIN is shared by the first ones) ---------------
+MAIN = None
+EXPECT = dict(connections=0, messages=0, rcpts=0, rcpt_rejected=0, rcpt_deferred=0, aborted=0,
+              deferred=0, rejected=0, pipelining_violations=0)
+
+
+def t_start():
+    global MAIN
+    MAIN = Sink("main", "--rcpt-reply", "bounce@.*=550 5.1.1 user unknown",
+                "--rcpt-reply", "later@.*=450", "4.2.0", "try", "later")
+    with open(os.path.join(MAIN.dir, "ready")) as f:
+        check(f.read().strip() == "127.0.0.1:%d" % MAIN.port, "ready names the address")
+
+
+def t_ehlo():
+    with MAIN.smtp() as c:
+        EXPECT["connections"] += 1
+        code, _ = c.ehlo("client.test")
+        check(code == 250, "EHLO %d" % code)
+        want = {"pipelining", "size", "8bitmime", "smtputf8", "chunking", "dsn", "enhancedstatuscodes"}
+        check(set(c.esmtp_features) == want, "features %s" % sorted(c.esmtp_features))
+        check(c.esmtp_features["size"] == "104857600", "SIZE %r" % c.esmtp_features["size"])
+
+
+def t_plain():
+    msg = (b"From: a@x.test\r\nTo: b@y.test\r\nSubject: plain\r\n\r\nline one\r\n"
+           b".single dot line\r\n..double dot line\r\n.\r\n...\r\nbare\nLF and bare\rCR\r\n"
+           b"8bit \xc3\xa4\r\nlast\r\n")
+    with MAIN.smtp() as c:
+        EXPECT["connections"] += 1
+        c.ehlo("client.test")
+        c.mail("a@x.test", ["BODY=8BITMIME", "SIZE=%d" % len(msg)])
+        c.rcpt("b@y.test", ["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;b@y.test"])
+        code, resp = c.data(msg)  # smtplib dot-stuffs; the sink must undo exactly that
+        check(code == 250, "DATA end %d %r" % (code, resp))
+    EXPECT["messages"] += 1
+    EXPECT["rcpts"] += 1
+    eml, meta = stored(MAIN, text(resp))
+    check(eml == msg, "stored bytes differ:\n# want %r\n# got  %r" % (msg, eml))
+    want = {"mail_from": "a@x.test", "rcpts": ["b@y.test"],
+            "mail_params": {"BODY": "8BITMIME", "SIZE": str(len(msg))},
+            "rcpt_params": {"b@y.test": {"NOTIFY": "FAILURE,DELAY", "ORCPT": "rfc822;b@y.test"}},
+            "helo": "client.test", "transport": "DATA", "tls": False, "msg_in_conn": 1,
+            "size": len(msg)}
+    for k, v in want.items():
+        check(meta.get(k) == v, "json %s: want %r, got %r" % (k, v, meta.get(k)))
+    check(meta["peer"].startswith("127.0.0.1:") and isinstance(meta["conn"], int), "peer/conn %r" % meta)
+
+
+def t_pipelining():
+    r = MAIN.raw()
+    EXPECT["connections"] += 1
+    r.expect(250, b"EHLO pipe.test\r\n")
+    r.send(b"MAIL FROM:<>\r\nRCPT TO:<r1@y.test>\r\nRCPT TO:<bounce@y.test>\r\n"
+           b"RCPT TO:<r2@y.test>\r\nRCPT TO:<r3@y.test>\r\nDATA\r\n")
+    got = [r.reply()[-1][:3] for _ in range(6)]
+    check(got == ["250", "250", "550", "250", "250", "354"], "pipelined replies %s" % got)
+    body = b"Subject: pipe\r\n\r\nbare\n.not the end\n.\nstill body\r\n..x\r\n"
+    last = r.expect(250, body.replace(b"\r\n..x", b"\r\n...x") + b".\r\n")
+    # two more transactions in one write; the second one's replies come back batched
+    r.send(b"RSET\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<later@y.test>\r\nRCPT TO:<r4@y.test>\r\nDATA\r\n")
+    got = [r.reply()[-1][:3] for _ in range(5)]
+    check(got == ["250", "250", "450", "250", "354"], "second group %s" % got)
+    last2 = r.expect(250, b"x\r\n.\r\n")
+    r.expect(221, b"QUIT\r\n")
+    r.close()
+    EXPECT.update(messages=EXPECT["messages"] + 2, rcpts=EXPECT["rcpts"] + 4,
+                  rcpt_rejected=EXPECT["rcpt_rejected"] + 1, rcpt_deferred=EXPECT["rcpt_deferred"] + 1)
+    eml, meta = stored(MAIN, last)
+    want = b"Subject: pipe\r\n\r\nbare\n.not the end\n.\nstill body\r\n..x\r\n"
+    check(eml == want, "stored %r" % eml)
+    check(meta["rcpts"] == ["r1@y.test", "r2@y.test", "r3@y.test"] and meta["mail_from"] == "",
+          "envelope %r" % meta)
+    _, meta2 = stored(MAIN, last2)
+    check(meta2["rcpts"] == ["r4@y.test"] and meta2["msg_in_conn"] == 2, "second %r" % meta2)
+
+
+def t_bdat():
+    r = MAIN.raw()
+    EXPECT["connections"] += 1
+    r.expect(250, b"EHLO bdat.test\r\n")
+    c1 = b"Subject: bdat\r\n\r\n.leading dot kept\r\n"
+    c2 = b".\r\nbare\nLF\r\n..\r\n"
+    r.send(b"MAIL FROM:<b@x.test> BODY=8BITMIME\r\nRCPT TO:<c@y.test>\r\n"
+           b"BDAT %d\r\n%sBDAT %d LAST\r\n%s" % (len(c1), c1, len(c2), c2))
+    got = [r.reply()[-1] for _ in range(4)]
+    check([g[:3] for g in got] == ["250"] * 4, "BDAT replies %s" % got)
+    r.send(b"MAIL FROM:<b@x.test>\r\nRCPT TO:<e@y.test>\r\nBDAT 0 LAST\r\n")
+    got2 = [r.reply()[-1] for _ in range(3)]
+    check([g[:3] for g in got2] == ["250"] * 3, "BDAT 0 LAST replies %s" % got2)
+    r.expect(503, b"BDAT 3 LAST\r\nabc")  # no MAIL: the chunk is read, then refused
+    r.expect(250, b"NOOP\r\n")
+    r.close()
+    EXPECT["messages"] += 2
+    EXPECT["rcpts"] += 2
+    eml, meta = stored(MAIN, got[-1])
+    check(eml == c1 + c2, "stored %r" % eml)
+    check(meta["transport"] == "BDAT" and meta["rcpts"] == ["c@y.test"], "json %r" % meta)
+    eml, meta = stored(MAIN, got2[-1])
+    check(eml == b"" and meta["size"] == 0, "empty BDAT message %r" % eml)
+
+
+def t_rcpt_reply():
+    with MAIN.smtp() as c:
+        EXPECT["connections"] += 1
+        c.ehlo("rules.test")
+        c.mail("a@x.test")
+        r1, r2, r3 = c.rcpt("bounce@y.test"), c.rcpt("LATER@y.test"), c.rcpt("ok@y.test")
+        check(r1 == (550, b"5.1.1 user unknown"), "bounce %r" % (r1,))
+        check(r2 == (450, b"4.2.0 try later"), "later %r" % (r2,))
+        check(r3[0] == 250, "ok %r" % (r3,))
+        code, resp = c.data(b"Subject: rules\r\n\r\nx\r\n")
+        check(code == 250, "data %d" % code)
+        c.mail("a@x.test")
+        check(c.rcpt("bounce@z.test")[0] == 550, "second bounce")
+        check(c.docmd("DATA")[0] == 554, "DATA with no accepted recipient is 554")
+    EXPECT.update(messages=EXPECT["messages"] + 1, rcpts=EXPECT["rcpts"] + 1,
+                  rcpt_rejected=EXPECT["rcpt_rejected"] + 2, rcpt_deferred=EXPECT["rcpt_deferred"] + 1)
+    _, meta = stored(MAIN, text(resp))
+    check(meta["rcpts"] == ["ok@y.test"], "rcpts %r" % meta["rcpts"])
+
+
+def t_rset():
+    with MAIN.smtp() as c:
+        EXPECT["connections"] += 1
+        c.ehlo("rset.test")
+        c.mail("first@x.test")
+        c.rcpt("gone@y.test")
+        check(c.rset()[0] == 250, "RSET")
+        check(c.docmd("DATA")[0] == 503, "DATA after RSET is 503")
+        check(c.docmd("RCPT TO:<a@b.test>")[0] == 503, "RCPT after RSET is 503")
+        c.mail("second@x.test")
+        c.rcpt("k1@y.test")
+        c.rcpt("k2@y.test")
+        code, resp = c.data(b"Subject: after rset\r\n\r\n")
+        check(code == 250, "data %d" % code)
+        c.mail("third@x.test")
+        c.rcpt("k3@y.test")
+        code, resp2 = c.data(b"third\r\n")
+    EXPECT["messages"] += 2
+    EXPECT["rcpts"] += 3
+    _, meta = stored(MAIN, text(resp))
+    check(meta["mail_from"] == "second@x.test" and meta["rcpts"] == ["k1@y.test", "k2@y.test"],
+          "envelope %r" % meta)
+    _, meta = stored(MAIN, text(resp2))
+    check(meta["msg_in_conn"] == 2 and meta["mail_from"] == "third@x.test", "third %r" % meta)
+
+
+def t_abandoned():
+    before = MAIN.files(".eml") + MAIN.files(".json")
+    r = MAIN.raw()
+    r.expect(250, b"EHLO gone.test\r\n")
+    r.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n")
+    [r.reply() for _ in range(3)]
+    r.send(b"Subject: never\r\n\r\npartial line\r\n")
+    r.close()
+    r = MAIN.raw()
+    r.expect(250, b"EHLO gone.test\r\n")
+    r.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 5\r\nhello")
+    [r.reply() for _ in range(3)]
+    r.send(b"BDAT 100 LAST\r\nonly some")
+    r.close()
+    EXPECT["connections"] += 2
+    EXPECT["aborted"] += 2
+    time.sleep(0.5)
+    after = MAIN.files(".eml") + MAIN.files(".json")
+    check(before == after, "files appeared: %s" % sorted(set(after) - set(before)))
+    check(not [f for f in os.listdir(MAIN.dir) if f.startswith(".")], "temporary files left")
+
+
+def t_errors():
+    r = MAIN.raw()
+    EXPECT["connections"] += 1
+    r.expect(250, b"NOOP\r\n")
+    check("5.5.1" in r.expect(503, b"MAIL FROM:<a@x.test>\r\n"), "503 5.5.1")
+    check("5.5.2" in r.expect(502, b"FROB x\r\n"), "502 5.5.2")
+    r.expect(501, b"EHLO\r\n")
+    r.expect(250, b"EHLO err.test\r\n")
+    r.expect(503, b"RCPT TO:<a@b.test>\r\n")
+    r.expect(555, b"MAIL FROM:<a@x.test> AUTH=<>\r\n")
+    r.expect(552, b"MAIL FROM:<a@x.test> SIZE=999999999999\r\n")
+    r.expect(553, "MAIL FROM:<ü@x.test>\r\n".encode())
+    r.expect(501, b"MAIL FROM:a@x.test\r\n")
+    r.expect(501, b"BDAT x\r\n")
+    r.expect(500, b"A" * 5000 + b"\r\n")
+    r.expect(502, b"\x00\xff\xfe\x80garbage\r\n")
+    r.expect(250, "MAIL FROM:<ü@x.test> SMTPUTF8\r\n".encode())
+    r.expect(250, "RCPT TO:<ö@y.test>\r\n".encode())
+    r.expect(503, b"MAIL FROM:<nested@x.test>\r\n")
+    r.send(b"NOOP\r\nNOOP\r\n")  # NOOP must end a pipelined group: one violation
+    r.expect(250)
+    r.expect(250)
+    EXPECT["pipelining_violations"] += 1
+    r.expect(252, b"VRFY someone\r\n")
+    r.expect(221, b"QUIT\r\n")
+    check(r.eof(), "connection not closed after QUIT")
+    r.close()
+
+
+def t_summary():
+    summary = MAIN.stop()
+    for k, v in EXPECT.items():
+        check(summary.get(k) == v, "summary %s: want %d, got %r (%s)" % (k, v, summary.get(k), summary))
+    n = len(MAIN.files(".eml"))
+    check(n == EXPECT["messages"] and len(MAIN.files(".json")) == n + 2, "files %s" % os.listdir(MAIN.dir))
+
+
+def send_one(sink, n):
+    with sink.smtp() as c:
+        c.ehlo("defer.test")
+        c.mail("a@x.test")
+        c.rcpt("b@y.test")
+        return c.data(b"Subject: try %d\r\n\r\n" % n)
+
+
+def t_defer_first():
+    s = Sink("defer", "--defer-first", "2")
+    got = [send_one(s, 1)]
+    check(load(s.dir, "state.json")["defer_first_given"] == 1, "state after one deferral")
+    sum1 = s.stop()
+    s = Sink("defer", "--defer-first", "2")  # same DIR: keeps counting
+    got += [send_one(s, 2), send_one(s, 3), send_one(s, 4)]
+    sum2 = s.stop()
+    codes = [g[0] for g in got]
+    check(codes == [451, 451, 250, 250], "codes %s" % codes)
+    check(got[0][1] == b"4.3.0 try again later", "defer text %r" % got[0][1])
+    check(s.files(".eml") == ["1.eml", "2.eml"], "stored %s" % s.files(".eml"))
+    check((sum1["deferred"], sum1["messages"], sum2["deferred"], sum2["messages"]) == (1, 0, 1, 2),
+          "summaries %s %s" % (sum1, sum2))
+    s = Sink("defer", "--defer-first", "2")  # message numbers go on after a restart
+    check(text(send_one(s, 5)[1]).endswith("queued as 3"), "numbering after restart")
+    s.stop()
+
+
+def t_data_reply():
+    s = Sink("reject", "--data-reply", "554 5.7.1 no thanks")
+    code, resp = send_one(s, 1)
+    summary = s.stop()
+    check((code, resp) == (554, b"5.7.1 no thanks"), "reply %d %r" % (code, resp))
+    check(s.files(".eml") == [] and summary["rejected"] == 1 and summary["messages"] == 0,
+          "summary %s" % summary)
+
+
+def t_greeting():
+    s = Sink("greet554", "--greeting-code", "554")
+    r = Raw(s.port, greeting=False)
+    r.expect(554)
+    r.expect(503, b"EHLO x.test\r\n")
+    r.expect(221, b"QUIT\r\n")
+    r.close()
+    s.stop()
+    s = Sink("greet421", "--greeting-code", "421")
+    r = Raw(s.port, greeting=False)
+    r.expect(421)
+    check(r.eof(), "421 greeting keeps the connection")
+    r.close()
+    s.stop()
+
+
+def t_limits():
+    """--count-only, --max-conns, --no-ext, --delay-ms and --duration together."""
+    s = Sink("load", "--count-only", "--max-conns", "1", "--no-ext", "chunking",
+             "--no-ext", "ENHANCEDSTATUSCODES", "--delay-ms", "100", "--duration", "4")
+    t0 = time.time()
+    a = Raw(s.port)
+    check(time.time() - t0 >= 0.1, "greeting not delayed")
+    b = Raw(s.port, greeting=False)
+    check(b.expect(421) == "421 sink.test too many connections, try later", "refusal text")
+    b.close()
+    a.send(b"EHLO load.test\r\n")
+    ehlo = [line[4:] for line in a.reply()]
+    check("CHUNKING" not in ehlo and "ENHANCEDSTATUSCODES" not in ehlo and "PIPELINING" in ehlo,
+          "EHLO %s" % ehlo)
+    check(a.expect(502, b"BDAT 0 LAST\r\n") == "502 command not recognized", "BDAT without CHUNKING")
+    for i in range(2):
+        a.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n")
+        [a.reply() for _ in range(4)]
+        a.expect(250, b"Subject: %d\r\n\r\nbody\r\n.\r\n" % i)
+    a.close()
+    rc = s.proc.wait(TIMEOUT)  # --duration ends it without a signal
+    summary = load(s.dir, "summary.json")
+    check(rc == 0 and os.path.exists(os.path.join(s.dir, "summary.json")), "exit %s" % rc)
+    check(s.files(".eml") == [] and s.files(".json") == ["state.json", "summary.json"],
+          "count-only wrote %s" % os.listdir(s.dir))
+    want = {"connections": 2, "conns_refused": 1, "messages": 2, "rcpts": 4}
+    check(all(summary[k] == v for k, v in want.items()), "summary %s" % summary)
+
+
+TESTS = [
+    (t_start, "sink starts on 127.0.0.1 and writes DIR/ready with its address"),
+    (t_ehlo, "EHLO offers PIPELINING SIZE 8BITMIME SMTPUTF8 CHUNKING DSN ENHANCEDSTATUSCODES"),
+    (t_plain, "smtplib message stored byte for byte (dot-stuffed lines, bare LF/CR), .json envelope"),
+    (t_pipelining, "pipelined MAIL/RCPT/DATA groups: replies in order, bare-LF dots kept, rejected RCPT dropped"),
+    (t_bdat, "BDAT chunks with LAST concatenated without unstuffing; BDAT 0 LAST; BDAT without MAIL 503"),
+    (t_rcpt_reply, "--rcpt-reply gives 550/450 by regex; only accepted recipients stored; DATA 554 with none"),
+    (t_rset, "RSET drops the transaction; msg_in_conn counts"),
+    (t_abandoned, "a client gone mid-DATA or mid-BDAT stores nothing"),
+    (t_errors, "502/503/501/555/552/553/500 replies, garbage survives, NOOP;NOOP counted as pipelining violation"),
+    (t_summary, "SIGTERM: clean exit, summary.json counters match, ready removed"),
+    (t_defer_first, "--defer-first 2 counts across a restart (451 4.3.0 twice, then 250); numbering continues"),
+    (t_data_reply, "--data-reply 554: rejected, nothing stored, counted"),
+    (t_greeting, "--greeting-code 554 answers 503 until QUIT; 421 closes"),
+    (t_limits, "--count-only, --max-conns 1 (421 4.7.0), --no-ext, --delay-ms, --duration"),
+]
+
+
+def bail(*_):
+    print("Bail out! self-test took longer than 120 s (work dir %s)" % WORK, flush=True)
+    for p in SINKS:
+        if p.poll() is None:
+            p.kill()
+    os._exit(1)
+
+
+def main():
+    signal.signal(signal.SIGALRM, bail)
+    signal.alarm(120)
+    print("1..%d" % len(TESTS), flush=True)
+    failed = 0
+    for n, (fn, desc) in enumerate(TESTS, 1):
+        try:
+            fn()
+            print("ok %d - %s" % (n, desc), flush=True)
+        except Exception as e:  # AssertionError, socket errors, smtplib errors alike
+            failed += 1
+            print("not ok %d - %s" % (n, desc))
+            print("# %s: %s" % (type(e).__name__, e))
+            if LOGS:
+                with open(LOGS[-1], errors="replace") as f:
+                    for line in f.read().splitlines()[-15:]:
+                        print("#   " + line)
+            sys.stdout.flush()
+    for p in SINKS:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if failed:
+        print("# work directory kept: %s" % WORK)
+    else:
+        shutil.rmtree(WORK, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
