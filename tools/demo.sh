@@ -51,7 +51,14 @@ tools/lab exec cli python3 tests/lab/tcppeer.py seq 198.18.0.1 7 500
 echo "the connections the workers hold now (posternctl sessions):"
 tools/lab ctl sessions
 
-step "7. mail: swaks in pg-cli sends a message to Postern's SMTP service on port 25"
+step "7. mail: swaks in pg-cli sends a message through Postern to the next hop in pg-srv"
+SINK=$(mktemp -d /tmp/pg-demo-sink.XXXXXX)
+chmod 755 "$SINK"
+tools/lab exec srv python3 tests/lab/smtpsink.py --listen 198.19.0.2:25 --dir "$SINK" --duration 300 \
+	>/dev/null 2>&1 &
+for _ in $(seq 50); do [ -f "$SINK/ready" ] && break; sleep 0.1; done
+echo "a next hop listens on [198.19.0.2]:25 in pg-srv (tests/lab/smtpsink.py); tools/lab-config/transport"
+echo "routes every domain there. The conversation between swaks and Postern:"
 tools/lab exec cli swaks --server 198.18.0.1 --from demo@pg-cli.example --to someone@example.org \
 	--helo pg-cli.example --pipeline --header "Subject: Postern demo" --body "Hello from the lab." |
 	grep -E "^ ?(<-|->|<\*\*)" | grep -v -E -- "-> *([A-Za-z-]+: .*|Hello.*|\.)?\s*$" || true
@@ -59,6 +66,35 @@ echo "the 250 'queued as' above was sent only after the message reached disk (fd
 echo "a client outside mynetworks (pg-srv) is refused:"
 tools/lab exec srv swaks --server 198.19.0.1 --from x@pg-srv.example --to someone@example.org \
 	--helo pg-srv.example 2>&1 | grep -E "RCPT TO|554" | head -n 2 || true
+
+for _ in $(seq 50); do ls "$SINK"/*.json >/dev/null 2>&1 && break; sleep 0.1; done
+echo
+echo "Postern delivered it to the next hop; the log (posternctl log) says:"
+tools/lab ctl log | grep -E "smtp message accepted|delivery attempt" | tail -n 2
+echo "and this is the message as the next hop received it, with Postern's Received: header:"
+sed 's/^/    | /' "$(ls "$SINK"/*.eml | head -n 1)"
+echo "the next hop's view of the envelope: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("MAIL FROM:<%s> RCPT TO:%s helo=%s" % (d["mail_from"], d["rcpts"], d["helo"]))' "$(ls "$SINK"/*.json | head -n 1)")"
+step "   ... and a next hop that refuses a recipient: the sender gets a DSN (RFC 3464)"
+pkill -f "smtpsink.py --listen 198.19.0.2:25 " || true
+sleep 0.5
+rm -f "$SINK/ready"
+tools/lab exec srv python3 tests/lab/smtpsink.py --listen 198.19.0.2:25 --dir "$SINK" --duration 300 \
+	--rcpt-reply 'nobody@.*=550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown' \
+	>/dev/null 2>&1 &
+for _ in $(seq 50); do [ -f "$SINK/ready" ] && break; sleep 0.1; done
+tools/lab exec cli swaks --server 198.18.0.1 --from demo@pg-cli.example --to nobody@example.org \
+	--helo pg-cli.example --header "Subject: to nobody" >/dev/null 2>&1 || true
+for _ in $(seq 50); do grep -qs '"mail_from": ""' "$SINK"/*.json && break; sleep 0.1; done
+dsn=$(grep -ls '"mail_from": ""' "$SINK"/*.json | head -n 1)
+if [ -n "$dsn" ]; then
+	echo "the bounce Postern sent back to demo@pg-cli.example (its delivery-status part):"
+	sed -n '/^Content-Type: message\/delivery-status/,/^--/p' "${dsn%.json}.eml" | sed 's/^/    | /'
+fi
+tools/lab ctl log | grep -E "delivery attempt.*nobody" | tail -n 1
+echo "the queue (posternctl queue list):"
+tools/lab ctl queue list
+pkill -f "smtpsink.py --listen 198.19.0.2:25 " || true
+rm -rf "$SINK"
 
 step "8. what the dataplane counted (posternctl stats: total and per worker)"
 tools/lab ctl stats
