@@ -5,7 +5,9 @@ cannot say) against Postern in the lab. Bounded; prints one JSON line.
   smtpsend.py plain HOST RCPT_DOMAIN NRCPT      one message to NRCPT recipients
   smtpsend.py utf8 HOST RCPT_DOMAIN             SMTPUTF8 + 8BITMIME, UTF-8 addresses
   smtpsend.py bdat HOST RCPT_DOMAIN             CHUNKING: the body in three BDAT chunks
-  smtpsend.py smuggle HOST RCPT_DOMAIN          an SMTP smuggling payload (<LF>.<LF>)
+  smtpsend.py smuggle HOST RCPT_DOMAIN [VARIANT] an SMTP smuggling payload: a fake end
+                                                of data lf (<LF>.<LF>), cr (<CR>.<CR>),
+                                                crlf-lf, lf-crlf, cr-crlf or crlf-cr
 """
 import json
 import smtplib
@@ -73,7 +75,11 @@ def main():
         res["replies"] = raw_session(host, script)
         res["code"] = int(res["replies"][-2][:3])
     elif mode == "smuggle":
-        data = (b"Subject: smuggle\r\n\r\nfirst\n.\nMAIL FROM:<evil@attacker.example>\r\n"
+        # the fake end of data: <LF>.<LF> (default), or the variant named
+        seps = {"lf": b"\n.\n", "cr": b"\r.\r", "crlf-lf": b"\r\n.\n", "lf-crlf": b"\n.\r\n",
+                "cr-crlf": b"\r.\r\n", "crlf-cr": b"\r\n.\r"}
+        sep = seps[sys.argv[4] if len(sys.argv) > 4 else "lf"]
+        data = (b"Subject: smuggle\r\n\r\nfirst" + sep + b"MAIL FROM:<evil@attacker.example>\r\n"
                 b"RCPT TO:<victim@%s>\r\nDATA\r\nsmuggled\r\n.\r\n" % dom.encode())
         script = [b"EHLO pg-cli.example\r\n", b"MAIL FROM:<sender@pg-cli.example>\r\n",
                   b"RCPT TO:<user@%s>\r\n" % dom.encode(), b"DATA\r\n", data, b"QUIT\r\n"]

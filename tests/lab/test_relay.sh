@@ -77,7 +77,7 @@ fi
 python3 - "$SINK" >"$CONF/params.txt" <<'EOF'
 import glob, json, sys
 seen = {"utf8": False, "8bit": False, "size": True, "one_txn": True}
-for f in glob.glob(sys.argv[1] + "/*.json"):
+for f in glob.glob(sys.argv[1] + "/[0-9]*.json"):
     d = json.load(open(f))
     if d["mail_params"].get("SMTPUTF8"):
         seen["utf8"] = True
@@ -101,7 +101,7 @@ n0=$(eml_count "$SINK")
 send "$CONF/many.log" --count 1 --rcpts 100 --kinds plain --prefix many >/dev/null 2>&1
 if wait_for 30 emls_over $((n0 + 1)) && python3 - "$SINK" <<'EOF'
 import glob, json, sys
-sys.exit(0 if any(len(json.load(open(f))["rcpts"]) == 100 for f in glob.glob(sys.argv[1] + "/*.json")) else 1)
+sys.exit(0 if any(len(json.load(open(f))["rcpts"]) == 100 for f in glob.glob(sys.argv[1] + "/[0-9]*.json")) else 1)
 EOF
 then ok "100 recipients delivered in one transaction"; else not_ok "100 recipients: not one transaction"; fi
 
@@ -115,6 +115,58 @@ else
 	not_ok "smtp-source: $(tail -n 3 "$CONF/source.out") at the sink: $(($(eml_count "$SINK") - n0))"
 fi
 
+# 3b. SMTP smuggling (CVE-2023-51764 class): no fake end of data ends the
+#     data, nothing after it becomes a message, nothing reaches the next hop.
+for v in lf cr crlf-lf lf-crlf cr-crlf crlf-cr; do
+	"$LAB" exec cli python3 "$TOP/tests/lab/smtpsend.py" smuggle 198.18.0.1 example.org "$v" >"$CONF/sm-$v.json" 2>&1
+done
+python3 - "$CONF" <<'EOF' >"$CONF/smuggle.txt" 2>&1
+import json, sys
+bad = []
+for v in ["lf", "cr", "crlf-lf", "lf-crlf", "cr-crlf", "crlf-cr"]:
+    d = json.load(open(f"{sys.argv[1]}/sm-{v}.json"))
+    r = d["replies"]
+    # 354 for DATA, then exactly one reply for the whole payload: a refusal
+    if not (r[4].startswith("354") and r[5][:1] == "5" and r[6].startswith("221") and len(r) == 7):
+        bad.append((v, r))
+print(json.dumps(bad) if bad else "all 6 refused as one message")
+sys.exit(1 if bad else 0)
+EOF
+[ $? -eq 0 ] && ok "smuggling: fake end of data (LF.LF, CR.CR, CRLF.LF, LF.CRLF, CR.CRLF, CRLF.CR) never ends the data: $(cat "$CONF/smuggle.txt")" ||
+	not_ok "smuggling: $(cat "$CONF/smuggle.txt")"
+sleep 1
+grep -qs "victim@\|evil@attacker" "$SINK"/*.json && not_ok "a smuggled message reached the next hop" ||
+	ok "no smuggled message (evil@attacker.example -> victim@) reached the next hop"
+
+# 3c. smtp_destination_concurrency_limit: never more connections to one next
+#     hop per worker than the limit (the sink answers slowly to make them pile up).
+sink_stop 198.19.0.2:25
+sed -i "s#^maximal_queue_lifetime.*#maximal_queue_lifetime = 1h\nsmtp_destination_concurrency_limit = 2#" "$CONF/postern.conf"
+"$LAB" ctl reload --wait >/dev/null
+check "sink restarted with 300 ms per reply" sink_start "$SINK" --delay-ms 300
+send "$CONF/conc.log" --count 24 --threads 8 --kinds plain --prefix conc >/dev/null 2>&1 &
+spid=$!
+maxc=0
+for _ in $(seq 40); do
+	c=$("$LAB" ctl sessions --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+per = [sum(1 for c in w["sessions"] if c["remote"] == "198.19.0.2:25" and c["state"] == "ESTABLISHED")
+       for w in d["workers"]]
+print(max(per) if per else 0)' 2>/dev/null || echo 0)
+	[ "$c" -gt "$maxc" ] && maxc=$c
+	sleep 0.25
+done
+wait $spid
+if python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/conc.log" "$SINK" --wait 60 >"$CONF/conc.cmp" &&
+	[ "$maxc" -ge 1 ] && [ "$maxc" -le 2 ]; then
+	ok "concurrency limit 2: at most $maxc connections per worker to the next hop; all 24 delivered"
+else
+	not_ok "concurrency: max $maxc per worker (limit 2); $(cat "$CONF/conc.cmp")"
+fi
+sed -i "/^smtp_destination_concurrency_limit/d" "$CONF/postern.conf"
+"$LAB" ctl reload --wait >/dev/null
+
 # 4. Bounces: 550 for one recipient of two -> a DSN to the sender for that one.
 sink_stop 198.19.0.2:25
 check "sink restarted with 550 for bounce-* and 450 for later-*" \
@@ -125,7 +177,7 @@ python3 - "$SINK" >"$CONF/dsn.txt" 2>&1 <<'EOF'
 import email, email.policy, glob, json, sys, time
 deadline = time.time() + 30
 while time.time() < deadline:
-    for f in glob.glob(sys.argv[1] + "/*.json"):
+    for f in glob.glob(sys.argv[1] + "/[0-9]*.json"):
         d = json.load(open(f))
         if d["mail_from"] != "" or d["rcpts"] != ["orig@pg-cli.example"]:
             continue

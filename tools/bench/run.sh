@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . tools/deps.sh
 pg_install_deps
 pg_build build
-for b in tools/bench/tcp.sh tools/bench/memif.sh; do
+for b in tools/bench/tcp.sh tools/bench/memif.sh tools/bench/relay.sh; do
 	echo "== $b"
 	bash "$b"
 done
