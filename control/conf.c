@@ -21,6 +21,7 @@
 #include "files.h"
 #include "policy.h"
 #include "result.h"
+#include "transport.h"
 
 #define CONF_FILE_MAX (1u << 20) /* a main.cf-style file is a few KB */
 #define CONF_LINE_MAX 65536      /* one logical line, continuations included */
@@ -59,6 +60,7 @@ enum conf_type {
 	CT_DIR,         /* absolute path of a directory */
 	CT_HOSTNAME,    /* a host name (RFC 1035 letters, digits, hyphens) */
 	CT_BARE,        /* reject|normalize */
+	CT_RELAYHOST,   /* one next hop: [host]:port, [host], host, host:port */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -161,6 +163,7 @@ static const struct conf_key conf_keys[] = {
      SNAP_DELIVERY_LIFETIME_MAX * S, "5d"},
     {"delivery_retry_schedule", CT_SCHEDULE, false, CONF_FIELD(delivery), 0, 0,
      "5m 10m 20m 40m 67m"},
+    {"relayhost", CT_RELAYHOST, false, CONF_FIELD(delivery.relayhost), 0, 0, ""},
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -1158,6 +1161,19 @@ static int conf_val_hostname(const struct conf_key *k, const char *s, void *dst,
 	return 0;
 }
 
+static int conf_val_relayhost(const struct conf_key *k, const char *s, void *dst, char *why,
+                              size_t whylen)
+{
+	struct transport_nexthop nh;
+
+	if (s[0] != '\0' && transport_parse_nexthop(s, &nh, why, whylen) != 0)
+		return -1;
+	if (strlen(s) >= k->width)
+		return conf_why(why, whylen, "too long");
+	snprintf(dst, k->width, "%s", s);
+	return 0;
+}
+
 static int conf_val_bare(const struct conf_key *k, const char *s, void *dst, char *why,
                          size_t whylen)
 {
@@ -1393,6 +1409,8 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_hostname(k, value, dst, why, whylen);
 	case CT_BARE:
 		return conf_val_bare(k, value, dst, why, whylen);
+	case CT_RELAYHOST:
+		return conf_val_relayhost(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }

@@ -97,6 +97,13 @@ struct pg_conf_delivery {
 	uint64_t max_queue_lifetime_ns; /* maximal_queue_lifetime, whole s, 0 = one attempt */
 	uint32_t nschedule;             /* delivery_retry_schedule: 1..16 waits, */
 	uint64_t schedule_ns[SNAP_DELIVERY_SCHEDULE_MAX]; /* whole s, the last repeats */
+	/*
+	 * relayhost: the next hop of mail no transport entry routes ("" =
+	 * none), as written ("[198.19.0.2]:25"); posternd adds it to the
+	 * transport table as a "*" entry unless that table has its own "*"
+	 * (Postfix: the transport table overrides relayhost).
+	 */
+	char relayhost[SNAP_NAME_MAX + 16];
 };
 
 /* A client network of mynetworks. */

@@ -200,6 +200,17 @@ static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy 
 		policy_free(pol);
 		return PG_ERROR;
 	}
+	if (conf->delivery.relayhost[0] != '\0') {
+		char why[256];
+
+		if (transport_add_relayhost(tr, conf->delivery.relayhost, why, sizeof(why)) ==
+		    PG_ERROR) {
+			snprintf(err, errlen, "%.512s: relayhost: %.256s", conf->path, why);
+			policy_free(pol);
+			transport_free(tr);
+			return PG_ERROR;
+		}
+	}
 	if (certs_load(conf, certs, err, errlen) != PG_OK) {
 		policy_free(pol);
 		transport_free(tr);

@@ -265,6 +265,44 @@ static int transport_logical_line(void *arg, char *line, unsigned lineno)
 	return PG_OK;
 }
 
+int transport_add_relayhost(struct pg_transport *t, const char *relayhost, char *why,
+                            size_t whylen)
+{
+	struct transport_entry e = {0};
+
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->entries[i].key, "*") == 0)
+			return PG_DECLINED;
+	snprintf(e.key, sizeof(e.key), "*");
+	e.kind = SNAP_NAME_WILDCARD;
+	e.nnexthops = 1;
+	e.nexthops = calloc(1, sizeof(*e.nexthops));
+	if (e.nexthops == NULL || asprintf(&e.text, "*\tsmtp:%s\t(relayhost in postern.conf)",
+	                                   relayhost) < 0) {
+		free(e.nexthops);
+		transport_why(why, whylen, "out of memory");
+		return PG_ERROR;
+	}
+	if (transport_parse_nexthop(relayhost, e.nexthops, why, whylen) != 0) {
+		transport_entry_free(&e);
+		return PG_ERROR;
+	}
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		struct transport_entry *np = realloc(t->entries, ncap * sizeof(*np));
+
+		if (np == NULL) {
+			transport_entry_free(&e);
+			transport_why(why, whylen, "out of memory");
+			return PG_ERROR;
+		}
+		t->entries = np;
+		t->cap = ncap;
+	}
+	t->entries[t->n++] = e;
+	return PG_OK;
+}
+
 void transport_free(struct pg_transport *t)
 {
 	for (size_t i = 0; i < t->n; i++)

@@ -53,6 +53,14 @@ int transport_parse_text(const char *dir, const char *text, size_t len, struct p
 void transport_free(struct pg_transport *t);
 
 /*
+ * relayhost of postern.conf (conf.h) as the "*" entry: added unless the
+ * table has its own "*" (then PG_DECLINED: the table wins, as in Postfix).
+ * PG_OK, PG_DECLINED, or PG_ERROR + why (bad next hop, memory).
+ */
+int transport_add_relayhost(struct pg_transport *t, const char *relayhost, char *why,
+                            size_t whylen);
+
+/*
  * One next hop as a transport entry or `policy test --nexthop` gives it:
  * "[host]", "[host]:port", "host", "host:port"; 0 or -1 + why.
  */

@@ -524,6 +524,8 @@ static const struct bad_case {
      "%s:3: smtpd_tls_required_senders requires TLS, but tls_certificates is empty: STARTTLS"
      " cannot be offered without a certificate"},
     /* delivery */
+    {"relayhost unclosed", BASE "relayhost = [198.19.0.2\n",
+     "%s:3: bad value for relayhost: \"[198.19.0.2\": next hop \"[198.19.0.2\": missing ']'"},
     {"concurrency zero", BASE "smtp_destination_concurrency_limit = 0\n",
      "%s:3: bad value for smtp_destination_concurrency_limit: \"0\": must be an integer"
      " 1..1000"},

@@ -342,6 +342,46 @@ static void test_transport_good(void **state)
 	transport_free(&tr);
 }
 
+/* relayhost becomes the "*" entry, unless the table has its own (Postfix precedence). */
+static void test_transport_relayhost(void **state)
+{
+	static const char with_star[] = "a.test smtp:[198.19.0.5]\n* smtp:[198.19.0.6]:26\n";
+	static const char without[] = "a.test smtp:[198.19.0.5]\n";
+	struct pg_transport tr;
+	char err[1024], why[256];
+	const struct transport_entry *e;
+
+	(void)state;
+	if (transport_parse_text(DIR, without, strlen(without), &tr, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(transport_add_relayhost(&tr, "[198.19.0.2]:2525", why, sizeof(why)), PG_OK);
+	assert_int_equal(tr.n, 2);
+	e = &tr.entries[1];
+	assert_string_equal(e->key, "*");
+	assert_int_equal(e->kind, SNAP_NAME_WILDCARD);
+	assert_int_equal(e->nnexthops, 1);
+	assert_string_equal(e->nexthops[0].dest, "[198.19.0.2]:2525");
+	assert_int_equal(e->nexthops[0].port, 2525);
+	assert_int_equal(e->nexthops[0].addr, inet_addr("198.19.0.2"));
+	assert_non_null(strstr(e->text, "relayhost in postern.conf"));
+	assert_int_equal(transport_add_relayhost(&tr, "[198.19.0.2", why, sizeof(why)), PG_DECLINED);
+	transport_free(&tr);
+
+	if (transport_parse_text(DIR, without, strlen(without), &tr, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(transport_add_relayhost(&tr, "[198.19.0.2", why, sizeof(why)), PG_ERROR);
+	assert_string_equal(why, "next hop \"[198.19.0.2\": missing ']'");
+	assert_int_equal(tr.n, 1);
+	transport_free(&tr);
+
+	if (transport_parse_text(DIR, with_star, strlen(with_star), &tr, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(transport_add_relayhost(&tr, "[198.19.0.2]", why, sizeof(why)), PG_DECLINED);
+	assert_int_equal(tr.n, 2);
+	assert_string_equal(tr.entries[1].nexthops[0].dest, "[198.19.0.6]:26");
+	transport_free(&tr);
+}
+
 /* ---- lookups on a built snapshot ---- */
 
 struct built {
@@ -888,6 +928,7 @@ int main(void)
 	    cmocka_unit_test(test_lookup_default_and_long),
 	    cmocka_unit_test(test_lookup_many),
 	    cmocka_unit_test(test_transport_lookup),
+	    cmocka_unit_test(test_transport_relayhost),
 	    cmocka_unit_test(test_relay_lookup),
 	    cmocka_unit_test(test_edit),
 	    cmocka_unit_test(test_inbound_lookup),
