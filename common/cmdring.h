@@ -4,7 +4,7 @@
  * rings). Per worker, two single-producer/single-consumer rings of the
  * evring.h kind in the shared memory region: requests (posternd → worker)
  * and responses (worker → posternd). The ring code and its memory-ordering
- * argument are evring's; only the 256-byte record layout differs.
+ * argument are evring's; only the record layout (EVRING_RECORD_SIZE) differs.
  *
  * A request is one record: an id (unique for posternd's lifetime and across
  * its restarts), a command code and a small payload. The answer is one or
@@ -194,7 +194,7 @@ _Static_assert(sizeof(struct cmd_queue_req) == 16, "queue request size");
 _Static_assert(sizeof(struct cmd_queue_msg) == 112, "queue message item size");
 _Static_assert(sizeof(struct cmd_queue_text) == 112, "queue text item size");
 _Static_assert(sizeof(union cmd_queue_item) == 112, "queue item size");
-/* 2 per record: a worker lists 1022 messages at most (a response ring less one) */
+/* 8 per record: a worker lists 1016 messages at most (a response ring less one) */
 #define CMD_QUEUE_PER_RECORD (CMDRING_PAYLOAD_MAX / sizeof(union cmd_queue_item))
 
 /* ---- both sides ---- */

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVRING_RECORD_SIZE 256
+#define EVRING_RECORD_SIZE 1024 /* 1024 since shm ABI 4: a delivery record with its TLS evidence */
 #define EVRING_TEXT_MAX (EVRING_RECORD_SIZE - 16)
 #define EVRING_SEP "\x1f"
 #define EVRING_SEP_CHAR '\x1f'
@@ -68,7 +68,8 @@ enum evring_level {
 	X(DIAG_CLIENT_FAILED, "diag client run failed", EVRING_WARNING)                            \
 	X(SMTP_MESSAGE_ACCEPTED, "smtp message accepted", EVRING_INFO)                             \
 	X(SPOOL_FAILED, "spool failed", EVRING_ERROR)                                              \
-	X(DELIVERY_ATTEMPT, "delivery attempt", EVRING_INFO)
+	X(DELIVERY_ATTEMPT, "delivery attempt", EVRING_INFO)                                       \
+	X(SMTP_TLS_FAILED, "smtp tls handshake failed", EVRING_NOTICE)
 
 enum evring_kind {
 #define EVRING_KIND_ENUM(name, text, level) EV_##name,

@@ -36,32 +36,34 @@
 #include "snap_format.h"
 
 #define SHM_MAGIC 0x4d484750u /* "PGHM" */
-#define SHM_ABI 3 /* 2: event rings, counter docs; 3: command rings, adoption times */
+#define SHM_ABI 4 /* 2: event rings, counter docs; 3: command rings, adoption times; 4: 1 KB events */
 #define SHM_NSLOTS 4
 #define SHM_MAX_READERS (1 + SNAP_MAX_WORKERS) /* reader 0: dataplane main */
 #define SHM_MAX_COUNTERS 256
 #define SHM_COUNTER_NAME 40
 #define SHM_COUNTER_DOC 80
 /*
- * Event rings: one per reader, 256 records of 256 bytes (64 KB) each. Sized
+ * Event rings: one per reader, 1024 records of 1 KB (1 MB) each. Sized
  * for the maximum of workers so the layout never depends on configuration
  * (a changed `workers` must not make the region incompatible), yet cheap:
  * /dev/shm is tmpfs, whose pages exist only once written, so the rings of
- * workers that do not run cost nothing. 256 records cover a burst of rare
- * events between two drains (posternd drains every 50 ms); a storm beyond
- * that is dropped and counted, never slowing a worker.
+ * workers that do not run cost nothing. 1024 records cover a burst of
+ * events between two drains (posternd drains every 50 ms: 20,000 delivery
+ * records a second per worker); a storm beyond that is dropped and counted,
+ * never slowing a worker. A record is 1 KB since ABI 4 so that a delivery
+ * record carries its TLS evidence (policy, cipher, peer certificate).
  */
 #define SHM_EV_RINGS SHM_MAX_READERS
-#define SHM_EV_CAPACITY 256
+#define SHM_EV_CAPACITY 1024
 /*
  * Command rings (cmdring.h), per worker: 16 requests (one per command in
- * flight; posternd has at most one per client), 512 answer records of
- * 256 bytes (128 KB: a session list of 2000 connections). Same sizing
+ * flight; posternd has at most one per client), 128 answer records of
+ * 1 KB (128 KB: a session list of 2159 connections). Same sizing
  * argument as the event rings: tmpfs pages exist only once written.
  */
 #define SHM_CMD_RINGS SNAP_MAX_WORKERS
 #define SHM_CMD_REQ_CAPACITY 16
-#define SHM_CMD_RESP_CAPACITY 512
+#define SHM_CMD_RESP_CAPACITY 128
 #define SHM_DEFAULT_NAME "postern"
 #define SHM_DEFAULT_SLOT_CAPACITY (16u << 20)
 #define SHM_CACHE_LINE 64

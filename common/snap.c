@@ -108,6 +108,12 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(uint32_t);
 	case SNAP_SEC_DELIVERY:
 		return sizeof(struct snap_delivery);
+	case SNAP_SEC_TLS_TRUST:
+		return sizeof(struct snap_tls_trust);
+	case SNAP_SEC_TLS_TRUST_DER:
+		return 1;
+	case SNAP_SEC_TLS_TICKET_KEYS:
+		return sizeof(struct snap_tls_ticket_key);
 	}
 	return 0;
 }
@@ -192,6 +198,27 @@ static int snap_check_delivery(const struct snap_delivery *d, char *err, size_t 
 	for (size_t i = 0; i < sizeof(d->reserved) / sizeof(d->reserved[0]); i++)
 		if (d->reserved[i] != 0)
 			return snap_fail(err, errlen, "delivery section: reserved[%zu] not 0", i);
+	return 0;
+}
+
+/*
+ * ABI 1.8 session-ticket keys: at most two; OpenSSL's ticket callback finds
+ * the decryption key by name, so a name must be set and the two distinct.
+ */
+static int snap_check_ticket_keys(const struct snap_tls_ticket_key *k, uint32_t n, char *err,
+                                  size_t errlen)
+{
+	static const uint8_t zero[sizeof(k->name)];
+
+	if (n > SNAP_TICKET_KEYS_MAX)
+		return snap_fail(err, errlen, "ticket key section count %" PRIu32 ", at most %d", n,
+		                 SNAP_TICKET_KEYS_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		if (memcmp(k[i].name, zero, sizeof(zero)) == 0)
+			return snap_fail(err, errlen, "ticket key %" PRIu32 ": name is all zero",
+			                 i);
+	if (n == 2 && memcmp(k[0].name, k[1].name, sizeof(k[0].name)) == 0)
+		return snap_fail(err, errlen, "ticket keys 0 and 1 have the same name");
 	return 0;
 }
 
@@ -281,6 +308,9 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 			                 "delivery section size %" PRIu64 ", expected %zu", s->size,
 			                 sizeof(struct snap_delivery));
 		return snap_check_delivery((const void *)(base + s->offset), err, errlen);
+	case SNAP_SEC_TLS_TICKET_KEYS:
+		return snap_check_ticket_keys((const void *)(base + s->offset), s->count, err,
+		                              errlen);
 	}
 	return 0;
 }
@@ -686,6 +716,70 @@ static int snap_check_certs(const struct snap_names *v)
 	return 0;
 }
 
+/* ---- ABI 1.8 trust anchors ---- */
+
+/*
+ * TLS_TRUST and TLS_TRUST_DER come together or not at all. Every anchor's
+ * DER lies inside TLS_TRUST_DER; its policy is GLOBAL or an entry of
+ * TLS_POLICY with a tafile; GLOBAL ones come first, then ascending policy
+ * indexes (snap_tls_trust_range relies on it).
+ */
+static int snap_check_trust(const struct snap_names *v)
+{
+	const struct snap_section *ts = snap_find(v->h, SNAP_SEC_TLS_TRUST),
+	                          *ds = snap_find(v->h, SNAP_SEC_TLS_TRUST_DER),
+	                          *ps = snap_find(v->h, SNAP_SEC_TLS_POLICY);
+	const uint8_t *base = (const uint8_t *)v->h;
+	const struct snap_tls_policy *pol = ps != NULL ? (const void *)(base + ps->offset) : NULL;
+	uint32_t npol = ps != NULL ? ps->count : 0;
+	const struct snap_tls_trust *t;
+
+	if (ts == NULL && ds == NULL)
+		return 0;
+	if (ts == NULL || ds == NULL)
+		return snap_fail(v->err, v->errlen,
+		                 "trust anchors: the anchor and DER sections come together");
+	if (ds->count != ds->size)
+		return snap_fail(v->err, v->errlen,
+		                 "trust anchors: DER section count %" PRIu32
+		                 " is not its size %" PRIu64,
+		                 ds->count, ds->size);
+	t = (const void *)(base + ts->offset);
+	for (uint32_t i = 0; i < ts->count; i++) {
+		if (t[i].reserved != 0)
+			return snap_fail(v->err, v->errlen,
+			                 "trust anchor %" PRIu32 ": reserved field not 0", i);
+		if (snap_check_bytes(v, t[i].der, ds->size, "trust anchor", i) != 0)
+			return -1;
+		if (t[i].policy == SNAP_TRUST_GLOBAL) {
+			if (i > 0 && t[i - 1].policy != SNAP_TRUST_GLOBAL)
+				return snap_fail(v->err, v->errlen,
+				                 "trust anchor %" PRIu32
+				                 ": a global anchor after those of a tls_policy"
+				                 " entry",
+				                 i);
+			continue;
+		}
+		if (t[i].policy >= npol)
+			return snap_fail(v->err, v->errlen,
+			                 "trust anchor %" PRIu32 ": tls_policy entry %" PRIu32
+			                 " of %" PRIu32,
+			                 i, t[i].policy, npol);
+		/* snap_check_tls has checked this string already */
+		if (pol[t[i].policy].tafile.len == 0)
+			return snap_fail(v->err, v->errlen,
+			                 "trust anchor %" PRIu32 ": tls_policy entry %" PRIu32
+			                 " has no tafile",
+			                 i, t[i].policy);
+		if (i > 0 && t[i - 1].policy != SNAP_TRUST_GLOBAL && t[i - 1].policy > t[i].policy)
+			return snap_fail(v->err, v->errlen,
+			                 "trust anchor %" PRIu32 ": tls_policy entry %" PRIu32
+			                 " after entry %" PRIu32 " (ascending order)",
+			                 i, t[i].policy, t[i - 1].policy);
+	}
+	return 0;
+}
+
 static int snap_validate_names(const struct snap_header *h, char *err, size_t errlen)
 {
 	const struct snap_section *str = snap_find(h, SNAP_SEC_STRINGS), *mn;
@@ -730,7 +824,9 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 		return snap_fail(err, errlen, "relay section: default TLS level out of range");
 	if (snap_check_smtp(&v) != 0 || snap_check_inbound_tls(&v) != 0)
 		return -1;
-	return snap_check_certs(&v);
+	if (snap_check_certs(&v) != 0)
+		return -1;
+	return snap_check_trust(&v);
 }
 
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen)
@@ -835,6 +931,68 @@ const struct snap_delivery *snap_delivery(const struct snap_header *h,
 		return d;
 	snap_delivery_default(fallback);
 	return fallback;
+}
+
+const struct snap_tls_trust *snap_tls_trust(const struct snap_header *h, uint32_t *count)
+{
+	const struct snap_tls_trust *t = snap_section(h, SNAP_SEC_TLS_TRUST, count);
+
+	if (t == NULL || *count == 0) {
+		*count = 0;
+		return NULL;
+	}
+	return t;
+}
+
+/* The order of TLS_TRUST: GLOBAL below every policy index. */
+static uint64_t snap_trust_rank(uint32_t policy)
+{
+	return policy == SNAP_TRUST_GLOBAL ? 0 : (uint64_t)policy + 1;
+}
+
+uint32_t snap_tls_trust_range(const struct snap_header *h, uint32_t policy, uint32_t *first)
+{
+	uint32_t n, lo = 0, hi, end;
+	const struct snap_tls_trust *t = snap_tls_trust(h, &n);
+
+	*first = 0;
+	if (t == NULL)
+		return 0;
+	hi = n;
+	while (lo < hi) { /* the first anchor whose rank is >= policy's */
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (snap_trust_rank(t[mid].policy) < snap_trust_rank(policy))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < n && t[end].policy == policy; end++)
+		;
+	*first = lo;
+	return end - lo;
+}
+
+const uint8_t *snap_trust_der(const struct snap_header *h, const struct snap_tls_trust *t)
+{
+	uint32_t n;
+	const uint8_t *der = snap_section(h, SNAP_SEC_TLS_TRUST_DER, &n);
+
+	/* for a validated snapshot n is the section's size */
+	if (der == NULL || t->der.len == 0 || t->der.off > n || t->der.len > n - t->der.off)
+		return NULL;
+	return der + t->der.off;
+}
+
+const struct snap_tls_ticket_key *snap_ticket_keys(const struct snap_header *h, uint32_t *count)
+{
+	const struct snap_tls_ticket_key *k = snap_section(h, SNAP_SEC_TLS_TICKET_KEYS, count);
+
+	if (k == NULL || *count == 0) {
+		*count = 0;
+		return NULL;
+	}
+	return k;
 }
 
 const char *snap_string(const struct snap_header *h, struct snap_str s)

@@ -20,8 +20,9 @@
 /* minor 1: TLS policy, transport and relay access sections; 2: inbound TLS
  * certificates and keys; 3: diagnostic client request; 4: TCP settings;
  * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements;
- * 7: delivery (outbound SMTP) settings */
-#define SNAP_ABI_MINOR 7
+ * 7: delivery (outbound SMTP) settings; 8: outbound trust anchors and
+ * inbound session-ticket keys */
+#define SNAP_ABI_MINOR 8
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -61,6 +62,10 @@ enum snap_section_kind {
 	SNAP_SEC_INBOUND_TLS_SENDERS_INDEX = 24, /* uint32_t[count] buckets over SENDERS */
 	/* ABI 1.7: delivery (dataplane/relay/outbound.h) */
 	SNAP_SEC_DELIVERY = 25, /* struct snap_delivery, count 1 */
+	/* ABI 1.8: outbound trust anchors, inbound session tickets (see below) */
+	SNAP_SEC_TLS_TRUST = 26,       /* struct snap_tls_trust[count], grouped by policy */
+	SNAP_SEC_TLS_TRUST_DER = 27,   /* uint8_t[count]: the DER blobs of TLS_TRUST */
+	SNAP_SEC_TLS_TICKET_KEYS = 28, /* struct snap_tls_ticket_key[count], count 0..2 */
 };
 
 struct snap_section {
@@ -440,10 +445,66 @@ struct snap_tls_cert {
 };
 
 /*
+ * ---- Outbound trust anchors (ABI 1.8) ----
+ *
+ * The CA certificates a verify or secure level checks a next hop's chain
+ * against: those of postern.conf smtp_tls_CAfile (policy SNAP_TRUST_GLOBAL)
+ * and those of each tls_policy entry's tafile= (policy = the index of that
+ * entry in SNAP_SEC_TLS_POLICY). Postfix semantics: an entry with a tafile
+ * trusts exactly its own anchors, any other verify/secure lookup those of
+ * smtp_tls_CAfile; a tafile anchor need not be self-signed (partial chain).
+ * Each anchor is the DER of one X.509 certificate inside
+ * SNAP_SEC_TLS_TRUST_DER; entries that share a file share the bytes.
+ *
+ * Order: the GLOBAL entries first, then by ascending policy index, each
+ * group in the order of its PEM file, so the anchors of one policy entry
+ * are one contiguous range (snap_tls_trust_range). snap_validate checks
+ * the order, every DER range (non-empty, inside TLS_TRUST_DER), every
+ * policy index (GLOBAL, or an entry of TLS_POLICY that has a tafile),
+ * reserved 0, and that TLS_TRUST and TLS_TRUST_DER come together. A
+ * snapshot without them (minor < 8) trusts nothing: verify and secure
+ * deliveries then fail verification.
+ */
+#define SNAP_TRUST_GLOBAL 0xffffffffu /* snap_tls_trust.policy of smtp_tls_CAfile */
+
+struct snap_tls_trust {
+	uint32_t policy;       /* SNAP_TRUST_GLOBAL or an index into TLS_POLICY */
+	uint32_t reserved;     /* 0 */
+	struct snap_bytes der; /* one X.509 certificate, inside TLS_TRUST_DER */
+};
+
+/*
+ * ---- Inbound TLS session-ticket keys (ABI 1.8) ----
+ *
+ * RFC 5077 / RFC 8446 §4.6.1 stateless tickets, the same keys on every
+ * worker so a session resumes whichever worker the client reaches. posternd
+ * draws them with RAND_bytes and keeps them in memory only (never on disk):
+ * [0] is the current key (encrypt and decrypt), [1] the previous one
+ * (decrypt only). The current key is replaced when it is
+ * smtpd_tls_session_cache_timeout old, the old current becoming the
+ * previous one, so a ticket stays usable for 1 to 2 timeouts. Count 0 (the
+ * timeout is 0, or a snapshot of minor < 8) means no session tickets.
+ * Reloads and policy changes keep the keys; a restarted posternd draws new
+ * ones (resumption across a posternd restart is lost). snap_validate
+ * checks the count (at most SNAP_TICKET_KEYS_MAX), and that no name is all
+ * zero and the two names differ (OpenSSL picks the decryption key by name).
+ * The section carries secret keys: the shared memory object is mode 0600.
+ */
+#define SNAP_TICKET_KEYS_MAX 2
+
+struct snap_tls_ticket_key {
+	uint8_t name[16];     /* key name, sent in the ticket (random) */
+	uint8_t hmac_key[32]; /* HMAC-SHA256 key */
+	uint8_t aes_key[32];  /* AES-256-CBC key */
+	int64_t created;      /* unix seconds, when posternd drew it */
+};
+
+/*
  * Validation and access (common/snap.c). snap_validate checks magic, ABI,
  * size, checksum and that every section lies inside the blob, and for the
- * name tables every string, hash, index bucket, enum and next-hop range, and
- * for the certificates every key type, range, blob and name; it never trusts
+ * name tables every string, hash, index bucket, enum and next-hop range,
+ * for the certificates every key type, range, blob and name, for the trust
+ * anchors and ticket keys what their comments above say; it never trusts
  * a field before checking it. Returns 0 or -1 with a message.
  */
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen);
@@ -460,6 +521,25 @@ void snap_delivery_default(struct snap_delivery *d);
  */
 const struct snap_delivery *snap_delivery(const struct snap_header *h,
                                           struct snap_delivery *fallback);
+/*
+ * The trust anchors of a validated snapshot (ABI 1.8) and their count in
+ * *count; NULL and 0 without the section (minor < 8) or with none.
+ */
+const struct snap_tls_trust *snap_tls_trust(const struct snap_header *h, uint32_t *count);
+/*
+ * The range of anchors of one policy entry, or of SNAP_TRUST_GLOBAL: their
+ * number, the first one's index in *first (binary search; a validated
+ * snapshot keeps each group contiguous). 0 when it has none.
+ */
+uint32_t snap_tls_trust_range(const struct snap_header *h, uint32_t policy, uint32_t *first);
+/* The DER bytes of an anchor (t->der.len of them), NULL if out of range. */
+const uint8_t *snap_trust_der(const struct snap_header *h, const struct snap_tls_trust *t);
+/*
+ * The session-ticket keys of a validated snapshot, [0] the current one,
+ * and their count (0..SNAP_TICKET_KEYS_MAX) in *count; NULL and 0 when
+ * session tickets are off or the snapshot is of minor < 8.
+ */
+const struct snap_tls_ticket_key *snap_ticket_keys(const struct snap_header *h, uint32_t *count);
 /* First section of a kind, or NULL. *count receives its element count. */
 const void *snap_section(const struct snap_header *h, uint32_t kind, uint32_t *count);
 /* A string of the strings section; "" if out of range. */

@@ -99,11 +99,43 @@ static void cert_text(struct ctl_buf *b, const struct tls_cert_set *set, const s
 	ctl_buf_printf(b, "  sha256:    %s\n", fp);
 }
 
-static void cert_list(struct ctl_buf *b, const struct tls_cert_set *set, int64_t now, bool json)
+/*
+ * The other TLS material of the snapshot (ABI 1.8), counted: outbound
+ * trust anchors of smtp_tls_CAfile and of tafile=, and the inbound
+ * session-ticket keys with the current one's age.
+ */
+struct cert_tls_extra {
+	uint32_t global, tafile; /* trust anchors */
+	uint32_t nkeys;          /* session-ticket keys, 0 = tickets off */
+	int64_t key_age;         /* of the current key, seconds */
+};
+
+static void cert_tls_extra(const struct snap_header *h, int64_t now, struct cert_tls_extra *x)
+{
+	uint32_t n, first;
+	const struct snap_tls_ticket_key *k = snap_ticket_keys(h, &x->nkeys);
+
+	snap_tls_trust(h, &n);
+	x->global = snap_tls_trust_range(h, SNAP_TRUST_GLOBAL, &first);
+	x->tafile = n - x->global;
+	x->key_age = k != NULL ? now - k[0].created : 0;
+}
+
+static void cert_list(struct ctl_buf *b, const struct tls_cert_set *set,
+                      const struct cert_tls_extra *x, int64_t now, bool json)
 {
 	if (json) {
-		ctl_buf_printf(b, "{\"generation\":%" PRIu64 ",\"certificates\":[",
-		               set->generation);
+		ctl_buf_printf(b,
+		               "{\"generation\":%" PRIu64
+		               ",\"trust_anchors\":{\"smtp_tls_CAfile\":%" PRIu32
+		               ",\"tafile\":%" PRIu32 "},\"session_ticket_keys\":%" PRIu32
+		               ",\"session_ticket_key_age_s\":",
+		               set->generation, x->global, x->tafile, x->nkeys);
+		if (x->nkeys > 0)
+			ctl_buf_printf(b, "%" PRId64, x->key_age);
+		else
+			ctl_buf_printf(b, "null");
+		ctl_buf_printf(b, ",\"certificates\":[");
 		for (uint32_t i = 0; i < set->n; i++) {
 			ctl_buf_printf(b, "%s", i ? "," : "");
 			cert_json(b, set, &set->certs[i], now);
@@ -113,12 +145,20 @@ static void cert_list(struct ctl_buf *b, const struct tls_cert_set *set, int64_t
 	}
 	if (set->n == 0) {
 		ctl_buf_printf(b, "no certificates (tls_certificates is not set)\n");
-		return;
+	} else {
+		ctl_buf_printf(b, "%" PRIu32 " certificate%s (generation %" PRIu64 ")\n", set->n,
+		               set->n == 1 ? "" : "s", set->generation);
+		for (uint32_t i = 0; i < set->n; i++)
+			cert_text(b, set, &set->certs[i], now, "");
 	}
-	ctl_buf_printf(b, "%" PRIu32 " certificate%s (generation %" PRIu64 ")\n", set->n,
-	               set->n == 1 ? "" : "s", set->generation);
-	for (uint32_t i = 0; i < set->n; i++)
-		cert_text(b, set, &set->certs[i], now, "");
+	ctl_buf_printf(b, "trust anchors: %" PRIu32 " of smtp_tls_CAfile, %" PRIu32 " of tafile=\n",
+	               x->global, x->tafile);
+	if (x->nkeys == 0)
+		ctl_buf_printf(b, "session tickets: off\n");
+	else
+		ctl_buf_printf(
+		    b, "session tickets: %" PRIu32 " key%s, the current one %" PRId64 " s old\n",
+		    x->nkeys, x->nkeys == 1 ? "" : "s", x->key_age);
 }
 
 /* The certificates of a choice in preference order, chosen one first. */
@@ -224,10 +264,14 @@ const char *ctl_cert_command(struct ctl_buf *b, const struct snap_header *h, uin
 		return "error";
 	}
 	set.generation = gen;
-	if (npos == 1)
-		cert_list(b, &set, now, json);
-	else
+	if (npos == 1) {
+		struct cert_tls_extra x;
+
+		cert_tls_extra(h, now, &x);
+		cert_list(b, &set, &x, now, json);
+	} else {
 		verdict = cert_show(b, &set, pos[1], now, json);
+	}
 	tls_certs_free(&set);
 	return verdict;
 }

@@ -61,6 +61,8 @@ enum conf_type {
 	CT_HOSTNAME,    /* a host name (RFC 1035 letters, digits, hyphens) */
 	CT_BARE,        /* reject|normalize */
 	CT_RELAYHOST,   /* one next hop: [host]:port, [host], host, host:port */
+	CT_FILE,        /* one file name, empty = none (read by control/trust.c) */
+	CT_SESSION_TIMEOUT, /* 0, or a time in whole seconds in [min, max] */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -105,6 +107,8 @@ static const struct conf_key conf_keys[] = {
     {"relay_domains", CT_DOMAINS, false, 0, 0, 0, 0, ""},
     {"tls_default_level", CT_TLS_LEVEL, false, CONF_FIELD(tls_default_level), 0, 0, "may"},
     {"tls_certificates", CT_FILES, false, 0, 0, 0, 0, ""},
+    /* outbound trust anchors for verify and secure (control/trust.h) */
+    {"smtp_tls_CAfile", CT_FILE, false, CONF_FIELD(smtp_tls_cafile), 0, 0, ""},
     /* inbound TLS requirements (common/policy_lookup.h inbound_tls_required) */
     {"smtpd_tls_security_level", CT_SMTPD_TLS_LEVEL, false, CONF_FIELD(smtpd_tls.level), 0, 0,
      "may"},
@@ -114,6 +118,10 @@ static const struct conf_key conf_keys[] = {
      ">=TLSv1.2"},
     {"smtpd_tls_mandatory_protocols", CT_TLS_PROTOCOLS, false,
      CONF_FIELD(smtpd_tls.mandatory_protocols), 0, 0, ">=TLSv1.2"},
+    /* session-ticket key lifetime (control/tickets.h), Postfix's default */
+    {"smtpd_tls_session_cache_timeout", CT_SESSION_TIMEOUT, false,
+     CONF_FIELD(smtpd_tls.session_cache_timeout_ns), CONF_TLS_SESSION_TIMEOUT_MIN_S * S,
+     CONF_TLS_SESSION_TIMEOUT_MAX_S * S, "3600s"},
     {"diag_services", CT_BOOL, false, CONF_FIELD(diag_services), 0, 0, "no"},
     {"diag_client", CT_DIAG_CLIENT, false, CONF_FIELD(diag_client), 0, 0, ""},
     /* TCP (dataplane/net/tcp.h); the defaults are tcp_config_default()'s */
@@ -971,6 +979,54 @@ static int conf_val_files(struct pg_conf *c, const char *s, char *why, size_t wh
 }
 
 /*
+ * smtp_tls_CAfile: one PEM bundle (Postfix reads a single file here; a
+ * directory of hashed names, smtp_tls_CApath, is not supported). Only the
+ * name is checked here; control/trust.c reads the certificates.
+ */
+static int conf_val_file(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen)
+{
+	for (const char *c = s; *c != '\0'; c++)
+		if (!isgraph((unsigned char)*c))
+			return conf_why(why, whylen,
+			                "one file name without whitespace or control characters");
+	if (strlen(s) >= k->width)
+		return conf_why(why, whylen, "path longer than %zu bytes", k->width - 1);
+	snprintf(dst, k->width, "%s", s);
+	return 0;
+}
+
+/*
+ * smtpd_tls_session_cache_timeout: 0 turns session tickets off (Postfix: a
+ * value <= 0 disables session caching, tickets included); anything else
+ * in whole seconds within [min, max]. A negative value is refused like any
+ * other value that is not a time.
+ */
+static int conf_val_session_timeout(const struct conf_key *k, const char *s, void *dst, char *why,
+                                    size_t whylen)
+{
+	static const struct conf_key any = {.min = 0, .max = UINT64_MAX};
+	char lo[32], hi[32];
+	uint64_t v = 0;
+
+	int rc = conf_val_time_step(&any, S, s, &v, why, whylen);
+
+	/* a value whose nanoseconds overflow is out of range, like any too big */
+	if (rc != 0 && strncmp(why, "must be between", 15) != 0)
+		return -1;
+	if (rc != 0 || (v != 0 && (v < k->min || v > k->max))) {
+		conf_fmt_time(k->min, lo, sizeof(lo));
+		conf_fmt_time(k->max, hi, sizeof(hi));
+		return conf_why(why, whylen,
+		                "must be 0 (no session tickets) or between %s and %s (RFC 8446"
+		                " §4.6.1: a ticket lives at most 7 days)",
+		                lo, hi);
+	}
+	*(uint64_t *)dst = v;
+	return 0;
+}
+
+/*
  * delivery_retry_schedule = 5m 10m 20m 40m 67m: the wait before attempt
  * 2, 3, ... of a deferred message, the last repeating until
  * maximal_queue_lifetime. Postern's own key: Postfix derives its waits from
@@ -1411,6 +1467,10 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_bare(k, value, dst, why, whylen);
 	case CT_RELAYHOST:
 		return conf_val_relayhost(k, value, dst, why, whylen);
+	case CT_FILE:
+		return conf_val_file(k, value, dst, why, whylen);
+	case CT_SESSION_TIMEOUT:
+		return conf_val_session_timeout(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }
@@ -1858,6 +1918,7 @@ int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_con
 	if (rc == PG_OK)
 		rc = conf_check_smtpd_tls(p);
 	out->tls_certificates_line = conf_line(p, "tls_certificates", 0);
+	out->smtp_tls_cafile_line = conf_line(p, "smtp_tls_CAfile", 0);
 	free(p);
 	return rc;
 }

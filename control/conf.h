@@ -30,6 +30,14 @@
 #define CONF_RELAY_DOMAINS_MAX 16384 /* bytes of the normalized list */
 #define CONF_TLS_CERT_FILES_MAX 64   /* files in tls_certificates */
 #define CONF_TLS_CERTIFICATES_MAX 16384 /* bytes of the normalized list */
+/*
+ * smtpd_tls_session_cache_timeout: 0 (no session tickets) or 2 min..7 d.
+ * Postfix raises a value under 2 min to 2 min and allows up to 100 days;
+ * Postern refuses both, the upper bound being RFC 8446 §4.6.1's limit on
+ * a ticket's lifetime.
+ */
+#define CONF_TLS_SESSION_TIMEOUT_MIN_S 120u
+#define CONF_TLS_SESSION_TIMEOUT_MAX_S (7u * 86400u)
 
 struct pg_conf_port {
 	char device[CONF_DEVICE_MAX]; /* PCI address or DPDK vdev spec */
@@ -126,6 +134,12 @@ struct pg_conf_smtpd_tls {
 	uint32_t nsenders;
 	char senders[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
 	unsigned level_line, networks_line, senders_line, protocols_line, mandatory_line;
+	/*
+	 * smtpd_tls_session_cache_timeout, whole seconds (in ns like every
+	 * time here): the age at which posternd replaces the session-ticket
+	 * key (control/tickets.h); 0 = no session tickets.
+	 */
+	uint64_t session_cache_timeout_ns;
 };
 
 struct pg_conf {
@@ -167,6 +181,14 @@ struct pg_conf {
 	char relay_domains[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
 
 	uint8_t tls_default_level; /* enum snap_tls_level without a tls_policy entry */
+
+	/*
+	 * smtp_tls_CAfile: one PEM bundle of CA certificates for the outbound
+	 * levels verify and secure ("" = none), as written; relative to dir.
+	 * control/trust.c reads and validates it.
+	 */
+	char smtp_tls_cafile[CONF_PATH_MAX];
+	unsigned smtp_tls_cafile_line; /* where it is set, 0 = not set */
 
 	/*
 	 * tls_certificates: PEM files (key + chain, like Postfix

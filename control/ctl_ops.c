@@ -1,8 +1,9 @@
 /*
  * ctl_ops.c - posternctl's operations commands: `stats --watch` (counters
  * with rates, computed here from two readings of posternd's `stats all`
- * table) and `log` (the tail of posternd's JSON log, as text or JSON,
- * optionally followed like tail -f, across rotations).
+ * counter table; the TLS outcomes table after it is left out) and `log`
+ * (the tail of posternd's JSON log, as text or JSON, optionally followed
+ * like tail -f, across rotations).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,17 +81,20 @@ struct ops_reading {
 
 /*
  * Parse report.c's text table: "counter total worker0 worker1 ..." then
- * "NAME TOTAL V0 V1 ...". Anything else is kept as a message.
+ * "NAME TOTAL V0 V1 ...", up to the empty line before the TLS outcomes
+ * table (not watched). Anything else is kept as a message.
  */
 static void ops_parse_stats(const char *body, struct ops_reading *rd)
 {
-	const char *line = body;
+	const char *line = body, *end_of_table = strstr(body, "\n\n");
 	unsigned cols = 0;
 
 	rd->nrows = rd->nworkers = 0;
 	rd->message[0] = '\0';
 	if (strncmp(body, "counter ", 8) != 0) {
-		snprintf(rd->message, sizeof(rd->message), "%s", body);
+		int len = end_of_table != NULL ? (int)(end_of_table + 1 - body) : (int)strlen(body);
+
+		snprintf(rd->message, sizeof(rd->message), "%.*s", len, body);
 		return;
 	}
 	for (const char *p = body; *p != '\n' && *p != '\0'; p++)
@@ -99,7 +103,7 @@ static void ops_parse_stats(const char *body, struct ops_reading *rd)
 	rd->nworkers = cols >= 2 ? cols - 2 : 0;
 	if (rd->nworkers > OPS_MAX_WORKERS)
 		rd->nworkers = OPS_MAX_WORKERS;
-	while ((line = strchr(line, '\n')) != NULL && *++line != '\0' &&
+	while ((line = strchr(line, '\n')) != NULL && *++line != '\0' && *line != '\n' &&
 	       rd->nrows < SHM_MAX_COUNTERS) {
 		struct ops_row *r = &rd->rows[rd->nrows];
 		const char *p = line;

@@ -311,6 +311,8 @@ unsigned evlog_drain(struct evlog *l, struct shm_region *rg)
 			evlog_render(&b, rec.ts_ns, source, evring_level_name(rec.level),
 			             evring_kind_name(rec.kind), rec.text,
 			             rec.flags & EVRING_F_TRUNCATED);
+			if (rec.kind == EV_DELIVERY_ATTEMPT && l->tls != NULL)
+				tlsstats_add_event(l->tls, rec.text);
 		}
 		dropped = evring_take_dropped(ring);
 		if (dropped != 0) {

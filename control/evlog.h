@@ -21,6 +21,7 @@
 #include "evring.h"
 #include "report.h"
 #include "shm.h"
+#include "tlsstats.h"
 
 #define EVLOG_DRAIN_NS (50 * 1000000ull) /* posternd drains the rings this often */
 
@@ -33,6 +34,12 @@ struct evlog {
 	/* what evlog_watch_dataplane saw last */
 	int32_t dp_pid;
 	char dp_state[16];
+	/*
+	 * Where evlog_drain counts the "delivery attempt" records, by
+	 * recipient domain and TLS outcome; NULL: not counted. Set by the
+	 * caller after evlog_open (which clears it).
+	 */
+	struct tlsstats *tls;
 };
 
 /*
@@ -58,7 +65,9 @@ void evlog_event(struct evlog *l, uint8_t level, const char *event, const char *
  * Drain every event ring of the region into the log, with an "events
  * dropped" line per ring that dropped records since the last call, and log
  * the dataplane appearing ("dataplane attached"), stopping or dying
- * ("dataplane lost") since the last call. Returns the records read.
+ * ("dataplane lost") since the last call; count the delivery attempts into
+ * l->tls (whether or not the log file can be written). Returns the records
+ * read.
  */
 unsigned evlog_drain(struct evlog *l, struct shm_region *rg);
 

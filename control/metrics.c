@@ -3,7 +3,8 @@
  * follows the text format 0.0.4: "# HELP" and "# TYPE" before each family,
  * label values escaped, counters suffixed _total. Names and docs of the
  * dataplane counters come from the shared memory (the dataplane writes
- * them at start), so they are checked before use.
+ * them at start), so they are checked before use. The deliveries per
+ * domain and TLS outcome come from posternd's own count (tlsstats.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,7 +114,52 @@ static void metrics_gauges(struct ctl_buf *b, struct shm_region *rg, uint64_t no
 	}
 }
 
-void metrics_render(struct ctl_buf *b, struct shm_region *rg, uint64_t now_ns)
+/* A label value: backslash, double quote and line feed escaped (format 0.0.4). */
+static void metrics_label_value(struct ctl_buf *b, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\')
+			ctl_buf_printf(b, "\\\\");
+		else if (*v == '"')
+			ctl_buf_printf(b, "\\\"");
+		else if (*v == '\n')
+			ctl_buf_printf(b, "\\n");
+		else
+			ctl_buf_printf(b, "%c", *v);
+	}
+}
+
+/*
+ * Deliveries per recipient domain and TLS outcome, counted by posternd
+ * (tlsstats.h): every outcome of a domain is a series from the domain's
+ * first delivery on, zeros included, so rate() sees each first increment.
+ */
+static void metrics_tls_outcomes(struct ctl_buf *b, const struct tlsstats *tls)
+{
+	char help[512];
+
+	snprintf(help, sizeof(help),
+	         "Deliveries (one per recipient per attempt) by recipient domain and TLS"
+	         " outcome, counted by posternd since it started. At most %" PRIu32
+	         " domains; later ones are counted under domain=\"%s\".",
+	         tls->max_domains, TLSSTATS_OTHER);
+	metrics_family(b, "postern_delivery_tls_total", "counter", help);
+	for (uint32_t r = 0; r < tls->nrows; r++) {
+		for (unsigned o = 0; o < TLSSTATS__COUNT; o++) {
+			ctl_buf_printf(b, "postern_delivery_tls_total{domain=\"");
+			metrics_label_value(b, tls->rows[r].domain);
+			ctl_buf_printf(b, "\",outcome=\"%s\"} %" PRIu64 "\n",
+			               tlsstats_outcome_name(o), tls->rows[r].count[o]);
+		}
+	}
+	metrics_family(b, "postern_delivery_tls_skipped_total", "counter",
+	               "Delivery records posternd could not count by domain and TLS outcome"
+	               " (no recipient domain or no known tls_outcome).");
+	ctl_buf_printf(b, "postern_delivery_tls_skipped_total %" PRIu64 "\n", tls->skipped);
+}
+
+void metrics_render(struct ctl_buf *b, struct shm_region *rg, const struct tlsstats *tls,
+                    uint64_t now_ns)
 {
 	uint32_t nw = metrics_nworkers(rg);
 	uint32_t nc = rg->dp.ncounters > SHM_MAX_COUNTERS ? SHM_MAX_COUNTERS : rg->dp.ncounters;
@@ -135,6 +181,8 @@ void metrics_render(struct ctl_buf *b, struct shm_region *rg, uint64_t now_ns)
 			    b, "%s{worker=\"%" PRIu32 "\"} %" PRIu64 "\n", metric, i,
 			    atomic_load_explicit(&rg->dp.counters[i].v[k], memory_order_relaxed));
 	}
+	if (tls != NULL)
+		metrics_tls_outcomes(b, tls);
 }
 
 /* ---- HTTP ---- */
@@ -341,7 +389,7 @@ static void metrics_client_write(struct metrics_client *c)
 }
 
 static void metrics_client_read(struct metrics_server *s, struct metrics_client *c,
-                                struct shm_region *rg, uint64_t now_ns)
+                                struct shm_region *rg, const struct tlsstats *tls, uint64_t now_ns)
 {
 	ssize_t n = read(c->fd, c->req + c->req_len, METRICS_REQUEST_MAX - c->req_len);
 	struct ctl_buf body = {0};
@@ -362,7 +410,7 @@ static void metrics_client_read(struct metrics_server *s, struct metrics_client 
 	if (status == 0)
 		return;
 	if (status == 200)
-		metrics_render(&body, rg, now_ns);
+		metrics_render(&body, rg, tls, now_ns);
 	metrics_response(&c->out, status, &body);
 	ctl_buf_free(&body);
 	if (c->out.oom) {
@@ -377,7 +425,7 @@ static void metrics_client_read(struct metrics_server *s, struct metrics_client 
 }
 
 void metrics_poll_events(struct metrics_server *s, const struct pollfd *pfd, unsigned n,
-                         struct shm_region *rg, uint64_t now_ns)
+                         struct shm_region *rg, const struct tlsstats *tls, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct metrics_client *c = NULL;
@@ -397,7 +445,7 @@ void metrics_poll_events(struct metrics_server *s, const struct pollfd *pfd, uns
 		else if (c->replying)
 			metrics_client_write(c);
 		else
-			metrics_client_read(s, c, rg, now_ns);
+			metrics_client_read(s, c, rg, tls, now_ns);
 	}
 	/* a client that never finishes must not hold a slot forever */
 	for (unsigned k = 0; k < METRICS_MAX_CLIENTS; k++)

@@ -424,6 +424,37 @@ enum {
 	A_MODE = 32
 };
 
+/*
+ * The trust anchors of tafile= path: its bundle in out->tafiles, read now
+ * unless an earlier entry named the same file. *bundle = 1 + its index.
+ */
+static int policy_tafile(struct pg_policy *out, const char *path, uint32_t *bundle, char *why,
+                         size_t whylen)
+{
+	struct trust_bundle b, *nb;
+	char inner[POLICY_WHY];
+
+	for (size_t i = 0; i < out->ntafiles; i++) {
+		if (strcmp(out->tafiles[i].file, path) == 0) {
+			*bundle = (uint32_t)i + 1;
+			return 0;
+		}
+	}
+	if (out->ntafiles >= UINT32_MAX - 1)
+		return policy_why(why, whylen, "too many tafile= files");
+	if (trust_read_pem(path, &b, inner, sizeof(inner)) != PG_OK)
+		return policy_why(why, whylen, "tafile %s: %s", path, inner);
+	nb = realloc(out->tafiles, (out->ntafiles + 1) * sizeof(*nb));
+	if (nb == NULL) {
+		trust_bundle_free(&b);
+		return policy_why(why, whylen, "out of memory");
+	}
+	out->tafiles = nb;
+	out->tafiles[out->ntafiles++] = b;
+	*bundle = (uint32_t)out->ntafiles;
+	return 0;
+}
+
 static int policy_attribute(struct policy_parser *p, struct policy_entry *e, const char *tok,
                             unsigned *seen, char *why, size_t whylen)
 {
@@ -539,6 +570,8 @@ static int policy_attribute(struct policy_parser *p, struct policy_entry *e, con
 			return policy_why(why, whylen, "tafile %s: cannot read: %s", path,
 			                  strerror(errno));
 		fclose(f);
+		if (policy_tafile(p->out, path, &e->tafile_bundle, why, whylen) != 0)
+			return -1;
 		free(e->tafile);
 		e->tafile = strdup(path);
 		return e->tafile != NULL ? 0 : policy_why(why, whylen, "out of memory");
@@ -724,6 +757,11 @@ void policy_free(struct pg_policy *p)
 	free(p->entries);
 	p->entries = NULL;
 	p->n = p->cap = 0;
+	for (size_t i = 0; i < p->ntafiles; i++)
+		trust_bundle_free(&p->tafiles[i]);
+	free(p->tafiles);
+	p->tafiles = NULL;
+	p->ntafiles = 0;
 }
 
 const struct policy_entry *policy_find(const struct pg_policy *p, const char *key)

@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "snap_format.h"
+#include "trust.h"
 
 #define POLICY_FILE_NAME "tls_policy"
 #define POLICY_FILE_MAX (16u << 20) /* a policy table of ~100k entries */
@@ -32,17 +33,26 @@ struct policy_entry {
 	char *servername;
 	char *tafile;
 	char *text; /* the logical line, continuations joined by one space */
+	uint32_t tafile_bundle; /* 1 + index into pg_policy.tafiles; 0 = no tafile */
 };
 
 struct pg_policy {
 	char path[CONF_PATH_MAX + 32]; /* DIR/tls_policy */
 	size_t n, cap;
 	struct policy_entry *entries; /* file order */
+	/*
+	 * The certificates of every tafile= (trust.h), each file read once
+	 * however many entries name it, in order of first use.
+	 */
+	size_t ntafiles;
+	struct trust_bundle *tafiles;
 };
 
 /*
  * Read DIR/tls_policy into *out (an absent file is an empty table).
- * Relative tafile= paths are taken relative to DIR. PG_OK, or PG_ERROR with
+ * Relative tafile= paths are taken relative to DIR; each file is read as a
+ * PEM bundle of trust anchors (trust_read_pem: every certificate must
+ * parse, at least one). PG_OK, or PG_ERROR with
  * "FILE:LINE: message" in err; *out is empty (policy_free-able) either way.
  */
 int policy_load(const char *dir, struct pg_policy *out, char *err, size_t errlen);

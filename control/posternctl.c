@@ -37,10 +37,17 @@ static const struct ctl_cmd {
      "posternd, dataplane and per-worker state; exit 4 if the dataplane is not\n"
      "ready or a worker has not adopted the published generation"},
     {"stats", true, true, "[--all] [--json] | --watch [SECONDS] [--count N] [--all]",
-     "dataplane counters, total and per worker (--all: include zero counters).\n"
+     "dataplane counters, total and per worker (--all: include zero counters);\n"
+     "then the deliveries by TLS outcome per domain: one row per recipient domain\n"
+     "(lower case), one column per tls_outcome (verified, fingerprint, encrypted,\n"
+     "plaintext, deferred, would_defer, none = no connection got that far), one\n"
+     "count per recipient per attempt (--json: \"tls_outcomes\"). Counted by\n"
+     "posternd since it started (a restarted posternd starts from zero); at most\n"
+     "1000 domains, later ones are counted under \"other\". Also on /metrics as\n"
+     "postern_delivery_tls_total{domain,outcome}.\n"
      "--watch: refresh every SECONDS (default 1) with the rate per second of each\n"
-     "counter, total and per worker, from the last two readings; --count N stops\n"
-     "after N tables (text only)"},
+     "counter, total and per worker, from the last two readings (counters only,\n"
+     "not the TLS outcomes); --count N stops after N tables (text only)"},
     {"reload", true, false, "[--wait [SECONDS]] [--json]",
      "re-read the configuration and publish it; an invalid configuration is\n"
      "refused (exit 1) and the running one stays live. --wait: answer only once\n"
@@ -58,7 +65,7 @@ static const struct ctl_cmd {
      "every worker's TCP connections: local and remote address, state, bytes in\n"
      "(received in order) and out (acknowledged by the peer), modulo 4 GiB, send\n"
      "and receive buffer fill, age, and the owner (the listener's port and service,\n"
-     "or \"client\"). At most N per worker (default 1000, at most 2044); a longer\n"
+     "or \"client\"). At most N per worker (default 1000, at most 2159); a longer\n"
      "list is cut with a note.\n"
      "Exit 4 if a worker did not answer within 2 s"},
     {"queue", false, false, "list|show|flush|delete|hold|release ...",
@@ -124,7 +131,9 @@ static const struct ctl_sub {
     {"cert", "list", 0, 0, true, false, "[--json]",
      "every certificate of the live snapshot in configuration order: file, key type,\n"
      "names, not after, days left, SHA-256 fingerprint of the leaf; \"default\" marks\n"
-     "the first of each key type, used without SNI or for names no certificate covers"},
+     "the first of each key type, used without SNI or for names no certificate covers;\n"
+     "then the outbound trust anchors (smtp_tls_CAfile, tafile=) and the session-ticket\n"
+     "keys with the current key's age (smtpd_tls_session_cache_timeout)"},
     {"cert", "show", 1, 1, true, false, "NAME [--json]",
      "the certificate(s) a ClientHello with SNI NAME gets, and why: exact (a\n"
      "certificate names NAME), wildcard (*.parent covers NAME, one label only) or\n"
@@ -135,7 +144,7 @@ static const struct ctl_sub {
      "bytes, arrival (UTC), recipients still to deliver / all, next attempt (a UTC\n"
      "time, now, held, active or deleting) and sender (cut at 64 bytes with \"...\");\n"
      "then \"-- K Kbytes in N Requests.\". At most N messages (default 1000; at most\n"
-     "1022 per worker); a longer queue ends with \"... and M more\".\n"
+     "1016 per worker); a longer queue ends with \"... and M more\".\n"
      "Exit 4 if a worker did not answer within 2 s",
      false, true},
     {"queue", "show", 1, 1, true, false, "ID [--json]",
@@ -164,9 +173,9 @@ static const struct ctl_sub {
 };
 
 #define CTL_NSUBS (sizeof(ctl_subs) / sizeof(ctl_subs[0]))
-_Static_assert(CTL_SESSIONS_MAX == 2044, "the help of sessions says 2044");
-_Static_assert(CTL_QUEUE_MAX == 1022 && CTL_QUEUE_DEFAULT_MAX == 1000,
-               "the help of queue list says 1000 and 1022");
+_Static_assert(CTL_SESSIONS_MAX == 2159, "the help of sessions says 2159");
+_Static_assert(CTL_QUEUE_MAX == 1016 && CTL_QUEUE_DEFAULT_MAX == 1000,
+               "the help of queue list says 1000 and 1016");
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 

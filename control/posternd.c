@@ -10,6 +10,16 @@
  * dataplane's event rings into the JSON log (evlog.c) every 50 ms, reopens
  * that log on SIGUSR1, and serves GET /metrics (metrics.c) when
  * metrics_listen is set. Plain Linux, one thread, one poll() loop.
+ * While draining it counts the delivery attempts by recipient domain and
+ * TLS outcome (tlsstats.h) for `stats` and /metrics: in memory only, so a
+ * restarted posternd counts from zero; at most 1000 domains, the later
+ * ones under "other".
+ * It draws the inbound session-ticket keys (tickets.h), keeps them in
+ * memory only, carries them into every snapshot it publishes (reloads and
+ * policy changes keep them), and publishes a new snapshot by itself when
+ * smtpd_tls_session_cache_timeout says the current key is due for
+ * replacement (checked every second). A restarted posternd draws new
+ * keys: sessions made before the restart no longer resume.
  * Some answers come later, from that loop, never by blocking (ctl_wait.h):
  * `sessions` and `queue` ask every worker over the command rings (dpreq.h,
  * ctl_queue.c), and a publication with --wait is answered once every
@@ -54,7 +64,10 @@
 #include "result.h"
 #include "shm.h"
 #include "snap_build.h"
+#include "tickets.h"
+#include "tlsstats.h"
 #include "transport.h"
+#include "trust.h"
 
 #define CTL_MAX_CLIENTS 32
 #define CTL_REQUEST_MAX 8192 /* policy set with a few fingerprints */
@@ -62,6 +75,8 @@
 #define CTL_CLIENT_TIMEOUT_NS (5 * 1000000000ull)
 #define CTL_PUBLISH_RETRY_NS (2 * 1000000000ull) /* readers hold slots briefly */
 #define CTL_PUBLISH_RETRY_SLEEP_NS (10 * 1000000ull)
+#define CTL_TICKET_CHECK_NS 1000000000ull        /* is a ticket key due? */
+#define CTL_TICKET_RETRY_NS (60 * 1000000000ull) /* after a failed rotation */
 
 struct ctl_client {
 	int fd;
@@ -80,6 +95,9 @@ struct ctl_daemon {
 	struct pg_policy policy;       /* its tls_policy */
 	struct pg_transport transport; /* its transport table */
 	struct pg_certs certs;         /* its tls_certificates */
+	struct trust_bundle cafile;    /* its smtp_tls_CAfile */
+	struct tickets tickets;        /* the live snapshot's session-ticket keys */
+	uint64_t next_ticket_ns;       /* next check for a due ticket key */
 	void *blob;                    /* a copy of the live snapshot, for lookups */
 	struct shm_map shm;
 	uint64_t start_ns;
@@ -90,6 +108,7 @@ struct ctl_daemon {
 	struct ctl_client clients[CTL_MAX_CLIENTS];
 	struct evlog log;              /* log_file: events of the dataplane and ours */
 	struct metrics_server metrics; /* GET /metrics on metrics_listen */
+	struct tlsstats tls;           /* deliveries by domain and TLS outcome, since start */
 	uint64_t next_drain_ns;
 	struct dpreq_table dpreq; /* requests to the workers in flight (dpreq.h) */
 };
@@ -126,12 +145,37 @@ static void ctl_usage(FILE *f)
 	           "  -h, --help         this text\n");
 }
 
-/* Build a snapshot of a configuration and check that it fits its slot. */
-static int ctl_build(const struct pg_conf *conf, const struct pg_policy *pol,
-                     const struct pg_transport *tr, const struct pg_certs *certs, void **blob,
-                     size_t *len, char *err, size_t errlen)
+/*
+ * The session-ticket keys a snapshot of conf built now carries: the live
+ * ones, replaced only when due (tickets_update), so reloads and policy
+ * changes keep them. The caller makes them live (dm->tickets) once the
+ * snapshot is published, and clears *next either way.
+ */
+static int ctl_tickets_next(const struct ctl_daemon *dm, const struct pg_conf *conf,
+                            struct tickets *next, char *err, size_t errlen)
 {
-	if (snap_build_full(conf, pol, tr, certs, blob, len, err, errlen) != PG_OK)
+	int rc;
+
+	*next = dm->tickets;
+	rc = tickets_update(next, (int64_t)time(NULL),
+	                    conf->smtpd_tls.session_cache_timeout_ns / 1000000000u, tickets_random,
+	                    NULL);
+	if (rc == PG_ERROR) {
+		tickets_clear(next);
+		snprintf(err, errlen,
+		         "cannot draw a session-ticket key: the random generator failed");
+		return PG_ERROR;
+	}
+	return rc;
+}
+
+/* Build a snapshot of a configuration and check that it fits its slot. */
+static int ctl_build(const struct snap_build_input *in, void **blob, size_t *len, char *err,
+                     size_t errlen)
+{
+	const struct pg_conf *conf = in->conf;
+
+	if (snap_build_from(in, blob, len, err, errlen) != PG_OK)
 		return PG_ERROR;
 	if (*len > conf->snapshot_max_size) {
 		snprintf(err, errlen,
@@ -185,13 +229,18 @@ static int ctl_publish(struct ctl_daemon *dm, void *blob, size_t len, uint64_t *
 	return PG_OK;
 }
 
-/* postern.conf, tls_policy, transport and certificates of dir, all valid. */
+/*
+ * postern.conf, tls_policy (with its tafile= anchors), transport,
+ * certificates and smtp_tls_CAfile of dir, all valid.
+ */
 static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy *pol,
-                        struct pg_transport *tr, struct pg_certs *certs, char *err, size_t errlen)
+                        struct pg_transport *tr, struct pg_certs *certs,
+                        struct trust_bundle *cafile, char *err, size_t errlen)
 {
 	memset(pol, 0, sizeof(*pol));
 	memset(tr, 0, sizeof(*tr));
 	memset(certs, 0, sizeof(*certs));
+	memset(cafile, 0, sizeof(*cafile));
 	if (conf_load(dir, conf, err, errlen) != PG_OK)
 		return PG_ERROR;
 	if (policy_load(dir, pol, err, errlen) != PG_OK)
@@ -214,6 +263,12 @@ static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy 
 	if (certs_load(conf, certs, err, errlen) != PG_OK) {
 		policy_free(pol);
 		transport_free(tr);
+		return PG_ERROR;
+	}
+	if (trust_load_cafile(conf, cafile, err, errlen) != PG_OK) {
+		policy_free(pol);
+		transport_free(tr);
+		certs_free(certs);
 		return PG_ERROR;
 	}
 	return PG_OK;
@@ -255,6 +310,8 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 	struct pg_policy pol;
 	struct pg_transport tr;
 	struct pg_certs certs;
+	struct trust_bundle cafile;
+	struct tickets tickets = {0};
 	void *blob = NULL;
 	size_t len;
 	uint64_t gen;
@@ -264,11 +321,21 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		return PG_ERROR;
 	}
-	rc = ctl_load_all(dm->config_dir, nc, &pol, &tr, &certs, msg, msglen);
+	rc = ctl_load_all(dm->config_dir, nc, &pol, &tr, &certs, &cafile, msg, msglen);
 	if (rc == PG_OK)
 		rc = ctl_check_restart_only(dm->conf, nc, msg, msglen);
 	if (rc == PG_OK)
-		rc = ctl_build(nc, &pol, &tr, &certs, &blob, &len, msg, msglen);
+		rc = ctl_tickets_next(dm, nc, &tickets, msg, msglen) == PG_ERROR ? PG_ERROR : PG_OK;
+	if (rc == PG_OK) {
+		const struct snap_build_input in = {.conf = nc,
+		                                    .policy = &pol,
+		                                    .transport = &tr,
+		                                    .certs = &certs,
+		                                    .cafile = &cafile,
+		                                    .tickets = &tickets};
+
+		rc = ctl_build(&in, &blob, &len, msg, msglen);
+	}
 	if (rc == PG_OK)
 		rc = ctl_publish(dm, blob, len, &gen, msg, msglen);
 	if (rc != PG_OK) {
@@ -276,6 +343,8 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 		policy_free(&pol);
 		transport_free(&tr);
 		certs_free(&certs);
+		trust_bundle_free(&cafile);
+		tickets_clear(&tickets);
 		ctl_log("reload refused, generation %" PRIu64 " stays live: %s", dm->gen, msg);
 		evlog_event(&dm->log, EVRING_ERROR, "config refused",
 		            "generation=%" PRIu64 EVRING_SEP "reason=%s", dm->gen, msg);
@@ -285,10 +354,14 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 	policy_free(&dm->policy);
 	transport_free(&dm->transport);
 	certs_free(&dm->certs);
+	trust_bundle_free(&dm->cafile);
 	dm->conf = nc;
 	dm->policy = pol;
 	dm->transport = tr;
 	dm->certs = certs; /* a changed certificate is live: rotation */
+	dm->cafile = cafile;
+	dm->tickets = tickets; /* the same keys unless they were due */
+	tickets_clear(&tickets);
 	dm->gen = gen;
 	snprintf(msg, msglen, "published generation %" PRIu64, gen);
 	ctl_log("reload: %s", msg);
@@ -311,6 +384,7 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 	char *old = NULL, *text = NULL;
 	size_t oldlen = 0, len, bloblen;
 	struct pg_policy pol;
+	struct tickets tickets = {0};
 	void *blob = NULL;
 	uint64_t gen;
 	int rc, existed;
@@ -328,7 +402,17 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 		free(text);
 		return PG_ERROR;
 	}
-	rc = ctl_build(dm->conf, &pol, &dm->transport, &dm->certs, &blob, &bloblen, msg, msglen);
+	rc = ctl_tickets_next(dm, dm->conf, &tickets, msg, msglen) == PG_ERROR ? PG_ERROR : PG_OK;
+	if (rc == PG_OK) {
+		const struct snap_build_input in = {.conf = dm->conf,
+		                                    .policy = &pol,
+		                                    .transport = &dm->transport,
+		                                    .certs = &dm->certs,
+		                                    .cafile = &dm->cafile,
+		                                    .tickets = &tickets};
+
+		rc = ctl_build(&in, &blob, &bloblen, msg, msglen);
+	}
 	if (rc == PG_OK)
 		rc = policy_write_file(path, text, len, msg, msglen);
 	if (rc == PG_OK) {
@@ -347,10 +431,13 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 	free(text);
 	if (rc != PG_OK) {
 		policy_free(&pol);
+		tickets_clear(&tickets);
 		return PG_ERROR;
 	}
 	policy_free(&dm->policy);
 	dm->policy = pol;
+	dm->tickets = tickets;
+	tickets_clear(&tickets);
 	dm->gen = gen;
 	snprintf(msg, msglen, "published generation %" PRIu64, gen);
 	ctl_log("policy %s %s: %s", args != NULL ? "set" : "del", key, msg);
@@ -358,6 +445,60 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 	            "generation=%" PRIu64 EVRING_SEP "change=policy %s %s", gen,
 	            args != NULL ? "set" : "del", key);
 	return PG_OK;
+}
+
+/*
+ * Once a second: when the current session-ticket key is due
+ * (smtpd_tls_session_cache_timeout old), publish the live configuration
+ * again with a new current key, the old one kept as the previous. If that
+ * fails, the live snapshot keeps its keys (tickets still work) and the
+ * rotation is tried again in a minute.
+ */
+static void ctl_tickets_tick(struct ctl_daemon *dm, uint64_t now_ns)
+{
+	struct tickets tickets;
+	char msg[1024];
+	void *blob = NULL;
+	size_t len;
+	uint64_t gen;
+	int rc;
+
+	if (now_ns < dm->next_ticket_ns)
+		return;
+	dm->next_ticket_ns = now_ns + CTL_TICKET_CHECK_NS;
+	rc = ctl_tickets_next(dm, dm->conf, &tickets, msg, sizeof(msg));
+	if (rc == PG_DECLINED) {
+		tickets_clear(&tickets);
+		return;
+	}
+	if (rc == PG_OK) {
+		const struct snap_build_input in = {.conf = dm->conf,
+		                                    .policy = &dm->policy,
+		                                    .transport = &dm->transport,
+		                                    .certs = &dm->certs,
+		                                    .cafile = &dm->cafile,
+		                                    .tickets = &tickets};
+
+		rc = ctl_build(&in, &blob, &len, msg, sizeof(msg));
+	}
+	if (rc == PG_OK)
+		rc = ctl_publish(dm, blob, len, &gen, msg, sizeof(msg));
+	if (rc != PG_OK) {
+		tickets_clear(&tickets);
+		dm->next_ticket_ns = now_ns + CTL_TICKET_RETRY_NS;
+		ctl_log("session-ticket key rotation failed, generation %" PRIu64
+		        " keeps its keys (retry in 60 s): %s",
+		        dm->gen, msg);
+		evlog_event(&dm->log, EVRING_ERROR, "ticket key rotation failed",
+		            "generation=%" PRIu64 EVRING_SEP "reason=%s", dm->gen, msg);
+		return;
+	}
+	dm->tickets = tickets;
+	tickets_clear(&tickets);
+	dm->gen = gen;
+	ctl_log("session-ticket key replaced: published generation %" PRIu64, gen);
+	evlog_event(&dm->log, EVRING_INFO, "config published",
+	            "generation=%" PRIu64 EVRING_SEP "change=ticket key", gen);
 }
 
 /* ---- the control socket ---- */
@@ -464,7 +605,7 @@ static const char *ctl_handle_status(struct ctl_daemon *dm, struct ctl_buf *b, b
 
 static const char *ctl_handle_stats(struct ctl_daemon *dm, struct ctl_buf *b, bool json, bool all)
 {
-	ctl_stats_report(b, dm->shm.region, all, json);
+	ctl_stats_report(b, dm->shm.region, &dm->tls, all, json);
 	return "ok";
 }
 
@@ -1004,11 +1145,13 @@ static void ctl_loop(struct ctl_daemon *dm)
 		}
 		if (waiting || ctl_waiting(dm))
 			ctl_answer_waiting(dm, now);
-		metrics_poll_events(&dm->metrics, pfd + n, (unsigned)nm, dm->shm.region, now);
+		metrics_poll_events(&dm->metrics, pfd + n, (unsigned)nm, dm->shm.region, &dm->tls,
+		                    now);
 		if (now >= dm->next_drain_ns) {
 			evlog_drain(&dm->log, dm->shm.region);
 			dm->next_drain_ns = now + EVLOG_DRAIN_NS;
 		}
+		ctl_tickets_tick(dm, now);
 	}
 }
 
@@ -1084,8 +1227,16 @@ int main(int argc, char **argv)
 	dm.conf = malloc(sizeof(*dm.conf));
 	if (dm.conf == NULL)
 		return 1;
-	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.transport, &dm.certs, err,
-	                 sizeof(err)) != PG_OK) {
+	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.transport, &dm.certs, &dm.cafile,
+	                 err, sizeof(err)) != PG_OK) {
+		if (check)
+			fprintf(stderr, "%s\n", err);
+		else
+			ctl_log("%s", err);
+		return 1;
+	}
+	/* the first session-ticket key (none with a timeout of 0) */
+	if (ctl_tickets_next(&dm, dm.conf, &dm.tickets, err, sizeof(err)) == PG_ERROR) {
 		if (check)
 			fprintf(stderr, "%s\n", err);
 		else
@@ -1093,12 +1244,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		const struct snap_build_input in = {.conf = dm.conf,
+		                                    .policy = &dm.policy,
+		                                    .transport = &dm.transport,
+		                                    .certs = &dm.certs,
+		                                    .cafile = &dm.cafile,
+		                                    .tickets = &dm.tickets};
 		void *blob;
 		size_t len;
 
 		/* also prove the snapshot builds and fits its slot */
-		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &dm.certs, &blob, &len, err,
-		              sizeof(err)) != PG_OK) {
+		if (ctl_build(&in, &blob, &len, err, sizeof(err)) != PG_OK) {
 			fprintf(stderr, "%s\n", err);
 			return 1;
 		}
@@ -1107,6 +1263,8 @@ int main(int argc, char **argv)
 		policy_free(&dm.policy);
 		transport_free(&dm.transport);
 		certs_free(&dm.certs);
+		trust_bundle_free(&dm.cafile);
+		tickets_clear(&dm.tickets);
 		printf("config OK\n");
 		return 0;
 	}
@@ -1122,6 +1280,11 @@ int main(int argc, char **argv)
 		ctl_log("%s", err);
 		return 1;
 	}
+	if (tlsstats_init(&dm.tls, TLSSTATS_MAX_DOMAINS) != PG_OK) {
+		ctl_log("out of memory for the TLS outcome counts");
+		return 1;
+	}
+	dm.log.tls = &dm.tls;
 	if (shm_open_control(dm.conf->shm_name, dm.conf->snapshot_max_size, &dm.shm, err,
 	                     sizeof(err)) != PG_OK) {
 		ctl_log("%s", err);
@@ -1131,11 +1294,16 @@ int main(int argc, char **argv)
 	            "pid=%d" EVRING_SEP "config_dir=%s" EVRING_SEP "shm_name=%s", (int)getpid(),
 	            dm.config_dir, dm.conf->shm_name);
 	{
+		const struct snap_build_input in = {.conf = dm.conf,
+		                                    .policy = &dm.policy,
+		                                    .transport = &dm.transport,
+		                                    .certs = &dm.certs,
+		                                    .cafile = &dm.cafile,
+		                                    .tickets = &dm.tickets};
 		void *blob;
 		size_t len;
 
-		if (ctl_build(dm.conf, &dm.policy, &dm.transport, &dm.certs, &blob, &len, err,
-		              sizeof(err)) != PG_OK ||
+		if (ctl_build(&in, &blob, &len, err, sizeof(err)) != PG_OK ||
 		    ctl_publish(&dm, blob, len, &dm.gen, err, sizeof(err)) != PG_OK) {
 			ctl_log("cannot publish the first snapshot: %s", err);
 			return 1;
@@ -1175,6 +1343,9 @@ int main(int argc, char **argv)
 	policy_free(&dm.policy);
 	transport_free(&dm.transport);
 	certs_free(&dm.certs);
+	trust_bundle_free(&dm.cafile);
+	tickets_clear(&dm.tickets);
+	tlsstats_free(&dm.tls);
 	ctl_log("stopped");
 	return 0;
 }

@@ -266,31 +266,72 @@ static uint32_t ctl_ncounters(const struct shm_region *rg)
 	return n > SHM_MAX_COUNTERS ? SHM_MAX_COUNTERS : n;
 }
 
-void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, bool all, bool json)
+/* "tls_outcomes":{"DOMAIN":{"verified":N,...},...},"tls_outcomes_skipped":N */
+static void ctl_tls_outcomes_json(struct ctl_buf *b, const struct tlsstats *tls)
+{
+	ctl_buf_printf(b, "\"tls_outcomes\":{");
+	for (uint32_t r = 0; tls != NULL && r < tls->nrows; r++) {
+		ctl_buf_printf(b, "%s", r ? "," : "");
+		ctl_buf_json_str(b, tls->rows[r].domain, sizeof(tls->rows[r].domain));
+		for (unsigned o = 0; o < TLSSTATS__COUNT; o++)
+			ctl_buf_printf(b, "%s\"%s\":%" PRIu64, o ? "," : ":{",
+			               tlsstats_outcome_name(o), tls->rows[r].count[o]);
+		ctl_buf_printf(b, "}");
+	}
+	ctl_buf_printf(b, "},\"tls_outcomes_skipped\":%" PRIu64, tls != NULL ? tls->skipped : 0);
+}
+
+/*
+ * The second table of `stats`: one row per domain, one column per outcome;
+ * a note when the table is full (new domains go to "other") and when
+ * records could not be counted.
+ */
+static void ctl_tls_outcomes_text(struct ctl_buf *b, const struct tlsstats *tls)
+{
+	uint32_t nrows = tls != NULL ? tls->nrows : 0;
+	bool other = false;
+	int width = 6;
+
+	for (uint32_t r = 0; r < nrows; r++) {
+		int n = (int)strlen(tls->rows[r].domain);
+
+		if (n > width)
+			width = n;
+		other |= strcmp(tls->rows[r].domain, TLSSTATS_OTHER) == 0;
+	}
+	if (nrows == 0) {
+		ctl_buf_printf(b, "deliveries by TLS outcome per domain: none since posternd"
+		                  " started\n");
+	} else {
+		ctl_buf_printf(b, "deliveries by TLS outcome per domain, since posternd"
+		                  " started:\n");
+		ctl_buf_printf(b, "%-*s", width, "domain");
+		for (unsigned o = 0; o < TLSSTATS__COUNT; o++)
+			ctl_buf_printf(b, " %12s", tlsstats_outcome_name(o));
+		ctl_buf_printf(b, "\n");
+	}
+	for (uint32_t r = 0; r < nrows; r++) {
+		ctl_buf_printf(b, "%-*s", width, tls->rows[r].domain);
+		for (unsigned o = 0; o < TLSSTATS__COUNT; o++)
+			ctl_buf_printf(b, " %12" PRIu64, tls->rows[r].count[o]);
+		ctl_buf_printf(b, "\n");
+	}
+	if (other && nrows - 1 >= tls->max_domains)
+		ctl_buf_printf(
+		    b, "(table full: domains after the first %" PRIu32 " are counted as \"%s\")\n",
+		    tls->max_domains, TLSSTATS_OTHER);
+	if (tls != NULL && tls->skipped != 0)
+		ctl_buf_printf(b,
+		               "not counted: %" PRIu64 " delivery record%s without a recipient"
+		               " domain or a known tls_outcome\n",
+		               tls->skipped, tls->skipped == 1 ? "" : "s");
+}
+
+static void ctl_counters_text(struct ctl_buf *b, const struct shm_region *rg, bool all)
 {
 	uint32_t nw = ctl_nworkers(rg), nc = ctl_ncounters(rg);
 	int width = 7;
 
-	if (json) {
-		ctl_buf_printf(b, "{\"workers\":%" PRIu32 ",\"counters\":{", nw);
-		for (uint32_t k = 0; k < nc; k++) {
-			uint64_t total = 0;
-
-			for (uint32_t i = 0; i < nw; i++)
-				total += atomic_load_explicit(&rg->dp.counters[i].v[k],
-				                              memory_order_relaxed);
-			ctl_buf_printf(b, "%s", k ? "," : "");
-			ctl_buf_json_str(b, rg->dp.counter_names[k], SHM_COUNTER_NAME);
-			ctl_buf_printf(b, ":{\"total\":%" PRIu64 ",\"per_worker\":[", total);
-			for (uint32_t i = 0; i < nw; i++)
-				ctl_buf_printf(b, "%s%" PRIu64, i ? "," : "",
-				               atomic_load_explicit(&rg->dp.counters[i].v[k],
-				                                    memory_order_relaxed));
-			ctl_buf_printf(b, "]}");
-		}
-		ctl_buf_printf(b, "}}\n");
-		return;
-	}
 	if (nc == 0 || nw == 0) {
 		ctl_buf_printf(b, "no counters: the dataplane has not published any\n");
 		return;
@@ -325,6 +366,39 @@ void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, bool all, 
 			    atomic_load_explicit(&rg->dp.counters[i].v[k], memory_order_relaxed));
 		ctl_buf_printf(b, "\n");
 	}
+}
+
+void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, const struct tlsstats *tls,
+                      bool all, bool json)
+{
+	uint32_t nw = ctl_nworkers(rg), nc = ctl_ncounters(rg);
+
+	if (json) {
+		ctl_buf_printf(b, "{\"workers\":%" PRIu32 ",\"counters\":{", nw);
+		for (uint32_t k = 0; k < nc; k++) {
+			uint64_t total = 0;
+
+			for (uint32_t i = 0; i < nw; i++)
+				total += atomic_load_explicit(&rg->dp.counters[i].v[k],
+				                              memory_order_relaxed);
+			ctl_buf_printf(b, "%s", k ? "," : "");
+			ctl_buf_json_str(b, rg->dp.counter_names[k], SHM_COUNTER_NAME);
+			ctl_buf_printf(b, ":{\"total\":%" PRIu64 ",\"per_worker\":[", total);
+			for (uint32_t i = 0; i < nw; i++)
+				ctl_buf_printf(b, "%s%" PRIu64, i ? "," : "",
+				               atomic_load_explicit(&rg->dp.counters[i].v[k],
+				                                    memory_order_relaxed));
+			ctl_buf_printf(b, "]}");
+		}
+		ctl_buf_printf(b, "},");
+		ctl_tls_outcomes_json(b, tls);
+		ctl_buf_printf(b, "}\n");
+		return;
+	}
+	ctl_counters_text(b, rg, all);
+	/* the empty line ends the counter table for `stats --watch` (ctl_ops.c) */
+	ctl_buf_printf(b, "\n");
+	ctl_tls_outcomes_text(b, tls);
 }
 
 /* ---- policy list / show / test, transport test ---- */

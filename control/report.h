@@ -14,6 +14,7 @@
 
 #include "shm.h"
 #include "snap_format.h"
+#include "tlsstats.h"
 
 /* A growing output buffer; on allocation failure it keeps what it had. */
 struct ctl_buf {
@@ -45,8 +46,14 @@ const char *ctl_dp_state_name(const struct shm_region *rg);
 bool ctl_status_report(struct ctl_buf *b, const struct shm_region *rg,
                        const struct ctl_daemon_info *d, bool json);
 
-/* Counters; text hides zero counters unless all. JSON lists every counter. */
-void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, bool all, bool json);
+/*
+ * Counters; text hides zero counters unless all. JSON lists every counter.
+ * Then the deliveries by TLS outcome per domain of tls (NULL: none), in
+ * text a second table after an empty line (`stats --watch` reads the first
+ * table only), in JSON the members "tls_outcomes" and "tls_outcomes_skipped".
+ */
+void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, const struct tlsstats *tls,
+                      bool all, bool json);
 
 /*
  * The TLS policy and transport answers. h is a validated snapshot, dir the

@@ -40,7 +40,10 @@ enum {
 	SB_INBOUND_TLS_NETWORKS,
 	SB_INBOUND_TLS_SENDERS,
 	SB_INBOUND_TLS_SENDERS_INDEX,
-	SB_DELIVERY,
+	SB_TLS_TRUST,
+	SB_TLS_TRUST_DER,
+	SB_TLS_TICKET_KEYS,
+	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
 
@@ -69,6 +72,9 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_INBOUND_TLS_NETWORKS] = SNAP_SEC_INBOUND_TLS_NETWORKS,
     [SB_INBOUND_TLS_SENDERS] = SNAP_SEC_INBOUND_TLS_SENDERS,
     [SB_INBOUND_TLS_SENDERS_INDEX] = SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
+    [SB_TLS_TRUST] = SNAP_SEC_TLS_TRUST,
+    [SB_TLS_TRUST_DER] = SNAP_SEC_TLS_TRUST_DER,
+    [SB_TLS_TICKET_KEYS] = SNAP_SEC_TLS_TICKET_KEYS,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -373,6 +379,77 @@ static void snap_fill_certs(const struct pg_certs *certs, struct snap_strings *s
 	}
 }
 
+/*
+ * ABI 1.8 trust anchors: how many entries and DER bytes. A bundle's DER is
+ * counted once however many tls_policy entries name its file; false past
+ * 32-bit offsets.
+ */
+static bool snap_trust_size(const struct trust_bundle *cafile, const struct pg_policy *pol,
+                            size_t *ntrust, size_t *der)
+{
+	*ntrust = cafile != NULL ? cafile->n : 0;
+	*der = 0;
+	for (uint32_t j = 0; cafile != NULL && j < cafile->n; j++)
+		*der += cafile->len[j];
+	for (size_t i = 0; pol != NULL && i < pol->ntafiles; i++)
+		for (uint32_t j = 0; j < pol->tafiles[i].n; j++)
+			*der += pol->tafiles[i].len[j];
+	for (size_t i = 0; pol != NULL && i < pol->n; i++) {
+		uint32_t b = pol->entries[i].tafile_bundle;
+
+		if (b != 0 && b <= pol->ntafiles)
+			*ntrust += pol->tafiles[b - 1].n;
+	}
+	return *der < UINT32_MAX && *ntrust < UINT32_MAX / 2;
+}
+
+/*
+ * The GLOBAL anchors first, then each entry's in file order (the order
+ * snap_validate requires); *bytes maps every certificate of every bundle
+ * to its place in TLS_TRUST_DER. PG_OK or PG_ERROR (out of memory).
+ */
+static int snap_fill_trust(const struct trust_bundle *cafile, const struct pg_policy *pol,
+                           struct snap_tls_trust *out, uint8_t *der)
+{
+	size_t used = 0, nflat = 0, nb = pol != NULL ? pol->ntafiles : 0;
+	struct snap_bytes *flat;
+	size_t *first;
+	uint32_t k = 0;
+
+	for (size_t i = 0; i < nb; i++)
+		nflat += pol->tafiles[i].n;
+	flat = calloc(nflat + 1, sizeof(*flat));
+	first = calloc(nb + 1, sizeof(*first));
+	if (flat == NULL || first == NULL) {
+		free(flat);
+		free(first);
+		return PG_ERROR;
+	}
+	for (uint32_t j = 0; cafile != NULL && j < cafile->n; j++) {
+		out[k].policy = SNAP_TRUST_GLOBAL;
+		out[k++].der = snap_add_der(der, &used, cafile->der[j], cafile->len[j]);
+	}
+	for (size_t i = 0, f = 0; i < nb; i++) {
+		first[i] = f;
+		for (uint32_t j = 0; j < pol->tafiles[i].n; j++)
+			flat[f++] = snap_add_der(der, &used, pol->tafiles[i].der[j],
+			                         pol->tafiles[i].len[j]);
+	}
+	for (size_t i = 0; pol != NULL && i < pol->n; i++) {
+		uint32_t b = pol->entries[i].tafile_bundle;
+
+		if (b == 0 || b > nb)
+			continue;
+		for (uint32_t j = 0; j < pol->tafiles[b - 1].n; j++) {
+			out[k].policy = (uint32_t)i;
+			out[k++].der = flat[first[b - 1] + j];
+		}
+	}
+	free(flat);
+	free(first);
+	return PG_OK;
+}
+
 int snap_build_all(const struct pg_conf *c, const struct pg_policy *pol,
                    const struct pg_transport *tr, void **blob_out, size_t *len_out, char *err,
                    size_t errlen)
@@ -384,6 +461,21 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
                     const struct pg_transport *tr, const struct pg_certs *certs, void **blob_out,
                     size_t *len_out, char *err, size_t errlen)
 {
+	const struct snap_build_input in = {
+	    .conf = c, .policy = pol, .transport = tr, .certs = certs};
+
+	return snap_build_from(&in, blob_out, len_out, err, errlen);
+}
+
+int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *len_out, char *err,
+                    size_t errlen)
+{
+	const struct pg_conf *c = in->conf;
+	const struct pg_policy *pol = in->policy;
+	const struct pg_transport *tr = in->transport;
+	const struct pg_certs *certs = in->certs;
+	uint32_t nkeys = in->tickets != NULL ? in->tickets->n : 0;
+	size_t ntrust, ntrust_der;
 	struct snap_section sec[SB_NSECTIONS];
 	struct snap_strings strings = {0};
 	struct snap_header *h;
@@ -396,7 +488,9 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
 	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
-	    !snap_certs_size(certs, &ncnames, &ncchain, &nder)) {
+	    !snap_certs_size(certs, &ncnames, &ncchain, &nder) ||
+	    !snap_trust_size(in->cafile, pol, &ntrust, &ntrust_der) ||
+	    nkeys > SNAP_TICKET_KEYS_MAX) {
 		snprintf(err, errlen, "configuration exceeds snapshot limits");
 		return PG_ERROR;
 	}
@@ -452,6 +546,12 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 	sec[SB_INBOUND_TLS_SENDERS_INDEX].count = snap_nbuckets(c->smtpd_tls.nsenders);
 	sec[SB_INBOUND_TLS_SENDERS_INDEX].size =
 	    (size_t)sec[SB_INBOUND_TLS_SENDERS_INDEX].count * sizeof(uint32_t);
+	sec[SB_TLS_TRUST].count = (uint32_t)ntrust;
+	sec[SB_TLS_TRUST].size = ntrust * sizeof(struct snap_tls_trust);
+	sec[SB_TLS_TRUST_DER].count = (uint32_t)ntrust_der;
+	sec[SB_TLS_TRUST_DER].size = ntrust_der;
+	sec[SB_TLS_TICKET_KEYS].count = nkeys;
+	sec[SB_TLS_TICKET_KEYS].size = nkeys * sizeof(struct snap_tls_ticket_key);
 	sec[SB_DELIVERY].count = 1;
 	sec[SB_DELIVERY].size = sizeof(struct snap_delivery);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
@@ -547,6 +647,16 @@ int snap_build_full(const struct pg_conf *c, const struct pg_policy *pol,
 	           base + sec[SB_INBOUND_TLS_SENDERS].offset, sizeof(struct snap_name_key),
 	           sec[SB_INBOUND_TLS_SENDERS].count);
 	snap_fill_delivery(&c->delivery, (struct snap_delivery *)(base + sec[SB_DELIVERY].offset));
+	if (snap_fill_trust(in->cafile, pol,
+	                    (struct snap_tls_trust *)(base + sec[SB_TLS_TRUST].offset),
+	                    base + sec[SB_TLS_TRUST_DER].offset) != PG_OK) {
+		free(base);
+		snprintf(err, errlen, "out of memory building the trust anchors");
+		return PG_ERROR;
+	}
+	if (nkeys > 0)
+		memcpy(base + sec[SB_TLS_TICKET_KEYS].offset, in->tickets->keys,
+		       nkeys * sizeof(struct snap_tls_ticket_key));
 	if (strings.overflow) {
 		/* snap_strings_size and the fill functions disagree: a bug */
 		free(base);

@@ -11,7 +11,9 @@
 #include "certs.h"
 #include "conf.h"
 #include "policy.h"
+#include "tickets.h"
 #include "transport.h"
+#include "trust.h"
 
 /*
  * Build the blob: header, section directory, then STRINGS, DATAPLANE,
@@ -34,6 +36,27 @@ int snap_build_all(const struct pg_conf *conf, const struct pg_policy *policy,
 int snap_build_full(const struct pg_conf *conf, const struct pg_policy *policy,
                     const struct pg_transport *transport, const struct pg_certs *certs, void **blob,
                     size_t *len, char *err, size_t errlen);
+
+/* Everything a snapshot is built from (snap_build_from). */
+struct snap_build_input {
+	const struct pg_conf *conf;
+	const struct pg_policy *policy;       /* NULL: empty table */
+	const struct pg_transport *transport; /* NULL: empty table */
+	const struct pg_certs *certs;         /* NULL: no inbound certificate */
+	const struct trust_bundle *cafile;    /* smtp_tls_CAfile; NULL: none */
+	const struct tickets *tickets;        /* session-ticket keys; NULL: none */
+};
+
+/*
+ * snap_build_full plus the ABI 1.8 sections: TLS_TRUST and TLS_TRUST_DER
+ * (the anchors of in->cafile as SNAP_TRUST_GLOBAL, then those of each
+ * tls_policy entry's tafile bundle, each bundle's DER written once) and
+ * TLS_TICKET_KEYS (in->tickets as they are: this never rotates them).
+ * The sections are present, empty, when there is nothing to carry.
+ * snap_build_full is this with cafile and tickets NULL.
+ */
+int snap_build_from(const struct snap_build_input *in, void **blob, size_t *len, char *err,
+                    size_t errlen);
 
 /* snap_build_all with empty tls_policy and transport tables. */
 int snap_build(const struct pg_conf *conf, void **blob, size_t *len, char *err, size_t errlen);

@@ -20,12 +20,21 @@ echo "built: build/control/posternd build/control/posternctl build/dataplane/pos
 
 step "3. the lab: network namespaces pg-cli, pg-dp, pg-srv joined by veth pairs"
 tools/lab up
-cleanup() { [ "$KEEP" = 1 ] || { tools/lab stop >/dev/null 2>&1 || true; tools/lab down >/dev/null 2>&1 || true; }; }
+DCONF=$(mktemp -d /tmp/pg-demo-conf.XXXXXX)
+chmod 755 "$DCONF"
+cleanup() { [ "$KEEP" = 1 ] || { tools/lab stop >/dev/null 2>&1 || true; tools/lab down >/dev/null 2>&1 || true; rm -rf "$DCONF"; }; }
 trap cleanup EXIT
 
 step "4. start posternd (control plane) and postern-dp (DPDK dataplane on net_af_packet)"
+# the lab's configuration (tools/lab-config), with TLS certificates made for the demo
+cp tools/lab-config/postern.conf tools/lab-config/transport "$DCONF/"
+tests/lab/mkcerts.sh "$DCONF/certs" >/dev/null
+cat >>"$DCONF/postern.conf" <<EOF
+tls_certificates = $DCONF/certs/postern-ecdsa.pem $DCONF/certs/postern-rsa.pem
+smtp_tls_CAfile = $DCONF/certs/ca.pem
+EOF
 t0=$(date +%s%N)
-tools/lab start
+tools/lab start "$DCONF"
 echo "posternd published the configuration as a snapshot in shared memory; the dataplane"
 echo "attached, took its ports, addresses and workers from it, and is ready ($(( ($(date +%s%N) - t0) / 1000000 )) ms)."
 tools/lab ctl status
@@ -96,9 +105,57 @@ tools/lab ctl queue list
 pkill -f "smtpsink.py --listen 198.19.0.2:25 " || true
 rm -rf "$SINK"
 
-step "8. what the dataplane counted (posternctl stats: total and per worker)"
+step "8. strict TLS per destination: verified, or deferred - never plaintext"
+TSINK=$(mktemp -d /tmp/pg-demo-tls.XXXXXX)
+chmod 755 "$TSINK"
+mkdir -p "$TSINK/bank" "$TSINK/partner"
+tools/lab exec srv python3 tests/lab/smtpsink.py --listen 198.19.0.2:2525 --dir "$TSINK/bank" \
+	--duration 300 --starttls "$DCONF/certs/valid.pem" "$DCONF/certs/valid.key" >/dev/null 2>&1 &
+tools/lab exec srv python3 tests/lab/smtpsink.py --listen 198.19.0.2:2526 --dir "$TSINK/partner" \
+	--duration 300 >/dev/null 2>&1 &
+cat >>"$DCONF/transport" <<'EOF'
+bank.example	smtp:[198.19.0.2]:2525
+partner.example	smtp:[198.19.0.2]:2526
+EOF
+cat >"$DCONF/tls_policy" <<'EOF'
+bank.example	verify match=mx.tls.test
+partner.example	encrypt
+EOF
+echo "two next hops in pg-srv: [198.19.0.2]:2525 offers STARTTLS with a certificate for mx.tls.test"
+echo "signed by the lab CA (smtp_tls_CAfile); [198.19.0.2]:2526 offers no STARTTLS. tls_policy:"
+sed 's/^/    | /' "$DCONF/tls_policy"
+tools/lab ctl reload
+for _ in $(seq 50); do [ -f "$TSINK/bank/ready" ] && [ -f "$TSINK/partner/ready" ] && break; sleep 0.1; done
+echo "swaks sends one message to each over STARTTLS (the client side: Postern's certificate, verified):"
+for to in alice@bank.example bob@partner.example; do
+	tools/lab exec cli swaks --server 198.18.0.1 --tls --tls-verify --tls-ca-path "$DCONF/certs/ca.pem" \
+		--tls-sni postern.lab.example --from demo@pg-cli.example --to "$to" --helo pg-cli.example \
+		--header "Subject: strict TLS demo" 2>&1 | grep -E "TLS started|queued as" | sed "s/^/    $to: /" || true
+done
+for _ in $(seq 50); do ls "$TSINK"/bank/*.eml >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1
+echo "the delivery records (posternctl log --json): policy, level, TLS version, cipher, peer, verdict:"
+tools/lab ctl log --json --lines 40 | grep '"delivery attempt"' | grep -E 'bank|partner' | tail -n 2 |
+	python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    print("    %s -> %s: %s %s %s" % (e["to"], e["relay"], e["status"], e["dsn"], e["reply"][:90]))
+    print("      tls_policy=%r level=%s tls=%s cipher=%s verdict=%s outcome=%s" % (e["tls_policy"],
+          e["tls_level"], e["tls"], e["tls_cipher"] or "-", e["tls_verdict"], e["tls_outcome"]))
+    if e["peer_subject"]:
+        print("      peer %s sha256 %s" % (e["peer_subject"], e["peer_fingerprint"]))'
+echo "what bank.example's next hop received (Postern's Received: header names the inbound TLS):"
+f=$(ls "$TSINK"/bank/*.eml 2>/dev/null | head -n 1)
+[ -n "$f" ] && sed -n '1,4p' "$f" | sed 's/^/    | /'
+echo "partner.example's mail waits in the queue instead of going out in plaintext:"
+tools/lab ctl queue list
+pkill -f "smtpsink.py --listen 198.19.0.2:252" || true
+rm -rf "$TSINK"
+
+step "9. what the dataplane counted (posternctl stats: total and per worker)"
 tools/lab ctl stats
-step "9. process footprint"
+step "10. process footprint"
 dp=$(cat /run/postern-lab/postern-dp.pid)
 echo "postern-dp pid $dp: resident memory $(awk '/VmRSS/ {print $2, $3}' /proc/$dp/status)"
 grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tail -n 1
@@ -106,7 +163,7 @@ grep -h "ready:" /run/postern-lab/postern-dp.log | sed 's/^/postern-dp: /' | tai
 if [ "$KEEP" = 1 ]; then
 	step "left running: try 'tools/lab ctl stats', 'tools/lab exec cli ping 198.18.0.1'; end with 'tools/lab down'"
 else
-	step "10. stop"
+	step "11. stop"
 	tools/lab stop
 	tools/lab down
 fi

@@ -8,8 +8,9 @@ PG_BUILD_PKGS="gcc meson ninja-build pkg-config libdpdk-dev libssl-dev libjemall
 # postfix: a real next hop and reference relay in the lab, and its smtp-source
 # and smtp-sink; installed unconfigured (no /etc/postfix/main.cf, not started):
 # the tests run throw-away instances (tests/lab/postfix-inst.sh).
+# testssl.sh: audits the STARTTLS listener (protocols, ciphers, known attacks).
 PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps openssl nftables swaks
-  postfix"
+  postfix testssl.sh"
 
 pg_install_deps() {
 	local missing=() p

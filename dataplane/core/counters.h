@@ -143,6 +143,10 @@
 	X(smtp_relay_denied, "SMTP recipients refused: 554 5.7.1 relay")       \
 	X(smtp_spool_errors, "SMTP messages refused: spool error (451/452)")   \
 	X(smtp_timeouts, "SMTP sessions closed by a timeout (421 4.4.2)")      \
+	X(smtp_tls_handshakes, "inbound STARTTLS handshakes completed")          \
+	X(smtp_tls_resumed, "inbound handshakes that resumed a session (ticket)") \
+	X(smtp_tls_failures, "inbound STARTTLS handshakes that failed")          \
+	X(smtp_tls_required, "inbound MAIL refused 530 5.7.0: TLS required")     \
 	X(spool_commits, "spool: messages committed (spool_stats)")            \
 	X(spool_fsyncs, "spool: data fdatasyncs (spool_stats)")                \
 	X(spool_queued, "spool: messages in the queue now (not a total)")              \
@@ -152,6 +156,11 @@
 	X(delivery_connect_failures, "delivery: connections refused, timed out, no route") \
 	X(delivery_failovers, "delivery: jobs moved on to the next next hop")          \
 	X(delivery_timeouts, "delivery: SMTP client timeouts (RFC 5321 4.5.3.2)")     \
+	X(delivery_tls_handshakes, "delivery: STARTTLS handshakes completed")          \
+	X(delivery_tls_failures, "delivery: STARTTLS handshakes that failed")          \
+	X(delivery_tls_policy_deferred, "delivery: attempts deferred by TLS policy (4.7.x)") \
+	X(delivery_tls_would_defer, "delivery: mode=testing attempts that would have deferred") \
+	X(delivery_tls_plaintext_fallbacks, "delivery: level may: retried in plaintext") \
 	X(delivery_rcpts_delivered, "delivery: recipients accepted by the next hop")   \
 	X(delivery_rcpts_deferred, "delivery: recipient attempts deferred (4xx)")      \
 	X(delivery_rcpts_bounced, "delivery: recipients bounced (5xx or expired)")     \

@@ -26,6 +26,9 @@
 #include "smtp/smtp_server.h"
 #include "snap_format.h"
 #include "spool/spool.h"
+#include "tls_server.h"
+#include "tls_stream.h"
+#include "tlsio.h"
 
 #define INBOUND_RUN_ROUNDS 64                     /* feed/flush rounds per event: bounded work */
 #define INBOUND_RESUME_NS (1000ull * 1000 * 1000) /* spool_resume retry period */
@@ -64,6 +67,13 @@ struct ib_session {
 	int data_err;  /* errno of a failed append, for the counters */
 	uint64_t size; /* message_end's size, for the event */
 
+	/* STARTTLS (RFC 3207) */
+	struct tls_stream *tls; /* NULL in plaintext */
+	bool tls_pending;       /* STARTTLS said 220: flush it, then start TLS */
+	bool tls_on;            /* the handshake completed */
+	uint16_t tls_protocols; /* SNAP_TLS_P_* the handshake may negotiate */
+	bool tls_shut;          /* our close_notify is queued */
+
 	bool closing; /* PG_DONE or EOF: hand out the last reply, then close */
 	bool in_run;  /* inside ib_run: ending is deferred to its end */
 	bool dead;    /* ended inside ib_run: free at its end */
@@ -75,6 +85,8 @@ struct inbound {
 	uint16_t port;
 	uint32_t max_sessions;
 	struct smtp_server_config cfg; /* user is set per session */
+	SSL_CTX *tls_ctx;              /* this generation's certificates; NULL: no STARTTLS */
+	bool warned_no_certs;
 	char hostname[SNAP_SMTP_HOSTNAME_MAX + 1];
 	bool warned_no_spool;
 	time_t (*now)(void);
@@ -200,13 +212,42 @@ static void ib_spool_verdict(int err, struct smtp_verdict *v)
 
 /* ---- the engine's upcalls ---- */
 
+/* The negotiated version as a SNAP_TLS_P_* bit; 0 without TLS. */
+static uint16_t ib_tls_version_bit(const struct ib_session *ss)
+{
+	if (ss->tls == NULL || !ss->tls_on)
+		return 0;
+	switch (SSL_version(ss->tls->ssl)) {
+	case TLS1_VERSION: return SNAP_TLS_P_TLSV1;
+	case TLS1_1_VERSION: return SNAP_TLS_P_TLSV1_1;
+	case TLS1_2_VERSION: return SNAP_TLS_P_TLSV1_2;
+	case TLS1_3_VERSION: return SNAP_TLS_P_TLSV1_3;
+	default: return 0;
+	}
+}
+
 static int ib_mail_from(void *user, struct smtp_server *s, const struct smtp_envelope *env,
                         struct smtp_verdict *v)
 {
 	struct ib_session *ss = user;
+	struct worker *w = ss->ib->w;
+	struct inbound_tls_verdict why;
+	const char *at = strrchr(env->sender, '@');
 
-	(void)s, (void)env, (void)v;
+	(void)s;
 	ib_txn_clear(ss);
+	/* a listed partner's mail comes over TLS (the per-sender rule) */
+	if (w->snap != NULL && at != NULL &&
+	    inbound_tls_required(w->snap, ss->raddr, at + 1, &why) && why.reason == INBOUND_TLS_SENDER &&
+	    (!ss->tls_on || ib_tls_version_bit(ss) == 0 ||
+	     (ib_tls_version_bit(ss) & why.mandatory_protocols) == 0)) {
+		WCOUNT(w, smtp_tls_required);
+		v->code = 530;
+		v->status = "5.7.0";
+		v->text = ss->tls_on ? "Must use a stronger TLS protocol version"
+		                     : "Must issue a STARTTLS command first";
+		return PG_DECLINED;
+	}
 	return PG_OK;
 }
 
@@ -437,6 +478,15 @@ static void ib_message_abort(void *user, struct smtp_server *s)
 	ib_txn_clear(ss);
 }
 
+/* STARTTLS said 220: ib_run flushes it in plaintext, then ib_tls_start. */
+static void ib_starttls(void *user, struct smtp_server *s)
+{
+	struct ib_session *ss = user;
+
+	(void)s;
+	ss->tls_pending = true;
+}
+
 static time_t ib_now(void *user)
 {
 	struct ib_session *ss = user;
@@ -445,6 +495,7 @@ static time_t ib_now(void *user)
 }
 
 static const struct smtp_server_ops ib_smtp_ops = {
+    .starttls = ib_starttls,
     .mail_from = ib_mail_from,
     .rcpt_to = ib_rcpt_to,
     .data_start = ib_data_start,
@@ -524,10 +575,89 @@ static void ib_free(struct ib_session *ss)
 		ss->msg = NULL;
 	}
 	ib_unwait(ss);
+	if (ss->tls != NULL) {
+		(void)tls_stream_free(ss->tls); /* no ASYNC jobs on inbound SSLs yet */
+		worker_free(w, ss->tls);
+		ss->tls = NULL;
+	}
 	ib_buf_free(w, &ss->rcpts);
 	ib_buf_free(w, &ss->rparams);
 	ib_unlink(ib, ss);
 	worker_free(w, ss);
+}
+
+/* Start TLS on the connection once the 220 to STARTTLS is out. */
+static void ib_tls_start(struct ib_session *ss)
+{
+	struct worker *w = ss->ib->w;
+	struct tls_stream *ts = worker_alloc(w, sizeof(*ts));
+
+	ss->tls_pending = false;
+	if (ts == NULL || ss->ib->tls_ctx == NULL ||
+	    tls_stream_init(ts, ss->ib->tls_ctx, true) != PG_OK ||
+	    tls_server_set_protocols(ts->ssl, ss->tls_protocols) != PG_OK) {
+		if (ts != NULL && ts->ssl != NULL)
+			(void)tls_stream_free(ts);
+		worker_free(w, ts);
+		WCOUNT(w, smtp_tls_failures);
+		smtp_server_tls_started(ss->smtp, false, NULL);
+		ss->closing = true;
+		return;
+	}
+	ss->tls = ts;
+}
+
+/*
+ * The TLS side of ib_feed: ciphertext from TCP into the stream, the
+ * handshake while it runs, then plaintext to the engine.
+ */
+static int ib_feed_tls(struct ib_session *ss, size_t *fed)
+{
+	struct worker *w = ss->ib->w;
+	struct tls_stream *ts = ss->tls;
+	const uint8_t *p;
+	size_t n, used = 0;
+	int rc = PG_OK, d;
+
+	*fed = tlsio_pull(ts, ss->c);
+	if (!ss->tls_on) {
+		char info[SMTP_TLS_INFO_MAX + 1];
+		int h = tls_stream_handshake(ts);
+
+		if (h == PG_AGAIN)
+			return PG_OK;
+		if (h == PG_ERROR) {
+			char peer[INET_ADDRSTRLEN + 8], why[120];
+
+			WCOUNT(w, smtp_tls_failures);
+			ib_event_value(peer, sizeof(peer), ss->peer);
+			ib_event_value(why, sizeof(why), ts->why);
+			dp_event(w, EV_SMTP_TLS_FAILED, "client=%s" EVRING_SEP "why=%s", peer, why);
+			smtp_server_tls_started(ss->smtp, false, NULL);
+			return PG_DONE; /* the alert goes out, then the connection closes */
+		}
+		ss->tls_on = true;
+		WCOUNT(w, smtp_tls_handshakes);
+		if (tls_stream_resumed(ts))
+			WCOUNT(w, smtp_tls_resumed);
+		tls_stream_describe(ts, info, sizeof(info));
+		smtp_server_tls_started(ss->smtp, true, info);
+		*fed += 1; /* progress: the engine has things to say again */
+	}
+	d = tls_stream_decrypt(ts);
+	if (d == PG_ERROR)
+		return PG_DONE;
+	n = tls_stream_plain(ts, &p);
+	if (n > 0) {
+		rc = smtp_server_input(ss->smtp, p, n, &used);
+		tls_stream_plain_consume(ts, used);
+		*fed += used;
+	} else if (d == PG_DONE) {
+		rc = smtp_server_input(ss->smtp, (const uint8_t *)"", 0, &used);
+		if (rc == PG_OK)
+			rc = PG_DONE; /* the client's close_notify: nothing more will come */
+	}
+	return rc;
 }
 
 /* Offer what the client sent to the engine. *fed: bytes it took. */
@@ -539,6 +669,20 @@ static int ib_feed(struct ib_session *ss, size_t *fed)
 	int rc = PG_OK;
 
 	*fed = 0;
+	if (ss->tls != NULL)
+		return ib_feed_tls(ss, fed);
+	if (ss->tls_pending) {
+		/*
+		 * Bytes after STARTTLS, before the client could have read our
+		 * 220, are plaintext injection (CVE-2011-0411): dropped.
+		 */
+		uint32_t k = tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]);
+
+		if (k > 0)
+			tcp_recv_consume(ss->c, k);
+		*fed = k;
+		return PG_OK;
+	}
 	if (tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]) == 0)
 		return smtp_server_input(ss->smtp, (const uint8_t *)"", 0, &used);
 	for (unsigned i = 0; i < 2; i++) {
@@ -553,7 +697,52 @@ static int ib_feed(struct ib_session *ss, size_t *fed)
 	if (total > 0)
 		tcp_recv_consume(ss->c, total);
 	*fed = total;
+	if (ss->tls_pending) {
+		/* what came in the same segments as STARTTLS goes too (RFC 3207 §4.2) */
+		uint32_t k = tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]);
+
+		if (k > 0)
+			tcp_recv_consume(ss->c, k);
+	}
 	return rc;
+}
+
+/* The TLS side of ib_flush: the engine's replies through the stream to TCP. */
+static int ib_flush_tls(struct ib_session *ss, size_t *sent)
+{
+	struct tls_stream *ts = ss->tls;
+	const uint8_t *p;
+	size_t n, pushed;
+	int out;
+
+	*sent = 0;
+	for (unsigned round = 0; ss->tls_on && round < INBOUND_RUN_ROUNDS &&
+	                         (n = smtp_server_output(ss->smtp, &p)) > 0;
+	     round++) {
+		int k = tls_stream_write(ts, p, n);
+
+		if (k == PG_AGAIN) {
+			out = tlsio_push(ts, ss->c, &pushed);
+			*sent += pushed;
+			if (out != PG_OK)
+				return out;
+			continue;
+		}
+		if (k < 0)
+			return PG_ERROR;
+		smtp_server_output_consume(ss->smtp, (size_t)k);
+		*sent += (size_t)k;
+	}
+	if (!ss->tls_on) {
+		/* a failed handshake: nothing goes out in plaintext any more */
+		while ((n = smtp_server_output(ss->smtp, &p)) > 0)
+			smtp_server_output_consume(ss->smtp, n);
+	}
+	out = tlsio_push(ts, ss->c, &pushed);
+	*sent += pushed;
+	if (out == PG_OK && ss->tls_on && smtp_server_output(ss->smtp, &p) > 0)
+		return PG_AGAIN; /* more replies than rounds: the writable event resumes */
+	return out;
 }
 
 /* Hand the engine's output to TCP: PG_OK (all out), PG_AGAIN, PG_ERROR. */
@@ -562,6 +751,8 @@ static int ib_flush(struct ib_session *ss, size_t *sent)
 	const uint8_t *p;
 	size_t n;
 
+	if (ss->tls != NULL)
+		return ib_flush_tls(ss, sent);
 	*sent = 0;
 	while ((n = smtp_server_output(ss->smtp, &p)) > 0) {
 		int k = tcp_send(ss->c, p, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
@@ -582,6 +773,8 @@ static bool ib_eof(struct ib_session *ss)
 	const uint8_t *p1, *p2;
 	uint32_t l1, l2;
 
+	if (ss->tls != NULL && !tls_stream_drained(ss->tls))
+		return false; /* decrypted input is still to be read */
 	return tcp_recv_peek(ss->c, &p1, &l1, &p2, &l2) == 0 && tcp_recv(ss->c, NULL, 0) == PG_DONE;
 }
 
@@ -596,6 +789,8 @@ static void ib_arm(struct ib_session *ss)
 		return;
 	}
 	ms = smtp_server_timeout_ms(ss->smtp);
+	if (ss->tls != NULL && !ss->tls_on)
+		ms = ss->ib->cfg.cmd_timeout_ms; /* the handshake (Postfix smtpd_starttls_timeout) */
 	if (ms == 0)
 		timer_cancel(w->timers, &ss->timer);
 	else
@@ -628,6 +823,21 @@ static void ib_run(struct ib_session *ss)
 		if (out == PG_ERROR) {
 			ib_end(ss, true);
 			break;
+		}
+		if (out == PG_OK && ss->tls_pending && !ss->closing) {
+			ib_tls_start(ss); /* the 220 is out: TLS from the next byte on */
+			sent++;
+		}
+		if (out == PG_OK && ss->closing && ss->tls_on && !ss->tls_shut) {
+			size_t pushed;
+
+			ss->tls_shut = true;
+			tls_stream_shutdown(ss->tls); /* close_notify before our FIN */
+			out = tlsio_push(ss->tls, ss->c, &pushed);
+			if (out == PG_ERROR) {
+				ib_end(ss, true);
+				break;
+			}
 		}
 		if (!ss->closing && !ss->committing && ss->spool_wait == IB_WAIT_NONE && ib_eof(ss))
 			ss->closing = true; /* the client left: nothing more will come */
@@ -663,6 +873,13 @@ static void ib_timer_fired(struct timer *t, void *owner)
 	(void)owner;
 	if (ss->closing) {
 		/* the client does not take our last reply: give up on it */
+		ib_end(ss, true);
+		return;
+	}
+	if (ss->tls != NULL && !ss->tls_on) {
+		/* a handshake that does not finish: nothing can be said in plaintext */
+		WCOUNT(ss->ib->w, smtp_timeouts);
+		WCOUNT(ss->ib->w, smtp_tls_failures);
 		ib_end(ss, true);
 		return;
 	}
@@ -721,6 +938,15 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 	peer.addr = ss->peer;
 	cfg.user = ss;
 	cfg.over_capacity = ib->nsessions >= ib->max_sessions;
+	/* TLS required for the listener or this client's network (per sender: at MAIL) */
+	ss->tls_protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3;
+	if (w->snap != NULL) {
+		struct inbound_tls_verdict v;
+
+		cfg.tls_required = inbound_tls_required(w->snap, ss->raddr, NULL, &v);
+		if (v.settings != NULL)
+			ss->tls_protocols = cfg.tls_required ? v.mandatory_protocols : v.protocols;
+	}
 	ss->smtp = smtp_server_create(&cfg, &peer);
 	if (ss->smtp == NULL) {
 		worker_free(w, ss);
@@ -822,6 +1048,44 @@ int inbound_spool_open(struct worker *w, const char *dir, const void *iowq_cpus,
 	return PG_OK;
 }
 
+/*
+ * This generation's STARTTLS: a new server context with its certificates
+ * and ticket keys. Sessions in a handshake or in TLS keep the old one
+ * (each SSL holds a reference): rotation never disturbs them.
+ */
+static void ib_tls_adopt(struct inbound *ib, const struct snap_header *h)
+{
+	const struct snap_inbound_tls *it;
+	uint32_t n = 0;
+	uint8_t level = SNAP_TLS_MAY;
+	char err[160];
+	SSL_CTX *ctx = NULL;
+
+	it = snap_section(h, SNAP_SEC_INBOUND_TLS, &n);
+	if (it != NULL && n == 1)
+		level = it->level;
+	if (level != SNAP_TLS_NONE) {
+		uint32_t ncerts = 0;
+
+		(void)snap_section(h, SNAP_SEC_TLS_CERTS, &ncerts);
+		if (ncerts > 0) {
+			ctx = tls_server_ctx_new(h, err, sizeof(err));
+			if (ctx == NULL)
+				RTE_LOG(ERR, USER1, "worker %u: STARTTLS off: %s\n", ib->w->id, err);
+		} else if (level == SNAP_TLS_ENCRYPT && !ib->warned_no_certs) {
+			RTE_LOG(WARNING, USER1,
+			        "worker %u: smtpd_tls_security_level = encrypt without "
+			        "tls_certificates: no client can send mail\n",
+			        ib->w->id);
+			ib->warned_no_certs = true;
+		}
+	}
+	if (ib->tls_ctx != NULL)
+		tls_server_ctx_put(ib->tls_ctx);
+	ib->tls_ctx = ctx;
+	ib->cfg.starttls = ctx != NULL;
+}
+
 void inbound_adopt(struct worker *w, const struct snap_header *h)
 {
 	const struct snap_smtp *t;
@@ -856,6 +1120,7 @@ void inbound_adopt(struct worker *w, const struct snap_header *h)
 		                                                            : SMTP_BARE_REJECT;
 		ib->max_sessions = t->max_sessions;
 	}
+	ib_tls_adopt(ib, h);
 	if (ib->listening && (!on || ib->port != t->listen_port)) {
 		tcp_unlisten(w, 0, ib->port);
 		ib->listening = false;
@@ -960,6 +1225,8 @@ void inbound_destroy(struct worker *w)
 	}
 	if (ib->listening)
 		tcp_unlisten(w, 0, ib->port);
+	if (ib->tls_ctx != NULL)
+		tls_server_ctx_put(ib->tls_ctx);
 	worker_free(w, ib);
 	w->inbound = NULL;
 }

@@ -11,7 +11,9 @@
  *            freed before the message can leave the queue.
  *   ob_job   a message's recipients for one next-hop list, queued on the
  *            destination of the list entry it is at, or run by a session.
- *   ob_dest  one next-hop address:port; kept while it has jobs or
+ *   ob_dest  one next-hop address:port under one TLS policy (a connection
+ *            is only reused for mail of the same policy, as Postfix keys
+ *            its connection cache); kept while it has jobs or
  *            connections, freed by the sweep after that.
  *   ob_sess  one connection; runs one job at a time, idles for reuse.
  *   ob_read  one spool read in flight; outlives a session that dies while
@@ -21,6 +23,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <arpa/inet.h>
@@ -40,6 +43,9 @@
 #include "smtp/smtp_client.h"
 #include "snap_format.h"
 #include "spool/spool.h"
+#include "tls_client.h"
+#include "tls_stream.h"
+#include "tlsio.h"
 
 #define OB_JOB_RCPT_MAX 100         /* recipients per transaction (RFC 5321 §4.5.3.1.8 minimum) */
 #define OB_ACTIVE_MAX 4096          /* messages in delivery at once per worker */
@@ -50,8 +56,25 @@
 #define OB_LINGER_NS (30ull * 1000 * 1000 * 1000)
 #define OB_DSN_READ_MAX (64u * 1024) /* what of the original a DSN quotes at most */
 #define OB_REPLY_MAX 200
+/* level may (and mode=testing): a peer whose handshake failed gets plaintext this long */
+#define OB_TLS_BROKEN_NS (600ull * 1000 * 1000 * 1000)
+#define OB_TLS_BROKEN_MAX 256
+#define OB_NH_DEST_MAX 40 /* "[255.255.255.255]:65535" */
 
 enum ob_rstate { OB_R_PENDING, OB_R_DELIVERED, OB_R_DEFERRED, OB_R_BOUNCED };
+
+/* What TLS did for an attempt: the evidence of the delivery record. */
+struct ob_tls_ev {
+	char policy[96];  /* the tls_policy entry as written, or "default" */
+	char level[12];   /* "may" ... "secure" */
+	char tls[16];     /* "TLSv1.3", or "none" */
+	char cipher[48];
+	char verdict[24]; /* tls_verdict_name */
+	char subject[128];
+	char fingerprint[96];
+	char outcome[16]; /* verified fingerprint encrypted plaintext deferred would_defer */
+	char note[160];   /* why it deferred, would have, or fell back */
+};
 
 struct ob_result {
 	uint8_t state; /* enum ob_rstate */
@@ -59,6 +82,7 @@ struct ob_result {
 	char status[16];
 	char remote[24]; /* "198.19.0.2" */
 	char text[OB_REPLY_MAX + 1];
+	struct ob_tls_ev tls;
 };
 
 enum ob_mstate {
@@ -100,6 +124,7 @@ struct ob_msg {
 struct ob_nh {
 	uint32_t addr; /* network order */
 	uint16_t port;
+	char dest[OB_NH_DEST_MAX]; /* the next-hop destination, the TLS policy key */
 };
 
 struct ob_job {
@@ -115,6 +140,7 @@ struct ob_job {
 	struct smtp_client_envelope env;
 	struct smtp_client_reply *reply; /* [nrcpt] from the engine */
 	bool *got;
+	bool tls_retried; /* level may: this job went back for plaintext once */
 };
 
 enum ob_sstate { OB_S_CONNECTING, OB_S_BUSY, OB_S_IDLE, OB_S_CLOSING };
@@ -123,6 +149,8 @@ struct ob_dest {
 	struct ob_dest *next;
 	uint32_t addr;
 	uint16_t port;
+	uint64_t polkey;               /* of pol without its store */
+	struct tls_client_policy pol; /* pol.store is a reference */
 	char name[INET_ADDRSTRLEN];
 	uint32_t nconn;
 	struct ob_job *qhead, *qtail;
@@ -158,6 +186,23 @@ struct ob_sess {
 	int read_err;
 	bool job_done; /* message_done came: finish the job after the engine returns */
 	bool in_run, dead;
+	/* STARTTLS */
+	struct tls_stream *tls;
+	bool tls_start;     /* STARTTLS got 220: start the handshake */
+	bool tls_on;        /* the handshake completed */
+	bool tls_failed;    /* the handshake failed (or could not start) */
+	bool tls_shut;      /* our close_notify is queued */
+	bool tls_ok;        /* the session meets the level (tls_client_check) */
+	bool tls_declined;  /* helo_done deferred the mail by TLS policy */
+	bool would_defer;   /* mode=testing: it would have */
+	struct tls_peer peer;
+	char tls_why[200];
+};
+
+struct ob_broken {
+	uint32_t addr;
+	uint16_t port;
+	uint64_t until_ns;
 };
 
 struct outbound {
@@ -175,9 +220,16 @@ struct outbound {
 	bool rescan;
 	uint64_t dsn_seq;
 	unsigned work;
+	/* TLS */
+	SSL_CTX *tls_ctx;          /* the client context; NULL: TLS unavailable */
+	X509_STORE *ca_store;      /* smtp_tls_CAfile of this generation */
+	X509_STORE **ta_stores;    /* [npolicy] tafile= stores, built when first used */
+	uint32_t npolicy;
+	struct ob_broken broken[OB_TLS_BROKEN_MAX]; /* level may: handshakes that failed */
 };
 
 static void ob_run(struct ob_sess *s);
+static const char *ob_domain(const char *rcpt);
 static void ob_sess_free(struct ob_sess *s);
 static void ob_dispatch(struct outbound *ob, struct ob_dest *d);
 static void ob_job_finish(struct outbound *ob, struct ob_job *j, bool failover);
@@ -218,8 +270,178 @@ static struct outbound *ob_get(struct worker *w)
 	smtp_client_config_default(&ob->ccfg);
 	ob->ccfg.helo_name = ob->hostname;
 	ob->rescan = true;
+	ob->tls_ctx = tls_client_ctx_new();
+	if (ob->tls_ctx == NULL)
+		RTE_LOG(ERR, USER1, "worker %u: no TLS client context: strict TLS mail is deferred\n",
+		        w->id);
 	w->outbound = ob;
 	return ob;
+}
+
+/* ---- TLS policy ---- */
+
+static X509_STORE *ob_store_range(const struct snap_header *h, uint32_t policy, bool partial)
+{
+	uint32_t first = 0, n = snap_tls_trust_range(h, policy, &first);
+	const struct snap_tls_trust *t;
+	uint32_t count = 0;
+	const uint8_t *der[64];
+	size_t len[64];
+	X509_STORE *st;
+
+	t = snap_tls_trust(h, &count);
+	if (n == 0 || t == NULL)
+		return NULL;
+	if (n > RTE_DIM(der)) {
+		/* a big CA bundle: add them in batches */
+		st = X509_STORE_new();
+		for (uint32_t i = 0; st != NULL && i < n; i++) {
+			const uint8_t *q = snap_trust_der(h, &t[first + i]);
+			X509 *x = q != NULL ? d2i_X509(NULL, &q, t[first + i].der.len) : NULL;
+
+			if (x != NULL)
+				X509_STORE_add_cert(st, x);
+			X509_free(x);
+		}
+		if (st != NULL && partial)
+			X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
+		return st;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		der[i] = snap_trust_der(h, &t[first + i]);
+		len[i] = t[first + i].der.len;
+		if (der[i] == NULL)
+			return NULL;
+	}
+	return tls_store_from_der(der, len, n, partial);
+}
+
+/* This generation's trust: smtp_tls_CAfile now, tafile= stores when used. */
+static void ob_tls_adopt(struct outbound *ob, const struct snap_header *h)
+{
+	struct worker *w = ob->w;
+	uint32_t np = 0;
+
+	X509_STORE_free(ob->ca_store); /* sessions and destinations hold their own references */
+	ob->ca_store = ob_store_range(h, SNAP_TRUST_GLOBAL, false);
+	for (uint32_t i = 0; ob->ta_stores != NULL && i < ob->npolicy; i++)
+		X509_STORE_free(ob->ta_stores[i]);
+	worker_free(w, ob->ta_stores);
+	ob->ta_stores = NULL;
+	ob->npolicy = 0;
+	(void)snap_section(h, SNAP_SEC_TLS_POLICY, &np);
+	if (np > 0) {
+		ob->ta_stores = worker_alloc(w, np * sizeof(*ob->ta_stores));
+		if (ob->ta_stores != NULL) {
+			memset(ob->ta_stores, 0, np * sizeof(*ob->ta_stores));
+			ob->npolicy = np;
+		}
+	}
+}
+
+static uint64_t ob_fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t ob_polkey(const struct tls_client_policy *p)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	h = ob_fnv(h, &p->level, 1);
+	h = ob_fnv(h, &p->grade, 1);
+	h = ob_fnv(h, &p->protocols, sizeof(p->protocols));
+	h = ob_fnv(h, &p->flags, sizeof(p->flags));
+	h = ob_fnv(h, p->match, strlen(p->match) + 1);
+	h = ob_fnv(h, p->exclude, strlen(p->exclude) + 1);
+	h = ob_fnv(h, p->servername, strlen(p->servername) + 1);
+	return ob_fnv(h, p->source, strlen(p->source) + 1);
+}
+
+/*
+ * The TLS policy of a delivery to `domain` through next hop nh
+ * (policy_tls_lookup: the next hop's entry, then the domain's, then
+ * tls_default_level). p->store is borrowed from ob.
+ */
+static void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
+                      struct tls_client_policy *p)
+{
+	const struct snap_header *h = ob->w->snap;
+	struct policy_result pr;
+
+	memset(p, 0, sizeof(*p));
+	p->level = SNAP_TLS_MAY;
+	snprintf(p->source, sizeof(p->source), "default");
+	if (h == NULL || policy_tls_lookup(h, domain, nh->dest, &pr) != PG_OK) {
+		if (h != NULL)
+			p->level = policy_default_level(h);
+		snprintf(p->source, sizeof(p->source), "default (tls_default_level = %s)",
+		         policy_level_name(p->level));
+		return;
+	}
+	p->level = pr.level;
+	if (pr.entry == NULL) {
+		snprintf(p->source, sizeof(p->source), "default (tls_default_level = %s)",
+		         policy_level_name(p->level));
+	} else {
+		const struct snap_tls_policy *e = pr.entry;
+		uint32_t n = 0;
+		const struct snap_tls_policy *base = snap_section(h, SNAP_SEC_TLS_POLICY, &n);
+		uint32_t idx = (uint32_t)(e - base);
+
+		p->grade = e->ciphers;
+		p->protocols = e->protocols;
+		p->flags = e->flags;
+		snprintf(p->match, sizeof(p->match), "%s", snap_string(h, e->match));
+		snprintf(p->exclude, sizeof(p->exclude), "%s", snap_string(h, e->exclude));
+		snprintf(p->servername, sizeof(p->servername), "%s", snap_string(h, e->servername));
+		snprintf(p->source, sizeof(p->source), "%s", snap_string(h, e->text));
+		for (char *c = p->source; *c != '\0'; c++)
+			if (*c == '\t')
+				*c = ' '; /* the entry as written, one line, for the records */
+		if (snap_string(h, e->tafile)[0] != '\0' && idx < ob->npolicy) {
+			if (ob->ta_stores[idx] == NULL)
+				ob->ta_stores[idx] = ob_store_range(h, idx, true);
+			p->store = ob->ta_stores[idx];
+			return;
+		}
+	}
+	if (p->level == SNAP_TLS_VERIFY || p->level == SNAP_TLS_SECURE)
+		p->store = ob->ca_store;
+}
+
+static bool ob_tls_broken(struct outbound *ob, uint32_t addr, uint16_t port)
+{
+	for (unsigned i = 0; i < OB_TLS_BROKEN_MAX; i++) {
+		struct ob_broken *b = &ob->broken[i];
+
+		if (b->addr == addr && b->port == port && b->until_ns > ob->w->now_ns)
+			return true;
+	}
+	return false;
+}
+
+static void ob_tls_mark_broken(struct outbound *ob, uint32_t addr, uint16_t port)
+{
+	struct ob_broken *slot = &ob->broken[0];
+
+	for (unsigned i = 0; i < OB_TLS_BROKEN_MAX; i++) {
+		struct ob_broken *b = &ob->broken[i];
+
+		if (b->addr == addr && b->port == port) {
+			slot = b;
+			break;
+		}
+		if (b->until_ns < slot->until_ns)
+			slot = b; /* the oldest (or an empty one) makes room */
+	}
+	slot->addr = addr;
+	slot->port = port;
+	slot->until_ns = ob->w->now_ns + OB_TLS_BROKEN_NS;
 }
 
 /* ---- messages ---- */
@@ -384,19 +606,35 @@ static void ob_result_local(struct ob_result *res, uint16_t code, const char *st
 
 /* ---- destinations and jobs ---- */
 
-static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t port)
+static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t port,
+                                  const struct tls_client_policy *pol)
 {
 	struct ob_dest *d;
 	struct in_addr a = {.s_addr = addr};
+	uint64_t key = ob_polkey(pol);
 
-	for (d = ob->dests; d != NULL; d = d->next)
-		if (d->addr == addr && d->port == port)
+	for (d = ob->dests; d != NULL; d = d->next) {
+		if (d->addr == addr && d->port == port && d->polkey == key &&
+		    strcmp(d->pol.source, pol->source) == 0) {
+			if (d->pol.store != pol->store) {
+				/* a new generation's trust for the connections made from now on */
+				X509_STORE_free(d->pol.store);
+				d->pol.store = pol->store;
+				if (d->pol.store != NULL)
+					X509_STORE_up_ref(d->pol.store);
+			}
 			return d;
+		}
+	}
 	d = worker_alloc(ob->w, sizeof(*d));
 	if (d == NULL)
 		return NULL;
 	d->addr = addr;
 	d->port = port;
+	d->polkey = key;
+	d->pol = *pol;
+	if (d->pol.store != NULL)
+		X509_STORE_up_ref(d->pol.store);
 	inet_ntop(AF_INET, &a, d->name, sizeof(d->name));
 	d->next = ob->dests;
 	ob->dests = d;
@@ -419,7 +657,11 @@ static void ob_job_free(struct outbound *ob, struct ob_job *j)
 /* Queue j on the destination of its current next hop. */
 static void ob_job_enqueue(struct outbound *ob, struct ob_job *j)
 {
-	struct ob_dest *d = ob_dest_get(ob, j->nh[j->at].addr, j->nh[j->at].port);
+	struct tls_client_policy pol;
+	struct ob_dest *d;
+
+	ob_policy(ob, ob_domain(j->rcpts[0]), &j->nh[j->at], &pol);
+	d = ob_dest_get(ob, j->nh[j->at].addr, j->nh[j->at].port, &pol);
 
 	if (d == NULL) {
 		/* out of memory: every recipient of the job is deferred */
@@ -485,6 +727,24 @@ static const char *ob_domain(const char *rcpt)
 	const char *at = strrchr(rcpt, '@');
 
 	return at != NULL ? at + 1 : "";
+}
+
+/* Do two recipient domains get the same TLS policy at every next hop? */
+static bool ob_same_tls(const struct snap_header *h, const struct ob_job *j, const char *a,
+                        const char *b)
+{
+	if (strcasecmp(a, b) == 0)
+		return true;
+	for (uint32_t k = 0; k < j->nnh; k++) {
+		struct policy_result ra, rb;
+
+		if (policy_tls_lookup(h, a, j->nh[k].dest, &ra) != PG_OK ||
+		    policy_tls_lookup(h, b, j->nh[k].dest, &rb) != PG_OK)
+			return false;
+		if (ra.entry != rb.entry || ra.level != rb.level)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -568,6 +828,8 @@ static int ob_msg_start(struct outbound *ob, struct spool_msg *m)
 				continue; /* a name among IPs: skipped until there is DNS */
 			j->nh[j->nnh].addr = tr.nexthops[k].addr;
 			j->nh[j->nnh].port = tr.nexthops[k].port;
+			snprintf(j->nh[j->nnh].dest, sizeof(j->nh[j->nnh].dest), "%s",
+			         snap_string(h, tr.nexthops[k].dest));
 			j->nnh++;
 		}
 		for (uint32_t k = i; k < n && j->nrcpt < cap; k++) {
@@ -576,8 +838,9 @@ static int ob_msg_start(struct outbound *ob, struct spool_msg *m)
 			if (spool_msg_rcpt_done(m, k) || routed[k])
 				continue;
 			if (k != i && (transport_lookup(h, ob_domain(om->rcpts[k]), &tk) != PG_OK ||
-			               tk.entry != tr.entry))
-				continue;
+			               tk.entry != tr.entry ||
+			               !ob_same_tls(h, j, dom, ob_domain(om->rcpts[k]))))
+				continue; /* one transaction per next-hop list and TLS policy */
 			j->idx[j->nrcpt++] = k;
 			routed[k] = true;
 		}
@@ -604,6 +867,9 @@ static bool ob_failover_reply(const struct smtp_client_reply *r)
 	case SMTP_PHASE_GREETING:
 	case SMTP_PHASE_EHLO:
 	case SMTP_PHASE_HELO:
+	case SMTP_PHASE_STARTTLS:
+	case SMTP_PHASE_TLS:
+	case SMTP_PHASE_POLICY: /* TLS policy: another next hop may do better */
 		return true;
 	case SMTP_PHASE_RSET:
 	case SMTP_PHASE_MAIL:
@@ -616,15 +882,24 @@ static bool ob_failover_reply(const struct smtp_client_reply *r)
 static void ob_event_result(struct outbound *ob, struct ob_msg *om, uint32_t i,
                             const struct ob_result *res, const char *what)
 {
-	char id[SPOOL_ID_STRLEN], to[96], text[120];
+	char id[SPOOL_ID_STRLEN], to[96], text[OB_REPLY_MAX + 1], policy[96], subject[128], note[160];
+	const struct ob_tls_ev *t = &res->tls;
 
 	ob_value(to, sizeof(to), om->rcpts[i]);
 	ob_value(text, sizeof(text), res->text);
+	ob_value(policy, sizeof(policy), t->policy);
+	ob_value(subject, sizeof(subject), t->subject);
+	ob_value(note, sizeof(note), t->note);
 	dp_event(ob->w, EV_DELIVERY_ATTEMPT,
 	         "queue_id=%s" EVRING_SEP "to=%s" EVRING_SEP "relay=%s" EVRING_SEP
-	         "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP "reply=%s",
+	         "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP "reply=%s" EVRING_SEP
+	         "tls_policy=%s" EVRING_SEP "tls_level=%s" EVRING_SEP "tls=%s" EVRING_SEP
+	         "tls_cipher=%s" EVRING_SEP "tls_verdict=%s" EVRING_SEP "peer_subject=%s" EVRING_SEP
+	         "peer_fingerprint=%s" EVRING_SEP "tls_outcome=%s" EVRING_SEP "tls_note=%s",
 	         spool_id_str(spool_msg_id(om->m), id), to, res->remote[0] ? res->remote : "none",
-	         what, res->status, text);
+	         what, res->status, text, policy[0] ? policy : "none", t->level[0] ? t->level : "none",
+	         t->tls[0] ? t->tls : "none", t->cipher, t->verdict[0] ? t->verdict : "none", subject,
+	         t->fingerprint, t->outcome[0] ? t->outcome : "none", note);
 }
 
 /*
@@ -645,11 +920,74 @@ static void ob_job_finish(struct outbound *ob, struct ob_job *j, bool failover)
 		ob_msg_done(ob, om);
 }
 
+/* What TLS did on s, for the delivery records. */
+static void ob_tls_evidence(const struct ob_sess *s, struct ob_tls_ev *t)
+{
+	const struct tls_client_policy *p = &s->d->pol;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->policy, sizeof(t->policy), "%.*s", (int)sizeof(t->policy) - 1, p->source);
+	snprintf(t->level, sizeof(t->level), "%s%s", policy_level_name(p->level),
+	         (p->flags & SNAP_TLS_F_TESTING) != 0 ? "/testing" : "");
+	if (s->tls_on) {
+		snprintf(t->tls, sizeof(t->tls), "%s", s->peer.protocol);
+		snprintf(t->cipher, sizeof(t->cipher), "%.*s", (int)sizeof(t->cipher) - 1, s->peer.cipher);
+		snprintf(t->verdict, sizeof(t->verdict), "%s", tls_verdict_name(s->peer.verdict));
+		snprintf(t->subject, sizeof(t->subject), "%.*s", (int)sizeof(t->subject) - 1,
+		         s->peer.subject);
+		snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", s->peer.fingerprint);
+	} else {
+		snprintf(t->tls, sizeof(t->tls), "none");
+	}
+	if (s->tls_declined || (s->tls_failed && p->level >= SNAP_TLS_ENCRYPT &&
+	                        (p->flags & SNAP_TLS_F_TESTING) == 0))
+		snprintf(t->outcome, sizeof(t->outcome), "deferred");
+	else if (s->would_defer)
+		snprintf(t->outcome, sizeof(t->outcome), "would_defer");
+	else if (!s->tls_on)
+		snprintf(t->outcome, sizeof(t->outcome), "plaintext");
+	else if (s->peer.verdict == TLS_VERDICT_VERIFIED)
+		snprintf(t->outcome, sizeof(t->outcome), "verified");
+	else if (s->peer.verdict == TLS_VERDICT_FP_MATCHED)
+		snprintf(t->outcome, sizeof(t->outcome), "fingerprint");
+	else
+		snprintf(t->outcome, sizeof(t->outcome), "encrypted");
+	if (s->tls_why[0] != '\0')
+		snprintf(t->note, sizeof(t->note), "%s%.*s", s->would_defer ? "would have deferred: " : "",
+		         (int)sizeof(t->note) - 24, s->tls_why);
+}
+
+/*
+ * Level may (or a mode=testing entry) whose handshake failed: remember the
+ * peer and send the job again; the new connection skips STARTTLS.
+ */
+static bool ob_tls_fallback(struct ob_sess *s, struct ob_job *j)
+{
+	const struct tls_client_policy *p = &s->d->pol;
+
+	if (!s->tls_failed || j->tls_retried)
+		return false;
+	if (p->level != SNAP_TLS_MAY && (p->flags & SNAP_TLS_F_TESTING) == 0)
+		return false;
+	ob_tls_mark_broken(s->ob, s->d->addr, s->d->port);
+	WCOUNT(s->ob->w, delivery_tls_plaintext_fallbacks);
+	if ((p->flags & SNAP_TLS_F_TESTING) != 0)
+		WCOUNT(s->ob->w, delivery_tls_would_defer);
+	j->tls_retried = true;
+	for (uint32_t i = 0; i < j->nrcpt; i++)
+		j->got[i] = false;
+	ob_job_enqueue(s->ob, j);
+	return true;
+}
+
 /* The engine's results of the job a session ran. */
 static void ob_job_results(struct ob_sess *s, struct ob_job *j)
 {
 	struct outbound *ob = s->ob;
 	bool failover = true;
+
+	if (ob_tls_fallback(s, j))
+		return;
 
 	for (uint32_t i = 0; i < j->nrcpt; i++) {
 		if (!j->got[i]) {
@@ -676,6 +1014,10 @@ static void ob_job_results(struct ob_sess *s, struct ob_job *j)
 			res->state = r->code < 400   ? OB_R_DELIVERED
 			             : r->code < 500 ? OB_R_DEFERRED
 			                             : OB_R_BOUNCED;
+			if (r->phase == SMTP_PHASE_TLS && s->tls_why[0] != '\0')
+				snprintf(res->text, sizeof(res->text), "%u %.15s Cannot start TLS: %.*s",
+				         r->code, r->status, (int)(sizeof(res->text) - 48), s->tls_why);
+			ob_tls_evidence(s, &res->tls);
 		}
 	} else {
 		WCOUNT(ob->w, delivery_failovers);
@@ -1012,11 +1354,16 @@ static int ob_body_read(void *user, struct smtp_client *c, const uint8_t **p, si
 static void ob_rcpt_result(void *user, struct smtp_client *c, uint32_t i,
                            const struct smtp_client_reply *r);
 static void ob_message_done(void *user, struct smtp_client *c);
+static void ob_starttls(void *user, struct smtp_client *c);
+static int ob_helo_done(void *user, struct smtp_client *c, const struct smtp_client_info *info,
+                        struct smtp_client_reply *r);
 
 static const struct smtp_client_ops ob_smtp_ops = {
     .body_read = ob_body_read,
     .rcpt_result = ob_rcpt_result,
     .message_done = ob_message_done,
+    .starttls = ob_starttls,
+    .helo_done = ob_helo_done,
 };
 
 /* Start the next queued job of the destination on s. */
@@ -1138,6 +1485,11 @@ static void ob_sess_free(struct ob_sess *s)
 	if (s->smtp != NULL)
 		smtp_client_destroy(s->smtp);
 	s->smtp = NULL;
+	if (s->tls != NULL) {
+		(void)tls_stream_free(s->tls); /* no ASYNC jobs on client SSLs yet */
+		worker_free(w, s->tls);
+		s->tls = NULL;
+	}
 	worker_free(w, s->buf);
 	ob_sess_unlink(s->d, s);
 	ob->nsess--;
@@ -1248,7 +1600,153 @@ static void ob_message_done(void *user, struct smtp_client *c)
 	s->job_done = true;
 }
 
+/* STARTTLS got 220: ob_feed drops what followed it and starts the handshake. */
+static void ob_starttls(void *user, struct smtp_client *c)
+{
+	struct ob_sess *s = user;
+
+	(void)c;
+	s->tls_start = true;
+}
+
+/*
+ * EHLO is done (after TLS, if any): the TLS policy decides whether the
+ * mail goes. Postfix's wording and codes: 4.7.4 when TLS did not happen,
+ * 4.7.5 when the peer's certificate fails the level. Under mode=testing
+ * the verdict is logged and counted, and the mail goes as the weaker
+ * levels allow (TLS as established, else plaintext).
+ */
+static int ob_helo_done(void *user, struct smtp_client *c, const struct smtp_client_info *info,
+                        struct smtp_client_reply *r)
+{
+	struct ob_sess *s = user;
+	struct worker *w = s->ob->w;
+	const struct tls_client_policy *p = &s->d->pol;
+	const char *status = "4.7.4";
+
+	(void)c;
+	if (p->level < SNAP_TLS_ENCRYPT)
+		return PG_OK; /* none, may: plaintext is allowed */
+	if (!info->tls) {
+		if (s->ob->tls_ctx == NULL)
+			snprintf(s->tls_why, sizeof(s->tls_why), "TLS is required, but unavailable locally");
+		else if (!info->starttls_offered)
+			snprintf(s->tls_why, sizeof(s->tls_why),
+			         "TLS is required, but was not offered by host %s", s->d->name);
+		else if (info->starttls_reply.code != 0)
+			snprintf(s->tls_why, sizeof(s->tls_why),
+			         "TLS is required, but host %s refused to start TLS: %u %.100s", s->d->name,
+			         info->starttls_reply.code, info->starttls_reply.text);
+		else
+			snprintf(s->tls_why, sizeof(s->tls_why), "TLS is required, but was not used");
+	} else if (!s->tls_ok) {
+		status = "4.7.5"; /* tls_why says what the certificate lacks */
+	} else {
+		return PG_OK;
+	}
+	if ((p->flags & SNAP_TLS_F_TESTING) != 0) {
+		s->would_defer = true;
+		WCOUNT(w, delivery_tls_would_defer);
+		return PG_OK;
+	}
+	s->tls_declined = true;
+	WCOUNT(w, delivery_tls_policy_deferred);
+	r->code = 451;
+	snprintf(r->status, sizeof(r->status), "%s", status);
+	snprintf(r->text, sizeof(r->text), "%s", s->tls_why);
+	return PG_DECLINED;
+}
+
+/* The handshake, from the first ClientHello on; PG_DONE if it failed. */
+static int ob_tls_step(struct ob_sess *s)
+{
+	struct worker *w = s->ob->w;
+	struct tls_stream *ts = s->tls;
+	int h = tls_stream_handshake(ts);
+
+	if (h == PG_AGAIN)
+		return PG_AGAIN;
+	if (h == PG_ERROR) {
+		WCOUNT(w, delivery_tls_failures);
+		s->tls_failed = true;
+		snprintf(s->tls_why, sizeof(s->tls_why), "%s", ts->why);
+		smtp_client_tls_done(s->smtp, false);
+		return PG_DONE;
+	}
+	s->tls_on = true;
+	WCOUNT(w, delivery_tls_handshakes);
+	s->tls_ok = tls_client_check(ts->ssl, &s->d->pol, s->d->name, s->d->name, &s->peer,
+	                             s->tls_why, sizeof(s->tls_why)) == PG_OK;
+	smtp_client_tls_done(s->smtp, true); /* EHLO again, over TLS */
+	return PG_OK;
+}
+
+/* Start TLS after the 220 to STARTTLS: a client stream under the policy. */
+static int ob_tls_start(struct ob_sess *s)
+{
+	struct worker *w = s->ob->w;
+	struct tls_stream *ts;
+
+	s->tls_start = false;
+	ts = s->ob->tls_ctx != NULL ? worker_alloc(w, sizeof(*ts)) : NULL;
+	if (ts == NULL || tls_stream_init(ts, s->ob->tls_ctx, false) != PG_OK) {
+		worker_free(w, ts);
+		snprintf(s->tls_why, sizeof(s->tls_why), "TLS unavailable locally (memory)");
+		goto fail;
+	}
+	s->tls = ts;
+	if (tls_client_prepare(ts->ssl, &s->d->pol, s->d->name, s->tls_why, sizeof(s->tls_why)) !=
+	    PG_OK)
+		goto fail;
+	return ob_tls_step(s) == PG_DONE ? PG_DONE : PG_OK;
+fail:
+	WCOUNT(w, delivery_tls_failures);
+	s->tls_failed = true;
+	smtp_client_tls_done(s->smtp, false);
+	return PG_DONE;
+}
+
 /* ---- the session over TCP ---- */
+
+/* The TLS side of ob_feed: ciphertext in, the handshake, plaintext to the engine. */
+static int ob_feed_tls(struct ob_sess *s, size_t *fed)
+{
+	struct tls_stream *ts = s->tls;
+	const uint8_t *p;
+	size_t n, used = 0;
+	int rc, d;
+
+	*fed = tlsio_pull(ts, s->c);
+	if (!s->tls_on) {
+		if (s->tls_failed)
+			return smtp_client_run(s->smtp);
+		rc = ob_tls_step(s);
+		if (rc == PG_AGAIN)
+			return PG_OK;
+		if (rc == PG_DONE)
+			return smtp_client_run(s->smtp);
+		*fed += 1;
+	}
+	d = tls_stream_decrypt(ts);
+	if (d == PG_ERROR) {
+		smtp_client_closed(s->smtp);
+		return PG_DONE;
+	}
+	n = tls_stream_plain(ts, &p);
+	if (n > 0) {
+		rc = smtp_client_input(s->smtp, p, n, &used);
+		tls_stream_plain_consume(ts, used);
+		*fed += used;
+		if (rc == PG_OK)
+			rc = smtp_client_run(s->smtp);
+		return rc;
+	}
+	if (d == PG_DONE) {
+		smtp_client_closed(s->smtp); /* the server's close_notify */
+		return PG_DONE;
+	}
+	return smtp_client_run(s->smtp);
+}
 
 static int ob_feed(struct ob_sess *s, size_t *fed)
 {
@@ -1258,6 +1756,8 @@ static int ob_feed(struct ob_sess *s, size_t *fed)
 	int rc = PG_OK;
 
 	*fed = 0;
+	if (s->tls != NULL)
+		return ob_feed_tls(s, fed);
 	if (tcp_recv_peek(s->c, &p[0], &l[0], &p[1], &l[1]) == 0)
 		return smtp_client_run(s->smtp);
 	for (unsigned i = 0; i < 2; i++) {
@@ -1272,9 +1772,58 @@ static int ob_feed(struct ob_sess *s, size_t *fed)
 	if (total > 0)
 		tcp_recv_consume(s->c, total);
 	*fed = total;
+	if (s->tls_start) {
+		/* what the server sent after its 220, before our ClientHello: injection */
+		uint32_t k = tcp_recv_peek(s->c, &p[0], &l[0], &p[1], &l[1]);
+
+		if (k > 0)
+			tcp_recv_consume(s->c, k);
+		*fed += 1;
+		if (ob_tls_start(s) == PG_DONE)
+			return smtp_client_run(s->smtp);
+		return PG_OK;
+	}
 	if (rc == PG_OK)
 		rc = smtp_client_run(s->smtp);
 	return rc;
+}
+
+/* The TLS side of ob_flush: the engine's commands through the stream to TCP. */
+static int ob_flush_tls(struct ob_sess *s, size_t *sent)
+{
+	struct tls_stream *ts = s->tls;
+	const uint8_t *p;
+	size_t n, pushed;
+	int out;
+
+	*sent = 0;
+	for (unsigned round = 0;
+	     s->tls_on && round < OB_RUN_ROUNDS && (n = smtp_client_output(s->smtp, &p)) > 0;
+	     round++) {
+		int k = tls_stream_write(ts, p, n);
+
+		if (k == PG_AGAIN) {
+			out = tlsio_push(ts, s->c, &pushed);
+			*sent += pushed;
+			if (out != PG_OK)
+				return out;
+			continue;
+		}
+		if (k < 0)
+			return PG_ERROR;
+		smtp_client_output_consume(s->smtp, (size_t)k);
+		*sent += (size_t)k;
+	}
+	if (!s->tls_on) {
+		/* the handshake failed or runs: nothing goes out in plaintext any more */
+		while ((n = smtp_client_output(s->smtp, &p)) > 0)
+			smtp_client_output_consume(s->smtp, n);
+	}
+	out = tlsio_push(ts, s->c, &pushed);
+	*sent += pushed;
+	if (out == PG_OK && s->tls_on && smtp_client_output(s->smtp, &p) > 0)
+		return PG_AGAIN;
+	return out;
 }
 
 static int ob_flush(struct ob_sess *s, size_t *sent)
@@ -1282,6 +1831,8 @@ static int ob_flush(struct ob_sess *s, size_t *sent)
 	const uint8_t *p;
 	size_t n;
 
+	if (s->tls != NULL)
+		return ob_flush_tls(s, sent);
 	*sent = 0;
 	while ((n = smtp_client_output(s->smtp, &p)) > 0) {
 		int k = tcp_send(s->c, p, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
@@ -1301,6 +1852,8 @@ static bool ob_eof(struct ob_sess *s)
 	const uint8_t *p1, *p2;
 	uint32_t l1, l2;
 
+	if (s->tls != NULL && !tls_stream_drained(s->tls))
+		return false;
 	return tcp_recv_peek(s->c, &p1, &l1, &p2, &l2) == 0 && tcp_recv(s->c, NULL, 0) == PG_DONE;
 }
 
@@ -1320,6 +1873,8 @@ static void ob_arm(struct ob_sess *s)
 		break;
 	}
 	ms = smtp_client_timeout_ms(s->smtp);
+	if (s->tls != NULL && !s->tls_on && !s->tls_failed)
+		ms = s->ob->ccfg.helo_timeout_ms; /* the handshake (Postfix smtp_starttls_timeout) */
 	if (ms == 0)
 		timer_cancel(w->timers, &s->timer);
 	else
@@ -1388,6 +1943,17 @@ static void ob_run(struct ob_sess *s)
 				ob_job_over(s);
 			s->state = OB_S_CLOSING;
 		}
+		if (s->state == OB_S_CLOSING && out == PG_OK && s->tls_on && !s->tls_shut) {
+			size_t pushed;
+
+			s->tls_shut = true;
+			tls_stream_shutdown(s->tls); /* close_notify before our FIN */
+			out = tlsio_push(s->tls, s->c, &pushed);
+			if (out == PG_ERROR) {
+				ob_sess_end(s, true);
+				break;
+			}
+		}
 		if (s->state == OB_S_CLOSING) {
 			if (out == PG_OK) {
 				/* unread input would turn the FIN into a RST: drop it */
@@ -1452,6 +2018,11 @@ static void ob_sess_timer(struct timer *t, void *owner)
 		return;
 	default:
 		WCOUNT(w, delivery_timeouts);
+		if (s->tls != NULL && !s->tls_on && !s->tls_failed) {
+			WCOUNT(w, delivery_tls_failures);
+			s->tls_failed = true; /* level may: plaintext next time */
+			snprintf(s->tls_why, sizeof(s->tls_why), "handshake: timed out");
+		}
 		if (smtp_client_timeout(s->smtp) == PG_DONE)
 			s->state = OB_S_CLOSING;
 		ob_run(s);
@@ -1501,6 +2072,15 @@ static void ob_connected(struct tcp_conn *c, void *user)
 	timer_cancel(ob->w->timers, &s->timer);
 	cfg.ops = &ob_smtp_ops;
 	cfg.user = s;
+	/*
+	 * STARTTLS at every level but none. Strict levels always try (and
+	 * defer without TLS); may and mode=testing skip a peer whose
+	 * handshake failed lately (ob_tls_fallback).
+	 */
+	cfg.starttls = s->d->pol.level != SNAP_TLS_NONE && ob->tls_ctx != NULL;
+	if ((s->d->pol.level == SNAP_TLS_MAY || (s->d->pol.flags & SNAP_TLS_F_TESTING) != 0) &&
+	    ob_tls_broken(ob, s->d->addr, s->d->port))
+		cfg.starttls = false;
 	s->smtp = smtp_client_create(&cfg);
 	if (s->smtp == NULL || s->d->qhead == NULL) {
 		if (s->smtp != NULL) {
@@ -1657,6 +2237,7 @@ static void ob_retry(struct outbound *ob)
 			ob_dispatch(ob, d);
 		if (d->qhead == NULL && d->sessions == NULL) {
 			*pd = d->next; /* nothing here any more */
+			X509_STORE_free(d->pol.store);
 			worker_free(w, d);
 			continue;
 		}
@@ -1680,6 +2261,7 @@ void outbound_adopt(struct worker *w, const struct snap_header *h)
 	t = snap_section(h, SNAP_SEC_SMTP, &n);
 	if (t != NULL && n == 1)
 		snprintf(ob->hostname, sizeof(ob->hostname), "%s", snap_string(h, t->myhostname));
+	ob_tls_adopt(ob, h);
 	ob->rescan = true; /* routes may have changed for deferred mail too */
 }
 
@@ -1726,6 +2308,10 @@ void outbound_destroy(struct worker *w)
 				smtp_client_destroy(s->smtp);
 			if (s->job != NULL)
 				ob_job_free(ob, s->job);
+			if (s->tls != NULL) {
+				(void)tls_stream_free(s->tls);
+				worker_free(w, s->tls);
+			}
 			worker_free(w, s->buf);
 			ob_sess_unlink(d, s);
 			worker_free(w, s);
@@ -1737,8 +2323,14 @@ void outbound_destroy(struct worker *w)
 			ob_job_free(ob, j);
 		}
 		ob->dests = d->next;
+		X509_STORE_free(d->pol.store);
 		worker_free(w, d);
 	}
+	X509_STORE_free(ob->ca_store);
+	for (uint32_t i = 0; ob->ta_stores != NULL && i < ob->npolicy; i++)
+		X509_STORE_free(ob->ta_stores[i]);
+	worker_free(w, ob->ta_stores);
+	SSL_CTX_free(ob->tls_ctx);
 	/* the messages stay queued in the spool, untouched */
 	while (ob->active != NULL)
 		ob_msg_free(ob, ob->active);

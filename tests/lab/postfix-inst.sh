@@ -272,6 +272,7 @@ cmd_start() {
 	trace     unix  -       -       n       -       0       bounce
 	verify    unix  -       -       n       -       1       verify
 	flush     unix  n       -       n       1000?   0       flush
+	tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 	proxymap  unix  -       -       n       -       -       proxymap
 	proxywrite unix -       -       n       -       1       proxymap
 	smtp      unix  -       -       n       -       -       smtp

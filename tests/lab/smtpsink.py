@@ -13,9 +13,13 @@ Files in DIR (every write is tmp + fsync + rename, the directory fsynced):
   N.json           its envelope, written after N.eml (wait for the .json):
                    mail_from, rcpts (accepted), mail_params, rcpt_params
                    ({rcpt: {param: value|true}}), helo, peer, transport
-                   ("DATA"|"BDAT"), tls (false), conn, msg_in_conn, size, id
+                   ("DATA"|"BDAT"), conn, msg_in_conn, size, id, and tls:
+                   null in plaintext, else {"version": "TLSv1.3", "cipher":
+                   OpenSSL's name, "sni": the client's SNI name or null}
   state.json       what outlives a restart: how many --defer-first deferrals
-                   were already given, and the next message number
+                   were already given, and the next message number; and
+                   "counters", this run's counters so far (as in summary.json),
+                   rewritten (not fsynced) whenever a connection ends
   summary.json     on exit (SIGTERM, SIGINT, --duration): this run's counters
                    connections (accepted TCP connections, refused included),
                    messages and rcpts (accepted messages, their recipients),
@@ -24,12 +28,30 @@ Files in DIR (every write is tmp + fsync + rename, the directory fsynced):
                    conns_refused (--max-conns), aborted (disconnect or timeout
                    mid-message), bytes, pipelining_violations (a command that
                    must end a group - or any command when PIPELINING is off -
-                   followed by more input before its reply), bare_lf_commands
+                   followed by more input before its reply), bare_lf_commands,
+                   and per connection one of tls_sessions (a TLS handshake
+                   completed), tls_failed (STARTTLS got 220 but no TLS session
+                   came of it: a failed handshake, --tls-break), or
+                   plaintext_sessions (the others, conns_refused aside);
+                   starttls_pipelined (plaintext after STARTTLS, discarded),
+                   plaintext_mail_refused (--require-tls 530s)
+STARTTLS (RFC 3207), offered last in the EHLO reply when one of these is given:
+  --starttls CERT KEY (or --tls-cert [--tls-key]): "220 2.0.0 Ready to start
+      TLS", any input pipelined after the command discarded unanswered, a
+      server-side TLS 1.2+ handshake, then SMTP over TLS from scratch (the
+      EHLO state is reset, STARTTLS no longer offered); --defer-first,
+      --rcpt-reply and the rest apply over TLS as in plaintext; CERT may
+      hold the chain, and the key too (--tls-cert alone); --tls-max-version
+      1.2 keeps TLS 1.3 out
+  --starttls-reply CODE TEXT: that reply, and the session stays in plaintext
+  --tls-break: 220, then bytes that are not a TLS ServerHello, then close
+--require-tls: MAIL outside TLS gets 530 5.7.0 Must issue a STARTTLS command first.
 Message numbers N go on from the highest N.eml/N.json already in DIR.
 The replies all the RFC 5321/3030/2920 state rules give: 502 5.5.2 unknown
 command, 503 5.5.1 bad sequence, 501 5.5.4 syntax, 555 5.5.4 parameter
 not offered, 500 5.5.2 line too long (--max-line). Exit status 0 after a
-clean stop, 1 when DIR or the listening socket cannot be set up, 2 usage.
+clean stop, 1 when DIR, the TLS certificate or the listening socket cannot
+be set up, 2 usage.
 """
 import argparse
 import json
@@ -38,6 +60,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -45,14 +68,17 @@ import traceback
 
 EXTENSIONS = ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES")
 # RFC 2920 3.1: these may only be the last command of a pipelined group.
-GROUP_ENDERS = {"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "NOOP"}
+GROUP_ENDERS = {"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "NOOP", "STARTTLS"}
 MAIL_RE = re.compile(rb"MAIL FROM: ?<([^<>]*)>( .*)?", re.I | re.S)
 RCPT_RE = re.compile(rb"RCPT TO: ?<([^<>]*)>( .*)?", re.I | re.S)
 BDAT_RE = re.compile(rb"([0-9]{1,18})( +LAST)? *", re.I)
 REPLY_RE = re.compile(r"([2-5][0-9][0-9])(?:[ ]+(.*))?", re.S)
 COUNTERS = ("connections", "messages", "rcpts", "deferred", "rejected", "rcpt_deferred",
             "rcpt_rejected", "conns_refused", "aborted", "bytes", "pipelining_violations",
-            "bare_lf_commands")
+            "bare_lf_commands", "tls_sessions", "plaintext_sessions", "tls_failed",
+            "starttls_pipelined", "plaintext_mail_refused")
+# --tls-break: what follows the 220 instead of a ServerHello (0x00 is no TLS record type)
+TLS_GARBAGE = b"\x00\x01\x02 this is not a TLS ServerHello \xff\xfe\r\n" * 4
 
 
 def die(msg):
@@ -68,18 +94,20 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def atomic_write(directory, name, data, sync_dir=True):
+def atomic_write(directory, name, data, sync_dir=True, durable=True):
+    """durable=False: still all or nothing for readers, but no fsync."""
     tmp = os.path.join(directory, ".%s.tmp" % name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, os.path.join(directory, name))
-    if sync_dir:
+    if sync_dir and durable:
         fsync_dir(directory)
 
 
@@ -103,6 +131,9 @@ class Sink:
         self.conn_seq = 0
         self.active = {}  # thread -> socket
         self.exts = [e for e in EXTENSIONS if e not in args.no_ext]
+        self.tls_ctx = None
+        if args.starttls_mode == "tls":
+            self.tls_ctx = tls_context(args)
         state = {}
         path = os.path.join(self.dir, "state.json")
         if os.path.exists(path):
@@ -123,9 +154,11 @@ class Sink:
         with self.lock:
             self.counters[key] += n
 
-    def save_state(self):
+    def save_state(self, durable=True):
+        """Call with the lock held."""
         atomic_write(self.dir, "state.json",
-                     json_bytes({"defer_first_given": self.defers_given, "next_msg": self.next_msg}))
+                     json_bytes({"defer_first_given": self.defers_given, "next_msg": self.next_msg,
+                                 "counters": self.counters}), durable=durable)
 
     def take_defer(self):
         """True while fewer than --defer-first deferrals were given (all runs)."""
@@ -173,6 +206,8 @@ class Session:
         self.helo = None
         self.esmtp = False
         self.msg_in_conn = 0
+        self.tls = None             # {version, cipher, sni} once TLS is up
+        self.tls_failed = False     # STARTTLS answered 220, no TLS session came of it
         self.reset()
 
     # -- replies ------------------------------------------------------------
@@ -231,6 +266,12 @@ class Session:
         """Send what is queued, then half-close and drain briefly so that a
         client with unread input still gets the last reply (no RST)."""
         self.flush()
+        if self.tls is not None:
+            try:  # close_notify, so a TLS client sees a clean end rather than a truncation
+                self.sock.settimeout(2)
+                self.sock.unwrap()
+            except (OSError, ValueError):
+                pass
         try:
             self.sock.shutdown(socket.SHUT_WR)
             self.sock.settimeout(2)
@@ -372,8 +413,9 @@ class Session:
         handler = {"EHLO": self.cmd_ehlo, "HELO": self.cmd_helo, "MAIL": self.cmd_mail,
                    "RCPT": self.cmd_rcpt, "DATA": self.cmd_data, "BDAT": self.cmd_bdat,
                    "RSET": self.cmd_rset, "NOOP": self.cmd_noop, "QUIT": self.cmd_quit,
-                   "VRFY": self.cmd_vrfy}.get(verb)
-        if handler is None or (verb == "BDAT" and not self.has("CHUNKING")):
+                   "VRFY": self.cmd_vrfy, "STARTTLS": self.cmd_starttls}.get(verb)
+        if handler is None or (verb == "BDAT" and not self.has("CHUNKING")) or (
+                verb == "STARTTLS" and not self.args.starttls_mode):
             self.reply(502, "5.5.2", "command not recognized")
         else:
             handler(line, arg.strip(b" "))
@@ -389,11 +431,64 @@ class Session:
         if not esmtp:
             return self.raw_reply("250 " + first)
         lines = [first] + ["SIZE %d" % self.args.max_size if e == "SIZE" else e for e in self.sink.exts]
+        if self.args.starttls_mode and self.tls is None:
+            lines.append("STARTTLS")
         for k, text in enumerate(lines):
             self.raw_reply("250%s%s" % ("-" if k < len(lines) - 1 else " ", text), delay=k == 0)
 
     def cmd_helo(self, line, arg):
         self.cmd_ehlo(line, arg, esmtp=False)
+
+    def cmd_starttls(self, line, arg):
+        if self.tls is not None:
+            return self.reply(503, "5.5.1", "TLS already active")
+        if arg:
+            return self.reply(501, "5.5.4", "STARTTLS takes no argument")
+        if self.mail is not None:
+            return self.reply(503, "5.5.1", "MAIL transaction in progress")
+        if self.args.starttls_mode == "reply":
+            return self.raw_reply("%d %s" % self.args.starttls_reply)
+        self.reply(220, "2.0.0", "Ready to start TLS")
+        if self.buf:  # RFC 3207 section 4.2: nothing sent in plaintext survives into TLS
+            self.sink.bump("starttls_pipelined")
+            self.sink.bump("pipelining_violations")
+            self.sink.log(self.conn, "--", "%d octets after STARTTLS discarded unanswered" % len(self.buf))
+            self.buf.clear()
+        self.flush()
+        if self.args.starttls_mode == "break":
+            self.tls_failed = self.closing = True
+            self.sink.log(self.conn, "--", "--tls-break: garbage instead of a ServerHello, closing")
+            self.sock.sendall(TLS_GARBAGE)
+            return
+        self.start_tls()
+
+    def start_tls(self):
+        """The server side of the handshake on this connection's socket; on
+        success SMTP starts over (RFC 3207 4.2), on failure the connection ends."""
+        try:
+            tls = self.sink.tls_ctx.wrap_socket(self.sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        except (OSError, ValueError) as e:
+            self.sink.log(self.conn, "--", "TLS: %s" % e)
+            self.tls_failed = self.closing = True
+            return
+        self.sock = tls  # the plain socket object is detached now
+        with self.sink.lock:
+            if threading.current_thread() in self.sink.active:
+                self.sink.active[threading.current_thread()] = tls
+        try:
+            tls.settimeout(self.args.timeout)
+            tls.do_handshake()
+        except (OSError, ValueError) as e:  # ssl.SSLError, timeouts, resets
+            self.sink.log(self.conn, "--", "TLS handshake failed: %s" % e)
+            self.tls_failed = self.closing = True
+            return
+        self.tls = {"version": tls.version(), "cipher": (tls.cipher() or ("",))[0],
+                    "sni": getattr(tls, "sni_name", None)}
+        self.sink.log(self.conn, "--", "TLS: %s %s, SNI %s" % (self.tls["version"], self.tls["cipher"],
+                                                            self.tls["sni"]))
+        self.helo, self.esmtp = None, False
+        self.reset()
 
     def address(self, raw, utf8):
         """The address as str, or a reply tuple when it is refused."""
@@ -423,6 +518,9 @@ class Session:
             return self.reply(503, "5.5.1", "send EHLO or HELO first")
         if self.mail is not None:
             return self.reply(503, "5.5.1", "nested MAIL command")
+        if self.args.require_tls and self.tls is None:
+            self.sink.bump("plaintext_mail_refused")
+            return self.reply(530, "5.7.0", "Must issue a STARTTLS command first")
         m = MAIL_RE.fullmatch(line)
         if not m:
             return self.reply(501, "5.5.4", "syntax: MAIL FROM:<address> [parameters]")
@@ -533,7 +631,7 @@ class Session:
         else:
             meta = {"mail_from": self.mail, "rcpts": self.rcpts, "mail_params": self.mail_params,
                     "rcpt_params": self.rcpt_params, "helo": self.helo, "peer": self.peer,
-                    "transport": transport, "tls": False, "conn": self.conn,
+                    "transport": transport, "tls": self.tls, "conn": self.conn,
                     "msg_in_conn": self.msg_in_conn}
             n = sink.store(self.body, self.size, meta)
             if args.data_reply:
@@ -569,13 +667,42 @@ class Handler(socketserver.BaseRequestHandler):
                 sink.active[me] = self.request
         sink.log(conn, "--", "connection from %s:%d%s" % (self.client_address[0], self.client_address[1],
                                                           " (over --max-conns)" if refused else ""))
+        session = None
         try:
-            Session(sink, self.request, self.client_address, conn).run(refused)
+            session = Session(sink, self.request, self.client_address, conn)
+            session.run(refused)
         except Exception:  # a bug here must not take the sink down
             sys.stderr.write("smtpsink: connection %d: %s" % (conn, traceback.format_exc()))
         finally:
+            if session is not None and session.sock is not self.request:
+                session.sock.close()  # the TLS socket; socketserver closes the plain one
             with sink.lock:
                 sink.active.pop(me, None)
+                if not refused:
+                    sink.counters["tls_sessions" if session and session.tls else "tls_failed"
+                                  if session and session.tls_failed else "plaintext_sessions"] += 1
+                try:
+                    sink.save_state(durable=False)
+                except OSError as e:
+                    sys.stderr.write("smtpsink: state.json: %s\n" % e)
+
+
+def tls_context(args):
+    """The server context of --starttls: TLS 1.2 and up (--tls-max-version
+    caps it), the client's SNI name noted on its socket."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if args.tls_max_version:
+        ctx.maximum_version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[args.tls_max_version]
+    try:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        die("TLS certificate %s (key %s): %s" % (args.tls_cert, args.tls_key or "in the same file", e))
+
+    def note_sni(sock, name, _ctx):
+        sock.sni_name = name
+    ctx.sni_callback = note_sni
+    return ctx
 
 
 def code_text(words, what, default):
@@ -624,6 +751,20 @@ def parse_args(argv):
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="exit after SECONDS (default: run until SIGTERM/SIGINT)")
     p.add_argument("--count-only", action="store_true", help="store no messages, only count them")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"),
+                     help="offer STARTTLS and do TLS with this certificate (chain) and key (PEM)")
+    tls.add_argument("--tls-cert", metavar="CERT",
+                     help="as --starttls, the key from --tls-key or else from CERT itself")
+    tls.add_argument("--starttls-reply", nargs="+", metavar=("CODE", "TEXT"),
+                     help="offer STARTTLS but answer it with this reply and stay in plaintext")
+    tls.add_argument("--tls-break", action="store_true",
+                     help="offer STARTTLS, answer 220, then send garbage and close")
+    p.add_argument("--tls-key", metavar="KEY", help="the private key for --tls-cert")
+    p.add_argument("--tls-max-version", choices=("1.2", "1.3"),
+                   help="highest TLS version of --starttls (default: what OpenSSL has, 1.3)")
+    p.add_argument("--require-tls", action="store_true",
+                   help="MAIL outside TLS gets 530 5.7.0 Must issue a STARTTLS command first")
     p.add_argument("--verbose", action="store_true", help="log each command and reply to stderr")
     args = p.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
@@ -646,8 +787,18 @@ def parse_args(argv):
             args.rcpt_rules.append((re.compile(m.group(1), re.I), code, text))
         if args.data_reply:
             args.data_reply = code_text(args.data_reply, "--data-reply", "set by --data-reply")
+        if args.starttls_reply:
+            args.starttls_reply = code_text(args.starttls_reply, "--starttls-reply", "set by --starttls-reply")
     except (ValueError, re.error) as e:
         p.error(str(e))
+    if args.starttls:
+        args.tls_cert, args.tls_key = args.starttls
+    elif args.tls_key and not args.tls_cert:
+        p.error("--tls-key needs --tls-cert")
+    args.starttls_mode = ("tls" if args.tls_cert else "reply" if args.starttls_reply else
+                          "break" if args.tls_break else None)
+    if args.tls_max_version and args.starttls_mode != "tls":
+        p.error("--tls-max-version needs --starttls or --tls-cert")
     for name in ("defer_first", "delay_ms", "max_size", "max_rcpts"):
         if getattr(args, name) < 0:
             p.error("--%s must not be negative" % name.replace("_", "-"))
@@ -693,8 +844,8 @@ def main(argv):
     with sink.lock:
         active = list(sink.active.items())
     for _, sock in active:  # wake the connection threads; a message being stored completes
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
+        try:  # socket.socket's own shutdown: SSLSocket.shutdown would pull the TLS state away
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
         except OSError:
             pass
     for thread, _ in active:

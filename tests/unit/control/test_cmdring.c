@@ -32,6 +32,7 @@
 #include "shm.h"
 
 #define MS 1000000ull
+#define PER_RECORD ((uint32_t)CMD_SESSIONS_PER_RECORD) /* session items in one record */
 
 static struct evring *new_ring(uint32_t cap)
 {
@@ -124,19 +125,21 @@ static void test_one_and_many_records(void **state)
 	unsigned records;
 
 	(void)state;
-	assert_int_equal(CMD_SESSIONS_PER_RECORD, 4);
+	/* as many whole items as a record's payload holds; several, or lists are slow */
+	assert_int_equal(CMD_SESSIONS_PER_RECORD, CMDRING_PAYLOAD_MAX / sizeof(struct cmd_session));
+	assert_true(CMD_SESSIONS_PER_RECORD >= 4);
 	/* an empty answer is one final record */
 	answer(resp, &req, 0, 0, 1);
 	assert_int_equal(pop_answer(resp, 7, 1, &trunc, &records), 0);
 	assert_int_equal(records, 1);
 	assert_false(trunc);
 	/* exactly one record's worth */
-	answer(resp, &req, 0, 4, 2);
-	assert_int_equal(pop_answer(resp, 7, 2, &trunc, &records), 4);
+	answer(resp, &req, 0, PER_RECORD, 2);
+	assert_int_equal(pop_answer(resp, 7, 2, &trunc, &records), PER_RECORD);
 	assert_int_equal(records, 1);
-	/* 4 * 12 + 1: 13 records, in order, the last one final */
-	answer(resp, &req, 0, 49, 3);
-	assert_int_equal(pop_answer(resp, 7, 3, &trunc, &records), 49);
+	/* 12 records' worth and one item: 13 records, in order, the last one final */
+	answer(resp, &req, 0, 12 * PER_RECORD + 1, 3);
+	assert_int_equal(pop_answer(resp, 7, 3, &trunc, &records), 12 * PER_RECORD + 1);
 	assert_int_equal(records, 13);
 	assert_false(trunc);
 	assert_true(evring_empty(resp));
@@ -153,10 +156,13 @@ static void test_full_ring_truncates(void **state)
 	unsigned records;
 
 	(void)state;
-	/* 100 items, 4 slots: three MORE records, the fourth slot for the final one */
-	answer(resp, &req, 2, 100, 5);
+	/*
+	 * One item more than 4 slots hold: three MORE records, the fourth slot
+	 * for the final one, the last item left out
+	 */
+	answer(resp, &req, 2, 4 * PER_RECORD + 1, 5);
 	assert_int_equal(evring_space(resp), 0);
-	assert_int_equal(pop_answer(resp, 9, 5, &trunc, &records), 16);
+	assert_int_equal(pop_answer(resp, 9, 5, &trunc, &records), 4 * PER_RECORD);
 	assert_int_equal(records, 4);
 	assert_true(trunc);
 
@@ -164,10 +170,10 @@ static void test_full_ring_truncates(void **state)
 	for (unsigned i = 0; i < 3; i++)
 		assert_true(cmdring_push(resp, &req));
 	assert_int_equal(evring_space(resp), 1);
-	answer(resp, &req, 2, 10, 6);
+	answer(resp, &req, 2, PER_RECORD + 1, 6);
 	for (unsigned i = 0; i < 3; i++)
 		assert_int_equal(cmdring_pop(resp, &rec, NULL), EVRING_RECORD);
-	assert_int_equal(pop_answer(resp, 9, 6, &trunc, &records), 4);
+	assert_int_equal(pop_answer(resp, 9, 6, &trunc, &records), PER_RECORD);
 	assert_int_equal(records, 1);
 	assert_true(trunc);
 
@@ -271,7 +277,7 @@ static void test_layout(void **state)
 	region_open(&g, "layout");
 	rg = g.dp.region;
 	base = (uint8_t *)rg;
-	assert_int_equal(rg->abi, 3);
+	assert_int_equal(rg->abi, SHM_ABI);
 	assert_int_equal(rg->cmd_nworkers, SNAP_MAX_WORKERS);
 	assert_null(shm_cmd_request(rg, SNAP_MAX_WORKERS));
 	assert_null(shm_cmd_response(rg, SNAP_MAX_WORKERS));
@@ -369,6 +375,9 @@ static void test_requests_across_threads(void **state)
 	unsigned done = 0;
 
 	(void)state;
+	/* 4 answers of the most items fit a response ring: no truncation even undrained */
+	assert_true(4 * ((th_items(TH_WORKERS - 1, 49) + PER_RECORD - 1) / PER_RECORD) <=
+	            SHM_CMD_RESP_CAPACITY);
 	region_open(&g, "threads");
 	dpreq_init(&t, 1000);
 	for (uint32_t w = 0; w < TH_WORKERS; w++) {
@@ -434,9 +443,9 @@ static void test_deadline_and_silent_worker(void **state)
 	assert_int_equal(r->npending, 2);
 	assert_int_equal(dpreq_next_deadline(&t), now + 2000 * MS);
 
-	/* worker 0 answers; worker 1 never does */
+	/* worker 0 answers, in 2 records; worker 1 never does */
 	assert_int_equal(cmdring_pop(shm_cmd_request(g.dp.region, 0), &rec, NULL), EVRING_RECORD);
-	answer(shm_cmd_response(g.dp.region, 0), &rec, 0, 6, (uint32_t)r->id);
+	answer(shm_cmd_response(g.dp.region, 0), &rec, 0, PER_RECORD + 2, (uint32_t)r->id);
 	assert_int_equal(dpreq_poll(&t, g.control.region, now + 1000 * MS), 2);
 	assert_int_equal(r->w[0].state, DPREQ_DONE);
 	assert_int_equal(r->w[1].state, DPREQ_PENDING);
@@ -451,14 +460,19 @@ static void test_deadline_and_silent_worker(void **state)
 
 	/* the report says which worker is missing, and posternctl exits 4 */
 	assert_string_equal(ctl_sessions_report(&b, r, 1000, false), "notready");
-	assert_non_null(strstr(b.p, "worker 0: 6 connections\n"));
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "worker 0: %u connections\n", PER_RECORD + 2);
+		assert_non_null(strstr(b.p, want));
+	}
 	assert_non_null(strstr(b.p, "worker 1: no answer\n"));
 	ctl_buf_free(&b);
 
-	/* the late answer, after the request is gone, is a stray */
+	/* the late answer (3 records), after the request is gone, is 3 strays */
 	dpreq_free(r);
 	assert_int_equal(cmdring_pop(shm_cmd_request(g.dp.region, 1), &rec, NULL), EVRING_RECORD);
-	answer(shm_cmd_response(g.dp.region, 1), &rec, 1, 9, 0);
+	answer(shm_cmd_response(g.dp.region, 1), &rec, 1, 2 * PER_RECORD + 1, 0);
 	assert_int_equal(dpreq_poll(&t, g.control.region, now + 3000 * MS), 3);
 	assert_int_equal(t.stray, 3);
 	region_close(&g);
@@ -516,9 +530,9 @@ static void test_lost_records(void **state)
 	assert_int_equal(r->id, 77);
 	assert_int_equal(cmdring_pop(shm_cmd_request(g.dp.region, 0), &req, NULL), EVRING_RECORD);
 	assert_int_equal(req.id, 77);
-	/* 3 records written (4 + 4 + 2 items), the first two lost before posternd looks */
+	/* 3 records written (2 full, then 2 items), the first two lost before posternd looks */
 	resp = shm_cmd_response(g.dp.region, 0);
-	answer(resp, &req, 0, 10, 1);
+	answer(resp, &req, 0, 2 * PER_RECORD + 2, 1);
 	assert_int_equal(cmdring_pop(resp, &rec, NULL), EVRING_RECORD); /* seq 0 */
 	assert_int_equal(cmdring_pop(resp, &rec, NULL), EVRING_RECORD); /* seq 1 */
 	/* then a record with our id once the answer is complete: not taken as ours */

@@ -22,6 +22,8 @@
 
 #define BASE "port0_device = net_af_packet0,iface=dp0\nport0_address = 198.18.0.1/24\n"
 
+#define NS_PER_S UINT64_C(1000000000)
+
 static char tmpdir[] = "/tmp/test_conf.XXXXXX";
 
 static int setup_dir(void **state)
@@ -462,6 +464,36 @@ static const struct bad_case {
      "%s:3: bad value for smtpd_forbid_bare_newline: \"yes\": expected reject or"
      " normalize"},
     /* inbound TLS requirements */
+    {"CAfile two files", BASE "smtp_tls_CAfile = a.pem b.pem\n",
+     "%s:3: bad value for smtp_tls_CAfile: \"a.pem b.pem\": one file name without whitespace or"
+     " control characters"},
+    {"CAfile twice", BASE "smtp_tls_CAfile = a.pem\nsmtp_tls_CAfile = b.pem\n",
+     "%s:4: duplicate key \"smtp_tls_CAfile\" (first set at line 3)"},
+    {"CAfile lowercase", BASE "smtp_tls_cafile = a.pem\n", "%s:3: unknown key \"smtp_tls_cafile\""},
+    {"session timeout negative", BASE "smtpd_tls_session_cache_timeout = -1\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"-1\": expected a time: integer"
+     " with unit us, ms, s, m, h, d or w (bare integer = seconds)"},
+    {"session timeout garbage", BASE "smtpd_tls_session_cache_timeout = forever\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"forever\": expected a time: integer"
+     " with unit us, ms, s, m, h, d or w (bare integer = seconds)"},
+    {"session timeout unit", BASE "smtpd_tls_session_cache_timeout = 1 hour\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"1 hour\": unknown time unit"
+     " \" hour\" (use us, ms, s, m, h, d or w)"},
+    {"session timeout short", BASE "smtpd_tls_session_cache_timeout = 119\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"119\": must be 0 (no session"
+     " tickets) or between 2m and 7d (RFC 8446 §4.6.1: a ticket lives at most 7 days)"},
+    {"session timeout long", BASE "smtpd_tls_session_cache_timeout = 604801s\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"604801s\": must be 0 (no session"
+     " tickets) or between 2m and 7d (RFC 8446 §4.6.1: a ticket lives at most 7 days)"},
+    {"session timeout Postfix max", BASE "smtpd_tls_session_cache_timeout = 100d\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"100d\": must be 0 (no session"
+     " tickets) or between 2m and 7d (RFC 8446 §4.6.1: a ticket lives at most 7 days)"},
+    {"session timeout overflow", BASE "smtpd_tls_session_cache_timeout = 30000000000000w\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"30000000000000w\": must be 0 (no"
+     " session tickets) or between 2m and 7d (RFC 8446 §4.6.1: a ticket lives at most 7 days)"},
+    {"session timeout ms", BASE "smtpd_tls_session_cache_timeout = 150500ms\n",
+     "%s:3: bad value for smtpd_tls_session_cache_timeout: \"150500ms\": must be in whole"
+     " seconds"},
     {"smtpd level secure", BASE "smtpd_tls_security_level = secure\n",
      "%s:3: bad value for smtpd_tls_security_level: \"secure\": expected none, may or encrypt"
      " (the SMTP server's levels)"},
@@ -823,6 +855,29 @@ static void check_inbound_tls_defaults(const struct pg_conf *c)
 	assert_int_equal(c->smtpd_tls.nsenders, 0);
 	assert_string_equal(c->smtpd_tls.senders, "");
 	assert_int_equal(c->smtpd_tls.level_line, 0);
+	/* outbound trust anchors: none; session tickets: Postfix's 3600 s */
+	assert_string_equal(c->smtp_tls_cafile, "");
+	assert_int_equal(c->smtp_tls_cafile_line, 0);
+	assert_int_equal(c->smtpd_tls.session_cache_timeout_ns, 3600 * NS_PER_S);
+}
+
+static void check_tls_session_off(const struct pg_conf *c)
+{
+	assert_int_equal(c->smtpd_tls.session_cache_timeout_ns, 0);
+	assert_string_equal(c->smtp_tls_cafile, "/etc/ssl/certs/ca-certificates.crt");
+	assert_int_equal(c->smtp_tls_cafile_line, 4);
+}
+
+static void check_tls_session_min(const struct pg_conf *c)
+{
+	assert_int_equal(c->smtpd_tls.session_cache_timeout_ns, 120 * NS_PER_S);
+	assert_string_equal(c->smtp_tls_cafile, "certs/partners.pem"); /* read by trust.c */
+	assert_int_equal(c->smtp_tls_cafile_line, 3);
+}
+
+static void check_tls_session_max(const struct pg_conf *c)
+{
+	assert_int_equal(c->smtpd_tls.session_cache_timeout_ns, 604800 * NS_PER_S);
 }
 
 static void check_inbound_tls(const struct pg_conf *c)
@@ -1020,6 +1075,17 @@ static const struct good_case {
           "smtpd_forbid_bare_newline = Normalize\n",
      check_smtp},
     {"inbound tls defaults", BASE, check_inbound_tls_defaults},
+    {"session tickets off",
+     BASE "smtpd_tls_session_cache_timeout = 0\nsmtp_tls_CAfile = "
+          "/etc/ssl/certs/ca-certificates.crt\n",
+     check_tls_session_off},
+    {"session timeout 2m",
+     BASE "smtp_tls_CAfile = certs/partners.pem\n"
+          "smtpd_tls_session_cache_timeout = 2m\n",
+     check_tls_session_min},
+    {"session timeout 1w", BASE "smtpd_tls_session_cache_timeout = 1w\n", check_tls_session_max},
+    {"session timeout explicit default", BASE "smtpd_tls_session_cache_timeout = 3600\n",
+     check_inbound_tls_defaults},
     {"inbound tls",
      BASE "tls_certificates = mx.pem\n"
           "smtpd_tls_security_level = Encrypt\n"

@@ -100,7 +100,7 @@ static void test_truncation_and_sanitising(void **state)
 {
 	struct evring *r = new_ring(4);
 	struct evring_record rec, *w;
-	char big[600];
+	char big[2 * EVRING_TEXT_MAX]; /* well beyond what a record holds */
 
 	(void)state;
 	memset(big, 'x', sizeof(big) - 1);
@@ -174,10 +174,16 @@ struct stress {
 	uint64_t committed;
 };
 
+/*
+ * Pattern bytes after "seq=N fill=": 0 up to about 5/8 of a record's text,
+ * so a torn copy shows wherever in the record it happens.
+ */
+#define STRESS_FILL_MOD (EVRING_TEXT_MAX * 5 / 8)
+
 /* The text of record seq: its number, then a pattern derived from it. */
 static int stress_text(uint64_t seq, char *buf, size_t len)
 {
-	unsigned fill = (unsigned)(seq % 150);
+	unsigned fill = (unsigned)(seq % STRESS_FILL_MOD);
 	int n = snprintf(buf, len, "seq=%" PRIu64 EVRING_SEP "fill=", seq);
 
 	for (unsigned i = 0; i < fill && (size_t)n + 1 < len; i++)

@@ -1,7 +1,8 @@
 /*
  * test_metrics.c - posternd's Prometheus endpoint: the exact exposition
  * text for a small region (HELP/TYPE lines, escaping, a counter name the
- * dataplane got wrong left out, the generic HELP), and the status every
+ * dataplane got wrong left out, the generic HELP), the deliveries by
+ * domain and TLS outcome (label values escaped), and the status every
  * kind of request gets from the HTTP request parser, garbage included.
  */
 #include <setjmp.h>
@@ -85,7 +86,7 @@ static void test_exposition(void **state)
 	atomic_store(&rg->readers[2].heartbeat_ns, now - 12345 * MS);
 	atomic_store(&shm_evring(rg, 2)->dropped, 3);
 
-	metrics_render(&b, rg, now);
+	metrics_render(&b, rg, NULL, now);
 	assert_non_null(b.p);
 	assert_string_equal(b.p, want);
 	ctl_buf_free(&b);
@@ -95,7 +96,7 @@ static void test_exposition(void **state)
 	atomic_store(&rg->published_ns, 4000 * S);
 	atomic_store(&rg->readers[1].adopted_ns, 4000 * S + 120 * 1000);
 	atomic_store(&rg->readers[2].adopted_ns, 4000 * S + 1500 * 1000);
-	metrics_render(&b, rg, now);
+	metrics_render(&b, rg, NULL, now);
 	assert_non_null(strstr(b.p, "postern_worker_generation{worker=\"1\"} 7\n"
 	                            "# HELP postern_snapshot_adoption_seconds Seconds from the"
 	                            " publication of the current generation to its adoption by the"
@@ -108,7 +109,7 @@ static void test_exposition(void **state)
 	/* no dataplane: the two process gauges only */
 	atomic_store(&rg->dp.state, SHM_DP_ABSENT);
 	rg->dp.nworkers = 0;
-	metrics_render(&b, rg, now);
+	metrics_render(&b, rg, NULL, now);
 	assert_string_equal(b.p,
 	                    "# HELP postern_dataplane_up 1 when a live dataplane is attached and"
 	                    " ready, else 0.\n"
@@ -119,6 +120,100 @@ static void test_exposition(void **state)
 	                    "# TYPE postern_published_generation gauge\n"
 	                    "postern_published_generation 7\n");
 	ctl_buf_free(&b);
+	shm_detach(&m);
+	shm_unlink_name(shm_name);
+}
+
+/*
+ * Deliveries by domain and TLS outcome: after the dataplane's families,
+ * every outcome of every domain, label values escaped (backslash, quote,
+ * line feed), and the skipped count.
+ */
+static void test_tls_outcomes(void **state)
+{
+	struct shm_map m;
+	struct shm_region *rg;
+	struct ctl_buf b = {0};
+	struct tlsstats t;
+	char err[512];
+	static const char gauges[] =
+	    "# HELP postern_dataplane_up 1 when a live dataplane is attached and ready, else 0.\n"
+	    "# TYPE postern_dataplane_up gauge\n"
+	    "postern_dataplane_up 0\n"
+	    "# HELP postern_published_generation Generation of the configuration snapshot posternd"
+	    " published last.\n"
+	    "# TYPE postern_published_generation gauge\n"
+	    "postern_published_generation 0\n";
+	static const char family[] =
+	    "# HELP postern_delivery_tls_total Deliveries (one per recipient per attempt) by"
+	    " recipient domain and TLS outcome, counted by posternd since it started. At most 1000"
+	    " domains; later ones are counted under domain=\"other\".\n"
+	    "# TYPE postern_delivery_tls_total counter\n";
+	static const char skipped[] =
+	    "# HELP postern_delivery_tls_skipped_total Delivery records posternd could not count by"
+	    " domain and TLS outcome (no recipient domain or no known tls_outcome).\n"
+	    "# TYPE postern_delivery_tls_skipped_total counter\n";
+	struct ctl_buf want = {0};
+
+	(void)state;
+	assert_int_equal(shm_open_control(shm_name, 64 << 10, &m, err, sizeof(err)), PG_OK);
+	rg = m.region;
+	assert_int_equal(tlsstats_init(&t, TLSSTATS_MAX_DOMAINS), PG_OK);
+
+	/* nothing counted yet: the families, no domain series */
+	metrics_render(&b, rg, &t, 0);
+	ctl_buf_printf(&want, "%s%s%spostern_delivery_tls_skipped_total 0\n", gauges, family,
+	               skipped);
+	assert_string_equal(b.p, want.p);
+	ctl_buf_free(&b);
+	ctl_buf_free(&want);
+
+	assert_int_equal(tlsstats_add(&t, "Example.com", 11, "verified", 8), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.com", 11, "verified", 8), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.com", 11, "none", 4), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "q\"uo\\te.example", 15, "deferred", 8), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.org", 11, "tls13", 5), PG_DECLINED);
+	metrics_render(&b, rg, &t, 0);
+	ctl_buf_printf(&want, "%s%s", gauges, family);
+	ctl_buf_printf(
+	    &want,
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"verified\"} 2\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"fingerprint\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"encrypted\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"plaintext\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"deferred\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"would_defer\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"none\"} 1\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"verified\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"fingerprint\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"encrypted\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"plaintext\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"deferred\"} 1\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"would_defer\"} 0\n"
+	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
+	    "outcome=\"none\"} 0\n"
+	    "%spostern_delivery_tls_skipped_total 1\n",
+	    skipped);
+	assert_string_equal(b.p, want.p);
+	ctl_buf_free(&b);
+	ctl_buf_free(&want);
+
+	/*
+	 * A line feed cannot get into the table (tlsstats_add makes it '?'),
+	 * but the label writer escapes it all the same.
+	 */
+	snprintf(t.rows[0].domain, sizeof(t.rows[0].domain), "line\nfeed");
+	metrics_render(&b, rg, &t, 0);
+	assert_non_null(strstr(
+	    b.p, "\npostern_delivery_tls_total{domain=\"line\\nfeed\",outcome=\"none\"} 1\n"));
+	ctl_buf_free(&b);
+	tlsstats_free(&t);
 	shm_detach(&m);
 	shm_unlink_name(shm_name);
 }
@@ -209,6 +304,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_exposition),
+	    cmocka_unit_test(test_tls_outcomes),
 	    cmocka_unit_test(test_requests),
 	    cmocka_unit_test(test_responses),
 	};

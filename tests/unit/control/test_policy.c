@@ -19,6 +19,10 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "conf.h"
 #include "policy.h"
 #include "policy_lookup.h"
@@ -49,6 +53,31 @@ static int remove_dir(void **state)
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A self-signed CA certificate, as PEM, into fd (tafile= must hold one). */
+static void write_ca(int fd)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	FILE *f = fdopen(fd, "w");
+
+	assert_non_null(k);
+	assert_non_null(x);
+	assert_non_null(f);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"Pinned CA", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	assert_int_equal(fclose(f), 0);
+	X509_free(x);
+	EVP_PKEY_free(k);
 }
 
 /* ---- tls_policy: bad lines ---- */
@@ -202,11 +231,10 @@ static void test_policy_good(void **state)
 	int fd;
 
 	(void)state;
-	/* tafile= must name a readable file: one of the test's own. */
+	/* tafile= must name a PEM file of certificates: one of the test's own. */
 	fd = mkstemp(ta);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "-----BEGIN CERTIFICATE-----\n", 28), 28);
-	close(fd);
+	write_ca(fd);
 	snprintf(full, sizeof(full), text, ta);
 	if (policy_parse_text(DIR, full, strlen(full), &p, err, sizeof(err)) != PG_OK)
 		fail_msg("%s", err);
@@ -242,6 +270,10 @@ static void test_policy_good(void **state)
 	assert_string_equal(e->servername, "sni.legacy.test");
 	assert_int_equal(p.entries[5].level, SNAP_TLS_NONE);
 	assert_string_equal(p.entries[6].tafile, ta);
+	assert_int_equal(p.entries[6].tafile_bundle, 1); /* its certificates, read */
+	assert_int_equal(p.entries[5].tafile_bundle, 0);
+	assert_int_equal(p.ntafiles, 1);
+	assert_int_equal(p.tafiles[0].n, 1);
 	assert_non_null(policy_find(&p, "[mx.partner.test]"));
 	assert_null(policy_find(&p, "partner.test"));
 	policy_free(&p);

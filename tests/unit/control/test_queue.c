@@ -33,8 +33,11 @@ static void test_layout_and_ids(void **state)
 
 	(void)state;
 	assert_int_equal(cmdring_item_size(CMD_QUEUE), 112);
-	assert_int_equal(CMD_QUEUE_PER_RECORD, 2);
-	assert_int_equal(CTL_QUEUE_MAX, 1022);
+	/* as many whole items as a record's payload holds, at least two */
+	assert_int_equal(CMD_QUEUE_PER_RECORD, CMDRING_PAYLOAD_MAX / cmdring_item_size(CMD_QUEUE));
+	assert_true(CMD_QUEUE_PER_RECORD >= 2);
+	/* a worker lists what a response ring holds, less the final record */
+	assert_int_equal(CTL_QUEUE_MAX, (SHM_CMD_RESP_CAPACITY - 1) * CMD_QUEUE_PER_RECORD);
 	assert_string_equal(cmdring_code_name(CMD_QUEUE), "queue");
 	assert_int_equal(offsetof(union cmd_queue_item, msg.kind), 0);
 	assert_int_equal(offsetof(union cmd_queue_item, text.kind), 0);
@@ -96,7 +99,6 @@ static void test_request_words(void **state)
 	    "show 12 13",
 	    "hold",
 	    "requeue 12",
-	    "list --max=1023",
 	    "list --max=x",
 	    "show 12 --max=3",
 	    "delete 12 --force",
@@ -108,6 +110,18 @@ static void test_request_words(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_string_equal(start(&cw, &t, rg, bad[i], &b), "error");
 		assert_int_equal(cw.kind, CTL_WAIT_NONE);
+		ctl_buf_free(&b);
+	}
+	/* --max: CTL_QUEUE_MAX is the most a worker can answer */
+	{
+		char words[64];
+
+		snprintf(words, sizeof(words), "list --max=%lu", (unsigned long)CTL_QUEUE_MAX + 1);
+		assert_string_equal(start(&cw, &t, rg, words, &b), "error");
+		assert_int_equal(cw.kind, CTL_WAIT_NONE);
+		ctl_buf_free(&b);
+		snprintf(words, sizeof(words), "list --max=%lu", (unsigned long)CTL_QUEUE_MAX);
+		assert_string_equal(start(&cw, &t, rg, words, &b), "notready");
 		ctl_buf_free(&b);
 	}
 	assert_string_equal(start(&cw, &t, rg, "release xyz", &b), "error");
@@ -275,7 +289,7 @@ static void test_list_report(void **state)
 	struct dpreq *r = new_req(2);
 	struct cmd_queue_msg m;
 	struct ctl_buf b = {0};
-	char longsender[100];
+	char longsender[100], want[512];
 
 	(void)state;
 	memset(longsender, 'a', sizeof(longsender));
@@ -312,15 +326,17 @@ static void test_list_report(void **state)
 	r->w[1].state = DPREQ_TIMEOUT;
 	assert_string_equal(ctl_queue_report(&b, r, CMD_QUEUE_LIST, 0, 1, false, T0 + 300),
 	                    "notready");
-	assert_string_equal(
-	    b.p,
+	snprintf(
+	    want, sizeof(want),
 	    "Queue ID               Size  Arrival                  Rcpt  Next attempt          "
 	    "Sender\n"
 	    "0000000100000010       1500  2025-01-02T03:05:05Z      2/3  now                   "
 	    "<alice@example.com>\n"
 	    "worker 1: no answer\n"
-	    "... and 1 more; use --max N (at most 1022 per worker)\n"
-	    "-- 2 Kbytes in 1 Requests listed, 2 queued.\n");
+	    "... and 1 more; use --max N (at most %lu per worker)\n"
+	    "-- 2 Kbytes in 1 Requests listed, 2 queued.\n",
+	    (unsigned long)CTL_QUEUE_MAX);
+	assert_string_equal(b.p, want);
 	ctl_buf_free(&b);
 
 	/* JSON */

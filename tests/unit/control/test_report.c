@@ -1,8 +1,9 @@
 /*
  * test_report.c - what `posternctl status` and `stats` say, over fabricated
  * shared-memory regions: the readiness verdict the lab waits on (exit 0/4),
- * "dead" for a vanished dataplane, failure messages, JSON escaping, and
- * counters with zero rows hidden unless asked for.
+ * "dead" for a vanished dataplane, failure messages, JSON escaping,
+ * counters with zero rows hidden unless asked for, and the deliveries by
+ * TLS outcome per domain (text table, JSON, the bound's note, escaping).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include <cmocka.h>
 
 #include "report.h"
+#include "result.h"
+#include "tlsstats.h"
 
 #define MS 1000000ull
 
@@ -202,45 +205,123 @@ static void test_stats(void **state)
 	atomic_store(&rg->dp.counters[1].v[0], 634);
 	atomic_store(&rg->dp.counters[1].v[2], 5);
 
-	ctl_stats_report(&b, rg, false, false);
+	ctl_stats_report(&b, rg, NULL, false, false);
 	assert_string_equal(b.p, "counter                 total      worker0      worker1\n"
 	                         "rx_packets               1234          600          634\n"
-	                         "arp_request_rx              5            0            5\n");
+	                         "arp_request_rx              5            0            5\n"
+	                         "\n"
+	                         "deliveries by TLS outcome per domain: none since posternd"
+	                         " started\n");
 	ctl_buf_free(&b);
 
-	ctl_stats_report(&b, rg, true, false);
+	ctl_stats_report(&b, rg, NULL, true, false);
 	assert_non_null(strstr(b.p, "tx_drop_full                0            0            0\n"));
 	ctl_buf_free(&b);
 
-	ctl_stats_report(&b, rg, false, true);
+	ctl_stats_report(&b, rg, NULL, false, true);
 	assert_string_equal(
 	    b.p,
 	    "{\"workers\":2,\"counters\":{\"rx_packets\":{\"total\":1234,\"per_worker\":[600,634]},"
 	    "\"tx_drop_full\":{\"total\":0,\"per_worker\":[0,0]},"
-	    "\"arp_request_rx\":{\"total\":5,\"per_worker\":[0,5]}}}\n");
+	    "\"arp_request_rx\":{\"total\":5,\"per_worker\":[0,5]}},"
+	    "\"tls_outcomes\":{},\"tls_outcomes_skipped\":0}\n");
 	ctl_buf_free(&b);
 
 	/* counts from shared memory are bounded before use */
 	rg->dp.ncounters = 100000;
 	rg->dp.nworkers = 100000;
-	ctl_stats_report(&b, rg, true, false);
+	ctl_stats_report(&b, rg, NULL, true, false);
 	assert_non_null(b.p);
 	ctl_buf_free(&b);
 
 	rg->dp.ncounters = 0;
-	ctl_stats_report(&b, rg, false, false);
-	assert_string_equal(b.p, "no counters: the dataplane has not published any\n");
+	ctl_stats_report(&b, rg, NULL, false, false);
+	assert_string_equal(b.p, "no counters: the dataplane has not published any\n"
+	                         "\n"
+	                         "deliveries by TLS outcome per domain: none since posternd"
+	                         " started\n");
 	ctl_buf_free(&b);
+	free(rg);
+}
+
+/* Deliveries by TLS outcome per domain: the second table of stats, and JSON. */
+static void test_stats_tls_outcomes(void **state)
+{
+	struct shm_region *rg = new_region();
+	struct tlsstats t;
+	struct ctl_buf b = {0};
+
+	(void)state;
+	make_ready(rg);
+	rg->dp.ncounters = 1;
+	strcpy(rg->dp.counter_names[0], "rx_packets");
+	atomic_store(&rg->dp.counters[0].v[0], 7);
+	/* two domains at most, then "other" */
+	assert_int_equal(tlsstats_init(&t, 2), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "Example.COM", 11, "verified", 8), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.com", 11, "verified", 8), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.com", 11, "none", 4), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "mx.test", 7, "would_defer", 11), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "third.example", 13, "plaintext", 9), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "fourth.example", 14, "fingerprint", 11), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "", 0, "verified", 8), PG_DECLINED);
+
+	ctl_stats_report(&b, rg, &t, false, false);
+	assert_string_equal(
+	    b.p, "counter             total      worker0      worker1\n"
+	         "rx_packets              7            7            0\n"
+	         "\n"
+	         "deliveries by TLS outcome per domain, since posternd started:\n"
+	         "domain          verified  fingerprint    encrypted    plaintext     deferred "
+	         " would_defer         none\n"
+	         "example.com            2            0            0            0            0 "
+	         "           0            1\n"
+	         "mx.test                0            0            0            0            0 "
+	         "           1            0\n"
+	         "other                  0            1            0            1            0 "
+	         "           0            0\n"
+	         "(table full: domains after the first 2 are counted as \"other\")\n"
+	         "not counted: 1 delivery record without a recipient domain or a known"
+	         " tls_outcome\n");
+	ctl_buf_free(&b);
+
+	ctl_stats_report(&b, rg, &t, false, true);
+	assert_string_equal(
+	    b.p, "{\"workers\":2,\"counters\":{\"rx_packets\":{\"total\":7,\"per_worker\":[7,0]}},"
+	         "\"tls_outcomes\":{"
+	         "\"example.com\":{\"verified\":2,\"fingerprint\":0,\"encrypted\":0,"
+	         "\"plaintext\":0,\"deferred\":0,\"would_defer\":0,\"none\":1},"
+	         "\"mx.test\":{\"verified\":0,\"fingerprint\":0,\"encrypted\":0,"
+	         "\"plaintext\":0,\"deferred\":0,\"would_defer\":1,\"none\":0},"
+	         "\"other\":{\"verified\":0,\"fingerprint\":1,\"encrypted\":0,"
+	         "\"plaintext\":1,\"deferred\":0,\"would_defer\":0,\"none\":0}},"
+	         "\"tls_outcomes_skipped\":1}\n");
+	ctl_buf_free(&b);
+	tlsstats_free(&t);
+
+	/* a domain JSON must escape; the table is not full: no note */
+	assert_int_equal(tlsstats_init(&t, TLSSTATS_MAX_DOMAINS), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "q\"uo\\te.example", 15, "encrypted", 9), PG_OK);
+	ctl_stats_report(&b, rg, &t, false, true);
+	assert_non_null(strstr(b.p, "\"tls_outcomes\":{\"q\\\"uo\\\\te.example\":{\"verified\":0,"
+	                            "\"fingerprint\":0,\"encrypted\":1,"));
+	assert_non_null(strstr(b.p, "\"tls_outcomes_skipped\":0}\n"));
+	ctl_buf_free(&b);
+	ctl_stats_report(&b, rg, &t, false, false);
+	assert_non_null(strstr(b.p, "\nq\"uo\\te.example            0            0            1 "));
+	assert_null(strstr(b.p, "table full"));
+	assert_null(strstr(b.p, "not counted"));
+	ctl_buf_free(&b);
+	tlsstats_free(&t);
 	free(rg);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_status_ready),
-	    cmocka_unit_test(test_status_not_ready),
-	    cmocka_unit_test(test_failed_message_escaped),
-	    cmocka_unit_test(test_stats),
+	    cmocka_unit_test(test_status_ready),           cmocka_unit_test(test_status_not_ready),
+	    cmocka_unit_test(test_failed_message_escaped), cmocka_unit_test(test_stats),
+	    cmocka_unit_test(test_stats_tls_outcomes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -184,7 +184,7 @@ static void test_queue_commands(void **state)
 	         id1, id2, id3);
 	assert_string_equal(fx.out, want);
 	assert_string_equal(run("list --max=1"), "ok");
-	assert_non_null(strstr(fx.out, "... and 2 more; use --max N (at most 1022 per worker)\n"
+	assert_non_null(strstr(fx.out, "... and 2 more; use --max N (at most 1016 per worker)\n"
 	                               "-- 1 Kbytes in 1 Requests listed, 3 queued.\n"));
 	assert_string_equal(run("list --json --max=0"), "ok");
 	assert_string_equal(fx.out, "{\"messages\":[],\"listed\":0,\"queued\":3,\"bytes\":0,"

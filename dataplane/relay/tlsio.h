@@ -1,0 +1,24 @@
+/*
+ * tlsio.h - ciphertext between a TLS stream (crypto/tls_stream.h) and a
+ * connection of the userspace TCP stack. Both directions are bounded by
+ * the buffers on each side; neither call blocks.
+ */
+#ifndef PG_TLSIO_H
+#define PG_TLSIO_H
+
+#include <stddef.h>
+
+#include "net/tcp.h"
+#include "tls_stream.h"
+
+/* What TCP received, into the stream, as far as it has room: bytes moved. */
+size_t tlsio_pull(struct tls_stream *ts, struct tcp_conn *c);
+
+/*
+ * What the stream has for the peer, to TCP. *sent: bytes TCP took.
+ * PG_OK (all out), PG_AGAIN (TCP is full: a writable event follows),
+ * PG_ERROR (the connection is gone).
+ */
+int tlsio_push(struct tls_stream *ts, struct tcp_conn *c, size_t *sent);
+
+#endif
