@@ -123,6 +123,67 @@ static int certs_slurp(const struct certs_ctx *x, char **text, size_t *len)
 	return PG_OK;
 }
 
+struct certs_walk {
+	const struct certs_ctx *x;
+	EVP_PKEY **key;
+	STACK_OF(X509) * chain;
+	unsigned key_block;
+};
+
+static int certs_encrypted_key(const struct certs_ctx *x, unsigned index)
+{
+	return certs_fail(x,
+	                  "PEM block %u: the private key is encrypted; posternd cannot"
+	                  " ask for a passphrase (decrypt it with `openssl pkey`)",
+	                  index);
+}
+
+/* One PEM block of a certificate file (certs_parse_pem). */
+static int certs_block(void *arg, const struct pem_block *b)
+{
+	struct certs_walk *wk = arg;
+	const struct certs_ctx *x = wk->x;
+	const unsigned char *p = b->data;
+
+	if (strcmp(b->name, "CERTIFICATE") == 0) {
+		X509 *c = d2i_X509(NULL, &p, b->len);
+
+		if (c == NULL || p != b->data + b->len) {
+			X509_free(c);
+			return certs_fail(x, "PEM block %u: not a valid X.509 certificate", b->index);
+		}
+		if (sk_X509_num(wk->chain) == CERTS_CHAIN_MAX) {
+			X509_free(c);
+			return certs_fail(x, "more than %d certificates", CERTS_CHAIN_MAX);
+		}
+		if (!sk_X509_push(wk->chain, c)) {
+			X509_free(c);
+			return certs_fail(x, "out of memory");
+		}
+		return PG_OK;
+	}
+	if (strcmp(b->name, "PRIVATE KEY") == 0 || strcmp(b->name, "RSA PRIVATE KEY") == 0 ||
+	    strcmp(b->name, "EC PRIVATE KEY") == 0) {
+		if (strstr(b->header, "ENCRYPTED") != NULL)
+			return certs_encrypted_key(x, b->index);
+		if (*wk->key != NULL)
+			return certs_fail(x, "more than one private key (PEM blocks %u and %u)",
+			                  wk->key_block, b->index);
+		wk->key_block = b->index;
+		if ((*wk->key = d2i_AutoPrivateKey(NULL, &p, b->len)) == NULL)
+			return certs_fail(x, "PEM block %u: not a valid private key", b->index);
+		return PG_OK;
+	}
+	if (strcmp(b->name, "ENCRYPTED PRIVATE KEY") == 0)
+		return certs_encrypted_key(x, b->index);
+	if (strcmp(b->name, "EC PARAMETERS") != 0)
+		return certs_fail(x,
+		                  "PEM block %u: unexpected \"%.60s\" (a private key and"
+		                  " certificates only)",
+		                  b->index, b->name);
+	return PG_OK;
+}
+
 /*
  * The PEM blocks of one file: one unencrypted private key (PKCS#8 or the
  * traditional RSA/EC forms) anywhere, and certificates in file order.
@@ -132,90 +193,14 @@ static int certs_slurp(const struct certs_ctx *x, char **text, size_t *len)
 static int certs_parse_pem(const struct certs_ctx *x, const char *text, size_t len, EVP_PKEY **key,
                            STACK_OF(X509) * chain)
 {
-	BIO *bio = BIO_new_mem_buf(text, (int)len);
-	unsigned key_block = 0, nblocks = 0;
-	int rc = PG_OK;
+	struct certs_walk wk = {x, key, chain, 0};
+	char why[256] = "";
+	int rc = files_pem_blocks(text, len, certs_block, &wk, why, sizeof(why));
 
-	if (bio == NULL)
-		return certs_fail(x, "out of memory");
-	ERR_clear_error();
-	while (rc == PG_OK) {
-		char *name = NULL, *header = NULL;
-		unsigned char *data = NULL;
-		const unsigned char *p;
-		long dlen = 0;
-
-		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
-
-			if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-				if (nblocks == 0)
-					rc = certs_fail(x,
-					                "no PEM data (\"-----BEGIN\" line) found");
-				ERR_clear_error();
-				break;
-			}
-			rc = certs_fail(x, "PEM block %u is malformed: %s", nblocks + 1,
-			                ERR_reason_error_string(e) != NULL
-			                    ? ERR_reason_error_string(e)
-			                    : "unknown error");
-			break;
-		}
-		nblocks++;
-		p = data;
-		if (strcmp(name, "CERTIFICATE") == 0) {
-			X509 *c = d2i_X509(NULL, &p, dlen);
-
-			if (c == NULL || p != data + dlen) {
-				X509_free(c);
-				rc = certs_fail(x, "PEM block %u: not a valid X.509 certificate",
-				                nblocks);
-			} else if (sk_X509_num(chain) == CERTS_CHAIN_MAX) {
-				X509_free(c);
-				rc = certs_fail(x, "more than %d certificates", CERTS_CHAIN_MAX);
-			} else if (!sk_X509_push(chain, c)) {
-				X509_free(c);
-				rc = certs_fail(x, "out of memory");
-			}
-		} else if (strcmp(name, "PRIVATE KEY") == 0 ||
-		           strcmp(name, "RSA PRIVATE KEY") == 0 ||
-		           strcmp(name, "EC PRIVATE KEY") == 0) {
-			if (header != NULL && strstr(header, "ENCRYPTED") != NULL) {
-				rc = certs_fail(
-				    x,
-				    "PEM block %u: the private key is encrypted; posternd"
-				    " cannot ask for a passphrase (decrypt it with"
-				    " `openssl pkey`)",
-				    nblocks);
-			} else if (*key != NULL) {
-				rc = certs_fail(x,
-				                "more than one private key (PEM blocks %u and %u)",
-				                key_block, nblocks);
-			} else if ((*key = d2i_AutoPrivateKey(NULL, &p, dlen)) == NULL) {
-				rc =
-				    certs_fail(x, "PEM block %u: not a valid private key", nblocks);
-			}
-			key_block = nblocks;
-		} else if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0) {
-			rc =
-			    certs_fail(x,
-			               "PEM block %u: the private key is encrypted; posternd cannot"
-			               " ask for a passphrase (decrypt it with `openssl pkey`)",
-			               nblocks);
-		} else if (strcmp(name, "EC PARAMETERS") != 0) {
-			rc = certs_fail(x,
-			                "PEM block %u: unexpected \"%.60s\" (a private key and"
-			                " certificates only)",
-			                nblocks, name);
-		}
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_clear_free(data, (size_t)dlen);
-	}
-	BIO_free(bio);
+	if (rc == PG_DECLINED)
+		return certs_fail(x, "no PEM data (\"-----BEGIN\" line) found");
 	if (rc != PG_OK)
-		return rc;
+		return why[0] != '\0' ? certs_fail(x, "%s", why) : rc; /* else certs_block said it */
 	if (*key == NULL)
 		return certs_fail(x, "no private key (each file holds the key and its chain)");
 	if (sk_X509_num(chain) == 0)

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include "files.h"
 #include "result.h"
 
@@ -61,4 +64,51 @@ int files_verror(char *err, size_t errlen, const char *file, unsigned line, cons
 	else
 		snprintf(err, errlen, "%s: %s", file, msg);
 	return PG_ERROR;
+}
+
+int files_pem_blocks(const char *text, size_t len, int (*fn)(void *arg, const struct pem_block *b),
+		     void *arg, char *why, size_t whylen)
+{
+	BIO *bio = BIO_new_mem_buf(text, (int)len);
+	unsigned nblocks = 0;
+	int rc = PG_OK;
+
+	if (bio == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return PG_ERROR;
+	}
+	ERR_clear_error();
+	while (rc == PG_OK) {
+		char *name = NULL, *header = NULL;
+		unsigned char *data = NULL;
+		long dlen = 0;
+		struct pem_block b;
+
+		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
+			unsigned long e = ERR_peek_last_error();
+			const char *reason = ERR_reason_error_string(e);
+
+			if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+				if (nblocks == 0)
+					rc = PG_DECLINED;
+			} else {
+				snprintf(why, whylen, "PEM block %u is malformed: %s", nblocks + 1,
+				         reason != NULL ? reason : "unknown error");
+				rc = PG_ERROR;
+			}
+			ERR_clear_error();
+			break;
+		}
+		b.name = name;
+		b.header = header != NULL ? header : "";
+		b.data = data;
+		b.len = dlen;
+		b.index = ++nblocks;
+		rc = fn(arg, &b);
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_clear_free(data, (size_t)dlen);
+	}
+	BIO_free(bio);
+	return rc;
 }

@@ -27,4 +27,23 @@ int files_read(const char *path, size_t max, bool missing_ok, char **text, size_
 int files_verror(char *err, size_t errlen, const char *file, unsigned line, const char *fmt,
 		 va_list ap);
 
+/* One block of a PEM file (files_pem_blocks). */
+struct pem_block {
+	const char *name;           /* "CERTIFICATE", "PRIVATE KEY", ... */
+	const char *header;         /* the block's headers ("Proc-Type: ..."), maybe "" */
+	const unsigned char *data; /* the DER */
+	long len;
+	unsigned index; /* 1 for the first block */
+};
+
+/*
+ * Each PEM block of text, in file order, to fn: it returns PG_OK to go on,
+ * anything else stops the walk and is returned. The DER is cleared when
+ * freed (private keys). PG_OK after the last block; PG_DECLINED if there
+ * is no block at all (the caller says what it expected); PG_ERROR with
+ * "PEM block N is malformed: REASON" (or "out of memory") in why.
+ */
+int files_pem_blocks(const char *text, size_t len, int (*fn)(void *arg, const struct pem_block *b),
+		     void *arg, char *why, size_t whylen);
+
 #endif

@@ -66,66 +66,47 @@ static int trust_add(struct trust_bundle *b, const unsigned char *data, size_t n
 	return PG_OK;
 }
 
+struct trust_walk {
+	struct trust_bundle *b;
+	char *why;
+	size_t whylen;
+};
+
+/* One PEM block: a certificate that parses, nothing else. */
+static int trust_block(void *arg, const struct pem_block *blk)
+{
+	struct trust_walk *t = arg;
+	const unsigned char *p = blk->data;
+	X509 *c;
+	int rc;
+
+	if (strcmp(blk->name, "CERTIFICATE") != 0)
+		return trust_why(t->why, t->whylen,
+		                 "PEM block %u: unexpected \"%.60s\" (CA certificates only)",
+		                 blk->index, blk->name);
+	c = d2i_X509(NULL, &p, blk->len);
+	if (c == NULL || p != blk->data + blk->len)
+		rc = trust_why(t->why, t->whylen, "PEM block %u: not a valid X.509 certificate",
+		               blk->index);
+	else if (t->b->n == TRUST_CERTS_MAX)
+		rc = trust_why(t->why, t->whylen, "more than %d certificates", TRUST_CERTS_MAX);
+	else
+		rc = trust_add(t->b, blk->data, (size_t)blk->len, t->why, t->whylen);
+	X509_free(c);
+	return rc;
+}
+
 /* The PEM blocks of text: certificates only, each one parsed. */
 static int trust_parse_pem(const char *text, size_t len, struct trust_bundle *b, char *why,
                            size_t whylen)
 {
-	BIO *bio = BIO_new_mem_buf(text, (int)len);
-	unsigned nblocks = 0;
-	int rc = PG_OK;
+	struct trust_walk t = {b, why, whylen};
+	int rc = files_pem_blocks(text, len, trust_block, &t, why, whylen);
 
-	if (bio == NULL)
-		return trust_why(why, whylen, "out of memory");
+	if (rc == PG_DECLINED)
+		rc = trust_why(why, whylen,
+		               "no certificate (no \"-----BEGIN CERTIFICATE-----\" line)");
 	ERR_clear_error();
-	while (rc == PG_OK) {
-		char *name = NULL, *header = NULL;
-		unsigned char *data = NULL;
-		const unsigned char *p;
-		long dlen = 0;
-
-		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
-
-			if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-				if (nblocks == 0)
-					rc = trust_why(why, whylen,
-					               "no certificate (no \"-----BEGIN"
-					               " CERTIFICATE-----\" line)");
-				ERR_clear_error();
-				break;
-			}
-			rc = trust_why(why, whylen, "PEM block %u is malformed: %s", nblocks + 1,
-			               ERR_reason_error_string(e) != NULL
-			                   ? ERR_reason_error_string(e)
-			                   : "unknown error");
-			break;
-		}
-		nblocks++;
-		p = data;
-		if (strcmp(name, "CERTIFICATE") != 0) {
-			rc = trust_why(why, whylen,
-			               "PEM block %u: unexpected \"%.60s\" (CA certificates only)",
-			               nblocks, name);
-		} else {
-			X509 *c = d2i_X509(NULL, &p, dlen);
-
-			if (c == NULL || p != data + dlen)
-				rc = trust_why(why, whylen,
-				               "PEM block %u: not a valid X.509 certificate",
-				               nblocks);
-			else if (b->n == TRUST_CERTS_MAX)
-				rc = trust_why(why, whylen, "more than %d certificates",
-				               TRUST_CERTS_MAX);
-			else
-				rc = trust_add(b, data, (size_t)dlen, why, whylen);
-			X509_free(c);
-		}
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(data);
-	}
-	BIO_free(bio);
 	return rc;
 }
 

@@ -281,6 +281,18 @@ int tls_client_check(SSL *ssl, const struct tls_client_policy *p, const char *ho
 	return PG_OK;
 }
 
+int tls_store_add_der(X509_STORE *st, const uint8_t *der, size_t len)
+{
+	const unsigned char *q = der;
+	X509 *x = d2i_X509(NULL, &q, (long)len);
+	int ok = x != NULL && q == der + len && X509_STORE_add_cert(st, x) == 1;
+
+	X509_free(x);
+	if (!ok)
+		ERR_clear_error();
+	return ok ? PG_OK : PG_ERROR;
+}
+
 X509_STORE *tls_store_from_der(const uint8_t *const *der, const size_t *len, size_t n,
                                bool partial_chain)
 {
@@ -289,16 +301,10 @@ X509_STORE *tls_store_from_der(const uint8_t *const *der, const size_t *len, siz
 	if (st == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		const unsigned char *q = der[i];
-		X509 *x = d2i_X509(NULL, &q, (long)len[i]);
-
-		if (x == NULL || q != der[i] + len[i] || X509_STORE_add_cert(st, x) != 1) {
-			X509_free(x);
+		if (tls_store_add_der(st, der[i], len[i]) != PG_OK) {
 			X509_STORE_free(st);
-			ERR_clear_error();
 			return NULL;
 		}
-		X509_free(x);
 	}
 	if (partial_chain)
 		X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);

@@ -116,6 +116,8 @@ int tls_client_check(SSL *ssl, const struct tls_client_policy *p, const char *ho
  */
 X509_STORE *tls_store_from_der(const uint8_t *const *der, const size_t *len, size_t n,
                                bool partial_chain);
+/* Add one DER certificate to st: PG_OK, or PG_ERROR if it does not parse. */
+int tls_store_add_der(X509_STORE *st, const uint8_t *der, size_t len);
 
 /* "AB:CD:.." of a SHA-256 digest. out must hold 96 bytes. */
 void tls_hex_colon(const uint8_t *md, size_t n, char *out, size_t outlen);

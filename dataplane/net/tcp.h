@@ -183,6 +183,8 @@ uint32_t tcp_recv_peek(const struct tcp_conn *c, const uint8_t **p1, uint32_t *l
 		       const uint8_t **p2, uint32_t *l2);
 /* Release n bytes (n <= readable) from the front; may open the window. */
 void tcp_recv_consume(struct tcp_conn *c, uint32_t n);
+/* Release everything readable (input to ignore); returns how much it was. */
+uint32_t tcp_recv_discard(struct tcp_conn *c);
 /*
  * Copying convenience: bytes copied (> 0), PG_AGAIN (nothing yet), PG_DONE
  * (the peer closed and everything was read), PG_ERROR (reset/closed).

@@ -164,6 +164,16 @@ void tcp_recv_consume(struct tcp_conn *c, uint32_t n)
 	}
 }
 
+uint32_t tcp_recv_discard(struct tcp_conn *c)
+{
+	const uint8_t *p1, *p2;
+	uint32_t l1, l2, n = tcp_recv_peek(c, &p1, &l1, &p2, &l2);
+
+	if (n > 0)
+		tcp_recv_consume(c, n);
+	return n;
+}
+
 int tcp_recv(struct tcp_conn *c, void *buf, uint32_t len)
 {
 	uint32_t n = c->rcvq.len < len ? c->rcvq.len : len;

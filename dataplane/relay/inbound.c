@@ -676,11 +676,7 @@ static int ib_feed(struct ib_session *ss, size_t *fed)
 		 * Bytes after STARTTLS, before the client could have read our
 		 * 220, are plaintext injection (CVE-2011-0411): dropped.
 		 */
-		uint32_t k = tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]);
-
-		if (k > 0)
-			tcp_recv_consume(ss->c, k);
-		*fed = k;
+		*fed = tcp_recv_discard(ss->c);
 		return PG_OK;
 	}
 	if (tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]) == 0)
@@ -697,51 +693,29 @@ static int ib_feed(struct ib_session *ss, size_t *fed)
 	if (total > 0)
 		tcp_recv_consume(ss->c, total);
 	*fed = total;
-	if (ss->tls_pending) {
-		/* what came in the same segments as STARTTLS goes too (RFC 3207 §4.2) */
-		uint32_t k = tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]);
-
-		if (k > 0)
-			tcp_recv_consume(ss->c, k);
-	}
+	if (ss->tls_pending)
+		tcp_recv_discard(ss->c); /* what came with STARTTLS goes too (RFC 3207 §4.2) */
 	return rc;
 }
 
 /* The TLS side of ib_flush: the engine's replies through the stream to TCP. */
 static int ib_flush_tls(struct ib_session *ss, size_t *sent)
 {
-	struct tls_stream *ts = ss->tls;
 	const uint8_t *p;
-	size_t n, pushed;
+	size_t n, taken;
 	int out;
 
 	*sent = 0;
-	for (unsigned round = 0; ss->tls_on && round < INBOUND_RUN_ROUNDS &&
-	                         (n = smtp_server_output(ss->smtp, &p)) > 0;
-	     round++) {
-		int k = tls_stream_write(ts, p, n);
-
-		if (k == PG_AGAIN) {
-			out = tlsio_push(ts, ss->c, &pushed);
-			*sent += pushed;
-			if (out != PG_OK)
-				return out;
-			continue;
-		}
-		if (k < 0)
-			return PG_ERROR;
-		smtp_server_output_consume(ss->smtp, (size_t)k);
-		*sent += (size_t)k;
+	while ((n = smtp_server_output(ss->smtp, &p)) > 0) {
+		/* after a failed handshake nothing goes out in plaintext: dropped */
+		out = ss->tls_on ? tlsio_send(ss->tls, ss->c, p, n, &taken) : (taken = n, PG_OK);
+		smtp_server_output_consume(ss->smtp, taken);
+		*sent += taken;
+		if (out != PG_OK)
+			return out;
 	}
-	if (!ss->tls_on) {
-		/* a failed handshake: nothing goes out in plaintext any more */
-		while ((n = smtp_server_output(ss->smtp, &p)) > 0)
-			smtp_server_output_consume(ss->smtp, n);
-	}
-	out = tlsio_push(ts, ss->c, &pushed);
-	*sent += pushed;
-	if (out == PG_OK && ss->tls_on && smtp_server_output(ss->smtp, &p) > 0)
-		return PG_AGAIN; /* more replies than rounds: the writable event resumes */
+	out = tlsio_push(ss->tls, ss->c, &taken);
+	*sent += taken;
 	return out;
 }
 
@@ -844,11 +818,7 @@ static void ib_run(struct ib_session *ss)
 		if (ss->closing) {
 			if (out == PG_OK) {
 				/* unread input would turn the FIN into a RST (tcp.h): drop it */
-				const uint8_t *p1, *p2;
-				uint32_t l1, l2, n = tcp_recv_peek(ss->c, &p1, &l1, &p2, &l2);
-
-				if (n > 0)
-					tcp_recv_consume(ss->c, n);
+				tcp_recv_discard(ss->c);
 				ib_end(ss, false);
 			}
 			break;

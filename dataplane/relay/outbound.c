@@ -280,40 +280,26 @@ static struct outbound *ob_get(struct worker *w)
 
 /* ---- TLS policy ---- */
 
+/* The trust anchors of a policy entry (or SNAP_TRUST_GLOBAL) as a store. */
 static X509_STORE *ob_store_range(const struct snap_header *h, uint32_t policy, bool partial)
 {
-	uint32_t first = 0, n = snap_tls_trust_range(h, policy, &first);
-	const struct snap_tls_trust *t;
-	uint32_t count = 0;
-	const uint8_t *der[64];
-	size_t len[64];
+	uint32_t first = 0, count = 0, n = snap_tls_trust_range(h, policy, &first);
+	const struct snap_tls_trust *t = snap_tls_trust(h, &count);
 	X509_STORE *st;
 
-	t = snap_tls_trust(h, &count);
-	if (n == 0 || t == NULL)
+	if (n == 0 || t == NULL || (st = X509_STORE_new()) == NULL)
 		return NULL;
-	if (n > RTE_DIM(der)) {
-		/* a big CA bundle: add them in batches */
-		st = X509_STORE_new();
-		for (uint32_t i = 0; st != NULL && i < n; i++) {
-			const uint8_t *q = snap_trust_der(h, &t[first + i]);
-			X509 *x = q != NULL ? d2i_X509(NULL, &q, t[first + i].der.len) : NULL;
-
-			if (x != NULL)
-				X509_STORE_add_cert(st, x);
-			X509_free(x);
-		}
-		if (st != NULL && partial)
-			X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
-		return st;
-	}
 	for (uint32_t i = 0; i < n; i++) {
-		der[i] = snap_trust_der(h, &t[first + i]);
-		len[i] = t[first + i].der.len;
-		if (der[i] == NULL)
-			return NULL;
+		const uint8_t *der = snap_trust_der(h, &t[first + i]);
+
+		if (der == NULL || tls_store_add_der(st, der, t[first + i].der.len) != PG_OK) {
+			X509_STORE_free(st);
+			return NULL; /* verify/secure then fail: "not trusted" */
+		}
 	}
-	return tls_store_from_der(der, len, n, partial);
+	if (partial)
+		X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
+	return st;
 }
 
 /* This generation's trust: smtp_tls_CAfile now, tafile= stores when used. */
@@ -1774,10 +1760,7 @@ static int ob_feed(struct ob_sess *s, size_t *fed)
 	*fed = total;
 	if (s->tls_start) {
 		/* what the server sent after its 220, before our ClientHello: injection */
-		uint32_t k = tcp_recv_peek(s->c, &p[0], &l[0], &p[1], &l[1]);
-
-		if (k > 0)
-			tcp_recv_consume(s->c, k);
+		tcp_recv_discard(s->c);
 		*fed += 1;
 		if (ob_tls_start(s) == PG_DONE)
 			return smtp_client_run(s->smtp);
@@ -1791,38 +1774,21 @@ static int ob_feed(struct ob_sess *s, size_t *fed)
 /* The TLS side of ob_flush: the engine's commands through the stream to TCP. */
 static int ob_flush_tls(struct ob_sess *s, size_t *sent)
 {
-	struct tls_stream *ts = s->tls;
 	const uint8_t *p;
-	size_t n, pushed;
+	size_t n, taken;
 	int out;
 
 	*sent = 0;
-	for (unsigned round = 0;
-	     s->tls_on && round < OB_RUN_ROUNDS && (n = smtp_client_output(s->smtp, &p)) > 0;
-	     round++) {
-		int k = tls_stream_write(ts, p, n);
-
-		if (k == PG_AGAIN) {
-			out = tlsio_push(ts, s->c, &pushed);
-			*sent += pushed;
-			if (out != PG_OK)
-				return out;
-			continue;
-		}
-		if (k < 0)
-			return PG_ERROR;
-		smtp_client_output_consume(s->smtp, (size_t)k);
-		*sent += (size_t)k;
+	while ((n = smtp_client_output(s->smtp, &p)) > 0) {
+		/* while the handshake runs or after it failed, nothing goes out in plaintext */
+		out = s->tls_on ? tlsio_send(s->tls, s->c, p, n, &taken) : (taken = n, PG_OK);
+		smtp_client_output_consume(s->smtp, taken);
+		*sent += taken;
+		if (out != PG_OK)
+			return out;
 	}
-	if (!s->tls_on) {
-		/* the handshake failed or runs: nothing goes out in plaintext any more */
-		while ((n = smtp_client_output(s->smtp, &p)) > 0)
-			smtp_client_output_consume(s->smtp, n);
-	}
-	out = tlsio_push(ts, s->c, &pushed);
-	*sent += pushed;
-	if (out == PG_OK && s->tls_on && smtp_client_output(s->smtp, &p) > 0)
-		return PG_AGAIN;
+	out = tlsio_push(s->tls, s->c, &taken);
+	*sent += taken;
 	return out;
 }
 
@@ -1957,11 +1923,7 @@ static void ob_run(struct ob_sess *s)
 		if (s->state == OB_S_CLOSING) {
 			if (out == PG_OK) {
 				/* unread input would turn the FIN into a RST: drop it */
-				const uint8_t *p1, *p2;
-				uint32_t l1, l2, n = tcp_recv_peek(s->c, &p1, &l1, &p2, &l2);
-
-				if (n > 0)
-					tcp_recv_consume(s->c, n);
+				tcp_recv_discard(s->c);
 				ob_sess_end(s, false);
 			}
 			break;

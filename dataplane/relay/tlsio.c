@@ -31,6 +31,30 @@ size_t tlsio_pull(struct tls_stream *ts, struct tcp_conn *c)
 	return moved;
 }
 
+int tlsio_send(struct tls_stream *ts, struct tcp_conn *c, const uint8_t *p, size_t n,
+               size_t *taken)
+{
+	*taken = 0;
+	while (*taken < n) {
+		int k = tls_stream_write(ts, p + *taken, n - *taken);
+
+		if (k == PG_AGAIN) {
+			size_t pushed;
+			int out = tlsio_push(ts, c, &pushed);
+
+			if (out != PG_OK)
+				return out;
+			if (pushed == 0)
+				return PG_AGAIN; /* nothing drained: never spin */
+			continue;
+		}
+		if (k < 0)
+			return PG_ERROR;
+		*taken += (size_t)k;
+	}
+	return PG_OK;
+}
+
 int tlsio_push(struct tls_stream *ts, struct tcp_conn *c, size_t *sent)
 {
 	const uint8_t *p;

@@ -21,4 +21,14 @@ size_t tlsio_pull(struct tls_stream *ts, struct tcp_conn *c);
  */
 int tlsio_push(struct tls_stream *ts, struct tcp_conn *c, size_t *sent);
 
+/*
+ * Plaintext p[0..n) into the stream, pushing ciphertext to TCP whenever
+ * the stream is full. *taken: plaintext bytes taken (the caller consumes
+ * them from its engine; the rest must be offered again, unchanged, as
+ * tls_stream_write requires). PG_OK (all taken; ciphertext may still wait:
+ * tlsio_push), PG_AGAIN (TCP is full), PG_ERROR.
+ */
+int tlsio_send(struct tls_stream *ts, struct tcp_conn *c, const uint8_t *p, size_t n,
+               size_t *taken);
+
 #endif
