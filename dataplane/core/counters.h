@@ -11,6 +11,7 @@
 #define PG_COUNTERS(X)                                                         \
 	X(loops, "poll loop passes")                                           \
 	X(idle_sleeps, "back-off sleeps while idle")                           \
+	X(busy_ns, "nanoseconds in poll passes that did work (busyness)")      \
 	X(rx_packets, "frames received from the NIC")                          \
 	X(rx_bytes, "bytes received from the NIC")                             \
 	X(tx_packets, "frames handed to the NIC")                              \

@@ -143,6 +143,8 @@ int loop_worker_main(void *arg)
 			announced = true;
 		}
 		if (handled != 0) {
+			/* busyness, as DPDK's lcore telemetry: the worker's cost without its idle polling */
+			WCOUNT_ADD(w, busy_ns, loop_now_ns() - w->now_ns);
 			w->idle_polls = 0;
 			continue;
 		}

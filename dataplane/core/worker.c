@@ -67,9 +67,30 @@ void worker_steer(struct worker *w, uint32_t owner, struct rte_mbuf *m, uint16_t
 	WCOUNT(w, steer_fwd);
 }
 
+/*
+ * Zeroed with memset rather than MALLOCX_ZERO above a few pages: for a
+ * recycled large extent jemalloc makes zeroes by madvise(MADV_DONTNEED),
+ * and the page faults and cross-CPU TLB shootdowns that follow cost far
+ * more than a memset (tools/bench/tls.sh found them taking most of a
+ * short session's CPU).
+ */
+#define WORKER_ZERO_BY_MEMSET 4096
+
 void *worker_alloc(struct worker *w, size_t size)
 {
-	return mallocx(size ? size : 1, MALLOCX_ARENA(w->arena) | MALLOCX_ZERO);
+	void *p;
+
+	if (size < WORKER_ZERO_BY_MEMSET)
+		return mallocx(size ? size : 1, MALLOCX_ARENA(w->arena) | MALLOCX_ZERO);
+	p = mallocx(size, MALLOCX_ARENA(w->arena));
+	if (p != NULL)
+		memset(p, 0, size); /* mallocx is not folded into calloc by the compiler */
+	return p;
+}
+
+void *worker_alloc_buf(struct worker *w, size_t size)
+{
+	return mallocx(size ? size : 1, MALLOCX_ARENA(w->arena));
 }
 
 void worker_free(struct worker *w, void *p)

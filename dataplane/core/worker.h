@@ -108,6 +108,8 @@ void worker_steer(struct worker *w, uint32_t owner, struct rte_mbuf *m, uint16_t
 
 /* Allocation in the worker's own jemalloc arena. */
 void *worker_alloc(struct worker *w, size_t size);     /* zeroed */
+/* Not zeroed: buffers whose bytes are written before they are read. */
+void *worker_alloc_buf(struct worker *w, size_t size);
 void worker_free(struct worker *w, void *p);
 
 /* Set up a worker struct for use without ports (unit tests, harnesses). */

@@ -12,7 +12,7 @@
 
 int tcp_ring_alloc(struct tcp_stack *st, struct tcp_ring *r, uint32_t cap)
 {
-	r->buf = worker_alloc(st->w, cap);
+	r->buf = worker_alloc_buf(st->w, cap); /* bytes are written before read */
 	if (r->buf == NULL)
 		return PG_ERROR;
 	st->buf_bytes += cap;

@@ -698,60 +698,6 @@ static int ib_feed(struct ib_session *ss, size_t *fed)
 	return rc;
 }
 
-/* The TLS side of ib_flush: the engine's replies through the stream to TCP. */
-static int ib_flush_tls(struct ib_session *ss, size_t *sent)
-{
-	const uint8_t *p;
-	size_t n, taken;
-	int out;
-
-	*sent = 0;
-	while ((n = smtp_server_output(ss->smtp, &p)) > 0) {
-		/* after a failed handshake nothing goes out in plaintext: dropped */
-		out = ss->tls_on ? tlsio_send(ss->tls, ss->c, p, n, &taken) : (taken = n, PG_OK);
-		smtp_server_output_consume(ss->smtp, taken);
-		*sent += taken;
-		if (out != PG_OK)
-			return out;
-	}
-	out = tlsio_push(ss->tls, ss->c, &taken);
-	*sent += taken;
-	return out;
-}
-
-/* Hand the engine's output to TCP: PG_OK (all out), PG_AGAIN, PG_ERROR. */
-static int ib_flush(struct ib_session *ss, size_t *sent)
-{
-	const uint8_t *p;
-	size_t n;
-
-	if (ss->tls != NULL)
-		return ib_flush_tls(ss, sent);
-	*sent = 0;
-	while ((n = smtp_server_output(ss->smtp, &p)) > 0) {
-		int k = tcp_send(ss->c, p, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
-
-		if (k == PG_AGAIN)
-			return PG_AGAIN; /* a writable event follows */
-		if (k < 0)
-			return PG_ERROR;
-		smtp_server_output_consume(ss->smtp, (size_t)k);
-		*sent += (size_t)k;
-	}
-	return PG_OK;
-}
-
-/* The peer closed its side and everything it sent was read. */
-static bool ib_eof(struct ib_session *ss)
-{
-	const uint8_t *p1, *p2;
-	uint32_t l1, l2;
-
-	if (ss->tls != NULL && !tls_stream_drained(ss->tls))
-		return false; /* decrypted input is still to be read */
-	return tcp_recv_peek(ss->c, &p1, &l1, &p2, &l2) == 0 && tcp_recv(ss->c, NULL, 0) == PG_DONE;
-}
-
 static void ib_arm(struct ib_session *ss)
 {
 	struct worker *w = ss->ib->w;
@@ -793,7 +739,11 @@ static void ib_run(struct ib_session *ss)
 			if (rc == PG_DONE)
 				ss->closing = true;
 		}
-		out = ib_flush(ss, &sent);
+		{
+			struct tlsio_engine e = tlsio_server(ss->smtp);
+
+			out = tlsio_flush(ss->tls, ss->tls_on, ss->c, &e, &sent);
+		}
 		if (out == PG_ERROR) {
 			ib_end(ss, true);
 			break;
@@ -813,7 +763,7 @@ static void ib_run(struct ib_session *ss)
 				break;
 			}
 		}
-		if (!ss->closing && !ss->committing && ss->spool_wait == IB_WAIT_NONE && ib_eof(ss))
+		if (!ss->closing && !ss->committing && ss->spool_wait == IB_WAIT_NONE && tlsio_eof(ss->tls, ss->c))
 			ss->closing = true; /* the client left: nothing more will come */
 		if (ss->closing) {
 			if (out == PG_OK) {

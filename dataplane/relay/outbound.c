@@ -1771,58 +1771,6 @@ static int ob_feed(struct ob_sess *s, size_t *fed)
 	return rc;
 }
 
-/* The TLS side of ob_flush: the engine's commands through the stream to TCP. */
-static int ob_flush_tls(struct ob_sess *s, size_t *sent)
-{
-	const uint8_t *p;
-	size_t n, taken;
-	int out;
-
-	*sent = 0;
-	while ((n = smtp_client_output(s->smtp, &p)) > 0) {
-		/* while the handshake runs or after it failed, nothing goes out in plaintext */
-		out = s->tls_on ? tlsio_send(s->tls, s->c, p, n, &taken) : (taken = n, PG_OK);
-		smtp_client_output_consume(s->smtp, taken);
-		*sent += taken;
-		if (out != PG_OK)
-			return out;
-	}
-	out = tlsio_push(s->tls, s->c, &taken);
-	*sent += taken;
-	return out;
-}
-
-static int ob_flush(struct ob_sess *s, size_t *sent)
-{
-	const uint8_t *p;
-	size_t n;
-
-	if (s->tls != NULL)
-		return ob_flush_tls(s, sent);
-	*sent = 0;
-	while ((n = smtp_client_output(s->smtp, &p)) > 0) {
-		int k = tcp_send(s->c, p, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
-
-		if (k == PG_AGAIN)
-			return PG_AGAIN;
-		if (k < 0)
-			return PG_ERROR;
-		smtp_client_output_consume(s->smtp, (size_t)k);
-		*sent += (size_t)k;
-	}
-	return PG_OK;
-}
-
-static bool ob_eof(struct ob_sess *s)
-{
-	const uint8_t *p1, *p2;
-	uint32_t l1, l2;
-
-	if (s->tls != NULL && !tls_stream_drained(s->tls))
-		return false;
-	return tcp_recv_peek(s->c, &p1, &l1, &p2, &l2) == 0 && tcp_recv(s->c, NULL, 0) == PG_DONE;
-}
-
 static void ob_arm(struct ob_sess *s)
 {
 	struct worker *w = s->ob->w;
@@ -1895,7 +1843,11 @@ static void ob_run(struct ob_sess *s)
 			ob_job_over(s);
 			moved = true;
 		}
-		out = ob_flush(s, &sent);
+		{
+			struct tlsio_engine e = tlsio_client(s->smtp);
+
+			out = tlsio_flush(s->tls, s->tls_on, s->c, &e, &sent);
+		}
 		if (out == PG_ERROR) {
 			smtp_client_closed(s->smtp);
 			if (s->job_done)
@@ -1903,7 +1855,7 @@ static void ob_run(struct ob_sess *s)
 			ob_sess_end(s, true);
 			break;
 		}
-		if (s->state != OB_S_CLOSING && ob_eof(s)) {
+		if (s->state != OB_S_CLOSING && tlsio_eof(s->tls, s->c)) {
 			smtp_client_closed(s->smtp); /* the server went away */
 			if (s->job_done)
 				ob_job_over(s);

@@ -69,9 +69,10 @@ struct smtp_client *smtp_client_create(const struct smtp_client_config *cfg)
 
 	assert(cfg->ops && cfg->ops->body_read && cfg->ops->rcpt_result);
 	assert(!cfg->starttls || cfg->ops->starttls);
-	c = calloc(1, sizeof(*c));
+	c = malloc(sizeof(*c)); /* not calloc: see smtp_server_create */
 	if (!c)
 		return NULL;
+	explicit_bzero(c, sizeof(*c));
 	c->cfg = *cfg;
 	c->ops = cfg->ops;
 	if (!c->cfg.helo_name || !smtp_valid_helo(c->cfg.helo_name, strlen(c->cfg.helo_name)))
@@ -647,7 +648,7 @@ static void write_rcpt(struct smtp_client *c, uint32_t i)
  */
 static int txn_send(struct smtp_client *c)
 {
-	bool pipe = (c->info.ext & SMTP_EXT_PIPELINING) != 0;
+	bool pipe = (c->info.ext & SMTP_EXT_PIPELINING) != 0 && !c->cfg.no_pipelining;
 
 	while (c->send_step < c->nsteps && !c->stop_send) {
 		uint32_t rcpt = 0;
@@ -837,6 +838,8 @@ void smtpc_on_reply(struct smtp_client *c, const struct smtp_client_reply *in)
 		          : k == SMTPC_STEP_RCPT ? SMTP_PHASE_RCPT
 		                                 : SMTP_PHASE_DATA;
 	}
+	if (c->ops->reply)
+		c->ops->reply(c->cfg.user, c, &r);
 	if (c->state == SMTPC_S_QUIT) {
 		smtpc_set_state(c, SMTPC_S_CLOSED); /* whatever it said */
 		return;

@@ -198,6 +198,12 @@ struct smtp_client_ops {
 	                 struct smtp_client_reply *r);
 	/* Optional trace of state changes; NULL = silent. */
 	void (*trace)(void *user, struct smtp_client *c, const char *from, const char *to);
+	/*
+	 * Optional: every server reply as it is parsed, with the phase it
+	 * answers (the traffic generator times each SMTP phase with it).
+	 * Called before the engine acts on the reply; NULL = not wanted.
+	 */
+	void (*reply)(void *user, struct smtp_client *c, const struct smtp_client_reply *r);
 };
 
 struct smtp_client_config {
@@ -206,6 +212,7 @@ struct smtp_client_config {
 	const char *helo_name; /* ours, for EHLO/HELO ["localhost"] */
 	bool starttls;         /* send STARTTLS when offered (hook required) [false] */
 	bool prefer_bdat;      /* use BDAT when CHUNKING is offered [false] */
+	bool no_pipelining;    /* one command at a time even if PIPELINING is offered [false] */
 	uint32_t line_limit;   /* fold longer body lines, 0 = never [998, Postfix] */
 	/* RFC 5321 §4.5.3.2 client timeouts, milliseconds. */
 	uint32_t greeting_timeout_ms; /* §4.5.3.2.1 initial 220 [300000] */

@@ -548,6 +548,60 @@ static void test_timeout_defaults(void **state)
 	ch_fini(&h);
 }
 
+/* The reply upcall: every reply with its phase, in order. */
+static void up_reply_log(void *user, struct smtp_client *c, const struct smtp_client_reply *r)
+{
+	struct chost *h = user;
+
+	(void)c;
+	sb_printf(&h->up, "%s %u;", smtp_client_phase_name(r->phase), r->code);
+}
+
+/*
+ * cfg.no_pipelining: a server that offers PIPELINING still gets one
+ * command at a time (the generator's --no-pipelining); the reply upcall
+ * names each reply's phase.
+ */
+static void test_no_pipelining_reply_hook(void **state)
+{
+	struct chost h;
+	struct smtp_client_ops ops = ch_ops;
+	char msg[64];
+	static const char *const ehlo = "250-mx\r\n250 PIPELINING\r\n";
+
+	(void)state;
+	ch_init(&h);
+	ops.reply = up_reply_log;
+	h.cfg.ops = &ops;
+	h.cfg.no_pipelining = true;
+	h.log_upcalls = false;
+	ch_start(&h);
+	ch_recv(&h, "220 mx ESMTP\r\n", 14);
+	ch_recv(&h, ehlo, strlen(ehlo));
+	assert_true(ch_action(&h, "mail <a@example.org>", msg, sizeof(msg)));
+	assert_true(ch_action(&h, "rcpt <b@example.net>", msg, sizeof(msg)));
+	assert_true(ch_action(&h, "rcpt <c@example.net>", msg, sizeof(msg)));
+	assert_true(ch_action(&h, "body hello\\r\\n", msg, sizeof(msg)));
+	sb_free(&h.out);
+	assert_true(ch_action(&h, "send", msg, sizeof(msg)));
+	assert_non_null(h.out.p);
+	assert_string_equal(h.out.p, "MAIL FROM:<a@example.org>\r\n");
+	sb_free(&h.out);
+	ch_recv(&h, "250 ok\r\n", 8);
+	assert_string_equal(h.out.p, "RCPT TO:<b@example.net>\r\n");
+	sb_free(&h.out);
+	ch_recv(&h, "250 ok\r\n", 8);
+	assert_string_equal(h.out.p, "RCPT TO:<c@example.net>\r\n");
+	sb_free(&h.out);
+	ch_recv(&h, "250 ok\r\n", 8);
+	assert_string_equal(h.out.p, "DATA\r\n");
+	ch_recv(&h, "354 go\r\n", 8);
+	ch_recv(&h, "250 queued\r\n", 12);
+	assert_int_equal(h.results, 2);
+	assert_string_equal(h.up.p, "greeting 220;EHLO 250;MAIL 250;RCPT 250;RCPT 250;DATA 354;end of data 250;");
+	ch_fini(&h);
+}
+
 /* A message sent on a session that is over gets the reason at once. */
 static void test_send_after_close(void **state)
 {
@@ -660,6 +714,7 @@ int main(int argc, char **argv)
 	static const struct CMUnitTest fixed[] = {
 	    cmocka_unit_test(test_timeout_defaults),
 	    cmocka_unit_test(test_send_after_close),
+	    cmocka_unit_test(test_no_pipelining_reply_hook),
 	    cmocka_unit_test(test_fuzz_replies),
 	};
 
