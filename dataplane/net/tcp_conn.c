@@ -131,7 +131,16 @@ struct tcp_stack *tcp_stack_create(struct worker *w, const struct tcp_config *cf
 		return NULL;
 	}
 	st->mask = nb - 1;
-	st->port_cursor = cfg->ephemeral_lo;
+	/*
+	 * RFC 6056: a random first ephemeral port (from the process secret),
+	 * then sequential. Starting at ephemeral_lo on every start reused the
+	 * 4-tuples the previous process left in the peers' TIME_WAIT; a SYN
+	 * whose timestamp fails their PAWS check then waits a 1 s
+	 * retransmission (tools/bench/smtp.sh saw it as 1 % of messages).
+	 */
+	st->port_cursor = (uint16_t)(cfg->ephemeral_lo +
+	                             tcp_key_derive(key, "port") %
+	                                 ((uint32_t)cfg->ephemeral_hi - cfg->ephemeral_lo + 1));
 	return st;
 }
 

@@ -114,13 +114,17 @@ for _ in $(seq 300); do "$B/control/posternctl" -s "$W/posternd.sock" status --j
 pbusy() { "$B/control/posternctl" -s "$W/posternd.sock" stats --all --json |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"].get("busy_ns", {}).get("total", 0))'; }
 declare -A R BUSY
+# each run from its own address: a new process must not meet the previous
+# run's 4-tuples in the server's TIME_WAIT (PAWS would drop its SYNs)
+RUN=10
 for c in "${CASES[@]}"; do
 	name=${c%%|*} args=${c#*|}
+	RUN=$((RUN + 1))
 	b0=$(pbusy)
 	R[postern-$name]=$(gen_run "postern-$name" pg-bench-postern \
 		"$GEN" --lcores 0@0 --no-huge -m 128 --no-pci --file-prefix pg-bench-tls-gen \
 		--vdev "net_memif0,role=client,socket=$W/memif.sock,id=0" --log-level='*:warning' -- \
-		client --addr 198.18.100.2/24 --server 198.18.100.1 --starttls --per-conn 0 \
+		client --addr "198.18.100.$RUN/24" --server 198.18.100.1 --starttls --per-conn 0 \
 		--sessions "$SESS" --duration "$DUR" --no-progress --json "$W/postern-$name.json" $args)
 	sleep 0.1 # the counters are published every millisecond
 	BUSY[$name]=$(python3 -c "print(($(pbusy) - $b0) / 1e9)")
@@ -143,10 +147,11 @@ echo "== B. Postfix (pinned to cpu 1) in pg-srv, postern-gen on net_af_packet"
 pfx_ver=$(postconf -d -h mail_version 2>/dev/null || echo "?")
 for c in "${CASES[@]}"; do
 	name=${c%%|*} args=${c#*|}
+	RUN=$((RUN + 1))
 	R[postfix-$name]=$(gen_run "postfix-$name" pg-bench-postfix \
 		ip netns exec pg-dp "$GEN" --lcores 0@0 --no-huge -m 128 --no-pci --file-prefix pg-bench-tls-gen \
 		--vdev "net_af_packet0,iface=dp1,blocksz=4096,framesz=2048,framecnt=512" --log-level='*:warning' -- \
-		client --addr 198.19.0.1/24 --server 198.19.0.2 --starttls --per-conn 0 \
+		client --addr "198.19.0.$RUN/24" --server 198.19.0.2 --starttls --per-conn 0 \
 		--sessions "$SESS" --duration "$DUR" --no-progress --json "$W/postfix-$name.json" $args)
 	echo "postfix $name: ${R[postfix-$name]}"
 done

@@ -93,6 +93,7 @@ struct gen_counts {
 	uint64_t msg_bytes;            /* message octets of accepted messages */
 	uint64_t tcp_bytes_out, tcp_bytes_in; /* frames on the wire (Ethernet, IP, TCP, TLS included) */
 	uint64_t tls_handshakes, tls_resumed;
+	uint64_t tcp_retransmits, tcp_rtos; /* our TCP's (losses on the path show here) */
 	uint64_t delayed;              /* sink: replies held back by --delay */
 	uint64_t err[GEN_E_COUNT];
 };
@@ -120,6 +121,7 @@ struct gen_opts {
 	int progress;        /* -1 auto (stderr is a terminal), 0 off, 1 on */
 	uint64_t seed;
 	double idle_sleep_us;
+	uint32_t idle_polls; /* empty passes before sleeping */
 	/* client */
 	uint32_t server;  /* network order */
 	uint16_t server_port;

@@ -60,6 +60,7 @@ static void usage(FILE *f)
 	      "  --progress / --no-progress   live line on stderr [when it is a terminal]\n"
 	      "  --seed N               random draws (sizes, sink failures) [1]\n"
 	      "  --idle-sleep US        sleep when idle, microseconds [20]\n"
+	      "  --idle-polls N         empty passes before sleeping [100]\n"
 	      "client:\n"
 	      "  --server A.B.C.D[:PORT]      [port 25]\n"
 	      "  --messages N           messages to start (0 = until --duration)\n"
@@ -194,7 +195,7 @@ static void parse_opts(int argc, char **argv, struct gen_opts *o)
 		O_IDLE, O_SERVER, O_MESSAGES, O_SESSIONS, O_PERCONN, O_RCPTS, O_SIZE, O_RATE,
 		O_NOPIPE, O_STARTTLS, O_RESUME, O_TLSMAX, O_SIGALGS, O_SNI, O_FROM, O_TODOMAIN,
 		O_HELO, O_DRAIN, O_LISTEN, O_TEMPFAIL, O_PERMFAIL, O_FAILAT, O_DELAY, O_GDELAY,
-		O_CERT, O_HOSTNAME, O_HELP,
+		O_CERT, O_HOSTNAME, O_HELP, O_IDLEPOLLS,
 	};
 	static const struct option lo[] = {
 	    {"addr", 1, 0, O_ADDR},         {"gateway", 1, 0, O_GATEWAY},
@@ -214,6 +215,7 @@ static void parse_opts(int argc, char **argv, struct gen_opts *o)
 	    {"fail-at", 1, 0, O_FAILAT},    {"delay", 1, 0, O_DELAY},
 	    {"greet-delay", 1, 0, O_GDELAY}, {"cert", 1, 0, O_CERT},
 	    {"hostname", 1, 0, O_HOSTNAME}, {"help", 0, 0, O_HELP},
+	    {"idle-polls", 1, 0, O_IDLEPOLLS},
 	    {0, 0, 0, 0},
 	};
 	int c;
@@ -257,6 +259,7 @@ static void parse_opts(int argc, char **argv, struct gen_opts *o)
 		case O_NOPROGRESS: o->progress = 0; break;
 		case O_SEED: o->seed = (uint64_t)num("seed", optarg, 0, 1e18); break;
 		case O_IDLE: o->idle_sleep_us = num("idle-sleep", optarg, 0, 100000); break;
+		case O_IDLEPOLLS: o->idle_polls = (uint32_t)num("idle-polls", optarg, 0, 1e9); break;
 		case O_SERVER:
 			if (parse_addr(optarg, &o->server, NULL, &o->server_port) != 0) {
 				fprintf(stderr, "postern-gen: --server %s: expected A.B.C.D[:PORT]\n",
@@ -547,6 +550,8 @@ static unsigned gen_poll(struct gen *g)
 	work = n;
 	g->n.tcp_bytes_in = w->ctr[CTR_rx_bytes];
 	g->n.tcp_bytes_out = w->ctr[CTR_tx_bytes];
+	g->n.tcp_retransmits = w->ctr[CTR_tcp_retransmits];
+	g->n.tcp_rtos = w->ctr[CTR_tcp_rto];
 	work += g->o.mode == GEN_CLIENT ? gen_client_poll(g) : gen_sink_poll(g);
 	timer_advance(w->timers, w->now_ns);
 	if (w->now_ns >= w->next_timer_ns) {
@@ -593,7 +598,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	g->o = (struct gen_opts){
-	    .progress = -1, .seed = 1, .idle_sleep_us = 20, .drain_s = 30, .server_port = 25,
+	    .progress = -1, .seed = 1, .idle_sleep_us = 20, .idle_polls = 100, .drain_s = 30, .server_port = 25,
 	    .sessions = 1, .per_conn = 1, .rcpts = 1, .pipelining = true, .nsizes = 1,
 	    .size = {4096}, .size_w = {1}, .from = "gen@postern-gen.test",
 	    .to_domain = "sink.test", .helo = "postern-gen.test", .listen_port = 25,
@@ -617,6 +622,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	g->w->idle_sleep_ns = (uint64_t)(g->o.idle_sleep_us * 1000);
+	g->w->idle_polls_max = g->o.idle_polls;
 	signal(SIGINT, gen_on_signal);
 	signal(SIGTERM, gen_on_signal);
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);

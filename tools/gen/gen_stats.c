@@ -162,6 +162,8 @@ void gen_report_text(const struct gen *g, FILE *f, double el)
 	        n->msg_bytes, n->tcp_bytes_out, n->tcp_bytes_in, per_s(n->msg_bytes, el) / 1e6);
 	fprintf(f, "  TLS          %" PRIu64 " handshakes (%" PRIu64 " resumed)  (%.1f/s)\n",
 	        n->tls_handshakes, n->tls_resumed, per_s(n->tls_handshakes, el));
+	fprintf(f, "  TCP          %" PRIu64 " retransmissions, %" PRIu64 " timeouts (RTO)\n",
+	        n->tcp_retransmits, n->tcp_rtos);
 	if (!client)
 		fprintf(f, "  delayed      %" PRIu64 " replies\n", n->delayed);
 	fprintf(f, "  errors       %" PRIu64, gen_errors(n));
@@ -208,11 +210,13 @@ int gen_report_json(const struct gen *g, FILE *f, double el)
 	           ", \"rcpts_permfail\": %" PRIu64 ", \"msg_bytes\": %" PRIu64
 	           ", \"wire_bytes_out\": %" PRIu64 ", \"wire_bytes_in\": %" PRIu64
 	           ", \"tls_handshakes\": %" PRIu64 ", \"tls_resumed\": %" PRIu64
-	           ", \"delayed\": %" PRIu64 "},\n",
+	           ", \"delayed\": %" PRIu64 ", \"tcp_retransmits\": %" PRIu64
+	           ", \"tcp_rtos\": %" PRIu64 "},\n",
 	        n->conns_opened, n->conns_established, n->conns_closed, n->msgs_started,
 	        n->msgs_accepted, n->msgs_tempfail, n->msgs_permfail, n->msgs_failed,
 	        n->rcpts_accepted, n->rcpts_tempfail, n->rcpts_permfail, n->msg_bytes,
-	        n->tcp_bytes_out, n->tcp_bytes_in, n->tls_handshakes, n->tls_resumed, n->delayed);
+	        n->tcp_bytes_out, n->tcp_bytes_in, n->tls_handshakes, n->tls_resumed, n->delayed,
+	        n->tcp_retransmits, n->tcp_rtos);
 	fprintf(f, " \"rates\": {\"messages_per_s\": %.3f, \"connections_per_s\": %.3f, "
 	           "\"handshakes_per_s\": %.3f, \"message_bytes_per_s\": %.1f, "
 	           "\"wire_bytes_per_s\": %.1f},\n",
