@@ -203,10 +203,7 @@ static void diag_session_end(struct diag_session *s, bool reset)
 {
 	struct diag_state *d = s->d;
 
-	if (reset)
-		tcp_abort(s->c);
-	else
-		tcp_close(s->c);
+	tcp_release(&s->c, reset);
 	DIAG_UNLINK(d->sessions, d->nsessions, s);
 	worker_free(d->w, s);
 }
@@ -539,12 +536,7 @@ static void diag_client_finish(struct diag_client *cl, bool reset, const char *f
 		va_end(ap);
 	}
 	r.elapsed_ns = w->now_ns - cl->start_ns;
-	if (cl->c != NULL) {
-		if (reset)
-			tcp_abort(cl->c);
-		else
-			tcp_close(cl->c);
-	}
+	tcp_release(&cl->c, reset);
 	timer_cancel(w->timers, &cl->watchdog);
 	DIAG_UNLINK(d->clients, d->nclients, cl);
 	worker_free(w, cl);

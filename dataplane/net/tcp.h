@@ -201,6 +201,8 @@ int tcp_shutdown(struct tcp_conn *c);
 void tcp_close(struct tcp_conn *c);
 /* Release the handle and reset the connection (RST if synchronized). */
 void tcp_abort(struct tcp_conn *c);
+/* tcp_abort (reset) or tcp_close, then *c = NULL; nothing when *c is NULL. */
+void tcp_release(struct tcp_conn **c, bool reset);
 
 /*
  * ICMP "fragmentation needed" (RFC 1191) for a datagram we sent: `quote`

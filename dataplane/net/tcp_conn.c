@@ -753,6 +753,17 @@ void tcp_abort(struct tcp_conn *c)
 	tcp_conn_release(c);
 }
 
+void tcp_release(struct tcp_conn **c, bool reset)
+{
+	if (*c == NULL)
+		return;
+	if (reset)
+		tcp_abort(*c);
+	else
+		tcp_close(*c);
+	*c = NULL;
+}
+
 uint32_t tcp_foreach_conn(const struct worker *w,
 			  bool (*fn)(const struct tcp_conn_info *ci, void *arg), void *arg)
 {

@@ -548,13 +548,7 @@ static void ib_commit_cb(void *arg, struct spool_msg *m, int result, int err)
 /* Release the connection; the session is freed now or at the end of ib_run. */
 static void ib_end(struct ib_session *ss, bool reset)
 {
-	if (ss->c != NULL) {
-		if (reset)
-			tcp_abort(ss->c);
-		else
-			tcp_close(ss->c);
-		ss->c = NULL;
-	}
+	tcp_release(&ss->c, reset);
 	if (ss->in_run)
 		ss->dead = true;
 	else

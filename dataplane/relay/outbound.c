@@ -1439,13 +1439,7 @@ static void ob_dispatch(struct outbound *ob, struct ob_dest *d)
 
 static void ob_sess_end(struct ob_sess *s, bool reset)
 {
-	if (s->c != NULL) {
-		if (reset)
-			tcp_abort(s->c);
-		else
-			tcp_close(s->c);
-		s->c = NULL;
-	}
+	tcp_release(&s->c, reset);
 	if (s->in_run)
 		s->dead = true;
 	else
@@ -1899,13 +1893,7 @@ static void ob_connect_failed(struct ob_sess *s, const char *why, bool reset)
 
 	WCOUNT(ob->w, delivery_connect_failures);
 	timer_cancel(ob->w->timers, &s->timer);
-	if (s->c != NULL) {
-		if (reset)
-			tcp_abort(s->c);
-		else
-			tcp_close(s->c);
-		s->c = NULL;
-	}
+	tcp_release(&s->c, reset);
 	ob_sess_unlink(d, s);
 	ob->nsess--;
 	worker_free(ob->w, s);

@@ -545,13 +545,7 @@ static void gc_free(struct gc_sess *s)
 
 static void gc_end(struct gc_sess *s, bool reset)
 {
-	if (s->c != NULL) {
-		if (reset)
-			tcp_abort(s->c);
-		else
-			tcp_close(s->c);
-		s->c = NULL;
-	}
+	tcp_release(&s->c, reset);
 	if (s->in_run)
 		s->dead = true;
 	else

@@ -531,7 +531,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* One pass of the loop; returns the work done (0 = idle). */
+/* One pass of the loop; returns the work done (0 = idle). The mode runs once start_ns is set. */
 static unsigned gen_poll(struct gen *g)
 {
 	struct worker *w = g->w;
@@ -552,7 +552,8 @@ static unsigned gen_poll(struct gen *g)
 	g->n.tcp_bytes_out = w->ctr[CTR_tx_bytes];
 	g->n.tcp_retransmits = w->ctr[CTR_tcp_retransmits];
 	g->n.tcp_rtos = w->ctr[CTR_tcp_rto];
-	work += g->o.mode == GEN_CLIENT ? gen_client_poll(g) : gen_sink_poll(g);
+	if (g->start_ns != 0) /* not during the warm-up: the network alone */
+		work += g->o.mode == GEN_CLIENT ? gen_client_poll(g) : gen_sink_poll(g);
 	timer_advance(w->timers, w->now_ns);
 	if (w->now_ns >= w->next_timer_ns) {
 		net_timers(w);
@@ -560,25 +561,6 @@ static unsigned gen_poll(struct gen *g)
 	}
 	worker_tx_flush(w);
 	return work;
-}
-
-/* The loop's network pass alone (the warm-up runs it before the mode starts). */
-static unsigned gen_poll_warm(struct gen *g)
-{
-	struct worker *w = g->w;
-	struct rte_mbuf *pkts[WORKER_RX_BURST];
-	uint16_t n;
-
-	w->now_ns = now_ns();
-	n = rte_eth_rx_burst(w->net->ports[0].dpdk_port, 0, pkts, WORKER_RX_BURST);
-	for (uint16_t i = 0; i < n; i++) {
-		pkts[i]->port = 0;
-		net_input(w, pkts[i], 0, false);
-	}
-	timer_advance(w->timers, w->now_ns);
-	net_timers(w);
-	worker_tx_flush(w);
-	return n;
 }
 
 int main(int argc, char **argv)
@@ -640,7 +622,7 @@ int main(int argc, char **argv)
 	timer_wheel_init(g->w->timers, TIMER_TICK_NS_DEFAULT, g->w->now_ns, g->w);
 	net_announce(g->w);
 	worker_tx_flush(g->w);
-	if (g->o.mode == GEN_CLIENT && gen_client_warmup(g, gen_poll_warm) != PG_OK)
+	if (g->o.mode == GEN_CLIENT && gen_client_warmup(g, gen_poll) != PG_OK)
 		fprintf(stderr, "postern-gen: warm-up connection to the server failed; going on\n");
 	g->w->now_ns = now_ns();
 	g->start_ns = g->w->now_ns;

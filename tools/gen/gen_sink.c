@@ -265,13 +265,7 @@ static void gs_free(struct gs_sess *s)
 
 static void gs_end(struct gs_sess *s, bool reset)
 {
-	if (s->c != NULL) {
-		if (reset)
-			tcp_abort(s->c);
-		else
-			tcp_close(s->c);
-		s->c = NULL;
-	}
+	tcp_release(&s->c, reset);
 	if (s->in_run)
 		s->dead = true;
 	else
