@@ -510,6 +510,7 @@ static int snap_check_smtp(const struct snap_names *v)
 	    {"max_sessions", 0, 1, SNAP_SMTP_SESSIONS_MAX},
 	    {"recipient_limit", 0, 1, SNAP_SMTP_RCPT_MAX},
 	    {"message_size_limit", 0, 0, SNAP_SMTP_SIZE_MAX},
+	    {"hopcount_limit", 0, 0, SNAP_SMTP_HOPS_MAX},
 	    {"reserved", 0, 0, 0},
 	};
 	uint64_t val[sizeof(f) / sizeof(f[0])];
@@ -522,7 +523,8 @@ static int snap_check_smtp(const struct snap_names *v)
 	val[2] = t->max_sessions;
 	val[3] = t->recipient_limit;
 	val[4] = t->message_size_limit;
-	val[5] = t->reserved;
+	val[5] = t->hopcount_limit;
+	val[6] = t->reserved;
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (val[i] < f[i].lo || val[i] > f[i].hi)
 			return snap_fail(v->err, v->errlen,

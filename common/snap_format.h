@@ -21,8 +21,9 @@
  * certificates and keys; 3: diagnostic client request; 4: TCP settings;
  * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements;
  * 7: delivery (outbound SMTP) settings; 8: outbound trust anchors and
- * inbound session-ticket keys */
-#define SNAP_ABI_MINOR 8
+ * inbound session-ticket keys; 9: the SMTP section's hopcount_limit (a
+ * reader before 9 refuses it: the field was reserved, 0) */
+#define SNAP_ABI_MINOR 9
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -191,6 +192,8 @@ struct snap_tcp {
 #define SNAP_SMTP_SIZE_MAX (UINT64_C(1) << 36) /* 64 GiB; 0 = no limit */
 #define SNAP_SMTP_HOSTNAME_MAX 253             /* RFC 1035 §2.3.4 */
 #define SNAP_SMTP_SPOOL_DIR_MAX 255            /* bytes; the spool adds w<N>/<segment> */
+#define SNAP_SMTP_HOPS_MAX 1000                /* hopcount_limit */
+#define SNAP_SMTP_HOPS_DEFAULT 50              /* Postfix's hopcount_limit; minor < 9 */
 
 struct snap_smtp {
 	uint32_t flags;               /* SNAP_SMTP_F_* */
@@ -201,7 +204,9 @@ struct snap_smtp {
 	uint64_t message_size_limit;  /* bytes, 0..SNAP_SMTP_SIZE_MAX, 0 = none */
 	struct snap_str myhostname;   /* letters, digits, '-', '.', 1..HOSTNAME_MAX */
 	struct snap_str spool_directory; /* absolute, 2..SPOOL_DIR_MAX, no space */
-	uint64_t reserved;            /* 0 */
+	uint32_t hopcount_limit;      /* Received: fields a message may carry, 1..HOPS_MAX;
+	                                 0 (minor < 9): SNAP_SMTP_HOPS_DEFAULT */
+	uint32_t reserved;            /* 0 */
 };
 
 /*

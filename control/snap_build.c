@@ -220,6 +220,7 @@ static void snap_fill_smtp(const struct pg_conf_smtp *c, struct snap_strings *s,
 	t->max_sessions = c->max_sessions;
 	t->recipient_limit = c->recipient_limit;
 	t->message_size_limit = c->message_size_limit;
+	t->hopcount_limit = c->hopcount_limit;
 	t->myhostname = snap_add(s, c->myhostname);
 	t->spool_directory = snap_add(s, c->spool_directory);
 }
