@@ -16,7 +16,7 @@ step() { STEP=$*; printf '\n\033[1m== %s\033[0m\n' "$*"; }
 demo_fail() {
 	trap - ERR
 	printf '\n\033[1;31mdemo FAILED in step "%s": %s\033[0m\n' "$STEP" "$*" >&2
-	if [ -f /run/postern-lab/postern-dp.log ]; then
+	if [ "${DP_STARTED:-0}" = 1 ] && [ -f /run/postern-lab/postern-dp.log ]; then
 		echo "last lines of the dataplane's log (/run/postern-lab/postern-dp.log):" >&2
 		tail -n 5 /run/postern-lab/postern-dp.log | sed 's/^/    /' >&2
 	fi
@@ -48,6 +48,7 @@ smtp_tls_CAfile = $DCONF/certs/ca.pem
 EOF
 t0=$(date +%s%N)
 tools/lab start "$DCONF"
+DP_STARTED=1
 echo "posternd published the configuration as a snapshot in shared memory; the dataplane"
 echo "attached, took its ports, addresses and workers from it, and is ready ($(( ($(date +%s%N) - t0) / 1000000 )) ms)."
 tools/lab ctl status

@@ -45,20 +45,24 @@ pg_cap_fail() {
 # pg_check_caps: what the demo, the tests and the benchmarks use, tried
 # rather than looked up. Returns 1 after naming every missing capability.
 pg_check_caps() {
-	local pmddir pmd
+	local pmddir pmd out
 	PG_CAPS_OK=1
-	swaks --support 2>&1 | grep -q "TLS supported" ||
+	# (outputs are captured whole: under pipefail, `cmd | grep -q` fails
+	# when grep stops reading early and cmd dies of SIGPIPE)
+	out=$(swaks --support 2>&1)
+	[[ $out == *"TLS supported"* ]] ||
 		pg_cap_fail "swaks cannot do STARTTLS ('swaks --support': TLS not available)" libnet-ssleay-perl
-	swaks --support 2>&1 | grep -q "IPv6 supported" ||
+	[[ $out == *"IPv6 supported"* ]] ||
 		pg_cap_fail "swaks cannot use IPv6 ('swaks --support': IPv6 not available)" libio-socket-inet6-perl
 	[ -x /usr/lib/postfix/sbin/tlsmgr ] && [ -x /usr/lib/postfix/sbin/master ] ||
 		pg_cap_fail "postfix has no master/tlsmgr (/usr/lib/postfix/sbin)" postfix
 	command -v smtp-source >/dev/null && command -v smtp-sink >/dev/null ||
 		pg_cap_fail "smtp-source/smtp-sink missing" postfix
 	postconf -d mail_version >/dev/null 2>&1 || pg_cap_fail "postconf does not run" postfix
-	testssl --version 2>&1 | grep -qi "testssl" || pg_cap_fail "testssl does not run" testssl.sh
-	echo | openssl s_client -help 2>&1 | grep -q -- "-starttls" ||
-		pg_cap_fail "openssl s_client without -starttls" openssl
+	out=$(testssl --version 2>&1)
+	[[ $out == *testssl* ]] || pg_cap_fail "testssl does not run" testssl.sh
+	out=$(openssl s_client -help 2>&1)
+	[[ $out == *-starttls* ]] || pg_cap_fail "openssl s_client without -starttls" openssl
 	command -v hexdump >/dev/null || pg_cap_fail "hexdump (testssl.sh needs it) missing" bsdextrautils
 	command -v taskset >/dev/null && command -v runuser >/dev/null && command -v flock >/dev/null ||
 		pg_cap_fail "taskset/runuser/flock missing" util-linux
