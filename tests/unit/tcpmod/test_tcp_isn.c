@@ -180,8 +180,8 @@ static void test_isn_clock_rate(void **state)
  */
 static void test_isn_known_answers(void **state)
 {
-	static const struct tcp_isn_key other_key = {0x8899aabbccddeeffULL,
-	                                             0x0011223344556677ULL}; /* ff ee .. 00 */
+	/* key bytes ff ee .. 00 */
+	static const struct tcp_isn_key k2 = {0x8899aabbccddeeffULL, 0x0011223344556677ULL};
 	static const struct {
 		const struct tcp_isn_key *key;
 		uint8_t la[4], ra[4];
@@ -196,7 +196,7 @@ static void test_isn_known_answers(void **state)
 	    {&ref_key, {198, 18, 0, 1}, {203, 0, 113, 250}, 25, 40399, 777000000000ULL, 0xc2fdc27f},
 	    {&ref_key, {10, 0, 0, 1}, {10, 0, 0, 2}, 65535, 1, UINT64_MAX, 0x45d438f3},
 	    /* M = 2^32 ticks: wrapped to 0, only F is left */
-	    {&other_key, {198, 18, 0, 1}, {198, 18, 0, 2}, 25, 40000, 17179869184000ULL, 0x9d7bd935},
+	    {&k2, {198, 18, 0, 1}, {198, 18, 0, 2}, 25, 40000, 17179869184000ULL, 0x9d7bd935},
 	};
 
 	(void)state;
