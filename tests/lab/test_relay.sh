@@ -29,6 +29,9 @@ trap cleanup EXIT
 sed -e "s#^spool_directory.*#spool_directory = $SPOOL#" \
 	-e "s#^maximal_queue_lifetime.*#maximal_queue_lifetime = 1h#" \
 	"$TOP/tools/lab-config/postern.conf" >"$CONF/postern.conf"
+# a JSON log of this run only: the default file keeps every run's records,
+# and a record of an earlier run must not pass for one of this run
+echo "log_file = $CONF/postern.log" >>"$CONF/postern.conf"
 cat >"$CONF/transport" <<'EOF'
 failover.example	smtp:[198.19.0.2]:2526, [198.19.0.2]:2528, [198.19.0.2]:25
 psink.example	smtp:[198.19.0.2]:2527

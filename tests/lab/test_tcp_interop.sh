@@ -14,6 +14,7 @@ CONF=$(mktemp -d /tmp/pg-tcp-conf.XXXXXX)
 SRV_PID=
 trap '[ -n "$SRV_PID" ] && kill $SRV_PID 2>/dev/null; "$LAB" stop >/dev/null 2>&1; rm -rf "$CONF"' EXIT
 cp "$TOP/tools/lab-config/postern.conf" "$CONF/"
+echo "log_file = $CONF/postern.log" >>"$CONF/postern.conf" # this run's records only
 peer() { "$LAB" exec "$1" python3 "$TOP/tests/lab/tcppeer.py" "${@:2}"; }
 # json_check FILE EXPR: python expression over the JSON object d
 json_check() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }

@@ -151,6 +151,9 @@ cat >>"$CONF/postern.conf" <<EOF
 tls_certificates = $CERTS/postern-ecdsa.pem $CERTS/postern-rsa.pem
 smtp_tls_CAfile = $CERTS/ca.pem
 smtpd_tls_required_senders = partner.example
+# a JSON log of this run only: the default file keeps every run's records,
+# and a record of an earlier run must not pass for one of this run
+log_file = $CONF/postern.log
 EOF
 
 "$LAB" start "$CONF" >/dev/null || { not_ok "lab start"; tap_done; exit 1; }
