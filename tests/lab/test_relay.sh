@@ -274,7 +274,8 @@ for line in sys.stdin:
     if e.get("event") == "delivery attempt" and e.get("to") == sys.argv[1]:
         ts = datetime.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
         print(e["status"], e.get("dsn", ""), e.get("relay", ""), "%.3f" % ts.timestamp())' "$1"; }
-sink_state() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["defer_first_given"], d["counters"]["deferred"])' "$SINK/state.json"; }
+# the sink's durable count of the 451s it gave (written before each 451 goes out)
+sink_state() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["defer_first_given"])' "$SINK/state.json"; }
 sink_stop 198.19.0.2:25
 check "sink restarted: 451 for the first 2 messages" sink_start "$SINK" --defer-first 2
 counters_json >"$c1"
@@ -291,8 +292,8 @@ t = [float(x[3]) for x in a]
 assert t[1] - t[0] >= 1.9 and t[2] - t[1] >= 3.9, t
 PYEOF
 then
-	[ "$(sink_state)" = "2 2" ] && ok "451, 451, then delivered on the retry schedule: $(tr '\n' ';' <"$CONF/retry.att") sink deferrals $(sink_state | cut -d' ' -f2); $(cat "$CONF/retry.cmp")" ||
-		not_ok "retry: the sink gave $(sink_state) deferrals (want 2 2)"
+	[ "$(sink_state)" = 2 ] && ok "451, 451, then delivered on the retry schedule: $(tr '\n' ';' <"$CONF/retry.att") the sink gave $(sink_state) 451s; $(cat "$CONF/retry.cmp")" ||
+		not_ok "retry: the sink gave $(sink_state) 451s (want 2)"
 else
 	not_ok "retry: records $(tr '\n' ';' <"$CONF/retry.att") (want 451 4.3.0, 451 4.3.0, sent, 2 s then 4 s apart); $(cat "$CONF/retry.cmp")"
 fi
