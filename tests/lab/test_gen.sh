@@ -110,16 +110,17 @@ EOF
 # --- 3. a known delay: the histogram shows it ------------------------------
 pair delay "--delay 25" "--messages 400 --sessions 8 --per-conn 10"
 C=$W/delay-cli.json
-check "sink --delay 25: end-of-data p50 and p99 between 25 and 35 ms, min >= 25 ms" python3 - "$C" <<'EOF'
+# Correctness, not timing: every end-of-data reply waited the delay, the
+# other phases did not (their fastest is below it), the message latency
+# carries it. No upper bound: a loaded machine only makes things slower.
+check "sink --delay 25: every end-of-data reply took >= 25 ms, MAIL replies did not (min < 25 ms), messages include it" python3 - "$C" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 e = d["latency_us"]["end_of_data"]
 assert d["counts"]["msgs_accepted"] == 400 and e["count"] == 400, (d["counts"], e)
 assert e["min"] >= 25000 * 63 / 64, e
-assert 25000 <= e["p50"] <= 35000 and 25000 <= e["p99"] <= 35000, e
-# the message latency includes it; the other phases do not
-assert d["latency_us"]["message"]["p50"] >= 25000, d["latency_us"]["message"]
-assert d["latency_us"]["mail"]["p99"] < 25000, d["latency_us"]["mail"]
+assert d["latency_us"]["message"]["min"] >= 25000 * 63 / 64, d["latency_us"]["message"]
+assert d["latency_us"]["mail"]["min"] < 25000, d["latency_us"]["mail"]
 EOF
 check "the sink counted 400 delayed replies" test "$(j "$W/delay-sink.json" "d['counts']['delayed']")" = 400
 
