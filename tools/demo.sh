@@ -142,10 +142,15 @@ tools/lab ctl reload
 for _ in $(seq 50); do [ -f "$TSINK/bank/ready" ] && [ -f "$TSINK/partner/ready" ] && break; sleep 0.1; done
 echo "swaks sends one message to each over STARTTLS (the client side: Postern's certificate, verified):"
 for to in alice@bank.example bob@partner.example; do
-	tools/lab exec cli swaks --server 198.18.0.1 --tls --tls-verify --tls-ca-path "$DCONF/certs/ca.pem" \
+	out=$(tools/lab exec cli swaks --server 198.18.0.1 --tls --tls-verify --tls-ca-path "$DCONF/certs/ca.pem" \
 		--tls-sni postern.lab.example --from demo@pg-cli.example --to "$to" --helo pg-cli.example \
-		--header "Subject: strict TLS demo" 2>&1 | grep -E "TLS started|queued as" | sed "s/^/    $to: /" || true
+		--header "Subject: strict TLS demo" 2>&1) || true
+	grep -E "TLS started|queued as" <<<"$out" | sed "s/^/    $to: /" || true
+	if [ "$to" = bob@partner.example ]; then
+		bob_id=$(sed -n 's/.*queued as \([0-9A-F]*\).*/\1/p' <<<"$out" | head -n 1)
+	fi
 done
+[ -n "${bob_id:-}" ] || demo_fail "Postern did not accept bob@partner.example's message"
 for _ in $(seq 100); do ls "$TSINK"/bank/*.eml >/dev/null 2>&1 && break; sleep 0.1; done
 ls "$TSINK"/bank/*.eml >/dev/null 2>&1 ||
 	demo_fail "alice@bank.example's message did not reach bank.example's next hop within 10 s"
@@ -169,7 +174,8 @@ python3 -c 'import json, sys; sys.exit(not (json.load(open(sys.argv[1])).get("tl
 echo "partner.example's mail waits in the queue instead of going out in plaintext:"
 tools/lab ctl queue list
 ! ls "$TSINK"/partner/*.eml >/dev/null 2>&1 || demo_fail "partner.example's next hop received mail in plaintext"
-tools/lab ctl queue list | grep -q "bob@partner.example" || demo_fail "bob@partner.example's message is not in the queue"
+tools/lab ctl queue show "$bob_id" | grep -q "bob@partner.example" ||
+	demo_fail "bob@partner.example's message $bob_id is not in the queue"
 pkill -f "smtpsink.py --listen 198.19.0.2:252" || true
 rm -rf "$TSINK"
 
