@@ -326,8 +326,8 @@ static void ob_connected(struct ob_sess *s)
 
 	cfg.ops = &ob_smtp_ops;
 	cfg.owner = s;
-	s->starttls = tls_decide_starttls(d->pol.level, ob_testing(s), ob->tls_ctx != NULL,
-	                                  ob_tls_broken(ob, d->addr, d->port));
+	s->starttls = tls_decide_starttls(d->pol.level, ob_testing(s), SNAP_TLS_NONE,
+	                                  ob->tls_ctx != NULL, ob_tls_broken(ob, d->addr, d->port));
 	cfg.starttls = s->starttls;
 	ob_sess_set_state(s, OB_S_BUSY);
 	s->smtp = smtp_client_create(&cfg);
