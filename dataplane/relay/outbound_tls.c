@@ -236,10 +236,22 @@ void ob_floor_lookup(struct outbound *ob, struct ob_msg *om)
 	om->floor.present = true;
 	om->floor.rule.level = r.entry->level;
 	om->floor.rule.testing = (r.entry->flags & SNAP_TLS_F_TESTING) != 0;
-	snprintf(om->floor.text, sizeof(om->floor.text), "%s", snap_string(h, r.entry->text));
-	for (char *c = om->floor.text; *c != '\0'; c++)
-		if (*c == '\t')
-			*c = ' '; /* the entry as written, one line, for the records */
+	/* the entry as written, on one line, blanks squeezed to one space: for the records */
+	{
+		const char *t = snap_string(h, r.entry->text);
+		size_t o = 0;
+
+		for (; *t != '\0' && o + 1 < sizeof(om->floor.text); t++) {
+			bool blank = *t == ' ' || *t == '\t';
+
+			if (blank && (o == 0 || om->floor.text[o - 1] == ' '))
+				continue;
+			om->floor.text[o++] = blank ? ' ' : *t;
+		}
+		while (o > 0 && om->floor.text[o - 1] == ' ')
+			o--;
+		om->floor.text[o] = '\0';
+	}
 }
 
 /* Do two recipient domains get the same TLS policy at every next hop? */
