@@ -94,7 +94,8 @@ static const struct ctl_sub {
 	bool wait_ok; /* --wait [SECONDS]: answer once every worker adopted it */
 	bool max_ok;  /* --max N */
 	bool id_args; /* the positional arguments are queue ids */
-	/* --sender: CTL_SENDER_TABLE the sender floors table, CTL_SENDER_ADDRESS --sender A --client IP */
+	/* --sender: CTL_SENDER_TABLE the sender floors table, CTL_SENDER_ADDRESS --sender A
+	 * --client IP */
 	uint8_t sender;
 } ctl_subs[] = {
     {"policy", "list", 0, 0, true, false, "[--sender] [--json]",

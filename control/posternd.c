@@ -770,8 +770,7 @@ static const char *ctl_handle_policy_inbound(struct ctl_daemon *dm, struct ctl_b
  * the floor that applies to it, into *q (domain in dom).
  */
 static int ctl_sender_query(const struct snap_header *h, const struct ctl_args *a,
-                            struct ctl_sender_query *q, char *dom, size_t domlen,
-                            struct ctl_buf *b)
+                            struct ctl_sender_query *q, char *dom, size_t domlen, struct ctl_buf *b)
 {
 	const char *addr = a->sender != NULL ? a->sender : "", *at = strrchr(addr, '@');
 	char why[512];
@@ -825,13 +824,13 @@ static const char *ctl_handle_policy_senders(struct ctl_daemon *dm, struct ctl_b
 			o += (size_t)snprintf(args + o, sizeof(args) - o, "%s%s", i > 2 ? " " : "",
 			                      a->v[i]);
 		return ctl_edit_reply(dm, b,
-		                      ctl_policy_edit(dm, true, a->v[1], args, why, sizeof(why)), why,
-		                      a->json);
+		                      ctl_policy_edit(dm, true, a->v[1], args, why, sizeof(why)),
+		                      why, a->json);
 	}
 	if (strcmp(sub, "del") == 0 && a->n == 2)
 		return ctl_edit_reply(dm, b,
-		                      ctl_policy_edit(dm, true, a->v[1], NULL, why, sizeof(why)), why,
-		                      a->json);
+		                      ctl_policy_edit(dm, true, a->v[1], NULL, why, sizeof(why)),
+		                      why, a->json);
 	ctl_buf_printf(b, "usage: policy list --sender | set --sender KEY FLOOR [mode=testing] |"
 	                  " del --sender KEY (KEY: domain, .domain or [a.b.c.d/len]; FLOOR:"
 	                  " encrypt, verify or secure)\n");
@@ -900,14 +899,12 @@ static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, i
 		for (int i = 2; i < a.n; i++)
 			o += (size_t)snprintf(args + o, sizeof(args) - o, "%s%s", i > 2 ? " " : "",
 			                      a.v[i]);
-		return ctl_edit_reply(dm, b,
-		                      ctl_policy_edit(dm, false, a.v[1], args, why, sizeof(why)), why,
-		                      a.json);
+		return ctl_edit_reply(
+		    dm, b, ctl_policy_edit(dm, false, a.v[1], args, why, sizeof(why)), why, a.json);
 	}
 	if (strcmp(sub, "del") == 0 && a.n == 2)
-		return ctl_edit_reply(dm, b,
-		                      ctl_policy_edit(dm, false, a.v[1], NULL, why, sizeof(why)), why,
-		                      a.json);
+		return ctl_edit_reply(
+		    dm, b, ctl_policy_edit(dm, false, a.v[1], NULL, why, sizeof(why)), why, a.json);
 	if (strcmp(sub, "inbound") == 0 && (a.n == 2 || a.n == 3) && a.nexthop == NULL)
 		return ctl_handle_policy_inbound(dm, b, &a);
 	ctl_buf_printf(b, "usage: policy list | show KEY | test DOMAIN [--nexthop=HOST[:PORT]]"

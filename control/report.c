@@ -669,8 +669,9 @@ static void ctl_policy_effective(struct ctl_buf *b, const struct policy_result *
 	}
 	ctl_buf_printf(b, "effective:  %s", policy_level_name(c.enforced));
 	if (c.testing)
-		ctl_buf_printf(b, " (evaluated: %s by the %s rule in mode=testing, would-defer"
-		                  " recorded)",
+		ctl_buf_printf(b,
+		               " (evaluated: %s by the %s rule in mode=testing, would-defer"
+		               " recorded)",
 		               policy_level_name(c.level), tls_rule_name(c.level_by));
 	ctl_buf_printf(b, "\ndecided by: %s rule", tls_rule_name(c.decided_by));
 	if (q->r.entry == NULL)
@@ -797,8 +798,9 @@ static void ctl_sender_rule(struct ctl_buf *b, const struct snap_header *h, cons
 	               r->entry->key.line, snap_string(h, r->entry->text),
 	               policy_match_name(r->match));
 	if (r->domain_entry != NULL && r->network_entry != NULL)
-		ctl_buf_printf(b, "            (both the sender domain's entry %s and the network"
-		                  " %s match: the stricter floor applies)\n",
+		ctl_buf_printf(b,
+		               "            (both the sender domain's entry %s and the network"
+		               " %s match: the stricter floor applies)\n",
 		               snap_string(h, r->domain_entry->key.name),
 		               snap_string(h, r->network_entry->key.name));
 }
@@ -884,8 +886,8 @@ void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char 
 		for (uint32_t i = 0; i < t.nnexthops; i++) {
 			if (!json)
 				ctl_buf_printf(b, "\n");
-			ctl_policy_result(b, h, pfile, domain, snap_string(h, t.nexthops[i].dest), q,
-			                  json, i == 0);
+			ctl_policy_result(b, h, pfile, domain, snap_string(h, t.nexthops[i].dest),
+			                  q, json, i == 0);
 		}
 	}
 	if (json)

@@ -27,6 +27,7 @@ cleanup() {
 	for p in $SINKS; do sink_stop "198.19.0.2:$p"; done
 	pkill -TERM -f "mitm_strip.py --listen 198.19.0.2:2804" 2>/dev/null
 	"$LAB" exec srv "$TOP/tests/lab/postfix-inst.sh" stop "$PFX" >/dev/null 2>&1
+	ip -n pg-srv addr del 198.19.0.3/24 dev srv0 2>/dev/null
 	rm -rf "$CONF" "$SPOOL" "$PFX"
 }
 trap cleanup EXIT
@@ -83,6 +84,7 @@ mkdir -p "$CONF/mitm"
 "$LAB" exec srv python3 "$TOP/tests/lab/mitm_strip.py" --listen 198.19.0.2:2804 \
 	--upstream 198.19.0.2:2805 --dir "$CONF/mitm" >>"$CONF/mitm.log" 2>&1 &
 pfx_ok=0
+ip -n pg-srv addr add 198.19.0.3/24 dev srv0 2>/dev/null
 "$LAB" exec srv "$TOP/tests/lab/postfix-inst.sh" start "$PFX" --listen 198.19.0.3:25 --mode sink \
 	--hostname pfx.snd.test --set "smtpd_tls_security_level=none" >"$CONF/pfx.log" 2>&1 && pfx_ok=1
 for _ in $(seq 100); do
