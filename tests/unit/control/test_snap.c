@@ -24,6 +24,7 @@
 #include "result.h"
 #include "shm.h"
 #include "policy_lookup.h"
+#include "report.h"
 #include "snap_build.h"
 
 static const char conf_text[] = "workers = 3\n"
@@ -1202,6 +1203,67 @@ static void test_sender_tls_section(void **state)
 	free(blob);
 }
 
+/*
+ * The operator's view of the floors (report.c): policy list --sender, and
+ * policy test --sender ADDRESS [--client IP] with the effective level per
+ * next hop and the rule that decided, from the same blob.
+ */
+static void test_sender_reports(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_sender_blob(&len);
+	const struct snap_header *h = (const struct snap_header *)blob;
+	struct ctl_buf b = {0};
+	struct ctl_sender_query q = {.address = "ops@provider.example", .domain = "provider.example"};
+	struct in_addr ip;
+
+	(void)state;
+	ctl_sender_list(&b, h, "/test", false);
+	assert_non_null(strstr(b.p, "/test/sender_tls_policy: 5 sender floors\n"));
+	assert_non_null(strstr(b.p, "[198.18.0.0/24]"));
+	assert_non_null(strstr(b.p, "encrypt  testing [198.18.0.0/24] encrypt mode=testing\n"));
+	ctl_buf_free(&b);
+	memset(&b, 0, sizeof(b));
+	ctl_sender_list(&b, h, "/test", true);
+	assert_non_null(strstr(b.p, "{\"key\":\"[198.18.0.7/32]\",\"kind\":\"network\""));
+	assert_non_null(strstr(b.p, "\"floor\":\"secure\",\"testing\":false}"));
+	ctl_buf_free(&b);
+
+	/* a may destination under an encrypt floor: the floor decides */
+	assert_int_equal(sender_tls_lookup(h, q.domain, 0, false, &q.r), PG_OK);
+	memset(&b, 0, sizeof(b));
+	ctl_policy_test(&b, h, "/test", "far.test", NULL, &q, false);
+	assert_non_null(strstr(b.p, "sender:     ops@provider.example (domain provider.example)\n"));
+	assert_non_null(strstr(b.p, "floor:      encrypt - /test/sender_tls_policy:1: provider.example"
+	                            " encrypt (exact match)\n"));
+	assert_non_null(strstr(b.p, "effective:  encrypt\ndecided by: sender rule (the"
+	                            " destination's may is below the floor encrypt)\n"));
+	ctl_buf_free(&b);
+
+	/* a sender without a floor, from a network with a testing one: evaluated only */
+	q.address = q.domain = "";
+	inet_pton(AF_INET, "198.18.0.9", &ip);
+	q.has_client = true;
+	q.client = ip.s_addr;
+	assert_int_equal(sender_tls_lookup(h, NULL, q.client, true, &q.r), PG_OK);
+	memset(&b, 0, sizeof(b));
+	ctl_policy_test(&b, h, "/test", "far.test", NULL, &q, true);
+	assert_non_null(strstr(b.p, "\"client\":\"198.18.0.9\",\"sender_rule\":{\"match\":"
+	                            "\"network\""));
+	assert_non_null(strstr(b.p, "\"effective\":{\"level\":\"encrypt\",\"testing\":true,"
+	                            "\"enforced\":\"may\",\"level_by\":\"sender\","
+	                            "\"decided_by\":\"destination\"}"));
+	ctl_buf_free(&b);
+
+	/* without --sender: no sender lines at all */
+	memset(&b, 0, sizeof(b));
+	ctl_policy_test(&b, h, "/test", "far.test", NULL, NULL, false);
+	assert_null(strstr(b.p, "floor:"));
+	assert_null(strstr(b.p, "decided by:"));
+	ctl_buf_free(&b);
+	free(blob);
+}
+
 /* ---- the delivery section (the retry schedule): built from postern.conf, strictly validated ----
  */
 
@@ -1784,6 +1846,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_section),
 	    cmocka_unit_test(test_inbound_tls_section),
 	    cmocka_unit_test(test_sender_tls_section),
+	    cmocka_unit_test(test_sender_reports),
 	    cmocka_unit_test(test_delivery_section),
 	    cmocka_unit_test(test_settings_section),
 	    cmocka_unit_test(test_publish_acquire),
