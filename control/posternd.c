@@ -140,9 +140,9 @@ static void ctl_usage(FILE *f)
 {
 	fprintf(f, "usage: posternd [-c CONFIG_DIR] [--check] [--foreground]\n"
 	           "  -c, --config DIR   configuration directory (default " CONF_DEFAULT_DIR ")\n"
-	           "      --check        validate DIR (postern.conf, tls_policy, transport),"
-	           " print\n"
-	           "                     \"config OK\" or the error\n"
+	           "      --check        validate DIR (postern.conf, tls_policy,"
+	           " sender_tls_policy,\n"
+	           "                     transport), print \"config OK\" or the error\n"
 	           "      --foreground   stay in the foreground (always the case; for"
 	           " supervisors)\n"
 	           "  -h, --help         this text\n");
@@ -233,8 +233,8 @@ static int ctl_publish(struct ctl_daemon *dm, void *blob, size_t len, uint64_t *
 }
 
 /*
- * postern.conf, tls_policy (with its tafile= anchors), transport,
- * certificates and smtp_tls_CAfile of dir, all valid.
+ * postern.conf, tls_policy (with its tafile= anchors), sender_tls_policy,
+ * transport, certificates and smtp_tls_CAfile of dir, all valid.
  */
 static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy *pol,
                         struct pg_sender_policy *snd, struct pg_transport *tr,
