@@ -55,8 +55,9 @@ static const struct ctl_cmd {
      "last worker's adoption; after SECONDS (default 5, at most 10) exit 4 and name\n"
      "the workers behind"},
     {"policy", false, false, "list|show|test|set|del|inbound ...",
-     "the outbound TLS policy (CONFIG_DIR/tls_policy) and the inbound TLS\n"
-     "requirements (smtpd_tls_*), see `posternctl policy SUB --help`"},
+     "the outbound TLS policy (CONFIG_DIR/tls_policy), the sender floors\n"
+     "(CONFIG_DIR/sender_tls_policy, --sender) and the inbound TLS requirements\n"
+     "(smtpd_tls_*), see `posternctl policy SUB --help`"},
     {"transport", false, false, "test DOMAIN [--json]",
      "which next hops the transport table gives mail for DOMAIN"},
     {"cert", false, false, "list|show NAME [--json]",
