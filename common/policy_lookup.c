@@ -40,7 +40,7 @@ static const char *const policy_grades[] = {
 static const char *const policy_matches[] = {
     [POLICY_MATCH_DEFAULT] = "default",   [POLICY_MATCH_NEXTHOP] = "nexthop",
     [POLICY_MATCH_EXACT] = "exact",       [POLICY_MATCH_PARENT] = "parent",
-    [POLICY_MATCH_WILDCARD] = "wildcard",
+    [POLICY_MATCH_WILDCARD] = "wildcard", [POLICY_MATCH_NETWORK] = "network",
 };
 
 const char *policy_level_name(unsigned level)
@@ -55,7 +55,7 @@ const char *policy_grade_name(unsigned grade)
 
 const char *policy_match_name(enum policy_match m)
 {
-	return (unsigned)m <= POLICY_MATCH_WILDCARD ? policy_matches[m] : "?";
+	return (unsigned)m <= POLICY_MATCH_NETWORK ? policy_matches[m] : "?";
 }
 
 uint64_t policy_hash(const char *s, size_t len)
@@ -378,4 +378,98 @@ bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
 	if (why != NULL)
 		*why = v;
 	return v.required;
+}
+
+const struct snap_name_key *policy_inbound_recipient(const struct snap_header *h,
+                                                     const char *rcpt_domain, enum policy_match *m)
+{
+	char name[SNAP_NAME_MAX + 1];
+	struct policy_table t;
+	enum policy_match dummy;
+	int len;
+
+	if (m == NULL)
+		m = &dummy;
+	*m = POLICY_MATCH_DEFAULT;
+	if (rcpt_domain == NULL ||
+	    !policy_table(h, SNAP_SEC_INBOUND_TLS_RECIPIENTS, SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX,
+	                  sizeof(struct snap_name_key), &t))
+		return NULL;
+	len = policy_lower(rcpt_domain, name);
+	if (len <= 0 || name[0] == '.' || name[0] == '[')
+		return NULL;
+	return policy_walk(h, &t, name, (size_t)len, m);
+}
+
+/* ---- sender TLS floors (ABI 2.1) ---- */
+
+/* The longest network of SENDER_TLS_NETWORKS that holds client_ip, or NULL. */
+static const struct snap_sender_tls *sender_tls_network(const struct snap_header *h,
+                                                        uint32_t client_ip)
+{
+	uint32_t n, nnet;
+	const struct snap_sender_tls *e = snap_section(h, SNAP_SEC_SENDER_TLS, &n);
+	const uint32_t *nets = snap_section(h, SNAP_SEC_SENDER_TLS_NETWORKS, &nnet);
+
+	for (uint32_t i = 0; e != NULL && nets != NULL && i < nnet; i++) {
+		const struct snap_sender_tls *x;
+		uint32_t mask;
+
+		if (nets[i] >= n)
+			return NULL; /* refused by snap_validate; never trusted */
+		x = &e[nets[i]];
+		mask = x->prefix_len == 0 ? 0 : 0xffffffffu << (32 - x->prefix_len);
+		if ((ntohl(client_ip) & mask) == ntohl(x->prefix))
+			return x; /* longest first: the first that holds it */
+	}
+	return NULL;
+}
+
+/*
+ * Does floor a give more than floor b? An enforcing one over mode=testing,
+ * then the stricter; a tie keeps b. Floors are encrypt, verify and secure
+ * only (snap_validate), which tls_level_meets orders as their numbers do.
+ */
+static bool sender_tls_more(const struct snap_sender_tls *a, const struct snap_sender_tls *b)
+{
+	bool at = (a->flags & SNAP_TLS_F_TESTING) != 0, bt = (b->flags & SNAP_TLS_F_TESTING) != 0;
+
+	if (at != bt)
+		return bt;
+	return a->level > b->level;
+}
+
+int sender_tls_lookup(const struct snap_header *h, const char *sender_domain, uint32_t client_ip,
+                      bool has_client, struct sender_tls_result *r)
+{
+	char name[SNAP_NAME_MAX + 1];
+	struct policy_table t;
+	int len = 0, rc = PG_OK;
+
+	memset(r, 0, sizeof(*r));
+	if (!policy_table(h, SNAP_SEC_SENDER_TLS, SNAP_SEC_SENDER_TLS_INDEX,
+	                  sizeof(struct snap_sender_tls), &t))
+		return PG_OK;
+	if (sender_domain != NULL && sender_domain[0] != '\0') {
+		len = policy_lower(sender_domain, name);
+		if (len < 0)
+			rc = PG_ERROR;
+		/* an address literal ([192.0.2.1]) is no domain; nor is ".x" */
+		else if (len > 0 && name[0] != '.' && name[0] != '[')
+			r->domain_entry = (const struct snap_sender_tls *)policy_walk(
+			    h, &t, name, (size_t)len, &r->domain_match);
+	}
+	if (r->domain_entry != NULL && r->domain_entry->key.kind == SNAP_NAME_NETWORK)
+		r->domain_entry = NULL; /* cannot be: a domain never looks like "[a/n]" */
+	if (has_client)
+		r->network_entry = sender_tls_network(h, client_ip);
+	if (r->domain_entry != NULL &&
+	    (r->network_entry == NULL || !sender_tls_more(r->network_entry, r->domain_entry))) {
+		r->entry = r->domain_entry;
+		r->match = r->domain_match;
+	} else if (r->network_entry != NULL) {
+		r->entry = r->network_entry;
+		r->match = POLICY_MATCH_NETWORK;
+	}
+	return rc;
 }

@@ -23,6 +23,7 @@ enum policy_match {
 	POLICY_MATCH_EXACT,       /* "domain" */
 	POLICY_MATCH_PARENT,      /* ".parent" of the domain */
 	POLICY_MATCH_WILDCARD,    /* "*" (transport table only) */
+	POLICY_MATCH_NETWORK,     /* "[a.b.c.d/len]" holds the client (sender_tls_policy) */
 };
 
 const char *policy_match_name(enum policy_match m);
@@ -139,5 +140,42 @@ const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
 /* client_ip is IPv4 in network order; why may be NULL. */
 bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
                              const char *sender_domain, struct policy_inbound_verdict *why);
+
+/*
+ * ABI 2.1 smtpd_tls_required_recipients: the entry that lists the domain
+ * of a recipient (exactly, or a ".parent" entry nearest first), or NULL.
+ * An entry applies only when the listener offers STARTTLS at all (the
+ * snapshot keeps the table empty at level none).
+ */
+const struct snap_name_key *policy_inbound_recipient(const struct snap_header *h,
+                                                     const char *rcpt_domain, enum policy_match *m);
+
+/*
+ * ---- Sender TLS floors (ABI 2.1, sender_tls_policy) ----
+ *
+ * The floor for mail from sender_domain (the domain of MAIL FROM; NULL or
+ * "" for the null reverse-path, which has none) submitted by client_ip
+ * (IPv4, network order; has_client false when unknown: mail spooled by an
+ * older dataplane, or a bounce). Each key is looked up on its own: the
+ * sender domain exactly, then its ".parent" entries nearest first; the
+ * client address in the networks, longest prefix first. When both match,
+ * the floor is the one that gives more: an enforcing entry over one in
+ * mode=testing, then the stricter level (crypto/tls_decide.h
+ * tls_level_meets), then the domain's. PG_OK with *r filled (r->entry NULL:
+ * no floor), or PG_ERROR for a sender domain longer than SNAP_NAME_MAX (the
+ * network is still looked up). Never allocates; O(length of the domain +
+ * number of networks).
+ */
+struct sender_tls_result {
+	const struct snap_sender_tls *entry; /* the floor; NULL: none applies */
+	enum policy_match match;             /* EXACT, PARENT or NETWORK */
+	/* each lookup's own answer, for `policy test --sender` */
+	const struct snap_sender_tls *domain_entry;
+	enum policy_match domain_match; /* EXACT or PARENT */
+	const struct snap_sender_tls *network_entry;
+};
+
+int sender_tls_lookup(const struct snap_header *h, const char *sender_domain, uint32_t client_ip,
+                      bool has_client, struct sender_tls_result *r);
 
 #endif

@@ -118,6 +118,14 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_tls_ticket_key);
 	case SNAP_SEC_SETTINGS:
 		return sizeof(struct snap_setting);
+	case SNAP_SEC_SENDER_TLS:
+		return sizeof(struct snap_sender_tls);
+	case SNAP_SEC_SENDER_TLS_INDEX:
+	case SNAP_SEC_SENDER_TLS_NETWORKS:
+	case SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX:
+		return sizeof(uint32_t);
+	case SNAP_SEC_INBOUND_TLS_RECIPIENTS:
+		return sizeof(struct snap_name_key);
 	}
 	return 0;
 }
@@ -645,9 +653,139 @@ static int snap_check_inbound_tls(const struct snap_names *v)
 		                 " senders");
 	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0)
 		return PG_ERROR;
-	return snap_check_table(v, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
-	                        "inbound tls senders", sizeof(struct snap_name_key),
-	                        1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n);
+	if (snap_check_table(v, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
+	                     "inbound tls senders", sizeof(struct snap_name_key),
+	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n) != 0)
+		return PG_ERROR;
+	/* ABI 2.1: the recipients come with the settings, and are empty at level none */
+	if (snap_check_table(v, SNAP_SEC_INBOUND_TLS_RECIPIENTS,
+	                     SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX, "inbound tls recipients",
+	                     sizeof(struct snap_name_key),
+	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n) != 0)
+		return PG_ERROR;
+	if (t->level == SNAP_TLS_NONE && n != 0)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section: level none with required recipients");
+	return PG_OK;
+}
+
+/*
+ * Recipients without the inbound TLS settings they belong to (a snapshot
+ * with no ABI 1.6 sections has nothing to require them with).
+ */
+static int snap_check_recipients_alone(const struct snap_names *v)
+{
+	if (snap_find(v->h, SNAP_SEC_INBOUND_TLS) == NULL &&
+	    (snap_find(v->h, SNAP_SEC_INBOUND_TLS_RECIPIENTS) != NULL ||
+	     snap_find(v->h, SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX) != NULL))
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls recipients without the inbound tls section");
+	return PG_OK;
+}
+
+/* ---- ABI 2.1 sender TLS floors ---- */
+
+/* One floor: its level, flags, reserved fields, and a prefix that is its key's. */
+static int snap_check_sender_entry(const struct snap_names *v, const struct snap_sender_tls *e,
+                                   uint32_t i)
+{
+	if (e->level != SNAP_TLS_ENCRYPT && e->level != SNAP_TLS_VERIFY &&
+	    e->level != SNAP_TLS_SECURE)
+		return snap_fail(v->err, v->errlen,
+		                 "sender tls entry %" PRIu32 ": level %u is not a floor (encrypt,"
+		                 " verify, secure)",
+		                 i, e->level);
+	if ((e->flags & ~SNAP_TLS_F_TESTING) != 0 || e->pad != 0 || e->reserved != 0)
+		return snap_fail(v->err, v->errlen,
+		                 "sender tls entry %" PRIu32 ": flags 0x%" PRIx32
+		                 " or a reserved field not 0",
+		                 i, e->flags);
+	if (snap_check_str(v, e->text, "sender tls text", i) != 0)
+		return PG_ERROR;
+	if (e->key.kind == SNAP_NAME_NETWORK) {
+		uint32_t mask = e->prefix_len == 0 || e->prefix_len > 32
+		                    ? 0
+		                    : 0xffffffffu << (32 - e->prefix_len);
+		struct in_addr a = {.s_addr = e->prefix};
+		char want[INET_ADDRSTRLEN + 8], addr[INET_ADDRSTRLEN];
+
+		if (e->prefix_len > 32 || (ntohl(e->prefix) & ~mask) != 0)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls entry %" PRIu32 ": bad prefix", i);
+		inet_ntop(AF_INET, &a, addr, sizeof(addr));
+		snprintf(want, sizeof(want), "[%s/%u]", addr, e->prefix_len);
+		/* snap_check_key has checked the key string */
+		if (strlen(want) != e->key.name.len ||
+		    memcmp(v->strings + e->key.name.off, want, e->key.name.len) != 0)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls entry %" PRIu32 ": key is not its prefix %s",
+			                 i, want);
+	} else if (e->prefix != 0 || e->prefix_len != 0) {
+		return snap_fail(v->err, v->errlen,
+		                 "sender tls entry %" PRIu32 ": a prefix on a domain key", i);
+	}
+	return PG_OK;
+}
+
+/*
+ * The table, its index and its network list come together or not at all.
+ * The list names every NETWORK entry exactly once, longest prefix first,
+ * ties in entry order (so it is strictly ordered, which makes it free of
+ * duplicates).
+ */
+static int snap_check_sender_tls(const struct snap_names *v)
+{
+	const struct snap_section *ts = snap_find(v->h, SNAP_SEC_SENDER_TLS),
+	                          *xs = snap_find(v->h, SNAP_SEC_SENDER_TLS_INDEX),
+	                          *ns = snap_find(v->h, SNAP_SEC_SENDER_TLS_NETWORKS);
+	const struct snap_sender_tls *e;
+	const uint32_t *nets;
+	const uint8_t *entries;
+	uint32_t n, nnet = 0;
+
+	if (ts == NULL && xs == NULL && ns == NULL)
+		return PG_OK;
+	if (ts == NULL || xs == NULL || ns == NULL)
+		return snap_fail(v->err, v->errlen,
+		                 "sender tls: the table, index and network sections come together");
+	if (snap_check_table(v, SNAP_SEC_SENDER_TLS, SNAP_SEC_SENDER_TLS_INDEX, "sender tls",
+	                     sizeof(struct snap_sender_tls),
+	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT |
+	                         1u << SNAP_NAME_NETWORK,
+	                     &entries, &n) != 0)
+		return PG_ERROR;
+	e = (const void *)entries;
+	for (uint32_t i = 0; i < n; i++) {
+		if (snap_check_sender_entry(v, &e[i], i) != 0)
+			return PG_ERROR;
+		nnet += e[i].key.kind == SNAP_NAME_NETWORK;
+	}
+	if (ns->count != nnet)
+		return snap_fail(v->err, v->errlen,
+		                 "sender tls networks: %" PRIu32 " listed, %" PRIu32
+		                 " network entries",
+		                 ns->count, nnet);
+	nets = (const void *)((const uint8_t *)v->h + ns->offset);
+	for (uint32_t i = 0; i < nnet; i++) {
+		const struct snap_sender_tls *a, *b;
+
+		if (nets[i] >= n || e[nets[i]].key.kind != SNAP_NAME_NETWORK)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls networks: item %" PRIu32 " is not a network"
+			                 " entry",
+			                 i);
+		if (i == 0)
+			continue;
+		a = &e[nets[i - 1]];
+		b = &e[nets[i]];
+		if (a->prefix_len < b->prefix_len ||
+		    (a->prefix_len == b->prefix_len && nets[i - 1] >= nets[i]))
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls networks: item %" PRIu32
+			                 " out of order (longest prefix first, then entry order)",
+			                 i);
+	}
+	return PG_OK;
 }
 
 /* ---- ABI 1.2 certificates ---- */
@@ -845,7 +983,8 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 	    ((const struct snap_relay *)((const uint8_t *)h + mn->offset))->tls_default_level >
 	        SNAP_TLS_LEVEL_MAX)
 		return snap_fail(err, errlen, "relay section: default TLS level out of range");
-	if (snap_check_smtp(&v) != 0 || snap_check_inbound_tls(&v) != 0)
+	if (snap_check_smtp(&v) != 0 || snap_check_inbound_tls(&v) != 0 ||
+	    snap_check_recipients_alone(&v) != 0 || snap_check_sender_tls(&v) != 0)
 		return PG_ERROR;
 	if (snap_check_certs(&v) != 0)
 		return PG_ERROR;

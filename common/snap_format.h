@@ -24,9 +24,11 @@
  * 5 the inbound SMTP service and the spool; 6 inbound TLS requirements; 7
  * delivery (outbound SMTP) settings; 8 outbound trust anchors and inbound
  * session-ticket keys; 9 hopcount_limit.
+ * 2.x minors: 1 sender TLS floors (sender_tls_policy) and inbound TLS
+ * required per recipient domain (smtpd_tls_required_recipients).
  */
 #define SNAP_ABI_MAJOR 2
-#define SNAP_ABI_MINOR 0
+#define SNAP_ABI_MINOR 1
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -72,6 +74,12 @@ enum snap_section_kind {
 	SNAP_SEC_TLS_TICKET_KEYS = 28, /* struct snap_tls_ticket_key[count], count 0..2 */
 	/* ABI 2.0: the scalar keys of common/settings.h */
 	SNAP_SEC_SETTINGS = 29, /* struct snap_setting[count], by increasing id */
+	/* ABI 2.1: sender TLS floors, inbound TLS per recipient (see below) */
+	SNAP_SEC_SENDER_TLS = 30,          /* struct snap_sender_tls[count], file order */
+	SNAP_SEC_SENDER_TLS_INDEX = 31,    /* uint32_t[count] hash buckets over SENDER_TLS */
+	SNAP_SEC_SENDER_TLS_NETWORKS = 32, /* uint32_t[count]: its NETWORK entries, longest first */
+	SNAP_SEC_INBOUND_TLS_RECIPIENTS = 33,       /* struct snap_name_key[count] */
+	SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX = 34, /* uint32_t[count] buckets over RECIPIENTS */
 };
 
 struct snap_section {
@@ -281,6 +289,7 @@ enum snap_name_kind {
 	SNAP_NAME_PARENT = 2,   /* ".example.com": its sub-domains only */
 	SNAP_NAME_NEXTHOP = 3,  /* "[mx.example.com]" or "[198.19.0.2]:587" */
 	SNAP_NAME_WILDCARD = 4, /* "*": the transport table's default */
+	SNAP_NAME_NETWORK = 5,  /* "[198.18.0.0/24]": a client network (sender_tls_policy) */
 };
 
 struct snap_name_key {
@@ -403,6 +412,46 @@ struct snap_inbound_tls {
 	uint32_t protocols_line;      /* smtpd_tls_protocols */
 	uint32_t mandatory_line;      /* smtpd_tls_mandatory_protocols */
 	uint32_t reserved2;           /* 0 */
+};
+
+/*
+ * ---- Inbound TLS required per recipient domain (ABI 2.1) ----
+ *
+ * smtpd_tls_required_recipients: RCPT TO a listed domain ("domain"
+ * exactly, ".domain" its sub-domains) in a plaintext session is refused
+ * 530 5.7.0, other recipients of the session are not affected. A name
+ * table (RECIPIENTS with its index) whose keys carry the postern.conf line;
+ * it comes with the ABI 1.6 sections and is empty at level none. A
+ * snapshot without it (minor < 1) requires nothing per recipient.
+ */
+
+/*
+ * ---- Sender TLS floors (ABI 2.1) ----
+ *
+ * CONFIG_DIR/sender_tls_policy: mail from a sender domain, or submitted
+ * by a client network, is never delivered below a floor (crypto/
+ * tls_decide.h tls_decide_combine says how it combines with the
+ * destination's level). One entry per line of the file, in file order, in
+ * a name table (SENDER_TLS with its index: every entry is indexed by its
+ * key) whose keys are DOMAIN ("provider.example"), PARENT
+ * (".provider.example") or NETWORK ("[198.18.0.0/24]", exactly as
+ * "[%s/%u]" prints the prefix and its length). SENDER_TLS_NETWORKS lists
+ * the index of every NETWORK entry once, longest prefix first (ties in
+ * file order), so the first that contains a client address is its longest
+ * match. snap_validate checks the three sections come together, every key,
+ * level (ENCRYPT, VERIFY or SECURE), flag (SNAP_TLS_F_TESTING only),
+ * prefix (host bits zero, its key the same prefix), reserved field and
+ * the network list. A snapshot without them (minor < 1) has no floors.
+ */
+struct snap_sender_tls {
+	struct snap_name_key key;
+	uint8_t level;        /* enum snap_tls_level: ENCRYPT, VERIFY or SECURE */
+	uint8_t prefix_len;   /* NETWORK: 0..32; 0 otherwise */
+	uint16_t pad;         /* 0 */
+	uint32_t flags;       /* SNAP_TLS_F_TESTING or 0 */
+	uint32_t prefix;      /* NETWORK: IPv4, network order, host bits zero; 0 otherwise */
+	uint32_t reserved;    /* 0 */
+	struct snap_str text; /* the entry as written (one line) */
 };
 
 /*

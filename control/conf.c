@@ -29,39 +29,40 @@
 #define CONF_NS_PER_S UINT64_C(1000000000)
 
 enum conf_type {
-	CT_UINT,      /* decimal integer in [min, max] */
-	CT_TIME,      /* integer + us|ms|s|m|h|d|w, bare = seconds; stored in ns */
-	CT_TIME_MS,   /* CT_TIME in whole milliseconds */
-	CT_LIFETIME,  /* CT_TIME in whole seconds, a unit required but for 0 */
-	CT_SCHEDULE,  /* delivery_retry_schedule: a list of CT_TIME in whole seconds */
-	CT_SIZE,      /* bytes + optional k|M|G */
-	CT_BOOL,      /* yes|no */
-	CT_DEVICE,    /* PCI address or DPDK vdev spec */
-	CT_PREFIX,    /* IPv4/len, host address of a port */
-	CT_IPV4,      /* IPv4 unicast address, empty = none */
-	CT_ROUTES,    /* PREFIX/LEN via GATEWAY, ... */
-	CT_SHM_NAME,  /* [A-Za-z0-9_.-]+ */
-	CT_SOCKET,    /* absolute path that fits sun_path */
-	CT_LOG_PATH,  /* absolute path of a file */
-	CT_LISTEN,    /* ADDRESS:PORT to listen on, empty = off */
-	CT_GROUP,     /* an existing group name, empty = none */
-	CT_NETWORKS,  /* mynetworks: IPv4 CIDR list */
-	CT_DOMAINS,   /* relay_domains: domain and .domain list */
-	CT_TLS_LEVEL, /* a TLS security level, dane* refused */
+	CT_UINT,            /* decimal integer in [min, max] */
+	CT_TIME,            /* integer + us|ms|s|m|h|d|w, bare = seconds; stored in ns */
+	CT_TIME_MS,         /* CT_TIME in whole milliseconds */
+	CT_LIFETIME,        /* CT_TIME in whole seconds, a unit required but for 0 */
+	CT_SCHEDULE,        /* delivery_retry_schedule: a list of CT_TIME in whole seconds */
+	CT_SIZE,            /* bytes + optional k|M|G */
+	CT_BOOL,            /* yes|no */
+	CT_DEVICE,          /* PCI address or DPDK vdev spec */
+	CT_PREFIX,          /* IPv4/len, host address of a port */
+	CT_IPV4,            /* IPv4 unicast address, empty = none */
+	CT_ROUTES,          /* PREFIX/LEN via GATEWAY, ... */
+	CT_SHM_NAME,        /* [A-Za-z0-9_.-]+ */
+	CT_SOCKET,          /* absolute path that fits sun_path */
+	CT_LOG_PATH,        /* absolute path of a file */
+	CT_LISTEN,          /* ADDRESS:PORT to listen on, empty = off */
+	CT_GROUP,           /* an existing group name, empty = none */
+	CT_NETWORKS,        /* mynetworks: IPv4 CIDR list */
+	CT_DOMAINS,         /* relay_domains: domain and .domain list */
+	CT_TLS_LEVEL,       /* a TLS security level, dane* refused */
 	CT_SMTPD_TLS_LEVEL, /* none|may|encrypt (Postfix smtpd_tls_security_level) */
 	CT_TLS_PROTOCOLS,   /* Postfix protocols list, SSLv2/SSLv3 never offered */
 	CT_TLS_NETWORKS,    /* smtpd_tls_required_networks: IPv4 CIDR list */
 	CT_TLS_SENDERS,     /* smtpd_tls_required_senders: domain and .domain list */
-	CT_FILES,     /* tls_certificates: file list, read by control/certs.c */
-	CT_DIAG_CLIENT, /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
-	CT_PERCENT,     /* integer in [min, max], optional "%" */
-	CT_TCP_CC,      /* cubic|newreno */
-	CT_KEEPALIVE,   /* no | IDLE INTERVAL COUNT */
-	CT_DIR,         /* absolute path of a directory */
-	CT_HOSTNAME,    /* a host name (RFC 1035 letters, digits, hyphens) */
-	CT_BARE,        /* reject|normalize */
-	CT_RELAYHOST,   /* one next hop: [host]:port, [host], host, host:port */
-	CT_FILE,        /* one file name, empty = none (read by control/trust.c) */
+	CT_TLS_RECIPIENTS,  /* smtpd_tls_required_recipients: domain and .domain list */
+	CT_FILES,           /* tls_certificates: file list, read by control/certs.c */
+	CT_DIAG_CLIENT,     /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
+	CT_PERCENT,         /* integer in [min, max], optional "%" */
+	CT_TCP_CC,          /* cubic|newreno */
+	CT_KEEPALIVE,       /* no | IDLE INTERVAL COUNT */
+	CT_DIR,             /* absolute path of a directory */
+	CT_HOSTNAME,        /* a host name (RFC 1035 letters, digits, hyphens) */
+	CT_BARE,            /* reject|normalize */
+	CT_RELAYHOST,       /* one next hop: [host]:port, [host], host, host:port */
+	CT_FILE,            /* one file name, empty = none (read by control/trust.c) */
 	CT_SESSION_TIMEOUT, /* 0, or a time in whole seconds in [min, max] */
 };
 
@@ -120,6 +121,7 @@ static const struct conf_key conf_keys[] = {
      "may"},
     {"smtpd_tls_required_networks", CT_TLS_NETWORKS, false, 0, 0, 0, 0, ""},
     {"smtpd_tls_required_senders", CT_TLS_SENDERS, false, 0, 0, 0, 0, ""},
+    {"smtpd_tls_required_recipients", CT_TLS_RECIPIENTS, false, 0, 0, 0, 0, ""},
     {"smtpd_tls_protocols", CT_TLS_PROTOCOLS, false, CONF_FIELD(smtpd_tls.protocols), 0, 0,
      ">=TLSv1.2"},
     {"smtpd_tls_mandatory_protocols", CT_TLS_PROTOCOLS, false,
@@ -944,6 +946,20 @@ static int conf_val_tls_senders(struct pg_conf *c, const char *s, char *why, siz
 }
 
 /*
+ * smtpd_tls_required_recipients: RCPT TO a listed domain ("domain" exactly,
+ * ".domain" its sub-domains) must come over TLS, for the hosted customers
+ * who ask for it; other recipients of the same session are not affected.
+ */
+static int conf_val_tls_recipients(struct pg_conf *c, const char *s, char *why, size_t whylen)
+{
+	return conf_parse_domains("smtpd_tls_required_recipients",
+	                          "would match every recipient: to require TLS of every client,"
+	                          " set smtpd_tls_security_level = encrypt",
+	                          s, c->smtpd_tls.recipients, &c->smtpd_tls.nrecipients, why,
+	                          whylen);
+}
+
+/*
  * tls_certificates: PEM files, each the private key and its chain (leaf
  * first), like Postfix smtpd_tls_chain_files. Only the list is checked here;
  * control/certs.c opens and validates the files.
@@ -1451,6 +1467,8 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_tls_networks(p->conf, value, why, whylen);
 	case CT_TLS_SENDERS:
 		return conf_val_tls_senders(p->conf, value, why, whylen);
+	case CT_TLS_RECIPIENTS:
+		return conf_val_tls_recipients(p->conf, value, why, whylen);
 	case CT_FILES:
 		return conf_val_files(p->conf, value, why, whylen);
 	case CT_DIAG_CLIENT:
@@ -1522,7 +1540,8 @@ static int conf_logical_line(struct conf_parser *p, char *text, unsigned line)
 		/* a route list can be long: its errors quote just the bad route */
 		if (k->type == CT_ROUTES || k->type == CT_NETWORKS || k->type == CT_DOMAINS ||
 		    k->type == CT_FILES || k->type == CT_TLS_NETWORKS ||
-		    k->type == CT_TLS_SENDERS || k->type == CT_SCHEDULE)
+		    k->type == CT_TLS_SENDERS || k->type == CT_TLS_RECIPIENTS ||
+		    k->type == CT_SCHEDULE)
 			return conf_error(p, line, "bad value for %s: %s", name, why);
 		return conf_error(p, line, "bad value for %s: \"%.100s\": %s", name, value, why);
 	}
@@ -1847,12 +1866,16 @@ static int conf_check_smtpd_tls(struct conf_parser *p)
 	t->senders_line = conf_line(p, "smtpd_tls_required_senders", 0);
 	t->protocols_line = conf_line(p, "smtpd_tls_protocols", 0);
 	t->mandatory_line = conf_line(p, "smtpd_tls_mandatory_protocols", 0);
+	t->recipients_line = conf_line(p, "smtpd_tls_required_recipients", 0);
 	if (t->nnetworks > 0) {
 		need = "smtpd_tls_required_networks";
 		line = t->networks_line;
 	} else if (t->nsenders > 0) {
 		need = "smtpd_tls_required_senders";
 		line = t->senders_line;
+	} else if (t->nrecipients > 0) {
+		need = "smtpd_tls_required_recipients";
+		line = t->recipients_line;
 	}
 	if (need != NULL && t->level == SNAP_TLS_NONE)
 		return conf_error(p, line,

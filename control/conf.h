@@ -127,7 +127,10 @@ struct pg_conf_smtpd_tls {
 	struct pg_conf_cidr networks[CONF_MYNETWORKS_MAX];
 	uint32_t nsenders;
 	char senders[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
-	unsigned level_line, networks_line, senders_line, protocols_line, mandatory_line;
+	uint32_t nrecipients; /* smtpd_tls_required_recipients: RCPT TO these in plaintext: 530 */
+	char recipients[CONF_RELAY_DOMAINS_MAX]; /* lowercased, one space between */
+	unsigned level_line, networks_line, senders_line, protocols_line, mandatory_line,
+	    recipients_line;
 	/*
 	 * smtpd_tls_session_cache_timeout, whole seconds (in ns like every
 	 * time here): the age at which posternd replaces the session-ticket

@@ -158,6 +158,32 @@ static void metrics_tls_outcomes(struct ctl_buf *b, const struct tlsstats *tls)
 	ctl_buf_printf(b, "postern_delivery_tls_skipped_total %" PRIu64 "\n", tls->skipped);
 }
 
+/*
+ * The same deliveries by the envelope sender's domain (issue 23): a fixed
+ * table of at most max_domains sender domains, then "other"; the null
+ * sender is sender_domain="<>".
+ */
+static void metrics_tls_sender_outcomes(struct ctl_buf *b, const struct tlsstats *tls)
+{
+	char help[512];
+
+	snprintf(help, sizeof(help),
+	         "Deliveries (one per recipient per attempt) by envelope sender domain and TLS"
+	         " outcome, counted by posternd since it started. At most %" PRIu32
+	         " sender domains; later ones are counted under sender_domain=\"%s\"; the"
+	         " null sender is sender_domain=\"%s\".",
+	         tls->max_domains, TLSSTATS_OTHER, TLSSTATS_NULL_SENDER);
+	metrics_family(b, "postern_delivery_tls_by_sender_total", "counter", help);
+	for (uint32_t r = 0; r < tls->nrows; r++) {
+		for (unsigned o = 0; o < TLSSTATS__COUNT; o++) {
+			ctl_buf_printf(b, "postern_delivery_tls_by_sender_total{sender_domain=\"");
+			metrics_label_value(b, tls->rows[r].domain);
+			ctl_buf_printf(b, "\",outcome=\"%s\"} %" PRIu64 "\n",
+			               tlsstats_outcome_name(o), tls->rows[r].count[o]);
+		}
+	}
+}
+
 void metrics_render(struct ctl_buf *b, struct shm_region *rg, const struct tlsstats *tls,
                     uint64_t now_ns)
 {
@@ -183,6 +209,8 @@ void metrics_render(struct ctl_buf *b, struct shm_region *rg, const struct tlsst
 	}
 	if (tls != NULL)
 		metrics_tls_outcomes(b, tls);
+	if (tls != NULL && tls->senders != NULL)
+		metrics_tls_sender_outcomes(b, tls->senders);
 }
 
 /* ---- HTTP ---- */

@@ -836,35 +836,34 @@ int policy_load(const char *dir, struct pg_policy *out, char *err, size_t errlen
 /* ---- policy set / del ---- */
 
 /* The normalized key of an entry line, or "" for a line that has none. */
-static void policy_line_key(const char *line, size_t n, char *key, size_t keylen)
+static void policy_line_key(const struct policy_table_kind *k, const char *line, size_t n,
+                            char *key, size_t keylen)
 {
 	char tok[SNAP_NAME_MAX + 16], why[POLICY_WHY];
-	size_t k = 0;
-	uint32_t kind;
+	size_t len = 0;
 
 	key[0] = '\0';
-	while (k < n && !isspace((unsigned char)line[k]))
-		k++;
-	if (k == 0 || k >= sizeof(tok))
+	while (len < n && !isspace((unsigned char)line[len]))
+		len++;
+	if (len == 0 || len >= sizeof(tok))
 		return;
-	memcpy(tok, line, k);
-	tok[k] = '\0';
-	if (policy_parse_key(tok, key, keylen, &kind, why, sizeof(why)) != 0)
+	memcpy(tok, line, len);
+	tok[len] = '\0';
+	if (k->parse_key(tok, key, keylen, why, sizeof(why)) != 0)
 		key[0] = '\0';
 }
 
-int policy_edit(const char *dir, const char *old, size_t oldlen, const char *key_in,
-                const char *args, char **out, size_t *outlen, char *err, size_t errlen)
+int policy_edit_table(const struct policy_table_kind *k, const char *dir, const char *old,
+                      size_t oldlen, const char *key_in, const char *args, char **out,
+                      size_t *outlen, char *err, size_t errlen)
 {
 	char key[SNAP_NAME_MAX + 1], why[POLICY_WHY], path[CONF_PATH_MAX + 32];
 	size_t cap = oldlen + strlen(key_in) + (args ? strlen(args) : 0) + 8, o = 0, pos = 0;
 	char *buf;
 	bool found = false, skipping = false;
-	uint32_t kind;
-	struct pg_policy check;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, POLICY_FILE_NAME);
-	if (policy_parse_key(key_in, key, sizeof(key), &kind, why, sizeof(why)) != 0) {
+	snprintf(path, sizeof(path), "%s/%s", dir, k->file_name);
+	if (k->parse_key(key_in, key, sizeof(key), why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "bad key \"%.100s\": %s", key_in, why);
 		return PG_ERROR;
 	}
@@ -895,7 +894,7 @@ int policy_edit(const char *dir, const char *old, size_t oldlen, const char *key
 			continue; /* the rest of the entry being replaced or removed */
 		if (!blank_or_comment && !continuation) {
 			skipping = false;
-			policy_line_key(line, n, lkey, sizeof(lkey));
+			policy_line_key(k, line, n, lkey, sizeof(lkey));
 			if (!found && strcmp(lkey, key) == 0) {
 				found = true;
 				skipping = true;
@@ -920,14 +919,43 @@ int policy_edit(const char *dir, const char *old, size_t oldlen, const char *key
 	}
 	buf[o] = '\0';
 	/* the whole new file must be valid before anything is replaced */
-	if (policy_parse_text(dir, buf, o, &check, err, errlen) != PG_OK) {
+	if (k->validate(dir, buf, o, err, errlen) != PG_OK) {
 		free(buf);
 		return PG_ERROR;
 	}
-	policy_free(&check);
 	*out = buf;
 	*outlen = o;
 	return PG_OK;
+}
+
+static int policy_key_only(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+	uint32_t kind;
+
+	return policy_parse_key(in, out, outlen, &kind, why, whylen);
+}
+
+static int policy_validate(const char *dir, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct pg_policy check;
+
+	if (policy_parse_text(dir, text, len, &check, err, errlen) != PG_OK)
+		return PG_ERROR;
+	policy_free(&check);
+	return PG_OK;
+}
+
+static const struct policy_table_kind policy_tls_kind = {
+    .file_name = POLICY_FILE_NAME,
+    .parse_key = policy_key_only,
+    .validate = policy_validate,
+};
+
+int policy_edit(const char *dir, const char *old, size_t oldlen, const char *key_in,
+                const char *args, char **out, size_t *outlen, char *err, size_t errlen)
+{
+	return policy_edit_table(&policy_tls_kind, dir, old, oldlen, key_in, args, out, outlen, err,
+	                         errlen);
 }
 
 int policy_write_file(const char *path, const char *text, size_t len, char *err, size_t errlen)

@@ -107,6 +107,23 @@ int policy_edit(const char *dir, const char *old, size_t oldlen, const char *key
                 char **out, size_t *outlen, char *err, size_t errlen);
 
 /*
+ * A table file in Postfix syntax that policy_edit_table can rewrite (the
+ * tls_policy and sender_tls_policy files): its name in CONFIG_DIR, how its
+ * keys are normalized (0, or -1 with why), and how a whole text of it is
+ * validated (PG_OK, or PG_ERROR with "FILE:LINE: message").
+ */
+struct policy_table_kind {
+	const char *file_name;
+	int (*parse_key)(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+	int (*validate)(const char *dir, const char *text, size_t len, char *err, size_t errlen);
+};
+
+/* policy_edit for any table kind k (policy_edit is this with tls_policy's). */
+int policy_edit_table(const struct policy_table_kind *k, const char *dir, const char *old,
+                      size_t oldlen, const char *key, const char *args, char **out, size_t *outlen,
+                      char *err, size_t errlen);
+
+/*
  * Replace path atomically: write a temporary file in the same directory,
  * fsync it, rename it over path, fsync the directory. The file keeps the
  * mode of the one it replaces (0644 for a new one). PG_OK or PG_ERROR.

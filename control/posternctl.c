@@ -55,8 +55,9 @@ static const struct ctl_cmd {
      "last worker's adoption; after SECONDS (default 5, at most 10) exit 4 and name\n"
      "the workers behind"},
     {"policy", false, false, "list|show|test|set|del|inbound ...",
-     "the outbound TLS policy (CONFIG_DIR/tls_policy) and the inbound TLS\n"
-     "requirements (smtpd_tls_*), see `posternctl policy SUB --help`"},
+     "the outbound TLS policy (CONFIG_DIR/tls_policy), the sender floors\n"
+     "(CONFIG_DIR/sender_tls_policy, --sender) and the inbound TLS requirements\n"
+     "(smtpd_tls_*), see `posternctl policy SUB --help`"},
     {"transport", false, false, "test DOMAIN [--json]",
      "which next hops the transport table gives mail for DOMAIN"},
     {"cert", false, false, "list|show NAME [--json]",
@@ -83,6 +84,8 @@ static const struct ctl_cmd {
  * Sub-commands of policy and transport: the number of positional arguments
  * they take (max -1: any number from min), the options, and the help.
  */
+enum { CTL_SENDER_NONE, CTL_SENDER_TABLE, CTL_SENDER_ADDRESS };
+
 static const struct ctl_sub {
 	const char *cmd, *name;
 	int min, max;
@@ -92,30 +95,49 @@ static const struct ctl_sub {
 	bool wait_ok; /* --wait [SECONDS]: answer once every worker adopted it */
 	bool max_ok;  /* --max N */
 	bool id_args; /* the positional arguments are queue ids */
+	/* --sender: CTL_SENDER_TABLE the sender floors table, CTL_SENDER_ADDRESS --sender A
+	 * --client IP */
+	uint8_t sender;
 } ctl_subs[] = {
-    {"policy", "list", 0, 0, true, false, "[--json]",
-     "every entry of the live TLS policy, in file order, and the default level"},
+    {"policy", "list", 0, 0, true, false, "[--sender] [--json]",
+     "every entry of the live TLS policy, in file order, and the default level;\n"
+     "with --sender, every sender floor (CONFIG_DIR/sender_tls_policy) instead",
+     false, false, false, CTL_SENDER_TABLE},
     {"policy", "show", 1, 1, true, false, "KEY [--json]",
      "the entry for KEY (domain, .domain or [host]:port); exit 1 if there is none"},
-    {"policy", "test", 1, 1, true, true, "DOMAIN [--nexthop HOST[:PORT]] [--json]",
+    {"policy", "test", 1, 1, true, true,
+     "DOMAIN [--nexthop HOST[:PORT]] [--sender ADDRESS] [--client IP] [--json]",
      "which entry applies to a delivery to DOMAIN and why: the entry, FILE:LINE, the\n"
      "match kind (nexthop, exact, parent, default) and the resulting level and\n"
      "attributes. Without --nexthop, the next hops of the transport table are used\n"
      "(or the MX hosts of DOMAIN). Precedence: the next-hop destination ([host]:port\n"
      "exactly, or a next-hop domain and its parents), then DOMAIN, then its parents\n"
-     "nearest first, then tls_default_level"},
-    {"policy", "set", 2, -1, true, false, "KEY LEVEL [ATTR=VALUE...] [--wait [SECONDS]] [--json]",
+     "nearest first, then tls_default_level.\n"
+     "With --sender ADDRESS (\"<>\": the null sender) and/or --client IP (the\n"
+     "submitting client): the sender's floor too (sender_tls_policy: the sender\n"
+     "domain exactly, its parents nearest first, the client's network longest\n"
+     "prefix first; if both match, the stricter floor) and, per next hop, the\n"
+     "effective level and which rule decided: the destination's level stands when\n"
+     "it meets the floor, otherwise the floor applies",
+     false, false, false, CTL_SENDER_ADDRESS},
+    {"policy", "set", 2, -1, true, false,
+     "[--sender] KEY LEVEL [ATTR=VALUE...] [--wait [SECONDS]] [--json]",
      "add or replace the entry for KEY in CONFIG_DIR/tls_policy (comments and other\n"
      "lines kept), validate the whole file, replace it atomically and publish; an\n"
      "invalid entry is refused (exit 1) and nothing changes. --wait: answer only\n"
      "once every worker runs the new generation, with the time from publication to\n"
      "the last worker's adoption; after SECONDS (default 5, at most 10) exit 4 and\n"
-     "name the workers behind",
-     true},
-    {"policy", "del", 1, 1, true, false, "KEY [--wait [SECONDS]] [--json]",
-     "remove the entry for KEY from CONFIG_DIR/tls_policy and publish; exit 1 if\n"
-     "there is none. --wait as for set",
-     true},
+     "name the workers behind.\n"
+     "policy set --sender KEY FLOOR [mode=testing]: the same for the sender floors\n"
+     "(CONFIG_DIR/sender_tls_policy): KEY a sender domain (d.com), its sub-domains\n"
+     "(.d.com) or a client network ([a.b.c.d/len]); FLOOR encrypt, verify or\n"
+     "secure. Applies to queued mail at its next attempt",
+     true, false, false, CTL_SENDER_TABLE},
+    {"policy", "del", 1, 1, true, false, "[--sender] KEY [--wait [SECONDS]] [--json]",
+     "remove the entry for KEY from CONFIG_DIR/tls_policy (with --sender: from\n"
+     "CONFIG_DIR/sender_tls_policy) and publish; exit 1 if there is none. --wait as\n"
+     "for set",
+     true, false, false, CTL_SENDER_TABLE},
     {"policy", "inbound", 1, 2, true, false, "CLIENT_IP [SENDER_DOMAIN] [--json]",
      "must an SMTP client at CLIENT_IP (IPv4) use STARTTLS before MAIL FROM, and why,\n"
      "from the live snapshot. SENDER_DOMAIN is the domain of MAIL FROM (an address\n"
@@ -416,7 +438,8 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
                         const char *opt_c)
 {
 	const struct ctl_sub *sub;
-	const char *nexthop = NULL;
+	const char *nexthop = NULL, *sender = NULL, *client = NULL;
+	bool senders = false;
 	char sock[CONF_PATH_MAX], *request;
 	size_t cap = 64, o;
 	bool json = false;
@@ -454,6 +477,21 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 		} else if (sub->nexthop_ok && strcmp(argv[i], "--nexthop") == 0 && i + 1 < argc) {
 			nexthop = argv[++i];
 			cap += strlen(nexthop);
+		} else if (sub->sender == CTL_SENDER_TABLE && strcmp(argv[i], "--sender") == 0) {
+			senders = true;
+		} else if (sub->sender == CTL_SENDER_ADDRESS &&
+		           (strcmp(argv[i], "--sender") == 0 || strcmp(argv[i], "--client") == 0) &&
+		           i + 1 < argc) {
+			if (strpbrk(argv[i + 1], " \t") != NULL) {
+				fprintf(stderr, "posternctl: %s %s: %s: \"%s\" contains a space\n",
+				        cmdname, sub->name, argv[i], argv[i + 1]);
+				return CTL_EXIT_USAGE;
+			}
+			if (argv[i][2] == 's')
+				sender = argv[++i];
+			else
+				client = argv[++i];
+			cap += strlen(argv[i]) + 16;
 		} else if (sub->wait_ok &&
 		           (w = ctl_parse_wait(cmdname, argc, argv, &i, &secs)) != 0) {
 			if (w < 0)
@@ -504,6 +542,12 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 	o = (size_t)snprintf(request, cap, "%s %s%s", cmdname, sub->name, json ? " --json" : "");
 	if (nexthop != NULL)
 		o += (size_t)snprintf(request + o, cap - o, " --nexthop=%s", nexthop);
+	if (senders)
+		o += (size_t)snprintf(request + o, cap - o, " --sender");
+	if (sender != NULL)
+		o += (size_t)snprintf(request + o, cap - o, " --sender=%s", sender);
+	if (client != NULL)
+		o += (size_t)snprintf(request + o, cap - o, " --client=%s", client);
 	if (wait_s != 0)
 		o += (size_t)snprintf(request + o, cap - o, " --wait=%u", wait_s);
 	if (max >= 0)
@@ -514,10 +558,14 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 		if (sub->wait_ok && ctl_parse_wait(cmdname, argc, argv, &i, &secs) != 0)
 			continue;
 		if (strcmp(argv[i], "--nexthop") == 0 ||
-		    (sub->max_ok && strcmp(argv[i], "--max") == 0)) {
+		    (sub->max_ok && strcmp(argv[i], "--max") == 0) ||
+		    (sub->sender == CTL_SENDER_ADDRESS &&
+		     (strcmp(argv[i], "--sender") == 0 || strcmp(argv[i], "--client") == 0))) {
 			i++;
 			continue;
 		}
+		if (sub->sender == CTL_SENDER_TABLE && strcmp(argv[i], "--sender") == 0)
+			continue;
 		if (sub->max_ok && strncmp(argv[i], "--max=", 6) == 0)
 			continue;
 		o += (size_t)snprintf(request + o, cap - o, " %s", argv[i]);

@@ -60,6 +60,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "policy_lookup.h"
+#include "sender_policy.h"
 #include "report.h"
 #include "result.h"
 #include "shm.h"
@@ -93,6 +94,7 @@ struct ctl_daemon {
 	const char *config_dir;
 	struct pg_conf *conf;          /* the configuration of the live snapshot */
 	struct pg_policy policy;       /* its tls_policy */
+	struct pg_sender_policy senders; /* its sender_tls_policy (sender floors) */
 	struct pg_transport transport; /* its transport table */
 	struct pg_certs certs;         /* its tls_certificates */
 	struct trust_bundle cafile;    /* its smtp_tls_CAfile */
@@ -109,6 +111,7 @@ struct ctl_daemon {
 	struct evlog log;              /* log_file: events of the dataplane and ours */
 	struct metrics_server metrics; /* GET /metrics on metrics_listen */
 	struct tlsstats tls;           /* deliveries by domain and TLS outcome, since start */
+	struct tlsstats sender_tls;    /* ... by sender domain (issue 23), since start */
 	uint64_t next_drain_ns;
 	struct dpreq_table dpreq; /* requests to the workers in flight (dpreq.h) */
 };
@@ -137,9 +140,9 @@ static void ctl_usage(FILE *f)
 {
 	fprintf(f, "usage: posternd [-c CONFIG_DIR] [--check] [--foreground]\n"
 	           "  -c, --config DIR   configuration directory (default " CONF_DEFAULT_DIR ")\n"
-	           "      --check        validate DIR (postern.conf, tls_policy, transport),"
-	           " print\n"
-	           "                     \"config OK\" or the error\n"
+	           "      --check        validate DIR (postern.conf, tls_policy,"
+	           " sender_tls_policy,\n"
+	           "                     transport), print \"config OK\" or the error\n"
 	           "      --foreground   stay in the foreground (always the case; for"
 	           " supervisors)\n"
 	           "  -h, --help         this text\n");
@@ -230,14 +233,16 @@ static int ctl_publish(struct ctl_daemon *dm, void *blob, size_t len, uint64_t *
 }
 
 /*
- * postern.conf, tls_policy (with its tafile= anchors), transport,
- * certificates and smtp_tls_CAfile of dir, all valid.
+ * postern.conf, tls_policy (with its tafile= anchors), sender_tls_policy,
+ * transport, certificates and smtp_tls_CAfile of dir, all valid.
  */
 static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy *pol,
-                        struct pg_transport *tr, struct pg_certs *certs,
-                        struct trust_bundle *cafile, char *err, size_t errlen)
+                        struct pg_sender_policy *snd, struct pg_transport *tr,
+                        struct pg_certs *certs, struct trust_bundle *cafile, char *err,
+                        size_t errlen)
 {
 	memset(pol, 0, sizeof(*pol));
+	memset(snd, 0, sizeof(*snd));
 	memset(tr, 0, sizeof(*tr));
 	memset(certs, 0, sizeof(*certs));
 	memset(cafile, 0, sizeof(*cafile));
@@ -245,8 +250,13 @@ static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy 
 		return PG_ERROR;
 	if (policy_load(dir, pol, err, errlen) != PG_OK)
 		return PG_ERROR;
+	if (sender_policy_load(dir, snd, err, errlen) != PG_OK) {
+		policy_free(pol);
+		return PG_ERROR;
+	}
 	if (transport_load(dir, tr, err, errlen) != PG_OK) {
 		policy_free(pol);
+		sender_policy_free(snd);
 		return PG_ERROR;
 	}
 	if (conf->delivery.relayhost[0] != '\0') {
@@ -256,17 +266,20 @@ static int ctl_load_all(const char *dir, struct pg_conf *conf, struct pg_policy 
 		    PG_ERROR) {
 			snprintf(err, errlen, "%.512s: relayhost: %.256s", conf->path, why);
 			policy_free(pol);
+			sender_policy_free(snd);
 			transport_free(tr);
 			return PG_ERROR;
 		}
 	}
 	if (certs_load(conf, certs, err, errlen) != PG_OK) {
 		policy_free(pol);
+		sender_policy_free(snd);
 		transport_free(tr);
 		return PG_ERROR;
 	}
 	if (trust_load_cafile(conf, cafile, err, errlen) != PG_OK) {
 		policy_free(pol);
+		sender_policy_free(snd);
 		transport_free(tr);
 		certs_free(certs);
 		return PG_ERROR;
@@ -308,6 +321,7 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 {
 	struct pg_conf *nc = malloc(sizeof(*nc));
 	struct pg_policy pol;
+	struct pg_sender_policy snd;
 	struct pg_transport tr;
 	struct pg_certs certs;
 	struct trust_bundle cafile;
@@ -321,7 +335,7 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		return PG_ERROR;
 	}
-	rc = ctl_load_all(dm->config_dir, nc, &pol, &tr, &certs, &cafile, msg, msglen);
+	rc = ctl_load_all(dm->config_dir, nc, &pol, &snd, &tr, &certs, &cafile, msg, msglen);
 	if (rc == PG_OK)
 		rc = ctl_check_restart_only(dm->conf, nc, msg, msglen);
 	if (rc == PG_OK)
@@ -332,7 +346,8 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 		                                    .transport = &tr,
 		                                    .certs = &certs,
 		                                    .cafile = &cafile,
-		                                    .tickets = &tickets};
+		                                    .tickets = &tickets,
+		                                    .senders = &snd};
 
 		rc = ctl_build(&in, &blob, &len, msg, msglen);
 	}
@@ -341,6 +356,7 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 	if (rc != PG_OK) {
 		free(nc);
 		policy_free(&pol);
+		sender_policy_free(&snd);
 		transport_free(&tr);
 		certs_free(&certs);
 		trust_bundle_free(&cafile);
@@ -352,11 +368,13 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 	}
 	free(dm->conf);
 	policy_free(&dm->policy);
+	sender_policy_free(&dm->senders);
 	transport_free(&dm->transport);
 	certs_free(&dm->certs);
 	trust_bundle_free(&dm->cafile);
 	dm->conf = nc;
 	dm->policy = pol;
+	dm->senders = snd;
 	dm->transport = tr;
 	dm->certs = certs; /* a changed certificate is live: rotation */
 	dm->cafile = cafile;
@@ -371,45 +389,57 @@ static int ctl_reload(struct ctl_daemon *dm, char *msg, size_t msglen)
 }
 
 /*
- * policy set KEY LEVEL [ATTR...] (args != NULL) or policy del KEY: edit the
- * file as it is on disk now, validate the whole result, build and size the
- * snapshot, and only then replace the file and publish. If publishing
- * fails after the file was replaced, the old file is put back, so file and
- * live snapshot never disagree because of a refused change.
+ * policy set [--sender] KEY LEVEL [ATTR...] (args != NULL) or policy del
+ * [--sender] KEY: edit the file (tls_policy, or with sender
+ * sender_tls_policy) as it is on disk now, validate the whole result, build
+ * and size the snapshot, and only then replace the file and publish. If
+ * publishing fails after the file was replaced, the old file is put back,
+ * so file and live snapshot never disagree because of a refused change.
  */
-static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *args, char *msg,
-                           size_t msglen)
+static int ctl_policy_edit(struct ctl_daemon *dm, bool sender, const char *key, const char *args,
+                           char *msg, size_t msglen)
 {
 	char path[CONF_PATH_MAX + 32], why[1024];
 	char *old = NULL, *text = NULL;
 	size_t oldlen = 0, len, bloblen;
-	struct pg_policy pol;
+	struct pg_policy pol = {0};
+	struct pg_sender_policy snd = {0};
 	struct tickets tickets = {0};
 	void *blob = NULL;
 	uint64_t gen;
 	int rc, existed;
 
-	snprintf(path, sizeof(path), "%s/%s", dm->config_dir, POLICY_FILE_NAME);
-	existed = policy_read_file(path, POLICY_FILE_MAX, &old, &oldlen, msg, msglen);
+	snprintf(path, sizeof(path), "%s/%s", dm->config_dir,
+	         sender ? SENDER_POLICY_FILE_NAME : POLICY_FILE_NAME);
+	existed = policy_read_file(path, sender ? SENDER_POLICY_FILE_MAX : POLICY_FILE_MAX, &old,
+	                           &oldlen, msg, msglen);
 	if (existed == PG_ERROR)
 		return PG_ERROR;
-	rc = policy_edit(dm->config_dir, old != NULL ? old : "", oldlen, key, args, &text, &len,
-	                 msg, msglen);
-	if (rc == PG_OK)
+	if (sender)
+		rc = sender_policy_edit(dm->config_dir, old != NULL ? old : "", oldlen, key, args,
+		                        &text, &len, msg, msglen);
+	else
+		rc = policy_edit(dm->config_dir, old != NULL ? old : "", oldlen, key, args, &text,
+		                 &len, msg, msglen);
+	if (rc == PG_OK && sender)
+		rc = sender_policy_parse_text(dm->config_dir, text, len, &snd, msg, msglen);
+	else if (rc == PG_OK)
 		rc = policy_parse_text(dm->config_dir, text, len, &pol, msg, msglen);
 	if (rc != PG_OK) {
 		free(old);
 		free(text);
+		sender_policy_free(&snd);
 		return PG_ERROR;
 	}
 	rc = ctl_tickets_next(dm, dm->conf, &tickets, msg, msglen) == PG_ERROR ? PG_ERROR : PG_OK;
 	if (rc == PG_OK) {
 		const struct snap_build_input in = {.conf = dm->conf,
-		                                    .policy = &pol,
+		                                    .policy = sender ? &dm->policy : &pol,
 		                                    .transport = &dm->transport,
 		                                    .certs = &dm->certs,
 		                                    .cafile = &dm->cafile,
-		                                    .tickets = &tickets};
+		                                    .tickets = &tickets,
+		                                    .senders = sender ? &snd : &dm->senders};
 
 		rc = ctl_build(&in, &blob, &bloblen, msg, msglen);
 	}
@@ -430,20 +460,29 @@ static int ctl_policy_edit(struct ctl_daemon *dm, const char *key, const char *a
 	free(old);
 	free(text);
 	if (rc != PG_OK) {
-		policy_free(&pol);
+		if (sender)
+			sender_policy_free(&snd);
+		else
+			policy_free(&pol);
 		tickets_clear(&tickets);
 		return PG_ERROR;
 	}
-	policy_free(&dm->policy);
-	dm->policy = pol;
+	if (sender) {
+		sender_policy_free(&dm->senders);
+		dm->senders = snd;
+	} else {
+		policy_free(&dm->policy);
+		dm->policy = pol;
+	}
 	dm->tickets = tickets;
 	tickets_clear(&tickets);
 	dm->gen = gen;
 	snprintf(msg, msglen, "published generation %" PRIu64, gen);
-	ctl_log("policy %s %s: %s", args != NULL ? "set" : "del", key, msg);
+	ctl_log("policy %s%s %s: %s", args != NULL ? "set" : "del", sender ? " --sender" : "", key,
+	        msg);
 	evlog_event(&dm->log, EVRING_INFO, "config published",
-	            "generation=%" PRIu64 EVRING_SEP "change=policy %s %s", gen,
-	            args != NULL ? "set" : "del", key);
+	            "generation=%" PRIu64 EVRING_SEP "change=policy %s%s %s", gen,
+	            args != NULL ? "set" : "del", sender ? " --sender" : "", key);
 	return PG_OK;
 }
 
@@ -477,7 +516,8 @@ static void ctl_tickets_tick(struct ctl_daemon *dm, uint64_t now_ns)
 		                                    .transport = &dm->transport,
 		                                    .certs = &dm->certs,
 		                                    .cafile = &dm->cafile,
-		                                    .tickets = &tickets};
+		                                    .tickets = &tickets,
+		                                    .senders = &dm->senders};
 
 		rc = ctl_build(&in, &blob, &len, msg, sizeof(msg));
 	}
@@ -640,10 +680,17 @@ static const char *ctl_handle_logfile(struct ctl_daemon *dm, struct ctl_buf *b, 
 	return "ok";
 }
 
-/* "--json" and "--nexthop=H" among the arguments; the rest in order. */
+/*
+ * "--json", "--nexthop=H", "--sender" (the sender floors table),
+ * "--sender=ADDRESS" and "--client=IP" (policy test) among the arguments;
+ * the rest in order.
+ */
 struct ctl_args {
 	bool json;
+	bool senders;
 	const char *nexthop;
+	const char *sender; /* "" or "<>": the null sender */
+	const char *client;
 	int n;
 	char *v[CTL_MAX_ARGS];
 };
@@ -656,6 +703,12 @@ static const char *ctl_parse_args(struct ctl_args *a, int argc, char **argv, str
 			a->json = true;
 		} else if (strncmp(argv[i], "--nexthop=", 10) == 0) {
 			a->nexthop = argv[i] + 10;
+		} else if (strcmp(argv[i], "--sender") == 0) {
+			a->senders = true;
+		} else if (strncmp(argv[i], "--sender=", 9) == 0) {
+			a->sender = argv[i] + 9;
+		} else if (strncmp(argv[i], "--client=", 9) == 0) {
+			a->client = argv[i] + 9;
 		} else if (strncmp(argv[i], "--", 2) == 0) {
 			ctl_buf_printf(b, "unknown option \"%.40s\"\n", argv[i]);
 			return "error";
@@ -711,8 +764,82 @@ static const char *ctl_handle_policy_inbound(struct ctl_daemon *dm, struct ctl_b
 	return "ok";
 }
 
-/* policy list | show KEY | test DOMAIN [--nexthop=H] | set KEY LEVEL [ATTR...] | del KEY |
- * inbound CLIENT_IP [SENDER_DOMAIN] */
+/*
+ * policy test DOMAIN --sender=ADDRESS [--client=IP]: the sender's domain
+ * (after the last '@'; "" or "<>" is the null sender, which has none) and
+ * the floor that applies to it, into *q (domain in dom).
+ */
+static int ctl_sender_query(const struct snap_header *h, const struct ctl_args *a,
+                            struct ctl_sender_query *q, char *dom, size_t domlen, struct ctl_buf *b)
+{
+	const char *addr = a->sender != NULL ? a->sender : "", *at = strrchr(addr, '@');
+	char why[512];
+	struct in_addr ip;
+
+	if (strcmp(addr, "<>") == 0)
+		addr = "";
+	q->address = addr;
+	q->domain = dom;
+	dom[0] = '\0';
+	if (addr[0] != '\0') {
+		const char *d = at != NULL ? at + 1 : addr;
+
+		if (policy_check_domain(d, false, dom, domlen, why, sizeof(why)) != 0) {
+			ctl_buf_printf(b, "bad sender \"%.100s\": its domain: %s\n", addr, why);
+			return PG_ERROR;
+		}
+	}
+	if (a->client != NULL) {
+		if (inet_pton(AF_INET, a->client, &ip) != 1) {
+			ctl_buf_printf(b, "bad --client \"%.100s\": not an IPv4 address\n",
+			               a->client);
+			return PG_ERROR;
+		}
+		q->has_client = true;
+		q->client = ip.s_addr;
+	}
+	sender_tls_lookup(h, dom, q->client, q->has_client, &q->r);
+	return PG_OK;
+}
+
+/* policy list --sender | set --sender KEY FLOOR [mode=testing] | del --sender KEY */
+static const char *ctl_handle_policy_senders(struct ctl_daemon *dm, struct ctl_buf *b,
+                                             const struct ctl_args *a)
+{
+	const char *sub = a->n > 0 ? a->v[0] : "";
+	char why[1024];
+
+	if (a->nexthop != NULL || a->sender != NULL || a->client != NULL)
+		sub = "";
+	if (strcmp(sub, "list") == 0 && a->n == 1) {
+		ctl_sender_list(b, dm->blob, dm->config_dir, a->json);
+		return "ok";
+	}
+	if (strcmp(sub, "set") == 0 && a->n >= 3) {
+		char args[CTL_REQUEST_MAX];
+		size_t o = 0;
+
+		args[0] = '\0';
+		for (int i = 2; i < a->n; i++)
+			o += (size_t)snprintf(args + o, sizeof(args) - o, "%s%s", i > 2 ? " " : "",
+			                      a->v[i]);
+		return ctl_edit_reply(dm, b,
+		                      ctl_policy_edit(dm, true, a->v[1], args, why, sizeof(why)),
+		                      why, a->json);
+	}
+	if (strcmp(sub, "del") == 0 && a->n == 2)
+		return ctl_edit_reply(dm, b,
+		                      ctl_policy_edit(dm, true, a->v[1], NULL, why, sizeof(why)),
+		                      why, a->json);
+	ctl_buf_printf(b, "usage: policy list --sender | set --sender KEY FLOOR [mode=testing] |"
+	                  " del --sender KEY (KEY: domain, .domain or [a.b.c.d/len]; FLOOR:"
+	                  " encrypt, verify or secure)\n");
+	return "error";
+}
+
+/* policy list | show KEY | test DOMAIN [--nexthop=H] [--sender=A] [--client=IP] |
+ * set KEY LEVEL [ATTR...] | del KEY | inbound CLIENT_IP [SENDER_DOMAIN] |
+ * list|set|del --sender ... */
 static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, int argc,
                                      char **argv)
 {
@@ -725,6 +852,12 @@ static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, i
 	if (verdict != NULL)
 		return verdict;
 	sub = a.n > 0 ? a.v[0] : "";
+	if (a.senders)
+		return ctl_handle_policy_senders(dm, b, &a);
+	if ((a.sender != NULL || a.client != NULL) && strcmp(sub, "test") != 0) {
+		ctl_buf_printf(b, "--sender ADDRESS and --client IP go with policy test\n");
+		return "error";
+	}
 	if (strcmp(sub, "list") == 0 && a.n == 1) {
 		ctl_policy_list(b, h, dm->config_dir, a.json);
 		return "ok";
@@ -739,6 +872,8 @@ static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, i
 	}
 	if (strcmp(sub, "test") == 0 && a.n == 2) {
 		struct transport_nexthop nh;
+		struct ctl_sender_query q = {0};
+		char sdomain[SNAP_NAME_MAX + 1] = "";
 
 		if (policy_check_domain(a.v[1], false, norm, sizeof(norm), why, sizeof(why)) != 0) {
 			ctl_buf_printf(b, "bad domain \"%.100s\": %s\n", a.v[1], why);
@@ -749,8 +884,11 @@ static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, i
 			ctl_buf_printf(b, "bad --nexthop: %s\n", why);
 			return "error";
 		}
+		if ((a.sender != NULL || a.client != NULL) &&
+		    ctl_sender_query(h, &a, &q, sdomain, sizeof(sdomain), b) != PG_OK)
+			return "error";
 		ctl_policy_test(b, h, dm->config_dir, norm, a.nexthop != NULL ? nh.dest : NULL,
-		                a.json);
+		                a.sender != NULL || a.client != NULL ? &q : NULL, a.json);
 		return "ok";
 	}
 	if (strcmp(sub, "set") == 0 && a.n >= 3) {
@@ -761,17 +899,19 @@ static const char *ctl_handle_policy(struct ctl_daemon *dm, struct ctl_buf *b, i
 		for (int i = 2; i < a.n; i++)
 			o += (size_t)snprintf(args + o, sizeof(args) - o, "%s%s", i > 2 ? " " : "",
 			                      a.v[i]);
-		return ctl_edit_reply(dm, b, ctl_policy_edit(dm, a.v[1], args, why, sizeof(why)),
-		                      why, a.json);
+		return ctl_edit_reply(
+		    dm, b, ctl_policy_edit(dm, false, a.v[1], args, why, sizeof(why)), why, a.json);
 	}
 	if (strcmp(sub, "del") == 0 && a.n == 2)
-		return ctl_edit_reply(dm, b, ctl_policy_edit(dm, a.v[1], NULL, why, sizeof(why)),
-		                      why, a.json);
+		return ctl_edit_reply(
+		    dm, b, ctl_policy_edit(dm, false, a.v[1], NULL, why, sizeof(why)), why, a.json);
 	if (strcmp(sub, "inbound") == 0 && (a.n == 2 || a.n == 3) && a.nexthop == NULL)
 		return ctl_handle_policy_inbound(dm, b, &a);
-	ctl_buf_printf(b, "usage: policy list | show KEY | test DOMAIN [--nexthop=HOST[:PORT]] |"
-	                  " set KEY LEVEL [ATTR=VALUE...] | del KEY |"
-	                  " inbound CLIENT_IP [SENDER_DOMAIN]\n");
+	ctl_buf_printf(b, "usage: policy list | show KEY | test DOMAIN [--nexthop=HOST[:PORT]]"
+	                  " [--sender=ADDRESS] [--client=IP] | set KEY LEVEL [ATTR=VALUE...] |"
+	                  " del KEY | inbound CLIENT_IP [SENDER_DOMAIN] |"
+	                  " list --sender | set --sender KEY FLOOR [mode=testing] |"
+	                  " del --sender KEY\n");
 	return "error";
 }
 
@@ -1227,8 +1367,8 @@ int main(int argc, char **argv)
 	dm.conf = malloc(sizeof(*dm.conf));
 	if (dm.conf == NULL)
 		return 1;
-	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.transport, &dm.certs, &dm.cafile,
-	                 err, sizeof(err)) != PG_OK) {
+	if (ctl_load_all(dm.config_dir, dm.conf, &dm.policy, &dm.senders, &dm.transport, &dm.certs,
+	                 &dm.cafile, err, sizeof(err)) != PG_OK) {
 		if (check)
 			fprintf(stderr, "%s\n", err);
 		else
@@ -1249,7 +1389,8 @@ int main(int argc, char **argv)
 		                                    .transport = &dm.transport,
 		                                    .certs = &dm.certs,
 		                                    .cafile = &dm.cafile,
-		                                    .tickets = &dm.tickets};
+		                                    .tickets = &dm.tickets,
+		                                    .senders = &dm.senders};
 		void *blob;
 		size_t len;
 
@@ -1261,6 +1402,7 @@ int main(int argc, char **argv)
 		free(blob);
 		free(dm.conf);
 		policy_free(&dm.policy);
+		sender_policy_free(&dm.senders);
 		transport_free(&dm.transport);
 		certs_free(&dm.certs);
 		trust_bundle_free(&dm.cafile);
@@ -1284,6 +1426,12 @@ int main(int argc, char **argv)
 		ctl_log("out of memory for the TLS outcome counts");
 		return 1;
 	}
+	if (tlsstats_init(&dm.sender_tls, TLSSTATS_MAX_DOMAINS) != PG_OK) {
+		ctl_log("out of memory for the TLS outcome counts by sender");
+		return 1;
+	}
+	dm.sender_tls.by_sender = true;
+	dm.tls.senders = &dm.sender_tls;
 	dm.log.tls = &dm.tls;
 	if (shm_open_control(dm.conf->shm_name, dm.conf->snapshot_max_size, &dm.shm, err,
 	                     sizeof(err)) != PG_OK) {
@@ -1299,7 +1447,8 @@ int main(int argc, char **argv)
 		                                    .transport = &dm.transport,
 		                                    .certs = &dm.certs,
 		                                    .cafile = &dm.cafile,
-		                                    .tickets = &dm.tickets};
+		                                    .tickets = &dm.tickets,
+		                                    .senders = &dm.senders};
 		void *blob;
 		size_t len;
 
@@ -1341,11 +1490,13 @@ int main(int argc, char **argv)
 	free(dm.conf);
 	free(dm.blob);
 	policy_free(&dm.policy);
+	sender_policy_free(&dm.senders);
 	transport_free(&dm.transport);
 	certs_free(&dm.certs);
 	trust_bundle_free(&dm.cafile);
 	tickets_clear(&dm.tickets);
 	tlsstats_free(&dm.tls);
+	tlsstats_free(&dm.sender_tls);
 	ctl_log("stopped");
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include "policy_lookup.h"
 #include "report.h"
 #include "result.h"
+#include "tls_decide.h"
 
 #define CTL_NS_PER_MS UINT64_C(1000000)
 #define CTL_NS_PER_S UINT64_C(1000000000)
@@ -266,10 +267,14 @@ static uint32_t ctl_ncounters(const struct shm_region *rg)
 	return n > SHM_MAX_COUNTERS ? SHM_MAX_COUNTERS : n;
 }
 
-/* "tls_outcomes":{"DOMAIN":{"verified":N,...},...},"tls_outcomes_skipped":N */
-static void ctl_tls_outcomes_json(struct ctl_buf *b, const struct tlsstats *tls)
+/*
+ * "tls_outcomes":{"DOMAIN":{"verified":N,...},...},"tls_outcomes_skipped":N;
+ * the by-sender table as "tls_outcomes_by_sender" and
+ * "tls_outcomes_by_sender_skipped".
+ */
+static void ctl_tls_outcomes_json(struct ctl_buf *b, const struct tlsstats *tls, const char *name)
 {
-	ctl_buf_printf(b, "\"tls_outcomes\":{");
+	ctl_buf_printf(b, "\"%s\":{", name);
 	for (uint32_t r = 0; tls != NULL && r < tls->nrows; r++) {
 		ctl_buf_printf(b, "%s", r ? "," : "");
 		ctl_buf_json_str(b, tls->rows[r].domain, sizeof(tls->rows[r].domain));
@@ -278,7 +283,7 @@ static void ctl_tls_outcomes_json(struct ctl_buf *b, const struct tlsstats *tls)
 			               tlsstats_outcome_name(o), tls->rows[r].count[o]);
 		ctl_buf_printf(b, "}");
 	}
-	ctl_buf_printf(b, "},\"tls_outcomes_skipped\":%" PRIu64, tls != NULL ? tls->skipped : 0);
+	ctl_buf_printf(b, "},\"%s_skipped\":%" PRIu64, name, tls != NULL ? tls->skipped : 0);
 }
 
 /*
@@ -289,7 +294,8 @@ static void ctl_tls_outcomes_json(struct ctl_buf *b, const struct tlsstats *tls)
 static void ctl_tls_outcomes_text(struct ctl_buf *b, const struct tlsstats *tls)
 {
 	uint32_t nrows = tls != NULL ? tls->nrows : 0;
-	bool other = false;
+	bool other = false, by_sender = tls != NULL && tls->by_sender;
+	const char *per = by_sender ? "sender domain" : "domain";
 	int width = 6;
 
 	for (uint32_t r = 0; r < nrows; r++) {
@@ -300,12 +306,12 @@ static void ctl_tls_outcomes_text(struct ctl_buf *b, const struct tlsstats *tls)
 		other |= strcmp(tls->rows[r].domain, TLSSTATS_OTHER) == 0;
 	}
 	if (nrows == 0) {
-		ctl_buf_printf(b, "deliveries by TLS outcome per domain: none since posternd"
-		                  " started\n");
+		ctl_buf_printf(b, "deliveries by TLS outcome per %s: none since posternd started\n",
+		               per);
 	} else {
-		ctl_buf_printf(b, "deliveries by TLS outcome per domain, since posternd"
-		                  " started:\n");
-		ctl_buf_printf(b, "%-*s", width, "domain");
+		ctl_buf_printf(b, "deliveries by TLS outcome per %s, since posternd started:\n",
+		               per);
+		ctl_buf_printf(b, "%-*s", width, by_sender ? "sender" : "domain");
 		for (unsigned o = 0; o < TLSSTATS__COUNT; o++)
 			ctl_buf_printf(b, " %12s", tlsstats_outcome_name(o));
 		ctl_buf_printf(b, "\n");
@@ -322,9 +328,10 @@ static void ctl_tls_outcomes_text(struct ctl_buf *b, const struct tlsstats *tls)
 		    tls->max_domains, TLSSTATS_OTHER);
 	if (tls != NULL && tls->skipped != 0)
 		ctl_buf_printf(b,
-		               "not counted: %" PRIu64 " delivery record%s without a recipient"
+		               "not counted: %" PRIu64 " delivery record%s without a %s"
 		               " domain or a known tls_outcome\n",
-		               tls->skipped, tls->skipped == 1 ? "" : "s");
+		               tls->skipped, tls->skipped == 1 ? "" : "s",
+		               by_sender ? "sender" : "recipient");
 }
 
 static void ctl_counters_text(struct ctl_buf *b, const struct shm_region *rg, bool all)
@@ -391,7 +398,11 @@ void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, const stru
 			ctl_buf_printf(b, "]}");
 		}
 		ctl_buf_printf(b, "},");
-		ctl_tls_outcomes_json(b, tls);
+		ctl_tls_outcomes_json(b, tls, "tls_outcomes");
+		if (tls != NULL && tls->senders != NULL) {
+			ctl_buf_printf(b, ",");
+			ctl_tls_outcomes_json(b, tls->senders, "tls_outcomes_by_sender");
+		}
 		ctl_buf_printf(b, "}\n");
 		return;
 	}
@@ -399,6 +410,10 @@ void ctl_stats_report(struct ctl_buf *b, const struct shm_region *rg, const stru
 	/* the empty line ends the counter table for `stats --watch` (ctl_ops.c) */
 	ctl_buf_printf(b, "\n");
 	ctl_tls_outcomes_text(b, tls);
+	if (tls != NULL && tls->senders != NULL) {
+		ctl_buf_printf(b, "\n");
+		ctl_tls_outcomes_text(b, tls->senders);
+	}
 }
 
 /* ---- policy list / show / test, transport test ---- */
@@ -428,6 +443,8 @@ static const char *ctl_kind_name(uint32_t kind)
 		return "nexthop";
 	case SNAP_NAME_WILDCARD:
 		return "wildcard";
+	case SNAP_NAME_NETWORK:
+		return "network";
 	}
 	return "?";
 }
@@ -528,6 +545,47 @@ void ctl_policy_list(struct ctl_buf *b, const struct snap_header *h, const char 
 		               snap_string(h, e[i].text));
 }
 
+static void ctl_sender_entry_json(struct ctl_buf *b, const struct snap_header *h,
+                                  const struct snap_sender_tls *e, const char *file)
+{
+	ctl_buf_printf(b, "{\"key\":");
+	ctl_buf_json_str(b, snap_string(h, e->key.name), SIZE_MAX);
+	ctl_buf_printf(b, ",\"kind\":\"%s\",\"file\":", ctl_kind_name(e->key.kind));
+	ctl_buf_json_str(b, file, SIZE_MAX);
+	ctl_buf_printf(b, ",\"line\":%" PRIu32 ",\"text\":", e->key.line);
+	ctl_buf_json_str(b, snap_string(h, e->text), SIZE_MAX);
+	ctl_buf_printf(b, ",\"floor\":\"%s\",\"testing\":%s}", policy_level_name(e->level),
+	               (e->flags & SNAP_TLS_F_TESTING) ? "true" : "false");
+}
+
+void ctl_sender_list(struct ctl_buf *b, const struct snap_header *h, const char *dir, bool json)
+{
+	uint32_t n = 0;
+	const struct snap_sender_tls *e = snap_section(h, SNAP_SEC_SENDER_TLS, &n);
+	char file[CTL_FILE_MAX];
+
+	if (e == NULL)
+		n = 0;
+	snprintf(file, sizeof(file), "%s/sender_tls_policy", dir);
+	if (json) {
+		ctl_buf_printf(b, "{\"file\":");
+		ctl_buf_json_str(b, file, SIZE_MAX);
+		ctl_buf_printf(b, ",\"entries\":[");
+		for (uint32_t i = 0; i < n; i++) {
+			ctl_buf_printf(b, "%s", i ? "," : "");
+			ctl_sender_entry_json(b, h, &e[i], file);
+		}
+		ctl_buf_printf(b, "]}\n");
+		return;
+	}
+	ctl_buf_printf(b, "%s: %" PRIu32 " sender floor%s\n", file, n, n == 1 ? "" : "s");
+	for (uint32_t i = 0; i < n; i++)
+		ctl_buf_printf(b, "%6" PRIu32 "  %-30s %-8s%s %s\n", e[i].key.line,
+		               snap_string(h, e[i].key.name), policy_level_name(e[i].level),
+		               (e[i].flags & SNAP_TLS_F_TESTING) ? " testing" : "        ",
+		               snap_string(h, e[i].text));
+}
+
 int ctl_policy_show(struct ctl_buf *b, const struct snap_header *h, const char *dir,
                     const char *key, bool json)
 {
@@ -581,8 +639,58 @@ static void ctl_policy_why(struct ctl_buf *b, const struct policy_result *r, con
 	}
 }
 
+/*
+ * The two rules combined for one next hop (crypto/tls_decide.h
+ * tls_decide_combine), as delivery combines them at every attempt.
+ */
+static void ctl_policy_effective(struct ctl_buf *b, const struct policy_result *r,
+                                 const struct ctl_sender_query *q, bool json)
+{
+	struct tls_rule_level dl = {
+	    .level = r->level,
+	    .testing = r->entry != NULL && (r->entry->flags & SNAP_TLS_F_TESTING) != 0,
+	};
+	struct tls_rule_level fl;
+	struct tls_combined c;
+
+	if (q->r.entry != NULL) {
+		fl.level = q->r.entry->level;
+		fl.testing = (q->r.entry->flags & SNAP_TLS_F_TESTING) != 0;
+	}
+	tls_decide_combine(&dl, q->r.entry != NULL ? &fl : NULL, &c);
+	if (json) {
+		ctl_buf_printf(b,
+		               ",\"effective\":{\"level\":\"%s\",\"testing\":%s,"
+		               "\"enforced\":\"%s\",\"level_by\":\"%s\",\"decided_by\":\"%s\"}",
+		               policy_level_name(c.level), c.testing ? "true" : "false",
+		               policy_level_name(c.enforced), tls_rule_name(c.level_by),
+		               tls_rule_name(c.decided_by));
+		return;
+	}
+	ctl_buf_printf(b, "effective:  %s", policy_level_name(c.enforced));
+	if (c.testing)
+		ctl_buf_printf(b,
+		               " (evaluated: %s by the %s rule in mode=testing, would-defer"
+		               " recorded)",
+		               policy_level_name(c.level), tls_rule_name(c.level_by));
+	ctl_buf_printf(b, "\ndecided by: %s rule", tls_rule_name(c.decided_by));
+	if (q->r.entry == NULL)
+		ctl_buf_printf(b, " (no sender floor)");
+	else if (c.decided_by == TLS_RULE_SENDER)
+		ctl_buf_printf(b, " (the destination's %s is below the floor %s)",
+		               policy_level_name(dl.testing ? SNAP_TLS_MAY : dl.level),
+		               policy_level_name(fl.level));
+	else if (fl.testing)
+		ctl_buf_printf(b, " (the floor is in mode=testing: it defers nothing)");
+	else
+		ctl_buf_printf(b, " (the destination's %s meets the floor %s)",
+		               policy_level_name(dl.level), policy_level_name(fl.level));
+	ctl_buf_printf(b, "\n");
+}
+
 static void ctl_policy_result(struct ctl_buf *b, const struct snap_header *h, const char *file,
-                              const char *domain, const char *nexthop, bool json, bool first)
+                              const char *domain, const char *nexthop,
+                              const struct ctl_sender_query *q, bool json, bool first)
 {
 	struct policy_result r;
 	const char *key;
@@ -613,6 +721,8 @@ static void ctl_policy_result(struct ctl_buf *b, const struct snap_header *h, co
 			ctl_policy_entry_json(b, h, r.entry, file);
 		else
 			ctl_buf_printf(b, "null");
+		if (q != NULL)
+			ctl_policy_effective(b, &r, q, true);
 		ctl_buf_printf(b, "}");
 		return;
 	}
@@ -635,6 +745,64 @@ static void ctl_policy_result(struct ctl_buf *b, const struct snap_header *h, co
 		ctl_buf_printf(b, "level:      %s (tls_default_level)\n",
 		               policy_level_name(r.level));
 	}
+	if (q != NULL)
+		ctl_policy_effective(b, &r, q, false);
+}
+
+/* The sender rule of `policy test --sender`: which floor applies and why. */
+static void ctl_sender_rule(struct ctl_buf *b, const struct snap_header *h, const char *dir,
+                            const struct ctl_sender_query *q, bool json)
+{
+	char file[CTL_FILE_MAX], ip[16];
+	const struct sender_tls_result *r = &q->r;
+
+	snprintf(file, sizeof(file), "%s/sender_tls_policy", dir);
+	snprintf(ip, sizeof(ip), "%u.%u.%u.%u", ((const uint8_t *)&q->client)[0],
+	         ((const uint8_t *)&q->client)[1], ((const uint8_t *)&q->client)[2],
+	         ((const uint8_t *)&q->client)[3]);
+	if (json) {
+		ctl_buf_printf(b, ",\"sender\":");
+		ctl_buf_json_str(b, q->address, SIZE_MAX);
+		ctl_buf_printf(b, ",\"sender_domain\":");
+		ctl_buf_json_str(b, q->domain, SIZE_MAX);
+		ctl_buf_printf(b, ",\"client\":");
+		if (q->has_client)
+			ctl_buf_json_str(b, ip, SIZE_MAX);
+		else
+			ctl_buf_printf(b, "null");
+		ctl_buf_printf(b, ",\"sender_rule\":");
+		if (r->entry == NULL) {
+			ctl_buf_printf(b, "null");
+			return;
+		}
+		ctl_buf_printf(b, "{\"match\":\"%s\",\"entry\":", policy_match_name(r->match));
+		ctl_sender_entry_json(b, h, r->entry, file);
+		ctl_buf_printf(b, "}");
+		return;
+	}
+	ctl_buf_printf(b, "sender:     %s (domain %s", q->address[0] ? q->address : "<>",
+	               q->domain[0] ? q->domain : "none: the null sender");
+	if (q->has_client)
+		ctl_buf_printf(b, ", client %s", ip);
+	ctl_buf_printf(b, ")\n");
+	if (r->entry == NULL) {
+		ctl_buf_printf(b, "floor:      none - no entry for %s%s%s in %s\n",
+		               q->domain[0] ? q->domain : "the null sender",
+		               q->domain[0] ? ", its parent domains" : "",
+		               q->has_client ? " or the client's networks" : "", file);
+		return;
+	}
+	ctl_buf_printf(b, "floor:      %s%s - %s:%" PRIu32 ": %s (%s match)\n",
+	               policy_level_name(r->entry->level),
+	               (r->entry->flags & SNAP_TLS_F_TESTING) ? " (mode=testing)" : "", file,
+	               r->entry->key.line, snap_string(h, r->entry->text),
+	               policy_match_name(r->match));
+	if (r->domain_entry != NULL && r->network_entry != NULL)
+		ctl_buf_printf(b,
+		               "            (both the sender domain's entry %s and the network"
+		               " %s match: the stricter floor applies)\n",
+		               snap_string(h, r->domain_entry->key.name),
+		               snap_string(h, r->network_entry->key.name));
 }
 
 static void ctl_transport_json(struct ctl_buf *b, const struct snap_header *h, const char *file,
@@ -686,7 +854,8 @@ static void ctl_transport_text(struct ctl_buf *b, const struct snap_header *h, c
 }
 
 void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
-                     const char *domain, const char *nexthop, bool json)
+                     const char *domain, const char *nexthop, const struct ctl_sender_query *q,
+                     bool json)
 {
 	char pfile[CTL_FILE_MAX], tfile[CTL_FILE_MAX];
 	struct transport_result t = {0};
@@ -701,20 +870,24 @@ void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char 
 		ctl_buf_printf(b, ",\"default_level\":\"%s\",\"transport\":",
 		               policy_level_name(policy_default_level(h)));
 		ctl_transport_json(b, h, tfile, &t);
+		if (q != NULL)
+			ctl_sender_rule(b, h, dir, q, true);
 		ctl_buf_printf(b, ",\"results\":[");
 	} else {
 		ctl_buf_printf(b, "domain:     %s\n", domain);
 		if (nexthop == NULL)
 			ctl_transport_text(b, h, tfile, domain, &t);
+		if (q != NULL)
+			ctl_sender_rule(b, h, dir, q, false);
 	}
 	if (nexthop != NULL || t.nnexthops == 0) {
-		ctl_policy_result(b, h, pfile, domain, nexthop, json, true);
+		ctl_policy_result(b, h, pfile, domain, nexthop, q, json, true);
 	} else {
 		for (uint32_t i = 0; i < t.nnexthops; i++) {
 			if (!json)
 				ctl_buf_printf(b, "\n");
 			ctl_policy_result(b, h, pfile, domain, snap_string(h, t.nexthops[i].dest),
-			                  json, i == 0);
+			                  q, json, i == 0);
 		}
 	}
 	if (json)

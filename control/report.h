@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "policy_lookup.h"
 #include "shm.h"
 #include "snap_format.h"
 #include "tlsstats.h"
@@ -63,12 +64,27 @@ void ctl_policy_list(struct ctl_buf *b, const struct snap_header *h, const char 
 /* PG_OK, or PG_DECLINED (message appended) when KEY has no entry. */
 int ctl_policy_show(struct ctl_buf *b, const struct snap_header *h, const char *dir,
                     const char *key, bool json);
+/* policy list --sender: every sender floor of the live snapshot, in file order. */
+void ctl_sender_list(struct ctl_buf *b, const struct snap_header *h, const char *dir, bool json);
+
+/* policy test --sender ADDRESS [--client IP]: the sender and its floor (sender_tls_lookup). */
+struct ctl_sender_query {
+	const char *address; /* as given; "" for the null sender */
+	const char *domain;  /* its domain, lowercased; "" for the null sender */
+	bool has_client;
+	uint32_t client; /* IPv4, network order */
+	struct sender_tls_result r;
+};
+
 /*
  * Which entry applies to a delivery to domain, and why. nexthop NULL: the
  * next hops of the transport table (or the domain's MX hosts) are used.
+ * With q (--sender), also the sender's floor and, per next hop, the
+ * effective level and which rule decided (tls_decide_combine).
  */
 void ctl_policy_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
-                     const char *domain, const char *nexthop, bool json);
+                     const char *domain, const char *nexthop, const struct ctl_sender_query *q,
+                     bool json);
 void ctl_transport_test(struct ctl_buf *b, const struct snap_header *h, const char *dir,
                         const char *domain, bool json);
 

@@ -44,6 +44,11 @@ enum {
 	SB_TLS_TRUST_DER,
 	SB_TLS_TICKET_KEYS,
 	SB_SETTINGS,
+	SB_SENDER_TLS,
+	SB_SENDER_TLS_INDEX,
+	SB_SENDER_TLS_NETWORKS,
+	SB_INBOUND_TLS_RECIPIENTS,
+	SB_INBOUND_TLS_RECIPIENTS_INDEX,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -77,6 +82,11 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_TLS_TRUST_DER] = SNAP_SEC_TLS_TRUST_DER,
     [SB_TLS_TICKET_KEYS] = SNAP_SEC_TLS_TICKET_KEYS,
     [SB_SETTINGS] = SNAP_SEC_SETTINGS,
+    [SB_SENDER_TLS] = SNAP_SEC_SENDER_TLS,
+    [SB_SENDER_TLS_INDEX] = SNAP_SEC_SENDER_TLS_INDEX,
+    [SB_SENDER_TLS_NETWORKS] = SNAP_SEC_SENDER_TLS_NETWORKS,
+    [SB_INBOUND_TLS_RECIPIENTS] = SNAP_SEC_INBOUND_TLS_RECIPIENTS,
+    [SB_INBOUND_TLS_RECIPIENTS_INDEX] = SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -116,9 +126,13 @@ static struct snap_str snap_add(struct snap_strings *s, const char *str)
 }
 
 static size_t snap_strings_size(const struct pg_conf *c, const struct pg_policy *pol,
-                                const struct pg_transport *tr, const struct pg_certs *certs)
+                                const struct pg_transport *tr, const struct pg_certs *certs,
+                                const struct pg_sender_policy *snd)
 {
 	size_t n = 1;
+
+	for (size_t i = 0; snd != NULL && i < snd->n; i++)
+		n += strlen(snd->entries[i].key) + strlen(snd->entries[i].text) + 2;
 
 	for (size_t i = 0; certs != NULL && i < certs->n; i++) {
 		n += strlen(certs->entries[i].file) + 1;
@@ -144,6 +158,7 @@ static size_t snap_strings_size(const struct pg_conf *c, const struct pg_policy 
 	n += strlen(c->relay_domains) + c->nrelay_domains + 1;
 	n += strlen(c->smtp.myhostname) + strlen(c->smtp.spool_directory) + 2;
 	n += strlen(c->smtpd_tls.senders) + c->smtpd_tls.nsenders + 1;
+	n += strlen(c->smtpd_tls.recipients) + c->smtpd_tls.nrecipients + 1;
 	return n;
 }
 
@@ -327,6 +342,35 @@ static void snap_fill_inbound_tls(const struct pg_conf_smtpd_tls *c, struct snap
 	snap_fill_domain_list(c->senders, c->nsenders, c->senders_line, s, senders);
 }
 
+/* ABI 2.1 sender floors, in file order. */
+static void snap_fill_sender_tls(const struct pg_sender_policy *snd, struct snap_strings *s,
+                                 struct snap_sender_tls *out)
+{
+	for (size_t i = 0; snd != NULL && i < snd->n; i++) {
+		const struct sender_entry *e = &snd->entries[i];
+		struct snap_sender_tls *t = &out[i];
+
+		t->key = snap_key(s, e->key, e->kind, e->line);
+		t->level = e->level;
+		t->flags = e->flags;
+		t->prefix = e->prefix;
+		t->prefix_len = e->prefix_len;
+		t->text = snap_add(s, e->text);
+	}
+}
+
+/* The network entries' indexes, longest prefix first, ties in entry order. */
+static void snap_fill_sender_networks(const struct pg_sender_policy *snd, uint32_t *out)
+{
+	uint32_t k = 0;
+
+	for (int len = 32; snd != NULL && len >= 0; len--)
+		for (size_t i = 0; i < snd->n; i++)
+			if (snd->entries[i].kind == SNAP_NAME_NETWORK &&
+			    snd->entries[i].prefix_len == len)
+				out[k++] = (uint32_t)i;
+}
+
 /* Counts and sizes of the certificate sections; false past 32-bit offsets. */
 static bool snap_certs_size(const struct pg_certs *certs, size_t *nnames, size_t *nchain,
                             size_t *der)
@@ -489,22 +533,25 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	struct timespec now;
 	size_t npol = pol != NULL ? pol->n : 0, ntr = tr != NULL ? tr->n : 0, nnh = 0, off, len;
 	size_t ncerts = certs != NULL ? certs->n : 0, ncnames, ncchain, nder;
+	size_t nsnd = in->senders != NULL ? in->senders->n : 0, nsnd_net = 0;
 	uint8_t *base;
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
 	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
 	    !snap_certs_size(certs, &ncnames, &ncchain, &nder) ||
 	    !snap_trust_size(in->cafile, pol, &ntrust, &ntrust_der) ||
-	    nkeys > SNAP_TICKET_KEYS_MAX) {
+	    nkeys > SNAP_TICKET_KEYS_MAX || nsnd >= UINT32_MAX / 2) {
 		snprintf(err, errlen, "configuration exceeds snapshot limits");
 		return PG_ERROR;
 	}
 	for (size_t i = 0; i < ntr; i++)
 		nnh += tr->entries[i].nnexthops;
+	for (size_t i = 0; i < nsnd; i++)
+		nsnd_net += in->senders->entries[i].kind == SNAP_NAME_NETWORK;
 
 	/* the directory: element counts and sizes, offsets assigned below */
 	memset(sec, 0, sizeof(sec));
-	strings.cap = snap_strings_size(c, pol, tr, certs);
+	strings.cap = snap_strings_size(c, pol, tr, certs, in->senders);
 	sec[SB_STRINGS].count = (uint32_t)strings.cap;
 	sec[SB_STRINGS].size = strings.cap;
 	sec[SB_DATAPLANE].count = 1;
@@ -559,6 +606,18 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TLS_TICKET_KEYS].size = nkeys * sizeof(struct snap_tls_ticket_key);
 	sec[SB_SETTINGS].count = SET__COUNT;
 	sec[SB_SETTINGS].size = SET__COUNT * sizeof(struct snap_setting);
+	sec[SB_SENDER_TLS].count = (uint32_t)nsnd;
+	sec[SB_SENDER_TLS].size = nsnd * sizeof(struct snap_sender_tls);
+	sec[SB_SENDER_TLS_INDEX].count = snap_nbuckets(nsnd);
+	sec[SB_SENDER_TLS_INDEX].size = (size_t)sec[SB_SENDER_TLS_INDEX].count * sizeof(uint32_t);
+	sec[SB_SENDER_TLS_NETWORKS].count = (uint32_t)nsnd_net;
+	sec[SB_SENDER_TLS_NETWORKS].size = nsnd_net * sizeof(uint32_t);
+	sec[SB_INBOUND_TLS_RECIPIENTS].count = c->smtpd_tls.nrecipients;
+	sec[SB_INBOUND_TLS_RECIPIENTS].size =
+	    c->smtpd_tls.nrecipients * sizeof(struct snap_name_key);
+	sec[SB_INBOUND_TLS_RECIPIENTS_INDEX].count = snap_nbuckets(c->smtpd_tls.nrecipients);
+	sec[SB_INBOUND_TLS_RECIPIENTS_INDEX].size =
+	    (size_t)sec[SB_INBOUND_TLS_RECIPIENTS_INDEX].count * sizeof(uint32_t);
 	sec[SB_DELIVERY].count = 1;
 	sec[SB_DELIVERY].size = sizeof(struct snap_delivery);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
@@ -653,6 +712,20 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	           sec[SB_INBOUND_TLS_SENDERS_INDEX].count,
 	           base + sec[SB_INBOUND_TLS_SENDERS].offset, sizeof(struct snap_name_key),
 	           sec[SB_INBOUND_TLS_SENDERS].count);
+	snap_fill_domain_list(
+	    c->smtpd_tls.recipients, c->smtpd_tls.nrecipients, c->smtpd_tls.recipients_line,
+	    &strings, (struct snap_name_key *)(base + sec[SB_INBOUND_TLS_RECIPIENTS].offset));
+	snap_index((uint32_t *)(base + sec[SB_INBOUND_TLS_RECIPIENTS_INDEX].offset),
+	           sec[SB_INBOUND_TLS_RECIPIENTS_INDEX].count,
+	           base + sec[SB_INBOUND_TLS_RECIPIENTS].offset, sizeof(struct snap_name_key),
+	           sec[SB_INBOUND_TLS_RECIPIENTS].count);
+	snap_fill_sender_tls(in->senders, &strings,
+	                     (struct snap_sender_tls *)(base + sec[SB_SENDER_TLS].offset));
+	snap_index((uint32_t *)(base + sec[SB_SENDER_TLS_INDEX].offset),
+	           sec[SB_SENDER_TLS_INDEX].count, base + sec[SB_SENDER_TLS].offset,
+	           sizeof(struct snap_sender_tls), sec[SB_SENDER_TLS].count);
+	snap_fill_sender_networks(in->senders,
+	                          (uint32_t *)(base + sec[SB_SENDER_TLS_NETWORKS].offset));
 	snap_fill_delivery(&c->delivery, (struct snap_delivery *)(base + sec[SB_DELIVERY].offset));
 	snap_fill_settings(c, (struct snap_setting *)(base + sec[SB_SETTINGS].offset));
 	if (snap_fill_trust(in->cafile, pol,

@@ -11,6 +11,7 @@
 #include "certs.h"
 #include "conf.h"
 #include "policy.h"
+#include "sender_policy.h"
 #include "tickets.h"
 #include "transport.h"
 #include "trust.h"
@@ -45,6 +46,7 @@ struct snap_build_input {
 	const struct pg_certs *certs;         /* NULL: no inbound certificate */
 	const struct trust_bundle *cafile;    /* smtp_tls_CAfile; NULL: none */
 	const struct tickets *tickets;        /* session-ticket keys; NULL: none */
+	const struct pg_sender_policy *senders; /* sender_tls_policy; NULL: no floors */
 };
 
 /*
@@ -52,8 +54,10 @@ struct snap_build_input {
  * (the anchors of in->cafile as SNAP_TRUST_GLOBAL, then those of each
  * tls_policy entry's tafile bundle, each bundle's DER written once) and
  * TLS_TICKET_KEYS (in->tickets as they are: this never rotates them).
- * The sections are present, empty, when there is nothing to carry.
- * snap_build_full is this with cafile and tickets NULL.
+ * The sections are present, empty, when there is nothing to carry. And
+ * the ABI 2.1 sections: SENDER_TLS (+ index, + networks longest first)
+ * from in->senders, INBOUND_TLS_RECIPIENTS (+ index) from postern.conf.
+ * snap_build_full is this with cafile, tickets and senders NULL.
  */
 int snap_build_from(const struct snap_build_input *in, void **blob, size_t *len, char *err,
                     size_t errlen);

@@ -162,26 +162,32 @@ int tlsstats_add(struct tlsstats *s, const char *domain, size_t domlen, const ch
 
 int tlsstats_add_event(struct tlsstats *s, const char *text)
 {
-	const char *to = NULL, *outcome = NULL, *at;
-	size_t to_len = 0, outcome_len = 0;
+	const char *to = NULL, *outcome = NULL, *at, *p = text;
+	const char *key = s->by_sender ? "from=" : "to=";
+	size_t to_len = 0, outcome_len = 0, klen = strlen(key);
 
+	if (s->senders != NULL)
+		tlsstats_add_event(s->senders, text);
 	/* fields "key=value" separated by EVRING_SEP; the first of a key counts */
-	while (*text != '\0') {
-		size_t n = strcspn(text, EVRING_SEP);
+	while (*p != '\0') {
+		size_t n = strcspn(p, EVRING_SEP);
 
-		if (to == NULL && n >= 3 && memcmp(text, "to=", 3) == 0) {
-			to = text + 3;
-			to_len = n - 3;
-		} else if (outcome == NULL && n >= 12 && memcmp(text, "tls_outcome=", 12) == 0) {
-			outcome = text + 12;
+		if (to == NULL && n >= klen && memcmp(p, key, klen) == 0) {
+			to = p + klen;
+			to_len = n - klen;
+		} else if (outcome == NULL && n >= 12 && memcmp(p, "tls_outcome=", 12) == 0) {
+			outcome = p + 12;
 			outcome_len = n - 12;
 		}
-		text += n + (text[n] != '\0');
+		p += n + (p[n] != '\0');
 	}
 	if (to == NULL || outcome == NULL) {
 		s->skipped++;
 		return PG_DECLINED;
 	}
+	if (s->by_sender && to_len == 0)
+		return tlsstats_add(s, TLSSTATS_NULL_SENDER, strlen(TLSSTATS_NULL_SENDER), outcome,
+		                    outcome_len);
 	/* the domain follows the last '@' (a quoted local part may hold one) */
 	at = NULL;
 	for (size_t i = 0; i < to_len; i++)

@@ -10,6 +10,12 @@
  * table keep their own rows; a real domain named "other" shares that row),
  * so neither posternd's memory nor the number of Prometheus series grows
  * with what senders send.
+ *
+ * A second table of the same kind counts the same records by the domain
+ * of the envelope sender (issue 23: "what share of customer X's mail
+ * would defer if X went strict" is X's plaintext column): a fixed table
+ * too, TLSSTATS_MAX_DOMAINS sender domains and then "other"; the null
+ * sender (bounces) is counted as the domain "<>".
  */
 #ifndef PG_TLSSTATS_H
 #define PG_TLSSTATS_H
@@ -21,6 +27,7 @@
 #define TLSSTATS_MAX_DOMAINS 1000
 #define TLSSTATS_DOMAIN_MAX 255 /* RFC 5321 §4.5.3.1.2: a domain is at most 255 octets */
 #define TLSSTATS_OTHER "other"  /* where domains beyond the bound are counted */
+#define TLSSTATS_NULL_SENDER "<>" /* the row of the null sender (by sender) */
 
 /*
  * The tls_outcome values of a delivery record (dataplane/relay/outbound.c),
@@ -61,6 +68,10 @@ struct tlsstats {
 	 * truncated record, a newer dataplane's outcome).
 	 */
 	uint64_t skipped;
+	/* keyed by the sender's domain (from=) rather than the recipient's (to=) */
+	bool by_sender;
+	/* the by-sender table that tlsstats_add_event also counts into; NULL: none */
+	struct tlsstats *senders;
 };
 
 /*
@@ -84,7 +95,9 @@ int tlsstats_add(struct tlsstats *s, const char *domain, size_t domlen, const ch
 /*
  * Count one "delivery attempt" record: its text (evring.h fields) gives
  * to=ADDRESS, whose domain is what follows the last '@', and tls_outcome=.
- * Same result as tlsstats_add.
+ * A by_sender table takes from= instead (empty: TLSSTATS_NULL_SENDER); the
+ * record is counted into s->senders as well. Same result as tlsstats_add
+ * (for s itself).
  */
 int tlsstats_add_event(struct tlsstats *s, const char *text);
 

@@ -8,19 +8,20 @@
 #include "snap_format.h"
 #include "tls_decide.h"
 
-bool tls_decide_starttls(uint8_t level, bool testing, bool local_tls, bool peer_broken)
+bool tls_decide_starttls(uint8_t level, bool testing, uint8_t enforced, bool local_tls,
+                         bool peer_broken)
 {
+	bool strict = testing ? enforced >= SNAP_TLS_ENCRYPT : level >= SNAP_TLS_ENCRYPT;
+
 	if (level == SNAP_TLS_NONE || !local_tls)
 		return false;
 	/*
 	 * Strict levels always try (and defer without TLS). may and
 	 * mode=testing skip a peer whose handshake failed lately: its mail
 	 * goes in plaintext on a fresh connection, as Postfix retries "may"
-	 * without TLS.
+	 * without TLS - unless testing still enforces a strict level.
 	 */
-	if ((level == SNAP_TLS_MAY || testing) && peer_broken)
-		return false;
-	return true;
+	return strict || !peer_broken;
 }
 
 /* Why TLS did not happen although the level requires it (Postfix's wording). */
@@ -42,10 +43,36 @@ static void tls_decide_no_tls(const struct tls_facts *f, struct tls_decision *d)
 		snprintf(d->why, sizeof(d->why), "TLS is required, but was not used");
 }
 
+/*
+ * mode=testing over an enforced strict level: the enforced level decides
+ * whether the mail goes; only if it goes is the evaluated level asked
+ * whether it would have deferred (TLS is then established: the enforced
+ * level required it).
+ */
+static void tls_decide_enforced(const struct tls_facts *f, struct tls_decision *d)
+{
+	struct tls_facts e = *f;
+
+	e.level = f->enforced;
+	e.testing = false;
+	e.cert_ok = f->enforced_cert_ok;
+	e.cert_why = f->enforced_cert_why;
+	tls_decide(&e, d);
+	if (d->action == TLS_DEFER)
+		return;
+	e = *f;
+	e.enforced = SNAP_TLS_NONE;
+	tls_decide(&e, d);
+}
+
 void tls_decide(const struct tls_facts *f, struct tls_decision *d)
 {
 	bool strict = f->level >= SNAP_TLS_ENCRYPT;
 
+	if (f->testing && f->enforced >= SNAP_TLS_ENCRYPT) {
+		tls_decide_enforced(f, d);
+		return;
+	}
 	memset(d, 0, sizeof(*d));
 	if (f->handshake == TLS_HS_FAILED) {
 		/*
@@ -102,4 +129,61 @@ const char *tls_decide_outcome(const struct tls_decision *d, bool tls_on, enum t
 	if (verdict == TLS_VERDICT_FP_MATCHED)
 		return "fingerprint";
 	return "encrypted";
+}
+
+/* ---- a sender's floor ---- */
+
+static const char *const tls_rule_names[] = {
+    [TLS_RULE_DESTINATION] = "destination",
+    [TLS_RULE_SENDER] = "sender",
+};
+
+const char *tls_rule_name(enum tls_rule r)
+{
+	return (unsigned)r <= TLS_RULE_SENDER ? tls_rule_names[r] : "?";
+}
+
+bool tls_level_meets(uint8_t level, uint8_t floor)
+{
+	switch (floor) {
+	case SNAP_TLS_NONE:
+	case SNAP_TLS_MAY:
+		return true;
+	case SNAP_TLS_ENCRYPT:
+		return level >= SNAP_TLS_ENCRYPT && level <= SNAP_TLS_LEVEL_MAX;
+	case SNAP_TLS_FINGERPRINT: /* not a floor; only the pinned key itself meets it */
+		return level == SNAP_TLS_FINGERPRINT;
+	case SNAP_TLS_VERIFY:
+		/* a pinned certificate authenticates the peer as well as a CA does */
+		return level == SNAP_TLS_FINGERPRINT || level == SNAP_TLS_VERIFY ||
+		       level == SNAP_TLS_SECURE;
+	case SNAP_TLS_SECURE:
+		return level == SNAP_TLS_FINGERPRINT || level == SNAP_TLS_SECURE;
+	}
+	return false; /* an unknown floor is met by nothing: defer rather than guess */
+}
+
+void tls_decide_combine(const struct tls_rule_level *dest, const struct tls_rule_level *floor,
+                        struct tls_combined *c)
+{
+	/* a testing entry defers nothing: what it enforces is may */
+	uint8_t dest_enforced =
+	    dest->testing && dest->level >= SNAP_TLS_ENCRYPT ? SNAP_TLS_MAY : dest->level;
+
+	memset(c, 0, sizeof(*c));
+	c->level = dest->level;
+	c->level_by = TLS_RULE_DESTINATION;
+	c->enforced = dest_enforced;
+	c->decided_by = TLS_RULE_DESTINATION;
+	if (floor != NULL) {
+		if (!tls_level_meets(dest->level, floor->level)) {
+			c->level = floor->level;
+			c->level_by = TLS_RULE_SENDER;
+		}
+		if (!floor->testing && !tls_level_meets(dest_enforced, floor->level)) {
+			c->enforced = floor->level;
+			c->decided_by = TLS_RULE_SENDER;
+		}
+	}
+	c->testing = c->level != c->enforced;
 }

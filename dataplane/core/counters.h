@@ -149,6 +149,7 @@
 	X(smtp_tls_resumed, "inbound handshakes that resumed a session (ticket)") \
 	X(smtp_tls_failures, "inbound STARTTLS handshakes that failed")          \
 	X(smtp_tls_required, "inbound MAIL refused 530 5.7.0: TLS required")     \
+	X(smtp_tls_required_rcpt, "inbound RCPT refused 530 5.7.0: TLS required (recipient)") \
 	X(spool_commits, "spool: messages committed (spool_stats)")            \
 	X(spool_fsyncs, "spool: data fdatasyncs (spool_stats)")                \
 	X(spool_queued, "spool: messages in the queue now (not a total)")              \
@@ -162,6 +163,7 @@
 	X(delivery_tls_failures, "delivery: STARTTLS handshakes that failed")          \
 	X(delivery_tls_policy_deferred, "delivery: attempts deferred by TLS policy (4.7.x)") \
 	X(delivery_tls_would_defer, "delivery: mode=testing attempts that would have deferred") \
+	X(delivery_tls_floor_raised, "delivery: jobs queued at a level a sender floor raised") \
 	X(delivery_tls_plaintext_fallbacks, "delivery: level may: retried in plaintext") \
 	X(delivery_rcpts_delivered, "delivery: recipients accepted by the next hop")   \
 	X(delivery_rcpts_deferred, "delivery: recipient attempts deferred (4xx)")      \

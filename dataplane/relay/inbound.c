@@ -195,6 +195,23 @@ static uint16_t ib_tls_version_bit(const struct ib_session *ss)
 	}
 }
 
+/* Does this session's TLS meet what a required sender or recipient asks? */
+static bool ib_tls_meets(const struct ib_session *ss, uint16_t mandatory_protocols)
+{
+	uint16_t bit = ib_tls_version_bit(ss);
+
+	return conn_tls_on(&ss->conn) && bit != 0 && (bit & mandatory_protocols) != 0;
+}
+
+/* 530 5.7.0: the message or recipient must come over TLS (RFC 3207 §4). */
+static void ib_tls_refuse(const struct ib_session *ss, struct smtp_verdict *v)
+{
+	v->code = 530;
+	v->status = "5.7.0";
+	v->text = conn_tls_on(&ss->conn) ? "Must use a stronger TLS protocol version"
+	                                 : "Must issue a STARTTLS command first";
+}
+
 static int ib_mail_from(struct smtp_server *s, const struct smtp_envelope *env,
                         struct smtp_verdict *v, void *owner)
 {
@@ -208,17 +225,28 @@ static int ib_mail_from(struct smtp_server *s, const struct smtp_envelope *env,
 	/* a listed partner's mail comes over TLS (the per-sender rule) */
 	if (w->snap != NULL && at != NULL &&
 	    policy_inbound_required(w->snap, ss->raddr, at + 1, &why) &&
-	    why.reason == POLICY_INBOUND_SENDER &&
-	    (!conn_tls_on(&ss->conn) || ib_tls_version_bit(ss) == 0 ||
-	     (ib_tls_version_bit(ss) & why.mandatory_protocols) == 0)) {
+	    why.reason == POLICY_INBOUND_SENDER && !ib_tls_meets(ss, why.mandatory_protocols)) {
 		WCOUNT(w, smtp_tls_required);
-		v->code = 530;
-		v->status = "5.7.0";
-		v->text = conn_tls_on(&ss->conn) ? "Must use a stronger TLS protocol version"
-		                     : "Must issue a STARTTLS command first";
+		ib_tls_refuse(ss, v);
 		return PG_DECLINED;
 	}
 	return PG_OK;
+}
+
+/*
+ * smtpd_tls_required_recipients: this recipient's mail comes over TLS
+ * (Postfix's nearest: check_recipient_access with reject_plaintext_session).
+ * Only this RCPT is refused; the transaction goes on for the others.
+ */
+static bool ib_rcpt_needs_tls(const struct ib_session *ss, const char *domain)
+{
+	struct policy_inbound_verdict why;
+	const struct worker *w = ss->ib->w;
+
+	if (policy_inbound_recipient(w->snap, domain, NULL) == NULL)
+		return false;
+	policy_inbound_required(w->snap, ss->raddr, NULL, &why);
+	return !ib_tls_meets(ss, why.mandatory_protocols);
 }
 
 static int ib_rcpt_to(struct smtp_server *s, const struct smtp_envelope *env,
@@ -242,6 +270,11 @@ static int ib_rcpt_to(struct smtp_server *s, const struct smtp_envelope *env,
 	    (at == NULL || !relay_domain_allowed(w->snap, at + 1))) {
 		WCOUNT(w, smtp_relay_denied);
 		return PG_DECLINED; /* the engine's "554 5.7.1 <rcpt>: Relay access denied" */
+	}
+	if (at != NULL && ib_rcpt_needs_tls(ss, at + 1)) {
+		WCOUNT(w, smtp_tls_required_rcpt);
+		ib_tls_refuse(ss, v);
+		return PG_DECLINED;
 	}
 	n = snprintf(line, sizeof(line), "%c", INBOUND_PARAMS_RCPT);
 	if (rcpt->notify != 0) {
@@ -285,10 +318,10 @@ static int ib_begin(struct ib_session *ss, struct smtp_verdict *v)
 	struct spool_envelope se;
 	struct ib_buf params = {0};
 	const char **rcpts;
-	char mail[SMTP_ENVID_MAX + 64], id[SPOOL_ID_STRLEN];
+	char mail[SMTP_ENVID_MAX + 64], id[SPOOL_ID_STRLEN], client[INET_ADDRSTRLEN + 4];
 	struct timespec ts;
 	const char *r;
-	int n, rc;
+	int n, nc, rc;
 
 	if (w->spool == NULL || ss->nrcpt == 0 || ss->nrcpt != env->nrcpt) {
 		/* no spool, or our recipient list and the engine's disagree (a bug) */
@@ -314,7 +347,10 @@ static int ib_begin(struct ib_session *ss, struct smtp_verdict *v)
 	             : env->ret == SMTP_RET_HDRS ? " RET=HDRS"
 	                                         : "",
 	             env->envid[0] != '\0' ? " ENVID=" : "", env->envid, "");
+	/* who submitted it: the client networks of sender_tls_policy */
+	nc = snprintf(client, sizeof(client), "%c %s\n", INBOUND_PARAMS_CLIENT, ss->peer);
 	if (ib_buf_add(w, &params, mail, (size_t)n) != PG_OK ||
+	    ib_buf_add(w, &params, client, (size_t)nc) != PG_OK ||
 	    ib_buf_add(w, &params, ss->rparams.p, ss->rparams.len) != PG_OK) {
 		worker_free(w, rcpts);
 		ib_buf_free(w, &params);

@@ -18,6 +18,10 @@
  *   is in mynetworks or the recipient's domain is in relay_domains, else
  *   "554 5.7.1 <rcpt>: Relay access denied" (Postfix
  *   reject_unauth_destination with relay_domains_reject_code = 554).
+ *   Then a recipient whose domain is in smtpd_tls_required_recipients gets
+ *   "530 5.7.0 Must issue a STARTTLS command first" in a plaintext session
+ *   (or one below smtpd_tls_mandatory_protocols); the other recipients of
+ *   the transaction are not affected.
  *   Without an adopted snapshot: 451 4.3.5 (Postfix's "Server configuration
  *   error"), never an accept.
  * - The spool record of a message: the envelope's sender and recipients,
@@ -46,12 +50,27 @@ struct snap_header;
  * The params of a spooled envelope, one line per item, LF-terminated:
  *   "M BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=xtext\n"  (only what was given;
  *                                                      "M\n" when nothing)
+ *   "C 198.18.0.2\n"                                   the submitting client's
+ *                                                      address (since ABI 2.1's
+ *                                                      sender floors: client
+ *                                                      networks of
+ *                                                      sender_tls_policy)
  *   "R NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;xtext\n"    one per recipient, in
  *                                                      the envelope's order
- * Values are as the client sent them (xtext still encoded, RFC 3461).
+ *   "O provider.example\n"                             a bounce (DSN) only:
+ *                                                      the domain of the
+ *                                                      original's sender,
+ *                                                      whose floor the
+ *                                                      bounce keeps (it
+ *                                                      quotes the original)
+ * Values are as the client sent them (xtext still encoded, RFC 3461). A
+ * reader skips the lines of a kind it does not know (older dataplanes
+ * ignore C); a record without a C line has no known client.
  */
 #define INBOUND_PARAMS_MAIL 'M'
+#define INBOUND_PARAMS_CLIENT 'C'
 #define INBOUND_PARAMS_RCPT 'R'
+#define INBOUND_PARAMS_ORIGIN 'O'
 
 /* How long a closing session may take to hand its last reply to TCP. */
 #define INBOUND_LINGER_NS (30ull * 1000 * 1000 * 1000)

@@ -1,6 +1,8 @@
 /*
  * outbound_dest.c - destinations and their connections (outbound_private.h):
- * a destination is one next-hop address and port under one TLS policy.
+ * a destination is one next-hop address and port under one effective TLS
+ * policy (the destination's level and the sender's floor combined, so mail
+ * under a floor never rides a connection made for opportunistic mail).
  * Jobs wait on it in order; idle connections of its cache take them first
  * (RFC 5321 §4.1.1.5: RSET between messages), then new connections open up
  * to smtp_destination_concurrency_limit, never more than the jobs that
@@ -15,23 +17,31 @@
 #include "outbound_private.h"
 #include "result.h"
 
+/* Hold a reference to store in *slot (a new generation's trust for new connections). */
+static void ob_store_take(X509_STORE **slot, X509_STORE *store)
+{
+	if (*slot == store)
+		return;
+	X509_STORE_free(*slot);
+	*slot = store;
+	if (store != NULL)
+		X509_STORE_up_ref(store);
+}
+
 static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t port,
-                                   const struct tls_client_policy *pol)
+                                   const struct tls_client_policy *pol,
+                                   const struct tls_client_policy *enf)
 {
 	struct ob_dest *d;
 	struct in_addr a = {.s_addr = addr};
-	uint64_t key = ob_polkey(pol);
+	uint64_t key = ob_polkey(pol, enf);
 
 	for (d = ob->dests; d != NULL; d = d->next) {
 		if (d->addr == addr && d->port == port && d->polkey == key &&
-		    strcmp(d->pol.source, pol->source) == 0) {
-			if (d->pol.store != pol->store) {
-				/* a new generation's trust for the connections made from now on */
-				X509_STORE_free(d->pol.store);
-				d->pol.store = pol->store;
-				if (d->pol.store != NULL)
-					X509_STORE_up_ref(d->pol.store);
-			}
+		    d->pol.level == pol->level && d->enf.level == enf->level &&
+		    d->pol.flags == pol->flags && strcmp(d->pol.source, pol->source) == 0) {
+			ob_store_take(&d->pol.store, pol->store);
+			ob_store_take(&d->enf.store, enf->store);
 			return d;
 		}
 	}
@@ -43,8 +53,11 @@ static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t 
 	d->polkey = key;
 	pg_list_init(&d->sessions);
 	d->pol = *pol;
-	if (d->pol.store != NULL)
-		X509_STORE_up_ref(d->pol.store);
+	d->pol.store = NULL;
+	ob_store_take(&d->pol.store, pol->store);
+	d->enf = *enf;
+	d->enf.store = NULL;
+	ob_store_take(&d->enf.store, enf->store);
 	inet_ntop(AF_INET, &a, d->name, sizeof(d->name));
 	d->next = ob->dests;
 	ob->dests = d;
@@ -54,17 +67,24 @@ static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t 
 static void ob_dest_free(struct outbound *ob, struct ob_dest *d)
 {
 	X509_STORE_free(d->pol.store);
+	X509_STORE_free(d->enf.store);
 	worker_free(ob->w, d);
 }
 
-/* Queue j on the destination of its current next hop. */
+/*
+ * Queue j on the destination of its current next hop, under the policy of
+ * this attempt: the next hop's and the domain's entries of the live
+ * snapshot combined with the message's floor.
+ */
 void ob_job_enqueue(struct outbound *ob, struct ob_job *j)
 {
-	struct tls_client_policy pol;
+	struct tls_client_policy pol, enf;
 	struct ob_dest *d;
 
-	ob_policy(ob, ob_domain(j->rcpts[0]), &j->nh[j->at], &pol);
-	d = ob_dest_get(ob, j->nh[j->at].addr, j->nh[j->at].port, &pol);
+	ob_policy(ob, ob_domain(j->rcpts[0]), &j->nh[j->at], &j->om->floor, &pol, &enf, &j->tls);
+	if (j->tls.decided_by == TLS_RULE_SENDER)
+		WCOUNT(ob->w, delivery_tls_floor_raised);
+	d = ob_dest_get(ob, j->nh[j->at].addr, j->nh[j->at].port, &pol, &enf);
 	if (d == NULL) {
 		/* out of memory: every recipient of the job is deferred */
 		for (uint32_t i = 0; i < j->nrcpt; i++)

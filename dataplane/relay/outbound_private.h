@@ -22,10 +22,12 @@
  *            freed before the message can leave the queue.
  *   ob_job   a message's recipients for one next-hop list, queued on the
  *            destination of the list entry it is at, or run by a session.
- *   ob_dest  one next-hop address:port under one TLS policy (a connection
- *            is only reused for mail of the same policy, as Postfix keys
- *            its connection cache); kept while it has jobs or
- *            connections, freed by the sweep after that.
+ *   ob_dest  one next-hop address:port under one effective TLS policy (the
+ *            destination's level combined with the sender's floor: a
+ *            connection is only reused for mail of the same policy, as
+ *            Postfix keys its connection cache, so strict and
+ *            opportunistic mail never share one); kept while it has jobs
+ *            or connections, freed by the sweep after that.
  *   ob_sess  one connection; runs one job at a time, idles for reuse.
  *   ob_read  one spool read in flight; outlives a session that dies while
  *            the read runs (the read cannot be cancelled).
@@ -71,8 +73,9 @@ enum ob_rstate { OB_R_PENDING, OB_R_DELIVERED, OB_R_DEFERRED, OB_R_BOUNCED };
 
 /* What TLS did for an attempt: the evidence of the delivery record. */
 struct ob_tls_ev {
-	char policy[96]; /* the tls_policy entry as written, or "default" */
-	char level[12];  /* "may" ... "secure" */
+	char policy[96];     /* the tls_policy entry as written, or "default" */
+	char decided_by[12]; /* tls_rule_name: whose level was enforced */
+	char level[48];      /* "may" ... "secure", "verify/testing (enforced: encrypt)" */
 	char tls[16];    /* "TLSv1.3", or "none" */
 	char cipher[48];
 	char verdict[24]; /* tls_verdict_name */
@@ -102,6 +105,17 @@ enum ob_mstate {
 	OB_M_DSN_SYNC     /* the DSN is being committed */
 };
 
+/*
+ * The sender's floor of a message (sender_tls_policy), looked up from the
+ * live snapshot at every delivery attempt: a copy, since jobs outlive the
+ * snapshot they were routed with.
+ */
+struct ob_floor {
+	bool present;
+	struct tls_rule_level rule; /* its level and mode=testing */
+	char text[96];              /* the entry as written, for records and replies */
+};
+
 struct ob_msg {
 	struct pg_list link; /* ob->active, while not IDLE */
 	struct outbound *ob;
@@ -117,6 +131,11 @@ struct ob_msg {
 	unsigned *notify;
 	const char **orcpt;
 	struct smtp_client_envelope env;
+	/* who submitted it (INBOUND_PARAMS_CLIENT), and the floor of this attempt */
+	bool has_client;
+	uint32_t client;    /* IPv4, network order */
+	const char *origin; /* INBOUND_PARAMS_ORIGIN of a bounce: the original sender's domain */
+	struct ob_floor floor;
 	/* the DSN */
 	uint8_t *orig;
 	size_t orig_len;
@@ -126,6 +145,7 @@ struct ob_msg {
 	struct spool_msg *dsn_msg;
 	struct ob_read *rd; /* the DSN's read in flight */
 	bool dsn_8bit;
+	char *dsn_params; /* its spool params: the original's client and sender domain (floors) */
 	char last_reply[OB_REPLY_MAX + 1];
 };
 
@@ -154,7 +174,8 @@ struct ob_job {
 	struct smtp_client_envelope env;
 	struct smtp_client_reply *reply; /* [nrcpt] from the engine */
 	bool *got;
-	bool tls_retried; /* level may: this job went back for plaintext once */
+	bool tls_retried;        /* level may: this job went back for plaintext once */
+	struct tls_combined tls; /* at its current next hop: destination and floor combined */
 };
 
 /* ---- destinations and sessions ---- */
@@ -163,8 +184,15 @@ struct ob_dest {
 	struct ob_dest *next;
 	uint32_t addr;
 	uint16_t port;
-	uint64_t polkey;              /* of pol without its store */
-	struct tls_client_policy pol; /* pol.store is a reference */
+	uint64_t polkey; /* of pol and enf without their stores */
+	struct tls_client_policy
+	    pol; /* evaluated (level, mode=testing); pol.store is a reference */
+	/*
+	 * With pol in mode=testing: the level still enforced (tls_combined.
+	 * enforced) as a policy of its own, for the second certificate check
+	 * (enf.level fingerprint and above); enf.store is a reference.
+	 */
+	struct tls_client_policy enf;
 	char name[INET_ADDRSTRLEN];
 	uint32_t nconn;
 	struct ob_job *qhead, *qtail;
@@ -222,6 +250,8 @@ struct ob_sess {
 	bool cert_ok; /* tls_client_check: the certificate meets the level */
 	struct tls_peer peer;
 	char cert_why[200];
+	bool enf_cert_ok; /* ... and the enforced level (ob_dest.enf) under mode=testing */
+	char enf_cert_why[200];
 };
 
 struct ob_broken {
@@ -285,12 +315,15 @@ void ob_dests_destroy(struct outbound *ob);
 void ob_tls_adopt(struct outbound *ob, const struct snap_header *h);
 void ob_tls_destroy(struct outbound *ob);
 void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
-               struct tls_client_policy *p);
-uint64_t ob_polkey(const struct tls_client_policy *p);
+               const struct ob_floor *floor, struct tls_client_policy *p,
+               struct tls_client_policy *enf, struct tls_combined *c);
+uint64_t ob_polkey(const struct tls_client_policy *p, const struct tls_client_policy *enf);
+bool ob_tls_testing(const struct tls_client_policy *p);
+void ob_floor_lookup(struct outbound *ob, struct ob_msg *om);
 bool ob_tls_broken(struct outbound *ob, uint32_t addr, uint16_t port);
 void ob_tls_mark_broken(struct outbound *ob, uint32_t addr, uint16_t port);
 bool ob_same_tls(const struct snap_header *h, const struct ob_job *j, const char *a, const char *b);
-void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s,
+void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s, const struct ob_job *j,
                      const struct smtp_client_reply *r, struct ob_tls_ev *t);
 
 /* outbound_sess.c */

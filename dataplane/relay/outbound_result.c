@@ -9,6 +9,7 @@
  * the recipients they report on are marked done, and every recipient's
  * attempt is one delivery record.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "core/events.h"
 #include "core/worker.h"
 #include "dsn.h"
+#include "inbound.h"
 #include "outbound_private.h"
 #include "result.h"
 #include "spool/spool.h"
@@ -44,29 +46,41 @@ static bool ob_failover_reply(const struct smtp_client_reply *r)
 	}
 }
 
+/*
+ * The delivery record of recipient i: what happened, and the TLS evidence
+ * with the two rules (the destination's tls_policy entry and the sender's
+ * sender_tls_policy floor) and which one decided. The structured fields
+ * come first and the free texts (reply, peer subject, note) last, so a
+ * record cut at EVRING_TEXT_MAX loses only the end of a text.
+ */
 static void ob_event_result(struct outbound *ob, struct ob_msg *om, uint32_t i,
                             const struct ob_result *res, const char *what)
 {
-	char id[SPOOL_ID_STRLEN], to[96], text[OB_REPLY_MAX + 1], policy[96], subject[128],
-	    note[160];
+	char id[SPOOL_ID_STRLEN], to[96], from[96], text[OB_REPLY_MAX + 1], policy[96],
+	    sender_policy[96], subject[128], note[160];
 	const struct ob_tls_ev *t = &res->tls;
 
 	ob_value(to, sizeof(to), om->rcpts[i]);
+	ob_value(from, sizeof(from), om->env.sender != NULL ? om->env.sender : "");
 	ob_value(text, sizeof(text), res->text);
 	ob_value(policy, sizeof(policy), t->policy);
+	ob_value(sender_policy, sizeof(sender_policy), om->floor.present ? om->floor.text : "");
 	ob_value(subject, sizeof(subject), t->subject);
 	ob_value(note, sizeof(note), t->note);
 	dp_event(ob->w, EV_DELIVERY_ATTEMPT,
-	         "queue_id=%s" EVRING_SEP "to=%s" EVRING_SEP "relay=%s" EVRING_SEP
-	         "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP "reply=%s" EVRING_SEP
-	         "tls_policy=%s" EVRING_SEP "tls_level=%s" EVRING_SEP "tls=%s" EVRING_SEP
-	         "tls_cipher=%s" EVRING_SEP "tls_verdict=%s" EVRING_SEP "peer_subject=%s" EVRING_SEP
-	         "peer_fingerprint=%s" EVRING_SEP "tls_outcome=%s" EVRING_SEP "tls_note=%s",
-	         spool_id_str(spool_msg_id(om->m), id), to, res->remote[0] ? res->remote : "none",
-	         what, res->status, text, policy[0] ? policy : "none",
-	         t->level[0] ? t->level : "none", t->tls[0] ? t->tls : "none", t->cipher,
-	         t->verdict[0] ? t->verdict : "none", subject, t->fingerprint,
-	         t->outcome[0] ? t->outcome : "not_sent", note);
+	         "queue_id=%s" EVRING_SEP "to=%s" EVRING_SEP "from=%s" EVRING_SEP
+	         "relay=%s" EVRING_SEP "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP
+	         "tls_policy=%s" EVRING_SEP "tls_sender_policy=%s" EVRING_SEP
+	         "tls_decided_by=%s" EVRING_SEP "tls_level=%s" EVRING_SEP "tls=%s" EVRING_SEP
+	         "tls_cipher=%s" EVRING_SEP "tls_verdict=%s" EVRING_SEP "tls_outcome=%s" EVRING_SEP
+	         "peer_fingerprint=%s" EVRING_SEP "reply=%s" EVRING_SEP "peer_subject=%s" EVRING_SEP
+	         "tls_note=%s",
+	         spool_id_str(spool_msg_id(om->m), id), to, from,
+	         res->remote[0] ? res->remote : "none", what, res->status,
+	         policy[0] ? policy : "none", sender_policy[0] ? sender_policy : "none",
+	         t->decided_by[0] ? t->decided_by : "none", t->level[0] ? t->level : "none",
+	         t->tls[0] ? t->tls : "none", t->cipher, t->verdict[0] ? t->verdict : "none",
+	         t->outcome[0] ? t->outcome : "not_sent", t->fingerprint, text, subject, note);
 }
 
 /*
@@ -105,6 +119,20 @@ static bool ob_tls_fallback(struct outbound *ob, struct ob_dest *d, const struct
 		j->got[i] = false;
 	ob_job_enqueue(ob, j);
 	return true;
+}
+
+/*
+ * A deferral the sender's floor made: the reply (and so the DSN, and
+ * `queue show`) names the floor, since the destination alone would have
+ * let the mail go.
+ */
+static void ob_floor_reason(struct ob_result *res, const struct ob_floor *floor)
+{
+	size_t n = strlen(res->text);
+
+	if (n + 8 < sizeof(res->text))
+		snprintf(res->text + n, sizeof(res->text) - n, " (sender_tls_policy: %s)",
+		         floor->text);
 }
 
 /* The engine's results of job j at destination d (s: the session that ran it, if any). */
@@ -146,7 +174,10 @@ void ob_job_results(struct outbound *ob, struct ob_dest *d, struct ob_sess *s, s
 		if (r->phase == SMTP_PHASE_TLS && s != NULL && s->decided && s->tls.why[0] != '\0')
 			snprintf(res->text, sizeof(res->text), "%u %.15s %.*s", r->code, r->status,
 			         (int)(sizeof(res->text) - 24), s->tls.why);
-		ob_tls_evidence(d, s, r, &res->tls);
+		if (s != NULL && s->decided && s->tls.action == TLS_DEFER &&
+		    j->tls.decided_by == TLS_RULE_SENDER)
+			ob_floor_reason(res, &j->om->floor);
+		ob_tls_evidence(d, s, j, r, &res->tls);
 	}
 	ob_job_finish(ob, j, false);
 }
@@ -347,6 +378,37 @@ static void ob_dsn_commit_cb(struct spool_msg *m, int result, int err, void *own
 	ob_msg_apply(ob, om);
 }
 
+/*
+ * The spool params of a DSN (inbound.h INBOUND_PARAMS_*): 8-bit if the
+ * original was (RFC 6152: the DSN quotes it); and, since it quotes the
+ * original, the original's client and sender domain, so the sender's floor
+ * (sender_tls_policy) covers the bounce too. NULL out of memory.
+ */
+static char *ob_dsn_params(struct outbound *ob, const struct ob_msg *om)
+{
+	const char *sender = spool_msg_sender(om->m), *at = strrchr(sender, '@');
+	const char *origin = at != NULL ? at + 1 : "";
+	char client[INET_ADDRSTRLEN] = "";
+	size_t cap = strlen(origin) + 64;
+	char *p = worker_alloc(ob->w, cap);
+	int n;
+
+	if (p == NULL)
+		return NULL;
+	if (om->has_client)
+		inet_ntop(AF_INET, &om->client, client, sizeof(client));
+	/* a domain is one token: anything else is left out rather than mangle the record */
+	if (strcspn(origin, " \t\r\n") != strlen(origin))
+		origin = "";
+	n = snprintf(p, cap, "%c%s\n", INBOUND_PARAMS_MAIL, om->dsn_8bit ? " BODY=8BITMIME" : "");
+	if (client[0] != '\0')
+		n += snprintf(p + n, cap - (size_t)n, "%c %s\n", INBOUND_PARAMS_CLIENT, client);
+	if (origin[0] != '\0')
+		n += snprintf(p + n, cap - (size_t)n, "%c %s\n", INBOUND_PARAMS_ORIGIN, origin);
+	snprintf(p + n, cap - (size_t)n, "%c\n", INBOUND_PARAMS_RCPT);
+	return p;
+}
+
 /* Build the DSN and write it to the spool; PG_AGAIN from the spool retries from the poll. */
 void ob_dsn_put(struct outbound *ob, struct ob_msg *om)
 {
@@ -405,16 +467,16 @@ void ob_dsn_put(struct outbound *ob, struct ob_msg *om)
 		if (om->dsn != NULL)
 			om->dsn_len = dsn_write(&dm, om->dsn, cap);
 		om->dsn_8bit = dsn_is_8bit(&dm);
+		om->dsn_params = ob_dsn_params(ob, om);
 		worker_free(w, dr);
-		if (om->dsn == NULL || om->dsn_len == 0)
+		if (om->dsn == NULL || om->dsn_len == 0 || om->dsn_params == NULL)
 			goto fail;
 	}
 	memset(&se, 0, sizeof(se));
 	se.sender = "";
 	se.rcpts = &rcpt;
 	se.nrcpt = 1;
-	/* the DSN quotes the original: 8-bit if that was (RFC 6152) */
-	se.params = om->dsn_8bit ? "M BODY=8BITMIME\nR\n" : "M\nR\n";
+	se.params = om->dsn_params;
 	se.params_len = (uint32_t)strlen(se.params);
 	se.arrival_ns = ob_realtime();
 	if (om->dsn_msg == NULL) {

@@ -43,6 +43,8 @@ void ob_msg_release(struct outbound *ob, struct ob_msg *om)
 	worker_free(w, om->orcpt);
 	worker_free(w, om->orig);
 	worker_free(w, om->dsn);
+	worker_free(w, om->dsn_params);
+	om->dsn_params = NULL;
 	om->res = NULL;
 	om->params = NULL;
 	om->rcpts = NULL;
@@ -106,8 +108,10 @@ static void ob_mail_param(struct smtp_client_envelope *env, char *tok)
 
 /*
  * The params the inbound side stored (inbound.h INBOUND_PARAMS_*) into
- * the engine's envelope. Unknown or missing items are left at their
- * defaults: the message is still delivered, without the parameter.
+ * the engine's envelope, and who submitted the message. Unknown or missing
+ * items are left at their defaults: the message is still delivered,
+ * without the parameter (a message without a client line gets no
+ * client-network floor).
  */
 static int ob_msg_envelope(struct outbound *ob, struct ob_msg *om)
 {
@@ -136,6 +140,9 @@ static int ob_msg_envelope(struct outbound *ob, struct ob_msg *om)
 	om->env.sender = spool_msg_sender(om->m);
 	om->env.size = spool_msg_body_len(om->m);
 	om->env.envid = "";
+	om->has_client = false;
+	om->client = 0;
+	om->origin = NULL;
 	for (line = strtok_r(om->params, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *tok, *tsave = NULL;
@@ -151,6 +158,10 @@ static int ob_msg_envelope(struct outbound *ob, struct ob_msg *om)
 				om->notify[r] |= ob_notify_parse(tok + 7);
 			else if (kind == INBOUND_PARAMS_RCPT && strncmp(tok, "ORCPT=", 6) == 0)
 				om->orcpt[r] = tok + 6;
+			else if (kind == INBOUND_PARAMS_CLIENT)
+				om->has_client = inet_pton(AF_INET, tok, &om->client) == 1;
+			else if (kind == INBOUND_PARAMS_ORIGIN)
+				om->origin = tok;
 		}
 		if (kind == INBOUND_PARAMS_RCPT)
 			r++;
@@ -335,6 +346,8 @@ int ob_msg_start(struct outbound *ob, struct spool_msg *m)
 		ob_msg_release(ob, om);
 		return PG_ERROR;
 	}
+	/* the sender's floor of this attempt, from the live snapshot */
+	ob_floor_lookup(ob, om);
 	n = om->nrcpt;
 	routed = worker_alloc(w, n * sizeof(*routed));
 	jobs = worker_alloc(w, n * sizeof(*jobs));

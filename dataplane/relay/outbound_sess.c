@@ -40,7 +40,13 @@ static void ob_sess_set_state(struct ob_sess *s, enum ob_sstate st)
 
 static bool ob_testing(const struct ob_sess *s)
 {
-	return (s->d->pol.flags & SNAP_TLS_F_TESTING) != 0;
+	return ob_tls_testing(&s->d->pol);
+}
+
+/* Under mode=testing, the level still enforced (a floor, or a strict destination). */
+static uint8_t ob_enforced(const struct ob_sess *s)
+{
+	return ob_testing(s) ? s->d->enf.level : SNAP_TLS_NONE;
 }
 
 static void ob_sess_link(struct ob_dest *d, struct ob_sess *s)
@@ -195,6 +201,7 @@ static void ob_decide_failed(struct ob_sess *s, const char *why)
 	struct tls_facts f = {
 	    .level = s->d->pol.level,
 	    .testing = ob_testing(s),
+	    .enforced = ob_enforced(s),
 	    .local_tls = s->ob->tls_ctx != NULL,
 	    .offered = true,
 	    .handshake = TLS_HS_FAILED,
@@ -221,6 +228,9 @@ static int ob_helo_done(struct smtp_client *c, const struct smtp_client_info *in
 	struct tls_facts f = {
 	    .level = s->d->pol.level,
 	    .testing = ob_testing(s),
+	    .enforced = ob_enforced(s),
+	    .enforced_cert_ok = s->enf_cert_ok,
+	    .enforced_cert_why = s->enf_cert_why,
 	    .local_tls = s->ob->tls_ctx != NULL,
 	    .offered = info->starttls_offered,
 	    .starttls_code = info->tls ? 0 : info->starttls_reply.code,
@@ -326,8 +336,8 @@ static void ob_connected(struct ob_sess *s)
 
 	cfg.ops = &ob_smtp_ops;
 	cfg.owner = s;
-	s->starttls = tls_decide_starttls(d->pol.level, ob_testing(s), ob->tls_ctx != NULL,
-	                                  ob_tls_broken(ob, d->addr, d->port));
+	s->starttls = tls_decide_starttls(d->pol.level, ob_testing(s), ob_enforced(s),
+	                                  ob->tls_ctx != NULL, ob_tls_broken(ob, d->addr, d->port));
 	cfg.starttls = s->starttls;
 	ob_sess_set_state(s, OB_S_BUSY);
 	s->smtp = smtp_client_create(&cfg);
@@ -369,6 +379,15 @@ static void ob_tls_done(struct ob_sess *s)
 	WCOUNT(w, delivery_tls_handshakes);
 	s->cert_ok = tls_client_check(conn_ssl(&s->conn), &s->d->pol, s->d->name, s->d->name,
 	                              &s->peer, s->cert_why, sizeof(s->cert_why)) == PG_OK;
+	/* mode=testing over an enforced level that checks the certificate: check it too */
+	s->enf_cert_ok = true;
+	if (ob_enforced(s) >= SNAP_TLS_FINGERPRINT) {
+		struct tls_peer enf_peer;
+
+		s->enf_cert_ok =
+		    tls_client_check(conn_ssl(&s->conn), &s->d->enf, s->d->name, s->d->name,
+		                     &enf_peer, s->enf_cert_why, sizeof(s->enf_cert_why)) == PG_OK;
+	}
 	smtp_client_tls_done(s->smtp, true); /* EHLO again, over TLS */
 }
 

@@ -1,10 +1,12 @@
 /*
  * outbound_tls.c - the TLS side of delivery (outbound_private.h): the
  * policy of a delivery to a domain through a next hop (tls_policy entry,
- * else tls_default_level), its trust anchors for this generation, the
- * memory of peers whose handshake failed at may, and the evidence each
- * delivery record carries. What the policy decides for a session is
- * crypto/tls_decide.c's: a pure function, unit-tested cell by cell.
+ * else tls_default_level) combined with the sender's floor
+ * (sender_tls_policy, looked up at every attempt), its trust anchors for
+ * this generation, the memory of peers whose handshake failed at may, and
+ * the evidence each delivery record carries. What the policy decides for a
+ * session, and how the two rules combine, is crypto/tls_decide.c's: pure
+ * functions, unit-tested cell by cell.
  */
 #include <stdio.h>
 #include <string.h>
@@ -80,7 +82,7 @@ static uint64_t ob_fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-uint64_t ob_polkey(const struct tls_client_policy *p)
+static uint64_t ob_polkey_one(const struct tls_client_policy *p)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 
@@ -94,13 +96,26 @@ uint64_t ob_polkey(const struct tls_client_policy *p)
 	return ob_fnv(h, p->source, strlen(p->source) + 1);
 }
 
+/* The connection cache's key: the policy evaluated and the one enforced. */
+uint64_t ob_polkey(const struct tls_client_policy *p, const struct tls_client_policy *enf)
+{
+	uint64_t h = ob_polkey_one(p);
+
+	return ob_fnv(h, &(uint64_t){ob_polkey_one(enf)}, sizeof(uint64_t));
+}
+
+bool ob_tls_testing(const struct tls_client_policy *p)
+{
+	return (p->flags & SNAP_TLS_F_TESTING) != 0;
+}
+
 /*
- * The TLS policy of a delivery to `domain` through next hop nh
- * (policy_tls_lookup: the next hop's entry, then the domain's, then
+ * The destination's own TLS policy for a delivery to `domain` through next
+ * hop nh (policy_tls_lookup: the next hop's entry, then the domain's, then
  * tls_default_level). p->store is borrowed from ob.
  */
-void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
-               struct tls_client_policy *p)
+static void ob_dest_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
+                           struct tls_client_policy *p)
 {
 	const struct snap_header *h = ob->w->snap;
 	struct policy_result pr;
@@ -144,6 +159,99 @@ void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
 	}
 	if (p->level == SNAP_TLS_VERIFY || p->level == SNAP_TLS_SECURE)
 		p->store = ob->ca_store;
+}
+
+/*
+ * The destination's policy at another level (a floor raised it, or the
+ * level a mode=testing policy still enforces): the destination's
+ * attributes stay - they say what the destination speaks (protocols=,
+ * ciphers=, exclude=, servername=) and how it is authenticated (tafile=,
+ * and match= between verify and secure); a name check the destination
+ * never asked for gets the level's default match and smtp_tls_CAfile.
+ */
+static void ob_policy_at(struct outbound *ob, const struct tls_client_policy *dest, uint8_t level,
+                         bool testing, struct tls_client_policy *out)
+{
+	bool names = level == SNAP_TLS_VERIFY || level == SNAP_TLS_SECURE;
+
+	*out = *dest;
+	out->level = level;
+	out->flags = testing ? dest->flags | SNAP_TLS_F_TESTING : dest->flags & ~SNAP_TLS_F_TESTING;
+	if (level == dest->level)
+		return;
+	if (!names || (dest->level != SNAP_TLS_VERIFY && dest->level != SNAP_TLS_SECURE))
+		out->match[0] = '\0';
+	if (names && out->store == NULL)
+		out->store = ob->ca_store;
+}
+
+/*
+ * The TLS policy of a delivery to `domain` through next hop nh for mail
+ * under the sender floor `floor` (NULL or absent: none): the destination's
+ * own policy and the floor combined (tls_decide_combine) into *c, the
+ * policy evaluated into *p and, with mode=testing, the level still enforced
+ * into *enf (= *p otherwise). Stores are borrowed from ob.
+ */
+void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
+               const struct ob_floor *floor, struct tls_client_policy *p,
+               struct tls_client_policy *enf, struct tls_combined *c)
+{
+	struct tls_client_policy dest;
+	struct tls_rule_level dl;
+
+	ob_dest_policy(ob, domain, nh, &dest);
+	dl.level = dest.level;
+	dl.testing = ob_tls_testing(&dest);
+	tls_decide_combine(&dl, floor != NULL && floor->present ? &floor->rule : NULL, c);
+	ob_policy_at(ob, &dest, c->level, c->testing, p);
+	if (!c->testing) {
+		*enf = *p;
+		return;
+	}
+	ob_policy_at(ob, &dest, c->enforced, false, enf);
+	/* the chain is verified during the handshake, against the store it was given */
+	if (p->store == NULL)
+		p->store = enf->store;
+}
+
+/*
+ * The sender's floor of this attempt (sender_tls_policy) from the live
+ * snapshot: the sender domain (a bounce's: the original sender's, which
+ * the bounce quotes) and the submitting client's network.
+ */
+void ob_floor_lookup(struct outbound *ob, struct ob_msg *om)
+{
+	const struct snap_header *h = ob->w->snap;
+	const char *sender = om->env.sender != NULL ? om->env.sender : "";
+	const char *at = strrchr(sender, '@');
+	const char *domain = at != NULL ? at + 1 : sender[0] == '\0' ? om->origin : NULL;
+	struct sender_tls_result r;
+
+	memset(&om->floor, 0, sizeof(om->floor));
+	if (h == NULL)
+		return;
+	sender_tls_lookup(h, domain, om->client, om->has_client, &r);
+	if (r.entry == NULL)
+		return;
+	om->floor.present = true;
+	om->floor.rule.level = r.entry->level;
+	om->floor.rule.testing = (r.entry->flags & SNAP_TLS_F_TESTING) != 0;
+	/* the entry as written, on one line, blanks squeezed to one space: for the records */
+	{
+		const char *t = snap_string(h, r.entry->text);
+		size_t o = 0;
+
+		for (; *t != '\0' && o + 1 < sizeof(om->floor.text); t++) {
+			bool blank = *t == ' ' || *t == '\t';
+
+			if (blank && (o == 0 || om->floor.text[o - 1] == ' '))
+				continue;
+			om->floor.text[o++] = blank ? ' ' : *t;
+		}
+		while (o > 0 && om->floor.text[o - 1] == ' ')
+			o--;
+		om->floor.text[o] = '\0';
+	}
 }
 
 /* Do two recipient domains get the same TLS policy at every next hop? */
@@ -213,7 +321,7 @@ static bool ob_body_sent(const struct smtp_client_reply *r)
  * What TLS did for a recipient whose attempt at d ended with r, for its
  * delivery record; s NULL when no session got as far as SMTP.
  */
-void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s,
+void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s, const struct ob_job *j,
                      const struct smtp_client_reply *r, struct ob_tls_ev *t)
 {
 	const struct tls_client_policy *p = &d->pol;
@@ -222,8 +330,14 @@ void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s,
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->policy, sizeof(t->policy), "%.*s", (int)sizeof(t->policy) - 1, p->source);
-	snprintf(t->level, sizeof(t->level), "%s%s", policy_level_name(p->level),
-	         (p->flags & SNAP_TLS_F_TESTING) != 0 ? "/testing" : "");
+	snprintf(t->decided_by, sizeof(t->decided_by), "%s",
+	         tls_rule_name(j != NULL ? j->tls.decided_by : TLS_RULE_DESTINATION));
+	if (ob_tls_testing(p) && d->enf.level >= SNAP_TLS_ENCRYPT)
+		snprintf(t->level, sizeof(t->level), "%s/testing (enforced: %s)",
+		         policy_level_name(p->level), policy_level_name(d->enf.level));
+	else
+		snprintf(t->level, sizeof(t->level), "%s%s", policy_level_name(p->level),
+		         ob_tls_testing(p) ? "/testing" : "");
 	if (on) {
 		snprintf(t->tls, sizeof(t->tls), "%s", s->peer.protocol);
 		snprintf(t->cipher, sizeof(t->cipher), "%.*s", (int)sizeof(t->cipher) - 1,

@@ -559,6 +559,26 @@ static const struct bad_case {
     {"required senders without certificates", BASE "smtpd_tls_required_senders = .partner.test\n",
      "%s:3: smtpd_tls_required_senders requires TLS, but tls_certificates is empty: STARTTLS"
      " cannot be offered without a certificate"},
+    {"required recipients star", BASE "smtpd_tls_required_recipients = strict.test *\n",
+     "%s:3: bad value for smtpd_tls_required_recipients: \"*\" would match every recipient: to"
+     " require TLS of every client, set smtpd_tls_security_level = encrypt"},
+    {"required recipients table", BASE "smtpd_tls_required_recipients = hash:/etc/rcpts\n",
+     "%s:3: bad value for smtpd_tls_required_recipients: \"hash:/etc/rcpts\": lookup tables,"
+     " files and $parameters are not supported in smtpd_tls_required_recipients"},
+    {"required recipients twice", BASE "smtpd_tls_required_recipients = a.test .b.test A.TEST\n",
+     "%s:3: bad value for smtpd_tls_required_recipients: \"A.TEST\": listed twice"},
+    {"required recipients address", BASE "smtpd_tls_required_recipients = ceo@strict.test\n",
+     "%s:3: bad value for smtpd_tls_required_recipients: \"ceo@strict.test\": invalid character"
+     " '@' (letters, digits, '-' and '.' only)"},
+    {"required recipients at level none",
+     BASE "tls_certificates = mx.pem\nsmtpd_tls_security_level = none\n"
+          "smtpd_tls_required_recipients = strict.test\n",
+     "%s:5: smtpd_tls_required_recipients requires TLS, but smtpd_tls_security_level = none"
+     " (line 4) does not offer STARTTLS"},
+    {"required recipients without certificates",
+     BASE "smtpd_tls_required_recipients = strict.test\n",
+     "%s:3: smtpd_tls_required_recipients requires TLS, but tls_certificates is empty: STARTTLS"
+     " cannot be offered without a certificate"},
     /* delivery */
     {"relayhost unclosed", BASE "relayhost = [198.19.0.2\n",
      "%s:3: bad value for relayhost: \"[198.19.0.2\": next hop \"[198.19.0.2\": missing ']'"},
@@ -906,6 +926,15 @@ static void check_inbound_tls(const struct pg_conf *c)
 	assert_int_equal(c->smtpd_tls.mandatory_line, 10);
 }
 
+static void check_inbound_tls_recipients(const struct pg_conf *c)
+{
+	assert_int_equal(c->smtpd_tls.level, SNAP_TLS_MAY);
+	assert_int_equal(c->smtpd_tls.nrecipients, 3);
+	assert_string_equal(c->smtpd_tls.recipients, "strict.test .strict.example hosted.test");
+	assert_int_equal(c->smtpd_tls.recipients_line, 4);
+	assert_int_equal(c->smtpd_tls.nsenders, 0);
+}
+
 static void check_inbound_tls_none(const struct pg_conf *c)
 {
 	assert_int_equal(c->smtpd_tls.level, SNAP_TLS_NONE);
@@ -1104,6 +1133,11 @@ static const struct good_case {
      check_inbound_tls},
     {"inbound tls none", BASE "smtpd_tls_security_level = none\nsmtpd_tls_protocols = TLSv1.2\n",
      check_inbound_tls_none},
+    {"inbound tls recipients",
+     BASE "tls_certificates = mx.pem\n"
+          "smtpd_tls_required_recipients = Strict.TEST, .strict.example\n"
+          "\tHOSTED.test\n",
+     check_inbound_tls_recipients},
     {"delivery defaults", BASE, check_delivery_defaults},
     {"delivery explicit defaults",
      BASE "smtp_destination_concurrency_limit = 20\nsmtp_connect_timeout = 30\n"

@@ -24,6 +24,7 @@
 #include "result.h"
 #include "shm.h"
 #include "policy_lookup.h"
+#include "report.h"
 #include "snap_build.h"
 
 static const char conf_text[] = "workers = 3\n"
@@ -908,10 +909,14 @@ static void test_inbound_tls_section(void **state)
 	               sizeof(inbound_corrupt) / sizeof(inbound_corrupt[0]), true);
 	copy = malloc(len);
 	assert_non_null(copy);
-	/* a reader of ABI <= 1.5 skips all four as unknown kinds, even broken */
+	/* a reader of ABI <= 1.5 skips all four (and 2.1's recipients) as unknown kinds, even
+	 * broken */
 	memcpy(copy, blob, len);
 	itls((struct snap_header *)copy)->level = 9;
 	for (uint32_t k = SNAP_SEC_INBOUND_TLS; k <= SNAP_SEC_INBOUND_TLS_SENDERS_INDEX; k++)
+		sec_of((struct snap_header *)copy, k)->kind = k + 100;
+	for (uint32_t k = SNAP_SEC_INBOUND_TLS_RECIPIENTS;
+	     k <= SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX; k++)
 		sec_of((struct snap_header *)copy, k)->kind = k + 100;
 	restamp(copy, len);
 	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
@@ -922,6 +927,340 @@ static void test_inbound_tls_section(void **state)
 		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_ERROR);
 	}
 	free(copy);
+	free(blob);
+}
+
+/* ---- ABI 2.1: sender TLS floors and inbound TLS per recipient ---- */
+
+static const char sender_text[] = "provider.example encrypt\n"             /* entry 0 */
+                                  ".provider.example verify\n"             /* 1 */
+                                  "[198.18.0.0/24] encrypt mode=testing\n" /* 2 */
+                                  "[198.18.0.7] secure\n"                  /* 3: /32 */
+                                  "[0.0.0.0/0] encrypt mode=testing\n";    /* 4 */
+
+/* conf_text with a listener, STARTTLS and required recipients; and the floors above. */
+static uint8_t *build_sender_blob(size_t *len)
+{
+	static const char extra[] = "tls_certificates = mx.pem\n"
+	                            "smtpd_tls_required_recipients = strict.test .strict.example\n";
+	struct pg_conf *c = malloc(sizeof(*c));
+	struct pg_sender_policy snd;
+	char text[2048], err[512];
+	uint8_t *blob;
+
+	assert_non_null(c);
+	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
+	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	if (sender_policy_parse_text("/test", sender_text, strlen(sender_text), &snd, err,
+	                             sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	{
+		const struct snap_build_input in = {.conf = c, .senders = &snd};
+
+		assert_int_equal(snap_build_from(&in, (void **)&blob, len, err, sizeof(err)),
+		                 PG_OK);
+	}
+	sender_policy_free(&snd);
+	free(c);
+	restamp(blob, *len);
+	return blob;
+}
+
+static struct snap_sender_tls *snd_entries(struct snap_header *h)
+{
+	return body_of(h, SNAP_SEC_SENDER_TLS);
+}
+static void snd_s_level_may(struct snap_header *h)
+{
+	snd_entries(h)[0].level = SNAP_TLS_MAY;
+}
+static void snd_s_level_fp(struct snap_header *h)
+{
+	snd_entries(h)[1].level = SNAP_TLS_FINGERPRINT;
+}
+static void snd_s_flags(struct snap_header *h)
+{
+	snd_entries(h)[0].flags = SNAP_TLS_F_SNI_HOSTNAME;
+}
+static void snd_s_reserved(struct snap_header *h)
+{
+	snd_entries(h)[1].reserved = 1;
+}
+static void snd_s_pad(struct snap_header *h)
+{
+	snd_entries(h)[0].pad = 1;
+}
+static void snd_s_host_bits(struct snap_header *h)
+{
+	snd_entries(h)[2].prefix = inet_addr("198.18.0.1");
+}
+static void snd_s_len33(struct snap_header *h)
+{
+	snd_entries(h)[3].prefix_len = 33;
+}
+static void snd_s_prefix_not_key(struct snap_header *h)
+{
+	snd_entries(h)[2].prefix = inet_addr("198.18.1.0"); /* key says 198.18.0.0/24 */
+}
+static void snd_s_len_not_key(struct snap_header *h)
+{
+	snd_entries(h)[3].prefix_len = 31; /* 198.18.0.7/31 has host bits; key says /32 */
+	snd_entries(h)[3].prefix = inet_addr("198.18.0.6");
+}
+static void snd_s_domain_prefix(struct snap_header *h)
+{
+	snd_entries(h)[0].prefix_len = 8;
+}
+static void snd_s_kind(struct snap_header *h)
+{
+	snd_entries(h)[0].key.kind = SNAP_NAME_NEXTHOP;
+}
+static void snd_s_text(struct snap_header *h)
+{
+	snd_entries(h)[1].text.off = 1u << 30;
+}
+static void snd_s_index_gone(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_SENDER_TLS_INDEX)->kind = 97;
+}
+static void snd_s_networks_gone(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_SENDER_TLS_NETWORKS)->kind = 98;
+}
+static uint32_t *snd_nets(struct snap_header *h)
+{
+	return body_of(h, SNAP_SEC_SENDER_TLS_NETWORKS);
+}
+static void snd_s_net_order(struct snap_header *h)
+{
+	uint32_t t = snd_nets(h)[0]; /* [198.18.0.7/32] first, then /24, then /0 */
+
+	snd_nets(h)[0] = snd_nets(h)[1];
+	snd_nets(h)[1] = t;
+}
+static void snd_s_net_twice(struct snap_header *h)
+{
+	snd_nets(h)[1] = snd_nets(h)[0];
+}
+static void snd_s_net_domain(struct snap_header *h)
+{
+	snd_nets(h)[2] = 0; /* entry 0 is a domain */
+}
+static void snd_s_net_past(struct snap_header *h)
+{
+	snd_nets(h)[2] = 5;
+}
+static void snd_s_net_count(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_SENDER_TLS_NETWORKS)->count = 2;
+}
+static void snd_r_none(struct snap_header *h)
+{
+	itls(h)->level = SNAP_TLS_NONE;
+}
+static void snd_r_kind(struct snap_header *h)
+{
+	((struct snap_name_key *)body_of(h, SNAP_SEC_INBOUND_TLS_RECIPIENTS))[0].kind =
+	    SNAP_NAME_NETWORK;
+}
+static void snd_r_index_gone(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX)->kind = 99;
+}
+
+static const struct tcp_corrupt sender_corrupt[] = {
+    {"level may", snd_s_level_may,
+     "sender tls entry 0: level 1 is not a floor (encrypt, verify, secure)"},
+    {"level fingerprint", snd_s_level_fp,
+     "sender tls entry 1: level 3 is not a floor (encrypt, verify, secure)"},
+    {"flags", snd_s_flags, "sender tls entry 0: flags 0x2 or a reserved field not 0"},
+    {"reserved", snd_s_reserved, "sender tls entry 1: flags 0x0 or a reserved field not 0"},
+    {"pad", snd_s_pad, "sender tls entry 0: flags 0x0 or a reserved field not 0"},
+    {"host bits", snd_s_host_bits, "sender tls entry 2: bad prefix"},
+    {"length 33", snd_s_len33, "sender tls entry 3: bad prefix"},
+    {"prefix is not the key's", snd_s_prefix_not_key,
+     "sender tls entry 2: key is not its prefix [198.18.1.0/24]"},
+    {"length is not the key's", snd_s_len_not_key,
+     "sender tls entry 3: key is not its prefix [198.18.0.6/31]"},
+    {"domain with a prefix", snd_s_domain_prefix, "sender tls entry 0: a prefix on a domain key"},
+    {"key kind", snd_s_kind, "sender tls entry 0: key kind 3"},
+    {"text", snd_s_text,
+     "sender tls text of entry 1: string [1073741824, +24) is not a string of the strings"
+     " section"},
+    {"index missing", snd_s_index_gone,
+     "sender tls: the table, index and network sections come together"},
+    {"networks missing", snd_s_networks_gone,
+     "sender tls: the table, index and network sections come together"},
+    {"networks out of order", snd_s_net_order,
+     "sender tls networks: item 1 out of order (longest prefix first, then entry order)"},
+    {"network twice", snd_s_net_twice,
+     "sender tls networks: item 1 out of order (longest prefix first, then entry order)"},
+    {"network list names a domain", snd_s_net_domain,
+     "sender tls networks: item 2 is not a network entry"},
+    {"network list past the table", snd_s_net_past,
+     "sender tls networks: item 2 is not a network entry"},
+    {"network count", snd_s_net_count, "sender tls networks: 2 listed, 3 network entries"},
+    {"recipients at level none", snd_r_none,
+     "inbound tls section: level none with required recipients"},
+    {"recipient kind", snd_r_kind, "inbound tls recipients entry 0: key kind 5"},
+    {"recipients index missing", snd_r_index_gone,
+     "inbound tls recipients: table without its index or index without its table"},
+};
+
+static void test_sender_tls_section(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_sender_blob(&len), *copy;
+	const struct snap_header *h = (const struct snap_header *)blob;
+	const struct snap_sender_tls *e;
+	const uint32_t *nets;
+	struct sender_tls_result r;
+	enum policy_match m;
+	char err[256];
+	uint32_t n;
+
+	(void)state;
+	assert_true(SNAP_ABI_MAJOR * 100 + SNAP_ABI_MINOR >= 201);
+	if (snap_validate(blob, len, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	e = snap_section(h, SNAP_SEC_SENDER_TLS, &n);
+	assert_int_equal(n, 5);
+	assert_string_equal(snap_string(h, e[3].key.name), "[198.18.0.7/32]");
+	assert_int_equal(e[3].key.kind, SNAP_NAME_NETWORK);
+	assert_int_equal(e[3].prefix_len, 32);
+	assert_int_equal(e[2].flags, SNAP_TLS_F_TESTING);
+	assert_int_equal(e[1].key.line, 2);
+	assert_string_equal(snap_string(h, e[2].text), "[198.18.0.0/24] encrypt mode=testing");
+	nets = snap_section(h, SNAP_SEC_SENDER_TLS_NETWORKS, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(nets[0], 3); /* /32, /24, /0 */
+	assert_int_equal(nets[1], 2);
+	assert_int_equal(nets[2], 4);
+	/* the lookups on the built blob */
+	assert_int_equal(sender_tls_lookup(h, "Provider.Example", 0, false, &r), PG_OK);
+	assert_ptr_equal(r.entry, &e[0]);
+	assert_int_equal(r.match, POLICY_MATCH_EXACT);
+	assert_int_equal(sender_tls_lookup(h, "mail.eu.provider.example", 0, false, &r), PG_OK);
+	assert_ptr_equal(r.entry, &e[1]);
+	assert_int_equal(r.match, POLICY_MATCH_PARENT);
+	assert_int_equal(sender_tls_lookup(h, "customer.test", 0, false, &r), PG_OK);
+	assert_null(r.entry);
+	/* the client network, longest first: /32 beats /24 beats /0 */
+	sender_tls_lookup(h, "customer.test", inet_addr("198.18.0.7"), true, &r);
+	assert_ptr_equal(r.entry, &e[3]);
+	assert_int_equal(r.match, POLICY_MATCH_NETWORK);
+	sender_tls_lookup(h, "customer.test", inet_addr("198.18.0.8"), true, &r);
+	assert_ptr_equal(r.entry, &e[2]);
+	sender_tls_lookup(h, NULL, inet_addr("203.0.113.9"), true, &r);
+	assert_ptr_equal(r.entry, &e[4]);
+	/* both match: enforcing beats testing, then the stricter; a tie keeps the domain */
+	sender_tls_lookup(h, "provider.example", inet_addr("198.18.0.8"), true, &r);
+	assert_ptr_equal(r.entry, &e[0]); /* encrypt over encrypt/testing */
+	assert_ptr_equal(r.network_entry, &e[2]);
+	assert_ptr_equal(r.domain_entry, &e[0]);
+	sender_tls_lookup(h, "provider.example", inet_addr("198.18.0.7"), true, &r);
+	assert_ptr_equal(r.entry, &e[3]); /* secure over encrypt */
+	sender_tls_lookup(h, "x.provider.example", inet_addr("198.18.0.7"), true, &r);
+	assert_ptr_equal(r.entry, &e[3]); /* secure over verify */
+	/* no client known: no network lookup (not even /0) */
+	sender_tls_lookup(h, "customer.test", 0, false, &r);
+	assert_null(r.entry);
+	/* an address literal or a network key is no sender domain */
+	sender_tls_lookup(h, "[198.18.0.7/32]", 0, false, &r);
+	assert_null(r.entry);
+	sender_tls_lookup(h, "[198.18.0.7]", 0, false, &r);
+	assert_null(r.entry);
+	/* required recipients */
+	assert_non_null(policy_inbound_recipient(h, "STRICT.test", &m));
+	assert_int_equal(m, POLICY_MATCH_EXACT);
+	assert_non_null(policy_inbound_recipient(h, "a.strict.example", &m));
+	assert_int_equal(m, POLICY_MATCH_PARENT);
+	assert_null(policy_inbound_recipient(h, "strict.example", &m));
+	assert_null(policy_inbound_recipient(h, "other.test", &m));
+	assert_null(policy_inbound_recipient(h, NULL, &m));
+	expect_refused(blob, len, sender_corrupt,
+	               sizeof(sender_corrupt) / sizeof(sender_corrupt[0]), false);
+	copy = malloc(len);
+	assert_non_null(copy);
+	/* a reader of ABI 2.0 skips the new sections as unknown kinds, even broken */
+	memcpy(copy, blob, len);
+	snd_entries((struct snap_header *)copy)[0].level = 9;
+	for (uint32_t k = SNAP_SEC_SENDER_TLS; k <= SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX; k++)
+		sec_of((struct snap_header *)copy, k)->kind = k + 100;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	sender_tls_lookup((const struct snap_header *)copy, "provider.example", 0, false, &r);
+	assert_null(r.entry); /* no floors without the sections */
+	assert_null(policy_inbound_recipient((const struct snap_header *)copy, "strict.test", &m));
+	/* every single byte flipped is refused (checksum) without a crash */
+	for (size_t i = 0; i < len; i++) {
+		memcpy(copy, blob, len);
+		copy[i] ^= 0x40;
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_ERROR);
+	}
+	free(copy);
+	free(blob);
+}
+
+/*
+ * The operator's view of the floors (report.c): policy list --sender, and
+ * policy test --sender ADDRESS [--client IP] with the effective level per
+ * next hop and the rule that decided, from the same blob.
+ */
+static void test_sender_reports(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_sender_blob(&len);
+	const struct snap_header *h = (const struct snap_header *)blob;
+	struct ctl_buf b = {0};
+	struct ctl_sender_query q = {.address = "ops@provider.example", .domain = "provider.example"};
+	struct in_addr ip;
+
+	(void)state;
+	ctl_sender_list(&b, h, "/test", false);
+	assert_non_null(strstr(b.p, "/test/sender_tls_policy: 5 sender floors\n"));
+	assert_non_null(strstr(b.p, "[198.18.0.0/24]"));
+	assert_non_null(strstr(b.p, "encrypt  testing [198.18.0.0/24] encrypt mode=testing\n"));
+	ctl_buf_free(&b);
+	memset(&b, 0, sizeof(b));
+	ctl_sender_list(&b, h, "/test", true);
+	assert_non_null(strstr(b.p, "{\"key\":\"[198.18.0.7/32]\",\"kind\":\"network\""));
+	assert_non_null(strstr(b.p, "\"floor\":\"secure\",\"testing\":false}"));
+	ctl_buf_free(&b);
+
+	/* a may destination under an encrypt floor: the floor decides */
+	assert_int_equal(sender_tls_lookup(h, q.domain, 0, false, &q.r), PG_OK);
+	memset(&b, 0, sizeof(b));
+	ctl_policy_test(&b, h, "/test", "far.test", NULL, &q, false);
+	assert_non_null(strstr(b.p, "sender:     ops@provider.example (domain provider.example)\n"));
+	assert_non_null(strstr(b.p, "floor:      encrypt - /test/sender_tls_policy:1: provider.example"
+	                            " encrypt (exact match)\n"));
+	assert_non_null(strstr(b.p, "effective:  encrypt\ndecided by: sender rule (the"
+	                            " destination's may is below the floor encrypt)\n"));
+	ctl_buf_free(&b);
+
+	/* a sender without a floor, from a network with a testing one: evaluated only */
+	q.address = q.domain = "";
+	inet_pton(AF_INET, "198.18.0.9", &ip);
+	q.has_client = true;
+	q.client = ip.s_addr;
+	assert_int_equal(sender_tls_lookup(h, NULL, q.client, true, &q.r), PG_OK);
+	memset(&b, 0, sizeof(b));
+	ctl_policy_test(&b, h, "/test", "far.test", NULL, &q, true);
+	assert_non_null(strstr(b.p, "\"client\":\"198.18.0.9\",\"sender_rule\":{\"match\":"
+	                            "\"network\""));
+	assert_non_null(strstr(b.p, "\"effective\":{\"level\":\"encrypt\",\"testing\":true,"
+	                            "\"enforced\":\"may\",\"level_by\":\"sender\","
+	                            "\"decided_by\":\"destination\"}"));
+	ctl_buf_free(&b);
+
+	/* without --sender: no sender lines at all */
+	memset(&b, 0, sizeof(b));
+	ctl_policy_test(&b, h, "/test", "far.test", NULL, NULL, false);
+	assert_null(strstr(b.p, "floor:"));
+	assert_null(strstr(b.p, "decided by:"));
+	ctl_buf_free(&b);
 	free(blob);
 }
 
@@ -1506,6 +1845,8 @@ int main(void)
 	    cmocka_unit_test(test_policy_corrupt),
 	    cmocka_unit_test(test_tcp_section),
 	    cmocka_unit_test(test_inbound_tls_section),
+	    cmocka_unit_test(test_sender_tls_section),
+	    cmocka_unit_test(test_sender_reports),
 	    cmocka_unit_test(test_delivery_section),
 	    cmocka_unit_test(test_settings_section),
 	    cmocka_unit_test(test_publish_acquire),

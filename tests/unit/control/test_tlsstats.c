@@ -336,12 +336,67 @@ static void test_drain_counts(void **state)
 	shm_unlink_name(shm_name);
 }
 
+/*
+ * The by-sender table (issue 23): the same records keyed by the domain of
+ * from=, the null sender as "<>", a record without from= skipped there
+ * only; the recipient table counts into it as well (tls->senders).
+ */
+static void test_by_sender(void **state)
+{
+	static const struct {
+		const char *text;
+		int want; /* of the by-sender table */
+	} recs[] = {
+	    {"to=a@d.test" EVRING_SEP "from=Ops@Provider.Example" EVRING_SEP "tls_outcome=deferred",
+	     PG_OK},
+	    {"to=b@d.test" EVRING_SEP "from=ops@provider.example" EVRING_SEP "tls_outcome=verified",
+	     PG_OK},
+	    {"to=c@e.test" EVRING_SEP "from=user@customer.example" EVRING_SEP
+	     "tls_outcome=plaintext",
+	     PG_OK},
+	    {"to=d@e.test" EVRING_SEP "from=" EVRING_SEP "tls_outcome=plaintext", PG_OK},
+	    {"to=e@e.test" EVRING_SEP "tls_outcome=plaintext", PG_DECLINED}, /* no from= */
+	    {"to=f@e.test" EVRING_SEP "from=nodomain" EVRING_SEP "tls_outcome=plaintext",
+	     PG_DECLINED},
+	};
+	struct tlsstats t, s;
+
+	(void)state;
+	assert_int_equal(tlsstats_init(&t, TLSSTATS_MAX_DOMAINS), PG_OK);
+	assert_int_equal(tlsstats_init(&s, 2), PG_OK);
+	s.by_sender = true;
+	t.senders = &s;
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+		assert_int_equal(tlsstats_add_event(&t, recs[i].text), PG_OK);
+		assert_int_equal(tlsstats_add_event(&s, recs[i].text), recs[i].want);
+	}
+	/* every record twice in s (through t and directly), once in t */
+	assert_int_equal(count(&t, "d.test", TLSSTATS_DEFERRED), 1);
+	assert_int_equal(count(&t, "e.test", TLSSTATS_PLAINTEXT), 4);
+	assert_int_equal(t.skipped, 0);
+	assert_int_equal(count(&s, "provider.example", TLSSTATS_DEFERRED), 2);
+	assert_int_equal(count(&s, "provider.example", TLSSTATS_VERIFIED), 2);
+	assert_int_equal(count(&s, "customer.example", TLSSTATS_PLAINTEXT), 2);
+	/* the bound: 2 sender domains, then "other" ("<>" came third) */
+	assert_int_equal(count(&s, TLSSTATS_NULL_SENDER, TLSSTATS_PLAINTEXT), 0);
+	assert_int_equal(count(&s, TLSSTATS_OTHER, TLSSTATS_PLAINTEXT), 2);
+	assert_int_equal(s.skipped, 4);
+	tlsstats_free(&s);
+	/* with room, the null sender has its own row */
+	assert_int_equal(tlsstats_init(&s, 10), PG_OK);
+	s.by_sender = true;
+	assert_int_equal(tlsstats_add_event(&s, recs[3].text), PG_OK);
+	assert_int_equal(count(&s, TLSSTATS_NULL_SENDER, TLSSTATS_PLAINTEXT), 1);
+	tlsstats_free(&s);
+	tlsstats_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_outcome_names), cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_domain_kept),   cmocka_unit_test(test_bound),
-	    cmocka_unit_test(test_drain_counts),
+	    cmocka_unit_test(test_drain_counts), cmocka_unit_test(test_by_sender),
 	};
 
 	snprintf(shm_name, sizeof(shm_name), "pg-test-tlsstats-%d", (int)getpid());

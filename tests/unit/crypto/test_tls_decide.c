@@ -6,6 +6,10 @@
  * then TLS unavailable here, a refused STARTTLS's text, and an exhaustive
  * walk over every combination of facts for the rule the product exists
  * for: above may, without mode=testing, mail never goes in plaintext.
+ * Then a sender's floor (sender_tls_policy): the combining rule as a
+ * table, the lab's cases of tests/lab/test_sender_tls.sh as facts, and the
+ * same walk over every destination level, floor and mode=testing: under an
+ * enforcing floor nothing goes in plaintext.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,6 +66,14 @@ static bool cert_ok(uint8_t level, enum behaviour b)
 	return b == B_VALID;
 }
 
+static const char *tls_level_name_for_test(uint8_t l)
+{
+	static const char *const names[] = {"none",        "may",    "encrypt",
+	                                    "fingerprint", "verify", "secure"};
+
+	return l <= SNAP_TLS_LEVEL_MAX ? names[l] : "?";
+}
+
 struct outcome {
 	char cell;      /* T P D */
 	char status[8]; /* of the deferral */
@@ -71,20 +83,29 @@ struct outcome {
 	unsigned connections;
 };
 
-/* One message to a next hop with behaviour b, as delivery runs it (at most two connections). */
-static struct outcome deliver(uint8_t level, bool testing, enum behaviour b, bool local_tls)
+/*
+ * One message to a next hop with behaviour b under the combined policy c,
+ * as delivery runs it (at most two connections): the certificate checked
+ * against the evaluated level and, under mode=testing, the enforced one.
+ */
+static struct outcome deliver_combined(const struct tls_combined *c, enum behaviour b,
+                                       bool local_tls)
 {
 	struct outcome o = {0};
 	bool peer_broken = false;
+	uint8_t level = c->level;
+	bool testing = c->testing;
 
 	for (unsigned conn = 1; conn <= 2; conn++) {
 		struct tls_facts f = {0};
 		struct tls_decision d;
-		bool starttls = tls_decide_starttls(level, testing, local_tls, peer_broken);
+		bool starttls =
+		    tls_decide_starttls(level, testing, c->enforced, local_tls, peer_broken);
 
 		o.connections = conn;
 		f.level = level;
 		f.testing = testing;
+		f.enforced = testing ? c->enforced : SNAP_TLS_NONE;
 		f.local_tls = local_tls;
 		f.offered = b != B_NOTLS && b != B_MITM; /* the man in the middle strips it */
 		f.host = "198.19.0.2";
@@ -100,11 +121,15 @@ static struct outcome deliver(uint8_t level, bool testing, enum behaviour b, boo
 				f.handshake = TLS_HS_OK;
 				f.cert_ok = cert_ok(level, b);
 				f.cert_why = f.cert_ok ? NULL : "Server certificate not trusted";
+				f.enforced_cert_ok = cert_ok(f.enforced, b);
+				f.enforced_cert_why =
+				    f.enforced_cert_ok ? NULL : "Server certificate not verified";
 			}
 		}
 		tls_decide(&f, &d);
 		if (d.action == TLS_RETRY_PLAIN) {
 			assert_true(level == SNAP_TLS_MAY || testing);
+			assert_true(!testing || c->enforced < SNAP_TLS_ENCRYPT);
 			assert_int_equal(f.handshake, TLS_HS_FAILED);
 			peer_broken = true; /* delivery remembers the peer */
 			continue;
@@ -124,6 +149,16 @@ static struct outcome deliver(uint8_t level, bool testing, enum behaviour b, boo
 	}
 	fail_msg("%u/%s: still retrying after two connections", level, bnames[b]);
 	return o;
+}
+
+/* One destination rule alone (no floor). */
+static struct outcome deliver(uint8_t level, bool testing, enum behaviour b, bool local_tls)
+{
+	const struct tls_rule_level dest = {.level = level, .testing = testing};
+	struct tls_combined c;
+
+	tls_decide_combine(&dest, NULL, &c);
+	return deliver_combined(&c, b, local_tls);
 }
 
 /* The lab's 63 cells, with the 4.7.x status of each deferral and the record's outcome. */
@@ -203,15 +238,18 @@ static void test_reasons(void **state)
 static void test_starttls(void **state)
 {
 	(void)state;
-	assert_false(tls_decide_starttls(SNAP_TLS_NONE, false, true, false));
-	assert_false(
-	    tls_decide_starttls(SNAP_TLS_VERIFY, false, false, false)); /* nothing to try with */
-	assert_true(tls_decide_starttls(SNAP_TLS_MAY, false, true, false));
-	assert_false(tls_decide_starttls(SNAP_TLS_MAY, false, true, true));
-	assert_false(tls_decide_starttls(SNAP_TLS_SECURE, true, true, true));
+	assert_false(tls_decide_starttls(SNAP_TLS_NONE, false, SNAP_TLS_NONE, true, false));
+	assert_false(tls_decide_starttls(SNAP_TLS_VERIFY, false, SNAP_TLS_VERIFY, false,
+	                                 false)); /* nothing to try with */
+	assert_true(tls_decide_starttls(SNAP_TLS_MAY, false, SNAP_TLS_MAY, true, false));
+	assert_false(tls_decide_starttls(SNAP_TLS_MAY, false, SNAP_TLS_MAY, true, true));
+	assert_false(tls_decide_starttls(SNAP_TLS_SECURE, true, SNAP_TLS_MAY, true, true));
 	/* a strict level keeps trying a broken peer: it defers rather than send plaintext */
-	for (uint8_t l = SNAP_TLS_ENCRYPT; l <= SNAP_TLS_LEVEL_MAX; l++)
-		assert_true(tls_decide_starttls(l, false, true, true));
+	for (uint8_t l = SNAP_TLS_ENCRYPT; l <= SNAP_TLS_LEVEL_MAX; l++) {
+		assert_true(tls_decide_starttls(l, false, l, true, true));
+		/* so does mode=testing over an enforced strict level (a floor) */
+		assert_true(tls_decide_starttls(SNAP_TLS_SECURE, true, l, true, true));
+	}
 }
 
 /* The outcome names: only body bytes sent without TLS are "plaintext". */
@@ -304,12 +342,318 @@ static void test_never_plaintext(void **state)
 	assert_int_equal(n, 6u * 2 * 2 * 2 * 2 * 3 * 2);
 }
 
+/* ---- a sender's floor ---- */
+
+#define NOFLOOR 0xff /* no sender_tls_policy entry applies */
+
+/* Which levels meet which floor (none and may are not floors). */
+static void test_meets(void **state)
+{
+	/* rows: floor encrypt, verify, secure; columns none..secure */
+	static const struct {
+		uint8_t floor;
+		const char *want; /* 1 meets, 0 does not, per level none..secure */
+	} meets[] = {
+	    {SNAP_TLS_ENCRYPT, "001111"},
+	    {SNAP_TLS_VERIFY, "000111"},
+	    {SNAP_TLS_SECURE, "000101"},
+	};
+
+	(void)state;
+	for (size_t r = 0; r < sizeof(meets) / sizeof(meets[0]); r++)
+		for (uint8_t l = SNAP_TLS_NONE; l <= SNAP_TLS_LEVEL_MAX; l++)
+			if (tls_level_meets(l, meets[r].floor) != (meets[r].want[l] == '1'))
+				fail_msg("level %u against floor %u: %d", l, meets[r].floor,
+				         tls_level_meets(l, meets[r].floor));
+	/* an unknown floor is met by nothing */
+	assert_false(tls_level_meets(SNAP_TLS_SECURE, SNAP_TLS_LEVEL_MAX + 1));
+	assert_string_equal(tls_rule_name(TLS_RULE_DESTINATION), "destination");
+	assert_string_equal(tls_rule_name(TLS_RULE_SENDER), "sender");
+}
+
+/* The combining rule, as the README's table states it. */
+static const struct combine_row {
+	uint8_t dest;
+	bool dest_testing;
+	uint8_t floor; /* NOFLOOR: none */
+	bool floor_testing;
+	uint8_t level; /* evaluated */
+	bool testing;
+	uint8_t enforced;
+	enum tls_rule level_by, decided_by;
+} combine_rows[] = {
+#define D TLS_RULE_DESTINATION
+#define S TLS_RULE_SENDER
+    /* no floor: the destination alone */
+    {SNAP_TLS_MAY, 0, NOFLOOR, 0, SNAP_TLS_MAY, 0, SNAP_TLS_MAY, D, D},
+    {SNAP_TLS_VERIFY, 1, NOFLOOR, 0, SNAP_TLS_VERIFY, 1, SNAP_TLS_MAY, D, D},
+    /* an enforcing floor: a weaker destination is raised to it */
+    {SNAP_TLS_NONE, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, S, S},
+    {SNAP_TLS_MAY, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, S, S},
+    {SNAP_TLS_MAY, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, S, S},
+    {SNAP_TLS_ENCRYPT, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, S, S},
+    {SNAP_TLS_VERIFY, 0, SNAP_TLS_SECURE, 0, SNAP_TLS_SECURE, 0, SNAP_TLS_SECURE, S, S},
+    /* ... and a destination at least as strict stands */
+    {SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_ENCRYPT, D, D},
+    {SNAP_TLS_VERIFY, 0, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, D, D},
+    {SNAP_TLS_SECURE, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_SECURE, 0, SNAP_TLS_SECURE, D, D},
+    {SNAP_TLS_FINGERPRINT, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_FINGERPRINT, 0, SNAP_TLS_FINGERPRINT, D,
+     D},
+    {SNAP_TLS_FINGERPRINT, 0, SNAP_TLS_SECURE, 0, SNAP_TLS_FINGERPRINT, 0, SNAP_TLS_FINGERPRINT, D,
+     D},
+    /* a destination in mode=testing enforces nothing: the floor holds, the entry is evaluated */
+    {SNAP_TLS_VERIFY, 1, SNAP_TLS_ENCRYPT, 0, SNAP_TLS_VERIFY, 1, SNAP_TLS_ENCRYPT, D, S},
+    {SNAP_TLS_VERIFY, 1, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, D, S},
+    {SNAP_TLS_ENCRYPT, 1, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, S, S},
+    /* a floor in mode=testing is evaluated; the destination's level holds */
+    {SNAP_TLS_NONE, 0, SNAP_TLS_ENCRYPT, 1, SNAP_TLS_ENCRYPT, 1, SNAP_TLS_NONE, S, D},
+    {SNAP_TLS_MAY, 0, SNAP_TLS_ENCRYPT, 1, SNAP_TLS_ENCRYPT, 1, SNAP_TLS_MAY, S, D},
+    {SNAP_TLS_ENCRYPT, 0, SNAP_TLS_VERIFY, 1, SNAP_TLS_VERIFY, 1, SNAP_TLS_ENCRYPT, S, D},
+    {SNAP_TLS_VERIFY, 0, SNAP_TLS_SECURE, 1, SNAP_TLS_SECURE, 1, SNAP_TLS_VERIFY, S, D},
+    {SNAP_TLS_VERIFY, 0, SNAP_TLS_ENCRYPT, 1, SNAP_TLS_VERIFY, 0, SNAP_TLS_VERIFY, D, D},
+    {SNAP_TLS_SECURE, 1, SNAP_TLS_VERIFY, 1, SNAP_TLS_SECURE, 1, SNAP_TLS_MAY, D, D},
+#undef D
+#undef S
+};
+
+static void combine(uint8_t dest, bool dest_testing, uint8_t floor, bool floor_testing,
+                    struct tls_combined *c)
+{
+	const struct tls_rule_level d = {.level = dest, .testing = dest_testing};
+	const struct tls_rule_level f = {.level = floor, .testing = floor_testing};
+
+	tls_decide_combine(&d, floor == NOFLOOR ? NULL : &f, c);
+}
+
+static void test_combine(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(combine_rows) / sizeof(combine_rows[0]); i++) {
+		const struct combine_row *r = &combine_rows[i];
+		struct tls_combined c;
+
+		combine(r->dest, r->dest_testing, r->floor, r->floor_testing, &c);
+		if (c.level != r->level || c.testing != r->testing || c.enforced != r->enforced ||
+		    c.level_by != r->level_by || c.decided_by != r->decided_by)
+			fail_msg(
+			    "row %zu (%s%s / %s%s): level %s testing %d enforced %s by %s,"
+			    " decided by %s",
+			    i, tls_level_name_for_test(r->dest), r->dest_testing ? "/testing" : "",
+			    r->floor == NOFLOOR ? "-" : tls_level_name_for_test(r->floor),
+			    r->floor_testing ? "/testing" : "", tls_level_name_for_test(c.level),
+			    c.testing, tls_level_name_for_test(c.enforced),
+			    tls_rule_name(c.level_by), tls_rule_name(c.decided_by));
+	}
+}
+
+/*
+ * The lab's cases (tests/lab/test_sender_tls.sh) as facts: a destination
+ * rule and a sender floor against each next-hop behaviour. want as in
+ * rows[]; would: 'W' where the record says would_defer.
+ */
+static const struct floor_case {
+	const char *name;
+	uint8_t dest;
+	bool dest_testing;
+	uint8_t floor;
+	bool floor_testing;
+	const char *want;  /* T P D per behaviour */
+	const char *would; /* W: would_defer, - : not */
+	enum tls_rule decided_by;
+} floor_cases[] = {
+    /* a may destination behaves as encrypt for a strict sender */
+    {"may+encrypt", SNAP_TLS_MAY, 0, SNAP_TLS_ENCRYPT, 0, "DDDTTTTTD", "---------",
+     TLS_RULE_SENDER},
+    {"none+encrypt", SNAP_TLS_NONE, 0, SNAP_TLS_ENCRYPT, 0, "DDDTTTTTD", "---------",
+     TLS_RULE_SENDER},
+    /* a verify floor against a self-signed next hop: deferred 4.7.5 */
+    {"may+verify", SNAP_TLS_MAY, 0, SNAP_TLS_VERIFY, 0, "DDDDDDTDD", "---------", TLS_RULE_SENDER},
+    /* a destination verify stricter than the sender's encrypt wins */
+    {"verify+encrypt", SNAP_TLS_VERIFY, 0, SNAP_TLS_ENCRYPT, 0, "DDDDDDTDD", "---------",
+     TLS_RULE_DESTINATION},
+    /* mode=testing floor: delivered as may, would_defer recorded */
+    {"may+encrypt/testing", SNAP_TLS_MAY, 0, SNAP_TLS_ENCRYPT, 1, "PPPTTTTTP", "WWW-----W",
+     TLS_RULE_DESTINATION},
+    /* a testing floor stricter than an enforcing destination: the destination holds */
+    {"encrypt+verify/testing", SNAP_TLS_ENCRYPT, 0, SNAP_TLS_VERIFY, 1, "DDDTTTTTD", "---WWW-W-",
+     TLS_RULE_DESTINATION},
+    /* a destination in mode=testing under an enforcing floor: the floor holds */
+    {"verify/testing+encrypt", SNAP_TLS_VERIFY, 1, SNAP_TLS_ENCRYPT, 0, "DDDTTTTTD", "---WWW-W-",
+     TLS_RULE_SENDER},
+};
+
+static void test_floor_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(floor_cases) / sizeof(floor_cases[0]); i++) {
+		const struct floor_case *fc = &floor_cases[i];
+		struct tls_combined c;
+
+		combine(fc->dest, fc->dest_testing, fc->floor, fc->floor_testing, &c);
+		assert_int_equal(c.decided_by, fc->decided_by);
+		for (unsigned b = 0; b < B_COUNT; b++) {
+			struct outcome o = deliver_combined(&c, b, true);
+
+			if (o.cell != fc->want[b] || o.would_defer != (fc->would[b] == 'W'))
+				fail_msg("%s/%s: got %c%s, want %c%s (%s)", fc->name, bnames[b],
+				         o.cell, o.would_defer ? " would_defer" : "", fc->want[b],
+				         fc->would[b] == 'W' ? " would_defer" : "", o.why);
+			if (o.cell == 'D') {
+				const char *st =
+				    b == B_NOTLS || b == B_R454 || b == B_MITM ? "4.7.4" : "4.7.5";
+
+				if (strcmp(o.status, st) != 0 || strcmp(o.record, "deferred") != 0)
+					fail_msg("%s/%s: status %s (want %s), outcome %s", fc->name,
+					         bnames[b], o.status, st, o.record);
+			}
+			if (o.would_defer && strcmp(o.record, "would_defer") != 0)
+				fail_msg("%s/%s: outcome %s", fc->name, bnames[b], o.record);
+		}
+	}
+	/* the reason names what was missing, in the destination levels' words */
+	{
+		struct tls_combined c;
+		struct outcome o;
+
+		combine(SNAP_TLS_MAY, 0, SNAP_TLS_VERIFY, 0, &c);
+		o = deliver_combined(&c, B_SELFSIGNED, true);
+		assert_string_equal(o.status, "4.7.5");
+		assert_string_equal(o.why, "Server certificate not trusted");
+		combine(SNAP_TLS_MAY, 0, SNAP_TLS_ENCRYPT, 0, &c);
+		o = deliver_combined(&c, B_MITM, true);
+		assert_string_equal(o.why,
+		                    "TLS is required, but was not offered by host 198.19.0.2");
+		/* testing verify over enforced encrypt: the enforced reason when it fails */
+		combine(SNAP_TLS_ENCRYPT, 0, SNAP_TLS_VERIFY, 1, &c);
+		o = deliver_combined(&c, B_BROKEN, true);
+		assert_string_equal(o.why, "Cannot start TLS: handshake: wrong version number");
+		assert_int_equal(o.connections, 1); /* no plaintext retry */
+		o = deliver_combined(&c, B_EXPIRED, true);
+		assert_true(o.would_defer);
+		assert_string_equal(o.record, "would_defer");
+	}
+}
+
+/*
+ * Every destination level and mode, every floor and mode, every fact:
+ * whatever an enforcing rule requires is never sent without it - no
+ * plaintext under an enforcing floor or strict destination, and a
+ * certificate the enforced level rejects defers.
+ */
+static void test_floor_never_plaintext(void **state)
+{
+	static const uint8_t floors[] = {NOFLOOR, SNAP_TLS_ENCRYPT, SNAP_TLS_VERIFY,
+	                                 SNAP_TLS_SECURE};
+	unsigned n = 0;
+
+	(void)state;
+	for (uint8_t dl = SNAP_TLS_NONE; dl <= SNAP_TLS_LEVEL_MAX; dl++)
+		for (int dt = 0; dt < (dl >= SNAP_TLS_ENCRYPT ? 2 : 1); dt++)
+			for (size_t fi = 0; fi < sizeof(floors); fi++)
+				for (int ft = 0; ft < (floors[fi] == NOFLOOR ? 1 : 2); ft++) {
+					struct tls_combined c;
+					bool dest_strict = dl >= SNAP_TLS_ENCRYPT && !dt;
+					bool floor_strict = floors[fi] != NOFLOOR && !ft;
+
+					combine(dl, dt, floors[fi], ft, &c);
+					/* never weaker than an enforcing rule */
+					if (dest_strict)
+						assert_true(tls_level_meets(c.enforced, dl));
+					if (floor_strict)
+						assert_true(
+						    tls_level_meets(c.enforced, floors[fi]));
+					if (floors[fi] != NOFLOOR)
+						assert_true(tls_level_meets(c.level, floors[fi]));
+					assert_int_equal(c.testing, c.level != c.enforced);
+					for (int local = 0; local < 2; local++)
+						for (int offered = 0; offered < 2; offered++)
+							for (int hs = TLS_HS_NONE;
+							     hs <= TLS_HS_FAILED; hs++)
+								for (int ok = 0; ok < 2; ok++)
+									for (int eok = 0; eok < 2;
+									     eok++) {
+										struct tls_facts f = {
+										    .level =
+										        c.level,
+										    .testing =
+										        c.testing,
+										    .enforced =
+										        c.testing
+										            ? c.enforced
+										            : SNAP_TLS_NONE,
+										    .local_tls =
+										        local,
+										    .offered =
+										        offered,
+										    .handshake = hs,
+										    .cert_ok = ok,
+										    .enforced_cert_ok =
+										        eok,
+										    .host = "h"};
+										struct tls_decision
+										    d;
+										bool strict =
+										    dest_strict ||
+										    floor_strict;
+										/* the certificate
+										 * verdict of what
+										 * is enforced */
+										bool enf_ok =
+										    c.testing ? eok
+										              : ok;
+
+										tls_decide(&f, &d);
+										n++;
+										if (strict) {
+											if (d.action ==
+											    TLS_SEND_TLS)
+												assert_true(
+												    hs ==
+												        TLS_HS_OK &&
+												    (c.enforced <
+												         SNAP_TLS_FINGERPRINT ||
+												     enf_ok));
+											else
+												assert_int_equal(
+												    d.action,
+												    TLS_DEFER);
+											if (d.action ==
+											    TLS_DEFER)
+												assert_true(
+												    d.why[0] !=
+												        '\0' &&
+												    strncmp(
+												        d.status,
+												        "4.7.",
+												        4) ==
+												        0);
+										} else {
+											assert_int_not_equal(
+											    d.action,
+											    TLS_DEFER);
+										}
+										if (d.action ==
+										    TLS_SEND_TLS)
+											assert_int_equal(
+											    hs,
+											    TLS_HS_OK);
+									}
+				}
+	assert_true(n > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_matrix),          cmocka_unit_test(test_reasons),
-	    cmocka_unit_test(test_starttls),        cmocka_unit_test(test_outcomes),
+	    cmocka_unit_test(test_matrix),
+	    cmocka_unit_test(test_reasons),
+	    cmocka_unit_test(test_starttls),
+	    cmocka_unit_test(test_outcomes),
 	    cmocka_unit_test(test_never_plaintext),
+	    cmocka_unit_test(test_meets),
+	    cmocka_unit_test(test_combine),
+	    cmocka_unit_test(test_floor_cases),
+	    cmocka_unit_test(test_floor_never_plaintext),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -426,11 +426,14 @@ static void test_accept_after_commit_and_replay(void **state)
 	assert_string_equal(spool_msg_sender(m), "alice@sender.test");
 	assert_int_equal(spool_msg_nrcpt(m), 1);
 	assert_string_equal(spool_msg_rcpt(m, 0), "bob@far.test");
+	/* the client's address (the client networks of sender_tls_policy) after the MAIL line */
 	params = spool_msg_params(m, &plen);
-	assert_int_equal(plen, strlen("M BODY=8BITMIME\nR NOTIFY=SUCCESS,FAILURE "
+	assert_int_equal(plen, strlen("M BODY=8BITMIME\nC 198.18.0.1\nR NOTIFY=SUCCESS,FAILURE "
 	                              "ORCPT=rfc822;bob@far.test\n"));
-	assert_memory_equal(
-	    params, "M BODY=8BITMIME\nR NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@far.test\n", plen);
+	assert_memory_equal(params,
+	                    "M BODY=8BITMIME\nC 198.18.0.1\nR NOTIFY=SUCCESS,FAILURE "
+	                    "ORCPT=rfc822;bob@far.test\n",
+	                    plen);
 }
 
 /*
@@ -485,6 +488,50 @@ static void test_relay_access(void **state)
 	cl_quit(&cl);
 	assert_quiet();
 	assert_int_equal(CTR_VAL(t, 1, smtp_messages_accepted), 1);
+}
+
+/*
+ * smtpd_tls_required_recipients: in a plaintext session RCPT TO a listed
+ * domain (exactly, or under a ".parent" entry) gets 530 5.7.0; the other
+ * recipients of the same transaction are accepted and the message goes to
+ * them only. The relay check comes first (554 stays 554).
+ */
+static void test_tls_required_recipients(void **state)
+{
+	struct tl *t = *state;
+	struct client cl;
+	char id[SPOOL_ID_STRLEN];
+
+	server_conf("relay_domains = strict.test .strict.example strict.example other.test\n"
+	            "tls_certificates = mx.pem\n"
+	            "smtpd_tls_required_recipients = Strict.TEST .strict.example\n");
+	cl_connect(&cl);
+	expect_reply(&cl, "220 ", 1);
+	cl_send(&cl, "EHLO client.test\r\nMAIL FROM:<ops@sender.test>\r\n"
+	             "RCPT TO:<a@strict.test>\r\n"
+	             "RCPT TO:<b@other.test>\r\n"
+	             "RCPT TO:<c@x.strict.example>\r\n"
+	             "RCPT TO:<d@strict.example>\r\n"
+	             "RCPT TO:<e@far.test>\r\n");
+	expect_reply(&cl, "\r\n", 8);
+	assert_non_null(strstr(cl.rx, "250 2.1.0 Ok\r\n"));
+	assert_int_equal(occurrences(cl.rx, "530 5.7.0 Must issue a STARTTLS command first\r\n"),
+	                 2);
+	assert_non_null(strstr(cl.rx, "554 5.7.1 <e@far.test>: Relay access denied\r\n"));
+	assert_int_equal(occurrences(cl.rx, "250 2.1.5 Ok\r\n"), 2);
+	assert_int_equal(CTR_VAL(t, 1, smtp_tls_required_rcpt), 2);
+	assert_int_equal(CTR_VAL(t, 1, smtp_tls_required), 0);
+	assert_int_equal(CTR_VAL(t, 1, smtp_relay_denied), 1);
+	cl_send(&cl, "DATA\r\n");
+	expect_reply(&cl, "354 ", 1);
+	cl_send(&cl, BODY ".\r\n");
+	expect_reply(&cl, "250 2.0.0 Ok: queued as ", 1);
+	queued_id(&cl, 1, id);
+	assert_int_equal(spool_msg_nrcpt(queued_msg(id)), 2);
+	assert_string_equal(spool_msg_rcpt(queued_msg(id), 0), "b@other.test");
+	assert_string_equal(spool_msg_rcpt(queued_msg(id), 1), "d@strict.example");
+	cl_quit(&cl);
+	assert_quiet();
 }
 
 static bool on_spool(void *arg)
@@ -643,6 +690,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_accept_after_commit_and_replay, ib_setup,
 	                                    ib_teardown),
 	    cmocka_unit_test_setup_teardown(test_relay_access, ib_setup, ib_teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_required_recipients, ib_setup, ib_teardown),
 	    cmocka_unit_test_setup_teardown(test_reset_during_commit, ib_setup, ib_teardown),
 	    cmocka_unit_test_setup_teardown(test_abandoned, ib_setup, ib_teardown),
 	    cmocka_unit_test_setup_teardown(test_session_cap, ib_setup, ib_teardown),
