@@ -169,7 +169,20 @@
 	X(delivery_active, "delivery: messages in delivery now (not a total)")         \
 	X(dsn_sent, "delivery: bounces (DSNs) written to the spool")                   \
 	X(dsn_discarded, "delivery: bounces not sent: the null sender")                \
-	X(queue_deleted, "queue: messages deleted by the operator")
+	X(queue_deleted, "queue: messages deleted by the operator")                   \
+	X(dns_routes, "dns: route lookups (MX or [host]) a worker asked for")          \
+	X(dns_routes_cached, "dns: route lookups answered wholly from the cache")      \
+	X(dns_queries, "dns: queries libunbound was asked (cache misses)")             \
+	X(dns_cache_hits, "dns: answers taken from the shared cache")                  \
+	X(dns_merged, "dns: lookups joined to the same query in flight")               \
+	X(dns_nxdomain, "dns: route lookups that found no such domain (5.1.2)")         \
+	X(dns_nullmx, "dns: route lookups that found a null MX (5.1.10)")               \
+	X(dns_servfail, "dns: route lookups failed: SERVFAIL or resolver error (4.4.3)")\
+	X(dns_timeouts, "dns: route lookups failed: dns_timeout (4.4.3)")                \
+	X(dns_bogus, "dns: route lookups failed: DNSSEC bogus (4.4.3)")                  \
+	X(dns_loops, "dns: route lookups whose best MX is Postern (5.4.6)")              \
+	X(dns_busy, "dns: route lookups not submitted: the resolver's ring was full")   \
+	X(dns_latency_ns, "dns: nanoseconds from submission to answer, summed")
 
 enum pg_counter {
 #define PG_COUNTER_ENUM(name, doc) CTR_##name,
