@@ -593,6 +593,12 @@ static void dns_job_start(struct dns_op *op)
 		dns_complete(op);
 		return;
 	}
+	if ((op->flags & DNS_OP_FLUSH) != 0) {
+		free(j);
+		op->flushed = dns_flush(op->name);
+		dns_complete(op);
+		return;
+	}
 	j->op = op;
 	j->ttl = UINT32_MAX;
 	j->pending = 1;

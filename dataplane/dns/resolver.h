@@ -26,6 +26,7 @@
 struct snap_header;
 
 #define DNS_OP_NO_MX 0x1u /* "[host]": the host's A records only */
+#define DNS_OP_FLUSH 0x2u /* no lookup: drop name's entries ("" = all), count in flushed */
 #define DNS_RING_SIZE 4096u
 
 struct dns_op {
@@ -40,6 +41,7 @@ struct dns_op {
 	/* the answer (the main lcore's) */
 	struct dns_route route;
 	uint32_t queries, hits, merged; /* for the worker's counters */
+	uint32_t flushed;               /* DNS_OP_FLUSH: entries dropped */
 	uint8_t fail_kind;              /* enum dns_kind behind a DNS_R_TEMP */
 	uint64_t answered_ns;
 };

@@ -250,6 +250,18 @@ struct ob_sess {
 	char cert_why[200];
 };
 
+/* A `posternctl dns` request of worker 0 (outbound_dns_cmd): asked, then answered. */
+#define OB_DNSQ_MAX 8
+enum { OB_DNSQ_FREE, OB_DNSQ_PENDING, OB_DNSQ_DONE };
+
+struct ob_dnsq {
+	uint8_t state, op, flags, fail_kind;
+	uint32_t queries, hits, flushed;
+	uint64_t seq, latency_ns;
+	char name[DNS_NAME_MAX];
+	struct dns_route r;
+};
+
 struct ob_broken {
 	uint32_t addr;
 	uint16_t port;
@@ -278,6 +290,7 @@ struct outbound {
 	X509_STORE **ta_stores; /* [npolicy] tafile= stores, built when first used */
 	uint32_t npolicy;
 	struct ob_broken broken[OB_TLS_BROKEN_MAX]; /* level may: handshakes that failed */
+	struct ob_dnsq dnsq[OB_DNSQ_MAX];
 };
 
 /* A declared-once key (settings.h) of the worker's live snapshot. */

@@ -13,8 +13,10 @@
 #include <rte_common.h>
 
 #include "core/worker.h"
+#include "cmdring.h"
 #include "dns/resolver.h"
 #include "inbound.h"
+#include "outbound.h"
 #include "outbound_private.h"
 #include "policy_lookup.h"
 #include "result.h"
@@ -548,6 +550,23 @@ unsigned ob_dns_poll(struct outbound *ob)
 		struct ob_msg *om = (struct ob_msg *)(uintptr_t)op->cookie;
 		const struct dns_route *r = &op->route;
 
+		if (op->cookie == 0) { /* a posternctl request's */
+			struct ob_dnsq *q = &ob->dnsq[op->slot % OB_DNSQ_MAX];
+
+			WCOUNT_ADD(ob->w, dns_queries, op->queries);
+			WCOUNT_ADD(ob->w, dns_cache_hits, op->hits);
+			if (q->state == OB_DNSQ_PENDING && q->seq == op->seq) {
+				q->r = *r;
+				q->queries = op->queries;
+				q->hits = op->hits;
+				q->flushed = op->flushed;
+				q->fail_kind = op->fail_kind;
+				q->latency_ns = op->answered_ns - op->submitted_ns;
+				q->state = OB_DNSQ_DONE;
+			}
+			dns_op_free(op);
+			continue;
+		}
 		WCOUNT_ADD(ob->w, dns_queries, op->queries);
 		WCOUNT_ADD(ob->w, dns_cache_hits, op->hits);
 		WCOUNT_ADD(ob->w, dns_merged, op->merged);
@@ -631,4 +650,104 @@ int ob_msg_start(struct outbound *ob, struct spool_msg *m)
 	if (om->dns_wait == 0)
 		ob_msg_route(ob, om);
 	return PG_OK;
+}
+
+/* The answer items of a posternctl request. */
+static void ob_dnsq_reply(struct outbound *ob, struct ob_dnsq *q, uint8_t state,
+                          struct cmdring_reply *rp)
+{
+	union cmd_dns_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.head.kind = CMD_DNS_ITEM_HEAD;
+	it.head.state = state;
+	if (q != NULL && state == CMD_DNS_DONE) {
+		struct dns_route r = q->r;
+		uint32_t own[SNAP_MAX_PORTS];
+
+		if (q->op == CMD_DNS_LOOKUP && (q->flags & CMD_DNS_F_NO_MX) == 0 && ob->w->snap != NULL)
+			dns_route_self(&r, own, ob_own_addrs(ob->w->snap, own, SNAP_MAX_PORTS));
+		it.head.route = r.kind;
+		it.head.mx_sec = r.mx_sec;
+		it.head.implicit = r.implicit;
+		it.head.cached = r.cached;
+		it.head.fail_kind = q->fail_kind;
+		it.head.nhops = r.nhops;
+		it.head.ttl = r.ttl;
+		it.head.queries = q->queries;
+		it.head.hits = q->hits;
+		it.head.flushed = q->flushed;
+		it.head.latency_ns = q->latency_ns;
+		snprintf(it.head.reason, sizeof(it.head.reason), "%s", r.reason);
+		if (!cmdring_reply_add(rp, &it, sizeof(it)))
+			return;
+		for (uint32_t k = 0; k < r.nhops; k++) {
+			memset(&it, 0, sizeof(it));
+			it.hop.kind = CMD_DNS_ITEM_HOP;
+			it.hop.sec = r.hops[k].sec;
+			it.hop.pref = r.hops[k].pref;
+			it.hop.addr = r.hops[k].addr;
+			snprintf(it.hop.host, sizeof(it.hop.host), "%s", r.hops[k].host);
+			if (!cmdring_reply_add(rp, &it, sizeof(it)))
+				return;
+		}
+		return;
+	}
+	cmdring_reply_add(rp, &it, sizeof(it));
+}
+
+void outbound_dns_cmd(struct worker *w, const struct cmd_dns_req *req, struct cmdring_reply *rp)
+{
+	struct outbound *ob = w->outbound;
+	struct ob_dnsq *q = NULL, *free_q = NULL;
+	struct dns_op *op;
+	char name[DNS_NAME_MAX];
+
+	if (w->id != 0) /* worker 0 asks the resolver for everyone */
+		return;
+	if (ob == NULL || !dns_available()) {
+		ob_dnsq_reply(ob, NULL, CMD_DNS_OFF, rp);
+		return;
+	}
+	ob_lower(name, sizeof(name), req->name);
+	for (unsigned k = 0; k < OB_DNSQ_MAX; k++) {
+		struct ob_dnsq *c = &ob->dnsq[k];
+
+		if (c->state == OB_DNSQ_FREE && free_q == NULL)
+			free_q = c;
+		if (c->state != OB_DNSQ_FREE && c->op == req->op && c->flags == req->flags &&
+		    strcmp(c->name, name) == 0)
+			q = c;
+	}
+	if (q != NULL) {
+		ob_dnsq_reply(ob, q, q->state == OB_DNSQ_DONE ? CMD_DNS_DONE : CMD_DNS_PENDING, rp);
+		if (q->state == OB_DNSQ_DONE)
+			q->state = OB_DNSQ_FREE; /* told: the next request looks up again */
+		return;
+	}
+	if (free_q == NULL || (op = dns_op_new()) == NULL) {
+		ob_dnsq_reply(ob, NULL, CMD_DNS_BUSY, rp);
+		return;
+	}
+	q = free_q;
+	memset(q, 0, sizeof(*q));
+	q->op = req->op;
+	q->flags = req->flags;
+	q->seq = ++ob->dns_seq;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	op->worker = w->id;
+	op->flags = (req->op == CMD_DNS_FLUSH ? DNS_OP_FLUSH : 0) |
+	            ((req->flags & CMD_DNS_F_NO_MX) != 0 ? DNS_OP_NO_MX : 0);
+	op->addr_limit = DNS_ROUTE_MAX; /* every address: the operator sees the whole set */
+	op->slot = (uint32_t)(q - ob->dnsq);
+	op->cookie = 0;
+	op->seq = q->seq;
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	if (dns_submit(op) != PG_OK) {
+		dns_op_free(op);
+		ob_dnsq_reply(ob, NULL, CMD_DNS_BUSY, rp);
+		return;
+	}
+	q->state = OB_DNSQ_PENDING;
+	ob_dnsq_reply(ob, q, CMD_DNS_PENDING, rp);
 }
