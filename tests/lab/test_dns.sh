@@ -243,6 +243,31 @@ python3 "$DNSLAB" serve "$DNS" zones >/dev/null 2>&1
 case_check "servers back: later.test delivered on a retry" \
 	u1@later.test sent "relay=198.19.0.20" "mx_host=mx.later.test" "dnssec=secure"
 
+# --- posternctl dns lookup / flush, transport test ---
+"$LAB" ctl dns lookup prefs.test >"$CONF/lk1.txt" 2>&1
+grep -q "^prefs.test: ok, DNSSEC secure" "$CONF/lk1.txt" &&
+	grep -Eq "^ +10 mx1.prefs.test 198.19.0.10 secure" "$CONF/lk1.txt" &&
+	grep -Eq "^ +30 mx3.prefs.test 198.19.0.12 secure" "$CONF/lk1.txt" &&
+	ok "posternctl dns lookup prefs.test: the MX set in order with addresses and DNSSEC status" ||
+	not_ok "dns lookup prefs.test: $(cat "$CONF/lk1.txt")"
+"$LAB" ctl dns lookup nullmx.test >"$CONF/lk2.txt" 2>&1
+"$LAB" ctl dns lookup bogus.test >"$CONF/lk3.txt" 2>&1
+grep -q "^nullmx.test: nullmx" "$CONF/lk2.txt" && grep -q "^bogus.test: temp" "$CONF/lk3.txt" &&
+	grep -q "DNSSEC validation failed" "$CONF/lk3.txt" &&
+	ok "posternctl dns lookup: null MX and bogus answers shown as such" ||
+	not_ok "dns lookup nullmx/bogus: $(cat "$CONF/lk2.txt" "$CONF/lk3.txt")"
+"$LAB" ctl dns lookup prefs.test >"$CONF/lk4.txt" 2>&1
+"$LAB" ctl dns flush prefs.test >"$CONF/fl.txt" 2>&1
+"$LAB" ctl dns lookup prefs.test --json >"$CONF/lk5.json" 2>&1
+grep -q "^prefs.test: ok, DNSSEC secure, cache" "$CONF/lk4.txt" && grep -Eq "^flushed [1-9]" "$CONF/fl.txt" &&
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["source"]=="fresh" and d["queries"]>=1 and d["hops"][0]["host"]=="mx1.prefs.test" else 1)' "$CONF/lk5.json" &&
+	ok "posternctl dns: cached answer, then flush ($(cat "$CONF/fl.txt")), then a fresh lookup" ||
+	not_ok "dns cache/flush: $(cat "$CONF/lk4.txt" "$CONF/fl.txt" "$CONF/lk5.json")"
+"$LAB" ctl transport test equal.test >"$CONF/tt.txt" 2>&1
+grep -q "MX route" "$CONF/tt.txt" && grep -Eq "^ +10 [abc].equal.test 198.19.0.1[345] secure" "$CONF/tt.txt" &&
+	ok "posternctl transport test equal.test: no entry, and the MX route" ||
+	not_ok "transport test: $(cat "$CONF/tt.txt")"
+
 # --- counters ---
 counters_json >"$CONF/cend.json"
 summary=""
