@@ -210,7 +210,7 @@ _Static_assert(sizeof(union cmd_queue_item) == 112, "queue item size");
  * with the route (HEAD, then one HOP per address) and forgets it.
  */
 #define CMD_DNS_LOOKUP 1
-#define CMD_DNS_FLUSH 2    /* name "" = the whole cache */
+#define CMD_DNS_FLUSH 2     /* name "" = the whole cache */
 #define CMD_DNS_F_NO_MX 0x1 /* "[host]": A records only */
 #define CMD_DNS_NAME_MAX 256
 

@@ -547,7 +547,8 @@ static int snap_check_dns(const struct snap_names *v)
 	d = (const void *)((const uint8_t *)v->h + sec->offset);
 	if (d->flags != 0 || d->reserved != 0 || d->nresolvers > SNAP_DNS_RESOLVERS_MAX)
 		return snap_fail(v->err, v->errlen,
-		                 "dns section: flags 0x%x, reserved, or %" PRIu32 " resolvers (max %d)",
+		                 "dns section: flags 0x%x, reserved, or %" PRIu32
+		                 " resolvers (max %d)",
 		                 (unsigned)d->flags, d->nresolvers, SNAP_DNS_RESOLVERS_MAX);
 	f[0] = &d->trust_anchor_file;
 	f[1] = &d->root_hints_file;

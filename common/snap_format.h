@@ -257,13 +257,13 @@ struct snap_setting {
 #define SNAP_DNS_RESOLVERS_MAX 8
 
 struct snap_dns {
-	uint32_t flags;                              /* 0 */
-	uint32_t nresolvers;                         /* 0..SNAP_DNS_RESOLVERS_MAX; 0 = recursion */
-	uint32_t resolvers[SNAP_DNS_RESOLVERS_MAX];  /* IPv4, network order, port 53 */
-	struct snap_str trust_anchor_file;           /* "" or absolute */
-	struct snap_str root_hints_file;             /* "" or absolute */
-	struct snap_str unbound_conf;                /* "" or absolute */
-	uint64_t reserved;                           /* 0 */
+	uint32_t flags;                             /* 0 */
+	uint32_t nresolvers;                        /* 0..SNAP_DNS_RESOLVERS_MAX; 0 = recursion */
+	uint32_t resolvers[SNAP_DNS_RESOLVERS_MAX]; /* IPv4, network order, port 53 */
+	struct snap_str trust_anchor_file;          /* "" or absolute */
+	struct snap_str root_hints_file;            /* "" or absolute */
+	struct snap_str unbound_conf;               /* "" or absolute */
+	uint64_t reserved;                          /* 0 */
 };
 
 struct snap_port {

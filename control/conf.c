@@ -29,39 +29,39 @@
 #define CONF_NS_PER_S UINT64_C(1000000000)
 
 enum conf_type {
-	CT_UINT,      /* decimal integer in [min, max] */
-	CT_TIME,      /* integer + us|ms|s|m|h|d|w, bare = seconds; stored in ns */
-	CT_TIME_MS,   /* CT_TIME in whole milliseconds */
-	CT_LIFETIME,  /* CT_TIME in whole seconds, a unit required but for 0 */
-	CT_SCHEDULE,  /* delivery_retry_schedule: a list of CT_TIME in whole seconds */
-	CT_SIZE,      /* bytes + optional k|M|G */
-	CT_BOOL,      /* yes|no */
-	CT_DEVICE,    /* PCI address or DPDK vdev spec */
-	CT_PREFIX,    /* IPv4/len, host address of a port */
-	CT_IPV4,      /* IPv4 unicast address, empty = none */
-	CT_ROUTES,    /* PREFIX/LEN via GATEWAY, ... */
-	CT_SHM_NAME,  /* [A-Za-z0-9_.-]+ */
-	CT_SOCKET,    /* absolute path that fits sun_path */
-	CT_LOG_PATH,  /* absolute path of a file */
-	CT_LISTEN,    /* ADDRESS:PORT to listen on, empty = off */
-	CT_GROUP,     /* an existing group name, empty = none */
-	CT_NETWORKS,  /* mynetworks: IPv4 CIDR list */
-	CT_DOMAINS,   /* relay_domains: domain and .domain list */
-	CT_TLS_LEVEL, /* a TLS security level, dane* refused */
+	CT_UINT,            /* decimal integer in [min, max] */
+	CT_TIME,            /* integer + us|ms|s|m|h|d|w, bare = seconds; stored in ns */
+	CT_TIME_MS,         /* CT_TIME in whole milliseconds */
+	CT_LIFETIME,        /* CT_TIME in whole seconds, a unit required but for 0 */
+	CT_SCHEDULE,        /* delivery_retry_schedule: a list of CT_TIME in whole seconds */
+	CT_SIZE,            /* bytes + optional k|M|G */
+	CT_BOOL,            /* yes|no */
+	CT_DEVICE,          /* PCI address or DPDK vdev spec */
+	CT_PREFIX,          /* IPv4/len, host address of a port */
+	CT_IPV4,            /* IPv4 unicast address, empty = none */
+	CT_ROUTES,          /* PREFIX/LEN via GATEWAY, ... */
+	CT_SHM_NAME,        /* [A-Za-z0-9_.-]+ */
+	CT_SOCKET,          /* absolute path that fits sun_path */
+	CT_LOG_PATH,        /* absolute path of a file */
+	CT_LISTEN,          /* ADDRESS:PORT to listen on, empty = off */
+	CT_GROUP,           /* an existing group name, empty = none */
+	CT_NETWORKS,        /* mynetworks: IPv4 CIDR list */
+	CT_DOMAINS,         /* relay_domains: domain and .domain list */
+	CT_TLS_LEVEL,       /* a TLS security level, dane* refused */
 	CT_SMTPD_TLS_LEVEL, /* none|may|encrypt (Postfix smtpd_tls_security_level) */
 	CT_TLS_PROTOCOLS,   /* Postfix protocols list, SSLv2/SSLv3 never offered */
 	CT_TLS_NETWORKS,    /* smtpd_tls_required_networks: IPv4 CIDR list */
 	CT_TLS_SENDERS,     /* smtpd_tls_required_senders: domain and .domain list */
-	CT_FILES,     /* tls_certificates: file list, read by control/certs.c */
-	CT_DIAG_CLIENT, /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
-	CT_PERCENT,     /* integer in [min, max], optional "%" */
-	CT_TCP_CC,      /* cubic|newreno */
-	CT_KEEPALIVE,   /* no | IDLE INTERVAL COUNT */
-	CT_DIR,         /* absolute path of a directory */
-	CT_HOSTNAME,    /* a host name (RFC 1035 letters, digits, hyphens) */
-	CT_BARE,        /* reject|normalize */
-	CT_RELAYHOST,   /* one next hop: [host]:port, [host], host, host:port */
-	CT_FILE,        /* one file name, empty = none (read by control/trust.c) */
+	CT_FILES,           /* tls_certificates: file list, read by control/certs.c */
+	CT_DIAG_CLIENT,     /* diag_client: HOST:PORT MODE BYTES [COUNT], empty = none */
+	CT_PERCENT,         /* integer in [min, max], optional "%" */
+	CT_TCP_CC,          /* cubic|newreno */
+	CT_KEEPALIVE,       /* no | IDLE INTERVAL COUNT */
+	CT_DIR,             /* absolute path of a directory */
+	CT_HOSTNAME,        /* a host name (RFC 1035 letters, digits, hyphens) */
+	CT_BARE,            /* reject|normalize */
+	CT_RELAYHOST,       /* one next hop: [host]:port, [host], host, host:port */
+	CT_FILE,            /* one file name, empty = none (read by control/trust.c) */
 	CT_SESSION_TIMEOUT, /* 0, or a time in whole seconds in [min, max] */
 	CT_ABSFILE,         /* one absolute file name, empty = none (read by postern-dp) */
 	CT_RESOLVERS,       /* dns_resolvers: IPv4 addresses, space or comma separated */
@@ -1010,7 +1010,8 @@ static int conf_val_absfile(const struct conf_key *k, const char *s, void *dst, 
                             size_t whylen)
 {
 	if (*s != '\0' && *s != '/')
-		return conf_why(why, whylen, "an absolute path (postern-dp reads it, not posternd)");
+		return conf_why(why, whylen,
+		                "an absolute path (postern-dp reads it, not posternd)");
 	return conf_val_file(k, s, dst, why, whylen);
 }
 
@@ -1029,7 +1030,8 @@ static int conf_val_resolvers(const struct conf_key *k, const char *s, void *dst
 	d->nresolvers = 0;
 	for (char *t = strtok_r(buf, ", \t", &save); t != NULL; t = strtok_r(NULL, ", \t", &save)) {
 		if (d->nresolvers == SNAP_DNS_RESOLVERS_MAX)
-			return conf_why(why, whylen, "more than %d resolvers", SNAP_DNS_RESOLVERS_MAX);
+			return conf_why(why, whylen, "more than %d resolvers",
+			                SNAP_DNS_RESOLVERS_MAX);
 		if (conf_parse_ip(t, &host) != 0 || conf_not_unicast(host) != NULL)
 			return conf_why(why, whylen, "\"%s\" is not a unicast IPv4 address", t);
 		d->resolvers[d->nresolvers++] = htonl(host);

@@ -209,8 +209,7 @@ void ctl_wait_cancel(struct ctl_wait *cw)
 /* ---- dns ---- */
 
 const char *ctl_wait_dns(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
-                         const struct cmd_dns_req *q, bool json, uint64_t now_ns,
-                         struct ctl_buf *b)
+                         const struct cmd_dns_req *q, bool json, uint64_t now_ns, struct ctl_buf *b)
 {
 	const char *verdict = ctl_wait_workers(cw, t, rg, CTL_WAIT_DNS, CMD_DNS, q, sizeof(*q),
 	                                       json, "no resolver to ask", now_ns, b);
@@ -220,8 +219,7 @@ const char *ctl_wait_dns(struct ctl_wait *cw, struct dpreq_table *t, struct shm_
 	return verdict;
 }
 
-static const char *const ctl_dns_routes[] = {"ok",   "nullmx", "nxdomain",
-                                             "nohost", "temp", "loop"};
+static const char *const ctl_dns_routes[] = {"ok", "nullmx", "nxdomain", "nohost", "temp", "loop"};
 static const char *const ctl_dns_secs[] = {"insecure", "secure", "bogus"};
 static const char *const ctl_dns_kinds[] = {"data",    "nodata", "nxdomain", "servfail",
                                             "timeout", "bogus",  "error"};
@@ -252,10 +250,11 @@ const char *ctl_dns_report(struct ctl_buf *b, const struct dpreq *r, const char 
 	char ip[INET_ADDRSTRLEN];
 
 	if (dw == NULL || dw->state != DPREQ_DONE || dw->status != CMDRING_OK) {
-		const char *why = dw == NULL                     ? "no worker"
-		                  : dw->state != DPREQ_DONE      ? dpreq_worker_state_name(dw->state)
-		                  : dw->status == CMDRING_UNKNOWN ? "the dataplane does not know dns"
-		                                                  : "the dataplane refused the request";
+		const char *why = dw == NULL                ? "no worker"
+		                  : dw->state != DPREQ_DONE ? dpreq_worker_state_name(dw->state)
+		                  : dw->status == CMDRING_UNKNOWN
+		                      ? "the dataplane does not know dns"
+		                      : "the dataplane refused the request";
 
 		if (json)
 			ctl_buf_printf(b, "{\"error\":\"%s\"}\n", why);
@@ -294,19 +293,21 @@ const char *ctl_dns_report(struct ctl_buf *b, const struct dpreq *r, const char 
 	if (json) {
 		ctl_buf_printf(b, "{\"name\":\"");
 		ctl_dns_str(b, name, 256, true);
-		ctl_buf_printf(b,
-		               "\",\"route\":\"%s\",\"dnssec\":\"%s\",\"implicit_mx\":%s,"
-		               "\"source\":\"%s\",\"ttl\":%" PRIu32 ",\"queries\":%" PRIu32
-		               ",\"cache_hits\":%" PRIu32 ",\"latency_ns\":%" PRIu64 ",\"failure\":\"%s\","
-		               "\"reason\":\"",
-		               CTL_PICK(ctl_dns_routes, h->route), CTL_PICK(ctl_dns_secs, h->mx_sec),
-		               h->implicit ? "true" : "false", h->cached ? "cache" : "fresh",
-		               h->ttl == UINT32_MAX ? 0 : h->ttl, h->queries, h->hits, h->latency_ns,
-		               h->route == 4 ? CTL_PICK(ctl_dns_kinds, h->fail_kind) : "");
+		ctl_buf_printf(
+		    b,
+		    "\",\"route\":\"%s\",\"dnssec\":\"%s\",\"implicit_mx\":%s,"
+		    "\"source\":\"%s\",\"ttl\":%" PRIu32 ",\"queries\":%" PRIu32
+		    ",\"cache_hits\":%" PRIu32 ",\"latency_ns\":%" PRIu64 ",\"failure\":\"%s\","
+		    "\"reason\":\"",
+		    CTL_PICK(ctl_dns_routes, h->route), CTL_PICK(ctl_dns_secs, h->mx_sec),
+		    h->implicit ? "true" : "false", h->cached ? "cache" : "fresh",
+		    h->ttl == UINT32_MAX ? 0 : h->ttl, h->queries, h->hits, h->latency_ns,
+		    h->route == 4 ? CTL_PICK(ctl_dns_kinds, h->fail_kind) : "");
 		ctl_dns_str(b, h->reason, sizeof(h->reason), true);
 		ctl_buf_printf(b, "\",\"hops\":[");
 	} else {
-		ctl_buf_printf(b, "%s: %s%s, DNSSEC %s, %s (%" PRIu32 " quer%s, %" PRIu32
+		ctl_buf_printf(b,
+		               "%s: %s%s, DNSSEC %s, %s (%" PRIu32 " quer%s, %" PRIu32
 		               " cache hit%s), TTL %" PRIu32 " s\n",
 		               name, CTL_PICK(ctl_dns_routes, h->route),
 		               h->implicit ? " (implicit MX: no MX records)" : "",

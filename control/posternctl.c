@@ -593,8 +593,9 @@ static int ctl_dns_main(int argc, char **argv, const char *opt_s, const char *op
 	if (sub == NULL || (strcmp(sub, "lookup") != 0 && strcmp(sub, "flush") != 0) ||
 	    (strcmp(sub, "lookup") == 0 && npos != 2) || (strcmp(sub, "flush") == 0 && nomx) ||
 	    strlen(name) > 255 || strchr(name, ' ') != NULL)
-		return ctl_usage_error("%s", "usage: posternctl dns lookup DOMAIN [--no-mx] [--json] | "
-		                             "dns flush [DOMAIN] [--json]");
+		return ctl_usage_error("%s",
+		                       "usage: posternctl dns lookup DOMAIN [--no-mx] [--json] | "
+		                       "dns flush [DOMAIN] [--json]");
 	rc = ctl_socket_path(opt_s, opt_c, sock, sizeof(sock));
 	if (rc != CTL_EXIT_OK)
 		return rc;

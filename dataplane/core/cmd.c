@@ -294,10 +294,10 @@ static void dp_cmd_dns(struct worker *w, const struct cmd_record *req, struct cm
 }
 
 static const dp_cmd_fn dp_cmd_table[CMD__COUNT] = {
-	[CMD_PING] = dp_cmd_ping,
-	[CMD_SESSIONS] = dp_cmd_sessions,
-	[CMD_QUEUE] = dp_cmd_queue,
-	[CMD_DNS] = dp_cmd_dns,
+    [CMD_PING] = dp_cmd_ping,
+    [CMD_SESSIONS] = dp_cmd_sessions,
+    [CMD_QUEUE] = dp_cmd_queue,
+    [CMD_DNS] = dp_cmd_dns,
 };
 
 unsigned dp_cmd_poll(struct worker *w)

@@ -447,7 +447,8 @@ int main(int argc, char **argv)
 	dns_gen = seen_gen;
 	h = shm_acquire(&shm, 0, &dns_gen);
 	if (h != NULL) {
-		if (snap_validate(h, RTE_MIN(h->size, shm.region->slot_capacity), err, sizeof(err)) == 0)
+		if (snap_validate(h, RTE_MIN(h->size, shm.region->slot_capacity), err,
+		                  sizeof(err)) == 0)
 			dns_adopt(h);
 		shm_release(&shm, 0);
 	}

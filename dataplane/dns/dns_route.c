@@ -64,8 +64,7 @@ size_t dns_mx_order(struct dns_mx *mx, size_t n, dns_rand_fn rnd, void *ctx)
 	return n;
 }
 
-static void dns_reason_add(struct dns_route *r, const char *fmt, const char *host,
-                           const char *what)
+static void dns_reason_add(struct dns_route *r, const char *fmt, const char *host, const char *what)
 {
 	size_t used = strlen(r->reason);
 
@@ -98,7 +97,8 @@ void dns_route_build(struct dns_route *r, const struct dns_mx *mx, size_t n,
 			                   : "host not found");
 			continue;
 		}
-		if (a->sec == DNS_SEC_BOGUS) { /* never used: the resolver reports these as K_BOGUS */
+		if (a->sec ==
+		    DNS_SEC_BOGUS) { /* never used: the resolver reports these as K_BOGUS */
 			temp = true;
 			continue;
 		}
@@ -126,7 +126,8 @@ void dns_route_self(struct dns_route *r, const uint32_t *own, size_t nown)
 	for (uint32_t i = 0; i < r->nhops && cut == r->nhops; i++)
 		for (size_t k = 0; k < nown; k++)
 			if (r->hops[i].addr == own[k]) {
-				/* everything at this preference or worse goes (Postfix smtp_truncate_self) */
+				/* everything at this preference or worse goes (Postfix
+				 * smtp_truncate_self) */
 				cut = i;
 				while (cut > 0 && r->hops[cut - 1].pref == r->hops[i].pref)
 					cut--;

@@ -22,9 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_NAME_MAX 256   /* a presentation name, trailing dot dropped, NUL */
-#define DNS_ROUTE_MAX 16   /* next hops of one route (OB_NH_MAX) */
-#define DNS_MX_MAX 32      /* MX hosts considered (Postfix: no limit but the address limit) */
+#define DNS_NAME_MAX 256 /* a presentation name, trailing dot dropped, NUL */
+#define DNS_ROUTE_MAX 16 /* next hops of one route (OB_NH_MAX) */
+#define DNS_MX_MAX 32    /* MX hosts considered (Postfix: no limit but the address limit) */
 #define DNS_REASON_MAX 200
 
 /* DNSSEC status of an answer (libunbound: secure, bogus, or neither). */
@@ -66,12 +66,12 @@ struct dns_hop {
 };
 
 struct dns_route {
-	uint8_t kind;     /* enum dns_route_kind */
-	uint8_t mx_sec;   /* enum dns_sec of the MX answer (of the A answer without MX) */
-	bool implicit;    /* no MX: the domain's own address (RFC 5321 §5.1) */
-	bool cached;      /* every answer came from the cache */
+	uint8_t kind;   /* enum dns_route_kind */
+	uint8_t mx_sec; /* enum dns_sec of the MX answer (of the A answer without MX) */
+	bool implicit;  /* no MX: the domain's own address (RFC 5321 §5.1) */
+	bool cached;    /* every answer came from the cache */
 	uint32_t nhops;
-	uint32_t ttl;     /* the shortest TTL of the answers used (s) */
+	uint32_t ttl; /* the shortest TTL of the answers used (s) */
 	struct dns_hop hops[DNS_ROUTE_MAX];
 	char reason[DNS_REASON_MAX];
 };
@@ -127,8 +127,8 @@ void dns_route_self(struct dns_route *r, const uint32_t *own, size_t nown);
 
 /* What delivery does with a route. */
 struct dns_action {
-	uint16_t code;     /* 0 = deliver to the hops; else 450 or 550 */
-	char status[8];    /* "4.4.3", "5.1.10", ... */
+	uint16_t code;  /* 0 = deliver to the hops; else 450 or 550 */
+	char status[8]; /* "4.4.3", "5.1.10", ... */
 	char text[DNS_REASON_MAX + 100];
 };
 

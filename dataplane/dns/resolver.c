@@ -211,7 +211,8 @@ static void dns_complete(struct dns_op *op)
 			struct dns_op **n = realloc(D->ovf, cap * sizeof(*n));
 
 			if (n == NULL) {
-				/* nowhere to keep it: the worker never hears; its message is retried */
+				/* nowhere to keep it: the worker never hears; its message is
+				 * retried */
 				RTE_LOG(ERR, USER1, "dns: out of memory: answer for %s lost\n",
 				        op->name);
 				rte_free(op);
@@ -420,7 +421,8 @@ static void dns_parse_records(struct dns_ent *e, ldns_pkt *pkt)
 	ldns_rr_list_deep_free(l);
 	if (e->n == 0) {
 		e->kind = DNS_K_NODATA;
-		snprintf(e->why, sizeof(e->why), "no %s record", e->type == DNS_TYPE_MX ? "MX" : "A");
+		snprintf(e->why, sizeof(e->why), "no %s record",
+		         e->type == DNS_TYPE_MX ? "MX" : "A");
 	}
 }
 
@@ -565,9 +567,9 @@ static void dns_query(struct dns_job *j, const char *name, uint16_t type, int sl
 	D->bucket[hash & (DNS_BUCKETS - 1)] = e;
 	pg_list_add_tail(&D->pending, &e->link);
 	j->op->queries++;
-	rc = D->ctx != NULL ? ub_resolve_async(D->ctx, name, type, 1, e, dns_ub_callback,
-	                                       &e->async_id)
-	                    : UB_NOERROR - 1;
+	rc = D->ctx != NULL
+	         ? ub_resolve_async(D->ctx, name, type, 1, e, dns_ub_callback, &e->async_id)
+	         : UB_NOERROR - 1;
 	if (rc != 0) {
 		e->kind = DNS_K_ERROR;
 		snprintf(e->why, sizeof(e->why), "resolver: %s",
@@ -719,8 +721,10 @@ void dns_adopt(const struct snap_header *h)
 	__atomic_store_n(&dns_on, D->enabled, __ATOMIC_RELEASE);
 	RTE_LOG(NOTICE, USER1,
 	        "dns: %s (%u resolvers, root hints %s, trust anchor %s, validation %s)\n",
-	        !D->enabled ? "off" : D->ctx != NULL ? "on" : "broken", cfg.nresolvers,
-	        hints[0] ? hints : "-", ta[0] ? ta : "-", ta[0] ? "on" : "off");
+	        !D->enabled      ? "off"
+	        : D->ctx != NULL ? "on"
+	                         : "broken",
+	        cfg.nresolvers, hints[0] ? hints : "-", ta[0] ? ta : "-", ta[0] ? "on" : "off");
 }
 
 int dns_init(unsigned nworkers, char *err, size_t errlen)
@@ -774,7 +778,8 @@ void dns_run(unsigned max_ms)
 	uint64_t end = dns_now_ns() + (uint64_t)max_ms * 1000000ull;
 
 	if (D == NULL) {
-		struct timespec ts = {.tv_sec = max_ms / 1000, .tv_nsec = (long)(max_ms % 1000) * 1000000L};
+		struct timespec ts = {.tv_sec = max_ms / 1000,
+		                      .tv_nsec = (long)(max_ms % 1000) * 1000000L};
 
 		nanosleep(&ts, NULL);
 		return;
@@ -786,7 +791,8 @@ void dns_run(unsigned max_ms)
 		struct pollfd pfd = {.fd = D->ctx != NULL ? ub_fd(D->ctx) : -1, .events = POLLIN};
 
 		/* the completions the rings had no room for */
-		while (D->novf > 0 && rte_ring_sp_enqueue(D->done[D->ovf[0]->worker], D->ovf[0]) == 0)
+		while (D->novf > 0 &&
+		       rte_ring_sp_enqueue(D->done[D->ovf[0]->worker], D->ovf[0]) == 0)
 			memmove(D->ovf, D->ovf + 1, --D->novf * sizeof(D->ovf[0]));
 		n = rte_ring_sc_dequeue_burst(D->req, ops, DNS_RUN_BATCH, NULL);
 		for (unsigned i = 0; i < n; i++)

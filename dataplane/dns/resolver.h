@@ -32,8 +32,8 @@ struct snap_header;
 struct dns_op {
 	/* the request (the worker's) */
 	uint32_t worker;
-	uint32_t flags;      /* DNS_OP_* */
-	uint32_t addr_limit; /* smtp_mx_address_limit */
+	uint32_t flags;       /* DNS_OP_* */
+	uint32_t addr_limit;  /* smtp_mx_address_limit */
 	uint32_t slot;        /* the worker's */
 	uint64_t cookie, seq; /* the worker's, returned as they are */
 	uint64_t submitted_ns;

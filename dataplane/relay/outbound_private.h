@@ -145,11 +145,11 @@ struct ob_msg {
 enum ob_rkind { OB_RK_NONE, OB_RK_IP, OB_RK_DNS };
 
 struct ob_route {
-	char name[DNS_NAME_MAX]; /* looked up */
+	char name[DNS_NAME_MAX];   /* looked up */
 	char dest[OB_NH_DEST_MAX]; /* the next-hop destination (TLS policy key) */
-	uint32_t flags;          /* DNS_OP_NO_MX */
+	uint32_t flags;            /* DNS_OP_NO_MX */
 	uint16_t port;
-	bool done;               /* r holds the answer */
+	bool done; /* r holds the answer */
 	struct dns_route r;
 };
 

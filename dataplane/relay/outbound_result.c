@@ -58,17 +58,16 @@ static void ob_event_result(struct outbound *ob, struct ob_msg *om, uint32_t i,
 	ob_value(note, sizeof(note), t->note);
 	dp_event(ob->w, EV_DELIVERY_ATTEMPT,
 	         "queue_id=%s" EVRING_SEP "to=%s" EVRING_SEP "relay=%s" EVRING_SEP
-	         "mx_host=%s" EVRING_SEP "dnssec=%s" EVRING_SEP
-	         "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP "reply=%s" EVRING_SEP
-	         "tls_policy=%s" EVRING_SEP "tls_level=%s" EVRING_SEP "tls=%s" EVRING_SEP
-	         "tls_cipher=%s" EVRING_SEP "tls_verdict=%s" EVRING_SEP "peer_subject=%s" EVRING_SEP
+	         "mx_host=%s" EVRING_SEP "dnssec=%s" EVRING_SEP "status=%s" EVRING_SEP
+	         "dsn=%s" EVRING_SEP "reply=%s" EVRING_SEP "tls_policy=%s" EVRING_SEP
+	         "tls_level=%s" EVRING_SEP "tls=%s" EVRING_SEP "tls_cipher=%s" EVRING_SEP
+	         "tls_verdict=%s" EVRING_SEP "peer_subject=%s" EVRING_SEP
 	         "peer_fingerprint=%s" EVRING_SEP "tls_outcome=%s" EVRING_SEP "tls_note=%s",
 	         spool_id_str(spool_msg_id(om->m), id), to, res->remote[0] ? res->remote : "none",
-	         res->mxhost[0] ? res->mxhost : "none", res->dnssec[0] ? res->dnssec : "none",
-	         what, res->status, text, policy[0] ? policy : "none",
-	         t->level[0] ? t->level : "none", t->tls[0] ? t->tls : "none", t->cipher,
-	         t->verdict[0] ? t->verdict : "none", subject, t->fingerprint,
-	         t->outcome[0] ? t->outcome : "not_sent", note);
+	         res->mxhost[0] ? res->mxhost : "none", res->dnssec[0] ? res->dnssec : "none", what,
+	         res->status, text, policy[0] ? policy : "none", t->level[0] ? t->level : "none",
+	         t->tls[0] ? t->tls : "none", t->cipher, t->verdict[0] ? t->verdict : "none",
+	         subject, t->fingerprint, t->outcome[0] ? t->outcome : "not_sent", note);
 }
 
 /*

@@ -665,7 +665,8 @@ static void ob_dnsq_reply(struct outbound *ob, struct ob_dnsq *q, uint8_t state,
 		struct dns_route r = q->r;
 		uint32_t own[SNAP_MAX_PORTS];
 
-		if (q->op == CMD_DNS_LOOKUP && (q->flags & CMD_DNS_F_NO_MX) == 0 && ob->w->snap != NULL)
+		if (q->op == CMD_DNS_LOOKUP && (q->flags & CMD_DNS_F_NO_MX) == 0 &&
+		    ob->w->snap != NULL)
 			dns_route_self(&r, own, ob_own_addrs(ob->w->snap, own, SNAP_MAX_PORTS));
 		it.head.route = r.kind;
 		it.head.mx_sec = r.mx_sec;
