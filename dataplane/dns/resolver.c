@@ -243,6 +243,14 @@ static void dns_job_finish(struct dns_job *j)
 			    j->host[i].kind != DNS_K_NXDOMAIN)
 				op->fail_kind = j->host[i].kind;
 		}
+		/* a host's addresses in random order (Postfix smtp_randomize_addresses) */
+		for (size_t i = 0; i < j->nmx; i++)
+			for (uint32_t k = j->host[i].naddr; k > 1; k--) {
+				uint32_t r = dns_rand(NULL, k), t = j->host[i].addr[k - 1];
+
+				j->host[i].addr[k - 1] = j->host[i].addr[r];
+				j->host[i].addr[r] = t;
+			}
 		dns_route_build(&op->route, j->mx, j->nmx, ans, j->mx_sec, op->addr_limit);
 		if (op->route.kind == DNS_R_NOHOST && (op->flags & DNS_OP_NO_MX) != 0 &&
 		    j->host[0].kind == DNS_K_NXDOMAIN) {
