@@ -89,6 +89,11 @@ cat >"$CONF/ttl.zones" <<'EOF'
 $ZONE ttl.test ttl=1 negttl=1
 @	MX	10 mx
 mx	A	198.19.0.20
+# one host named by two MX records: its address is asked once (merged)
+$ZONE dup.test
+@	MX	10 mx
+@	MX	20 mx
+mx	A	198.19.0.20
 # a domain asked for the first time while the servers are down
 $ZONE later.test
 @	MX	10 mx
@@ -168,6 +173,14 @@ case_check "transport smtp:prefs.test: the MX hosts of prefs.test" \
 send u1@viahost.example
 case_check "transport smtp:[mx3.prefs.test]: its A record only" \
 	u1@viahost.example sent "relay=198.19.0.12" "mx_host=mx3.prefs.test"
+
+m0=$(ctr dns_merged)
+send u1@dup.test
+case_check "dup.test: two MX records naming one host: delivered" \
+	u1@dup.test sent "relay=198.19.0.20" "mx_host=mx.dup.test"
+m1=$(ctr dns_merged)
+[ "$m1" -gt "$m0" ] && ok "dup.test: the host's A asked once for both MX records (dns_merged $m0 -> $m1)" ||
+	not_ok "dup.test: no merged lookup (dns_merged $m0 -> $m1)"
 
 # equal preferences: 30 messages spread over the three hosts
 pids=""
