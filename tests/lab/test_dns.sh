@@ -94,6 +94,10 @@ $ZONE dup.test
 @	MX	10 mx
 @	MX	20 mx
 mx	A	198.19.0.20
+# a domain first asked after posternd restarted
+$ZONE restart.test
+@	MX	10 mx
+mx	A	198.19.0.20
 # a domain asked for the first time while the servers are down
 $ZONE later.test
 @	MX	10 mx
@@ -293,6 +297,12 @@ grep -q "^prefs.test: ok, DNSSEC secure, cache" "$CONF/lk4.txt" && grep -Eq "^fl
 grep -q "MX route" "$CONF/tt.txt" && grep -Eq "^ +10 [abc].equal.test 198.19.0.1[345] secure" "$CONF/tt.txt" &&
 	ok "posternctl transport test equal.test: no entry, and the MX route" ||
 	not_ok "transport test: $(cat "$CONF/tt.txt")"
+
+# --- the resolver lives in postern-dp: a posternd restart does not stop it ---
+check "posternd restarted (postern-dp keeps running)" "$LAB" restart posternd
+send u1@restart.test
+case_check "after posternd's restart: restart.test looked up and delivered" \
+	u1@restart.test sent "relay=198.19.0.20" "mx_host=mx.restart.test" "dnssec=secure"
 
 # --- counters ---
 counters_json >"$CONF/cend.json"
