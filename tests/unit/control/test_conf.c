@@ -566,8 +566,9 @@ static const struct bad_case {
     {"dns resolver multicast", BASE "dns_resolvers = 224.0.0.1\n",
      "%s:3: bad value for dns_resolvers: \"224.0.0.1\": \"224.0.0.1\" is not a unicast IPv4"
      " address"},
-    {"dns too many resolvers", BASE "dns_resolvers = 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5"
-                               " 1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9\n",
+    {"dns too many resolvers",
+     BASE "dns_resolvers = 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5"
+          " 1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9\n",
      "%s:3: bad value for dns_resolvers: \"1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 1.1.1.6"
      " 1.1.1.7 1.1.1.8 1.1.1.9\": more than 8 resolvers"},
     {"dns anchor relative", BASE "dns_trust_anchor_file = root.key\n",
