@@ -12,6 +12,7 @@ static const char *const cmdring_names[CMD__COUNT] = {
     [CMD_PING] = "ping",
     [CMD_SESSIONS] = "sessions",
     [CMD_QUEUE] = "queue",
+    [CMD_DNS] = "dns",
 };
 
 const char *cmdring_code_name(uint16_t code)
@@ -26,6 +27,8 @@ uint16_t cmdring_item_size(uint16_t code)
 		return (uint16_t)sizeof(struct cmd_session);
 	case CMD_QUEUE:
 		return (uint16_t)sizeof(union cmd_queue_item);
+	case CMD_DNS:
+		return (uint16_t)sizeof(union cmd_dns_item);
 	default:
 		return 1;
 	}

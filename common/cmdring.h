@@ -35,6 +35,7 @@ enum cmdring_code {
 	CMD_PING = 1,     /* echo the payload; aux = the worker's adopted generation */
 	CMD_SESSIONS = 2, /* payload struct cmd_sessions_req; items struct cmd_session */
 	CMD_QUEUE = 3,    /* payload struct cmd_queue_req; items union cmd_queue_item */
+	CMD_DNS = 4,      /* payload struct cmd_dns_req; items union cmd_dns_item (worker 0) */
 	CMD__COUNT
 };
 
@@ -196,6 +197,67 @@ _Static_assert(sizeof(struct cmd_queue_text) == 112, "queue text item size");
 _Static_assert(sizeof(union cmd_queue_item) == 112, "queue item size");
 /* 8 per record: a worker lists 1016 messages at most (a response ring less one) */
 #define CMD_QUEUE_PER_RECORD (CMDRING_PAYLOAD_MAX / sizeof(union cmd_queue_item))
+
+/* ---- CMD_DNS ---- */
+
+/*
+ * `posternctl dns lookup|flush`: the resolver runs on postern-dp's main
+ * lcore (dataplane/dns/resolver.h), which takes lookups only from the
+ * workers: worker 0 asks it and answers; the other workers answer with no
+ * item. An answer cannot wait, so a request is asked again until it is
+ * done: the first LOOKUP of a name submits it (a HEAD item with state
+ * PENDING), a later one answers PENDING until the answer came, then DONE
+ * with the route (HEAD, then one HOP per address) and forgets it.
+ */
+#define CMD_DNS_LOOKUP 1
+#define CMD_DNS_FLUSH 2     /* name "" = the whole cache */
+#define CMD_DNS_F_NO_MX 0x1 /* "[host]": A records only */
+#define CMD_DNS_NAME_MAX 256
+
+struct cmd_dns_req {
+	uint8_t op;    /* CMD_DNS_LOOKUP, CMD_DNS_FLUSH */
+	uint8_t flags; /* CMD_DNS_F_* */
+	uint16_t reserved;
+	uint32_t reserved2;
+	char name[CMD_DNS_NAME_MAX]; /* lowercase, NUL-terminated */
+};
+
+enum cmd_dns_kind { CMD_DNS_ITEM_HEAD = 1, CMD_DNS_ITEM_HOP = 2 };
+enum cmd_dns_state { CMD_DNS_PENDING = 0, CMD_DNS_DONE = 1, CMD_DNS_BUSY = 2, CMD_DNS_OFF = 3 };
+
+struct cmd_dns_head {
+	uint8_t kind;      /* CMD_DNS_ITEM_HEAD */
+	uint8_t state;     /* enum cmd_dns_state */
+	uint8_t route;     /* enum dns_route_kind (dataplane/dns/dns_route.h) */
+	uint8_t mx_sec;    /* enum dns_sec */
+	uint8_t implicit;  /* no MX: the domain's own address */
+	uint8_t cached;    /* every answer from the cache */
+	uint8_t fail_kind; /* enum dns_kind behind a temporary failure */
+	uint8_t reserved;
+	uint32_t nhops, ttl, queries, hits, flushed;
+	uint32_t reserved2;
+	uint64_t latency_ns;
+	char reason[200];
+	char pad[40];
+};
+
+struct cmd_dns_hop {
+	uint8_t kind; /* CMD_DNS_ITEM_HOP */
+	uint8_t sec;  /* enum dns_sec */
+	uint16_t pref;
+	uint32_t addr; /* network order */
+	char host[CMD_DNS_NAME_MAX];
+};
+
+union cmd_dns_item {
+	uint8_t kind; /* enum cmd_dns_kind */
+	struct cmd_dns_head head;
+	struct cmd_dns_hop hop;
+};
+
+_Static_assert(sizeof(struct cmd_dns_req) == 264, "dns request size");
+_Static_assert(sizeof(struct cmd_dns_head) == 280, "dns head item size");
+_Static_assert(sizeof(union cmd_dns_item) == 280, "dns item size");
 
 /* ---- both sides ---- */
 

@@ -55,7 +55,15 @@ enum setting_type {
 	X(smtp_connection_cache_time_limit, SETTING_TIME_MS, "2s", 2 * SETTING_S, 0,               \
 	  300 * SETTING_S, "an idle outbound connection is kept this long for the next message")   \
 	X(maximal_queue_lifetime, SETTING_LIFETIME, "5d", 5 * 86400 * SETTING_S, 0,                \
-	  365 * 86400 * SETTING_S, "a recipient still deferred after this long is bounced")
+	  365 * 86400 * SETTING_S, "a recipient still deferred after this long is bounced")        \
+	X(smtp_mx_address_limit, SETTING_UINT, "5", 5, 1, 16,                                      \
+	  "addresses of MX hosts tried per delivery attempt (dataplane/dns)")                      \
+	X(smtp_mx_session_limit, SETTING_UINT, "2", 2, 1, 16,                                      \
+	  "SMTP sessions per delivery attempt: servers that answered, then it is deferred")        \
+	X(dns_cache_size, SETTING_UINT, "10000", 10000, 16, 1000000,                               \
+	  "DNS answers (name and type) the resolver caches; the least recently used go first")     \
+	X(dns_timeout, SETTING_TIME_MS, "10s", 10 * SETTING_S, 1 * SETTING_S, 300 * SETTING_S,     \
+	  "one DNS lookup; beyond, the mail is deferred 4.4.3")
 
 enum setting_id {
 #define SETTING_ENUM(name, type, text, def, min, max, doc) SET_##name,

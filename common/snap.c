@@ -126,6 +126,8 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(uint32_t);
 	case SNAP_SEC_INBOUND_TLS_RECIPIENTS:
 		return sizeof(struct snap_name_key);
+	case SNAP_SEC_DNS:
+		return sizeof(struct snap_dns);
 	}
 	return 0;
 }
@@ -348,6 +350,13 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 		                              errlen);
 	case SNAP_SEC_SETTINGS:
 		return snap_check_settings((const void *)(base + s->offset), s->count, err, errlen);
+	case SNAP_SEC_DNS:
+		if (s->count > 1 || s->size != (uint64_t)s->count * sizeof(struct snap_dns))
+			return snap_fail(err, errlen,
+			                 "dns section count %" PRIu32 " size %" PRIu64
+			                 ", expected 0 or 1 of %zu bytes",
+			                 s->count, s->size, sizeof(struct snap_dns));
+		break;
 	}
 	return PG_OK;
 }
@@ -527,6 +536,36 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 		if (snap_check_str(v, nh[i].host, "next hop host", i) != 0 ||
 		    snap_check_str(v, nh[i].dest, "next hop destination", i) != 0)
 			return PG_ERROR;
+	}
+	return PG_OK;
+}
+
+/* ---- ABI 2.2 DNS ---- */
+
+static int snap_check_dns(const struct snap_names *v)
+{
+	const struct snap_section *sec = snap_find(v->h, SNAP_SEC_DNS);
+	const struct snap_dns *d;
+	const struct snap_str *f[3];
+	static const char *const what[3] = {"dns trust_anchor_file", "dns root_hints_file",
+	                                    "dns unbound_conf"};
+
+	if (sec == NULL || sec->count == 0)
+		return PG_OK;
+	d = (const void *)((const uint8_t *)v->h + sec->offset);
+	if (d->flags != 0 || d->reserved != 0 || d->nresolvers > SNAP_DNS_RESOLVERS_MAX)
+		return snap_fail(v->err, v->errlen,
+		                 "dns section: flags 0x%x, reserved, or %" PRIu32
+		                 " resolvers (max %d)",
+		                 (unsigned)d->flags, d->nresolvers, SNAP_DNS_RESOLVERS_MAX);
+	f[0] = &d->trust_anchor_file;
+	f[1] = &d->root_hints_file;
+	f[2] = &d->unbound_conf;
+	for (int i = 0; i < 3; i++) {
+		if (snap_check_str(v, *f[i], what[i], 0) != 0)
+			return PG_ERROR;
+		if (f[i]->len > 0 && v->strings[f[i]->off] != '/')
+			return snap_fail(v->err, v->errlen, "%s: not an absolute path", what[i]);
 	}
 	return PG_OK;
 }
@@ -984,7 +1023,8 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 	        SNAP_TLS_LEVEL_MAX)
 		return snap_fail(err, errlen, "relay section: default TLS level out of range");
 	if (snap_check_smtp(&v) != 0 || snap_check_inbound_tls(&v) != 0 ||
-	    snap_check_recipients_alone(&v) != 0 || snap_check_sender_tls(&v) != 0)
+	    snap_check_recipients_alone(&v) != 0 || snap_check_sender_tls(&v) != 0 ||
+	    snap_check_dns(&v) != 0)
 		return PG_ERROR;
 	if (snap_check_certs(&v) != 0)
 		return PG_ERROR;

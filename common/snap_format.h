@@ -25,10 +25,11 @@
  * delivery (outbound SMTP) settings; 8 outbound trust anchors and inbound
  * session-ticket keys; 9 hopcount_limit.
  * 2.x minors: 1 sender TLS floors (sender_tls_policy) and inbound TLS
- * required per recipient domain (smtpd_tls_required_recipients).
+ * required per recipient domain (smtpd_tls_required_recipients); 2 the
+ * DNS resolver (SNAP_SEC_DNS).
  */
 #define SNAP_ABI_MAJOR 2
-#define SNAP_ABI_MINOR 1
+#define SNAP_ABI_MINOR 2 /* the one place the minor is set */
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -80,6 +81,8 @@ enum snap_section_kind {
 	SNAP_SEC_SENDER_TLS_NETWORKS = 32, /* uint32_t[count]: its NETWORK entries, longest first */
 	SNAP_SEC_INBOUND_TLS_RECIPIENTS = 33,       /* struct snap_name_key[count] */
 	SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX = 34, /* uint32_t[count] buckets over RECIPIENTS */
+	/* ABI 2.2: the DNS resolver (dataplane/dns/README.md) */
+	SNAP_SEC_DNS = 35, /* struct snap_dns, count 0 (no DNS) or 1 */
 };
 
 struct snap_section {
@@ -246,6 +249,29 @@ struct snap_setting {
 	uint32_t id;       /* enum setting_id */
 	uint32_t reserved; /* 0 */
 	uint64_t value;
+};
+
+/*
+ * ---- DNS (ABI 2.2) ----
+ *
+ * The resolver postern-dp runs on its main lcore (dataplane/dns/README.md):
+ * libunbound, forwarding to resolvers (dns_resolvers) or recursing from the
+ * root hints (dns_root_hints_file; libunbound's built-in root servers when
+ * ""), validating with dns_trust_anchor_file ("" = no validation: every
+ * answer insecure). dns_unbound_conf: an unbound.conf with anything else
+ * (ub_ctx_config). Paths are absolute. No section: no DNS, host-name next
+ * hops and MX routes are deferred.
+ */
+#define SNAP_DNS_RESOLVERS_MAX 8
+
+struct snap_dns {
+	uint32_t flags;                             /* 0 */
+	uint32_t nresolvers;                        /* 0..SNAP_DNS_RESOLVERS_MAX; 0 = recursion */
+	uint32_t resolvers[SNAP_DNS_RESOLVERS_MAX]; /* IPv4, network order, port 53 */
+	struct snap_str trust_anchor_file;          /* "" or absolute */
+	struct snap_str root_hints_file;            /* "" or absolute */
+	struct snap_str unbound_conf;               /* "" or absolute */
+	uint64_t reserved;                          /* 0 */
 };
 
 struct snap_port {

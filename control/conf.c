@@ -64,6 +64,8 @@ enum conf_type {
 	CT_RELAYHOST,       /* one next hop: [host]:port, [host], host, host:port */
 	CT_FILE,            /* one file name, empty = none (read by control/trust.c) */
 	CT_SESSION_TIMEOUT, /* 0, or a time in whole seconds in [min, max] */
+	CT_ABSFILE,         /* one absolute file name, empty = none (read by postern-dp) */
+	CT_RESOLVERS,       /* dns_resolvers: IPv4 addresses, space or comma separated */
 };
 
 /* A port key is "port<N>_<name>"; its offset is inside struct pg_conf_port. */
@@ -165,6 +167,11 @@ static const struct conf_key conf_keys[] = {
     {"delivery_retry_schedule", CT_SCHEDULE, false, CONF_FIELD(delivery), 0, 0,
      "5m 10m 20m 40m 67m"},
     {"relayhost", CT_RELAYHOST, false, CONF_FIELD(delivery.relayhost), 0, 0, ""},
+    /* the resolver of MX routing (dataplane/dns/README.md); read by postern-dp */
+    {"dns_resolvers", CT_RESOLVERS, false, CONF_FIELD(dns), 0, 0, ""},
+    {"dns_trust_anchor_file", CT_ABSFILE, false, CONF_FIELD(dns.trust_anchor_file), 0, 0, ""},
+    {"dns_root_hints_file", CT_ABSFILE, false, CONF_FIELD(dns.root_hints_file), 0, 0, ""},
+    {"dns_unbound_conf", CT_ABSFILE, false, CONF_FIELD(dns.unbound_conf), 0, 0, ""},
 /* the declared-once scalar keys (settings.h): parsed here, stored in settings[] by id */
 #define CONF_SETTING(name, type, text, def, lo, hi, doc)                                           \
 	{#name,                                                                                    \
@@ -1014,6 +1021,40 @@ static int conf_val_file(const struct conf_key *k, const char *s, void *dst, cha
 	return 0;
 }
 
+/* dns_trust_anchor_file and the like: postern-dp opens them, from / */
+static int conf_val_absfile(const struct conf_key *k, const char *s, void *dst, char *why,
+                            size_t whylen)
+{
+	if (*s != '\0' && *s != '/')
+		return conf_why(why, whylen,
+		                "an absolute path (postern-dp reads it, not posternd)");
+	return conf_val_file(k, s, dst, why, whylen);
+}
+
+/* dns_resolvers: "198.18.255.53, 198.18.255.54" (port 53), at most SNAP_DNS_RESOLVERS_MAX. */
+static int conf_val_resolvers(const struct conf_key *k, const char *s, void *dst, char *why,
+                              size_t whylen)
+{
+	struct pg_conf_dns *d = dst;
+	char buf[512], *save = NULL;
+	uint32_t host;
+
+	(void)k;
+	if (strlen(s) >= sizeof(buf))
+		return conf_why(why, whylen, "longer than %zu bytes", sizeof(buf) - 1);
+	snprintf(buf, sizeof(buf), "%s", s);
+	d->nresolvers = 0;
+	for (char *t = strtok_r(buf, ", \t", &save); t != NULL; t = strtok_r(NULL, ", \t", &save)) {
+		if (d->nresolvers == SNAP_DNS_RESOLVERS_MAX)
+			return conf_why(why, whylen, "more than %d resolvers",
+			                SNAP_DNS_RESOLVERS_MAX);
+		if (conf_parse_ip(t, &host) != 0 || conf_not_unicast(host) != NULL)
+			return conf_why(why, whylen, "\"%s\" is not a unicast IPv4 address", t);
+		d->resolvers[d->nresolvers++] = htonl(host);
+	}
+	return 0;
+}
+
 /*
  * smtpd_tls_session_cache_timeout: 0 turns session tickets off (Postfix: a
  * value <= 0 disables session caching, tickets included); anything else
@@ -1491,6 +1532,10 @@ static int conf_apply(struct conf_parser *p, const struct conf_key *k, unsigned 
 		return conf_val_file(k, value, dst, why, whylen);
 	case CT_SESSION_TIMEOUT:
 		return conf_val_session_timeout(k, value, dst, why, whylen);
+	case CT_ABSFILE:
+		return conf_val_absfile(k, value, dst, why, whylen);
+	case CT_RESOLVERS:
+		return conf_val_resolvers(k, value, dst, why, whylen);
 	}
 	return conf_why(why, whylen, "internal: unknown key type");
 }

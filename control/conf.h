@@ -108,6 +108,25 @@ struct pg_conf_delivery {
 	char relayhost[SNAP_NAME_MAX + 16];
 };
 
+/*
+ * The DNS resolver (common/snap_format.h struct snap_dns,
+ * dataplane/dns/README.md). enabled: one of dns_resolvers,
+ * dns_root_hints_file, dns_unbound_conf is set (the resolver needs
+ * somewhere to ask); otherwise no DNS section, and MX routes are deferred.
+ */
+struct pg_conf_dns {
+	uint32_t nresolvers;
+	uint32_t resolvers[SNAP_DNS_RESOLVERS_MAX]; /* network order */
+	char trust_anchor_file[CONF_PATH_MAX];      /* absolute or "" */
+	char root_hints_file[CONF_PATH_MAX];
+	char unbound_conf[CONF_PATH_MAX];
+};
+
+static inline bool conf_dns_enabled(const struct pg_conf_dns *d)
+{
+	return d->nresolvers > 0 || d->root_hints_file[0] != '\0' || d->unbound_conf[0] != '\0';
+}
+
 /* A client network of mynetworks. */
 struct pg_conf_cidr {
 	uint32_t prefix; /* network order, host bits zero */
@@ -203,6 +222,7 @@ struct pg_conf {
 	struct pg_conf_smtp smtp;
 
 	struct pg_conf_delivery delivery; /* outbound SMTP */
+	struct pg_conf_dns dns;           /* the resolver of MX routing */
 	uint64_t settings[SET__COUNT];    /* the declared-once keys (settings.h), by id */
 
 	/* diagnostic services and client (dataplane/diag/diag.h); off by default */

@@ -173,6 +173,14 @@ const char *ctl_wait_poll(struct ctl_wait *cw, const struct shm_region *rg, uint
 		*out = cw->body;
 		memset(cw, 0, sizeof(*cw));
 		return verdict;
+	case CTL_WAIT_DNS:
+		if (!dpreq_complete(cw->req))
+			return NULL;
+		verdict = ctl_dns_report(&cw->body, cw->req, cw->dns_name, cw->dns_op, cw->json);
+		dpreq_free(cw->req);
+		*out = cw->body;
+		memset(cw, 0, sizeof(*cw));
+		return verdict;
 	case CTL_WAIT_QUEUE:
 		if (!dpreq_complete(cw->req))
 			return NULL;
@@ -190,10 +198,150 @@ const char *ctl_wait_poll(struct ctl_wait *cw, const struct shm_region *rg, uint
 
 void ctl_wait_cancel(struct ctl_wait *cw)
 {
-	if ((cw->kind == CTL_WAIT_SESSIONS || cw->kind == CTL_WAIT_QUEUE) && cw->req != NULL)
+	if ((cw->kind == CTL_WAIT_SESSIONS || cw->kind == CTL_WAIT_QUEUE ||
+	     cw->kind == CTL_WAIT_DNS) &&
+	    cw->req != NULL)
 		dpreq_free(cw->req);
 	ctl_buf_free(&cw->body);
 	memset(cw, 0, sizeof(*cw));
+}
+
+/* ---- dns ---- */
+
+const char *ctl_wait_dns(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
+                         const struct cmd_dns_req *q, bool json, uint64_t now_ns, struct ctl_buf *b)
+{
+	const char *verdict = ctl_wait_workers(cw, t, rg, CTL_WAIT_DNS, CMD_DNS, q, sizeof(*q),
+	                                       json, "no resolver to ask", now_ns, b);
+
+	cw->dns_op = q->op;
+	snprintf(cw->dns_name, sizeof(cw->dns_name), "%s", q->name);
+	return verdict;
+}
+
+static const char *const ctl_dns_routes[] = {"ok", "nullmx", "nxdomain", "nohost", "temp", "loop"};
+static const char *const ctl_dns_secs[] = {"insecure", "secure", "bogus"};
+static const char *const ctl_dns_kinds[] = {"data",    "nodata", "nxdomain", "servfail",
+                                            "timeout", "bogus",  "error"};
+#define CTL_PICK(t, i) ((i) < sizeof(t) / sizeof((t)[0]) ? (t)[i] : "?")
+
+/* A string another process wrote: up to its NUL or the end, JSON-escaped or as it is. */
+static void ctl_dns_str(struct ctl_buf *b, const char *s, size_t max, bool json)
+{
+	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			ctl_buf_printf(b, json ? "\\u%04x" : "\\x%02x", c);
+		else if (json && (c == '"' || c == '\\'))
+			ctl_buf_printf(b, "\\%c", c);
+		else
+			ctl_buf_printf(b, "%c", c);
+	}
+}
+
+const char *ctl_dns_report(struct ctl_buf *b, const struct dpreq *r, const char *name, uint8_t op,
+                           bool json)
+{
+	const struct dpreq_worker *dw = r->nworkers > 0 ? &r->w[0] : NULL;
+	const union cmd_dns_item *it;
+	const struct cmd_dns_head *h;
+	uint32_t n;
+	char ip[INET_ADDRSTRLEN];
+
+	if (dw == NULL || dw->state != DPREQ_DONE || dw->status != CMDRING_OK) {
+		const char *why = dw == NULL                ? "no worker"
+		                  : dw->state != DPREQ_DONE ? dpreq_worker_state_name(dw->state)
+		                  : dw->status == CMDRING_UNKNOWN
+		                      ? "the dataplane does not know dns"
+		                      : "the dataplane refused the request";
+
+		if (json)
+			ctl_buf_printf(b, "{\"error\":\"%s\"}\n", why);
+		else
+			ctl_buf_printf(b, "worker 0: %s\n", why);
+		return "error";
+	}
+	it = (const union cmd_dns_item *)(const void *)dw->data.p;
+	n = (uint32_t)(dw->data.len / sizeof(*it));
+	if (n == 0 || it[0].kind != CMD_DNS_ITEM_HEAD) {
+		ctl_buf_printf(b, "worker 0 gave no answer\n");
+		return "error";
+	}
+	h = &it[0].head;
+	if (h->state == CMD_DNS_PENDING)
+		return "pending"; /* posternctl asks again */
+	if (h->state == CMD_DNS_OFF || h->state == CMD_DNS_BUSY) {
+		const char *why = h->state == CMD_DNS_OFF
+		                      ? "no DNS configured (dns_resolvers, dns_root_hints_file)"
+		                      : "the resolver is busy, try again";
+
+		if (json)
+			ctl_buf_printf(b, "{\"error\":\"%s\"}\n", why);
+		else
+			ctl_buf_printf(b, "%s\n", why);
+		return h->state == CMD_DNS_OFF ? "notready" : "error";
+	}
+	if (op == CMD_DNS_FLUSH) {
+		if (json)
+			ctl_buf_printf(b, "{\"flushed\":%" PRIu32 "}\n", h->flushed);
+		else
+			ctl_buf_printf(b, "flushed %" PRIu32 " cache entr%s%s%s\n", h->flushed,
+			               h->flushed == 1 ? "y" : "ies", name[0] ? " of " : "", name);
+		return "ok";
+	}
+	if (json) {
+		ctl_buf_printf(b, "{\"name\":\"");
+		ctl_dns_str(b, name, 256, true);
+		ctl_buf_printf(
+		    b,
+		    "\",\"route\":\"%s\",\"dnssec\":\"%s\",\"implicit_mx\":%s,"
+		    "\"source\":\"%s\",\"ttl\":%" PRIu32 ",\"queries\":%" PRIu32
+		    ",\"cache_hits\":%" PRIu32 ",\"latency_ns\":%" PRIu64 ",\"failure\":\"%s\","
+		    "\"reason\":\"",
+		    CTL_PICK(ctl_dns_routes, h->route), CTL_PICK(ctl_dns_secs, h->mx_sec),
+		    h->implicit ? "true" : "false", h->cached ? "cache" : "fresh",
+		    h->ttl == UINT32_MAX ? 0 : h->ttl, h->queries, h->hits, h->latency_ns,
+		    h->route == 4 ? CTL_PICK(ctl_dns_kinds, h->fail_kind) : "");
+		ctl_dns_str(b, h->reason, sizeof(h->reason), true);
+		ctl_buf_printf(b, "\",\"hops\":[");
+	} else {
+		ctl_buf_printf(b,
+		               "%s: %s%s, DNSSEC %s, %s (%" PRIu32 " quer%s, %" PRIu32
+		               " cache hit%s), TTL %" PRIu32 " s\n",
+		               name, CTL_PICK(ctl_dns_routes, h->route),
+		               h->implicit ? " (implicit MX: no MX records)" : "",
+		               CTL_PICK(ctl_dns_secs, h->mx_sec), h->cached ? "cache" : "fresh",
+		               h->queries, h->queries == 1 ? "y" : "ies", h->hits,
+		               h->hits == 1 ? "" : "s", h->ttl == UINT32_MAX ? 0 : h->ttl);
+		if (h->reason[0] != '\0') {
+			ctl_buf_printf(b, "  reason: ");
+			ctl_dns_str(b, h->reason, sizeof(h->reason), false);
+			ctl_buf_printf(b, "\n");
+		}
+	}
+	for (uint32_t k = 1, nh = 0; k < n; k++) {
+		const struct cmd_dns_hop *p = &it[k].hop;
+		struct in_addr a = {.s_addr = p->addr};
+
+		if (p->kind != CMD_DNS_ITEM_HOP)
+			continue;
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		if (json) {
+			ctl_buf_printf(b, "%s{\"preference\":%u,\"host\":\"", nh++ > 0 ? "," : "",
+			               p->pref);
+			ctl_dns_str(b, p->host, sizeof(p->host), true);
+			ctl_buf_printf(b, "\",\"address\":\"%s\",\"dnssec\":\"%s\"}", ip,
+			               CTL_PICK(ctl_dns_secs, p->sec));
+		} else {
+			ctl_buf_printf(b, "  %5u ", p->pref);
+			ctl_dns_str(b, p->host, sizeof(p->host), false);
+			ctl_buf_printf(b, " %s %s\n", ip, CTL_PICK(ctl_dns_secs, p->sec));
+		}
+	}
+	if (json)
+		ctl_buf_printf(b, "]}\n");
+	return "ok";
 }
 
 /* ---- the session list ---- */

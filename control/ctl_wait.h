@@ -29,6 +29,7 @@ enum ctl_wait_kind {
 	CTL_WAIT_ADOPT,    /* every worker on generation `gen` */
 	CTL_WAIT_SESSIONS, /* every worker's answer to `req` */
 	CTL_WAIT_QUEUE,    /* every worker's answer to `req` (ctl_queue.h) */
+	CTL_WAIT_DNS,      /* worker 0's answer to a dns request (ctl_wait_dns) */
 };
 
 struct ctl_wait {
@@ -42,6 +43,8 @@ struct ctl_wait {
 	uint32_t max;          /* SESSIONS: connections listed per worker at most; QUEUE list */
 	uint8_t queue_op;      /* QUEUE: enum cmd_queue_op */
 	uint64_t queue_id;     /* QUEUE: the message, 0 for none */
+	uint8_t dns_op;        /* DNS: CMD_DNS_LOOKUP or CMD_DNS_FLUSH */
+	char dns_name[256];    /* DNS: the name asked */
 	struct ctl_buf body;   /* the answer so far (ADOPT: the publication's) */
 };
 
@@ -69,6 +72,17 @@ bool ctl_adoption_check(const struct shm_region *rg, uint64_t gen, uint64_t publ
  */
 void ctl_wait_adopt(struct ctl_wait *cw, const struct shm_region *rg, uint64_t gen, uint64_t now_ns,
                     uint64_t timeout_ns, bool json, struct ctl_buf *body);
+
+/*
+ * `dns lookup NAME [no-mx]` / `dns flush [NAME]`: ask the dataplane's
+ * resolver through worker 0 (common/cmdring.h CMD_DNS). The verdict
+ * "pending" means: not answered yet, ask again (posternctl does).
+ */
+const char *ctl_wait_dns(struct ctl_wait *cw, struct dpreq_table *t, struct shm_region *rg,
+                         const struct cmd_dns_req *q, bool json, uint64_t now_ns,
+                         struct ctl_buf *b);
+const char *ctl_dns_report(struct ctl_buf *b, const struct dpreq *r, const char *name, uint8_t op,
+                           bool json);
 
 /*
  * Ask every worker for its connections (at most max each). NULL: the

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -77,6 +78,15 @@ static const struct ctl_cmd {
      "asked from posternd, else read from CONFIG_DIR/postern.conf), as text or,\n"
      "with --json, as the JSON lines themselves. --follow: keep printing new\n"
      "events as they come (across log rotations), --count N: stop after N new ones"},
+    {"dns", true, false, "lookup DOMAIN [--no-mx] [--json] | flush [DOMAIN] [--json]",
+     "the dataplane's resolver (dataplane/dns), asked through worker 0:\n"
+     "lookup: the MX route of DOMAIN as delivery would take it (--no-mx: the A\n"
+     "records of the host DOMAIN only, as for smtp:[DOMAIN]): the outcome (ok,\n"
+     "nullmx, nxdomain, nohost, temp, loop) and reason, the DNSSEC status, from the\n"
+     "cache or fresh, the queries it took, the shortest TTL, then each next hop in\n"
+     "order: preference, MX host, address, DNSSEC status.\n"
+     "flush: drop DOMAIN's cached answers (MX and A), or the whole cache.\n"
+     "Exit 3 without DNS configured"},
     {"help", false, false, "[COMMAND]", "this text, or the help of COMMAND"},
 };
 
@@ -434,6 +444,8 @@ static int ctl_parse_wait(const char *cmd, int argc, char **argv, int *i, unsign
  * errors exit 2 without bothering posternd), then send
  * "CMD SUB [--json] [--nexthop=H] ARGS" on one line.
  */
+static int ctl_dns_main(int argc, char **argv, const char *opt_s, const char *opt_c);
+
 static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *opt_s,
                         const char *opt_c)
 {
@@ -571,9 +583,92 @@ static int ctl_sub_main(const char *cmdname, int argc, char **argv, const char *
 		o += (size_t)snprintf(request + o, cap - o, " %s", argv[i]);
 	}
 	snprintf(request + o, cap - o, "\n");
+	if (strcmp(cmdname, "transport") == 0 && !json) {
+		/* the MX route too, when the transport table leaves it to DNS */
+		char *reply, *body;
+		const char *dom = NULL;
+
+		rc = ctl_fetch(sock, request, &reply, &body);
+		free(request);
+		if (reply == NULL)
+			return rc;
+		fputs(body, rc != CTL_EXIT_OK ? stderr : stdout);
+		for (int i = 1; i < argc && dom == NULL; i++)
+			if (argv[i][0] != '-')
+				dom = argv[i];
+		if (rc == CTL_EXIT_OK && dom != NULL && strstr(body, "the MX hosts of") != NULL) {
+			const char *dargv[] = {"lookup", dom};
+
+			free(reply);
+			printf("MX route (the dataplane's resolver, as delivery takes it):\n");
+			fflush(stdout);
+			ctl_dns_main(2, (char **)dargv, opt_s, opt_c);
+			return rc; /* the transport answer decides the exit */
+		}
+		free(reply);
+		return rc;
+	}
 	rc = ctl_request(sock, request);
 	free(request);
 	return rc;
+}
+
+/*
+ * posternctl dns lookup|flush: the answer is asked for again while
+ * posternd says "pending" (the resolver works off the dataplane's poll
+ * loop), every 100 ms, for at most CTL_REPLY_TIMEOUT_S.
+ */
+static int ctl_dns_main(int argc, char **argv, const char *opt_s, const char *opt_c)
+{
+	char sock[CONF_PATH_MAX], request[512];
+	const char *name = "";
+	bool json = false, nomx = false;
+	int npos = 0, rc;
+	const char *sub = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--no-mx") == 0)
+			nomx = true;
+		else if (argv[i][0] == '-' || npos == 2)
+			return ctl_usage_error("dns: unknown argument \"%s\"", argv[i]);
+		else if (npos++ == 0)
+			sub = argv[i];
+		else
+			name = argv[i];
+	}
+	if (sub == NULL || (strcmp(sub, "lookup") != 0 && strcmp(sub, "flush") != 0) ||
+	    (strcmp(sub, "lookup") == 0 && npos != 2) || (strcmp(sub, "flush") == 0 && nomx) ||
+	    strlen(name) > 255 || strchr(name, ' ') != NULL)
+		return ctl_usage_error("%s",
+		                       "usage: posternctl dns lookup DOMAIN [--no-mx] [--json] | "
+		                       "dns flush [DOMAIN] [--json]");
+	rc = ctl_socket_path(opt_s, opt_c, sock, sizeof(sock));
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	snprintf(request, sizeof(request), "dns %s %s%s%s\n", sub, name, nomx ? " no-mx" : "",
+	         json ? " json" : "");
+	for (int tries = 0; tries < CTL_REPLY_TIMEOUT_S * 10; tries++) {
+		char *reply, *body;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		rc = ctl_fetch(sock, request, &reply, &body);
+		if (reply == NULL)
+			return rc;
+		if (strcmp(reply, "pending") != 0) {
+			fputs(body, rc != CTL_EXIT_OK && rc != CTL_EXIT_NOT_READY && body[0] != '{'
+			                ? stderr
+			                : stdout);
+			free(reply);
+			return rc;
+		}
+		free(reply);
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "posternctl: dns %s %s: no answer within %d s\n", sub, name,
+	        CTL_REPLY_TIMEOUT_S);
+	return CTL_EXIT_UNREACHABLE;
 }
 
 int main(int argc, char **argv)
@@ -613,6 +708,8 @@ int main(int argc, char **argv)
 			return CTL_EXIT_OK;
 		}
 	}
+	if (strcmp(cmd->name, "dns") == 0)
+		return ctl_dns_main(argc - i - 1, argv + i + 1, opt_s, opt_c);
 	/* the operations commands with options of their own (ctl_ops.c) */
 	if (strcmp(cmd->name, "log") == 0)
 		return ctl_log_cmd(argc - i - 1, argv + i + 1, opt_s, opt_c);

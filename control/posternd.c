@@ -997,6 +997,53 @@ static const char *ctl_handle_sessions(struct ctl_daemon *dm, struct ctl_client 
 }
 
 /*
+ * dns lookup NAME [no-mx] [json] | dns flush [NAME] [json]: through worker 0
+ * to the dataplane's resolver (ctl_wait_dns); "pending" until answered.
+ */
+static const char *ctl_handle_dns(struct ctl_daemon *dm, struct ctl_client *c, struct ctl_buf *b,
+                                  int argc, char **argv)
+{
+	struct cmd_dns_req q;
+	bool json = false;
+	int npos = 0;
+	const char *pos[2] = {NULL, NULL};
+	char why[256], norm[SNAP_NAME_MAX + 1];
+
+	memset(&q, 0, sizeof(q));
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "json") == 0 || strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "no-mx") == 0 || strcmp(argv[i], "--no-mx") == 0)
+			q.flags |= CMD_DNS_F_NO_MX;
+		else if (npos < 2)
+			pos[npos++] = argv[i];
+		else
+			npos = 3;
+	}
+	if (npos >= 1 && strcmp(pos[0], "lookup") == 0 && npos == 2)
+		q.op = CMD_DNS_LOOKUP;
+	else if (npos >= 1 && strcmp(pos[0], "flush") == 0 && npos <= 2 &&
+	         (q.flags & CMD_DNS_F_NO_MX) == 0)
+		q.op = CMD_DNS_FLUSH;
+	if (q.op == 0) {
+		ctl_buf_printf(b, "usage: dns lookup DOMAIN [--no-mx] | dns flush [DOMAIN]\n");
+		return "error";
+	}
+	if (npos == 2) {
+		if (policy_check_domain(pos[1], false, norm, sizeof(norm), why, sizeof(why)) != 0) {
+			ctl_buf_printf(b, "bad domain \"%.100s\": %s\n", pos[1], why);
+			return "error";
+		}
+		if (strlen(norm) >= sizeof(q.name)) {
+			ctl_buf_printf(b, "domain longer than %zu bytes\n", sizeof(q.name) - 1);
+			return "error";
+		}
+		memcpy(q.name, norm, strlen(norm) + 1);
+	}
+	return ctl_wait_dns(&c->wait, &dm->dpreq, dm->shm.region, &q, json, shm_now_ns(), b);
+}
+
+/*
  * queue list|show|flush|delete|hold|release (ctl_queue.h). A change to
  * the queue is an operator's act on mail: it goes into the log.
  */
@@ -1062,9 +1109,11 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 	    (strcmp(verb, "policy") == 0 || strcmp(verb, "reload") == 0))
 		verdict = ctl_take_wait(&argc, argv, &wait_ns, &body);
 	if (verdict == NULL && verb != NULL &&
-	    (strcmp(verb, "sessions") == 0 || strcmp(verb, "queue") == 0)) {
-		verdict = verb[0] == 's' ? ctl_handle_sessions(dm, c, &body, argc, argv)
-		                         : ctl_handle_queue(dm, c, &body, argc, argv);
+	    (strcmp(verb, "sessions") == 0 || strcmp(verb, "queue") == 0 ||
+	     strcmp(verb, "dns") == 0)) {
+		verdict = verb[0] == 's'   ? ctl_handle_sessions(dm, c, &body, argc, argv)
+		          : verb[0] == 'd' ? ctl_handle_dns(dm, c, &body, argc, argv)
+		                           : ctl_handle_queue(dm, c, &body, argc, argv);
 		if (verdict == NULL) {
 			ctl_buf_free(&body); /* the answer comes from ctl_wait_poll */
 			return;
@@ -1097,7 +1146,7 @@ static void ctl_dispatch(struct ctl_daemon *dm, struct ctl_client *c)
 			verdict = "error";
 			ctl_buf_printf(&body,
 			               "unknown command \"%.40s\" (status, stats, reload, policy,"
-			               " transport, cert, sessions, queue)\n",
+			               " transport, cert, sessions, queue, dns)\n",
 			               verb != NULL ? verb : "");
 		}
 	}

@@ -49,6 +49,7 @@ enum {
 	SB_SENDER_TLS_NETWORKS,
 	SB_INBOUND_TLS_RECIPIENTS,
 	SB_INBOUND_TLS_RECIPIENTS_INDEX,
+	SB_DNS,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -87,6 +88,7 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_SENDER_TLS_NETWORKS] = SNAP_SEC_SENDER_TLS_NETWORKS,
     [SB_INBOUND_TLS_RECIPIENTS] = SNAP_SEC_INBOUND_TLS_RECIPIENTS,
     [SB_INBOUND_TLS_RECIPIENTS_INDEX] = SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX,
+    [SB_DNS] = SNAP_SEC_DNS,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -159,6 +161,8 @@ static size_t snap_strings_size(const struct pg_conf *c, const struct pg_policy 
 	n += strlen(c->smtp.myhostname) + strlen(c->smtp.spool_directory) + 2;
 	n += strlen(c->smtpd_tls.senders) + c->smtpd_tls.nsenders + 1;
 	n += strlen(c->smtpd_tls.recipients) + c->smtpd_tls.nrecipients + 1;
+	n += strlen(c->dns.trust_anchor_file) + strlen(c->dns.root_hints_file) +
+	     strlen(c->dns.unbound_conf) + 3;
 	return n;
 }
 
@@ -226,6 +230,15 @@ static void snap_fill_tcp(const struct pg_conf_tcp *c, struct snap_tcp *t)
 	t->cc = c->cc;
 	t->watermark_pct = (uint8_t)c->backpressure_watermark;
 	t->flags = c->syncookies ? SNAP_TCP_F_SYNCOOKIES : 0;
+}
+
+static void snap_fill_dns(const struct pg_conf_dns *c, struct snap_strings *s, struct snap_dns *t)
+{
+	t->nresolvers = c->nresolvers;
+	memcpy(t->resolvers, c->resolvers, sizeof(t->resolvers));
+	t->trust_anchor_file = snap_add(s, c->trust_anchor_file);
+	t->root_hints_file = snap_add(s, c->root_hints_file);
+	t->unbound_conf = snap_add(s, c->unbound_conf);
 }
 
 static void snap_fill_smtp(const struct pg_conf_smtp *c, struct snap_strings *s,
@@ -620,6 +633,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	    (size_t)sec[SB_INBOUND_TLS_RECIPIENTS_INDEX].count * sizeof(uint32_t);
 	sec[SB_DELIVERY].count = 1;
 	sec[SB_DELIVERY].size = sizeof(struct snap_delivery);
+	sec[SB_DNS].count = conf_dns_enabled(&c->dns) ? 1 : 0;
+	sec[SB_DNS].size = sec[SB_DNS].count * sizeof(struct snap_dns);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
 		if (i == SB_TLS_INDEX || i == SB_TRANSPORT_INDEX || i == SB_RELAY_DOMAINS_INDEX)
 			sec[i].size = (size_t)sec[i].count * sizeof(uint32_t);
@@ -728,6 +743,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	                          (uint32_t *)(base + sec[SB_SENDER_TLS_NETWORKS].offset));
 	snap_fill_delivery(&c->delivery, (struct snap_delivery *)(base + sec[SB_DELIVERY].offset));
 	snap_fill_settings(c, (struct snap_setting *)(base + sec[SB_SETTINGS].offset));
+	if (sec[SB_DNS].count == 1)
+		snap_fill_dns(&c->dns, &strings, (struct snap_dns *)(base + sec[SB_DNS].offset));
 	if (snap_fill_trust(in->cafile, pol,
 	                    (struct snap_tls_trust *)(base + sec[SB_TLS_TRUST].offset),
 	                    base + sec[SB_TLS_TRUST_DER].offset) != PG_OK) {

@@ -5,7 +5,7 @@
 # directories. Installs only what is missing, so a second run costs nothing.
 
 PG_BUILD_PKGS="gcc meson ninja-build pkg-config libdpdk-dev libssl-dev libjemalloc-dev
-  liburing-dev libcmocka-dev zlib1g-dev"
+  liburing-dev libcmocka-dev zlib1g-dev libunbound-dev libldns-dev"
 # postfix: a real next hop and reference relay in the lab, and its smtp-source
 # and smtp-sink; installed unconfigured (no /etc/postfix/main.cf, not started):
 # the tests run throw-away instances (tests/lab/postfix-inst.sh).
@@ -13,8 +13,11 @@ PG_BUILD_PKGS="gcc meson ninja-build pkg-config libdpdk-dev libssl-dev libjemall
 # swaks: its TLS needs Net::SSLeay and its IPv6 IO::Socket::INET6, both only
 # "Recommends" of the swaks package, which --no-install-recommends skips.
 # util-linux: taskset (benchmarks pin processes), runuser, flock.
+# nsd, ldnsutils, python3-unbound: the lab's DNS (tests/lab/dnslab.py):
+# authoritative servers, keys and signing, a libunbound client.
 PG_LAB_PKGS="iproute2 ethtool iputils-ping iputils-arping python3 procps openssl nftables swaks
-  libnet-ssleay-perl libio-socket-inet6-perl postfix testssl.sh bsdextrautils util-linux"
+  libnet-ssleay-perl libio-socket-inet6-perl postfix testssl.sh bsdextrautils util-linux
+  nsd ldnsutils python3-unbound"
 
 pg_install_deps() {
 	local missing=() p

@@ -273,10 +273,31 @@ static void dp_cmd_queue(struct worker *w, const struct cmd_record *req, struct 
 		cmdring_reply_end(rp, CMDRING_OK, dp_cmd_queue_change(w, sp, m, q.op));
 }
 
+/* ---- dns ---- */
+
+static void dp_cmd_dns(struct worker *w, const struct cmd_record *req, struct cmdring_reply *rp)
+{
+	struct cmd_dns_req q;
+
+	if (req->len < sizeof(q)) {
+		cmdring_reply_end(rp, CMDRING_BAD, 0);
+		return;
+	}
+	memcpy(&q, req->payload, sizeof(q));
+	q.name[sizeof(q.name) - 1] = '\0';
+	if (q.op != CMD_DNS_LOOKUP && q.op != CMD_DNS_FLUSH) {
+		cmdring_reply_end(rp, CMDRING_BAD, 0);
+		return;
+	}
+	outbound_dns_cmd(w, &q, rp);
+	cmdring_reply_end(rp, CMDRING_OK, 0);
+}
+
 static const dp_cmd_fn dp_cmd_table[CMD__COUNT] = {
-	[CMD_PING] = dp_cmd_ping,
-	[CMD_SESSIONS] = dp_cmd_sessions,
-	[CMD_QUEUE] = dp_cmd_queue,
+    [CMD_PING] = dp_cmd_ping,
+    [CMD_SESSIONS] = dp_cmd_sessions,
+    [CMD_QUEUE] = dp_cmd_queue,
+    [CMD_DNS] = dp_cmd_dns,
 };
 
 unsigned dp_cmd_poll(struct worker *w)

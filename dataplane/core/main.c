@@ -29,6 +29,7 @@
 
 #include "adopt.h"
 #include "diag/diag.h"
+#include "dns/resolver.h"
 #include "events.h"
 #include "loop.h"
 #include "port.h"
@@ -312,6 +313,7 @@ static void dp_check_layout(struct shm_map *shm, const struct dp_layout *started
 		shm_release(shm, 0);
 		return;
 	}
+	dns_adopt(h); /* the resolver's section and settings are live */
 	dp = snap_section(h, SNAP_SEC_DATAPLANE, &n);
 	sp = snap_section(h, SNAP_SEC_PORTS, &nsp);
 	memset(&now, 0, sizeof(now));
@@ -377,7 +379,7 @@ int main(int argc, char **argv)
 	unsigned lcore, wi;
 	int eal_argc, sep, rc;
 	char err[512];
-	uint64_t t0 = shm_now_ns(), seen_gen = 0, deadline;
+	uint64_t t0 = shm_now_ns(), seen_gen = 0, deadline, dns_gen;
 	uint32_t mbuf_data;
 	struct shm_region *r;
 	struct tcp_isn_key isn_key; /* RFC 6528 secret: made once, each worker copies it */
@@ -438,6 +440,17 @@ int main(int argc, char **argv)
 		if (rings[wi] == NULL)
 			dp_fail("cannot create steering ring for worker %u: %s", wi,
 				rte_strerror(rte_errno));
+	}
+	/* the resolver of MX routing, on this (the main) lcore: dataplane/dns/README.md */
+	if (dns_init(layout.workers, err, sizeof(err)) != PG_OK)
+		dp_fail("%s", err);
+	dns_gen = seen_gen;
+	h = shm_acquire(&shm, 0, &dns_gen);
+	if (h != NULL) {
+		if (snap_validate(h, RTE_MIN(h->size, shm.region->slot_capacity), err,
+		                  sizeof(err)) == 0)
+			dns_adopt(h);
+		shm_release(&shm, 0);
 	}
 	if (port_setup(layout.nports, layout.workers, layout.devices, layout.mtu, pools, &hw, err,
 		       sizeof(err)) != PG_OK) {
@@ -566,10 +579,10 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* Main lcore: housekeeping only, mostly asleep. */
+	/* Main lcore: housekeeping, and the resolver's lookups in between. */
 	while (!loop_stop_requested()) {
 		dp_check_layout(&shm, &layout, &seen_gen);
-		dp_sleep_ms(100);
+		dns_run(100);
 	}
 
 	RTE_LOG(NOTICE, USER1, "stopping\n");
@@ -599,6 +612,7 @@ int main(int argc, char **argv)
 		worker_free(w, w->net_owned);
 		rte_free(w);
 	}
+	dns_destroy(); /* after the workers: ops they had in flight are freed here */
 	for (wi = 0; wi < layout.workers; wi++) {
 		rte_ring_free(rings[wi]);
 		rte_mempool_free(pools[wi]);

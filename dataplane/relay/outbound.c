@@ -172,6 +172,7 @@ unsigned outbound_poll(struct worker *w)
 	if (ob == NULL || w->spool == NULL || w->snap == NULL)
 		return 0;
 	ob->work = 0;
+	ob->work += ob_dns_poll(ob);
 	ob_schedule(ob);
 	if (!pg_list_empty(&ob->active) || ob->dests != NULL)
 		ob_retry(ob);

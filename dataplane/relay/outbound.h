@@ -85,6 +85,15 @@ struct outbound_msg_info {
 void outbound_msg_info(const struct worker *w, const struct spool_msg *m,
                        struct outbound_msg_info *out);
 
+/*
+ * `posternctl dns lookup|flush` (common/cmdring.h CMD_DNS): worker 0 asks
+ * the resolver and answers PENDING until the answer came; the others add
+ * nothing.
+ */
+struct cmd_dns_req;
+struct cmdring_reply;
+void outbound_dns_cmd(struct worker *w, const struct cmd_dns_req *req, struct cmdring_reply *rp);
+
 /* Introspection (tests). */
 uint32_t outbound_connections(const struct worker *w);
 uint32_t outbound_active_messages(const struct worker *w);

@@ -41,6 +41,7 @@
 #include <arpa/inet.h>
 
 #include "conn.h"
+#include "dns/dns_route.h"
 #include "list.h"
 #include "core/timer.h"
 #include "core/worker.h"
@@ -65,7 +66,7 @@ struct snap_header;
 /* level may (and mode=testing): a peer whose handshake failed gets plaintext this long */
 #define OB_TLS_BROKEN_NS (600ull * 1000 * 1000 * 1000)
 #define OB_TLS_BROKEN_MAX 256
-#define OB_NH_DEST_MAX 40 /* "[255.255.255.255]:65535" */
+#define OB_NH_DEST_MAX (DNS_NAME_MAX + 8) /* "[name]:65535" */
 
 /* ---- results ---- */
 
@@ -90,6 +91,8 @@ struct ob_result {
 	uint16_t code;
 	char status[16];
 	char remote[24]; /* "198.19.0.2" */
+	char mxhost[DNS_NAME_MAX]; /* the MX host of remote (DNS routes), "" otherwise */
+	char dnssec[12];           /* its DNSSEC status (dns_sec_name), "" without DNS */
 	char text[OB_REPLY_MAX + 1];
 	struct ob_tls_ev tls;
 };
@@ -144,19 +147,41 @@ struct ob_msg {
 	size_t dsn_len;
 	struct spool_msg *dsn_msg;
 	struct ob_read *rd; /* the DSN's read in flight */
+	/* DNS routes of this attempt (dataplane/dns): asked before routing */
+	struct ob_route *routes;
+	uint32_t nroutes;
+	uint32_t dns_wait; /* answers still awaited: routing waits for them */
+	uint64_t dns_seq;  /* this attempt's, in the resolver's ops */
 	bool dsn_8bit;
 	char *dsn_params; /* its spool params: the original's client and sender domain (floors) */
 	char last_reply[OB_REPLY_MAX + 1];
 };
 
 /*
- * One next hop of a job. Today an IP literal from transport or relayhost;
- * with DNS, one address of an MX host, with the host's name for SNI and
- * certificate checks and its own TLS requirements.
+ * What one recipient domain is routed by: an IP-literal transport entry
+ * (or relayhost), or a name the resolver routes: the domain's MX hosts,
+ * a transport "smtp:host" (MX of host) or "smtp:[host]" (its A only).
+ */
+enum ob_rkind { OB_RK_NONE, OB_RK_IP, OB_RK_DNS };
+
+struct ob_route {
+	char name[DNS_NAME_MAX];   /* looked up */
+	char dest[OB_NH_DEST_MAX]; /* the next-hop destination (TLS policy key) */
+	uint32_t flags;            /* DNS_OP_NO_MX */
+	uint16_t port;
+	bool done; /* r holds the answer */
+	struct dns_route r;
+};
+
+/*
+ * One next hop of a job: an IP literal from transport or relayhost, or
+ * one address of an MX host (mx: its name, dnssec: the answers' status).
  */
 struct ob_nh {
 	uint32_t addr; /* network order */
 	uint16_t port;
+	uint8_t dnssec; /* enum dns_sec, with mx[0] != '\0' */
+	char mx[DNS_NAME_MAX];
 	char host[INET_ADDRSTRLEN]; /* the next-hop host, for tls_client_check and the records */
 	char dest[OB_NH_DEST_MAX];  /* the next-hop destination, the TLS policy key */
 };
@@ -176,6 +201,7 @@ struct ob_job {
 	bool *got;
 	bool tls_retried;        /* level may: this job went back for plaintext once */
 	struct tls_combined tls; /* at its current next hop: destination and floor combined */
+	uint32_t sessions;       /* servers that answered this attempt (smtp_mx_session_limit) */
 };
 
 /* ---- destinations and sessions ---- */
@@ -254,6 +280,18 @@ struct ob_sess {
 	char enf_cert_why[200];
 };
 
+/* A `posternctl dns` request of worker 0 (outbound_dns_cmd): asked, then answered. */
+#define OB_DNSQ_MAX 8
+enum { OB_DNSQ_FREE, OB_DNSQ_PENDING, OB_DNSQ_DONE };
+
+struct ob_dnsq {
+	uint8_t state, op, flags, fail_kind;
+	uint32_t queries, hits, flushed;
+	uint64_t seq, latency_ns;
+	char name[DNS_NAME_MAX];
+	struct dns_route r;
+};
+
 struct ob_broken {
 	uint32_t addr;
 	uint16_t port;
@@ -274,6 +312,7 @@ struct outbound {
 	uint64_t last_id;      /* the last message the scans saw */
 	bool rescan;
 	uint64_t dsn_seq;
+	uint64_t dns_seq;
 	unsigned work;
 	/* TLS */
 	SSL_CTX *tls_ctx;       /* the client context; NULL: TLS unavailable */
@@ -281,6 +320,7 @@ struct outbound {
 	X509_STORE **ta_stores; /* [npolicy] tafile= stores, built when first used */
 	uint32_t npolicy;
 	struct ob_broken broken[OB_TLS_BROKEN_MAX]; /* level may: handshakes that failed */
+	struct ob_dnsq dnsq[OB_DNSQ_MAX];
 };
 
 /* A declared-once key (settings.h) of the worker's live snapshot. */
@@ -295,6 +335,7 @@ void ob_value(char *dst, size_t size, const char *src);
 
 /* outbound_route.c */
 int ob_msg_start(struct outbound *ob, struct spool_msg *m);
+unsigned ob_dns_poll(struct outbound *ob);
 void ob_msg_link(struct outbound *ob, struct ob_msg *om);
 void ob_msg_unlink(struct outbound *ob, struct ob_msg *om);
 void ob_msg_release(struct outbound *ob, struct ob_msg *om);

@@ -69,14 +69,16 @@ static void ob_event_result(struct outbound *ob, struct ob_msg *om, uint32_t i,
 	ob_value(note, sizeof(note), t->note);
 	dp_event(ob->w, EV_DELIVERY_ATTEMPT,
 	         "queue_id=%s" EVRING_SEP "to=%s" EVRING_SEP "from=%s" EVRING_SEP
-	         "relay=%s" EVRING_SEP "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP
+	         "relay=%s" EVRING_SEP "mx_host=%s" EVRING_SEP "dnssec=%s" EVRING_SEP
+	         "status=%s" EVRING_SEP "dsn=%s" EVRING_SEP
 	         "tls_policy=%s" EVRING_SEP "tls_sender_policy=%s" EVRING_SEP
 	         "tls_decided_by=%s" EVRING_SEP "tls_level=%s" EVRING_SEP "tls=%s" EVRING_SEP
 	         "tls_cipher=%s" EVRING_SEP "tls_verdict=%s" EVRING_SEP "tls_outcome=%s" EVRING_SEP
 	         "peer_fingerprint=%s" EVRING_SEP "reply=%s" EVRING_SEP "peer_subject=%s" EVRING_SEP
 	         "tls_note=%s",
 	         spool_id_str(spool_msg_id(om->m), id), to, from,
-	         res->remote[0] ? res->remote : "none", what, res->status,
+	         res->remote[0] ? res->remote : "none", res->mxhost[0] ? res->mxhost : "none",
+	         res->dnssec[0] ? res->dnssec : "none", what, res->status,
 	         policy[0] ? policy : "none", sender_policy[0] ? sender_policy : "none",
 	         t->decided_by[0] ? t->decided_by : "none", t->level[0] ? t->level : "none",
 	         t->tls[0] ? t->tls : "none", t->cipher, t->verdict[0] ? t->verdict : "none",
@@ -142,6 +144,8 @@ void ob_job_results(struct outbound *ob, struct ob_dest *d, struct ob_sess *s, s
 
 	if (ob_tls_fallback(ob, d, s, j))
 		return;
+	if (s != NULL)
+		j->sessions++; /* a server answered (smtp_mx_session_limit) */
 	for (uint32_t i = 0; i < j->nrcpt; i++) {
 		if (!j->got[i]) {
 			/* the engine's contract says this cannot happen; never lose it */
@@ -153,7 +157,9 @@ void ob_job_results(struct outbound *ob, struct ob_dest *d, struct ob_sess *s, s
 		}
 		failover = failover && ob_failover_reply(&j->reply[i]);
 	}
-	if (failover && j->at + 1 < j->nnh) {
+	if (failover && j->at + 1 < j->nnh &&
+	    (j->nh[j->at].mx[0] == '\0' ||
+	     j->sessions < ob_setting(ob, SET_smtp_mx_session_limit))) {
 		WCOUNT(ob->w, delivery_failovers);
 		ob_job_finish(ob, j, true);
 		return;
@@ -165,6 +171,9 @@ void ob_job_results(struct outbound *ob, struct ob_dest *d, struct ob_sess *s, s
 		res->code = r->code;
 		snprintf(res->status, sizeof(res->status), "%.15s", r->status);
 		snprintf(res->remote, sizeof(res->remote), "%.23s", d->name);
+		snprintf(res->mxhost, sizeof(res->mxhost), "%s", j->nh[j->at].mx);
+		snprintf(res->dnssec, sizeof(res->dnssec), "%s",
+		         j->nh[j->at].mx[0] != '\0' ? dns_sec_name(j->nh[j->at].dnssec) : "");
 		/* local or not, the reply as a server would have said it */
 		snprintf(res->text, sizeof(res->text), "%u %.15s %.*s", r->code, r->status,
 		         (int)(sizeof(res->text) - 24), r->text);

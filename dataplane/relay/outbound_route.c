@@ -13,7 +13,10 @@
 #include <rte_common.h>
 
 #include "core/worker.h"
+#include "cmdring.h"
+#include "dns/resolver.h"
 #include "inbound.h"
+#include "outbound.h"
 #include "outbound_private.h"
 #include "policy_lookup.h"
 #include "result.h"
@@ -45,6 +48,10 @@ void ob_msg_release(struct outbound *ob, struct ob_msg *om)
 	worker_free(w, om->dsn);
 	worker_free(w, om->dsn_params);
 	om->dsn_params = NULL;
+	worker_free(w, om->routes);
+	om->routes = NULL;
+	om->nroutes = 0;
+	om->dns_wait = 0;
 	om->res = NULL;
 	om->params = NULL;
 	om->rcpts = NULL;
@@ -181,6 +188,8 @@ void ob_result_local(struct ob_result *res, uint16_t code, const char *status, c
 	va_start(ap, fmt);
 	vsnprintf(res->text, sizeof(res->text), fmt, ap);
 	va_end(ap);
+	res->mxhost[0] = '\0';
+	res->dnssec[0] = '\0';
 	res->state = code >= 500 ? OB_R_BOUNCED : code >= 400 ? OB_R_DEFERRED : OB_R_DELIVERED;
 	snprintf(res->tls.outcome, sizeof(res->tls.outcome), "%s",
 	         tls_decide_outcome(NULL, false, TLS_VERDICT_NONE, false));
@@ -247,7 +256,7 @@ const char *ob_domain(const char *rcpt)
 	return at != NULL ? at + 1 : "";
 }
 
-/* The next hops of a transport result into j (IP literals only until there is DNS). */
+/* The next hops of a transport result into j (its IP literals). */
 static void ob_job_nexthops(const struct snap_header *h, const struct transport_result *tr,
                             struct ob_job *j)
 {
@@ -256,13 +265,162 @@ static void ob_job_nexthops(const struct snap_header *h, const struct transport_
 		struct in_addr a = {.s_addr = tr->nexthops[k].addr};
 
 		if ((tr->nexthops[k].flags & SNAP_NH_F_IP) == 0)
-			continue; /* a name among IPs: skipped until there is DNS */
+			continue; /* a name among IPs: the IPs are the list */
+		memset(nh, 0, sizeof(*nh));
 		nh->addr = tr->nexthops[k].addr;
 		nh->port = tr->nexthops[k].port;
 		inet_ntop(AF_INET, &a, nh->host, sizeof(nh->host));
 		snprintf(nh->dest, sizeof(nh->dest), "%s", snap_string(h, tr->nexthops[k].dest));
 		j->nnh++;
 	}
+}
+
+/* The next hops of a resolved route into j, in its order. */
+static void ob_job_dns_nexthops(const struct ob_route *rt, const struct dns_route *r,
+                                struct ob_job *j)
+{
+	for (uint32_t k = 0; k < r->nhops && j->nnh < OB_NH_MAX; k++) {
+		struct ob_nh *nh = &j->nh[j->nnh++];
+		struct in_addr a = {.s_addr = r->hops[k].addr};
+
+		memset(nh, 0, sizeof(*nh));
+		nh->addr = r->hops[k].addr;
+		nh->port = rt->port;
+		nh->dnssec = r->hops[k].sec;
+		inet_ntop(AF_INET, &a, nh->host, sizeof(nh->host));
+		snprintf(nh->dest, sizeof(nh->dest), "%s", rt->dest);
+		snprintf(nh->mx, sizeof(nh->mx), "%s", r->hops[k].host);
+	}
+}
+
+static void ob_lower(char *dst, size_t size, const char *src)
+{
+	size_t n = 0;
+
+	for (; src[n] != '\0' && n + 1 < size; n++)
+		dst[n] = (src[n] >= 'A' && src[n] <= 'Z') ? (char)(src[n] - 'A' + 'a') : src[n];
+	while (n > 0 && dst[n - 1] == '.')
+		n--; /* "example.com." is example.com */
+	dst[n] = '\0';
+}
+
+/*
+ * How mail for dom is routed (Postfix trivial-rewrite + smtp): a transport
+ * entry (relayhost is its "*" entry) with IP literals: those; with a host
+ * name: the resolver (smtp:host the MX hosts of host, smtp:[host] its A
+ * records); no entry, or one without a next hop: the MX hosts of dom.
+ */
+static enum ob_rkind ob_route_kind(const struct snap_header *h, const char *dom,
+                                   struct transport_result *tr, struct ob_route *key)
+{
+	memset(tr, 0, sizeof(*tr));
+	memset(key, 0, sizeof(*key));
+	if (h == NULL)
+		return OB_RK_NONE;
+	if (transport_lookup(h, dom, tr) == PG_OK && tr->nnexthops > 0) {
+		const struct snap_nexthop *nh = &tr->nexthops[0];
+
+		for (uint32_t k = 0; k < tr->nnexthops; k++)
+			if ((tr->nexthops[k].flags & SNAP_NH_F_IP) != 0)
+				return OB_RK_IP;
+		ob_lower(key->name, sizeof(key->name), snap_string(h, nh->host));
+		snprintf(key->dest, sizeof(key->dest), "%s", snap_string(h, nh->dest));
+		key->flags = (nh->flags & SNAP_NH_F_NO_MX) != 0 ? DNS_OP_NO_MX : 0;
+		key->port = nh->port;
+		return key->name[0] != '\0' ? OB_RK_DNS : OB_RK_NONE;
+	}
+	if (dom[0] == '\0' || dom[0] == '[')
+		return OB_RK_NONE; /* no domain, or an address literal: nothing to look up */
+	ob_lower(key->name, sizeof(key->name), dom);
+	snprintf(key->dest, sizeof(key->dest), "%s", key->name);
+	key->port = 25;
+	return key->name[0] != '\0' ? OB_RK_DNS : OB_RK_NONE;
+}
+
+static bool ob_route_same(const struct ob_route *a, const struct ob_route *b)
+{
+	return a->flags == b->flags && a->port == b->port && strcmp(a->name, b->name) == 0;
+}
+
+static int ob_route_find(const struct ob_msg *om, const struct ob_route *key)
+{
+	for (uint32_t k = 0; k < om->nroutes; k++)
+		if (ob_route_same(&om->routes[k], key))
+			return (int)k;
+	return -1;
+}
+
+/* Our own addresses (the ports'), for the MX loop check. */
+static size_t ob_own_addrs(const struct snap_header *h, uint32_t *own, size_t max)
+{
+	uint32_t n = 0;
+	const struct snap_port *sp = snap_section(h, SNAP_SEC_PORTS, &n);
+	size_t k = 0;
+
+	for (uint32_t i = 0; sp != NULL && i < n && k < max; i++)
+		own[k++] = sp[i].addr;
+	return k;
+}
+
+/* Route recipient i by the resolver's answer; NULL (and its result) when it cannot go. */
+static struct ob_job *ob_route_dns(struct outbound *ob, struct ob_msg *om, uint32_t i,
+                                   const struct ob_route *key, bool *routed)
+{
+	const struct snap_header *h = ob->w->snap;
+	const char *dom = ob_domain(om->rcpts[i]);
+	int ri = ob_route_find(om, key);
+	const struct ob_route *rt;
+	struct dns_route r;
+	struct dns_action act;
+	uint32_t own[SNAP_MAX_PORTS], cap, n = om->nrcpt;
+	struct ob_job *j;
+
+	if (ri < 0 || !om->routes[ri].done) {
+		ob_result_local(&om->res[i], 450, "4.4.3", NULL,
+		                "450 4.4.3 <%s>: mail for %s needs a DNS lookup of %s and there is "
+		                "no DNS resolver (dns_resolvers or dns_root_hints_file)",
+		                om->rcpts[i], dom[0] != '\0' ? dom : "(no domain)", key->name);
+		return NULL;
+	}
+	rt = &om->routes[ri];
+	r = rt->r;
+	if ((key->flags & DNS_OP_NO_MX) == 0) {
+		dns_route_self(&r, own, ob_own_addrs(h, own, SNAP_MAX_PORTS));
+		if (r.kind == DNS_R_LOOP)
+			WCOUNT(ob->w, dns_loops);
+	}
+	dns_route_action(&r, key->name, &act);
+	if (act.code != 0) {
+		ob_result_local(&om->res[i], act.code, act.status, NULL, "%u %s <%s>: %s", act.code,
+		                act.status, om->rcpts[i], act.text);
+		snprintf(om->res[i].dnssec, sizeof(om->res[i].dnssec), "%s",
+		         dns_sec_name(r.kind == DNS_R_TEMP && r.mx_sec == DNS_SEC_BOGUS
+		                          ? DNS_SEC_BOGUS
+		                          : r.mx_sec));
+		return NULL;
+	}
+	cap = RTE_MIN(n - i, (uint32_t)OB_JOB_RCPT_MAX);
+	j = ob_job_new(ob, om, cap);
+	if (j == NULL) {
+		ob_result_local(&om->res[i], 451, "4.3.0", NULL, "451 4.3.0 Error: out of memory");
+		return NULL;
+	}
+	ob_job_dns_nexthops(rt, &r, j);
+	j->idx[j->nrcpt++] = i;
+	for (uint32_t k = i + 1; k < n && j->nrcpt < cap; k++) {
+		struct transport_result tk;
+		struct ob_route kk;
+
+		if (spool_msg_rcpt_done(om->m, k) || routed[k])
+			continue;
+		if (ob_route_kind(h, ob_domain(om->rcpts[k]), &tk, &kk) != OB_RK_DNS ||
+		    !ob_route_same(&kk, key) || !ob_same_tls(h, j, dom, ob_domain(om->rcpts[k])))
+			continue;
+		j->idx[j->nrcpt++] = k;
+		routed[k] = true;
+	}
+	ob_job_envelope(j);
+	return j;
 }
 
 /*
@@ -274,27 +432,23 @@ static struct ob_job *ob_route_one(struct outbound *ob, struct ob_msg *om, uint3
 	const struct snap_header *h = ob->w->snap;
 	struct spool_msg *m = om->m;
 	struct transport_result tr;
+	struct ob_route key;
 	const char *dom = ob_domain(om->rcpts[i]);
 	struct ob_job *j;
-	uint32_t nip = 0, cap, n = om->nrcpt;
+	uint32_t cap, n = om->nrcpt;
 
 	routed[i] = true;
-	memset(&tr, 0, sizeof(tr));
-	if (h == NULL || transport_lookup(h, dom, &tr) != PG_OK || tr.nnexthops == 0) {
+	switch (ob_route_kind(h, dom, &tr, &key)) {
+	case OB_RK_DNS:
+		return ob_route_dns(ob, om, i, &key, routed);
+	case OB_RK_NONE:
 		ob_result_local(&om->res[i], 450, "4.4.3", NULL,
-		                "450 4.4.3 <%s>: no route: mail for %s needs an MX lookup "
-		                "and there is no DNS resolver yet (add a transport entry)",
+		                "450 4.4.3 <%s>: no route: mail for %s has no transport entry and "
+		                "nothing to look up in DNS",
 		                om->rcpts[i], dom[0] != '\0' ? dom : "(no domain)");
 		return NULL;
-	}
-	for (uint32_t k = 0; k < tr.nnexthops; k++)
-		nip += (tr.nexthops[k].flags & SNAP_NH_F_IP) != 0;
-	if (nip == 0) {
-		ob_result_local(&om->res[i], 450, "4.4.3", NULL,
-		                "450 4.4.3 <%s>: next hop %s is a host name and there is no "
-		                "DNS resolver yet",
-		                om->rcpts[i], snap_string(h, tr.nexthops[0].dest));
-		return NULL;
+	case OB_RK_IP:
+		break;
 	}
 	cap = RTE_MIN(n - i, (uint32_t)OB_JOB_RCPT_MAX);
 	j = ob_job_new(ob, om, cap);
@@ -306,10 +460,11 @@ static struct ob_job *ob_route_one(struct outbound *ob, struct ob_msg *om, uint3
 	j->idx[j->nrcpt++] = i;
 	for (uint32_t k = i + 1; k < n && j->nrcpt < cap; k++) {
 		struct transport_result tk;
+		struct ob_route kk;
 
 		if (spool_msg_rcpt_done(m, k) || routed[k])
 			continue;
-		if (transport_lookup(h, ob_domain(om->rcpts[k]), &tk) != PG_OK ||
+		if (ob_route_kind(h, ob_domain(om->rcpts[k]), &tk, &kk) != OB_RK_IP ||
 		    tk.entry != tr.entry || !ob_same_tls(h, j, dom, ob_domain(om->rcpts[k])))
 			continue; /* one transaction per next-hop list and TLS policy */
 		j->idx[j->nrcpt++] = k;
@@ -320,18 +475,153 @@ static struct ob_job *ob_route_one(struct outbound *ob, struct ob_msg *om, uint3
 }
 
 /*
- * Route every recipient not yet done and start its jobs. Recipients that
- * cannot be routed get their result at once. Returns PG_ERROR when the
- * message cannot even be looked at (memory): it stays queued.
+ * Route every recipient not yet done and start its jobs (the DNS answers
+ * it needed are in om->routes). Recipients that cannot be routed get their
+ * result at once; without memory for the routing itself, every one of
+ * them is deferred 4.3.0.
+ */
+static void ob_msg_route(struct outbound *ob, struct ob_msg *om)
+{
+	struct worker *w = ob->w;
+	struct spool_msg *m = om->m;
+	uint32_t n = om->nrcpt, njobs = 0;
+	bool *routed = worker_alloc(w, n * sizeof(bool));
+	struct ob_job **jobs = worker_alloc(w, n * sizeof(*jobs));
+
+	om->jobs_left = 1; /* held by the routing loop until its end */
+	for (uint32_t i = 0; i < n; i++) {
+		struct ob_job *j;
+
+		if (spool_msg_rcpt_done(m, i))
+			continue;
+		if (routed == NULL || jobs == NULL) {
+			ob_result_local(&om->res[i], 451, "4.3.0", NULL,
+			                "451 4.3.0 Error: out of memory routing the message");
+			continue;
+		}
+		if (routed[i])
+			continue;
+		j = ob_route_one(ob, om, i, routed);
+		if (j != NULL)
+			jobs[njobs++] = j;
+	}
+	om->jobs_left += njobs;
+	worker_free(w, routed);
+	for (uint32_t k = 0; k < njobs; k++)
+		ob_job_enqueue(ob, jobs[k]);
+	worker_free(w, jobs);
+	if (--om->jobs_left == 0)
+		ob_msg_done(ob, om);
+}
+
+/* Ask the resolver for route k of om. */
+static void ob_dns_ask(struct outbound *ob, struct ob_msg *om, uint32_t k)
+{
+	struct ob_route *rt = &om->routes[k];
+	struct dns_op *op = dns_op_new();
+	int rc;
+
+	if (op == NULL) {
+		rt->r.kind = DNS_R_TEMP;
+		snprintf(rt->r.reason, sizeof(rt->r.reason), "out of memory for the DNS lookup");
+		rt->done = true;
+		return;
+	}
+	op->worker = ob->w->id;
+	op->flags = rt->flags;
+	op->addr_limit = (uint32_t)ob_setting(ob, SET_smtp_mx_address_limit);
+	op->slot = k;
+	op->cookie = (uint64_t)(uintptr_t)om;
+	op->seq = om->dns_seq;
+	snprintf(op->name, sizeof(op->name), "%s", rt->name);
+	rc = dns_submit(op);
+	if (rc == PG_OK) {
+		WCOUNT(ob->w, dns_routes);
+		om->dns_wait++;
+		return;
+	}
+	dns_op_free(op);
+	if (rc == PG_AGAIN) {
+		WCOUNT(ob->w, dns_busy);
+		rt->r.kind = DNS_R_TEMP;
+		snprintf(rt->r.reason, sizeof(rt->r.reason), "the resolver is busy, try again");
+		rt->done = true;
+	}
+	/* PG_ERROR: no resolver; ob_route_dns says so */
+}
+
+/* The resolver's answers for this worker: a message whose last one came is routed. */
+unsigned ob_dns_poll(struct outbound *ob)
+{
+	struct dns_op *ops[32];
+	unsigned n = dns_poll(ob->w->id, ops, 32);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct dns_op *op = ops[i];
+		struct ob_msg *om = (struct ob_msg *)(uintptr_t)op->cookie;
+		const struct dns_route *r = &op->route;
+
+		if (op->cookie == 0) { /* a posternctl request's */
+			struct ob_dnsq *q = &ob->dnsq[op->slot % OB_DNSQ_MAX];
+
+			WCOUNT_ADD(ob->w, dns_queries, op->queries);
+			WCOUNT_ADD(ob->w, dns_cache_hits, op->hits);
+			if (q->state == OB_DNSQ_PENDING && q->seq == op->seq) {
+				q->r = *r;
+				q->queries = op->queries;
+				q->hits = op->hits;
+				q->flushed = op->flushed;
+				q->fail_kind = op->fail_kind;
+				q->latency_ns = op->answered_ns - op->submitted_ns;
+				q->state = OB_DNSQ_DONE;
+			}
+			dns_op_free(op);
+			continue;
+		}
+		WCOUNT_ADD(ob->w, dns_queries, op->queries);
+		WCOUNT_ADD(ob->w, dns_cache_hits, op->hits);
+		WCOUNT_ADD(ob->w, dns_merged, op->merged);
+		WCOUNT_ADD(ob->w, dns_latency_ns, op->answered_ns - op->submitted_ns);
+		if (r->cached)
+			WCOUNT(ob->w, dns_routes_cached);
+		if (r->kind == DNS_R_NXDOMAIN)
+			WCOUNT(ob->w, dns_nxdomain);
+		else if (r->kind == DNS_R_NULLMX)
+			WCOUNT(ob->w, dns_nullmx);
+		else if (r->kind == DNS_R_TEMP && op->fail_kind == DNS_K_TIMEOUT)
+			WCOUNT(ob->w, dns_timeouts);
+		else if (r->kind == DNS_R_TEMP && op->fail_kind == DNS_K_BOGUS)
+			WCOUNT(ob->w, dns_bogus);
+		else if (r->kind == DNS_R_TEMP)
+			WCOUNT(ob->w, dns_servfail);
+		/* an active message is not freed, so om is alive; seq: this attempt's */
+		if (om->dns_wait > 0 && om->dns_seq == op->seq && op->slot < om->nroutes) {
+			struct ob_route *rt = &om->routes[op->slot];
+
+			rt->r = *r;
+			if (r->kind == DNS_R_TEMP && op->fail_kind == DNS_K_BOGUS)
+				rt->r.mx_sec = DNS_SEC_BOGUS;
+			rt->done = true;
+			if (--om->dns_wait == 0)
+				ob_msg_route(ob, om);
+		}
+		dns_op_free(op);
+	}
+	return n;
+}
+
+/*
+ * Start a due message: its envelope, the DNS routes its recipients need
+ * (asked of the resolver; routing waits for the answers, ob_dns_poll), then
+ * its jobs. Returns PG_ERROR when the message cannot even be looked at
+ * (memory): it stays queued.
  */
 int ob_msg_start(struct outbound *ob, struct spool_msg *m)
 {
 	struct worker *w = ob->w;
 	struct ob_msg *om = spool_msg_user(m);
+	const struct snap_header *h = w->snap;
 	uint32_t n;
-	bool *routed;
-	struct ob_job **jobs;
-	uint32_t njobs = 0;
 
 	if (om == NULL) {
 		om = worker_alloc(w, sizeof(*om));
@@ -349,32 +639,129 @@ int ob_msg_start(struct outbound *ob, struct spool_msg *m)
 	/* the sender's floor of this attempt, from the live snapshot */
 	ob_floor_lookup(ob, om);
 	n = om->nrcpt;
-	routed = worker_alloc(w, n * sizeof(*routed));
-	jobs = worker_alloc(w, n * sizeof(*jobs));
-	if (routed == NULL || jobs == NULL) {
-		worker_free(w, routed);
-		worker_free(w, jobs);
+	om->routes = worker_alloc(w, n * sizeof(*om->routes));
+	if (om->routes == NULL) {
 		ob_msg_release(ob, om);
 		return PG_ERROR;
 	}
+	om->nroutes = 0;
+	om->dns_wait = 0;
+	om->dns_seq = ++ob->dns_seq;
 	om->state = OB_M_ACTIVE;
 	ob_msg_link(ob, om);
-	om->jobs_left = 1; /* held by the routing loop until its end */
-	for (uint32_t i = 0; i < n; i++) {
-		struct ob_job *j;
+	for (uint32_t i = 0; i < n && dns_available(); i++) {
+		struct transport_result tr;
+		struct ob_route key;
 
-		if (spool_msg_rcpt_done(m, i) || routed[i])
+		if (spool_msg_rcpt_done(m, i) ||
+		    ob_route_kind(h, ob_domain(om->rcpts[i]), &tr, &key) != OB_RK_DNS ||
+		    ob_route_find(om, &key) >= 0)
 			continue;
-		j = ob_route_one(ob, om, i, routed);
-		if (j != NULL)
-			jobs[njobs++] = j;
+		om->routes[om->nroutes] = key;
+		ob_dns_ask(ob, om, om->nroutes++);
 	}
-	om->jobs_left += njobs;
-	worker_free(w, routed);
-	for (uint32_t k = 0; k < njobs; k++)
-		ob_job_enqueue(ob, jobs[k]);
-	worker_free(w, jobs);
-	if (--om->jobs_left == 0)
-		ob_msg_done(ob, om);
+	if (om->dns_wait == 0)
+		ob_msg_route(ob, om);
 	return PG_OK;
+}
+
+/* The answer items of a posternctl request. */
+static void ob_dnsq_reply(struct outbound *ob, struct ob_dnsq *q, uint8_t state,
+                          struct cmdring_reply *rp)
+{
+	union cmd_dns_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.head.kind = CMD_DNS_ITEM_HEAD;
+	it.head.state = state;
+	if (q != NULL && state == CMD_DNS_DONE) {
+		struct dns_route r = q->r;
+		uint32_t own[SNAP_MAX_PORTS];
+
+		if (q->op == CMD_DNS_LOOKUP && (q->flags & CMD_DNS_F_NO_MX) == 0 &&
+		    ob->w->snap != NULL)
+			dns_route_self(&r, own, ob_own_addrs(ob->w->snap, own, SNAP_MAX_PORTS));
+		it.head.route = r.kind;
+		it.head.mx_sec = r.mx_sec;
+		it.head.implicit = r.implicit;
+		it.head.cached = r.cached;
+		it.head.fail_kind = q->fail_kind;
+		it.head.nhops = r.nhops;
+		it.head.ttl = r.ttl;
+		it.head.queries = q->queries;
+		it.head.hits = q->hits;
+		it.head.flushed = q->flushed;
+		it.head.latency_ns = q->latency_ns;
+		snprintf(it.head.reason, sizeof(it.head.reason), "%s", r.reason);
+		if (!cmdring_reply_add(rp, &it, sizeof(it)))
+			return;
+		for (uint32_t k = 0; k < r.nhops; k++) {
+			memset(&it, 0, sizeof(it));
+			it.hop.kind = CMD_DNS_ITEM_HOP;
+			it.hop.sec = r.hops[k].sec;
+			it.hop.pref = r.hops[k].pref;
+			it.hop.addr = r.hops[k].addr;
+			snprintf(it.hop.host, sizeof(it.hop.host), "%s", r.hops[k].host);
+			if (!cmdring_reply_add(rp, &it, sizeof(it)))
+				return;
+		}
+		return;
+	}
+	cmdring_reply_add(rp, &it, sizeof(it));
+}
+
+void outbound_dns_cmd(struct worker *w, const struct cmd_dns_req *req, struct cmdring_reply *rp)
+{
+	struct outbound *ob = w->outbound;
+	struct ob_dnsq *q = NULL, *free_q = NULL;
+	struct dns_op *op;
+	char name[DNS_NAME_MAX];
+
+	if (w->id != 0) /* worker 0 asks the resolver for everyone */
+		return;
+	if (ob == NULL || !dns_available()) {
+		ob_dnsq_reply(ob, NULL, CMD_DNS_OFF, rp);
+		return;
+	}
+	ob_lower(name, sizeof(name), req->name);
+	for (unsigned k = 0; k < OB_DNSQ_MAX; k++) {
+		struct ob_dnsq *c = &ob->dnsq[k];
+
+		if (c->state == OB_DNSQ_FREE && free_q == NULL)
+			free_q = c;
+		if (c->state != OB_DNSQ_FREE && c->op == req->op && c->flags == req->flags &&
+		    strcmp(c->name, name) == 0)
+			q = c;
+	}
+	if (q != NULL) {
+		ob_dnsq_reply(ob, q, q->state == OB_DNSQ_DONE ? CMD_DNS_DONE : CMD_DNS_PENDING, rp);
+		if (q->state == OB_DNSQ_DONE)
+			q->state = OB_DNSQ_FREE; /* told: the next request looks up again */
+		return;
+	}
+	if (free_q == NULL || (op = dns_op_new()) == NULL) {
+		ob_dnsq_reply(ob, NULL, CMD_DNS_BUSY, rp);
+		return;
+	}
+	q = free_q;
+	memset(q, 0, sizeof(*q));
+	q->op = req->op;
+	q->flags = req->flags;
+	q->seq = ++ob->dns_seq;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	op->worker = w->id;
+	op->flags = (req->op == CMD_DNS_FLUSH ? DNS_OP_FLUSH : 0) |
+	            ((req->flags & CMD_DNS_F_NO_MX) != 0 ? DNS_OP_NO_MX : 0);
+	op->addr_limit = DNS_ROUTE_MAX; /* every address: the operator sees the whole set */
+	op->slot = (uint32_t)(q - ob->dnsq);
+	op->cookie = 0;
+	op->seq = q->seq;
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	if (dns_submit(op) != PG_OK) {
+		dns_op_free(op);
+		ob_dnsq_reply(ob, NULL, CMD_DNS_BUSY, rp);
+		return;
+	}
+	q->state = OB_DNSQ_PENDING;
+	ob_dnsq_reply(ob, q, CMD_DNS_PENDING, rp);
 }

@@ -579,6 +579,23 @@ static const struct bad_case {
      BASE "smtpd_tls_required_recipients = strict.test\n",
      "%s:3: smtpd_tls_required_recipients requires TLS, but tls_certificates is empty: STARTTLS"
      " cannot be offered without a certificate"},
+    /* DNS (dataplane/dns) */
+    {"dns resolver name", BASE "dns_resolvers = 198.18.255.53, ns.example\n",
+     "%s:3: bad value for dns_resolvers: \"198.18.255.53, ns.example\": \"ns.example\" is not a"
+     " unicast IPv4 address"},
+    {"dns resolver multicast", BASE "dns_resolvers = 224.0.0.1\n",
+     "%s:3: bad value for dns_resolvers: \"224.0.0.1\": \"224.0.0.1\" is not a unicast IPv4"
+     " address"},
+    {"dns too many resolvers",
+     BASE "dns_resolvers = 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5"
+          " 1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9\n",
+     "%s:3: bad value for dns_resolvers: \"1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 1.1.1.6"
+     " 1.1.1.7 1.1.1.8 1.1.1.9\": more than 8 resolvers"},
+    {"dns anchor relative", BASE "dns_trust_anchor_file = root.key\n",
+     "%s:3: bad value for dns_trust_anchor_file: \"root.key\": an absolute path (postern-dp"
+     " reads it, not posternd)"},
+    {"dns address limit zero", BASE "smtp_mx_address_limit = 0\n",
+     "%s:3: bad value for smtp_mx_address_limit: \"0\": must be an integer 1..16"},
     /* delivery */
     {"relayhost unclosed", BASE "relayhost = [198.19.0.2\n",
      "%s:3: bad value for relayhost: \"[198.19.0.2\": next hop \"[198.19.0.2\": missing ']'"},
@@ -899,6 +916,35 @@ static void check_tls_session_min(const struct pg_conf *c)
 	assert_int_equal(c->smtp_tls_cafile_line, 3);
 }
 
+static void check_dns_off(const struct pg_conf *c)
+{
+	assert_false(conf_dns_enabled(&c->dns));
+	assert_int_equal(c->dns.nresolvers, 0);
+	assert_int_equal(c->settings[SET_smtp_mx_address_limit], 5);
+	assert_int_equal(c->settings[SET_smtp_mx_session_limit], 2);
+	assert_int_equal(c->settings[SET_dns_timeout], 10 * NS_PER_S);
+}
+
+static void check_dns(const struct pg_conf *c)
+{
+	assert_true(conf_dns_enabled(&c->dns));
+	assert_int_equal(c->dns.nresolvers, 2);
+	assert_int_equal(c->dns.resolvers[0], htonl(0xc612ff35)); /* 198.18.255.53 */
+	assert_int_equal(c->dns.resolvers[1], htonl(0x09090909));
+	assert_string_equal(c->dns.trust_anchor_file, "/usr/share/dns/root.key");
+	assert_string_equal(c->dns.root_hints_file, "");
+	assert_int_equal(c->settings[SET_smtp_mx_address_limit], 16);
+	assert_int_equal(c->settings[SET_dns_cache_size], 50);
+	assert_int_equal(c->settings[SET_dns_timeout], 2500 * NS_PER_S / 1000);
+}
+
+static void check_dns_hints(const struct pg_conf *c)
+{
+	assert_true(conf_dns_enabled(&c->dns)); /* recursion: hints, no resolvers */
+	assert_int_equal(c->dns.nresolvers, 0);
+	assert_string_equal(c->dns.root_hints_file, "/usr/share/dns/root.hints");
+}
+
 static void check_tls_session_max(const struct pg_conf *c)
 {
 	assert_int_equal(c->smtpd_tls.session_cache_timeout_ns, 604800 * NS_PER_S);
@@ -1139,6 +1185,13 @@ static const struct good_case {
           "\tHOSTED.test\n",
      check_inbound_tls_recipients},
     {"delivery defaults", BASE, check_delivery_defaults},
+    {"dns off", BASE "dns_trust_anchor_file = /usr/share/dns/root.key\n", check_dns_off},
+    {"dns forwarders",
+     BASE "dns_resolvers = 198.18.255.53,9.9.9.9\n"
+          "dns_trust_anchor_file = /usr/share/dns/root.key\n"
+          "smtp_mx_address_limit = 16\ndns_cache_size = 50\ndns_timeout = 2500ms\n",
+     check_dns},
+    {"dns recursion", BASE "dns_root_hints_file = /usr/share/dns/root.hints\n", check_dns_hints},
     {"delivery explicit defaults",
      BASE "smtp_destination_concurrency_limit = 20\nsmtp_connect_timeout = 30\n"
           "smtp_connection_cache_time_limit = 2000ms\nmaximal_queue_lifetime = 120h\n"

@@ -1603,6 +1603,66 @@ static void test_settings_section(void **state)
 	free(blob);
 }
 
+/* ABI 2.1: the DNS section round-trips, is absent without DNS, and bad ones are refused. */
+static void test_dns_section(void **state)
+{
+	static const char extra[] = "dns_resolvers = 198.18.255.53 198.18.255.54\n"
+	                            "dns_trust_anchor_file = /run/lab/root.key\n"
+	                            "dns_unbound_conf = /run/lab/unbound.conf\n";
+	struct pg_conf *c = malloc(sizeof(*c));
+	char text[2048], err[512];
+	uint8_t *blob, *copy;
+	size_t len;
+	uint32_t n = 7;
+	const struct snap_dns *d;
+	struct snap_dns *w;
+
+	(void)state;
+	assert_non_null(c);
+	blob = build_blob(&len); /* the base configuration: no DNS, a section of count 0 */
+	(void)snap_section((const struct snap_header *)blob, SNAP_SEC_DNS, &n);
+	assert_int_equal(n, 0);
+	free(blob);
+
+	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
+	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(c, (void **)&blob, &len, err, sizeof(err)), PG_OK);
+	free(c);
+	restamp(blob, len);
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), PG_OK);
+	d = snap_section((const struct snap_header *)blob, SNAP_SEC_DNS, &n);
+	assert_non_null(d);
+	assert_int_equal(n, 1);
+	assert_int_equal(d->nresolvers, 2);
+	assert_int_equal(d->resolvers[1], htonl(0xc612ff36));
+	assert_string_equal(snap_string((const struct snap_header *)blob, d->trust_anchor_file),
+	                    "/run/lab/root.key");
+	assert_string_equal(snap_string((const struct snap_header *)blob, d->unbound_conf),
+	                    "/run/lab/unbound.conf");
+	assert_int_equal(d->root_hints_file.len, 0);
+
+	copy = malloc(len);
+	assert_non_null(copy);
+	/* too many resolvers, flags, a relative path: refused */
+	for (int k = 0; k < 3; k++) {
+		memcpy(copy, blob, len);
+		w = body_of((struct snap_header *)copy, SNAP_SEC_DNS);
+		if (k == 0)
+			w->nresolvers = SNAP_DNS_RESOLVERS_MAX + 1;
+		else if (k == 1)
+			w->flags = 1;
+		else
+			w->trust_anchor_file.off += 1; /* "run/lab/root.key" */
+		w->trust_anchor_file.len -= k == 2 ? 1 : 0;
+		restamp(copy, len);
+		assert_int_not_equal(snap_validate(copy, len, err, sizeof(err)), PG_OK);
+		printf("# dns corrupt %d: %s\n", k, err);
+	}
+	free(copy);
+	free(blob);
+}
+
 static char shm_name[64];
 
 static int shm_setup(void **state)
@@ -1849,6 +1909,7 @@ int main(void)
 	    cmocka_unit_test(test_sender_reports),
 	    cmocka_unit_test(test_delivery_section),
 	    cmocka_unit_test(test_settings_section),
+	    cmocka_unit_test(test_dns_section),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_again_when_slots_held),
 	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),
