@@ -323,8 +323,14 @@ const struct snap_cidr *policy_inbound_network(const struct snap_header *h, uint
 	return best;
 }
 
-const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
-                                                  const char *sender_domain, enum policy_match *m)
+/*
+ * A domain in one of the inbound domain lists (smtpd_tls_required_senders,
+ * smtpd_tls_required_recipients): exact or parent match, or NULL. An
+ * address literal ([192.0.2.1]) or ".x" is no domain of a list.
+ */
+static const struct snap_name_key *policy_inbound_domain(const struct snap_header *h,
+                                                         uint32_t table, uint32_t index,
+                                                         const char *domain, enum policy_match *m)
 {
 	char name[SNAP_NAME_MAX + 1];
 	struct policy_table t;
@@ -334,15 +340,19 @@ const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
 	if (m == NULL)
 		m = &dummy;
 	*m = POLICY_MATCH_DEFAULT;
-	if (sender_domain == NULL ||
-	    !policy_table(h, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
-	                  sizeof(struct snap_name_key), &t))
+	if (domain == NULL || !policy_table(h, table, index, sizeof(struct snap_name_key), &t))
 		return NULL;
-	len = policy_lower(sender_domain, name);
-	/* an address literal ([192.0.2.1]) or ".x" is no domain of a list */
+	len = policy_lower(domain, name);
 	if (len <= 0 || name[0] == '.' || name[0] == '[')
 		return NULL;
 	return policy_walk(h, &t, name, (size_t)len, m);
+}
+
+const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
+                                                  const char *sender_domain, enum policy_match *m)
+{
+	return policy_inbound_domain(h, SNAP_SEC_INBOUND_TLS_SENDERS,
+	                             SNAP_SEC_INBOUND_TLS_SENDERS_INDEX, sender_domain, m);
 }
 
 bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
@@ -383,22 +393,8 @@ bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
 const struct snap_name_key *policy_inbound_recipient(const struct snap_header *h,
                                                      const char *rcpt_domain, enum policy_match *m)
 {
-	char name[SNAP_NAME_MAX + 1];
-	struct policy_table t;
-	enum policy_match dummy;
-	int len;
-
-	if (m == NULL)
-		m = &dummy;
-	*m = POLICY_MATCH_DEFAULT;
-	if (rcpt_domain == NULL ||
-	    !policy_table(h, SNAP_SEC_INBOUND_TLS_RECIPIENTS, SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX,
-	                  sizeof(struct snap_name_key), &t))
-		return NULL;
-	len = policy_lower(rcpt_domain, name);
-	if (len <= 0 || name[0] == '.' || name[0] == '[')
-		return NULL;
-	return policy_walk(h, &t, name, (size_t)len, m);
+	return policy_inbound_domain(h, SNAP_SEC_INBOUND_TLS_RECIPIENTS,
+	                             SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX, rcpt_domain, m);
 }
 
 /* ---- sender TLS floors (ABI 2.1) ---- */

@@ -488,15 +488,24 @@ static void ctl_policy_attrs(const struct snap_header *h, const struct snap_tls_
 		ctl_buf_printf(b, "}");
 }
 
+/* The fields every table entry shows in JSON: {"key", "kind", "file", "line", "text" (open object).
+ */
+static void ctl_entry_json_head(struct ctl_buf *b, const struct snap_header *h,
+                                const struct snap_name_key *key, struct snap_str text,
+                                const char *file)
+{
+	ctl_buf_printf(b, "{\"key\":");
+	ctl_buf_json_str(b, snap_string(h, key->name), SIZE_MAX);
+	ctl_buf_printf(b, ",\"kind\":\"%s\",\"file\":", ctl_kind_name(key->kind));
+	ctl_buf_json_str(b, file, SIZE_MAX);
+	ctl_buf_printf(b, ",\"line\":%" PRIu32 ",\"text\":", key->line);
+	ctl_buf_json_str(b, snap_string(h, text), SIZE_MAX);
+}
+
 static void ctl_policy_entry_json(struct ctl_buf *b, const struct snap_header *h,
                                   const struct snap_tls_policy *e, const char *file)
 {
-	ctl_buf_printf(b, "{\"key\":");
-	ctl_buf_json_str(b, snap_string(h, e->key.name), SIZE_MAX);
-	ctl_buf_printf(b, ",\"kind\":\"%s\",\"file\":", ctl_kind_name(e->key.kind));
-	ctl_buf_json_str(b, file, SIZE_MAX);
-	ctl_buf_printf(b, ",\"line\":%" PRIu32 ",\"text\":", e->key.line);
-	ctl_buf_json_str(b, snap_string(h, e->text), SIZE_MAX);
+	ctl_entry_json_head(b, h, &e->key, e->text, file);
 	ctl_buf_printf(
 	    b, ",\"level\":\"%s\",\"testing\":%s,\"attributes\":", policy_level_name(e->level),
 	    (e->flags & SNAP_TLS_F_TESTING) ? "true" : "false");
@@ -548,12 +557,7 @@ void ctl_policy_list(struct ctl_buf *b, const struct snap_header *h, const char 
 static void ctl_sender_entry_json(struct ctl_buf *b, const struct snap_header *h,
                                   const struct snap_sender_tls *e, const char *file)
 {
-	ctl_buf_printf(b, "{\"key\":");
-	ctl_buf_json_str(b, snap_string(h, e->key.name), SIZE_MAX);
-	ctl_buf_printf(b, ",\"kind\":\"%s\",\"file\":", ctl_kind_name(e->key.kind));
-	ctl_buf_json_str(b, file, SIZE_MAX);
-	ctl_buf_printf(b, ",\"line\":%" PRIu32 ",\"text\":", e->key.line);
-	ctl_buf_json_str(b, snap_string(h, e->text), SIZE_MAX);
+	ctl_entry_json_head(b, h, &e->key, e->text, file);
 	ctl_buf_printf(b, ",\"floor\":\"%s\",\"testing\":%s}", policy_level_name(e->level),
 	               (e->flags & SNAP_TLS_F_TESTING) ? "true" : "false");
 }
