@@ -114,6 +114,12 @@ static size_t snap_elem_size(uint32_t kind)
 		return 1;
 	case SNAP_SEC_TLS_TICKET_KEYS:
 		return sizeof(struct snap_tls_ticket_key);
+	case SNAP_SEC_PORTS6:
+		return sizeof(struct snap_port6);
+	case SNAP_SEC_ROUTES6:
+		return sizeof(struct snap_route6);
+	case SNAP_SEC_DIAG_CLIENT6:
+		return sizeof(struct snap_diag_client6);
 	}
 	return 0;
 }
@@ -222,6 +228,54 @@ static int snap_check_ticket_keys(const struct snap_tls_ticket_key *k, uint32_t 
 	return 0;
 }
 
+/*
+ * ABI 1.9 IPv6 sections, each on its own: counts within the limits,
+ * prefix lengths, the diag client's fields; reserved fields 0. How ports
+ * and routes relate (route order, port indexes) is checked at adoption,
+ * as for IPv4.
+ */
+static int snap_check_ipv6(const struct snap_section *s, const uint8_t *p, char *err, size_t errlen)
+{
+	if (s->kind == SNAP_SEC_PORTS6) {
+		const struct snap_port6 *pt = (const void *)p;
+
+		if (s->count > SNAP_MAX_PORTS)
+			return snap_fail(err, errlen, "%" PRIu32 " IPv6 ports, at most %d",
+			                 s->count, SNAP_MAX_PORTS);
+		for (uint32_t i = 0; i < s->count; i++)
+			if (pt[i].prefix_len > 128 || pt[i].reserved != 0 ||
+			    (pt[i].prefix_len != 0 && pt[i].addr[0] == 0xff))
+				return snap_fail(err, errlen, "IPv6 port %" PRIu32 ": bad address",
+				                 i);
+	} else if (s->kind == SNAP_SEC_ROUTES6) {
+		const struct snap_route6 *r = (const void *)p;
+
+		if (s->count > SNAP_MAX_ROUTES)
+			return snap_fail(err, errlen, "%" PRIu32 " IPv6 routes, at most %d",
+			                 s->count, SNAP_MAX_ROUTES);
+		for (uint32_t i = 0; i < s->count; i++)
+			if (r[i].prefix_len > 128 || r[i].port >= SNAP_MAX_PORTS ||
+			    r[i].reserved != 0)
+				return snap_fail(err, errlen,
+				                 "IPv6 route %" PRIu32 ": out of range", i);
+	} else {
+		const struct snap_diag_client6 *d = (const void *)p;
+
+		if (s->count > 1)
+			return snap_fail(err, errlen,
+			                 "IPv6 diag client section count %" PRIu32
+			                 ", expected 0 or 1",
+			                 s->count);
+		if (s->count == 1 &&
+		    (d->addr[0] == 0xff || d->port == 0 || d->mode < 1 || d->mode > 3 ||
+		     d->bytes == 0 || d->bytes > SNAP_DIAG_BYTES_MAX || d->count == 0 ||
+		     d->count > SNAP_DIAG_COUNT_MAX))
+			return snap_fail(err, errlen,
+			                 "IPv6 diag client section: field out of range");
+	}
+	return 0;
+}
+
 static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t dir_end, uint32_t i,
                                  const struct snap_section *s, char *err, size_t errlen)
 {
@@ -286,6 +340,10 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 				                 "diag client section: field out of range");
 		}
 		break;
+	case SNAP_SEC_PORTS6:
+	case SNAP_SEC_ROUTES6:
+	case SNAP_SEC_DIAG_CLIENT6:
+		return snap_check_ipv6(s, base + s->offset, err, errlen);
 	case SNAP_SEC_TCP:
 		if (s->count != 1)
 			return snap_fail(err, errlen, "tcp section count %" PRIu32 ", expected 1",

@@ -21,8 +21,9 @@
  * certificates and keys; 3: diagnostic client request; 4: TCP settings;
  * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements;
  * 7: delivery (outbound SMTP) settings; 8: outbound trust anchors and
- * inbound session-ticket keys */
-#define SNAP_ABI_MINOR 8
+ * inbound session-ticket keys; 9: IPv6 (port addresses, routes, the diag
+ * client over IPv6) */
+#define SNAP_ABI_MINOR 9
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -66,6 +67,10 @@ enum snap_section_kind {
 	SNAP_SEC_TLS_TRUST = 26,       /* struct snap_tls_trust[count], grouped by policy */
 	SNAP_SEC_TLS_TRUST_DER = 27,   /* uint8_t[count]: the DER blobs of TLS_TRUST */
 	SNAP_SEC_TLS_TICKET_KEYS = 28, /* struct snap_tls_ticket_key[count], count 0..2 */
+	/* ABI 1.9: IPv6 (see struct snap_port6) */
+	SNAP_SEC_PORTS6 = 29,       /* struct snap_port6[count]: one per port, or count 0 */
+	SNAP_SEC_ROUTES6 = 30,      /* struct snap_route6[count], longest prefix first */
+	SNAP_SEC_DIAG_CLIENT6 = 31, /* struct snap_diag_client6, count 0 or 1 */
 };
 
 struct snap_section {
@@ -251,6 +256,42 @@ struct snap_route {
 	uint8_t port; /* egress port index */
 	uint16_t pad;
 	uint32_t gateway; /* network order, 0 = directly connected */
+};
+
+/*
+ * ---- IPv6 (ABI 1.9) ----
+ *
+ * PORTS6 runs parallel to PORTS: element i is port i's IPv6 address
+ * (prefix_len 0: the port speaks no IPv6; an IPv6-only port has addr 0 and
+ * prefix_len 0 in PORTS). A snapshot without the section (minor < 9) has
+ * no IPv6. The link-local address of a port is not here: the dataplane
+ * derives it from the port's MAC. ROUTES6 is ROUTES for IPv6, sorted the
+ * same way; a link-local gateway is on its `port`. DIAG_CLIENT6 replaces
+ * DIAG_CLIENT (then count 0) when diag_client names an IPv6 address.
+ */
+struct snap_port6 {
+	uint8_t addr[16];   /* global unicast, as on the wire */
+	uint8_t prefix_len; /* 1..128, 0 = none */
+	uint8_t pad[3];     /* 0 */
+	uint32_t reserved;  /* 0 */
+};
+
+struct snap_route6 {
+	uint8_t prefix[16];  /* host bits zero */
+	uint8_t gateway[16]; /* all zero = directly connected */
+	uint8_t prefix_len;  /* 0..128 */
+	uint8_t port;        /* egress port index */
+	uint16_t pad;        /* 0 */
+	uint32_t reserved;   /* 0 */
+};
+
+struct snap_diag_client6 {
+	uint8_t addr[16]; /* global unicast */
+	uint16_t port;    /* 1..65535 */
+	uint8_t mode;     /* as snap_diag_client */
+	uint8_t pad;
+	uint32_t count; /* 1..SNAP_DIAG_COUNT_MAX */
+	uint64_t bytes; /* 1..SNAP_DIAG_BYTES_MAX */
 };
 
 /*

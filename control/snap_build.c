@@ -43,6 +43,9 @@ enum {
 	SB_TLS_TRUST,
 	SB_TLS_TRUST_DER,
 	SB_TLS_TICKET_KEYS,
+	SB_PORTS6,
+	SB_ROUTES6,
+	SB_DIAG_CLIENT6,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -75,6 +78,9 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_TLS_TRUST] = SNAP_SEC_TLS_TRUST,
     [SB_TLS_TRUST_DER] = SNAP_SEC_TLS_TRUST_DER,
     [SB_TLS_TICKET_KEYS] = SNAP_SEC_TLS_TICKET_KEYS,
+    [SB_PORTS6] = SNAP_SEC_PORTS6,
+    [SB_ROUTES6] = SNAP_SEC_ROUTES6,
+    [SB_DIAG_CLIENT6] = SNAP_SEC_DIAG_CLIENT6,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -193,6 +199,22 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	if (c->diag_services)
 		dp->flags |= SNAP_DP_F_DIAG;
 	dp->default_gateway = c->default_gateway;
+}
+
+/* ABI 1.9: each port's IPv6 address (prefix 0 = none) and the IPv6 routes. */
+static void snap_fill_ipv6(const struct pg_conf *c, struct snap_port6 *ports,
+                           struct snap_route6 *routes)
+{
+	for (uint32_t i = 0; i < c->nports; i++) {
+		memcpy(ports[i].addr, c->ports[i].addr6, 16);
+		ports[i].prefix_len = c->ports[i].prefix6_len;
+	}
+	for (uint32_t i = 0; i < c->nroutes6; i++) {
+		memcpy(routes[i].prefix, c->routes6[i].prefix, 16);
+		memcpy(routes[i].gateway, c->routes6[i].gateway, 16);
+		routes[i].prefix_len = c->routes6[i].prefix_len;
+		routes[i].port = c->routes6[i].port;
+	}
 }
 
 static void snap_fill_tcp(const struct pg_conf_tcp *c, struct snap_tcp *t)
@@ -487,7 +509,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	uint8_t *base;
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
-	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
+	    c->nroutes6 > SNAP_MAX_ROUTES || c->workers > SNAP_MAX_WORKERS ||
+	    npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
 	    !snap_certs_size(certs, &ncnames, &ncchain, &nder) ||
 	    !snap_trust_size(in->cafile, pol, &ntrust, &ntrust_der) ||
 	    nkeys > SNAP_TICKET_KEYS_MAX) {
@@ -531,7 +554,7 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TLS_CERT_CHAIN].size = ncchain * sizeof(struct snap_bytes);
 	sec[SB_TLS_DER].count = (uint32_t)nder;
 	sec[SB_TLS_DER].size = nder;
-	sec[SB_DIAG_CLIENT].count = c->diag_client.set ? 1 : 0;
+	sec[SB_DIAG_CLIENT].count = c->diag_client.set && !c->diag_client.v6 ? 1 : 0;
 	sec[SB_DIAG_CLIENT].size = sec[SB_DIAG_CLIENT].count * sizeof(struct snap_diag_client);
 	sec[SB_TCP].count = 1;
 	sec[SB_TCP].size = sizeof(struct snap_tcp);
@@ -552,6 +575,12 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TLS_TRUST_DER].size = ntrust_der;
 	sec[SB_TLS_TICKET_KEYS].count = nkeys;
 	sec[SB_TLS_TICKET_KEYS].size = nkeys * sizeof(struct snap_tls_ticket_key);
+	sec[SB_PORTS6].count = c->nports;
+	sec[SB_PORTS6].size = c->nports * sizeof(struct snap_port6);
+	sec[SB_ROUTES6].count = c->nroutes6;
+	sec[SB_ROUTES6].size = c->nroutes6 * sizeof(struct snap_route6);
+	sec[SB_DIAG_CLIENT6].count = c->diag_client.set && c->diag_client.v6 ? 1 : 0;
+	sec[SB_DIAG_CLIENT6].size = sec[SB_DIAG_CLIENT6].count * sizeof(struct snap_diag_client6);
 	sec[SB_DELIVERY].count = 1;
 	sec[SB_DELIVERY].size = sizeof(struct snap_delivery);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
@@ -626,7 +655,18 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	                (struct snap_str *)(base + sec[SB_TLS_CERT_NAMES].offset),
 	                (struct snap_bytes *)(base + sec[SB_TLS_CERT_CHAIN].offset),
 	                base + sec[SB_TLS_DER].offset);
-	if (c->diag_client.set) {
+	snap_fill_ipv6(c, (struct snap_port6 *)(base + sec[SB_PORTS6].offset),
+	               (struct snap_route6 *)(base + sec[SB_ROUTES6].offset));
+	if (c->diag_client.set && c->diag_client.v6) {
+		struct snap_diag_client6 *dc =
+		    (struct snap_diag_client6 *)(base + sec[SB_DIAG_CLIENT6].offset);
+
+		memcpy(dc->addr, c->diag_client.addr6, 16);
+		dc->port = c->diag_client.port;
+		dc->mode = c->diag_client.mode;
+		dc->bytes = c->diag_client.bytes;
+		dc->count = c->diag_client.count;
+	} else if (c->diag_client.set) {
 		struct snap_diag_client *dc =
 		    (struct snap_diag_client *)(base + sec[SB_DIAG_CLIENT].offset);
 
