@@ -69,7 +69,8 @@ enum evring_level {
 	X(SMTP_MESSAGE_ACCEPTED, "smtp message accepted", EVRING_INFO)                             \
 	X(SPOOL_FAILED, "spool failed", EVRING_ERROR)                                              \
 	X(DELIVERY_ATTEMPT, "delivery attempt", EVRING_INFO)                                       \
-	X(SMTP_TLS_FAILED, "smtp tls handshake failed", EVRING_NOTICE)
+	X(SMTP_TLS_FAILED, "smtp tls handshake failed", EVRING_NOTICE)                             \
+	X(ADDRESS_DUPLICATE, "ipv6 address duplicate", EVRING_ERROR)
 
 enum evring_kind {
 #define EVRING_KIND_ENUM(name, text, level) EV_##name,

@@ -66,6 +66,53 @@
 	X(route_drop_noroute, "packets dropped: no route to destination")      \
 	X(ipv4_out_drop_mtu, "packets dropped: larger than the port MTU")      \
 	X(ipv4_out_drop_headroom, "packets dropped: no headroom for Ethernet") \
+	X(ipv6_rx, "IPv6 packets received")                                    \
+	X(ipv6_drop_short, "IPv6 dropped: truncated header")                   \
+	X(ipv6_drop_version, "IPv6 dropped: version not 6")                    \
+	X(ipv6_drop_len, "IPv6 dropped: bad payload length or jumbogram")      \
+	X(ipv6_drop_bad_src, "IPv6 dropped: multicast/loopback/own source")    \
+	X(ipv6_drop_not_for_us, "IPv6 dropped: destination not ours")          \
+	X(ipv6_drop_link_bcast, "IPv6 dropped: Ethernet broadcast frame")      \
+	X(ipv6_drop_tentative, "IPv6 dropped: to an address not (yet) valid")  \
+	X(ipv6_drop_exthdr, "IPv6 dropped: bad or too long header chain")      \
+	X(ipv6_drop_option, "IPv6 dropped: option says discard, bad padding")  \
+	X(ipv6_drop_routing, "IPv6 dropped: routing header, segments left")    \
+	X(ipv6_drop_fragment, "IPv6 dropped: fragment (no reassembly)")        \
+	X(ipv6_drop_no_next, "IPv6 dropped: no next header (59)")              \
+	X(ipv6_drop_proto, "IPv6 dropped: upper-layer protocol not handled")   \
+	X(ipv6_drop_scope, "IPv6 dropped: TCP with a link-local address")      \
+	X(ipv6_out_drop_mtu, "IPv6 packets dropped: larger than the port MTU") \
+	X(ipv6_out_drop_headroom, "IPv6 packets dropped: no headroom")         \
+	X(ipv6_out_drop_nosrc, "IPv6 packets dropped: no usable source")       \
+	X(route6_drop_noroute, "IPv6 packets dropped: no route")               \
+	X(icmp6_drop_short, "ICMPv6 dropped: truncated")                       \
+	X(icmp6_drop_cksum, "ICMPv6 dropped: bad checksum")                    \
+	X(icmp6_drop_type, "ICMPv6 dropped: type not handled")                 \
+	X(icmp6_drop_mcast_echo, "ICMPv6 echo requests to multicast ignored")  \
+	X(icmp6_echo_rx, "ICMPv6 echo requests received")                      \
+	X(icmp6_echo_reply_tx, "ICMPv6 echo replies sent")                     \
+	X(icmp6_error_rx, "ICMPv6 error messages received")                    \
+	X(icmp6_error_tx, "ICMPv6 error messages sent (RFC 4443)")             \
+	X(icmp6_error_suppressed, "ICMPv6 errors not sent: RFC 4443 2.4(e)")   \
+	X(icmp6_error_limited, "ICMPv6 errors not sent: rate limit")           \
+	X(nd_drop_invalid, "ND dropped: fails RFC 4861 7.1 validation")        \
+	X(nd_drop_not_for_us, "ND solicitations for targets not ours")         \
+	X(nd_ignored, "ND router solicitations, adverts, redirects ignored")   \
+	X(nd_bcast_fwd, "ND frames copied to the other workers")               \
+	X(nd_ns_rx, "ND neighbour solicitations received")                     \
+	X(nd_na_rx, "ND neighbour advertisements received")                    \
+	X(nd_ns_tx, "ND neighbour solicitations sent (NUD, DAD)")              \
+	X(nd_na_tx, "ND neighbour advertisements sent")                        \
+	X(nd_learned, "ND neighbour entries created or updated")               \
+	X(nd_expired, "ND neighbour entries removed (unreachable, unused)")    \
+	X(nd_cache_full, "ND neighbour entries not created: cache full")       \
+	X(nd_pending_queued, "packets parked awaiting ND resolution")          \
+	X(nd_pending_drop_full, "packets dropped: ND pending queue full")      \
+	X(nd_unresolved_drop, "packets dropped: IPv6 neighbour silent")        \
+	X(nd_flush_drop, "packets dropped: parked for ND at config change")    \
+	X(nd_dad_ok, "IPv6 addresses that passed DAD (RFC 4862)")              \
+	X(nd_dad_duplicate, "IPv6 addresses found duplicate by DAD")           \
+	X(nd_conflict, "ND: another node advertises our address")              \
 	X(tcp_rx, "TCP segments received")                                     \
 	X(tcp_drop_short, "TCP dropped: truncated header or zero port")        \
 	X(tcp_drop_cksum, "TCP dropped: bad checksum")                         \
@@ -122,8 +169,8 @@
 	X(tcp_refuse_mbuf, "TCP connections refused: mbuf watermark")          \
 	X(tcp_keepalive_tx, "TCP keepalive probes sent")                       \
 	X(tcp_keepalive_timeout, "TCP connections dropped: keepalive")         \
-	X(tcp_pmtu_update, "TCP MSS lowered by ICMP frag-needed (RFC 1191)")   \
-	X(tcp_pmtu_ignored, "ICMP frag-needed ignored: no match or bad seq")   \
+	X(tcp_pmtu_update, "TCP MSS lowered by ICMP frag-needed or PTB")       \
+	X(tcp_pmtu_ignored, "ICMP frag-needed/PTB ignored: no match or seq")   \
 	X(diag_echo_conns, "diag: echo connections accepted (port 7)")         \
 	X(diag_echo_bytes, "diag: bytes echoed")                               \
 	X(diag_discard_conns, "diag: discard connections accepted (port 9)")   \

@@ -155,7 +155,11 @@ void ipv4_input(struct worker *w, struct rte_mbuf *m, uint16_t port, enum net_l2
 	case IPPROTO_TCP:
 		/* A worker without TCP state (tests of L3 alone) treats TCP as unknown. */
 		if (w->tcp != NULL) {
-			tcp_input(w, m);
+			struct tcp_l3 l3 = {.src = pg_addr_v4(ip->src_addr),
+			                    .dst = pg_addr_v4(ip->dst_addr),
+			                    .l4off = hlen};
+
+			tcp_input(w, m, &l3);
 			return;
 		}
 		WCOUNT(w, ipv4_drop_proto);
