@@ -83,9 +83,14 @@ static void icmp6_echo(struct worker *w, struct rte_mbuf *m, const struct ip6_rx
 
 	memcpy(peer, req->src_addr, 16);
 	memcpy(self, req->dst_addr, 16);
-	/* Writing in place needs a buffer nobody else references. */
-	if (!RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1) {
-		struct rte_mbuf *c = rte_pktmbuf_copy(m, w->pool, 0, UINT32_MAX);
+	/*
+	 * Writing in place needs a buffer nobody else references, with the
+	 * ICMPv6 header in its first segment; otherwise the message alone is
+	 * copied (extension headers may run past the first segment).
+	 */
+	if (!RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1 ||
+	    rx->l4off + ICMP6_HDR_LEN > rte_pktmbuf_data_len(m)) {
+		struct rte_mbuf *c = rte_pktmbuf_copy(m, w->pool, rx->l4off, UINT32_MAX);
 
 		rte_pktmbuf_free(m);
 		if (c == NULL) {
@@ -93,8 +98,9 @@ static void icmp6_echo(struct worker *w, struct rte_mbuf *m, const struct ip6_rx
 			return;
 		}
 		m = c;
+	} else {
+		rte_pktmbuf_adj(m, (uint16_t)rx->l4off);
 	}
-	rte_pktmbuf_adj(m, (uint16_t)rx->l4off);
 	ip = (struct rte_ipv6_hdr *)rte_pktmbuf_prepend(m, IP6_HDR_LEN);
 	if (ip == NULL) {
 		WCOUNT(w, ipv6_out_drop_headroom);
