@@ -563,6 +563,15 @@ static int conf_val_port_prefix4(struct pg_conf_port *port, const char *s, char 
 
 static const char *conf_next_elem(const char *s, char *elem, size_t elemlen, bool *too_long);
 
+/* The reason about one element of a list value; the element is named only in a longer list. */
+static int conf_elem_why(char *why, size_t whylen, const char *value, const char *elem,
+                         const char *inner)
+{
+	if (strcmp(value, elem) == 0)
+		return conf_why(why, whylen, "%s", inner);
+	return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+}
+
 /*
  * portN_address: an IPv4 prefix, an IPv6 prefix (conf_ipv6.c), or one of
  * each in a list ("198.18.0.1/24, 2001:db8:18::1/64").
@@ -588,7 +597,7 @@ static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *d
 			                is6 ? "IPv6" : "IPv4");
 		if ((is6 ? conf6_port_address(elem, port, inner, sizeof(inner))
 		         : conf_val_port_prefix4(port, elem, inner, sizeof(inner))) != 0)
-			return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+			return conf_elem_why(why, whylen, s, elem, inner);
 		v6 |= is6;
 		v4 |= !is6;
 	}
@@ -619,9 +628,9 @@ static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, cha
 				                "more than one %s gateway (one of each family)",
 				                is6 ? "IPv6" : "IPv4");
 			if (is6 && conf6_default_gateway(elem, c, inner, sizeof(inner)) != 0)
-				return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+				return conf_elem_why(why, whylen, s, elem, inner);
 			if (!is6 && conf_val_ipv4(k, elem, dst, inner, sizeof(inner)) != 0)
-				return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+				return conf_elem_why(why, whylen, s, elem, inner);
 			v6 |= is6;
 			v4 |= !is6;
 		}
