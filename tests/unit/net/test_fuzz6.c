@@ -96,7 +96,7 @@ static size_t template(struct th *t, unsigned *seed, uint8_t *f)
 		msg[0] = (uint8_t)(1 + rnd(seed) % 4);
 		break;
 	case 3: { /* TCP or UDP behind a chain */
-		uint8_t p[64];
+		uint8_t p[128];
 
 		elen = rnd_ext(seed, ext, rnd(seed) % 2 ? 6 : 17, &first);
 		memcpy(p, ext, elen);
