@@ -293,14 +293,19 @@ int ip6_skip_exthdrs(const struct rte_mbuf *m, uint32_t off, uint8_t *proto, uin
 
 /*
  * A source no packet may carry here: multicast (RFC 4291 §2.7), loopback
- * (§2.5.3), IPv4-mapped (RFC 4942 §2.2), or one of our own addresses (a
- * spoof or a loop). The unspecified source is judged later: only DAD's
- * solicitations use it (RFC 4861 §7.1.1).
+ * (§2.5.3), IPv4-mapped (RFC 4942 §2.2), or one of our own addresses in
+ * use (a spoof or a loop). An address of ours still in DAD is another
+ * matter: the node defending it advertises from it (RFC 4861 §7.2.4), and
+ * that advertisement is what DAD waits for (RFC 4862 §5.4.4). The
+ * unspecified source is judged later: only DAD's solicitations use it
+ * (RFC 4861 §7.1.1).
  */
-static bool ipv6_bad_src(const struct net_config *nc, const uint8_t src[16])
+static bool ipv6_bad_src(const struct worker *w, const uint8_t src[16])
 {
+	int own = net_port_of_addr6(w->net, src);
+
 	return ip6_is_multicast(src) || ip6_is_loopback(src) || ip6_is_v4mapped(src) ||
-	       net_port_of_addr6(nc, src) >= 0;
+	       (own >= 0 && nd_addr_state(w, (uint16_t)own, src) == ND_ADDR_PREFERRED);
 }
 
 /* TCP over IPv6: both addresses global (no zones in a TCP tuple), then tcp_input. */
@@ -366,7 +371,7 @@ void ipv6_input(struct worker *w, struct rte_mbuf *m, uint16_t port, enum net_l2
 	if (IP6_HDR_LEN + plen < rte_pktmbuf_pkt_len(m))
 		ipv6_trim_to(m, IP6_HDR_LEN + plen);
 
-	if (ipv6_bad_src(nc, ip->src_addr)) {
+	if (ipv6_bad_src(w, ip->src_addr)) {
 		WCOUNT(w, ipv6_drop_bad_src);
 		goto drop;
 	}

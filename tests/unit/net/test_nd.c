@@ -168,7 +168,11 @@ static void test_dad_no_announcement(void **state)
 	assert_int_equal(th_flush(t, 0), 0);
 }
 
-/* RFC 4862 §5.4.4: an advertisement for a tentative address: a duplicate, never used. */
+/*
+ * RFC 4862 §5.4.4: an advertisement for a tentative address: a duplicate,
+ * never used. The defender advertises from the contested address itself
+ * (RFC 4861 §7.2.4, as Linux does): a source of ours, but not yet in use.
+ */
 static void test_dad_duplicate_by_na(void **state)
 {
 	struct th *t = *state;
@@ -180,7 +184,8 @@ static void test_dad_duplicate_by_na(void **state)
 	th_flush(t, 0);
 	th_cap_clear(t, 0);
 	len = nd_msg(msg, 136, NA_O, th_ip6_port0, 2, &th_mac_peer);
-	nd_in(t, 0, 0, &th_mac_port0, th_ip6_peer0, all_nodes, 255, msg, len);
+	nd_in(t, 0, 0, &th_mac_port0, th_ip6_port0, all_nodes, 255, msg, len);
+	assert_int_equal(CTR(t, 0, ipv6_drop_bad_src), 0);
 	assert_int_equal(CTR(t, 0, nd_dad_duplicate), 1);
 	assert_int_equal(nd_addr_state(&t->w[0], 0, th_ip6_port0), ND_ADDR_DUPLICATE);
 	th_advance(t, 2 * TH_NS_PER_S);
