@@ -97,7 +97,7 @@
 	X(icmp6_error_limited, "ICMPv6 errors not sent: rate limit")           \
 	X(nd_drop_invalid, "ND dropped: fails RFC 4861 7.1 validation")        \
 	X(nd_drop_not_for_us, "ND solicitations for targets not ours")         \
-	X(nd_ignored, "ND router solicitations, adverts, redirects ignored")   \
+	X(nd_ignored, "ND/MLD messages for routers ignored (RS, RA, ...)")     \
 	X(nd_bcast_fwd, "ND frames copied to the other workers")               \
 	X(nd_ns_rx, "ND neighbour solicitations received")                     \
 	X(nd_na_rx, "ND neighbour advertisements received")                    \
@@ -113,6 +113,9 @@
 	X(nd_dad_ok, "IPv6 addresses that passed DAD (RFC 4862)")              \
 	X(nd_dad_duplicate, "IPv6 addresses found duplicate by DAD")           \
 	X(nd_conflict, "ND: another node advertises our address")              \
+	X(mld_report_tx, "MLD reports sent (solicited-node groups)")           \
+	X(mld_query_rx, "MLD queries received")                                \
+	X(mld_drop_invalid, "MLD queries dropped: not link-local, bad length") \
 	X(tcp_rx, "TCP segments received")                                     \
 	X(tcp_drop_short, "TCP dropped: truncated header or zero port")        \
 	X(tcp_drop_cksum, "TCP dropped: bad checksum")                         \

@@ -1,8 +1,8 @@
 /*
  * icmp6.c - ICMPv6 (RFC 4443): input (checksum, echo, Packet Too Big for
- * TCP's path MTU per RFC 8201, Neighbor Discovery handed to nd.c, errors
- * counted) and the error messages this host originates, with the rules of
- * §2.4 on when not to send one and a per-worker rate limit.
+ * TCP's path MTU per RFC 8201, Neighbor Discovery handed to nd.c, MLD to
+ * mld.c, errors counted) and the error messages this host originates, with
+ * the rules of §2.4 on when not to send one and a per-worker rate limit.
  */
 #include <string.h>
 
@@ -17,6 +17,9 @@
 #include "tcp.h"
 
 #define ICMP6_HDR_LEN 8 /* type, code, checksum, and the 4-byte field of each message */
+#define ICMP6_MLD_QUERY 130
+#define ICMP6_MLD_V1_DONE 132
+#define ICMP6_MLD_V2_REPORT 143
 /*
  * RFC 4443 §2.4 (f): errors are rate limited; a token bucket of
  * ICMP6_ERR_BURST at ICMP6_ERR_PER_S per worker (Linux: one per second
@@ -161,6 +164,10 @@ void icmp6_input(struct worker *w, struct rte_mbuf *m, const struct ip6_rx *rx, 
 	t = rte_pktmbuf_read(m, rx->l4off, 2, tbuf);
 	if (t[0] >= ND_ROUTER_SOLICIT && t[0] <= ND_REDIRECT) {
 		nd_input(w, m, rx, steered);
+		return;
+	}
+	if ((t[0] >= ICMP6_MLD_QUERY && t[0] <= ICMP6_MLD_V1_DONE) || t[0] == ICMP6_MLD_V2_REPORT) {
+		mld_input(w, m, rx, steered);
 		return;
 	}
 	/* Past ND, the unspecified source (DAD's) has no business here (RFC 4861 §7.1.1). */

@@ -8,7 +8,8 @@
  * worker copies it to the others, as for ARP. What is per port rather than
  * per worker - DAD probes, unsolicited advertisements - only worker 0
  * transmits, so each address is probed once while every worker watches
- * for an answer. Routers are configured (default_gateway, static_routes):
+ * for an answer; the MLD reports of the solicited-node groups (mld.c) start
+ * with DAD. Routers are configured (default_gateway, static_routes):
  * Router Solicitations, Advertisements and Redirects are ignored.
  */
 #include <assert.h>
@@ -76,6 +77,7 @@ struct nd_port_state {
 	uint8_t addr6[16];
 	struct rte_ether_addr mac;
 	struct nd_dad dad[2]; /* ND_LL, ND_GLOBAL */
+	struct mld_port mld;  /* the reports of its solicited-node groups (mld.c) */
 };
 
 /*
@@ -232,6 +234,14 @@ static int nd_own_index(const struct net_port *p, const uint8_t a[16])
 	if (ip6_eq(a, p->addr6))
 		return ND_GLOBAL;
 	return -1;
+}
+
+struct mld_port *nd_mld_port(struct worker *w, uint16_t port)
+{
+	if (w->nd == NULL || w->net == NULL || port >= w->net->nports ||
+	    !w->net->ports[port].has_ip6)
+		return NULL;
+	return &w->nd->ports[port].mld;
 }
 
 enum nd_addr_state nd_addr_state(const struct worker *w, uint16_t port, const uint8_t addr[16])
@@ -779,6 +789,7 @@ void nd_timers(struct worker *w)
 	for (uint16_t p = 0; p < w->net->nports; p++) {
 		if (!w->net->ports[p].has_ip6)
 			continue;
+		mld_timers(w, p, &t->ports[p].mld); /* first: the join precedes DAD */
 		nd_dad_step(w, p, ND_LL);
 		nd_dad_step(w, p, ND_GLOBAL);
 	}
@@ -883,6 +894,7 @@ void nd_config_changed(struct worker *w)
 			ps->dad[k].state = ND_ADDR_TENTATIVE;
 			ps->dad[k].deadline_ns = w->now_ns; /* first probe at the next nd_timers */
 		}
+		mld_join(w, p, &ps->mld);
 	}
 	while (i <= t->mask) {
 		struct nd_entry *e = &t->slots[i];

@@ -134,6 +134,22 @@ int nd_output(struct worker *w, uint16_t port, const uint8_t nexthop[16], struct
 void nd_timers(struct worker *w);
 void nd_config_changed(struct worker *w);
 
+/* MLD (mld.c): what one worker knows of a port's membership reports. */
+struct mld_port {
+	uint8_t unsolicited_left; /* state-change reports still to send (worker 0) */
+	bool v1_mode;             /* an MLDv1 querier is present (RFC 3810 §8.2) */
+	uint64_t next_ns;         /* next unsolicited report */
+	uint64_t query_due_ns;    /* answer to a query due then, 0 = none */
+	uint64_t v1_until_ns;     /* Older Version Querier Present timer */
+};
+/* The port's MLD state, kept with its DAD state (nd.c); NULL without IPv6. */
+struct mld_port *nd_mld_port(struct worker *w, uint16_t port);
+/* The port's groups changed (config): report them (RFC 4862 §5.4.2: before DAD). */
+void mld_join(struct worker *w, uint16_t port, struct mld_port *s);
+void mld_timers(struct worker *w, uint16_t port, struct mld_port *s);
+/* MLD messages (types 130-132, 143), m at the IPv6 header, checksum verified; consumed. */
+void mld_input(struct worker *w, struct rte_mbuf *m, const struct ip6_rx *rx, bool steered);
+
 /* IPv6 address predicates; addresses as on the wire. */
 static inline bool ip6_is_multicast(const uint8_t a[16])
 {
