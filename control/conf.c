@@ -572,36 +572,69 @@ static int conf_elem_why(char *why, size_t whylen, const char *value, const char
 	return conf_why(why, whylen, "\"%s\": %s", elem, inner);
 }
 
+/* One element of a per-family list, is6 telling which family; the reason in why. */
+typedef int (*conf_family_fn)(bool is6, const char *elem, void *arg, char *why, size_t whylen);
+
 /*
- * portN_address: an IPv4 prefix, an IPv6 prefix (conf_ipv6.c), or one of
- * each in a list ("198.18.0.1/24, 2001:db8:18::1/64").
+ * A value of at most one element of each family, comma/space separated
+ * ("198.18.0.1/24, 2001:db8:18::1/64"; a ':' makes an element IPv6), each
+ * handed to fn. `what` names an element in the messages.
  */
-static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *dst, char *why,
-                                size_t whylen)
+static int conf_per_family(const char *s, const char *what, conf_family_fn fn, void *arg, char *why,
+                           size_t whylen)
 {
-	struct pg_conf_port *port = (struct pg_conf_port *)((char *)dst - k->offset);
 	char elem[CONF6_ROUTE_TEXT], inner[200];
-	bool too_long, v4 = false, v6 = false;
+	bool too_long, seen[2] = {false, false};
 	const char *cur = s;
 
-	if (strpbrk(s, ":, \t") == NULL)
-		return conf_val_port_prefix4(port, s, why, whylen);
 	while ((cur = conf_next_elem(cur, elem, sizeof(elem), &too_long)) != NULL) {
 		bool is6 = strchr(elem, ':') != NULL;
 
 		if (too_long)
 			return conf_why(why, whylen, "\"%.40s...\" too long", elem);
-		if ((is6 && v6) || (!is6 && v4))
-			return conf_why(why, whylen,
-			                "more than one %s address (one of each family)",
-			                is6 ? "IPv6" : "IPv4");
-		if ((is6 ? conf6_port_address(elem, port, inner, sizeof(inner))
-		         : conf_val_port_prefix4(port, elem, inner, sizeof(inner))) != 0)
+		if (seen[is6])
+			return conf_why(why, whylen, "more than one %s %s (one of each family)",
+			                is6 ? "IPv6" : "IPv4", what);
+		if (fn(is6, elem, arg, inner, sizeof(inner)) != 0)
 			return conf_elem_why(why, whylen, s, elem, inner);
-		v6 |= is6;
-		v4 |= !is6;
+		seen[is6] = true;
 	}
 	return 0;
+}
+
+static int conf_port_family(bool is6, const char *elem, void *arg, char *why, size_t whylen)
+{
+	return is6 ? conf6_port_address(elem, arg, why, whylen)
+	           : conf_val_port_prefix4(arg, elem, why, whylen);
+}
+
+/* portN_address: an IPv4 prefix, an IPv6 prefix (conf_ipv6.c), or one of each. */
+static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *dst, char *why,
+                                size_t whylen)
+{
+	struct pg_conf_port *port = (struct pg_conf_port *)((char *)dst - k->offset);
+
+	if (strpbrk(s, ":, \t") == NULL)
+		return conf_val_port_prefix4(port, s, why, whylen);
+	return conf_per_family(s, "address", conf_port_family, port, why, whylen);
+}
+
+static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen);
+
+struct conf_gateway_arg {
+	const struct conf_key *k;
+	void *dst;
+};
+
+static int conf_gateway_family(bool is6, const char *elem, void *arg, char *why, size_t whylen)
+{
+	struct conf_gateway_arg *g = arg;
+
+	if (is6)
+		return conf6_default_gateway(
+		    elem, (struct pg_conf *)((char *)g->dst - g->k->offset), why, whylen);
+	return conf_val_ipv4(g->k, elem, g->dst, why, whylen);
 }
 
 static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, char *why,
@@ -612,29 +645,10 @@ static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, cha
 
 	/* default_gateway: IPv6 elements, and a list of one of each, go to conf_ipv6.c */
 	if (strpbrk(s, ":, \t") != NULL) {
-		struct pg_conf *c = (struct pg_conf *)((char *)dst - k->offset);
-		char elem[INET6_ADDRSTRLEN + 16], inner[200];
-		bool too_long, v4 = false, v6 = false;
-		const char *cur = s;
+		struct conf_gateway_arg g = {.k = k, .dst = dst};
 
 		*(uint32_t *)dst = 0;
-		while ((cur = conf_next_elem(cur, elem, sizeof(elem), &too_long)) != NULL) {
-			bool is6 = strchr(elem, ':') != NULL;
-
-			if (too_long)
-				return conf_why(why, whylen, "\"%.40s...\" too long", elem);
-			if ((is6 && v6) || (!is6 && v4))
-				return conf_why(why, whylen,
-				                "more than one %s gateway (one of each family)",
-				                is6 ? "IPv6" : "IPv4");
-			if (is6 && conf6_default_gateway(elem, c, inner, sizeof(inner)) != 0)
-				return conf_elem_why(why, whylen, s, elem, inner);
-			if (!is6 && conf_val_ipv4(k, elem, dst, inner, sizeof(inner)) != 0)
-				return conf_elem_why(why, whylen, s, elem, inner);
-			v6 |= is6;
-			v4 |= !is6;
-		}
-		return 0;
+		return conf_per_family(s, "gateway", conf_gateway_family, &g, why, whylen);
 	}
 	if (*s == '\0') {
 		*(uint32_t *)dst = 0; /* explicitly none */

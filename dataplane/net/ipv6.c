@@ -34,33 +34,6 @@ const uint8_t ip6_all_nodes[16] = {0xff, 0x02, [15] = 0x01};
 #define IP6_OPT_PAD1 0
 #define IP6_OPT_PADN 1
 
-/*
- * Cut the packet to `len` bytes, whatever the segment layout (Ethernet
- * pads short frames; the padding is not part of the datagram).
- */
-static void ipv6_trim_to(struct rte_mbuf *m, uint32_t len)
-{
-	struct rte_mbuf *seg = m, *rest;
-	uint32_t left = len;
-
-	while (left > rte_pktmbuf_data_len(seg)) {
-		left -= rte_pktmbuf_data_len(seg);
-		seg = seg->next;
-	}
-	seg->data_len = (uint16_t)left;
-	rest = seg->next;
-	seg->next = NULL;
-	if (rest != NULL) {
-		uint16_t nsegs = 0;
-
-		for (struct rte_mbuf *s = m; s != NULL; s = s->next)
-			nsegs++;
-		m->nb_segs = nsegs;
-		rte_pktmbuf_free(rest);
-	}
-	m->pkt_len = len;
-}
-
 void net_port_ipv6_init(struct net_port *p)
 {
 	const uint8_t *mac = p->mac.addr_bytes;
@@ -369,7 +342,7 @@ void ipv6_input(struct worker *w, struct rte_mbuf *m, uint16_t port, enum net_l2
 		goto drop;
 	}
 	if (IP6_HDR_LEN + plen < rte_pktmbuf_pkt_len(m))
-		ipv6_trim_to(m, IP6_HDR_LEN + plen);
+		net_mbuf_trim(m, IP6_HDR_LEN + plen);
 
 	if (ipv6_bad_src(w, ip->src_addr)) {
 		WCOUNT(w, ipv6_drop_bad_src);

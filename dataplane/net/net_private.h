@@ -321,6 +321,13 @@ static inline int net_port_of_addr(const struct net_config *nc, uint32_t a)
 }
 
 /*
+ * Cut the packet to `len` bytes (<= its length), whatever the segment
+ * layout: Ethernet pads short frames, and the padding is not part of the
+ * datagram (IPv4 total length, IPv6 payload length).
+ */
+void net_mbuf_trim(struct rte_mbuf *m, uint32_t len);
+
+/*
  * An mbuf received from a NIC and reused for output must not carry RX
  * offload results into the TX path; keep only what describes the buffer.
  */
