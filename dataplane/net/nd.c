@@ -12,14 +12,12 @@
  * with DAD. Routers are configured (default_gateway, static_routes):
  * Router Solicitations, Advertisements and Redirects are ignored.
  */
-#include <assert.h>
 #include <inttypes.h>
 #include <string.h>
 
 #include <rte_byteorder.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
-#include <rte_jhash.h>
 #include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_random.h>
@@ -27,11 +25,10 @@
 #include "core/events.h"
 #include "core/worker.h"
 #include "net.h"
+#include "neigh.h"
 #include "net_private.h"
 #include "result.h"
 
-/* Packets parked per unresolved neighbour, as for ARP (RFC 4861 §7.2.2: at least one). */
-#define ND_PENDING_PER_ENTRY 4
 /* RFC 4861 §10 host constants. */
 #define ND_REACHABLE_TIME_NS (30ull * 1000 * 1000 * 1000)   /* REACHABLE_TIME */
 #define ND_DELAY_FIRST_PROBE_NS (5ull * 1000 * 1000 * 1000) /* DELAY_FIRST_PROBE_TIME */
@@ -48,20 +45,6 @@
 
 #define ND_LL 0     /* index of the link-local address in nd_port_state.dad */
 #define ND_GLOBAL 1 /* ... of the configured global address */
-
-struct nd_entry {
-	uint8_t ip[16];
-	uint16_t port;
-	uint8_t state; /* enum nd_state; ND_NONE = free slot */
-	uint8_t npending;
-	uint8_t probes; /* solicitations sent while INCOMPLETE or PROBE */
-	bool router;    /* IsRouter (§5.1), from the R flag of its advertisements */
-	struct rte_ether_addr mac;
-	/* INCOMPLETE, PROBE: next solicitation; REACHABLE: -> STALE; DELAY: -> PROBE; STALE:
-	 * removal */
-	uint64_t deadline_ns;
-	struct rte_mbuf *pending[ND_PENDING_PER_ENTRY]; /* oldest first */
-};
 
 /* DAD of one of our addresses. */
 struct nd_dad {
@@ -80,18 +63,11 @@ struct nd_port_state {
 	struct mld_port mld;  /* the reports of its solicited-node groups (mld.c) */
 };
 
-/*
- * Open addressing with linear probing and backward-shift deletion, as the
- * ARP table: slots are at least twice the entry cap.
- */
+/* The Neighbor Cache (neigh.h) and the per-port DAD state. */
 struct nd_table {
-	uint32_t mask; /* nslots - 1 */
-	uint32_t count;
-	uint32_t max_entries;
-	uint32_t npending;     /* parked packets in all entries */
+	struct neigh_cache c;
 	uint64_t reachable_ns; /* ReachableTime: REACHABLE_TIME randomized (§6.3.2) */
 	struct nd_port_state ports[NET_MAX_PORTS];
-	struct nd_entry *slots;
 };
 
 static const char *const nd_state_names[ND__COUNT] = {
@@ -107,102 +83,30 @@ const char *nd_state_name(enum nd_state s)
 
 struct nd_table *nd_table_create(struct worker *w, uint32_t capacity)
 {
-	struct nd_table *t;
+	struct nd_table *t = worker_alloc(w, sizeof(*t));
 
-	if (capacity == 0 || capacity > (1u << 24))
-		return NULL;
-	t = worker_alloc(w, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->max_entries = capacity;
-	t->mask = rte_align32pow2(capacity * 2) - 1;
+	memset(t, 0, sizeof(*t));
 	t->reachable_ns = ND_REACHABLE_TIME_NS;
-	t->slots = worker_alloc(w, (size_t)(t->mask + 1) * sizeof(*t->slots));
-	if (t->slots == NULL) {
+	if (neigh_cache_init(w, &t->c, capacity) != PG_OK) {
 		worker_free(w, t);
 		return NULL;
 	}
 	return t;
 }
 
-static void nd_entry_drop_pending(struct nd_table *t, struct nd_entry *e)
-{
-	for (uint8_t i = 0; i < e->npending; i++)
-		rte_pktmbuf_free(e->pending[i]);
-	t->npending -= e->npending;
-	e->npending = 0;
-}
-
 void nd_table_destroy(struct worker *w, struct nd_table *t)
 {
 	if (t == NULL)
 		return;
-	for (uint32_t i = 0; i <= t->mask; i++)
-		if (t->slots[i].state != ND_NONE)
-			nd_entry_drop_pending(t, &t->slots[i]);
-	worker_free(w, t->slots);
+	neigh_cache_fini(w, &t->c);
 	worker_free(w, t);
 }
 
-/* ---- the cache as a table ---- */
-
-static uint32_t nd_slot_of(const struct nd_table *t, uint16_t port, const uint8_t ip[16])
-{
-	return rte_jhash(ip, 16, 0x9e3779b9u + port) & t->mask;
-}
-
-static struct nd_entry *nd_find(struct nd_table *t, uint16_t port, const uint8_t ip[16])
-{
-	for (uint32_t i = nd_slot_of(t, port, ip);; i = (i + 1) & t->mask) {
-		struct nd_entry *e = &t->slots[i];
-
-		if (e->state == ND_NONE)
-			return NULL;
-		if (e->port == port && ip6_eq(e->ip, ip))
-			return e;
-	}
-}
-
-/* A new entry for (port, ip) in `state`, or NULL if the table is at its cap. */
-static struct nd_entry *nd_insert(struct nd_table *t, uint16_t port, const uint8_t ip[16],
-                                  enum nd_state state)
-{
-	uint32_t i;
-
-	if (t->count >= t->max_entries)
-		return NULL;
-	for (i = nd_slot_of(t, port, ip); t->slots[i].state != ND_NONE; i = (i + 1) & t->mask)
-		;
-	memset(&t->slots[i], 0, sizeof(t->slots[i]));
-	memcpy(t->slots[i].ip, ip, 16);
-	t->slots[i].port = port;
-	t->slots[i].state = (uint8_t)state;
-	t->count++;
-	return &t->slots[i];
-}
-
-/* Remove the entry (no parked packets left) and shift back its cluster. */
-static void nd_remove(struct nd_table *t, struct nd_entry *e)
-{
-	uint32_t hole = (uint32_t)(e - t->slots);
-
-	assert(e->npending == 0);
-	for (uint32_t i = (hole + 1) & t->mask; t->slots[i].state != ND_NONE;
-	     i = (i + 1) & t->mask) {
-		uint32_t home = nd_slot_of(t, t->slots[i].port, t->slots[i].ip);
-
-		/* Movable iff its home is not cyclically within (hole, i]. */
-		if (((i - home) & t->mask) >= ((i - hole) & t->mask)) {
-			t->slots[hole] = t->slots[i];
-			hole = i;
-		}
-	}
-	memset(&t->slots[hole], 0, sizeof(t->slots[hole]));
-	t->count--;
-}
-
 /* The one place an entry's state changes (§7.3.2), traced at debug level. */
-static void nd_set_state(struct worker *w, struct nd_entry *e, enum nd_state s, uint64_t deadline)
+static void nd_set_state(struct worker *w, struct neigh_entry *e, enum nd_state s,
+                         uint64_t deadline)
 {
 	RTE_LOG_DP(DEBUG, USER1, "worker %u: nd port %u: %s -> %s\n", w->id, e->port,
 	           nd_state_names[e->state], nd_state_names[s]);
@@ -213,9 +117,9 @@ static void nd_set_state(struct worker *w, struct nd_entry *e, enum nd_state s, 
 enum nd_state nd_lookup(struct worker *w, uint16_t port, const uint8_t ip[16],
                         struct rte_ether_addr *mac)
 {
-	struct nd_entry *e;
+	struct neigh_entry *e;
 
-	if (w->nd == NULL || (e = nd_find(w->nd, port, ip)) == NULL)
+	if (w->nd == NULL || (e = neigh_find(&w->nd->c, port, ip)) == NULL)
 		return ND_NONE;
 	if (e->state != ND_INCOMPLETE && mac != NULL)
 		*mac = e->mac;
@@ -353,7 +257,7 @@ static const uint8_t *nd_solicit_source(struct worker *w, uint16_t port,
 }
 
 /* Multicast NS for address resolution (§7.2.2), or unicast for NUD (§7.3.3). */
-static void nd_solicit(struct worker *w, struct nd_entry *e, bool unicast)
+static void nd_solicit(struct worker *w, struct neigh_entry *e, bool unicast)
 {
 	const uint8_t *src = nd_solicit_source(w, e->port, e->npending > 0 ? e->pending[0] : NULL);
 	uint8_t dst[16];
@@ -371,44 +275,8 @@ static void nd_solicit(struct worker *w, struct nd_entry *e, bool unicast)
 
 /* ---- resolution (§7.2.2) and the states (§7.3.3) ---- */
 
-/* Park m on an INCOMPLETE entry within the per-entry and per-worker bounds. */
-static int nd_park(struct worker *w, struct nd_table *t, struct nd_entry *e, struct rte_mbuf *m)
-{
-	if (e->npending == ND_PENDING_PER_ENTRY ||
-	    (t->npending >= w->net->arp_pending_max && e->npending > 0)) {
-		/* Keep the latest, as for ARP (RFC 1122 §2.3.2.2). */
-		rte_pktmbuf_free(e->pending[0]);
-		memmove(&e->pending[0], &e->pending[1], (e->npending - 1) * sizeof(e->pending[0]));
-		e->npending--;
-		t->npending--;
-		WCOUNT(w, nd_pending_drop_full);
-	} else if (t->npending >= w->net->arp_pending_max) {
-		WCOUNT(w, nd_pending_drop_full);
-		rte_pktmbuf_free(m);
-		return PG_ERROR;
-	}
-	e->pending[e->npending++] = m;
-	t->npending++;
-	WCOUNT(w, nd_pending_queued);
-	return PG_AGAIN;
-}
-
-/* Resolved: release the parked packets in arrival order. */
-static void nd_release_pending(struct worker *w, struct nd_table *t, struct nd_entry *e)
-{
-	for (uint8_t i = 0; i < e->npending; i++) {
-		struct rte_mbuf *m = e->pending[i];
-		struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-
-		eh->dst_addr = e->mac;
-		worker_tx(w, e->port, m);
-	}
-	t->npending -= e->npending;
-	e->npending = 0;
-}
-
 /* Send m to a resolved entry; sending to a STALE one starts NUD (§7.3.3). */
-static int nd_send_resolved(struct worker *w, struct nd_entry *e, struct rte_mbuf *m)
+static int nd_send_resolved(struct worker *w, struct neigh_entry *e, struct rte_mbuf *m)
 {
 	struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 
@@ -424,18 +292,19 @@ static int nd_send_resolved(struct worker *w, struct nd_entry *e, struct rte_mbu
 int nd_output(struct worker *w, uint16_t port, const uint8_t nexthop[16], struct rte_mbuf *m)
 {
 	struct nd_table *t = w->nd;
-	struct nd_entry *e;
+	struct neigh_entry *e;
 
 	if (t == NULL) {
 		rte_pktmbuf_free(m);
 		return PG_ERROR;
 	}
-	e = nd_find(t, port, nexthop);
+	e = neigh_find(&t->c, port, nexthop);
 	if (e != NULL && e->state != ND_INCOMPLETE)
 		return nd_send_resolved(w, e, m);
 	if (e != NULL)
-		return nd_park(w, t, e, m);
-	e = nd_insert(t, port, nexthop, ND_INCOMPLETE);
+		return neigh_park(w, &t->c, e, m, w->net->arp_pending_max, CTR_nd_pending_queued,
+		                  CTR_nd_pending_drop_full);
+	e = neigh_insert(&t->c, port, nexthop, ND_INCOMPLETE);
 	if (e == NULL) {
 		WCOUNT(w, nd_cache_full);
 		rte_pktmbuf_free(m);
@@ -444,8 +313,9 @@ int nd_output(struct worker *w, uint16_t port, const uint8_t nexthop[16], struct
 	e->probes = 1;
 	e->deadline_ns = w->now_ns + w->net->arp_retry_ns;
 	/* Park first: the solicitation takes its source from the parked packet. */
-	if (nd_park(w, t, e, m) == PG_ERROR) {
-		nd_remove(t, e);
+	if (neigh_park(w, &t->c, e, m, w->net->arp_pending_max, CTR_nd_pending_queued,
+	               CTR_nd_pending_drop_full) == PG_ERROR) {
+		neigh_remove(&t->c, e);
 		return PG_ERROR;
 	}
 	nd_solicit(w, e, false);
@@ -583,10 +453,10 @@ static void nd_learn_from_ns(struct worker *w, uint16_t port, const uint8_t src[
                              const struct rte_ether_addr *lla)
 {
 	struct nd_table *t = w->nd;
-	struct nd_entry *e = nd_find(t, port, src);
+	struct neigh_entry *e = neigh_find(&t->c, port, src);
 
 	if (e == NULL) {
-		e = nd_insert(t, port, src, ND_STALE);
+		e = neigh_insert(&t->c, port, src, ND_STALE);
 		if (e == NULL) {
 			WCOUNT(w, nd_cache_full);
 			return;
@@ -602,7 +472,7 @@ static void nd_learn_from_ns(struct worker *w, uint16_t port, const uint8_t src[
 	nd_set_state(w, e, ND_STALE, w->now_ns + w->net->arp_cache_ns);
 	WCOUNT(w, nd_learned);
 	/* Appendix C: INCOMPLETE completed by a solicitation sends what it parked. */
-	nd_release_pending(w, t, e);
+	neigh_release_pending(w, &t->c, e);
 }
 
 static void nd_ns_input(struct worker *w, const struct rte_ipv6_hdr *ip, const struct ip6_rx *rx,
@@ -658,7 +528,7 @@ static void nd_na_input(struct worker *w, const struct ip6_rx *rx, const struct 
 	bool solicited = (msg->flags & (ND_NA_SOLICITED << 24)) != 0;
 	bool override = (msg->flags & (ND_NA_OVERRIDE << 24)) != 0;
 	bool differs;
-	struct nd_entry *e;
+	struct neigh_entry *e;
 
 	if (k >= 0 && t->ports[rx->port].dad[k].state != ND_ADDR_NONE) {
 		/* RFC 4862 §5.4.4: an advertisement for a tentative address of ours. */
@@ -668,7 +538,7 @@ static void nd_na_input(struct worker *w, const struct ip6_rx *rx, const struct 
 			WCOUNT(w, nd_conflict); /* in use: keep it, never learn it */
 		return;
 	}
-	e = nd_find(t, rx->port, msg->target);
+	e = neigh_find(&t->c, rx->port, msg->target);
 	if (e == NULL)
 		return; /* §7.2.5: no entry, silently discarded */
 	if (e->state == ND_INCOMPLETE) {
@@ -681,7 +551,7 @@ static void nd_na_input(struct worker *w, const struct ip6_rx *rx, const struct 
 		else
 			nd_set_state(w, e, ND_STALE, w->now_ns + w->net->arp_cache_ns);
 		WCOUNT(w, nd_learned);
-		nd_release_pending(w, t, e);
+		neigh_release_pending(w, &t->c, e);
 		return;
 	}
 	differs = msg->has_lla && !rte_is_same_ether_addr(&msg->lla, &e->mac);
@@ -794,8 +664,8 @@ void nd_timers(struct worker *w)
 		nd_dad_step(w, p, ND_GLOBAL);
 	}
 	/* Removal shifts a later entry into slot i, so i is examined again. */
-	while (i <= t->mask) {
-		struct nd_entry *e = &t->slots[i];
+	while (i <= t->c.mask) {
+		struct neigh_entry *e = &t->c.slots[i];
 
 		if (e->state == ND_NONE || w->now_ns < e->deadline_ns) {
 			i++;
@@ -817,8 +687,7 @@ void nd_timers(struct worker *w)
 			 * ourselves would tell nobody more).
 			 */
 			WCOUNT_ADD(w, nd_unresolved_drop, e->npending);
-			nd_entry_drop_pending(t, e);
-			nd_remove(t, e);
+			neigh_remove(&t->c, e);
 			continue;
 		case ND_REACHABLE:
 			nd_set_state(w, e, ND_STALE, w->now_ns + w->net->arp_cache_ns);
@@ -848,8 +717,7 @@ void nd_timers(struct worker *w)
 			continue;
 		}
 		WCOUNT(w, nd_expired);
-		nd_entry_drop_pending(t, e);
-		nd_remove(t, e);
+		neigh_remove(&t->c, e);
 	}
 }
 
@@ -896,15 +764,14 @@ void nd_config_changed(struct worker *w)
 		}
 		mld_join(w, p, &ps->mld);
 	}
-	while (i <= t->mask) {
-		struct nd_entry *e = &t->slots[i];
+	while (i <= t->c.mask) {
+		struct neigh_entry *e = &t->c.slots[i];
 
 		if (e->state == ND_NONE || !stale[e->port]) {
 			i++;
 			continue;
 		}
 		WCOUNT_ADD(w, nd_flush_drop, e->npending);
-		nd_entry_drop_pending(t, e);
-		nd_remove(t, e);
+		neigh_remove(&t->c, e);
 	}
 }
