@@ -282,7 +282,6 @@ void arp_config_changed(struct worker *w)
 	struct arp_table *t = w->arp;
 	const struct net_config *nc = w->net;
 	bool stale[NET_MAX_PORTS];
-	uint32_t i = 0;
 
 	if (t == NULL || nc == NULL)
 		return;
@@ -300,16 +299,7 @@ void arp_config_changed(struct worker *w)
 		           !rte_is_same_ether_addr(&t->sig[p].mac, &now.mac);
 		t->sig[p] = now;
 	}
-	while (i <= t->c.mask) {
-		struct neigh_entry *e = &t->c.slots[i];
-
-		if (e->state == ARP_FREE || !stale[e->port]) {
-			i++;
-			continue;
-		}
-		WCOUNT_ADD(w, arp_flush_drop, e->npending);
-		neigh_remove(&t->c, e);
-	}
+	WCOUNT_ADD(w, arp_flush_drop, neigh_flush_ports(&t->c, stale));
 }
 
 /*

@@ -731,7 +731,6 @@ void nd_config_changed(struct worker *w)
 	struct nd_table *t = w->nd;
 	const struct net_config *nc = w->net;
 	bool stale[NET_MAX_PORTS];
-	uint32_t i = 0;
 
 	if (t == NULL || nc == NULL)
 		return;
@@ -764,14 +763,5 @@ void nd_config_changed(struct worker *w)
 		}
 		mld_join(w, p, &ps->mld);
 	}
-	while (i <= t->c.mask) {
-		struct neigh_entry *e = &t->c.slots[i];
-
-		if (e->state == ND_NONE || !stale[e->port]) {
-			i++;
-			continue;
-		}
-		WCOUNT_ADD(w, nd_flush_drop, e->npending);
-		neigh_remove(&t->c, e);
-	}
+	WCOUNT_ADD(w, nd_flush_drop, neigh_flush_ports(&t->c, stale));
 }

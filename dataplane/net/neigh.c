@@ -101,6 +101,24 @@ void neigh_remove(struct neigh_cache *c, struct neigh_entry *e)
 	c->count--;
 }
 
+uint32_t neigh_flush_ports(struct neigh_cache *c, const bool *stale)
+{
+	uint32_t i = 0, dropped = 0;
+
+	/* Removal shifts a later entry into slot i, so i is examined again. */
+	while (i <= c->mask) {
+		struct neigh_entry *e = &c->slots[i];
+
+		if (e->state == 0 || !stale[e->port]) {
+			i++;
+			continue;
+		}
+		dropped += e->npending;
+		neigh_remove(c, e);
+	}
+	return dropped;
+}
+
 int neigh_park(struct worker *w, struct neigh_cache *c, struct neigh_entry *e, struct rte_mbuf *m,
                uint32_t max_pending, enum pg_counter queued, enum pg_counter dropped)
 {

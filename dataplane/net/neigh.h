@@ -77,6 +77,11 @@ struct neigh_entry *neigh_insert(struct neigh_cache *c, uint16_t port, const uin
  * slots examines the same index again.
  */
 void neigh_remove(struct neigh_cache *c, struct neigh_entry *e);
+/*
+ * Remove the entries on ports marked in stale[] (indexed by port, at
+ * least NET_MAX_PORTS); returns the parked packets so dropped.
+ */
+uint32_t neigh_flush_ports(struct neigh_cache *c, const bool *stale);
 /* Free the entry's parked packets; returns how many. */
 uint8_t neigh_drop_pending(struct neigh_cache *c, struct neigh_entry *e);
 
