@@ -229,7 +229,7 @@ static int snap_check_ticket_keys(const struct snap_tls_ticket_key *k, uint32_t 
 }
 
 /*
- * ABI 1.9 IPv6 sections, each on its own: counts within the limits,
+ * ABI 1.10 IPv6 sections, each on its own: counts within the limits,
  * prefix lengths, the diag client's fields; reserved fields 0. How ports
  * and routes relate (route order, port indexes) is checked at adoption,
  * as for IPv4.
@@ -568,6 +568,7 @@ static int snap_check_smtp(const struct snap_names *v)
 	    {"max_sessions", 0, 1, SNAP_SMTP_SESSIONS_MAX},
 	    {"recipient_limit", 0, 1, SNAP_SMTP_RCPT_MAX},
 	    {"message_size_limit", 0, 0, SNAP_SMTP_SIZE_MAX},
+	    {"hopcount_limit", 0, 0, SNAP_SMTP_HOPS_MAX},
 	    {"reserved", 0, 0, 0},
 	};
 	uint64_t val[sizeof(f) / sizeof(f[0])];
@@ -580,7 +581,8 @@ static int snap_check_smtp(const struct snap_names *v)
 	val[2] = t->max_sessions;
 	val[3] = t->recipient_limit;
 	val[4] = t->message_size_limit;
-	val[5] = t->reserved;
+	val[5] = t->hopcount_limit;
+	val[6] = t->reserved;
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (val[i] < f[i].lo || val[i] > f[i].hi)
 			return snap_fail(v->err, v->errlen,

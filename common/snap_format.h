@@ -21,9 +21,10 @@
  * certificates and keys; 3: diagnostic client request; 4: TCP settings;
  * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements;
  * 7: delivery (outbound SMTP) settings; 8: outbound trust anchors and
- * inbound session-ticket keys; 9: IPv6 (port addresses, routes, the diag
- * client over IPv6) */
-#define SNAP_ABI_MINOR 9
+ * inbound session-ticket keys; 9: the SMTP section's hopcount_limit (a
+ * reader before 9 refuses it: the field was reserved, 0); 10: IPv6 (port
+ * addresses, routes, the diag client over IPv6) */
+#define SNAP_ABI_MINOR 10
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -67,7 +68,7 @@ enum snap_section_kind {
 	SNAP_SEC_TLS_TRUST = 26,       /* struct snap_tls_trust[count], grouped by policy */
 	SNAP_SEC_TLS_TRUST_DER = 27,   /* uint8_t[count]: the DER blobs of TLS_TRUST */
 	SNAP_SEC_TLS_TICKET_KEYS = 28, /* struct snap_tls_ticket_key[count], count 0..2 */
-	/* ABI 1.9: IPv6 (see struct snap_port6) */
+	/* ABI 1.10: IPv6 (see struct snap_port6) */
 	SNAP_SEC_PORTS6 = 29,       /* struct snap_port6[count]: one per port, or count 0 */
 	SNAP_SEC_ROUTES6 = 30,      /* struct snap_route6[count], longest prefix first */
 	SNAP_SEC_DIAG_CLIENT6 = 31, /* struct snap_diag_client6, count 0 or 1 */
@@ -196,6 +197,8 @@ struct snap_tcp {
 #define SNAP_SMTP_SIZE_MAX (UINT64_C(1) << 36) /* 64 GiB; 0 = no limit */
 #define SNAP_SMTP_HOSTNAME_MAX 253             /* RFC 1035 §2.3.4 */
 #define SNAP_SMTP_SPOOL_DIR_MAX 255            /* bytes; the spool adds w<N>/<segment> */
+#define SNAP_SMTP_HOPS_MAX 1000                /* hopcount_limit */
+#define SNAP_SMTP_HOPS_DEFAULT 50              /* Postfix's hopcount_limit; minor < 9 */
 
 struct snap_smtp {
 	uint32_t flags;               /* SNAP_SMTP_F_* */
@@ -206,7 +209,9 @@ struct snap_smtp {
 	uint64_t message_size_limit;  /* bytes, 0..SNAP_SMTP_SIZE_MAX, 0 = none */
 	struct snap_str myhostname;   /* letters, digits, '-', '.', 1..HOSTNAME_MAX */
 	struct snap_str spool_directory; /* absolute, 2..SPOOL_DIR_MAX, no space */
-	uint64_t reserved;            /* 0 */
+	uint32_t hopcount_limit;      /* Received: fields a message may carry, 1..HOPS_MAX;
+	                                 0 (minor < 9): SNAP_SMTP_HOPS_DEFAULT */
+	uint32_t reserved;            /* 0 */
 };
 
 /*
@@ -259,11 +264,11 @@ struct snap_route {
 };
 
 /*
- * ---- IPv6 (ABI 1.9) ----
+ * ---- IPv6 (ABI 1.10) ----
  *
  * PORTS6 runs parallel to PORTS: element i is port i's IPv6 address
  * (prefix_len 0: the port speaks no IPv6; an IPv6-only port has addr 0 and
- * prefix_len 0 in PORTS). A snapshot without the section (minor < 9) has
+ * prefix_len 0 in PORTS). A snapshot without the section (minor < 10) has
  * no IPv6. The link-local address of a port is not here: the dataplane
  * derives it from the port's MAC. ROUTES6 is ROUTES for IPv6, sorted the
  * same way; a link-local gateway is on its `port`. DIAG_CLIENT6 replaces

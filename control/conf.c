@@ -156,6 +156,9 @@ static const struct conf_key conf_keys[] = {
      SNAP_SMTP_SIZE_MAX, "10240000"},
     {"smtpd_recipient_limit", CT_UINT, false, CONF_FIELD(smtp.recipient_limit), 1,
      SNAP_SMTP_RCPT_MAX, "1000"},
+    /* RFC 5321 §6.3 loop detection; Postfix's name and default */
+    {"hopcount_limit", CT_UINT, false, CONF_FIELD(smtp.hopcount_limit), 1, SNAP_SMTP_HOPS_MAX,
+     "50"},
     {"smtpd_forbid_bare_newline", CT_BARE, false, CONF_FIELD(smtp.bare_normalize), 0, 0,
      "reject"},
     /*

@@ -101,6 +101,7 @@ struct pg_conf_smtp {
 	char myhostname[SNAP_SMTP_HOSTNAME_MAX + 1];       /* default: gethostname() */
 	uint64_t message_size_limit; /* bytes, 0 = no limit (Postfix) */
 	uint32_t recipient_limit;    /* smtpd_recipient_limit */
+	uint32_t hopcount_limit;     /* hopcount_limit */
 	bool bare_normalize;         /* smtpd_forbid_bare_newline = normalize */
 };
 

@@ -201,7 +201,7 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	dp->default_gateway = c->default_gateway;
 }
 
-/* ABI 1.9: each port's IPv6 address (prefix 0 = none) and the IPv6 routes. */
+/* ABI 1.10: each port's IPv6 address (prefix 0 = none) and the IPv6 routes. */
 static void snap_fill_ipv6(const struct pg_conf *c, struct snap_port6 *ports,
                            struct snap_route6 *routes)
 {
@@ -242,6 +242,7 @@ static void snap_fill_smtp(const struct pg_conf_smtp *c, struct snap_strings *s,
 	t->max_sessions = c->max_sessions;
 	t->recipient_limit = c->recipient_limit;
 	t->message_size_limit = c->message_size_limit;
+	t->hopcount_limit = c->hopcount_limit;
 	t->myhostname = snap_add(s, c->myhostname);
 	t->spool_directory = snap_add(s, c->spool_directory);
 }

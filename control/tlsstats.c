@@ -27,6 +27,9 @@ int tlsstats_outcome_parse(const char *name, size_t len)
 	for (unsigned i = 0; i < TLSSTATS__COUNT; i++)
 		if (strlen(tlsstats_names[i]) == len && memcmp(tlsstats_names[i], name, len) == 0)
 			return (int)i;
+	/* a dataplane from before "not_sent" wrote "none" for the same thing */
+	if (len == 4 && memcmp(name, "none", 4) == 0)
+		return TLSSTATS_NOT_SENT;
 	return -1;
 }
 

@@ -24,8 +24,11 @@
 
 /*
  * The tls_outcome values of a delivery record (dataplane/relay/outbound.c),
- * in the column order of the reports. NONE: no connection got as far as TLS
- * (no route, connection refused, ...).
+ * in the column order of the reports. PLAINTEXT means the message's bytes
+ * went to the next hop unencrypted, and nothing else. NOT_SENT: no byte of
+ * the message left (no route, connection refused or lost, the greeting,
+ * EHLO, MAIL, RCPT or DATA refused); such attempts are neither plaintext
+ * nor TLS deliveries. DEFERRED: held back by the TLS policy.
  */
 #define TLSSTATS_OUTCOMES(X)                                                                       \
 	X(VERIFIED, "verified")                                                                    \
@@ -34,7 +37,7 @@
 	X(PLAINTEXT, "plaintext")                                                                  \
 	X(DEFERRED, "deferred")                                                                    \
 	X(WOULD_DEFER, "would_defer")                                                              \
-	X(NONE, "none")
+	X(NOT_SENT, "not_sent")
 
 enum tlsstats_outcome {
 #define TLSSTATS_OUTCOME_ENUM(name, text) TLSSTATS_##name,

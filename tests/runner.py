@@ -5,8 +5,12 @@ Each argument is a suite spec SUITE=COMMAND (COMMAND split on spaces) or
 --meson BUILD_DIR SUITE to take every test meson registered in that suite.
 Each test's "ok"/"not ok" lines count one each; a test that exits non-zero
 without reporting a failure counts as one more failure (crash, timeout,
-sanitizer report). Prints a summary per test and ends with the line
-"N passed, N failed". Exit status 1 if anything failed.
+sanitizer report). A skip is a failure: an "ok ... # SKIP" line counts as
+failed (the check did not run), and so does a test skipped whole ("1..0 #
+SKIP why") or one that reported no result at all. A plan that disagrees
+with the number of results is one more failure. Prints a summary per test
+and ends with the line "N passed, N failed". Exit status 1 if anything
+failed.
 """
 import json
 import os
@@ -16,6 +20,9 @@ import sys
 import time
 
 TAP_LINE = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*-?\s*(.*)$")
+# TAP's directive: "# SKIP" (any case, "skipped" too) after the description
+SKIP = re.compile(r"#\s*skip", re.I)
+PLAN = re.compile(r"^1\.\.(\d+)\s*(#.*)?$")
 
 
 def run_one(name, cmd, env, timeout, log):
@@ -31,19 +38,32 @@ def run_one(name, cmd, env, timeout, log):
     log.write(f"===== {name}: {' '.join(cmd)}\n{out}\n")
     passed = failed = 0
     failures = []
+    plan = None
     for line in out.splitlines():
+        m = PLAN.match(line.strip())
+        if m and plan is None:
+            plan = (int(m.group(1)), m.group(2) or "")
+            continue
         m = TAP_LINE.match(line.strip())
         if not m:
             continue
-        if m.group(1) == "ok" and "# SKIP" not in line:
+        if m.group(1) == "ok" and SKIP.search(m.group(3)):
+            failed += 1
+            failures.append(f"not ok - skipped, counted as a failure: {line.strip()}")
+        elif m.group(1) == "ok":
             passed += 1
-        elif m.group(1) == "not ok":
+        else:
             failed += 1
             failures.append(line.strip())
-    plan = re.search(r"^1\.\.(\d+)\s*$", out, re.M)
-    if plan and int(plan.group(1)) != passed + failed:
+    if plan is not None and plan[0] == 0 and SKIP.search(plan[1]):
         failed += 1
-        failures.append(f"not ok - {name}: plan 1..{plan.group(1)} but {passed + failed - 1} results")
+        failures.append(f"not ok - {name} skipped whole, counted as a failure: 1..0 {plan[1]}")
+    elif plan is not None and plan[0] != passed + failed:
+        failures.append(f"not ok - {name}: plan 1..{plan[0]} but {passed + failed} results")
+        failed += 1
+    if passed + failed == 0:
+        failed += 1
+        failures.append(f"not ok - {name} reported no result")
     if rc != 0 and failed == 0:
         failed += 1
         failures.append(f"not ok - {name} exited with status {rc}")

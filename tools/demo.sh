@@ -10,12 +10,25 @@ cd "$TOP"
 KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+STEP="(start)"
+step() { STEP=$*; printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Every failure says which step and why, and fails the demo.
+demo_fail() {
+	trap - ERR
+	printf '\n\033[1;31mdemo FAILED in step "%s": %s\033[0m\n' "$STEP" "$*" >&2
+	if [ "${DP_STARTED:-0}" = 1 ] && [ -f /run/postern-lab/postern-dp.log ]; then
+		echo "last lines of the dataplane's log (/run/postern-lab/postern-dp.log):" >&2
+		tail -n 5 /run/postern-lab/postern-dp.log | sed 's/^/    /' >&2
+	fi
+	exit 1
+}
+set -E
+trap 'demo_fail "line $LINENO: \"$BASH_COMMAND\" exited with status $?"' ERR
 
 step "1. Debian packages"
-pg_install_deps
+pg_install_deps || demo_fail "the packages above are missing or do not work"
 step "2. build (meson + ninja into build/)"
-pg_build build
+pg_build build || demo_fail "the build failed (output above)"
 echo "built: build/control/posternd build/control/posternctl build/dataplane/postern-dp"
 
 step "3. the lab: network namespaces pg-cli, pg-dp, pg-srv joined by veth pairs"
@@ -35,6 +48,7 @@ smtp_tls_CAfile = $DCONF/certs/ca.pem
 EOF
 t0=$(date +%s%N)
 tools/lab start "$DCONF"
+DP_STARTED=1
 echo "posternd published the configuration as a snapshot in shared memory; the dataplane"
 echo "attached, took its ports, addresses and workers from it, and is ready ($(( ($(date +%s%N) - t0) / 1000000 )) ms)."
 tools/lab ctl status
@@ -76,7 +90,8 @@ echo "a client outside mynetworks (pg-srv) is refused:"
 tools/lab exec srv swaks --server 198.19.0.1 --from x@pg-srv.example --to someone@example.org \
 	--helo pg-srv.example 2>&1 | grep -E "RCPT TO|554" | head -n 2 || true
 
-for _ in $(seq 50); do ls "$SINK"/*.json >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do ls "$SINK"/*.json >/dev/null 2>&1 && break; sleep 0.1; done
+ls "$SINK"/*.json >/dev/null 2>&1 || demo_fail "the message did not reach the next hop in pg-srv within 10 s"
 echo
 echo "Postern delivered it to the next hop; the log (posternctl log) says:"
 tools/lab ctl log | grep -E "smtp message accepted|delivery attempt" | tail -n 2
@@ -95,10 +110,9 @@ tools/lab exec cli swaks --server 198.18.0.1 --from demo@pg-cli.example --to nob
 	--helo pg-cli.example --header "Subject: to nobody" >/dev/null 2>&1 || true
 for _ in $(seq 50); do grep -qs '"mail_from": ""' "$SINK"/*.json && break; sleep 0.1; done
 dsn=$(grep -ls '"mail_from": ""' "$SINK"/*.json | head -n 1)
-if [ -n "$dsn" ]; then
-	echo "the bounce Postern sent back to demo@pg-cli.example (its delivery-status part):"
-	sed -n '/^Content-Type: message\/delivery-status/,/^--/p' "${dsn%.json}.eml" | sed 's/^/    | /'
-fi
+[ -n "$dsn" ] || demo_fail "no bounce (DSN) for nobody@example.org reached the next hop within 5 s"
+echo "the bounce Postern sent back to demo@pg-cli.example (its delivery-status part):"
+sed -n '/^Content-Type: message\/delivery-status/,/^--/p' "${dsn%.json}.eml" | sed 's/^/    | /'
 tools/lab ctl log | grep -E "delivery attempt.*nobody" | tail -n 1
 echo "the queue (posternctl queue list):"
 tools/lab ctl queue list
@@ -132,7 +146,9 @@ for to in alice@bank.example bob@partner.example; do
 		--tls-sni postern.lab.example --from demo@pg-cli.example --to "$to" --helo pg-cli.example \
 		--header "Subject: strict TLS demo" 2>&1 | grep -E "TLS started|queued as" | sed "s/^/    $to: /" || true
 done
-for _ in $(seq 50); do ls "$TSINK"/bank/*.eml >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do ls "$TSINK"/bank/*.eml >/dev/null 2>&1 && break; sleep 0.1; done
+ls "$TSINK"/bank/*.eml >/dev/null 2>&1 ||
+	demo_fail "alice@bank.example's message did not reach bank.example's next hop within 10 s"
 sleep 1
 echo "the delivery records (posternctl log --json): policy, level, TLS version, cipher, peer, verdict:"
 tools/lab ctl log --json --lines 40 | grep '"delivery attempt"' | grep -E 'bank|partner' | tail -n 2 |
@@ -146,10 +162,14 @@ for line in sys.stdin:
     if e["peer_subject"]:
         print("      peer %s sha256 %s" % (e["peer_subject"], e["peer_fingerprint"]))'
 echo "what bank.example's next hop received (Postern's Received: header names the inbound TLS):"
-f=$(ls "$TSINK"/bank/*.eml 2>/dev/null | head -n 1)
-[ -n "$f" ] && sed -n '1,4p' "$f" | sed 's/^/    | /'
+f=$(ls "$TSINK"/bank/*.eml | head -n 1)
+sed -n '1,4p' "$f" | sed 's/^/    | /'
+python3 -c 'import json, sys; sys.exit(not (json.load(open(sys.argv[1])).get("tls") or {}).get("version", "").startswith("TLSv1"))' \
+	"${f%.eml}.json" || demo_fail "bank.example's next hop received the message without TLS"
 echo "partner.example's mail waits in the queue instead of going out in plaintext:"
 tools/lab ctl queue list
+! ls "$TSINK"/partner/*.eml >/dev/null 2>&1 || demo_fail "partner.example's next hop received mail in plaintext"
+tools/lab ctl queue list | grep -q "bob@partner.example" || demo_fail "bob@partner.example's message is not in the queue"
 pkill -f "smtpsink.py --listen 198.19.0.2:252" || true
 rm -rf "$TSINK"
 

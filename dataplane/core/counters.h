@@ -193,6 +193,7 @@
 	X(smtp_recipients_accepted, "SMTP recipients accepted (RCPT 250)")     \
 	X(smtp_relay_denied, "SMTP recipients refused: 554 5.7.1 relay")       \
 	X(smtp_spool_errors, "SMTP messages refused: spool error (451/452)")   \
+	X(smtp_loops_refused, "SMTP messages refused: 554 5.4.6 too many hops") \
 	X(smtp_timeouts, "SMTP sessions closed by a timeout (421 4.4.2)")      \
 	X(smtp_tls_handshakes, "inbound STARTTLS handshakes completed")          \
 	X(smtp_tls_resumed, "inbound handshakes that resumed a session (ticket)") \

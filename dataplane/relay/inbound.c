@@ -463,11 +463,22 @@ static int ib_message_end(void *user, struct smtp_server *s, const struct smtp_e
 	return ib_commit(ss, v);
 }
 
+static void ib_event_value(char *dst, size_t size, const char *src);
+
 static void ib_message_abort(void *user, struct smtp_server *s)
 {
 	struct ib_session *ss = user;
 
-	(void)s;
+	if (smtp_server_loop_detected(s)) {
+		struct worker *w = ss->ib->w;
+		char sender[SMTP_PATH_MAX + 1];
+
+		WCOUNT(w, smtp_loops_refused);
+		ib_event_value(sender, sizeof(sender), smtp_server_envelope(s)->sender);
+		dp_event(w, EV_SMTP_LOOP_REFUSED,
+		         "client=%s" EVRING_SEP "sender=%s" EVRING_SEP "hopcount_limit=%u", ss->peer,
+		         sender, ss->ib->cfg.max_hops);
+	}
 	ib_unwait(ss);
 	if (ss->msg != NULL) {
 		/* on a commit in flight this only forgets the callback (spool.h) */
@@ -1030,6 +1041,7 @@ void inbound_adopt(struct worker *w, const struct snap_header *h)
 		snprintf(ib->hostname, sizeof(ib->hostname), "%s", snap_string(h, t->myhostname));
 		ib->cfg.max_message_size = t->message_size_limit;
 		ib->cfg.max_rcpt = t->recipient_limit;
+		ib->cfg.max_hops = t->hopcount_limit != 0 ? t->hopcount_limit : SNAP_SMTP_HOPS_DEFAULT;
 		ib->cfg.bare = (t->flags & SNAP_SMTP_F_BARE_NORMALIZE) != 0 ? SMTP_BARE_NORMALIZE
 		                                                            : SMTP_BARE_REJECT;
 		ib->max_sessions = t->max_sessions;

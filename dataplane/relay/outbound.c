@@ -72,7 +72,7 @@ struct ob_tls_ev {
 	char verdict[24]; /* tls_verdict_name */
 	char subject[128];
 	char fingerprint[96];
-	char outcome[16]; /* verified fingerprint encrypted plaintext deferred would_defer */
+	char outcome[16]; /* verified fingerprint encrypted plaintext deferred would_defer not_sent */
 	char note[160];   /* why it deferred, would have, or fell back */
 };
 
@@ -885,7 +885,7 @@ static void ob_event_result(struct outbound *ob, struct ob_msg *om, uint32_t i,
 	         spool_id_str(spool_msg_id(om->m), id), to, res->remote[0] ? res->remote : "none",
 	         what, res->status, text, policy[0] ? policy : "none", t->level[0] ? t->level : "none",
 	         t->tls[0] ? t->tls : "none", t->cipher, t->verdict[0] ? t->verdict : "none", subject,
-	         t->fingerprint, t->outcome[0] ? t->outcome : "none", note);
+	         t->fingerprint, t->outcome[0] ? t->outcome : "not_sent", note);
 }
 
 /*
@@ -906,8 +906,21 @@ static void ob_job_finish(struct outbound *ob, struct ob_job *j, bool failover)
 		ob_msg_done(ob, om);
 }
 
-/* What TLS did on s, for the delivery records. */
-static void ob_tls_evidence(const struct ob_sess *s, struct ob_tls_ev *t)
+/*
+ * Did the message's bytes go to the server for this recipient? Only once
+ * the body was being sent (BDAT starts only after a recipient was
+ * accepted): an attempt that ended earlier - connection refused or lost,
+ * greeting, EHLO, MAIL, RCPT or DATA refused - sent no mail, in clear or
+ * otherwise, and must never be counted as a plaintext delivery.
+ */
+static bool ob_body_sent(const struct smtp_client_reply *r)
+{
+	return r != NULL && (r->phase == SMTP_PHASE_BODY || r->phase == SMTP_PHASE_EOD);
+}
+
+/* What TLS did on s for a recipient whose attempt ended with r, for the delivery records. */
+static void ob_tls_evidence(const struct ob_sess *s, const struct smtp_client_reply *r,
+                            struct ob_tls_ev *t)
 {
 	const struct tls_client_policy *p = &s->d->pol;
 
@@ -930,6 +943,8 @@ static void ob_tls_evidence(const struct ob_sess *s, struct ob_tls_ev *t)
 		snprintf(t->outcome, sizeof(t->outcome), "deferred");
 	else if (s->would_defer)
 		snprintf(t->outcome, sizeof(t->outcome), "would_defer");
+	else if (!ob_body_sent(r))
+		snprintf(t->outcome, sizeof(t->outcome), "not_sent");
 	else if (!s->tls_on)
 		snprintf(t->outcome, sizeof(t->outcome), "plaintext");
 	else if (s->peer.verdict == TLS_VERDICT_VERIFIED)
@@ -1003,7 +1018,7 @@ static void ob_job_results(struct ob_sess *s, struct ob_job *j)
 			if (r->phase == SMTP_PHASE_TLS && s->tls_why[0] != '\0')
 				snprintf(res->text, sizeof(res->text), "%u %.15s Cannot start TLS: %.*s",
 				         r->code, r->status, (int)(sizeof(res->text) - 48), s->tls_why);
-			ob_tls_evidence(s, &res->tls);
+			ob_tls_evidence(s, r, &res->tls);
 		}
 	} else {
 		WCOUNT(ob->w, delivery_failovers);

@@ -78,6 +78,20 @@ enum smtp_msg_fail {
 	SMTP_MSG_BARE_CR,
 	SMTP_MSG_SIZE,
 	SMTP_MSG_STORE,
+	SMTP_MSG_HOPS, /* more Received: fields than cfg.max_hops: a mail loop */
+};
+
+/*
+ * Where the body stands in the message's header section (RFC 5322 §2.2,
+ * §3.6.7, obsolete syntax §4.5 allowing white space before the colon), so
+ * that Received: fields can be counted as the bytes go by.
+ */
+enum smtp_hdr {
+	SMTP_H_BOL,  /* at the start of a header line */
+	SMTP_H_NAME, /* in a field name */
+	SMTP_H_WSP,  /* white space after a field name, before its colon */
+	SMTP_H_LINE, /* in a field body (or a folded continuation line) */
+	SMTP_H_BODY, /* past the header section */
 };
 
 struct smtp_server {
@@ -113,6 +127,9 @@ struct smtp_server {
 	bool bdat_cr;    /* BDAT: a <CR> ended the last chunk */
 	bool eod;        /* end of data seen, message end pending */
 	enum smtp_msg_fail msg_fail;
+	enum smtp_hdr hdr;
+	uint8_t hdr_match; /* bytes of "received" matched by the field name (9: no match) */
+	uint32_t hops;     /* Received: fields in the header section, ours included */
 	uint64_t body_len;   /* client body bytes (Received: not counted) */
 	uint64_t body_total; /* bytes given to data_chunk incl. Received: */
 	uint32_t cur_line, max_line;

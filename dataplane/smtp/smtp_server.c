@@ -40,6 +40,7 @@ void smtp_server_config_default(struct smtp_server_config *cfg)
 	cfg->hostname = "localhost";
 	cfg->max_message_size = 10240000;
 	cfg->max_rcpt = 1000;
+	cfg->max_hops = 50;
 	cfg->hard_error_limit = 20;
 	cfg->cmd_line_max = 2048;
 	cfg->cmd_timeout_ms = 300000;
@@ -194,11 +195,82 @@ static bool body_room(struct smtp_server *s, size_t n)
 	return s->body_fill + n <= SMTP_BODY_BUF;
 }
 
+/*
+ * RFC 5321 §6.3: "a relay MUST ... count the number of Received header
+ * fields" to detect a loop; beyond the limit the message is refused
+ * (554 5.4.6, RFC 3463 "routing loop detected") before any 250, as
+ * Postfix's hopcount_limit does. The count covers the header section
+ * only: a Received: line in the body is content. p[0..n) holds no CR/LF.
+ */
+static void hdr_colon(struct smtp_server *s)
+{
+	s->hdr = SMTP_H_LINE;
+	if (s->hdr_match == 8 && ++s->hops > s->cfg.max_hops && s->cfg.max_hops != 0)
+		body_fail(s, SMTP_MSG_HOPS);
+}
+
+static void hdr_scan(struct smtp_server *s, const uint8_t *p, size_t n)
+{
+	static const char received[] = "received";
+
+	for (size_t i = 0; i < n && s->hdr != SMTP_H_LINE && s->hdr != SMTP_H_BODY; i++) {
+		uint8_t c = p[i];
+
+		switch (s->hdr) {
+		case SMTP_H_BOL:
+			if (c == ' ' || c == '\t') {
+				s->hdr = SMTP_H_LINE; /* a folded continuation of the field above */
+				break;
+			}
+			if (c == ':' || c < 33 || c > 126) {
+				s->hdr = SMTP_H_BODY; /* not a field: the body has begun */
+				break;
+			}
+			s->hdr = SMTP_H_NAME;
+			s->hdr_match = 0;
+			/* fall through */
+		case SMTP_H_NAME:
+			if (c == ':') {
+				hdr_colon(s);
+				break;
+			}
+			if (c == ' ' || c == '\t') {
+				s->hdr = SMTP_H_WSP;
+				break;
+			}
+			if (c < 33 || c > 126) {
+				s->hdr = SMTP_H_BODY;
+				break;
+			}
+			if (s->hdr_match < 8 && (c | 0x20) == received[s->hdr_match])
+				s->hdr_match++;
+			else
+				s->hdr_match = 9;
+			break;
+		case SMTP_H_WSP:
+			if (c == ' ' || c == '\t')
+				break;
+			if (c == ':')
+				hdr_colon(s);
+			else
+				s->hdr = SMTP_H_BODY;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
 /* Body bytes with no CR or LF among them. */
 static void emit_run(struct smtp_server *s, const uint8_t *p, size_t n)
 {
 	if (s->msg_fail != SMTP_MSG_OK || s->bdat_skip)
 		return;
+	if (s->hdr != SMTP_H_BODY) {
+		hdr_scan(s, p, n);
+		if (s->msg_fail != SMTP_MSG_OK)
+			return;
+	}
 	s->body_len += n;
 	if (s->cfg.max_message_size && s->body_len > s->cfg.max_message_size) {
 		body_fail(s, SMTP_MSG_SIZE); /* RFC 1870 §6.3: refuse at the end */
@@ -217,6 +289,8 @@ static void emit_crlf(struct smtp_server *s)
 	if (s->cur_line > s->max_line)
 		s->max_line = s->cur_line;
 	s->cur_line = 0;
+	/* an empty line (or one that is no field) ends the header section */
+	s->hdr = s->hdr == SMTP_H_LINE ? SMTP_H_BOL : SMTP_H_BODY;
 	s->body_len += 2;
 	if (s->cfg.max_message_size && s->body_len > s->cfg.max_message_size) {
 		body_fail(s, SMTP_MSG_SIZE);
@@ -249,6 +323,8 @@ void smtp_body_begin(struct smtp_server *s)
 	s->eod = false;
 	s->bdat_cr = false;
 	s->body_fill = smtp_received_header(s, (char *)s->body, sizeof(s->body));
+	s->hdr = SMTP_H_BOL;
+	s->hops = 1; /* the Received: field just written */
 }
 
 /*
@@ -411,6 +487,9 @@ static void reply_msg_fail(struct smtp_server *s)
 		break;
 	case SMTP_MSG_STORE:
 		smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+		break;
+	case SMTP_MSG_HOPS:
+		smtp_reply(s, 554, "5.4.6", "Error: too many hops");
 		break;
 	case SMTP_MSG_OK:
 		break;
@@ -765,6 +844,11 @@ const struct smtp_envelope *smtp_server_envelope(const struct smtp_server *s)
 uint32_t smtp_server_errors(const struct smtp_server *s)
 {
 	return s->errors;
+}
+
+bool smtp_server_loop_detected(const struct smtp_server *s)
+{
+	return s->msg_fail == SMTP_MSG_HOPS;
 }
 
 size_t smtp_server_footprint(const struct smtp_server *s)

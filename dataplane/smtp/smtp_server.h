@@ -196,6 +196,8 @@ struct smtp_server_config {
 	const char *hostname;       /* ours, in the greeting and Received: ["localhost"] */
 	uint64_t max_message_size;  /* SIZE limit, 0 = unlimited [10240000, Postfix's] */
 	uint32_t max_rcpt;          /* per message (452 4.5.3) [1000] */
+	uint32_t max_hops;          /* Received: fields incl. ours, beyond: 554 5.4.6; 0 = no
+	                               limit [50, Postfix's hopcount_limit] */
 	uint32_t hard_error_limit;  /* errors before 421 4.7.0 [20] */
 	uint32_t cmd_line_max;      /* octets incl. CRLF, >= 512 [2048] */
 	uint32_t cmd_timeout_ms;    /* RFC 5321 §4.5.3.2.7 server timeout [300000] */
@@ -277,6 +279,11 @@ const char *smtp_server_state_name(const struct smtp_server *s);
 const char *smtp_server_helo(const struct smtp_server *s);
 const struct smtp_envelope *smtp_server_envelope(const struct smtp_server *s);
 uint32_t smtp_server_errors(const struct smtp_server *s);
+/*
+ * The current message is being refused as a mail loop: more Received:
+ * fields than cfg.max_hops (true from the message_abort upcall on).
+ */
+bool smtp_server_loop_detected(const struct smtp_server *s);
 /* Bytes held by the session object (fixed: no growth with input). */
 size_t smtp_server_footprint(const struct smtp_server *s);
 

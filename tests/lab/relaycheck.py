@@ -7,16 +7,24 @@ tests/lab/smtpsink.py directory) and compare it byte for byte.
   relaycheck.py send HOST LOG [--count N] [--threads T] [--per-conn K]
                 [--rcpts R] [--kinds K1,K2,..] [--domain D] [--deadline S]
       Send N messages (kinds in rotation) over T threads, K messages per
-      connection, R recipients each. Appends one JSON line per message to
-      LOG: {"id", "kind", "rcpts", "code", "reply", "data" (hex of the bytes
-      as the relay must store them)}. Connection errors (a dataplane killed
-      on purpose) are recorded as code 0 and the thread reconnects until
-      its messages are done or the deadline passes. Prints a JSON summary.
-  relaycheck.py compare LOG SINKDIR [--wait S]
-      Wait (bounded) until every message of LOG that got a 250 is in
-      SINKDIR, then compare: the delivered bytes must be Postern's one
-      Received: header followed by exactly the bytes sent. Prints a JSON
-      summary {acked, delivered, missing, mismatched, duplicates, extra}.
+      connection, R recipients each. Writes the plan, the ids of all N
+      messages, to LOG.plan, and appends one JSON line per message to LOG:
+      {"id", "kind", "rcpts", "code", "reply", "data" (hex of the bytes as
+      the relay must store them), "refused" (recipients refused while
+      others were accepted)}. Connection errors (a dataplane killed on
+      purpose) are recorded as code 0 and the thread reconnects until its
+      messages are done or the deadline passes. Prints a JSON summary.
+  relaycheck.py compare LOG SINKDIR [--wait S] [--allow-unacked]
+      Fails unless every message of the plan got a 250 with every recipient
+      accepted, then waits (bounded) until each is in SINKDIR and compares:
+      the delivered bytes must be Postern's one Received: header followed
+      by exactly the bytes sent, the recipients at the next hop exactly the
+      recipients sent, and no message delivered twice. --allow-unacked (a
+      test that kills the relay on purpose): a message that never got a 250
+      may be absent, and duplicates are allowed (at-least-once), but every
+      message that got a 250 must be there, whole. Prints a JSON summary
+      {planned, unsent, unacked, acked, delivered, missing, mismatched,
+      wrong_rcpts, duplicates, extra}.
 
 Kinds: plain, dots (lines starting with "." and ".."), 8bit (UTF-8 body,
 BODY=8BITMIME), utf8 (SMTPUTF8 with a UTF-8 local part), big (200 KB,
@@ -187,7 +195,13 @@ class Sender:
                 pass
 
 
+def plan_ids(a):
+    return [f"{a.prefix}{n:07d}" for n in range(a.count)]
+
+
 def cmd_send(a):
+    with open(a.log + ".plan", "w") as f:
+        json.dump({"count": a.count, "ids": plan_ids(a)}, f)
     s = Sender(a)
     threads = []
     for t in range(a.threads):
@@ -216,38 +230,63 @@ def cmd_compare(a):
     for line in open(a.log):
         rec = json.loads(line)
         sent.setdefault(rec["id"], []).append(rec)
+    try:
+        planned = json.load(open(a.log + ".plan"))["ids"]
+    except (OSError, ValueError, KeyError) as e:
+        print(json.dumps({"error": f"no plan for {a.log}: {e}"}))
+        return 1
+    unsent = [k for k in planned if k not in sent]
     acked = {k: v for k, v in sent.items() if any(r["code"] == 250 for r in v)}
+    unacked = {k: [r["code"] for r in v] for k, v in sent.items() if k not in acked}
+    part_refused = {k: next(r for r in v if r["code"] == 250).get("refused")
+                    for k, v in acked.items() if next(r for r in v if r["code"] == 250).get("refused")}
     deadline = time.monotonic() + a.wait
     while True:
         found = {}
         extra = 0
         for name in os.listdir(a.sinkdir):
-            if not name.endswith(".eml"):
+            # the envelope (.json) is written after the message (.eml)
+            if not name.endswith(".eml") or not os.path.exists(os.path.join(a.sinkdir, name[:-4] + ".json")):
                 continue
             data = open(os.path.join(a.sinkdir, name), "rb").read()
             m = re.search(rb"\r\nX-Pg-Id: (\S+)\r\n", data)
             if m is None:
                 extra += 1
                 continue
-            found.setdefault(m.group(1).decode(), []).append((name, data))
+            env = json.load(open(os.path.join(a.sinkdir, name[:-4] + ".json")))
+            found.setdefault(m.group(1).decode(), []).append((name, data, env))
         missing = [k for k in acked if k not in found]
         if not missing or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
-    mismatched, dups = [], 0
+    mismatched, wrong_rcpts, dups = [], [], 0
     for k in acked:
-        for name, data in found.get(k, []):
-            want = bytes.fromhex(next(r for r in acked[k] if r["code"] == 250)["data"])
+        rec = next(r for r in acked[k] if r["code"] == 250)
+        want = bytes.fromhex(rec["data"])
+        want_rcpts = sorted(r for r in rec["rcpts"] if r not in (rec.get("refused") or {}))
+        got_rcpts = set()
+        for name, data, env in found.get(k, []):
             rcv, rest = strip_received(data)
             if rcv is None or rest != want:
                 mismatched.append(name)
+            got_rcpts.update(env.get("rcpts", []))
+        if k in found and sorted(got_rcpts) != want_rcpts:
+            wrong_rcpts.append({"id": k, "want": want_rcpts, "got": sorted(got_rcpts)})
         dups += max(0, len(found.get(k, [])) - 1)
-    out = {"acked": len(acked), "delivered": len(acked) - len(missing), "missing": missing[:20],
+    out = {"planned": len(planned), "unsent": unsent[:20], "nunsent": len(unsent),
+           "unacked": dict(list(unacked.items())[:20]), "nunacked": len(unacked),
+           "partly_refused": dict(list(part_refused.items())[:5]), "npartly_refused": len(part_refused),
+           "acked": len(acked), "delivered": len(acked) - len(missing), "missing": missing[:20],
            "nmissing": len(missing), "mismatched": mismatched[:20], "nmismatched": len(mismatched),
+           "wrong_rcpts": wrong_rcpts[:5], "nwrong_rcpts": len(wrong_rcpts),
            "duplicates": dups, "extra": extra,
-           "unacked_delivered": len([k for k in found if k not in acked])}
+           "unacked_delivered": len([k for k in found if k not in acked and k in sent])}
+    bad = missing or mismatched or wrong_rcpts
+    if not a.allow_unacked:
+        # every message of the plan sent, accepted whole, delivered once
+        bad = bad or unsent or unacked or part_refused or dups
     print(json.dumps(out))
-    return 0 if not missing and not mismatched else 1
+    return 1 if bad else 0
 
 
 def main():
@@ -270,6 +309,8 @@ def main():
     c.add_argument("log")
     c.add_argument("sinkdir")
     c.add_argument("--wait", type=float, default=60)
+    c.add_argument("--allow-unacked", action="store_true",
+                   help="messages without a 250 may be absent, duplicates allowed (relay killed on purpose)")
     a = p.parse_args()
     return cmd_send(a) if a.cmd == "send" else cmd_compare(a)
 

@@ -45,6 +45,8 @@ STARTTLS (RFC 3207), offered last in the EHLO reply when one of these is given:
       1.2 keeps TLS 1.3 out
   --starttls-reply CODE TEXT: that reply, and the session stays in plaintext
   --tls-break: 220, then bytes that are not a TLS ServerHello, then close
+--hangup-after-greeting: the greeting, then close (a next hop that goes away
+  before EHLO).
 --require-tls: MAIL outside TLS gets 530 5.7.0 Must issue a STARTTLS command first.
 Message numbers N go on from the highest N.eml/N.json already in DIR.
 The replies all the RFC 5321/3030/2920 state rules give: 502 5.5.2 unknown
@@ -239,7 +241,7 @@ class Session:
                 return self.finish()
             code, text = self.args.greeting
             self.raw_reply("%d %s" % (code, text))
-            if code >= 400 and code < 500:
+            if (code >= 400 and code < 500) or self.args.hangup_after_greeting:
                 return self.finish()
             self.reject_all = code >= 500
             while not self.closing:
@@ -729,6 +731,8 @@ def parse_args(argv):
                    help="greeting reply code (default 220); 4xx: close after the greeting; "
                    "5xx: answer 503 to everything but QUIT")
     p.add_argument("--greeting-text", metavar="TEXT", help="greeting text (default by code)")
+    p.add_argument("--hangup-after-greeting", action="store_true",
+                   help="close the connection right after the greeting, whatever its code")
     p.add_argument("--rcpt-reply", action="append", nargs="+", default=[], metavar=("REGEX=CODE", "TEXT"),
                    help="RCPT whose address (without <>) fully matches REGEX (case-insensitive) "
                    "gets this reply; first match wins; 2xx accepts (repeatable; one word or several)")

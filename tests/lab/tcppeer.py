@@ -13,7 +13,11 @@ line with what it measured.
                                            each echo checked) until SECONDS pass or the file
                                            named by $PG_STOP_FILE appears
   tcppeer.py serve HOST PORT SECONDS       echo/discard/source server (same protocols) for
-                                           the dataplane's diag client; exits after SECONDS
+                                           the dataplane's diag client; exits after SECONDS.
+                                           One JSON line per connection as it ends, the
+                                           Linux side's own record of it: {"conn": kind,
+                                           "rx", "rx_sha256", "tx", "tx_sha256"} (bytes
+                                           received and sent, and their hashes)
   tcppeer.py simclose HOST PORT BYTES      ask the source for BYTES, send our FIN once data flows,
                                            then read to EOF; with FINs held back both ways
                                            (the test's nftables), both ends close at once
@@ -247,6 +251,8 @@ def serve(host, port, seconds):
     def handle(kind, c):
         with lock:
             stats["conns"] += 1
+        rx, tx = hashlib.sha256(), hashlib.sha256()
+        nrx = ntx = 0
         try:
             if kind == "source":
                 req = b""
@@ -257,6 +263,8 @@ def serve(host, port, seconds):
                     req += b
                 for block in pattern_stream(int(req)):
                     c.sendall(block)
+                    tx.update(block)
+                    ntx += len(block)
                 with lock:
                     stats["source_bytes"] += int(req)
                 return
@@ -264,12 +272,21 @@ def serve(host, port, seconds):
                 b = c.recv(1 << 18)
                 if not b:
                     break
+                rx.update(b)
+                nrx += len(b)
                 if kind == "echo":
                     c.sendall(b)
+                    tx.update(b)
+                    ntx += len(b)
                 with lock:
                     stats[kind + "_bytes"] += len(b)
+        except OSError:
+            pass
         finally:
             c.close()
+            with lock:
+                print(json.dumps({"conn": kind, "rx": nrx, "rx_sha256": rx.hexdigest(), "tx": ntx,
+                                  "tx_sha256": tx.hexdigest()}), flush=True)
 
     def listener(kind, p):
         ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

@@ -19,10 +19,19 @@ LOG=$CFG/log/postern.log
 PD_PID=
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
+# control_group is proved with a group and two users made for this run
+# (system accounts, no home, no login shell), removed again on exit: one in
+# the group, one outside it.
+TGROUP=pgctl$$
+TUSER_IN=pgctlin$$
+TUSER_OUT=pgctlout$$
 cleanup() {
 	if [ -n "$PD_PID" ]; then kill "$PD_PID" 2>/dev/null; wait "$PD_PID" 2>/dev/null; fi
 	rm -f "/dev/shm/$SHM"
 	rm -rf "$CFG"
+	userdel "$TUSER_IN" 2>/dev/null
+	userdel "$TUSER_OUT" 2>/dev/null
+	groupdel "$TGROUP" 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -166,18 +175,35 @@ ctl log --count 3 >/dev/null 2>&1; rc3=$?
 if [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ]; then ok "usage errors exit 2"; else not_ok "usage: $rc1 $rc2 $rc3"; fi
 if ctl log --help | grep -q -- '--follow' && ctl stats --help | grep -q -- '--watch' && ctl help log | grep -q -- '--lines'; then
 	ok "--help for log and stats"; else not_ok "--help"; fi
+# as_user USER posternctl ARGS...: posternctl as USER, with USER's groups; prints the exit status and output
+as_user() {
+	local u=$1
+	shift
+	out=$(setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups "$PC" -s "$SOCK" "$@" 2>&1)
+	echo "$? $out"
+}
+groupadd --system "$TGROUP" &&
+	useradd --system --no-create-home --shell /usr/sbin/nologin --gid nogroup -G "$TGROUP" "$TUSER_IN" &&
+	useradd --system --no-create-home --shell /usr/sbin/nologin --gid nogroup "$TUSER_OUT" &&
+	id -nG "$TUSER_IN" | grep -qw "$TGROUP" && ! id -nG "$TUSER_OUT" | grep -qw "$TGROUP"
+check "test group $TGROUP with user $TUSER_IN in it and $TUSER_OUT outside" test $? -eq 0
+chmod 711 "$CFG" # the socket's directory: searchable by anyone, the socket's own mode decides
 mode=$(stat -c '%a %G' "$SOCK")
-if [ "$mode" = "600 $(id -gn root)" ]; then ok "socket mode 0600 without control_group"; else not_ok "socket mode $mode"; fi
+r_in=$(as_user "$TUSER_IN" status)
+if [ "$mode" = "600 $(id -gn root)" ] && [ "${r_in%% *}" = 3 ] && echo "$r_in" | grep -q "Permission denied"; then
+	ok "socket mode 0600 without control_group: even $TUSER_IN (in $TGROUP) is refused: $r_in"
+else not_ok "socket mode $mode; $TUSER_IN: $r_in (want exit 3, Permission denied)"; fi
 
 stop_pd
 if tail -n1 "$LOG" | grep -q '"event":"posternd stopped"'; then ok "a \"posternd stopped\" line at exit"; else not_ok "stopped line"; fi
-GROUP=$(id -gn)
-write_conf "control_group = $GROUP"
+write_conf "control_group = $TGROUP"
 start_pd
 mode=$(stat -c '%a %G' "$SOCK")
-if [ "$mode" = "660 $GROUP" ] && ctl status >/dev/null 2>&1; [ $? -eq 4 ]; then
-	ok "control_group = $GROUP: socket mode 0660, group $GROUP"
-else not_ok "socket with group: $mode"; fi
+r_in=$(as_user "$TUSER_IN" status)
+r_out=$(as_user "$TUSER_OUT" status)
+if [ "$mode" = "660 $TGROUP" ] && [ "${r_in%% *}" = 4 ] && [ "${r_out%% *}" = 3 ] && echo "$r_out" | grep -q "Permission denied"; then
+	ok "control_group = $TGROUP: socket mode 0660, group $TGROUP; $TUSER_IN (in the group) is served (status exit 4: no dataplane), $TUSER_OUT is refused (exit 3, Permission denied)"
+else not_ok "socket with group: mode '$mode' (want 660 $TGROUP); $TUSER_IN: $r_in (want exit 4); $TUSER_OUT: $r_out (want exit 3, Permission denied)"; fi
 stop_pd
 write_conf "control_group = pg-no-such-group-$$"
 out=$("$PD" --check -c "$CFG" 2>&1)

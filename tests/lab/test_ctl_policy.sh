@@ -221,7 +221,7 @@ CONF
 	else not_ok "reload none: rc $rc, '$err'"; fi
 	sed -i '$d' "$CFG/postern.conf"
 else
-	ok "# SKIP policy inbound with requirements: the openssl tool is missing"
+	not_ok "policy inbound with requirements: the openssl tool is missing (Debian package openssl, tools/deps.sh)"
 fi
 ctl policy inbound 198.19.7.900 >/dev/null 2>&1; rc1=$?
 ctl policy inbound 198.19.7.9 bad_domain >/dev/null 2>&1; rc2=$?

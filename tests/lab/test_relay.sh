@@ -29,6 +29,9 @@ trap cleanup EXIT
 sed -e "s#^spool_directory.*#spool_directory = $SPOOL#" \
 	-e "s#^maximal_queue_lifetime.*#maximal_queue_lifetime = 1h#" \
 	"$TOP/tools/lab-config/postern.conf" >"$CONF/postern.conf"
+# a JSON log of this run only: the default file keeps every run's records,
+# and a record of an earlier run must not pass for one of this run
+echo "log_file = $CONF/postern.log" >>"$CONF/postern.conf"
 cat >"$CONF/transport" <<'EOF'
 failover.example	smtp:[198.19.0.2]:2526, [198.19.0.2]:2528, [198.19.0.2]:25
 psink.example	smtp:[198.19.0.2]:2527
@@ -134,9 +137,13 @@ sys.exit(1 if bad else 0)
 EOF
 [ $? -eq 0 ] && ok "smuggling: fake end of data (LF.LF, CR.CR, CRLF.LF, LF.CRLF, CR.CRLF, CRLF.CR) never ends the data: $(cat "$CONF/smuggle.txt")" ||
 	not_ok "smuggling: $(cat "$CONF/smuggle.txt")"
-sleep 1
-grep -qs "victim@\|evil@attacker" "$SINK"/*.json && not_ok "a smuggled message reached the next hop" ||
-	ok "no smuggled message (evil@attacker.example -> victim@) reached the next hop"
+# once the queue is empty, whatever Postern had queued has been delivered
+wait_for 20 drained
+if drained && ! grep -qs "victim@\|evil@attacker" "$SINK"/*.json; then
+	ok "no smuggled message (evil@attacker.example -> victim@) reached the next hop (the queue empty)"
+else
+	not_ok "smuggling: queued $(queued); at the next hop: $(grep -ls "victim@\|evil@attacker" "$SINK"/*.json | head -n 3 | tr '\n' ' ')"
+fi
 
 # 3c. smtp_destination_concurrency_limit: never more connections to one next
 #     hop per worker than the limit (the sink answers slowly to make them pile up).
@@ -209,14 +216,26 @@ EOF
 	not_ok "DSN: $(cat "$CONF/dsn.txt") swaks: $(grep '<-' "$CONF/b1.txt" | tail -n 2 | tr '\n' '|')"
 grep -q '"ok-1@example.org"' "$SINK"/*.json && ok "the other recipient was delivered" || not_ok "ok-1 not delivered"
 
-# 5. No DSN to the null sender (RFC 5321 6.1).
+# 5. No DSN to the null sender (RFC 5321 6.1): the 5xx is counted as a
+#    discarded DSN, no DSN is counted as sent, and once the queue is empty
+#    no new message from <> has reached the next hop.
+null_msgs() { python3 - "$SINK" <<'PYEOF'
+import glob, json, sys
+print(sum(1 for f in glob.glob(sys.argv[1] + "/[0-9]*.json") if json.load(open(f)).get("mail_from") == ""))
+PYEOF
+}
 c1=$CONF/c1.json
 counters_json >"$c1"
-"$LAB" exec cli swaks --server 198.18.0.1 --from '<>' --to bounce-2@example.org --helo pg-cli.example >/dev/null 2>&1
-if wait_for 20 delta_ge dsn_discarded "$c1" 1; then
-	ok "a 5xx for mail from <> is not bounced (dsn_discarded $(ctr_delta dsn_discarded "$c1"), dsn_sent +$(ctr_delta dsn_sent "$c1"))"
+null0=$(null_msgs)
+"$LAB" exec cli swaks --server 198.18.0.1 --from '<>' --to bounce-2@example.org --helo pg-cli.example >"$CONF/null.txt" 2>&1
+wait_for 20 delta_ge dsn_discarded "$c1" 1
+wait_for 20 drained
+nd=$(ctr_delta dsn_discarded "$c1") ns=$(ctr_delta dsn_sent "$c1") null1=$(null_msgs)
+if [ "$nd" -eq 1 ] && [ "$ns" -eq 0 ] && [ "$null1" -eq "$null0" ] && drained &&
+	"$LAB" ctl log 2>/dev/null | grep -q "to=bounce-2@example.org.*status=bounced dsn=5.1.1"; then
+	ok "a 5xx for mail from <> is not bounced: dsn_discarded +$nd, dsn_sent +$ns, no message from <> at the next hop, the queue empty"
 else
-	not_ok "null sender bounce: dsn_discarded +$(ctr_delta dsn_discarded "$c1")"
+	not_ok "null sender bounce: dsn_discarded +$nd (want 1), dsn_sent +$ns (want 0), messages from <> at the next hop $null0 -> $null1, queued $(queued); $(grep '<-' "$CONF/null.txt" | tail -n 2 | tr '\n' '|')"
 fi
 
 # 6. 450 -> retried on the schedule (2s 4s ...) until the lifetime; with a
@@ -240,24 +259,80 @@ fi
 sed -i "s#^maximal_queue_lifetime.*#maximal_queue_lifetime = 1h#" "$CONF/postern.conf"
 "$LAB" ctl reload --wait >/dev/null
 
-# 7. A next hop that answers 451 twice, then recovers (state kept across sink restarts).
+# 7. A next hop that answers 451 twice, then recovers (state kept across
+#    sink restarts): the delivery records of the message are exactly 451,
+#    451, sent - in that order, each retry no earlier than the schedule
+#    (2s, then 4s) - and the sink gave exactly 2 deferrals.
+# attempts RCPT: the delivery records of RCPT as "status dsn epoch_seconds", in log order
+attempts() { "$LAB" ctl log --json --lines 100000 2>/dev/null | python3 -c '
+import datetime, json, sys
+for line in sys.stdin:
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "delivery attempt" and e.get("to") == sys.argv[1]:
+        ts = datetime.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+        print(e["status"], e.get("dsn", ""), e.get("relay", ""), "%.3f" % ts.timestamp())' "$1"; }
+# the sink's durable count of the 451s it gave (written before each 451 goes out)
+sink_state() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["defer_first_given"])' "$SINK/state.json"; }
 sink_stop 198.19.0.2:25
 check "sink restarted: 451 for the first 2 messages" sink_start "$SINK" --defer-first 2
 counters_json >"$c1"
-send "$CONF/retry.log" --count 1 --kinds plain --prefix retry >/dev/null 2>&1
-if python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/retry.log" "$SINK" --wait 40 >"$CONF/retry.cmp"; then
-	ok "451, 451, then delivered on the retry schedule (deferrals +$(ctr_delta delivery_rcpts_deferred "$c1")): $(cat "$CONF/retry.cmp")"
+send "$CONF/retry.log" --count 1 --kinds plain --prefix retry --domain retry.example >/dev/null 2>&1
+python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/retry.log" "$SINK" --wait 40 >"$CONF/retry.cmp"
+rc=$?
+attempts rcpt0-0@retry.example >"$CONF/retry.att"
+if [ $rc -eq 0 ] && python3 - "$CONF/retry.att" <<'PYEOF'
+import sys
+a = [l.split() for l in open(sys.argv[1])]
+assert [(x[0], x[1]) for x in a] == [("deferred", "4.3.0"), ("deferred", "4.3.0"), ("sent", "2.0.0")], a
+t = [float(x[3]) for x in a]
+# delivery_retry_schedule = 2s 4s: never earlier (the log's ms clock, 0.1 s of slack)
+assert t[1] - t[0] >= 1.9 and t[2] - t[1] >= 3.9, t
+PYEOF
+then
+	[ "$(sink_state)" = 2 ] && ok "451, 451, then delivered on the retry schedule: $(tr '\n' ';' <"$CONF/retry.att") the sink gave $(sink_state) 451s; $(cat "$CONF/retry.cmp")" ||
+		not_ok "retry: the sink gave $(sink_state) 451s (want 2)"
 else
-	not_ok "retry: $(cat "$CONF/retry.cmp")"
+	not_ok "retry: records $(tr '\n' ';' <"$CONF/retry.att") (want 451 4.3.0, 451 4.3.0, sent, 2 s then 4 s apart); $(cat "$CONF/retry.cmp")"
 fi
 
 # 8. Next hops in order: two that refuse the connection, then the sink.
+#    nftables in pg-srv counts the SYNs to the two refusing ports and
+#    remembers who tried 2526, so a SYN to 2528 counts as "in order" only
+#    from an address that tried 2526 before; the delivery record names the
+#    next hop that took the message.
+ip netns exec pg-srv nft delete table inet pgfo 2>/dev/null
+ip netns exec pg-srv nft -f - <<'NFT'
+table inet pgfo {
+	set tried2526 { type ipv4_addr; flags dynamic; }
+	counter syn2526 { }
+	counter syn2528 { }
+	counter syn2528_after_2526 { }
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport 2526 tcp flags & (syn | ack) == syn counter name "syn2526" add @tried2526 { ip saddr }
+		tcp dport 2528 tcp flags & (syn | ack) == syn counter name "syn2528"
+		tcp dport 2528 tcp flags & (syn | ack) == syn ip saddr @tried2526 counter name "syn2528_after_2526"
+	}
+}
+NFT
 counters_json >"$c1"
 send "$CONF/fo.log" --count 1 --kinds plain --prefix fo --domain failover.example >/dev/null 2>&1
-if python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/fo.log" "$SINK" --wait 30 >"$CONF/fo.cmp"; then
-	ok "next hops tried in order: refused, refused, delivered (failovers +$(ctr_delta delivery_failovers "$c1"))"
+python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/fo.log" "$SINK" --wait 30 >"$CONF/fo.cmp"
+rc=$?
+syns=$(ip netns exec pg-srv nft -j list counters table inet pgfo | python3 -c '
+import json, sys
+c = {x["counter"]["name"]: x["counter"]["packets"] for x in json.load(sys.stdin)["nftables"] if "counter" in x}
+print(c["syn2526"], c["syn2528"], c["syn2528_after_2526"])')
+ip netns exec pg-srv nft delete table inet pgfo
+fo_att=$(attempts rcpt0-0@failover.example | tr '\n' ';')
+fov=$(ctr_delta delivery_failovers "$c1")
+if [ $rc -eq 0 ] && [ "$syns" = "1 1 1" ] && [ "$fov" -eq 2 ] && [[ "$fo_att" =~ ^sent\ 2\.0\.0\ 198\.19\.0\.2\ [0-9.]+\;$ ]]; then
+	ok "next hops tried in order: 2526 refused, then 2528 refused, then delivered by :25 (SYNs 2526/2528/2528-after-2526: $syns, failovers +$fov, record: $fo_att)"
 else
-	not_ok "failover: $(cat "$CONF/fo.cmp")"
+	not_ok "failover: SYNs 2526/2528/2528-after-2526 '$syns' (want 1 1 1), failovers +$fov (want 2), records '$fo_att' (want one, sent by 198.19.0.2:25); $(cat "$CONF/fo.cmp")"
 fi
 
 # 9. A next hop that needs DNS: deferred with 4.4.3, never dropped.
@@ -305,15 +380,21 @@ else
 	not_ok "release + flush: $(cat "$CONF/down.cmp")"
 fi
 
-# 11. Postfix smtp-sink as a next hop.
-"$LAB" exec srv timeout 120 smtp-sink -u nobody 198.19.0.2:2527 64 >/dev/null 2>&1 &
+# 11. Postfix smtp-sink as a next hop; it dumps every transaction it takes
+#     (-d) so the count is the next hop's, not Postern's.
+mkdir -p "$CONF/psink" && chmod 777 "$CONF/psink"
+"$LAB" exec srv timeout 120 smtp-sink -u nobody -d "$CONF/psink/%H%M%S." 198.19.0.2:2527 64 >/dev/null 2>&1 &
 sleep 0.5
 counters_json >"$c1"
 send "$CONF/psink.log" --count 10 --threads 2 --per-conn 5 --kinds plain,dots,8bit,big --prefix ps --domain psink.example >/dev/null 2>&1
-if wait_for 30 delta_ge delivery_rcpts_delivered "$c1" 10; then
-	ok "Postfix smtp-sink as the next hop: 10 messages delivered"
+psink_ids() { cat "$CONF"/psink/* 2>/dev/null | sed -n 's/^X-Pg-Id: \(ps[0-9]*\)\r\{0,1\}$/\1/p' | sort -u | wc -l; }
+psink_done() { [ "$(psink_ids)" -ge 10 ]; }
+wait_for 30 psink_done
+if [ "$(grep -c '"code": 250' "$CONF/psink.log")" -eq 10 ] && [ "$(psink_ids)" -eq 10 ] &&
+	[ "$(find "$CONF/psink" -type f | wc -l)" -eq 10 ]; then
+	ok "Postfix smtp-sink as the next hop: 10 messages accepted, 10 transactions dumped by smtp-sink, each message once (delivered +$(ctr_delta delivery_rcpts_delivered "$c1"))"
 else
-	not_ok "smtp-sink: delivered +$(ctr_delta delivery_rcpts_delivered "$c1")"
+	not_ok "smtp-sink: $(grep -c '"code": 250' "$CONF/psink.log") accepted, $(find "$CONF/psink" -type f | wc -l) transactions at smtp-sink, $(psink_ids) distinct messages (want 10 of each)"
 fi
 pkill -f "smtp-sink .*198.19.0.2:2527" 2>/dev/null
 

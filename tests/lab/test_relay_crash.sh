@@ -65,7 +65,7 @@ EOF
 [ $? -eq 0 ] && ok "load done: $(cat "$CONF/send.sum")" || not_ok "load: $(cat "$CONF/send.sum") $(tail -n 2 "$CONF/send.out")"
 
 # Every acknowledged message at the next hop, byte for byte.
-if python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/load.log" "$SINK" --wait 180 >"$CONF/cmp.json"; then
+if python3 "$TOP/tests/lab/relaycheck.py" compare "$CONF/load.log" "$SINK" --wait 180 --allow-unacked >"$CONF/cmp.json"; then
 	ok "every message that got a 250 was delivered, none lost: $(cat "$CONF/cmp.json")"
 else
 	not_ok "lost or damaged after crashes: $(cut -c1-600 "$CONF/cmp.json")"

@@ -151,6 +151,9 @@ cat >>"$CONF/postern.conf" <<EOF
 tls_certificates = $CERTS/postern-ecdsa.pem $CERTS/postern-rsa.pem
 smtp_tls_CAfile = $CERTS/ca.pem
 smtpd_tls_required_senders = partner.example
+# a JSON log of this run only: the default file keeps every run's records,
+# and a record of an earlier run must not pass for one of this run
+log_file = $CONF/postern.log
 EOF
 
 "$LAB" start "$CONF" >/dev/null || { not_ok "lab start"; tap_done; exit 1; }
@@ -439,23 +442,48 @@ check "per-sender requirement: the same over TLS gets 250" bash -c "echo '$out' 
 out=$("$LAB" exec cli python3 "$PROBE" plain-other "$CERTS/ca.pem" 2>&1)
 check "other senders may still use plaintext (public MX behaviour)" bash -c "echo '$out' | grep -q '^250'"
 
-# per network, then per listener: reload, plaintext MAIL refused
+# per network, then per listener: reload, plaintext MAIL refused. Each
+# reload must publish a new generation that every worker adopted, and
+# `policy inbound` must name the rule that now decides for the client, so a
+# 530 cannot come from a rule left over from the step before.
+gen_now() { "$LAB" ctl status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])'; }
+# reload_adopted: reload --wait; ok if a generation newer than before is adopted by every worker
+reload_adopted() {
+	local g0
+	g0=$(gen_now)
+	"$LAB" ctl reload --wait --json >"$CONF/reload.json" 2>&1
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] and d["generation"] > int(sys.argv[2]) and d["adoption"]["adopted"] and not d["adoption"]["lagging"], d' \
+		"$CONF/reload.json" "$g0"
+}
+# inbound_reason CLIENT SENDER REASON yes|no: what policy inbound says on the live snapshot
+inbound_reason() {
+	"$LAB" ctl policy inbound "$1" "$2" --json 2>&1 | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d)
+assert d["reason"] == sys.argv[1] and d["required"] == (sys.argv[2] == "yes"), d
+if sys.argv[1] == "listener":  # the network rule of the step before is gone
+    assert not d["checks"]["network"]["required"], d' "$3" "$4"
+}
 echo "smtpd_tls_required_networks = 198.18.0.0/24" >>"$CONF/postern.conf"
-"$LAB" ctl reload >/dev/null 2>&1
-sleep 0.5
+check "reload with smtpd_tls_required_networks: a new generation adopted by every worker" reload_adopted
+check "policy inbound: 198.18.0.2 must use TLS because of its network" inbound_reason 198.18.0.2 a@other.example network yes
 out=$("$LAB" exec cli swaks --server 198.18.0.1 --from a@other.example --to x@valid.tls.test 2>&1)
 check "per-network requirement: plaintext MAIL gets 530 5.7.0" bash -c "echo \"\$0\" | grep -q '<\*\* 530 5.7.0'" "$out"
 out=$("$LAB" exec cli swaks --server 198.18.0.1 --tls --from a@other.example --to x@valid.tls.test 2>&1)
 check "per-network requirement: over TLS the mail goes" bash -c "echo \"\$0\" | grep -q '<~  250 2.0.0 Ok: queued'" "$out"
 sed -i '/^smtpd_tls_required_networks/d' "$CONF/postern.conf"
 echo "smtpd_tls_security_level = encrypt" >>"$CONF/postern.conf"
-"$LAB" ctl reload >/dev/null 2>&1
-sleep 0.5
+check "reload with smtpd_tls_security_level = encrypt (and no required network): a new generation adopted" reload_adopted
+check "policy inbound: now the listener level decides, the network rule is gone" inbound_reason 198.18.0.2 a@other.example listener yes
 out=$("$LAB" exec cli swaks --server 198.18.0.1 --from a@other.example --to x@valid.tls.test 2>&1)
 check "listener requirement (encrypt): plaintext MAIL gets 530 5.7.0" bash -c "echo \"\$0\" | grep -q '<\*\* 530 5.7.0'" "$out"
 sed -i '/^smtpd_tls_security_level/d' "$CONF/postern.conf"
-"$LAB" ctl reload >/dev/null 2>&1
-sleep 0.5
+check "reload back to optional TLS: a new generation adopted" reload_adopted
+check "policy inbound: nothing required of 198.18.0.2 any more" inbound_reason 198.18.0.2 a@other.example none no
 
 # session resumption across workers: one full handshake, then tickets
 "$LAB" exec cli bash -c "echo QUIT | timeout 10 openssl s_client -starttls smtp -connect 198.18.0.1:25 \
@@ -497,8 +525,7 @@ rotpid=$!
 for _ in $(seq 100); do [ -f "$CONF/rot.flag" ] && break; sleep 0.1; done
 MKCERTS_FORCE=1 "$TOP/tests/lab/mkcerts.sh" "$CONF/certs2" >/dev/null
 sed -i "s#^tls_certificates.*#tls_certificates = $CONF/certs2/postern-ecdsa.pem $CERTS/postern-rsa.pem#" "$CONF/postern.conf"
-"$LAB" ctl reload >/dev/null 2>&1
-sleep 0.5
+check "reload with the rotated certificate: a new generation adopted by every worker" reload_adopted
 new=$("$LAB" exec cli python3 "$PROBE" ecdsa "$CONF/certs2/ca.pem" 2>&1 | awk '{print $4}')
 touch "$CONF/rot.done"
 wait "$rotpid"
@@ -537,4 +564,63 @@ else
 	not_ok "testssl.sh is not installed (tools/deps.sh installs it)"
 fi
 
+# ---- the strict cells again, after their retries ----------------------------
+# The matrix above looked once, right after the first attempts. Every
+# deferred (D) cell stays queued and is retried (2s, 4s, 8s ...): wait until
+# the delivery records show at least two attempts for each, then look again
+# at every next hop. Each attempt must be a 4.7.x deferral, and nothing of a
+# D cell - nor any strict cell in plaintext - may have reached a next hop.
+dcells=(rcpt@pfx-fpwrong.tls.test)
+for c in "${cells[@]}"; do [ "${EXPECT[$c]}" = D ] && dcells+=("rcpt@${c%%:*}-${c#*:}.tls.test"); done
+# d_attempts: "FEWEST RCPT NBAD DETAILS" over the delivery records of the D cells
+d_attempts() {
+	log_json >"$CONF/log2.json"
+	python3 - "$CONF/log2.json" "${dcells[@]}" <<'PYEOF'
+import json, sys
+att = {r: [] for r in sys.argv[2:]}
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "delivery attempt" and e.get("to") in att:
+        att[e["to"]].append((e.get("status"), e.get("dsn", "")))
+fewest = min(att.items(), key=lambda kv: len(kv[1]))
+bad = {r: a for r, a in att.items() if any(s != "deferred" or not d.startswith("4.7.") for s, d in a)}
+print(len(fewest[1]), fewest[0], len(bad), json.dumps(dict(list(bad.items())[:3])))
+PYEOF
+}
+for _ in $(seq 120); do
+	set -- $(d_attempts)
+	[ "${1:-0}" -ge 2 ] && break
+	sleep 0.5
+done
+d_attempts >"$CONF/d_attempts.txt"
+delivered >"$CONF/delivered2.txt"
+read -r fewest fewest_rcpt nbad rest <"$CONF/d_attempts.txt"
+arrived=$(python3 - "$CONF/delivered2.txt" "${dcells[@]}" <<'PYEOF'
+import sys
+d = set(sys.argv[2:])
+print(sum(1 for l in open(sys.argv[1]) if l.split()[0] in d))
+PYEOF
+)
+if [ "${fewest:-0}" -ge 2 ] && [ "${nbad:-1}" -eq 0 ] && [ "${arrived:-1}" -eq 0 ]; then
+	ok "after the retries: each of the ${#dcells[@]} deferred cells tried at least $fewest times, every attempt deferred with 4.7.x, none of them at any next hop"
+else
+	not_ok "deferred cells after the retries: fewest attempts $fewest ($fewest_rcpt), $nbad with an attempt that was not a 4.7.x deferral $rest, $arrived arrived at a next hop"
+fi
+leak=$(python3 - "$CONF/delivered2.txt" <<'PYEOF'
+import sys
+bad = [l for l in open(sys.argv[1]) if l.split()[1] == "plain" and
+       l.split("@")[1].split("-")[0] in ("encrypt", "fingerprint", "verify", "secure")]
+print(len(bad))
+PYEOF
+)
+check "at the end, still no strict cell delivered in plaintext" test "$leak" = 0
+if [ "$pfx_ok" = 1 ]; then
+	check "at the end, Postfix still has only its 2 messages (the pinned cell never went)" \
+		test "$("$TOP/tests/lab/postfix-inst.sh" count "$PFX")" = 2
+fi
+
 tap_done
+

@@ -460,6 +460,10 @@ static const struct bad_case {
      "%s:3: bad value for message_size_limit: \"65G\": must be between 0 and 64G"},
     {"recipient limit zero", BASE "smtpd_recipient_limit = 0\n",
      "%s:3: bad value for smtpd_recipient_limit: \"0\": must be an integer 1..100000"},
+    {"hopcount limit zero", BASE "hopcount_limit = 0\n",
+     "%s:3: bad value for hopcount_limit: \"0\": must be an integer 1..1000"},
+    {"hopcount limit high", BASE "hopcount_limit = 1001\n",
+     "%s:3: bad value for hopcount_limit: \"1001\": must be an integer 1..1000"},
     {"bare newline yes", BASE "smtpd_forbid_bare_newline = yes\n",
      "%s:3: bad value for smtpd_forbid_bare_newline: \"yes\": expected reject or"
      " normalize"},
@@ -918,6 +922,7 @@ static void check_smtp_defaults(const struct pg_conf *c)
 	assert_string_equal(c->smtp.spool_directory, "/var/spool/postern");
 	assert_int_equal(c->smtp.message_size_limit, 10240000); /* Postfix */
 	assert_int_equal(c->smtp.recipient_limit, 1000);
+	assert_int_equal(c->smtp.hopcount_limit, 50); /* Postfix */
 	assert_false(c->smtp.bare_normalize);
 	/* the machine's name, as Postfix (or localhost if it is not a host name) */
 	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
@@ -934,6 +939,7 @@ static void check_smtp(const struct pg_conf *c)
 	assert_string_equal(c->smtp.myhostname, "MX-1.example.COM");
 	assert_int_equal(c->smtp.message_size_limit, 0);
 	assert_int_equal(c->smtp.recipient_limit, 100000);
+	assert_int_equal(c->smtp.hopcount_limit, 7);
 	assert_true(c->smtp.bare_normalize);
 }
 
@@ -1071,7 +1077,7 @@ static const struct good_case {
     {"smtp",
      BASE "smtp_service = yes\nsmtp_listen_port = 2525\nsmtp_max_sessions = 1048576\n"
           "spool_directory = /var/spool/postern-lab/\nmyhostname = MX-1.example.COM\n"
-          "message_size_limit = 0\nsmtpd_recipient_limit = 100000\n"
+          "message_size_limit = 0\nsmtpd_recipient_limit = 100000\nhopcount_limit = 7\n"
           "smtpd_forbid_bare_newline = Normalize\n",
      check_smtp},
     {"inbound tls defaults", BASE, check_inbound_tls_defaults},

@@ -170,7 +170,7 @@ static void test_tls_outcomes(void **state)
 
 	assert_int_equal(tlsstats_add(&t, "Example.com", 11, "verified", 8), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "example.com", 11, "verified", 8), PG_OK);
-	assert_int_equal(tlsstats_add(&t, "example.com", 11, "none", 4), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.com", 11, "not_sent", 8), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "q\"uo\\te.example", 15, "deferred", 8), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "example.org", 11, "tls13", 5), PG_DECLINED);
 	metrics_render(&b, rg, &t, 0);
@@ -183,7 +183,7 @@ static void test_tls_outcomes(void **state)
 	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"plaintext\"} 0\n"
 	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"deferred\"} 0\n"
 	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"would_defer\"} 0\n"
-	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"none\"} 1\n"
+	    "postern_delivery_tls_total{domain=\"example.com\",outcome=\"not_sent\"} 1\n"
 	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
 	    "outcome=\"verified\"} 0\n"
 	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
@@ -197,7 +197,7 @@ static void test_tls_outcomes(void **state)
 	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
 	    "outcome=\"would_defer\"} 0\n"
 	    "postern_delivery_tls_total{domain=\"q\\\"uo\\\\te.example\","
-	    "outcome=\"none\"} 0\n"
+	    "outcome=\"not_sent\"} 0\n"
 	    "%spostern_delivery_tls_skipped_total 1\n",
 	    skipped);
 	assert_string_equal(b.p, want.p);
@@ -211,7 +211,7 @@ static void test_tls_outcomes(void **state)
 	snprintf(t.rows[0].domain, sizeof(t.rows[0].domain), "line\nfeed");
 	metrics_render(&b, rg, &t, 0);
 	assert_non_null(strstr(
-	    b.p, "\npostern_delivery_tls_total{domain=\"line\\nfeed\",outcome=\"none\"} 1\n"));
+	    b.p, "\npostern_delivery_tls_total{domain=\"line\\nfeed\",outcome=\"not_sent\"} 1\n"));
 	ctl_buf_free(&b);
 	tlsstats_free(&t);
 	shm_detach(&m);

@@ -260,7 +260,7 @@ static void test_stats_tls_outcomes(void **state)
 	assert_int_equal(tlsstats_init(&t, 2), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "Example.COM", 11, "verified", 8), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "example.com", 11, "verified", 8), PG_OK);
-	assert_int_equal(tlsstats_add(&t, "example.com", 11, "none", 4), PG_OK);
+	assert_int_equal(tlsstats_add(&t, "example.com", 11, "not_sent", 8), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "mx.test", 7, "would_defer", 11), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "third.example", 13, "plaintext", 9), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "fourth.example", 14, "fingerprint", 11), PG_OK);
@@ -273,7 +273,7 @@ static void test_stats_tls_outcomes(void **state)
 	         "\n"
 	         "deliveries by TLS outcome per domain, since posternd started:\n"
 	         "domain          verified  fingerprint    encrypted    plaintext     deferred "
-	         " would_defer         none\n"
+	         " would_defer     not_sent\n"
 	         "example.com            2            0            0            0            0 "
 	         "           0            1\n"
 	         "mx.test                0            0            0            0            0 "
@@ -290,11 +290,11 @@ static void test_stats_tls_outcomes(void **state)
 	    b.p, "{\"workers\":2,\"counters\":{\"rx_packets\":{\"total\":7,\"per_worker\":[7,0]}},"
 	         "\"tls_outcomes\":{"
 	         "\"example.com\":{\"verified\":2,\"fingerprint\":0,\"encrypted\":0,"
-	         "\"plaintext\":0,\"deferred\":0,\"would_defer\":0,\"none\":1},"
+	         "\"plaintext\":0,\"deferred\":0,\"would_defer\":0,\"not_sent\":1},"
 	         "\"mx.test\":{\"verified\":0,\"fingerprint\":0,\"encrypted\":0,"
-	         "\"plaintext\":0,\"deferred\":0,\"would_defer\":1,\"none\":0},"
+	         "\"plaintext\":0,\"deferred\":0,\"would_defer\":1,\"not_sent\":0},"
 	         "\"other\":{\"verified\":0,\"fingerprint\":1,\"encrypted\":0,"
-	         "\"plaintext\":1,\"deferred\":0,\"would_defer\":0,\"none\":0}},"
+	         "\"plaintext\":1,\"deferred\":0,\"would_defer\":0,\"not_sent\":0}},"
 	         "\"tls_outcomes_skipped\":1}\n");
 	ctl_buf_free(&b);
 	tlsstats_free(&t);

@@ -193,7 +193,7 @@ static void m_abi(struct snap_header *h, size_t len)
 static void m_minor(struct snap_header *h, size_t len)
 {
 	(void)len;
-	h->abi_minor = 9;
+	h->abi_minor = SNAP_ABI_MINOR + 1;
 }
 static void m_size_small(struct snap_header *h, size_t len)
 {

@@ -59,7 +59,7 @@ static uint64_t count(const struct tlsstats *t, const char *domain, enum tlsstat
 static void test_outcome_names(void **state)
 {
 	static const char *const names[] = {"verified", "fingerprint", "encrypted", "plaintext",
-	                                    "deferred", "would_defer", "none"};
+	                                    "deferred", "would_defer", "not_sent"};
 
 	(void)state;
 	assert_int_equal(TLSSTATS__COUNT, 7);
@@ -68,6 +68,8 @@ static void test_outcome_names(void **state)
 		assert_int_equal(tlsstats_outcome_parse(names[i], strlen(names[i])), (int)i);
 	}
 	assert_string_equal(tlsstats_outcome_name(7), "unknown");
+	/* records of a dataplane from before not_sent said "none" */
+	assert_int_equal(tlsstats_outcome_parse("none", 4), TLSSTATS_NOT_SENT);
 	assert_int_equal(tlsstats_outcome_parse("verif", 5), -1);
 	assert_int_equal(tlsstats_outcome_parse("verifiedx", 9), -1);
 	assert_int_equal(tlsstats_outcome_parse("VERIFIED", 8), -1);
@@ -88,8 +90,10 @@ static const struct event_case {
      TLSSTATS_VERIFIED},
     {"deferred", NULL, "carol@mx.test", "deferred", "deferred", PG_OK, "mx.test",
      TLSSTATS_DEFERRED},
-    {"no route: outcome none", NULL, "dave@unrouted.example", "deferred", "none", PG_OK,
-     "unrouted.example", TLSSTATS_NONE},
+    {"no route: outcome not_sent", NULL, "dave@unrouted.example", "deferred", "not_sent", PG_OK,
+     "unrouted.example", TLSSTATS_NOT_SENT},
+    {"older dataplane: none", NULL, "dave@unrouted.example", "deferred", "none", PG_OK,
+     "unrouted.example", TLSSTATS_NOT_SENT},
     {"quoted local part with @", NULL, "\"a@b\"@Quoted.Example", "sent", "encrypted", PG_OK,
      "quoted.example", TLSSTATS_ENCRYPTED},
     {"address literal", NULL, "root@[192.0.2.1]", "bounced", "plaintext", PG_OK, "[192.0.2.1]",
@@ -167,7 +171,7 @@ static void test_events(void **state)
 	}
 	assert_int_equal(t.skipped, skipped);
 	assert_int_equal(count(&t, "example.com", TLSSTATS_VERIFIED), 2);
-	assert_int_equal(count(&t, "unrouted.example", TLSSTATS_NONE), 1);
+	assert_int_equal(count(&t, "unrouted.example", TLSSTATS_NOT_SENT), 2);
 	assert_int_equal(t.nrows, 8);
 	for (uint32_t i = 1; i < t.nrows; i++)
 		assert_true(strcmp(t.rows[i - 1].domain, t.rows[i].domain) < 0);
@@ -223,7 +227,7 @@ static void test_domain_kept(void **state)
 	assert_int_equal(count(&t, want, TLSSTATS_VERIFIED), 1);
 	/* the length given is the end, NUL or not */
 	assert_int_equal(tlsstats_add(&t, "short.example.org", 13, "none", 4), PG_OK);
-	assert_int_equal(count(&t, "short.example", TLSSTATS_NONE), 1);
+	assert_int_equal(count(&t, "short.example", TLSSTATS_NOT_SENT), 1);
 	tlsstats_free(&t);
 }
 
@@ -256,7 +260,7 @@ static void test_bound(void **state)
 	assert_int_equal(tlsstats_add(&t, "zzz.example", 11, "none", 4), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "aaa.example", 11, "none", 4), PG_OK);
 	assert_int_equal(t.nrows, 1001);
-	assert_int_equal(count(&t, "other", TLSSTATS_NONE), 2);
+	assert_int_equal(count(&t, "other", TLSSTATS_NOT_SENT), 2);
 	/* a domain already in the table keeps its row */
 	assert_int_equal(tlsstats_add(&t, "d0500.example", 13, "verified", 8), PG_OK);
 	assert_int_equal(count(&t, "d0500.example", TLSSTATS_VERIFIED), 2);
@@ -272,7 +276,7 @@ static void test_bound(void **state)
 	assert_int_equal(tlsstats_add(&t, "a.example", 9, "none", 4), PG_OK);
 	assert_int_equal(tlsstats_add(&t, "b.example", 9, "none", 4), PG_OK);
 	assert_int_equal(t.nrows, 1);
-	assert_int_equal(count(&t, "other", TLSSTATS_NONE), 2);
+	assert_int_equal(count(&t, "other", TLSSTATS_NOT_SENT), 2);
 	tlsstats_free(&t);
 }
 

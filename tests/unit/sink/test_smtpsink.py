@@ -402,6 +402,12 @@ def t_greeting():
     check(r.eof(), "421 greeting keeps the connection")
     r.close()
     s.stop()
+    s = Sink("hangup", "--hangup-after-greeting")
+    r = Raw(s.port, greeting=False)
+    r.expect(220)
+    check(r.eof(), "--hangup-after-greeting keeps the connection")
+    r.close()
+    s.stop()
 
 
 def t_limits():

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,7 @@ void golden_out_as_text(const struct strbuf *out, size_t from, struct strbuf *tx
 }
 
 void golden_append_produced(struct strbuf *file, char speaker, const struct strbuf *out,
-			    size_t *out_mark, const struct strbuf *up, size_t *up_mark)
+                            size_t *out_mark, const struct strbuf *up, size_t *up_mark)
 {
 	struct strbuf o = {0};
 
@@ -142,13 +143,72 @@ void golden_run_splits(struct golden *g, golden_run_fn run)
 	}
 }
 
+/* Write FILE over PATH unless PATH holds exactly that already: true if written. */
+static bool golden_replace(const char *path, const struct strbuf *file)
+{
+	FILE *f = fopen(path, "rb");
+	char *old = malloc(file->len + 1);
+	size_t n = 0;
+	bool same;
+
+	assert_non_null(old);
+	if (f != NULL) {
+		n = fread(old, 1, file->len + 1, f);
+		fclose(f);
+	}
+	same = f != NULL && n == file->len && memcmp(old, file->p ? file->p : "", n) == 0;
+	free(old);
+	if (same)
+		return false;
+	f = fopen(path, "wb");
+	if (f == NULL)
+		fail_msg("cannot write %s", path);
+	if (fwrite(file->p, 1, file->len, f) != file->len || fclose(f) != 0)
+		fail_msg("cannot write %s", path);
+	return true;
+}
+
+void golden_test(const char *path, char input, char output, golden_build_fn build,
+                 golden_run_fn run)
+{
+	const char *regen = getenv("SMTP_GOLDEN_REGEN");
+	struct golden *g;
+	bool rewritten = false;
+
+	if (regen != NULL && strcmp(regen, "1") != 0)
+		fail_msg(
+		    "SMTP_GOLDEN_REGEN=\"%s\": only SMTP_GOLDEN_REGEN=1 rewrites the transcripts; "
+		    "unset it to check them (%s not touched)",
+		    regen, path);
+	g = calloc(1, sizeof(*g));
+	assert_non_null(g);
+	golden_load(g, path, input, output);
+	if (regen != NULL) {
+		struct strbuf file = {0};
+
+		build(g, &file);
+		rewritten = golden_replace(path, &file);
+		sb_free(&file);
+		golden_free(g);
+		golden_load(g, path, input, output);
+	}
+	golden_run_splits(g, run);
+	golden_free(g);
+	free(g);
+	if (rewritten)
+		fail_msg(
+		    "%s: rewritten by SMTP_GOLDEN_REGEN=1 - review it with git diff, then run "
+		    "again without the variable (a run that rewrote a transcript never passes)",
+		    path);
+}
+
 static int golden_cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 int golden_run_dir(const char *group, const char *dir, void (*fn)(void **state),
-		   const struct CMUnitTest *fixed, size_t nfixed)
+                   const struct CMUnitTest *fixed, size_t nfixed)
 {
 	struct CMUnitTest *tests;
 	char **names = NULL;

@@ -54,7 +54,7 @@ char *golden_strdup(const char *s);
  * lines as "SPEAKER: ..." and upcalls as "U: ...", and advance the marks.
  */
 void golden_append_produced(struct strbuf *file, char speaker, const struct strbuf *out,
-			    size_t *out_mark, const struct strbuf *up, size_t *up_mark);
+                            size_t *out_mark, const struct strbuf *up, size_t *up_mark);
 
 /*
  * Run the transcript whole, one byte at a time, and split in two at every
@@ -63,12 +63,26 @@ void golden_append_produced(struct strbuf *file, char speaker, const struct strb
 typedef void (*golden_run_fn)(struct golden *g, size_t cut, bool bytewise, const char *mode);
 void golden_run_splits(struct golden *g, golden_run_fn run);
 
+/* Regeneration: the whole new text of g's file into *file. */
+typedef void (*golden_build_fn)(struct golden *g, struct strbuf *file);
+
+/*
+ * One transcript test: load PATH and run every split with run(). With
+ * SMTP_GOLDEN_REGEN=1 the file is first rebuilt with build() and written
+ * back if it changed; a file so rewritten fails its test (the run must be
+ * reviewed and repeated without the variable before it can pass). Any
+ * other value of SMTP_GOLDEN_REGEN ("0", "") fails every test, rewriting
+ * nothing.
+ */
+void golden_test(const char *path, char input, char output, golden_build_fn build,
+                 golden_run_fn run);
+
 /*
  * One cmocka test per .txt file in DIR (sorted; each test's state is the path),
  * followed by the `fixed` tests. Returns cmocka's result.
  */
 struct CMUnitTest;
 int golden_run_dir(const char *group, const char *dir, void (*fn)(void **state),
-		   const struct CMUnitTest *fixed, size_t nfixed);
+                   const struct CMUnitTest *fixed, size_t nfixed);
 
 #endif

@@ -345,6 +345,8 @@ bool harness_config(struct harness *h, const char *line)
 			h->cfg.max_message_size = strtoull(v, NULL, 10);
 		else if (!strcmp(w, "rcpt"))
 			h->cfg.max_rcpt = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(w, "hops"))
+			h->cfg.max_hops = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(w, "errors"))
 			h->cfg.hard_error_limit = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(w, "linemax"))
