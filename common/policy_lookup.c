@@ -111,7 +111,7 @@ static int policy_lower(const char *in, char *out)
 	if (n > 1 && in[n - 1] == '.')
 		n--;
 	if (n > SNAP_NAME_MAX)
-		return -1;
+		return PG_ERROR;
 	for (size_t i = 0; i < n; i++) {
 		char c = in[i];
 
@@ -295,19 +295,19 @@ bool relay_client_allowed(const struct snap_header *h, uint32_t addr)
 
 /* ---- inbound TLS requirements (ABI 1.6) ---- */
 
-static const char *const inbound_tls_reasons[] = {
+static const char *const policy_inbound_reasons[] = {
     [INBOUND_TLS_NOT_REQUIRED] = "none",
-    [INBOUND_TLS_LISTENER] = "listener",
-    [INBOUND_TLS_NETWORK] = "network",
-    [INBOUND_TLS_SENDER] = "sender",
+    [POLICY_INBOUND_LISTENER] = "listener",
+    [POLICY_INBOUND_NETWORK] = "network",
+    [POLICY_INBOUND_SENDER] = "sender",
 };
 
-const char *inbound_tls_reason_name(enum inbound_tls_reason r)
+const char *policy_inbound_reason_name(enum policy_inbound_reason r)
 {
-	return (unsigned)r <= INBOUND_TLS_SENDER ? inbound_tls_reasons[r] : "?";
+	return (unsigned)r <= POLICY_INBOUND_SENDER ? policy_inbound_reasons[r] : "?";
 }
 
-const struct snap_cidr *inbound_tls_network(const struct snap_header *h, uint32_t client_ip)
+const struct snap_cidr *policy_inbound_network(const struct snap_header *h, uint32_t client_ip)
 {
 	uint32_t n;
 	const struct snap_cidr *c = snap_section(h, SNAP_SEC_INBOUND_TLS_NETWORKS, &n);
@@ -323,8 +323,8 @@ const struct snap_cidr *inbound_tls_network(const struct snap_header *h, uint32_
 	return best;
 }
 
-const struct snap_name_key *inbound_tls_sender(const struct snap_header *h,
-                                               const char *sender_domain, enum policy_match *m)
+const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
+                                                  const char *sender_domain, enum policy_match *m)
 {
 	char name[SNAP_NAME_MAX + 1];
 	struct policy_table t;
@@ -345,10 +345,10 @@ const struct snap_name_key *inbound_tls_sender(const struct snap_header *h,
 	return policy_walk(h, &t, name, (size_t)len, m);
 }
 
-bool inbound_tls_required(const struct snap_header *h, uint32_t client_ip,
-                          const char *sender_domain, struct inbound_tls_verdict *why)
+bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
+                             const char *sender_domain, struct policy_inbound_verdict *why)
 {
-	struct inbound_tls_verdict v = {
+	struct policy_inbound_verdict v = {
 	    .level = SNAP_TLS_MAY,
 	    .protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3,
 	    .mandatory_protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3,
@@ -361,18 +361,19 @@ bool inbound_tls_required(const struct snap_header *h, uint32_t client_ip,
 		v.protocols = v.settings->protocols;
 		v.mandatory_protocols = v.settings->mandatory_protocols;
 		if (v.level == SNAP_TLS_ENCRYPT)
-			v.reason = INBOUND_TLS_LISTENER;
+			v.reason = POLICY_INBOUND_LISTENER;
 		else if (v.level != SNAP_TLS_NONE &&
-		         (v.network = inbound_tls_network(h, client_ip)) != NULL)
-			v.reason = INBOUND_TLS_NETWORK;
+		         (v.network = policy_inbound_network(h, client_ip)) != NULL)
+			v.reason = POLICY_INBOUND_NETWORK;
 		else if (v.level != SNAP_TLS_NONE &&
-		         (v.sender = inbound_tls_sender(h, sender_domain, &v.sender_match)) != NULL)
-			v.reason = INBOUND_TLS_SENDER;
+		         (v.sender = policy_inbound_sender(h, sender_domain, &v.sender_match)) !=
+		             NULL)
+			v.reason = POLICY_INBOUND_SENDER;
 	} else {
 		v.settings = NULL;
 	}
 	v.required = v.reason != INBOUND_TLS_NOT_REQUIRED;
-	if (v.reason == INBOUND_TLS_LISTENER || v.reason == INBOUND_TLS_NETWORK)
+	if (v.reason == POLICY_INBOUND_LISTENER || v.reason == POLICY_INBOUND_NETWORK)
 		v.protocols = v.mandatory_protocols;
 	if (why != NULL)
 		*why = v;

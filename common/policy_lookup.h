@@ -102,18 +102,18 @@ uint8_t policy_default_level(const struct snap_header *h);
  * requires nothing. O(length of sender_domain) for step 3, one pass over at
  * most CONF_MYNETWORKS_MAX networks for step 2. Never allocates.
  */
-#define INBOUND_TLS_REPLY "530 5.7.0 Must issue a STARTTLS command first"
+#define POLICY_INBOUND_REPLY "530 5.7.0 Must issue a STARTTLS command first"
 
-enum inbound_tls_reason {
+enum policy_inbound_reason {
 	INBOUND_TLS_NOT_REQUIRED = 0, /* none applies (TLS optional or not offered) */
-	INBOUND_TLS_LISTENER,         /* smtpd_tls_security_level = encrypt */
-	INBOUND_TLS_NETWORK,          /* smtpd_tls_required_networks */
-	INBOUND_TLS_SENDER,           /* smtpd_tls_required_senders */
+	POLICY_INBOUND_LISTENER,      /* smtpd_tls_security_level = encrypt */
+	POLICY_INBOUND_NETWORK,       /* smtpd_tls_required_networks */
+	POLICY_INBOUND_SENDER,        /* smtpd_tls_required_senders */
 };
 
-struct inbound_tls_verdict {
+struct policy_inbound_verdict {
 	bool required;
-	enum inbound_tls_reason reason;
+	enum policy_inbound_reason reason;
 	uint8_t level; /* the listener's level, enum snap_tls_level */
 	/*
 	 * Versions the handshake may negotiate: smtpd_tls_mandatory_protocols
@@ -129,15 +129,15 @@ struct inbound_tls_verdict {
 	enum policy_match sender_match;          /* EXACT or PARENT */
 };
 
-const char *inbound_tls_reason_name(enum inbound_tls_reason r); /* "listener", ... */
+const char *policy_inbound_reason_name(enum policy_inbound_reason r); /* "listener", ... */
 
 /* Each step on its own (posternctl explains all three): the entry or NULL. */
-const struct snap_cidr *inbound_tls_network(const struct snap_header *h, uint32_t client_ip);
-const struct snap_name_key *inbound_tls_sender(const struct snap_header *h,
-                                               const char *sender_domain, enum policy_match *m);
+const struct snap_cidr *policy_inbound_network(const struct snap_header *h, uint32_t client_ip);
+const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
+                                                  const char *sender_domain, enum policy_match *m);
 
 /* client_ip is IPv4 in network order; why may be NULL. */
-bool inbound_tls_required(const struct snap_header *h, uint32_t client_ip,
-                          const char *sender_domain, struct inbound_tls_verdict *why);
+bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
+                             const char *sender_domain, struct policy_inbound_verdict *why);
 
 #endif

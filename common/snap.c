@@ -14,6 +14,8 @@
 
 #include <zlib.h>
 
+#include "result.h"
+#include "settings.h"
 #include "snap_format.h"
 
 #define SNAP_CHECKSUM_OFF offsetof(struct snap_header, checksum)
@@ -31,7 +33,7 @@ static int snap_fail(char *err, size_t errlen, const char *fmt, ...)
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
 	}
-	return -1;
+	return PG_ERROR;
 }
 
 /*
@@ -120,6 +122,8 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_route6);
 	case SNAP_SEC_DIAG_CLIENT6:
 		return sizeof(struct snap_diag_client6);
+	case SNAP_SEC_SETTINGS:
+		return sizeof(struct snap_setting);
 	}
 	return 0;
 }
@@ -161,13 +165,41 @@ static int snap_check_tcp(const struct snap_tcp *t, char *err, size_t errlen)
 		return snap_fail(err, errlen,
 		                 "tcp section: sndbuf + rcvbuf exceed max_buf_bytes %" PRIu64,
 		                 t->max_buf_bytes);
-	return 0;
+	return PG_OK;
 }
 
 /*
- * ABI 1.7 delivery settings: every field in the range postern.conf allows,
- * the schedule's used entries 1 s..1 d and the unused ones 0, so a reader
- * may index schedule_s[] by nschedule - 1 without a check of its own.
+ * ABI 2.0 settings: ids strictly increasing (no key twice), reserved 0,
+ * every id this reader knows within the range settings.h gives it; an id
+ * it does not know comes from a newer posternd and is skipped.
+ */
+static int snap_check_settings(const struct snap_setting *st, uint32_t n, char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct setting_def *d =
+		    st[i].id < SET__COUNT ? &setting_defs[st[i].id] : NULL;
+
+		if (i > 0 && st[i].id <= st[i - 1].id)
+			return snap_fail(err, errlen,
+			                 "settings section: id %" PRIu32 " after %" PRIu32
+			                 " (not increasing)",
+			                 st[i].id, st[i - 1].id);
+		if (st[i].reserved != 0)
+			return snap_fail(err, errlen,
+			                 "settings section: entry %" PRIu32 " reserved not 0", i);
+		if (d != NULL && (st[i].value < d->min || st[i].value > d->max))
+			return snap_fail(err, errlen,
+			                 "settings section: %s %" PRIu64 " out of range %" PRIu64
+			                 "..%" PRIu64,
+			                 d->name, st[i].value, d->min, d->max);
+	}
+	return PG_OK;
+}
+
+/*
+ * The delivery section (its scalars are settings): the schedule's used
+ * entries 1 s..1 d and the unused ones 0, so a reader may index
+ * schedule_s[] by nschedule - 1 without a check of its own.
  */
 static int snap_check_delivery(const struct snap_delivery *d, char *err, size_t errlen)
 {
@@ -176,11 +208,6 @@ static int snap_check_delivery(const struct snap_delivery *d, char *err, size_t 
 		uint64_t v, lo, hi;
 	} f[] = {
 	    {"flags", d->flags, 0, 0},
-	    {"concurrency_limit", d->concurrency_limit, 1, SNAP_DELIVERY_CONCURRENCY_MAX},
-	    {"connect_timeout_ms", d->connect_timeout_ms, SNAP_DELIVERY_CONNECT_MIN_MS,
-	     SNAP_DELIVERY_CONNECT_MAX_MS},
-	    {"cache_time_ms", d->cache_time_ms, 0, SNAP_DELIVERY_CACHE_MAX_MS},
-	    {"max_queue_lifetime_s", d->max_queue_lifetime_s, 0, SNAP_DELIVERY_LIFETIME_MAX},
 	    {"nschedule", d->nschedule, 1, SNAP_DELIVERY_SCHEDULE_MAX},
 	};
 
@@ -204,7 +231,7 @@ static int snap_check_delivery(const struct snap_delivery *d, char *err, size_t 
 	for (size_t i = 0; i < sizeof(d->reserved) / sizeof(d->reserved[0]); i++)
 		if (d->reserved[i] != 0)
 			return snap_fail(err, errlen, "delivery section: reserved[%zu] not 0", i);
-	return 0;
+	return PG_OK;
 }
 
 /*
@@ -225,11 +252,11 @@ static int snap_check_ticket_keys(const struct snap_tls_ticket_key *k, uint32_t 
 			                 i);
 	if (n == 2 && memcmp(k[0].name, k[1].name, sizeof(k[0].name)) == 0)
 		return snap_fail(err, errlen, "ticket keys 0 and 1 have the same name");
-	return 0;
+	return PG_OK;
 }
 
 /*
- * ABI 1.10 IPv6 sections, each on its own: counts within the limits,
+ * ABI 2.1 IPv6 sections, each on its own: counts within the limits,
  * prefix lengths, the diag client's fields; reserved fields 0. How ports
  * and routes relate (route order, port indexes) is checked at adoption,
  * as for IPv4.
@@ -291,7 +318,7 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 		                 ") outside the blob [%" PRIu64 ", %" PRIu64 ")",
 		                 i, s->offset, s->size, dir_end, size);
 	if (esize == 0)
-		return 0; /* unknown kind from a newer minor: skipped by readers */
+		return PG_OK; /* unknown kind from a newer minor: skipped by readers */
 	/* count * esize must fit in size; divide rather than multiply (overflow) */
 	if (s->count > s->size / esize)
 		return snap_fail(err, errlen,
@@ -369,8 +396,10 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 	case SNAP_SEC_TLS_TICKET_KEYS:
 		return snap_check_ticket_keys((const void *)(base + s->offset), s->count, err,
 		                              errlen);
+	case SNAP_SEC_SETTINGS:
+		return snap_check_settings((const void *)(base + s->offset), s->count, err, errlen);
 	}
-	return 0;
+	return PG_OK;
 }
 
 /* ---- ABI 1.1 name tables: checked once every section is in the blob ---- */
@@ -388,14 +417,14 @@ static int snap_check_str(const struct snap_names *v, struct snap_str s, const c
                           uint32_t i)
 {
 	if (s.off == 0 && s.len == 0)
-		return 0;
+		return PG_OK;
 	if (v->strings_size == 0 || s.off >= v->strings_size || s.len >= v->strings_size - s.off ||
 	    v->strings[s.off + s.len] != '\0' || memchr(v->strings + s.off, '\0', s.len) != NULL)
 		return snap_fail(v->err, v->errlen,
 		                 "%s of entry %" PRIu32 ": string [%" PRIu32 ", +%" PRIu32
 		                 ") is not a string of the strings section",
 		                 what, i, s.off, s.len);
-	return 0;
+	return PG_OK;
 }
 
 static uint64_t snap_hash(const char *s, size_t len)
@@ -413,7 +442,7 @@ static int snap_check_key(const struct snap_names *v, const struct snap_name_key
                           const char *table, uint32_t i, uint32_t kinds)
 {
 	if (snap_check_str(v, k->name, table, i) != 0)
-		return -1;
+		return PG_ERROR;
 	if (k->name.len == 0 || k->name.len > SNAP_NAME_MAX)
 		return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": key length %" PRIu32,
 		                 table, i, k->name.len);
@@ -423,7 +452,7 @@ static int snap_check_key(const struct snap_names *v, const struct snap_name_key
 	if (snap_hash(v->strings + k->name.off, k->name.len) != k->hash)
 		return snap_fail(v->err, v->errlen,
 		                 "%s entry %" PRIu32 ": hash does not match its key", table, i);
-	return 0;
+	return PG_OK;
 }
 
 /*
@@ -464,7 +493,7 @@ static int snap_check_index(const struct snap_names *v, const char *table, const
 			return snap_fail(v->err, v->errlen,
 			                 "%s index: entry %" PRIu32 " cannot be found", table, e);
 	}
-	return 0;
+	return PG_OK;
 }
 
 static const struct snap_section *snap_find(const struct snap_header *h, uint32_t kind)
@@ -486,7 +515,7 @@ static int snap_check_table(const struct snap_names *v, uint32_t kind, uint32_t 
 	*entries_out = NULL;
 	*n_out = 0;
 	if (t == NULL && x == NULL)
-		return 0;
+		return PG_OK;
 	if (t == NULL || x == NULL)
 		return snap_fail(v->err, v->errlen,
 		                 "%s: table without its index or index without"
@@ -495,13 +524,13 @@ static int snap_check_table(const struct snap_names *v, uint32_t kind, uint32_t 
 	for (uint32_t i = 0; i < t->count; i++)
 		if (snap_check_key(v, (const void *)(base + t->offset + (size_t)i * stride), table,
 		                   i, kinds) != 0)
-			return -1;
+			return PG_ERROR;
 	if (snap_check_index(v, table, (const uint32_t *)(base + x->offset), x->count,
 	                     base + t->offset, stride, t->count) != 0)
-		return -1;
+		return PG_ERROR;
 	*entries_out = base + t->offset;
 	*n_out = t->count;
-	return 0;
+	return PG_OK;
 }
 
 static int snap_check_tls(const struct snap_names *v, const struct snap_tls_policy *p, uint32_t n)
@@ -518,9 +547,9 @@ static int snap_check_tls(const struct snap_names *v, const struct snap_tls_poli
 		    snap_check_str(v, p[i].servername, "tls_policy servername", i) != 0 ||
 		    snap_check_str(v, p[i].tafile, "tls_policy tafile", i) != 0 ||
 		    snap_check_str(v, p[i].text, "tls_policy text", i) != 0)
-			return -1;
+			return PG_ERROR;
 	}
-	return 0;
+	return PG_OK;
 }
 
 static int snap_check_transport(const struct snap_names *v, const struct snap_transport *t,
@@ -538,7 +567,7 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 			                 ", +%" PRIu32 ") outside the %" PRIu32 " next hops",
 			                 i, t[i].nexthop_first, t[i].nexthop_count, nnh);
 		if (snap_check_str(v, t[i].text, "transport text", i) != 0)
-			return -1;
+			return PG_ERROR;
 	}
 	for (uint32_t i = 0; i < nnh; i++) {
 		if (nh[i].port == 0 || (nh[i].flags & ~(SNAP_NH_F_NO_MX | SNAP_NH_F_IP)) != 0 ||
@@ -547,9 +576,9 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 			                 "next hop %" PRIu32 ": port, flags or name missing", i);
 		if (snap_check_str(v, nh[i].host, "next hop host", i) != 0 ||
 		    snap_check_str(v, nh[i].dest, "next hop destination", i) != 0)
-			return -1;
+			return PG_ERROR;
 	}
-	return 0;
+	return PG_OK;
 }
 
 /* ---- ABI 1.5 SMTP service ---- */
@@ -565,24 +594,16 @@ static int snap_check_smtp(const struct snap_names *v)
 	} f[] = {
 	    {"listen_port", 0, 1, 65535},
 	    {"pad", 0, 0, 0},
-	    {"max_sessions", 0, 1, SNAP_SMTP_SESSIONS_MAX},
-	    {"recipient_limit", 0, 1, SNAP_SMTP_RCPT_MAX},
-	    {"message_size_limit", 0, 0, SNAP_SMTP_SIZE_MAX},
-	    {"hopcount_limit", 0, 0, SNAP_SMTP_HOPS_MAX},
 	    {"reserved", 0, 0, 0},
 	};
 	uint64_t val[sizeof(f) / sizeof(f[0])];
 
 	if (sec == NULL)
-		return 0;
+		return PG_OK;
 	t = (const void *)((const uint8_t *)v->h + sec->offset);
 	val[0] = t->listen_port;
 	val[1] = t->pad;
-	val[2] = t->max_sessions;
-	val[3] = t->recipient_limit;
-	val[4] = t->message_size_limit;
-	val[5] = t->hopcount_limit;
-	val[6] = t->reserved;
+	val[2] = t->reserved;
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (val[i] < f[i].lo || val[i] > f[i].hi)
 			return snap_fail(v->err, v->errlen,
@@ -594,7 +615,7 @@ static int snap_check_smtp(const struct snap_names *v)
 		                 (unsigned)(t->flags & ~SNAP_SMTP_F_ALL));
 	if (snap_check_str(v, t->myhostname, "smtp myhostname", 0) != 0 ||
 	    snap_check_str(v, t->spool_directory, "smtp spool_directory", 0) != 0)
-		return -1;
+		return PG_ERROR;
 	/* a non-empty string was found inside the strings section just above */
 	if (t->myhostname.len == 0 || t->myhostname.len > SNAP_SMTP_HOSTNAME_MAX)
 		return snap_fail(v->err, v->errlen, "smtp section: myhostname is not a host name");
@@ -614,7 +635,7 @@ static int snap_check_smtp(const struct snap_names *v)
 			return snap_fail(v->err, v->errlen,
 			                 "smtp section: spool_directory has a space or control"
 			                 " character");
-	return 0;
+	return PG_OK;
 }
 
 /* ---- ABI 1.6 inbound TLS requirements ---- */
@@ -626,7 +647,7 @@ static int snap_check_cidrs(const struct snap_names *v, uint32_t kind, const cha
 	const struct snap_cidr *c;
 
 	if (s == NULL)
-		return 0;
+		return PG_OK;
 	c = (const void *)((const uint8_t *)v->h + s->offset);
 	for (uint32_t i = 0; i < s->count; i++) {
 		uint32_t mask = c[i].len == 0 || c[i].len > 32 ? 0 : 0xffffffffu << (32 - c[i].len);
@@ -636,7 +657,7 @@ static int snap_check_cidrs(const struct snap_names *v, uint32_t kind, const cha
 			return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": bad prefix",
 			                 table, i);
 	}
-	return 0;
+	return PG_OK;
 }
 
 /*
@@ -655,7 +676,7 @@ static int snap_check_inbound_tls(const struct snap_names *v)
 	uint32_t n;
 
 	if (s == NULL && ns == NULL && ss == NULL && sx == NULL)
-		return 0;
+		return PG_OK;
 	if (s == NULL || ns == NULL || ss == NULL || sx == NULL)
 		return snap_fail(v->err, v->errlen,
 		                 "inbound tls: the settings, networks, senders and senders"
@@ -681,7 +702,7 @@ static int snap_check_inbound_tls(const struct snap_names *v)
 		                 "inbound tls section: level none with required networks or"
 		                 " senders");
 	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0)
-		return -1;
+		return PG_ERROR;
 	return snap_check_table(v, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
 	                        "inbound tls senders", sizeof(struct snap_name_key),
 	                        1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n);
@@ -697,7 +718,7 @@ static int snap_check_bytes(const struct snap_names *v, struct snap_bytes b, uin
 		                 "%s %" PRIu32 ": bytes [%" PRIu32 ", +%" PRIu32
 		                 ") outside the %" PRIu64 " DER bytes",
 		                 what, i, b.off, b.len, der_size);
-	return 0;
+	return PG_OK;
 }
 
 /*
@@ -718,7 +739,7 @@ static int snap_check_certs(const struct snap_names *v)
 	const struct snap_bytes *chain;
 
 	if (cs == NULL && ns == NULL && ks == NULL && ds == NULL)
-		return 0;
+		return PG_OK;
 	if (cs == NULL || ns == NULL || ks == NULL || ds == NULL)
 		return snap_fail(v->err, v->errlen,
 		                 "tls certificates: the certificate, name, chain and DER"
@@ -737,7 +758,7 @@ static int snap_check_certs(const struct snap_names *v)
 			                 "certificate %" PRIu32 ": key type %u out of range", i,
 			                 c[i].key_type);
 		if (snap_check_bytes(v, c[i].key, ds->size, "private key of certificate", i) != 0)
-			return -1;
+			return PG_ERROR;
 		if (c[i].chain_count == 0 || c[i].chain_count > ks->count ||
 		    c[i].chain_first > ks->count - c[i].chain_count)
 			return snap_fail(v->err, v->errlen,
@@ -753,14 +774,14 @@ static int snap_check_certs(const struct snap_names *v)
 			return snap_fail(v->err, v->errlen,
 			                 "certificate %" PRIu32 ": not_before after not_after", i);
 		if (snap_check_str(v, c[i].file, "certificate file", i) != 0)
-			return -1;
+			return PG_ERROR;
 	}
 	for (uint32_t i = 0; i < ks->count; i++)
 		if (snap_check_bytes(v, chain[i], ds->size, "chain entry", i) != 0)
-			return -1;
+			return PG_ERROR;
 	for (uint32_t i = 0; i < ns->count; i++) {
 		if (snap_check_str(v, names[i], "certificate name", i) != 0)
-			return -1;
+			return PG_ERROR;
 		if (names[i].len == 0 || names[i].len > SNAP_NAME_MAX)
 			return snap_fail(v->err, v->errlen,
 			                 "certificate name %" PRIu32 ": length %" PRIu32, i,
@@ -773,7 +794,7 @@ static int snap_check_certs(const struct snap_names *v)
 				                 "certificate name %" PRIu32 ": not lowercased", i);
 		}
 	}
-	return 0;
+	return PG_OK;
 }
 
 /* ---- ABI 1.8 trust anchors ---- */
@@ -795,7 +816,7 @@ static int snap_check_trust(const struct snap_names *v)
 	const struct snap_tls_trust *t;
 
 	if (ts == NULL && ds == NULL)
-		return 0;
+		return PG_OK;
 	if (ts == NULL || ds == NULL)
 		return snap_fail(v->err, v->errlen,
 		                 "trust anchors: the anchor and DER sections come together");
@@ -810,7 +831,7 @@ static int snap_check_trust(const struct snap_names *v)
 			return snap_fail(v->err, v->errlen,
 			                 "trust anchor %" PRIu32 ": reserved field not 0", i);
 		if (snap_check_bytes(v, t[i].der, ds->size, "trust anchor", i) != 0)
-			return -1;
+			return PG_ERROR;
 		if (t[i].policy == SNAP_TRUST_GLOBAL) {
 			if (i > 0 && t[i - 1].policy != SNAP_TRUST_GLOBAL)
 				return snap_fail(v->err, v->errlen,
@@ -837,7 +858,7 @@ static int snap_check_trust(const struct snap_names *v)
 			                 " after entry %" PRIu32 " (ascending order)",
 			                 i, t[i].policy, t[i - 1].policy);
 	}
-	return 0;
+	return PG_OK;
 }
 
 static int snap_validate_names(const struct snap_header *h, char *err, size_t errlen)
@@ -857,18 +878,18 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 	                         1u << SNAP_NAME_NEXTHOP,
 	                     &entries, &n) != 0 ||
 	    snap_check_tls(&v, (const void *)entries, n) != 0)
-		return -1;
+		return PG_ERROR;
 	if (snap_check_table(&v, SNAP_SEC_TRANSPORT, SNAP_SEC_TRANSPORT_INDEX, "transport",
 	                     sizeof(struct snap_transport),
 	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT |
 	                         1u << SNAP_NAME_WILDCARD,
 	                     &entries, &n) != 0 ||
 	    snap_check_transport(&v, (const void *)entries, n) != 0)
-		return -1;
+		return PG_ERROR;
 	if (snap_check_table(&v, SNAP_SEC_RELAY_DOMAINS, SNAP_SEC_RELAY_DOMAINS_INDEX,
 	                     "relay_domains", sizeof(struct snap_name_key),
 	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n) != 0)
-		return -1;
+		return PG_ERROR;
 	mn = snap_find(h, SNAP_SEC_MYNETWORKS);
 	for (uint32_t i = 0; mn != NULL && i < mn->count; i++) {
 		const struct snap_cidr *c = (const void *)((const uint8_t *)h + mn->offset);
@@ -883,9 +904,9 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 	        SNAP_TLS_LEVEL_MAX)
 		return snap_fail(err, errlen, "relay section: default TLS level out of range");
 	if (snap_check_smtp(&v) != 0 || snap_check_inbound_tls(&v) != 0)
-		return -1;
+		return PG_ERROR;
 	if (snap_check_certs(&v) != 0)
-		return -1;
+		return PG_ERROR;
 	return snap_check_trust(&v);
 }
 
@@ -925,7 +946,7 @@ int snap_validate(const void *blob, size_t len, char *err, size_t errlen)
 	for (uint32_t i = 0; i < h->nsections; i++) {
 		if (snap_validate_section(base, h->size, dir_end, i, &h->sections[i], err,
 		                          errlen) != 0)
-			return -1;
+			return PG_ERROR;
 		/* readers take the first section of a kind: a second one is a lie
 		 * (known kinds are all below 64, see snap_elem_size) */
 		if (snap_elem_size(h->sections[i].kind) != 0) {
@@ -940,12 +961,12 @@ int snap_validate(const void *blob, size_t len, char *err, size_t errlen)
 		}
 	}
 	if (snap_validate_names(h, err, errlen) != 0)
-		return -1;
+		return PG_ERROR;
 	sum = snap_checksum(blob, h->size);
 	if (sum != h->checksum)
 		return snap_fail(err, errlen, "checksum 0x%08" PRIx32 ", computed 0x%08" PRIx32,
 		                 h->checksum, sum);
-	return 0;
+	return PG_OK;
 }
 
 const void *snap_section(const struct snap_header *h, uint32_t kind, uint32_t *count)
@@ -972,10 +993,6 @@ void snap_delivery_default(struct snap_delivery *d)
 	static const uint32_t schedule_s[] = {300, 600, 1200, 2400, 4020};
 
 	memset(d, 0, sizeof(*d));
-	d->concurrency_limit = 20;
-	d->connect_timeout_ms = 30000;
-	d->cache_time_ms = 2000;
-	d->max_queue_lifetime_s = 5 * 86400;
 	d->nschedule = sizeof(schedule_s) / sizeof(schedule_s[0]);
 	memcpy(d->schedule_s, schedule_s, sizeof(schedule_s));
 }

@@ -16,15 +16,18 @@
 #include <stdint.h>
 
 #define SNAP_MAGIC 0x4e534750u /* "PGSN" little-endian */
-#define SNAP_ABI_MAJOR 1
-/* minor 1: TLS policy, transport and relay access sections; 2: inbound TLS
- * certificates and keys; 3: diagnostic client request; 4: TCP settings;
- * 5: the inbound SMTP service and the spool; 6: inbound TLS requirements;
- * 7: delivery (outbound SMTP) settings; 8: outbound trust anchors and
- * inbound session-ticket keys; 9: the SMTP section's hopcount_limit (a
- * reader before 9 refuses it: the field was reserved, 0); 10: IPv6 (port
- * addresses, routes, the diag client over IPv6) */
-#define SNAP_ABI_MINOR 10
+/*
+ * major 2: scalar settings moved from the SMTP and delivery sections to
+ * the settings section (common/settings.h), declared once.
+ * 1.x minors: 1 TLS policy, transport and relay access sections; 2 inbound
+ * TLS certificates and keys; 3 diagnostic client request; 4 TCP settings;
+ * 5 the inbound SMTP service and the spool; 6 inbound TLS requirements; 7
+ * delivery (outbound SMTP) settings; 8 outbound trust anchors and inbound
+ * session-ticket keys; 9 hopcount_limit.
+ * 2.x minors: 1 IPv6 (port addresses, routes, the diag client over IPv6).
+ */
+#define SNAP_ABI_MAJOR 2
+#define SNAP_ABI_MINOR 1
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -68,10 +71,12 @@ enum snap_section_kind {
 	SNAP_SEC_TLS_TRUST = 26,       /* struct snap_tls_trust[count], grouped by policy */
 	SNAP_SEC_TLS_TRUST_DER = 27,   /* uint8_t[count]: the DER blobs of TLS_TRUST */
 	SNAP_SEC_TLS_TICKET_KEYS = 28, /* struct snap_tls_ticket_key[count], count 0..2 */
-	/* ABI 1.10: IPv6 (see struct snap_port6) */
-	SNAP_SEC_PORTS6 = 29,       /* struct snap_port6[count]: one per port, or count 0 */
-	SNAP_SEC_ROUTES6 = 30,      /* struct snap_route6[count], longest prefix first */
-	SNAP_SEC_DIAG_CLIENT6 = 31, /* struct snap_diag_client6, count 0 or 1 */
+	/* ABI 2.0: the scalar keys of common/settings.h */
+	SNAP_SEC_SETTINGS = 29, /* struct snap_setting[count], by increasing id */
+	/* ABI 2.1: IPv6 (see struct snap_port6) */
+	SNAP_SEC_PORTS6 = 30,       /* struct snap_port6[count]: one per port, or count 0 */
+	SNAP_SEC_ROUTES6 = 31,      /* struct snap_route6[count], longest prefix first */
+	SNAP_SEC_DIAG_CLIENT6 = 32, /* struct snap_diag_client6, count 0 or 1 */
 };
 
 struct snap_section {
@@ -192,26 +197,17 @@ struct snap_tcp {
 #define SNAP_SMTP_F_BARE_NORMALIZE 0x2u  /* smtpd_forbid_bare_newline = normalize */
 #define SNAP_SMTP_F_ALL 0x3u
 
-#define SNAP_SMTP_SESSIONS_MAX (1u << 20)
-#define SNAP_SMTP_RCPT_MAX 100000u
-#define SNAP_SMTP_SIZE_MAX (UINT64_C(1) << 36) /* 64 GiB; 0 = no limit */
 #define SNAP_SMTP_HOSTNAME_MAX 253             /* RFC 1035 §2.3.4 */
 #define SNAP_SMTP_SPOOL_DIR_MAX 255            /* bytes; the spool adds w<N>/<segment> */
-#define SNAP_SMTP_HOPS_MAX 1000                /* hopcount_limit */
-#define SNAP_SMTP_HOPS_DEFAULT 50              /* Postfix's hopcount_limit; minor < 9 */
 
+/* The limits of the service are settings (settings.h): smtp_max_sessions, ... */
 struct snap_smtp {
 	uint32_t flags;               /* SNAP_SMTP_F_* */
 	uint16_t listen_port;         /* 1..65535 */
 	uint16_t pad;                 /* 0 */
-	uint32_t max_sessions;        /* per worker, 1..SNAP_SMTP_SESSIONS_MAX */
-	uint32_t recipient_limit;     /* per message, 1..SNAP_SMTP_RCPT_MAX */
-	uint64_t message_size_limit;  /* bytes, 0..SNAP_SMTP_SIZE_MAX, 0 = none */
 	struct snap_str myhostname;   /* letters, digits, '-', '.', 1..HOSTNAME_MAX */
 	struct snap_str spool_directory; /* absolute, 2..SPOOL_DIR_MAX, no space */
-	uint32_t hopcount_limit;      /* Received: fields a message may carry, 1..HOPS_MAX;
-	                                 0 (minor < 9): SNAP_SMTP_HOPS_DEFAULT */
-	uint32_t reserved;            /* 0 */
+	uint64_t reserved;               /* 0 */
 };
 
 /*
@@ -222,28 +218,31 @@ struct snap_smtp {
  * gets snap_delivery_default() values from the reader.
  */
 #define SNAP_DELIVERY_SCHEDULE_MAX 16
-#define SNAP_DELIVERY_CONCURRENCY_MAX 1000
-#define SNAP_DELIVERY_LIFETIME_MAX (365u * 86400u) /* seconds */
-/* the other ranges, shared with control/conf.c like the TCP ones */
-#define SNAP_DELIVERY_CONNECT_MIN_MS 1000u
-#define SNAP_DELIVERY_CONNECT_MAX_MS 600000u /* 10 min */
-#define SNAP_DELIVERY_CACHE_MAX_MS 300000u   /* 5 min */
-#define SNAP_DELIVERY_RETRY_MAX_S 86400u     /* one schedule entry: 1 s..1 d */
+#define SNAP_DELIVERY_RETRY_MAX_S 86400u /* one schedule entry: 1 s..1 d */
 
+/* The scalar delivery keys are settings (settings.h): smtp_connect_timeout, ... */
 struct snap_delivery {
-	uint32_t flags;             /* 0 */
-	uint32_t concurrency_limit; /* smtp_destination_concurrency_limit: connections per next hop
-	                               per worker, 1..SNAP_DELIVERY_CONCURRENCY_MAX [20] */
-	uint32_t connect_timeout_ms; /* smtp_connect_timeout, 1 s..10 min [30s] */
-	uint32_t cache_time_ms;      /* smtp_connection_cache_time_limit: an idle connection
-	                                is kept this long for reuse, 0..5 min [2s] */
-	uint32_t max_queue_lifetime_s; /* maximal_queue_lifetime: 4xx after this bounces,
-	                                  0..SNAP_DELIVERY_LIFETIME_MAX; 0 = no retry [5d] */
+	uint32_t flags;                /* 0 */
 	uint32_t nschedule;            /* 1..SNAP_DELIVERY_SCHEDULE_MAX */
 	uint32_t schedule_s[SNAP_DELIVERY_SCHEDULE_MAX]; /* delivery_retry_schedule: wait before
 	                                  attempt 2, 3, ...; the last repeats; each 1 s..1 d,
 	                                  entries past nschedule 0 [5m 10m 20m 40m 67m] */
 	uint32_t reserved[4]; /* 0 */
+};
+
+/*
+ * ---- Settings (ABI 2.0) ----
+ *
+ * One entry per scalar key of common/settings.h, by increasing id: the
+ * value in the key's canonical unit (settings.h enum setting_type).
+ * snap_validate checks each known id against the range settings.h gives
+ * it; ids it does not know (a newer posternd) are skipped. A key without
+ * an entry has its default (setting_u64).
+ */
+struct snap_setting {
+	uint32_t id;       /* enum setting_id */
+	uint32_t reserved; /* 0 */
+	uint64_t value;
 };
 
 struct snap_port {
@@ -264,11 +263,11 @@ struct snap_route {
 };
 
 /*
- * ---- IPv6 (ABI 1.10) ----
+ * ---- IPv6 (ABI 2.1) ----
  *
  * PORTS6 runs parallel to PORTS: element i is port i's IPv6 address
  * (prefix_len 0: the port speaks no IPv6; an IPv6-only port has addr 0 and
- * prefix_len 0 in PORTS). A snapshot without the section (minor < 10) has
+ * prefix_len 0 in PORTS). A snapshot without the section (2.0) has
  * no IPv6. The link-local address of a port is not here: the dataplane
  * derives it from the port's MAC. ROUTES6 is ROUTES for IPv6, sorted the
  * same way; a link-local gateway is on its `port`. DIAG_CLIENT6 replaces
@@ -421,7 +420,7 @@ struct snap_relay {
 /*
  * ---- Inbound TLS requirements (ABI 1.6) ----
  *
- * smtpd_tls_* of postern.conf (common/policy_lookup.h inbound_tls_required
+ * smtpd_tls_* of postern.conf (common/policy_lookup.h policy_inbound_required
  * says how they combine). level is NONE, MAY or ENCRYPT of enum
  * snap_tls_level (Postfix smtpd_tls_security_level has only these three);
  * with NONE both tables are empty. The networks are struct snap_cidr like
@@ -551,19 +550,13 @@ struct snap_tls_ticket_key {
  * name tables every string, hash, index bucket, enum and next-hop range,
  * for the certificates every key type, range, blob and name, for the trust
  * anchors and ticket keys what their comments above say; it never trusts
- * a field before checking it. Returns 0 or -1 with a message.
+ * a field before checking it. Returns PG_OK, or PG_ERROR with a message.
  */
 int snap_validate(const void *blob, size_t len, char *err, size_t errlen);
 uint32_t snap_checksum(const void *blob, size_t len);
-/*
- * Delivery settings when postern.conf sets none of them: 20 connections per
- * next hop, 30 s connect, 2 s connection cache, 5 d queue lifetime, retries
- * after 5m 10m 20m 40m 67m (the last repeating).
- */
+/* The retry schedule when postern.conf sets none: 5m 10m 20m 40m 67m, the last repeating. */
 void snap_delivery_default(struct snap_delivery *d);
-/*
- * The delivery section of a validated snapshot, or *fallback filled with
- * snap_delivery_default() (a snapshot of minor < 7 has no section).
+/* The delivery section of a validated snapshot, or *fallback filled with snap_delivery_default().
  */
 const struct snap_delivery *snap_delivery(const struct snap_header *h,
                                           struct snap_delivery *fallback);

@@ -139,9 +139,9 @@ static int certs_encrypted_key(const struct certs_ctx *x, unsigned index)
 }
 
 /* One PEM block of a certificate file (certs_parse_pem). */
-static int certs_block(void *arg, const struct pem_block *b)
+static int certs_block(const struct pem_block *b, void *owner)
 {
-	struct certs_walk *wk = arg;
+	struct certs_walk *wk = owner;
 	const struct certs_ctx *x = wk->x;
 	const unsigned char *p = b->data;
 
@@ -317,7 +317,7 @@ static int certs_check_name(const char *in, size_t n, char *out, size_t outlen, 
 		n--;
 	if (n == 0 || n > 253 || n >= outlen) {
 		*why = "empty or longer than 253 characters";
-		return -1;
+		return PG_ERROR;
 	}
 	for (size_t i = 0; i < n; i++)
 		out[i] = (char)tolower((unsigned char)in[i]);
@@ -330,11 +330,11 @@ static int certs_check_name(const char *in, size_t n, char *out, size_t outlen, 
 		if (ch == '.') {
 			if (label == 0 || out[i - 1] == '-' || out[i - label] == '-') {
 				*why = "an empty label or one that starts or ends with '-'";
-				return -1;
+				return PG_ERROR;
 			}
 			if (label > 63) {
 				*why = "a label longer than 63 characters";
-				return -1;
+				return PG_ERROR;
 			}
 			dots += i < n;
 			label = 0;
@@ -346,12 +346,12 @@ static int certs_check_name(const char *in, size_t n, char *out, size_t outlen, 
 			             " label"
 			           : "a character other than letters, digits,"
 			             " '-' and '.'";
-			return -1;
+			return PG_ERROR;
 		}
 	}
 	if (start == 2 && dots == 0) {
 		*why = "a wildcard over a top-level domain";
-		return -1;
+		return PG_ERROR;
 	}
 	return 0;
 }

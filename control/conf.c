@@ -78,6 +78,12 @@ struct conf_key {
 };
 
 #define CONF_FIELD(f) offsetof(struct pg_conf, f), sizeof(((struct pg_conf *)0)->f)
+/* how each enum setting_type is parsed */
+#define CONF_TYPE_SETTING_UINT CT_UINT
+#define CONF_TYPE_SETTING_SIZE CT_SIZE
+#define CONF_TYPE_SETTING_TIME_MS CT_TIME_MS
+#define CONF_TYPE_SETTING_LIFETIME CT_LIFETIME
+#define CONF_TYPE_SETTING_BOOL CT_BOOL
 #define CONF_PORT_FIELD(f) offsetof(struct pg_conf_port, f), sizeof(((struct pg_conf_port *)0)->f)
 #define MS UINT64_C(1000000)
 #define US UINT64_C(1000)
@@ -110,7 +116,7 @@ static const struct conf_key conf_keys[] = {
     {"tls_certificates", CT_FILES, false, 0, 0, 0, 0, ""},
     /* outbound trust anchors for verify and secure (control/trust.h) */
     {"smtp_tls_CAfile", CT_FILE, false, CONF_FIELD(smtp_tls_cafile), 0, 0, ""},
-    /* inbound TLS requirements (common/policy_lookup.h inbound_tls_required) */
+    /* inbound TLS requirements (common/policy_lookup.h policy_inbound_required) */
     {"smtpd_tls_security_level", CT_SMTPD_TLS_LEVEL, false, CONF_FIELD(smtpd_tls.level), 0, 0,
      "may"},
     {"smtpd_tls_required_networks", CT_TLS_NETWORKS, false, 0, 0, 0, 0, ""},
@@ -121,8 +127,8 @@ static const struct conf_key conf_keys[] = {
      CONF_FIELD(smtpd_tls.mandatory_protocols), 0, 0, ">=TLSv1.2"},
     /* session-ticket key lifetime (control/tickets.h), Postfix's default */
     {"smtpd_tls_session_cache_timeout", CT_SESSION_TIMEOUT, false,
-     CONF_FIELD(smtpd_tls.session_cache_timeout_ns), CONF_TLS_SESSION_TIMEOUT_MIN_S * S,
-     CONF_TLS_SESSION_TIMEOUT_MAX_S * S, "3600s"},
+     CONF_FIELD(smtpd_tls.session_cache_timeout_ns), CONF_TLS_SESSION_TIMEOUT_MIN_S *S,
+     CONF_TLS_SESSION_TIMEOUT_MAX_S *S, "3600s"},
     {"diag_services", CT_BOOL, false, CONF_FIELD(diag_services), 0, 0, "no"},
     {"diag_client", CT_DIAG_CLIENT, false, CONF_FIELD(diag_client), 0, 0, ""},
     /* TCP (dataplane/net/tcp.h); the defaults are tcp_config_default()'s */
@@ -146,36 +152,30 @@ static const struct conf_key conf_keys[] = {
     /* the inbound SMTP service (dataplane/relay/inbound.h); Postfix names and defaults */
     {"smtp_service", CT_BOOL, false, CONF_FIELD(smtp.service), 0, 0, "no"},
     {"smtp_listen_port", CT_UINT, false, CONF_FIELD(smtp.listen_port), 1, 65535, "25"},
-    {"smtp_max_sessions", CT_UINT, false, CONF_FIELD(smtp.max_sessions), 1,
-     SNAP_SMTP_SESSIONS_MAX, "1000"},
     {"spool_directory", CT_DIR, false, CONF_FIELD(smtp.spool_directory), 0, 0,
      "/var/spool/postern"},
     /* default: gethostname(), filled in after the file is read (conf_default_hostname) */
     {"myhostname", CT_HOSTNAME, false, CONF_FIELD(smtp.myhostname), 0, 0, NULL},
-    {"message_size_limit", CT_SIZE, false, CONF_FIELD(smtp.message_size_limit), 0,
-     SNAP_SMTP_SIZE_MAX, "10240000"},
-    {"smtpd_recipient_limit", CT_UINT, false, CONF_FIELD(smtp.recipient_limit), 1,
-     SNAP_SMTP_RCPT_MAX, "1000"},
-    /* RFC 5321 §6.3 loop detection; Postfix's name and default */
-    {"hopcount_limit", CT_UINT, false, CONF_FIELD(smtp.hopcount_limit), 1, SNAP_SMTP_HOPS_MAX,
-     "50"},
-    {"smtpd_forbid_bare_newline", CT_BARE, false, CONF_FIELD(smtp.bare_normalize), 0, 0,
-     "reject"},
+    {"smtpd_forbid_bare_newline", CT_BARE, false, CONF_FIELD(smtp.bare_normalize), 0, 0, "reject"},
     /*
      * delivery, the outbound side (dataplane/relay/outbound.h): Postfix names
      * and defaults (snap_delivery_default() has the same, for old snapshots)
      */
-    {"smtp_destination_concurrency_limit", CT_UINT, false, CONF_FIELD(delivery.concurrency_limit),
-     1, SNAP_DELIVERY_CONCURRENCY_MAX, "20"},
-    {"smtp_connect_timeout", CT_TIME_MS, false, CONF_FIELD(delivery.connect_timeout_ns),
-     SNAP_DELIVERY_CONNECT_MIN_MS * MS, SNAP_DELIVERY_CONNECT_MAX_MS * MS, "30s"},
-    {"smtp_connection_cache_time_limit", CT_TIME_MS, false, CONF_FIELD(delivery.cache_time_ns), 0,
-     SNAP_DELIVERY_CACHE_MAX_MS * MS, "2s"},
-    {"maximal_queue_lifetime", CT_LIFETIME, false, CONF_FIELD(delivery.max_queue_lifetime_ns), 0,
-     SNAP_DELIVERY_LIFETIME_MAX * S, "5d"},
     {"delivery_retry_schedule", CT_SCHEDULE, false, CONF_FIELD(delivery), 0, 0,
      "5m 10m 20m 40m 67m"},
     {"relayhost", CT_RELAYHOST, false, CONF_FIELD(delivery.relayhost), 0, 0, ""},
+/* the declared-once scalar keys (settings.h): parsed here, stored in settings[] by id */
+#define CONF_SETTING(name, type, text, def, lo, hi, doc)                                           \
+	{#name,                                                                                    \
+	 CONF_TYPE_##type,                                                                         \
+	 false,                                                                                    \
+	 offsetof(struct pg_conf, settings) + SET_##name * sizeof(uint64_t),                       \
+	 sizeof(uint64_t),                                                                         \
+	 lo,                                                                                       \
+	 hi,                                                                                       \
+	 text},
+    PG_SETTINGS(CONF_SETTING)
+#undef CONF_SETTING
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -221,7 +221,7 @@ static int conf_why(char *why, size_t whylen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
-	return -1;
+	return PG_ERROR;
 }
 
 /* ---- IPv4 helpers (host order inside, network order in pg_conf) ---- */
@@ -244,7 +244,7 @@ static int conf_parse_ip(const char *s, uint32_t *host)
 	struct in_addr a;
 
 	if (inet_pton(AF_INET, s, &a) != 1)
-		return -1;
+		return PG_ERROR;
 	*host = ntohl(a.s_addr);
 	return 0;
 }
@@ -292,10 +292,10 @@ static int conf_parse_u64(const char *s, uint64_t *v, const char **end)
 	uint64_t x = 0;
 
 	if (!isdigit((unsigned char)*s))
-		return -1;
+		return PG_ERROR;
 	for (; isdigit((unsigned char)*s); s++) {
 		if (x > (UINT64_MAX - 9) / 10)
-			return -1;
+			return PG_ERROR;
 		x = x * 10 + (uint64_t)(*s - '0');
 	}
 	*v = x;
@@ -407,7 +407,7 @@ static int conf_val_time_step(const struct conf_key *k, uint64_t step, const cha
 	uint64_t v;
 
 	if (conf_val_time(k, s, &v, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	if (v % step != 0)
 		return conf_why(why, whylen, "must be in whole %s",
 		                step == S ? "seconds" : "milliseconds");
@@ -463,11 +463,10 @@ static int conf_val_size(const struct conf_key *k, const char *s, void *dst, cha
 static int conf_val_bool(const struct conf_key *k, const char *s, void *dst, char *why,
                          size_t whylen)
 {
-	(void)k;
 	if (strcasecmp(s, "yes") == 0 || strcasecmp(s, "true") == 0)
-		*(bool *)dst = true;
+		conf_store_uint(dst, k->width, 1);
 	else if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0)
-		*(bool *)dst = false;
+		conf_store_uint(dst, k->width, 0);
 	else
 		return conf_why(why, whylen, "expected yes or no");
 	return 0;
@@ -547,7 +546,7 @@ static int conf_val_port_prefix4(struct pg_conf_port *port, const char *s, char 
 	uint8_t len;
 
 	if (conf_parse_prefix(s, &host, &len, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	if ((bad = conf_not_unicast(host)) != NULL)
 		return conf_why(why, whylen, "%s", bad);
 	if (len == 0)
@@ -708,7 +707,7 @@ static int conf_val_log_path(const struct conf_key *k, const char *s, void *dst,
                              size_t whylen)
 {
 	if (conf_check_path(s, k->width, "", "file", why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	snprintf(dst, k->width, "%s", s);
 	return 0;
 }
@@ -766,7 +765,7 @@ static int conf_val_listen(const struct conf_key *k, const char *s, void *dst, c
 	if (strlen(s) >= k->width)
 		return conf_why(why, whylen, "longer than %zu bytes", k->width - 1);
 	if (*s != '\0' && conf_parse_listen(s, &ss, &len, why, whylen) != 0)
-		return -1; /* empty: no /metrics endpoint */
+		return PG_ERROR; /* empty: no /metrics endpoint */
 	snprintf(dst, k->width, "%s", s);
 	return 0;
 }
@@ -798,7 +797,7 @@ static int conf_val_socket(const struct conf_key *k, const char *s, void *dst, c
 {
 	(void)k;
 	if (conf_check_socket_path(s, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	snprintf(dst, CONF_SOCKET_MAX, "%s", s);
 	return 0;
 }
@@ -1111,7 +1110,7 @@ static int conf_val_session_timeout(const struct conf_key *k, const char *s, voi
 
 	/* a value whose nanoseconds overflow is out of range, like any too big */
 	if (rc != 0 && strncmp(why, "must be between", 15) != 0)
-		return -1;
+		return PG_ERROR;
 	if (rc != 0 || (v != 0 && (v < k->min || v > k->max))) {
 		conf_fmt_time(k->min, lo, sizeof(lo));
 		conf_fmt_time(k->max, hi, sizeof(hi));
@@ -1327,7 +1326,7 @@ static int conf_val_hostname(const struct conf_key *k, const char *s, void *dst,
                              size_t whylen)
 {
 	if (conf_check_hostname(s, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	snprintf(dst, k->width, "%s", s);
 	return 0;
 }
@@ -1338,7 +1337,7 @@ static int conf_val_relayhost(const struct conf_key *k, const char *s, void *dst
 	struct transport_nexthop nh;
 
 	if (s[0] != '\0' && transport_parse_nexthop(s, &nh, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	if (strlen(s) >= k->width)
 		return conf_why(why, whylen, "too long");
 	snprintf(dst, k->width, "%s", s);
@@ -1457,7 +1456,7 @@ static int conf_val_tls_protocols(const struct conf_key *k, const char *s, void 
 
 	(void)k;
 	if (policy_parse_protocols(s, ": ,\t", &mask, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	if ((mask & SNAP_INBOUND_TLS_P_ALL) == 0)
 		return conf_why(
 		    why, whylen,

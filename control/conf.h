@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "settings.h"
 #include "snap_format.h"
 
 #define CONF_FILE_NAME "postern.conf"
@@ -96,12 +97,8 @@ struct pg_conf_tcp {
 struct pg_conf_smtp {
 	bool service;                /* smtp_service */
 	uint32_t listen_port;        /* smtp_listen_port */
-	uint32_t max_sessions;       /* smtp_max_sessions, per worker */
 	char spool_directory[SNAP_SMTP_SPOOL_DIR_MAX + 1]; /* no trailing '/' */
 	char myhostname[SNAP_SMTP_HOSTNAME_MAX + 1];       /* default: gethostname() */
-	uint64_t message_size_limit; /* bytes, 0 = no limit (Postfix) */
-	uint32_t recipient_limit;    /* smtpd_recipient_limit */
-	uint32_t hopcount_limit;     /* hopcount_limit */
 	bool bare_normalize;         /* smtpd_forbid_bare_newline = normalize */
 };
 
@@ -112,10 +109,6 @@ struct pg_conf_smtp {
  * the snapshot stores them.
  */
 struct pg_conf_delivery {
-	uint32_t concurrency_limit;     /* smtp_destination_concurrency_limit */
-	uint64_t connect_timeout_ns;    /* smtp_connect_timeout, whole ms */
-	uint64_t cache_time_ns;         /* smtp_connection_cache_time_limit, whole ms */
-	uint64_t max_queue_lifetime_ns; /* maximal_queue_lifetime, whole s, 0 = one attempt */
 	uint32_t nschedule;             /* delivery_retry_schedule: 1..16 waits, */
 	uint64_t schedule_ns[SNAP_DELIVERY_SCHEDULE_MAX]; /* whole s, the last repeats */
 	/*
@@ -135,7 +128,7 @@ struct pg_conf_cidr {
 
 /*
  * Inbound TLS requirements, the smtpd_tls_* keys (snap_format.h struct
- * snap_inbound_tls; common/policy_lookup.h inbound_tls_required). Lines
+ * snap_inbound_tls; common/policy_lookup.h policy_inbound_required). Lines
  * are where each key is set in postern.conf, 0 = its default.
  */
 struct pg_conf_smtpd_tls {
@@ -225,6 +218,7 @@ struct pg_conf {
 	struct pg_conf_smtp smtp;
 
 	struct pg_conf_delivery delivery; /* outbound SMTP */
+	uint64_t settings[SET__COUNT];    /* the declared-once keys (settings.h), by id */
 
 	/* diagnostic services and client (dataplane/diag/diag.h); off by default */
 	bool diag_services;

@@ -66,8 +66,9 @@ int files_verror(char *err, size_t errlen, const char *file, unsigned line, cons
 	return PG_ERROR;
 }
 
-int files_pem_blocks(const char *text, size_t len, int (*fn)(void *arg, const struct pem_block *b),
-		     void *arg, char *why, size_t whylen)
+int files_pem_blocks(const char *text, size_t len,
+                     int (*fn)(const struct pem_block *b, void *owner), void *arg, char *why,
+                     size_t whylen)
 {
 	BIO *bio = BIO_new_mem_buf(text, (int)len);
 	unsigned nblocks = 0;
@@ -104,7 +105,7 @@ int files_pem_blocks(const char *text, size_t len, int (*fn)(void *arg, const st
 		b.data = data;
 		b.len = dlen;
 		b.index = ++nblocks;
-		rc = fn(arg, &b);
+		rc = fn(&b, arg);
 		OPENSSL_free(name);
 		OPENSSL_free(header);
 		OPENSSL_clear_free(data, (size_t)dlen);

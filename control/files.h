@@ -43,7 +43,8 @@ struct pem_block {
  * is no block at all (the caller says what it expected); PG_ERROR with
  * "PEM block N is malformed: REASON" (or "out of memory") in why.
  */
-int files_pem_blocks(const char *text, size_t len, int (*fn)(void *arg, const struct pem_block *b),
-		     void *arg, char *why, size_t whylen);
+int files_pem_blocks(const char *text, size_t len,
+                     int (*fn)(const struct pem_block *b, void *owner), void *arg, char *why,
+                     size_t whylen);
 
 #endif

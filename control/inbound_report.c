@@ -1,6 +1,6 @@
 /*
  * inbound_report.c - posternd's answer to `posternctl policy inbound
- * CLIENT_IP [SENDER_DOMAIN]`: the verdict of inbound_tls_required on the
+ * CLIENT_IP [SENDER_DOMAIN]`: the verdict of policy_inbound_required on the
  * published snapshot (common/policy_lookup.h), and each of the three checks
  * behind it with the postern.conf line it comes from, in text or JSON.
  */
@@ -15,14 +15,14 @@
 
 #define INBOUND_FILE_MAX (CONF_PATH_MAX + sizeof(CONF_FILE_NAME) + 1)
 
-/* Where the SMTP layer answers INBOUND_TLS_REPLY, by reason. */
-static const char *inbound_reply_scope(enum inbound_tls_reason r)
+/* Where the SMTP layer answers POLICY_INBOUND_REPLY, by reason. */
+static const char *ctl_inbound_reply_scope(enum policy_inbound_reason r)
 {
 	switch (r) {
-	case INBOUND_TLS_LISTENER:
-	case INBOUND_TLS_NETWORK:
+	case POLICY_INBOUND_LISTENER:
+	case POLICY_INBOUND_NETWORK:
 		return "every command but EHLO, HELO, STARTTLS, NOOP and QUIT in plaintext";
-	case INBOUND_TLS_SENDER:
+	case POLICY_INBOUND_SENDER:
 		return "MAIL FROM in plaintext";
 	case INBOUND_TLS_NOT_REQUIRED:
 		break;
@@ -30,7 +30,7 @@ static const char *inbound_reply_scope(enum inbound_tls_reason r)
 	return "";
 }
 
-static void inbound_cidr_text(const struct snap_cidr *c, char *buf, size_t len)
+static void ctl_inbound_cidr_text(const struct snap_cidr *c, char *buf, size_t len)
 {
 	char ip[INET_ADDRSTRLEN];
 	struct in_addr a = {.s_addr = c->prefix};
@@ -40,7 +40,8 @@ static void inbound_cidr_text(const struct snap_cidr *c, char *buf, size_t len)
 }
 
 /* "FILE:LINE: KEY" or "KEY (default)". */
-static void inbound_where(char *buf, size_t len, const char *file, uint32_t line, const char *key)
+static void ctl_inbound_where(char *buf, size_t len, const char *file, uint32_t line,
+                              const char *key)
 {
 	if (line != 0)
 		snprintf(buf, len, "%s:%" PRIu32 ": %s", file, line, key);
@@ -48,7 +49,7 @@ static void inbound_where(char *buf, size_t len, const char *file, uint32_t line
 		snprintf(buf, len, "%s (default)", key);
 }
 
-static void inbound_json_line(struct ctl_buf *b, uint32_t line)
+static void ctl_inbound_json_line(struct ctl_buf *b, uint32_t line)
 {
 	if (line != 0)
 		ctl_buf_printf(b, "%" PRIu32, line);
@@ -56,10 +57,10 @@ static void inbound_json_line(struct ctl_buf *b, uint32_t line)
 		ctl_buf_printf(b, "null");
 }
 
-static void inbound_json(struct ctl_buf *b, const struct snap_header *h, const char *file,
-                         const char *client, const char *sender,
-                         const struct inbound_tls_verdict *v, const struct snap_cidr *net,
-                         const struct snap_name_key *snd, enum policy_match m)
+static void ctl_inbound_json(struct ctl_buf *b, const struct snap_header *h, const char *file,
+                             const char *client, const char *sender,
+                             const struct policy_inbound_verdict *v, const struct snap_cidr *net,
+                             const struct snap_name_key *snd, enum policy_match m)
 {
 	const struct snap_inbound_tls *t = v->settings;
 	char proto[64], mproto[64], cidr[32];
@@ -74,10 +75,10 @@ static void inbound_json(struct ctl_buf *b, const struct snap_header *h, const c
 	ctl_buf_printf(b,
 	               ",\"required\":%s,\"reason\":\"%s\",\"level\":\"%s\",\"protocols\":\"%s\","
 	               "\"mandatory_protocols\":\"%s\",\"reply\":",
-	               v->required ? "true" : "false", inbound_tls_reason_name(v->reason),
+	               v->required ? "true" : "false", policy_inbound_reason_name(v->reason),
 	               policy_level_name(v->level), proto, mproto);
 	if (v->required)
-		ctl_buf_printf(b, "\"%s\"", INBOUND_TLS_REPLY);
+		ctl_buf_printf(b, "\"%s\"", POLICY_INBOUND_REPLY);
 	else
 		ctl_buf_printf(b, "null");
 	ctl_buf_printf(b, ",\"file\":");
@@ -85,30 +86,30 @@ static void inbound_json(struct ctl_buf *b, const struct snap_header *h, const c
 	ctl_buf_printf(b, ",\"settings\":%s,\"checks\":{\"listener\":{\"required\":%s,\"line\":",
 	               t != NULL ? "true" : "false",
 	               v->level == SNAP_TLS_ENCRYPT ? "true" : "false");
-	inbound_json_line(b, t != NULL ? t->level_line : 0);
+	ctl_inbound_json_line(b, t != NULL ? t->level_line : 0);
 	ctl_buf_printf(b, "},\"network\":{\"required\":%s,\"entry\":", net ? "true" : "false");
 	if (net != NULL) {
-		inbound_cidr_text(net, cidr, sizeof(cidr));
+		ctl_inbound_cidr_text(net, cidr, sizeof(cidr));
 		ctl_buf_printf(b, "\"%s\"", cidr);
 	} else {
 		ctl_buf_printf(b, "null");
 	}
 	ctl_buf_printf(b, ",\"line\":");
-	inbound_json_line(b, t != NULL ? t->networks_line : 0);
+	ctl_inbound_json_line(b, t != NULL ? t->networks_line : 0);
 	ctl_buf_printf(b, "},\"sender\":{\"required\":%s,\"entry\":", snd ? "true" : "false");
 	if (snd != NULL)
 		ctl_buf_json_str(b, snap_string(h, snd->name), SIZE_MAX);
 	else
 		ctl_buf_printf(b, "null");
 	ctl_buf_printf(b, ",\"match\":\"%s\",\"line\":", policy_match_name(m));
-	inbound_json_line(b, t != NULL ? t->senders_line : 0);
+	ctl_inbound_json_line(b, t != NULL ? t->senders_line : 0);
 	ctl_buf_printf(b, "}}}\n");
 }
 
 void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const char *dir,
                         uint32_t client_ip, const char *sender, bool json)
 {
-	struct inbound_tls_verdict v;
+	struct policy_inbound_verdict v;
 	const struct snap_inbound_tls *t;
 	const struct snap_cidr *net;
 	const struct snap_name_key *snd;
@@ -119,13 +120,13 @@ void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const ch
 
 	snprintf(file, sizeof(file), "%s/%s", dir, CONF_FILE_NAME);
 	inet_ntop(AF_INET, &a, client, sizeof(client));
-	inbound_tls_required(h, client_ip, sender, &v);
+	policy_inbound_required(h, client_ip, sender, &v);
 	t = v.settings;
 	/* every check on its own, so the answer shows what else would apply */
-	net = t != NULL && t->level != SNAP_TLS_NONE ? inbound_tls_network(h, client_ip) : NULL;
-	snd = t != NULL && t->level != SNAP_TLS_NONE ? inbound_tls_sender(h, sender, &m) : NULL;
+	net = t != NULL && t->level != SNAP_TLS_NONE ? policy_inbound_network(h, client_ip) : NULL;
+	snd = t != NULL && t->level != SNAP_TLS_NONE ? policy_inbound_sender(h, sender, &m) : NULL;
 	if (json) {
-		inbound_json(b, h, file, client, sender, &v, net, snd, m);
+		ctl_inbound_json(b, h, file, client, sender, &v, net, snd, m);
 		return;
 	}
 	ctl_buf_printf(b, "client:     %s\n", client);
@@ -136,15 +137,15 @@ void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const ch
 		                                        : " (STARTTLS offered, optional)");
 	} else {
 		ctl_buf_printf(b, "required:   yes, by the %s\n",
-		               v.reason == INBOUND_TLS_LISTENER  ? "listener level"
-		               : v.reason == INBOUND_TLS_NETWORK ? "client network"
-		                                                 : "sender domain");
-		ctl_buf_printf(b, "reply:      %s\n            (to %s)\n", INBOUND_TLS_REPLY,
-		               inbound_reply_scope(v.reason));
+		               v.reason == POLICY_INBOUND_LISTENER  ? "listener level"
+		               : v.reason == POLICY_INBOUND_NETWORK ? "client network"
+		                                                    : "sender domain");
+		ctl_buf_printf(b, "reply:      %s\n            (to %s)\n", POLICY_INBOUND_REPLY,
+		               ctl_inbound_reply_scope(v.reason));
 	}
 	ctl_protocols_text(v.protocols, proto, sizeof(proto));
 	ctl_buf_printf(b, "protocols:  %s (%s)\n", proto,
-	               v.reason == INBOUND_TLS_LISTENER || v.reason == INBOUND_TLS_NETWORK
+	               v.reason == POLICY_INBOUND_LISTENER || v.reason == POLICY_INBOUND_NETWORK
 	                   ? "smtpd_tls_mandatory_protocols"
 	                   : "smtpd_tls_protocols");
 	if (t == NULL) {
@@ -153,12 +154,13 @@ void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const ch
 		return;
 	}
 	ctl_buf_printf(b, "checks (the first that applies decides):\n");
-	inbound_where(where, sizeof(where), file, t->level_line, "smtpd_tls_security_level");
+	ctl_inbound_where(where, sizeof(where), file, t->level_line, "smtpd_tls_security_level");
 	ctl_buf_printf(b, "  listener: %s -> %s\n            %s\n", policy_level_name(t->level),
 	               t->level == SNAP_TLS_ENCRYPT ? "required" : "not required", where);
-	inbound_where(where, sizeof(where), file, t->networks_line, "smtpd_tls_required_networks");
+	ctl_inbound_where(where, sizeof(where), file, t->networks_line,
+	                  "smtpd_tls_required_networks");
 	if (net != NULL) {
-		inbound_cidr_text(net, cidr, sizeof(cidr));
+		ctl_inbound_cidr_text(net, cidr, sizeof(cidr));
 		ctl_buf_printf(b, "  network:  %s contains %s -> required\n            %s\n", cidr,
 		               client, where);
 	} else {
@@ -167,7 +169,8 @@ void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const ch
 		               "            %s\n",
 		               client, where);
 	}
-	inbound_where(where, sizeof(where), file, t->senders_line, "smtpd_tls_required_senders");
+	ctl_inbound_where(where, sizeof(where), file, t->senders_line,
+	                  "smtpd_tls_required_senders");
 	if (snd != NULL)
 		ctl_buf_printf(b, "  sender:   %s (%s) -> required\n            %s\n",
 		               snap_string(h, snd->name), policy_match_name(m), where);

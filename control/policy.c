@@ -41,7 +41,7 @@ static int policy_why(char *why, size_t whylen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
-	return -1;
+	return PG_ERROR;
 }
 
 /* ---- names ---- */
@@ -211,7 +211,7 @@ static int policy_parse_level(const char *s, uint8_t *level, char *why, size_t w
 int policy_parse_default_level(const char *s, uint8_t *level, char *why, size_t whylen)
 {
 	if (policy_parse_level(s, level, why, whylen) != 0)
-		return -1;
+		return PG_ERROR;
 	if (*level == SNAP_TLS_FINGERPRINT)
 		return policy_why(why, whylen,
 		                  "fingerprint needs the fingerprints of one destination:"
@@ -305,9 +305,9 @@ static int policy_parse_fingerprint(const char *s, char *out, size_t outlen)
 
 	while (*s != '\0') {
 		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
-			return -1;
+			return PG_ERROR;
 		if (o + 3 > outlen || nbytes == 32)
-			return -1;
+			return PG_ERROR;
 		if (nbytes > 0)
 			out[o++] = ':';
 		out[o++] = (char)toupper((unsigned char)s[0]);
@@ -328,7 +328,7 @@ static int policy_append(char **dst, const char *s, char sep)
 	char *np = realloc(*dst, old + 1 + strlen(s) + 1);
 
 	if (np == NULL)
-		return -1;
+		return PG_ERROR;
 	if (old > 0)
 		np[old++] = sep;
 	strcpy(np + old, s);
@@ -571,7 +571,7 @@ static int policy_attribute(struct policy_parser *p, struct policy_entry *e, con
 			                  strerror(errno));
 		fclose(f);
 		if (policy_tafile(p->out, path, &e->tafile_bundle, why, whylen) != 0)
-			return -1;
+			return PG_ERROR;
 		free(e->tafile);
 		e->tafile = strdup(path);
 		return e->tafile != NULL ? 0 : policy_why(why, whylen, "out of memory");
@@ -608,9 +608,9 @@ static void policy_entry_free(struct policy_entry *e)
 /* Token separators of a policy value: Postfix CHARS_COMMA_SP. */
 #define POLICY_SEP ", \t"
 
-static int policy_logical_line(void *arg, char *line, unsigned lineno)
+static int policy_logical_line(char *line, unsigned lineno, void *owner)
 {
-	struct policy_parser *p = arg;
+	struct policy_parser *p = owner;
 	struct policy_entry e = {0};
 	char why[POLICY_WHY], *save = NULL, *keytok, *tok;
 	unsigned seen = 0;
@@ -726,7 +726,7 @@ int policy_table_lines(const char *file, const char *text, size_t len, policy_li
 			while (llen > 0 && isspace((unsigned char)logical[llen - 1]))
 				llen--;
 			logical[llen] = '\0';
-			rc = fn(arg, logical, lline);
+			rc = fn(logical, lline, arg);
 			if (rc != PG_OK)
 				break;
 		}
@@ -744,7 +744,7 @@ int policy_table_lines(const char *file, const char *text, size_t len, policy_li
 		while (llen > 0 && isspace((unsigned char)logical[llen - 1]))
 			llen--;
 		logical[llen] = '\0';
-		rc = fn(arg, logical, lline);
+		rc = fn(logical, lline, arg);
 	}
 	free(logical);
 	return rc;

@@ -122,7 +122,7 @@ int policy_write_file(const char *path, const char *text, size_t len, char *err,
  * return stops the walk and is returned. Reader errors go to err as
  * "FILE:LINE: message".
  */
-typedef int (*policy_line_fn)(void *arg, char *line, unsigned lineno);
+typedef int (*policy_line_fn)(char *line, unsigned lineno, void *owner);
 
 int policy_table_lines(const char *file, const char *text, size_t len, policy_line_fn fn, void *arg,
                        char *err, size_t errlen);

@@ -46,6 +46,7 @@ enum {
 	SB_PORTS6,
 	SB_ROUTES6,
 	SB_DIAG_CLIENT6,
+	SB_SETTINGS,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -81,6 +82,7 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_PORTS6] = SNAP_SEC_PORTS6,
     [SB_ROUTES6] = SNAP_SEC_ROUTES6,
     [SB_DIAG_CLIENT6] = SNAP_SEC_DIAG_CLIENT6,
+    [SB_SETTINGS] = SNAP_SEC_SETTINGS,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -201,7 +203,7 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	dp->default_gateway = c->default_gateway;
 }
 
-/* ABI 1.10: each port's IPv6 address (prefix 0 = none) and the IPv6 routes. */
+/* ABI 2.1: each port's IPv6 address (prefix 0 = none) and the IPv6 routes. */
 static void snap_fill_ipv6(const struct pg_conf *c, struct snap_port6 *ports,
                            struct snap_route6 *routes)
 {
@@ -239,24 +241,26 @@ static void snap_fill_smtp(const struct pg_conf_smtp *c, struct snap_strings *s,
 	t->flags = (c->service ? SNAP_SMTP_F_SERVICE : 0) |
 	           (c->bare_normalize ? SNAP_SMTP_F_BARE_NORMALIZE : 0);
 	t->listen_port = (uint16_t)c->listen_port; /* 1..65535 (conf.c) */
-	t->max_sessions = c->max_sessions;
-	t->recipient_limit = c->recipient_limit;
-	t->message_size_limit = c->message_size_limit;
-	t->hopcount_limit = c->hopcount_limit;
 	t->myhostname = snap_add(s, c->myhostname);
 	t->spool_directory = snap_add(s, c->spool_directory);
 }
 
-/* ABI 1.7 delivery: conf.c keeps each time whole ms or s and in range */
+/* The retry schedule (the other delivery keys are settings). */
 static void snap_fill_delivery(const struct pg_conf_delivery *c, struct snap_delivery *t)
 {
-	t->concurrency_limit = c->concurrency_limit;
-	t->connect_timeout_ms = (uint32_t)(c->connect_timeout_ns / 1000000u);
-	t->cache_time_ms = (uint32_t)(c->cache_time_ns / 1000000u);
-	t->max_queue_lifetime_s = (uint32_t)(c->max_queue_lifetime_ns / 1000000000u);
 	t->nschedule = c->nschedule;
-	for (uint32_t i = 0; i < c->nschedule && i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
-		t->schedule_s[i] = (uint32_t)(c->schedule_ns[i] / 1000000000u);
+	for (uint32_t i = 0; i < c->nschedule; i++)
+		t->schedule_s[i] =
+		    (uint32_t)(c->schedule_ns[i] / 1000000000u); /* whole s (conf.c) */
+}
+
+/* Every declared-once key, in id order (conf.c checked each range). */
+static void snap_fill_settings(const struct pg_conf *c, struct snap_setting *st)
+{
+	for (uint32_t id = 0; id < SET__COUNT; id++) {
+		st[id].id = id;
+		st[id].value = c->settings[id];
+	}
 }
 
 static void snap_fill_tls(const struct pg_policy *pol, struct snap_strings *s,
@@ -582,6 +586,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_ROUTES6].size = c->nroutes6 * sizeof(struct snap_route6);
 	sec[SB_DIAG_CLIENT6].count = c->diag_client.set && c->diag_client.v6 ? 1 : 0;
 	sec[SB_DIAG_CLIENT6].size = sec[SB_DIAG_CLIENT6].count * sizeof(struct snap_diag_client6);
+	sec[SB_SETTINGS].count = SET__COUNT;
+	sec[SB_SETTINGS].size = SET__COUNT * sizeof(struct snap_setting);
 	sec[SB_DELIVERY].count = 1;
 	sec[SB_DELIVERY].size = sizeof(struct snap_delivery);
 	for (int i = SB_TLS_INDEX; i <= SB_RELAY_DOMAINS_INDEX; i++)
@@ -688,6 +694,7 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	           base + sec[SB_INBOUND_TLS_SENDERS].offset, sizeof(struct snap_name_key),
 	           sec[SB_INBOUND_TLS_SENDERS].count);
 	snap_fill_delivery(&c->delivery, (struct snap_delivery *)(base + sec[SB_DELIVERY].offset));
+	snap_fill_settings(c, (struct snap_setting *)(base + sec[SB_SETTINGS].offset));
 	if (snap_fill_trust(in->cafile, pol,
 	                    (struct snap_tls_trust *)(base + sec[SB_TLS_TRUST].offset),
 	                    base + sec[SB_TLS_TRUST_DER].offset) != PG_OK) {

@@ -12,9 +12,9 @@
 #include "result.h"
 #include "tickets.h"
 
-int tickets_random(void *arg, uint8_t *buf, size_t len)
+int tickets_random(uint8_t *buf, size_t len, void *owner)
 {
-	(void)arg;
+	(void)owner;
 	return len <= (size_t)INT32_MAX && RAND_priv_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
@@ -31,9 +31,9 @@ static int tickets_draw(struct snap_tls_ticket_key *k, const struct snap_tls_tic
 
 	/* a repeat is a 2^-128 event, or a broken random source: retry a little */
 	for (int tries = 0; tries < 4; tries++) {
-		if (rng(arg, k->name, sizeof(k->name)) != 0 ||
-		    rng(arg, k->hmac_key, sizeof(k->hmac_key)) != 0 ||
-		    rng(arg, k->aes_key, sizeof(k->aes_key)) != 0)
+		if (rng(k->name, sizeof(k->name), arg) != 0 ||
+		    rng(k->hmac_key, sizeof(k->hmac_key), arg) != 0 ||
+		    rng(k->aes_key, sizeof(k->aes_key), arg) != 0)
 			break;
 		if (memcmp(k->name, zero, sizeof(zero)) != 0 &&
 		    (prev == NULL || memcmp(k->name, prev->name, sizeof(k->name)) != 0)) {

@@ -20,7 +20,7 @@ struct tickets {
 };
 
 /* Fill buf with len secret random bytes: 0, or -1 on failure. */
-typedef int (*tickets_random_fn)(void *arg, uint8_t *buf, size_t len);
+typedef int (*tickets_random_fn)(uint8_t *buf, size_t len, void *owner);
 
 /*
  * Bring the keys up to date at now (unix seconds) for timeout_s
@@ -42,7 +42,7 @@ int tickets_update(struct tickets *t, int64_t now, uint64_t timeout_s, tickets_r
                    void *arg);
 
 /* tickets_random_fn over OpenSSL's private DRBG (RAND_priv_bytes). */
-int tickets_random(void *arg, uint8_t *buf, size_t len);
+int tickets_random(uint8_t *buf, size_t len, void *owner);
 
 /* Forget the keys (OPENSSL_cleanse). */
 void tickets_clear(struct tickets *t);

@@ -163,9 +163,9 @@ static int transport_key(const char *in, struct transport_entry *e, char *why, s
 	return policy_check_domain(in, true, e->key, sizeof(e->key), why, whylen);
 }
 
-static int transport_logical_line(void *arg, char *line, unsigned lineno)
+static int transport_logical_line(char *line, unsigned lineno, void *owner)
 {
-	struct transport_parser *p = arg;
+	struct transport_parser *p = owner;
 	struct transport_entry e = {0};
 	char why[TRANSPORT_WHY], *save = NULL, *keytok, *value, *colon, *tok;
 	struct transport_nexthop nhs[TRANSPORT_MAX_NEXTHOPS];

@@ -73,9 +73,9 @@ struct trust_walk {
 };
 
 /* One PEM block: a certificate that parses, nothing else. */
-static int trust_block(void *arg, const struct pem_block *blk)
+static int trust_block(const struct pem_block *blk, void *owner)
 {
-	struct trust_walk *t = arg;
+	struct trust_walk *t = owner;
 	const unsigned char *p = blk->data;
 	X509 *c;
 	int rc;

@@ -33,7 +33,7 @@ static uint32_t adopt_netmask(uint8_t len)
 }
 
 /*
- * ABI 1.10: the ports' IPv6 addresses (link-local from each MAC) and the
+ * ABI 2.1: the ports' IPv6 addresses (link-local from each MAC) and the
  * IPv6 routes, checked as the IPv4 ones. Absent sections: no IPv6.
  */
 static int adopt_compile_net6(const struct snap_header *h, struct net_config *nc, char *err,

@@ -940,7 +940,7 @@ void diag_adopt(struct worker *w, const struct snap_header *h)
 		want.bytes = sc->bytes;
 		want.count = sc->count;
 	}
-	sc6 = snap_section(h, SNAP_SEC_DIAG_CLIENT6, &n); /* ABI 1.9: to an IPv6 address */
+	sc6 = snap_section(h, SNAP_SEC_DIAG_CLIENT6, &n); /* ABI 2.1: to an IPv6 address */
 	if (sc6 != NULL && n == 1) {
 		want.addr = pg_addr_v6(sc6->addr);
 		want.port = sc6->port;

@@ -45,16 +45,16 @@ struct tcp_ops {
 	 * tcp_set_handler() here to give it its own table and user pointer
 	 * (it starts with the listener's).
 	 */
-	void (*accepted)(struct tcp_conn *c, void *user);
-	void (*connected)(struct tcp_conn *c, void *user);
+	void (*accepted)(struct tcp_conn *c, void *owner);
+	void (*connected)(struct tcp_conn *c, void *owner);
 	/* In-order data or the peer's FIN (tcp_recv() then says PG_DONE). */
-	void (*readable)(struct tcp_conn *c, void *user);
+	void (*readable)(struct tcp_conn *c, void *owner);
 	/* Send space opened after tcp_send() returned PG_AGAIN or took less. */
-	void (*writable)(struct tcp_conn *c, void *user);
+	void (*writable)(struct tcp_conn *c, void *owner);
 	/* Both directions finished in order (FIN sent and acknowledged, FIN received). */
-	void (*closed)(struct tcp_conn *c, void *user);
+	void (*closed)(struct tcp_conn *c, void *owner);
 	/* The connection died (reset, refused, timed out). */
-	void (*error)(struct tcp_conn *c, enum tcp_error err, void *user);
+	void (*error)(struct tcp_conn *c, enum tcp_error err, void *owner);
 };
 
 /* Congestion control algorithms (tcp_cc.h). */
@@ -268,6 +268,6 @@ struct tcp_conn_info {
  * not open, close or send. Returns the number of calls made.
  */
 uint32_t tcp_foreach_conn(const struct worker *w,
-			  bool (*fn)(const struct tcp_conn_info *ci, void *arg), void *arg);
+                          bool (*fn)(const struct tcp_conn_info *ci, void *owner), void *owner);
 
 #endif

@@ -23,14 +23,15 @@
 #include "net/tcp.h"
 #include "policy_lookup.h"
 #include "result.h"
+#include "settings.h"
 #include "smtp/smtp_server.h"
 #include "snap_format.h"
 #include "spool/spool.h"
 #include "tls_server.h"
 #include "tls_stream.h"
-#include "tlsio.h"
+#include "conn.h"
+#include "list.h"
 
-#define INBOUND_RUN_ROUNDS 64                     /* feed/flush rounds per event: bounded work */
 #define INBOUND_RESUME_NS (1000ull * 1000 * 1000) /* spool_resume retry period */
 
 /* What a session waits for from the spool (a PG_AGAIN to retry). */
@@ -48,13 +49,12 @@ struct ib_buf {
 };
 
 struct ib_session {
-	struct ib_session *next, *prev;   /* ib->sessions */
-	struct ib_session *wnext, *wprev; /* ib->waiting, while spool_wait != NONE */
+	struct pg_list link;  /* ib->sessions */
+	struct pg_list wlink; /* ib->waiting, while spool_wait != NONE */
 	struct inbound *ib;
-	struct tcp_conn *c; /* NULL once released */
+	struct conn conn; /* TCP, STARTTLS and the engine's I/O (conn.h) */
 	struct smtp_server *smtp;
-	struct timer timer; /* the SMTP timeout; the linger guard while closing */
-	uint32_t raddr;     /* network order */
+	uint32_t raddr;   /* network order */
 	char peer[INET_ADDRSTRLEN];
 
 	/* the transaction */
@@ -67,16 +67,7 @@ struct ib_session {
 	int data_err;  /* errno of a failed append, for the counters */
 	uint64_t size; /* message_end's size, for the event */
 
-	/* STARTTLS (RFC 3207) */
-	struct tls_stream *tls; /* NULL in plaintext */
-	bool tls_pending;       /* STARTTLS said 220: flush it, then start TLS */
-	bool tls_on;            /* the handshake completed */
-	uint16_t tls_protocols; /* SNAP_TLS_P_* the handshake may negotiate */
-	bool tls_shut;          /* our close_notify is queued */
-
-	bool closing; /* PG_DONE or EOF: hand out the last reply, then close */
-	bool in_run;  /* inside ib_run: ending is deferred to its end */
-	bool dead;    /* ended inside ib_run: free at its end */
+	uint16_t tls_protocols; /* SNAP_TLS_P_* the STARTTLS handshake may negotiate */
 };
 
 struct inbound {
@@ -91,37 +82,25 @@ struct inbound {
 	bool warned_no_spool;
 	time_t (*now)(void);
 	uint64_t next_resume_ns;
-	struct ib_session *sessions;
+	struct pg_list sessions; /* ib_session.link */
 	uint32_t nsessions;
-	struct ib_session *waiting;
+	struct pg_list waiting; /* ib_session.wlink: parked on the spool */
 	uint32_t nwaiting;
 };
 
-static void ib_run(struct ib_session *ss);
 static void ib_free(struct ib_session *ss);
-static void ib_timer_fired(struct timer *t, void *owner);
 
 /* ---- lists and buffers ---- */
 
 static void ib_link(struct inbound *ib, struct ib_session *ss)
 {
-	ss->prev = NULL;
-	ss->next = ib->sessions;
-	if (ib->sessions != NULL)
-		ib->sessions->prev = ss;
-	ib->sessions = ss;
+	pg_list_add(&ib->sessions, &ss->link);
 	ib->nsessions++;
 }
 
 static void ib_unlink(struct inbound *ib, struct ib_session *ss)
 {
-	if (ss->prev != NULL)
-		ss->prev->next = ss->next;
-	else
-		ib->sessions = ss->next;
-	if (ss->next != NULL)
-		ss->next->prev = ss->prev;
-	ss->next = ss->prev = NULL;
+	pg_list_del(&ss->link);
 	ib->nsessions--;
 }
 
@@ -130,11 +109,7 @@ static void ib_wait(struct ib_session *ss, enum ib_wait why)
 	struct inbound *ib = ss->ib;
 
 	if (ss->spool_wait == IB_WAIT_NONE) {
-		ss->wprev = NULL;
-		ss->wnext = ib->waiting;
-		if (ib->waiting != NULL)
-			ib->waiting->wprev = ss;
-		ib->waiting = ss;
+		pg_list_add(&ib->waiting, &ss->wlink);
 		ib->nwaiting++;
 	}
 	ss->spool_wait = why;
@@ -146,13 +121,7 @@ static void ib_unwait(struct ib_session *ss)
 
 	if (ss->spool_wait == IB_WAIT_NONE)
 		return;
-	if (ss->wprev != NULL)
-		ss->wprev->wnext = ss->wnext;
-	else
-		ib->waiting = ss->wnext;
-	if (ss->wnext != NULL)
-		ss->wnext->wprev = ss->wprev;
-	ss->wnext = ss->wprev = NULL;
+	pg_list_del(&ss->wlink);
 	ss->spool_wait = IB_WAIT_NONE;
 	ib->nwaiting--;
 }
@@ -215,9 +184,9 @@ static void ib_spool_verdict(int err, struct smtp_verdict *v)
 /* The negotiated version as a SNAP_TLS_P_* bit; 0 without TLS. */
 static uint16_t ib_tls_version_bit(const struct ib_session *ss)
 {
-	if (ss->tls == NULL || !ss->tls_on)
+	if (!conn_tls_on(&ss->conn))
 		return 0;
-	switch (SSL_version(ss->tls->ssl)) {
+	switch (SSL_version(conn_ssl(&ss->conn))) {
 	case TLS1_VERSION: return SNAP_TLS_P_TLSV1;
 	case TLS1_1_VERSION: return SNAP_TLS_P_TLSV1_1;
 	case TLS1_2_VERSION: return SNAP_TLS_P_TLSV1_2;
@@ -226,35 +195,36 @@ static uint16_t ib_tls_version_bit(const struct ib_session *ss)
 	}
 }
 
-static int ib_mail_from(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-                        struct smtp_verdict *v)
+static int ib_mail_from(struct smtp_server *s, const struct smtp_envelope *env,
+                        struct smtp_verdict *v, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 	struct worker *w = ss->ib->w;
-	struct inbound_tls_verdict why;
+	struct policy_inbound_verdict why;
 	const char *at = strrchr(env->sender, '@');
 
 	(void)s;
 	ib_txn_clear(ss);
 	/* a listed partner's mail comes over TLS (the per-sender rule) */
 	if (w->snap != NULL && at != NULL &&
-	    inbound_tls_required(w->snap, ss->raddr, at + 1, &why) && why.reason == INBOUND_TLS_SENDER &&
-	    (!ss->tls_on || ib_tls_version_bit(ss) == 0 ||
+	    policy_inbound_required(w->snap, ss->raddr, at + 1, &why) &&
+	    why.reason == POLICY_INBOUND_SENDER &&
+	    (!conn_tls_on(&ss->conn) || ib_tls_version_bit(ss) == 0 ||
 	     (ib_tls_version_bit(ss) & why.mandatory_protocols) == 0)) {
 		WCOUNT(w, smtp_tls_required);
 		v->code = 530;
 		v->status = "5.7.0";
-		v->text = ss->tls_on ? "Must use a stronger TLS protocol version"
+		v->text = conn_tls_on(&ss->conn) ? "Must use a stronger TLS protocol version"
 		                     : "Must issue a STARTTLS command first";
 		return PG_DECLINED;
 	}
 	return PG_OK;
 }
 
-static int ib_rcpt_to(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-                      const struct smtp_rcpt *rcpt, struct smtp_verdict *v)
+static int ib_rcpt_to(struct smtp_server *s, const struct smtp_envelope *env,
+                      const struct smtp_rcpt *rcpt, struct smtp_verdict *v, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 	struct worker *w = ss->ib->w;
 	const char *at = strrchr(rcpt->addr, '@');
 	char line[SMTP_ORCPT_MAX + 64];
@@ -387,10 +357,10 @@ nomem:
 	return PG_ERROR;
 }
 
-static int ib_data_start(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-                         struct smtp_verdict *v)
+static int ib_data_start(struct smtp_server *s, const struct smtp_envelope *env,
+                         struct smtp_verdict *v, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 	int rc;
 
 	(void)s, (void)env;
@@ -400,9 +370,9 @@ static int ib_data_start(void *user, struct smtp_server *s, const struct smtp_en
 	return rc;
 }
 
-static int ib_data_chunk(void *user, struct smtp_server *s, const uint8_t *p, size_t n)
+static int ib_data_chunk(struct smtp_server *s, const uint8_t *p, size_t n, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 	struct worker *w = ss->ib->w;
 	int rc;
 
@@ -426,7 +396,7 @@ static int ib_data_chunk(void *user, struct smtp_server *s, const uint8_t *p, si
 	return PG_ERROR;
 }
 
-static void ib_commit_cb(void *arg, struct spool_msg *m, int result, int err);
+static void ib_commit_cb(struct spool_msg *m, int result, int err, void *owner);
 
 /* spool_msg_commit: PG_AGAIN parks the session (committing, or waiting to retry). */
 static int ib_commit(struct ib_session *ss, struct smtp_verdict *v)
@@ -451,10 +421,10 @@ static int ib_commit(struct ib_session *ss, struct smtp_verdict *v)
 	return PG_ERROR;
 }
 
-static int ib_message_end(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-                          const struct smtp_message_info *info, struct smtp_verdict *v)
+static int ib_message_end(struct smtp_server *s, const struct smtp_envelope *env,
+                          const struct smtp_message_info *info, struct smtp_verdict *v, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 
 	(void)s, (void)env;
 	if (ss->msg == NULL)
@@ -465,9 +435,9 @@ static int ib_message_end(void *user, struct smtp_server *s, const struct smtp_e
 
 static void ib_event_value(char *dst, size_t size, const char *src);
 
-static void ib_message_abort(void *user, struct smtp_server *s)
+static void ib_message_abort(struct smtp_server *s, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 
 	if (smtp_server_loop_detected(s)) {
 		struct worker *w = ss->ib->w;
@@ -489,18 +459,18 @@ static void ib_message_abort(void *user, struct smtp_server *s)
 	ib_txn_clear(ss);
 }
 
-/* STARTTLS said 220: ib_run flushes it in plaintext, then ib_tls_start. */
-static void ib_starttls(void *user, struct smtp_server *s)
+/* STARTTLS said 220: the driver sends it in plaintext, then starts TLS. */
+static void ib_starttls(struct smtp_server *s, void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 
 	(void)s;
-	ss->tls_pending = true;
+	conn_starttls(&ss->conn, ss->ib->tls_ctx);
 }
 
-static time_t ib_now(void *user)
+static time_t ib_now(void *owner)
 {
-	struct ib_session *ss = user;
+	struct ib_session *ss = owner;
 
 	return ss->ib->now != NULL ? ss->ib->now() : time(NULL);
 }
@@ -527,9 +497,9 @@ static void ib_event_value(char *dst, size_t size, const char *src)
 }
 
 /* From spool_poll, exactly once per commit (never after spool_msg_forget_cb). */
-static void ib_commit_cb(void *arg, struct spool_msg *m, int result, int err)
+static void ib_commit_cb(struct spool_msg *m, int result, int err, void *owner)
 {
-	struct ib_session *ss = arg;
+	struct ib_session *ss = owner;
 	struct worker *w = ss->ib->w;
 	struct smtp_verdict v = {0};
 
@@ -551,27 +521,16 @@ static void ib_commit_cb(void *arg, struct spool_msg *m, int result, int err)
 		ib_spool_verdict(err, &v);
 		smtp_server_message_committed(ss->smtp, false, &v);
 	}
-	ib_run(ss);
+	conn_run(&ss->conn);
 }
 
 /* ---- the session over TCP ---- */
-
-/* Release the connection; the session is freed now or at the end of ib_run. */
-static void ib_end(struct ib_session *ss, bool reset)
-{
-	tcp_release(&ss->c, reset);
-	if (ss->in_run)
-		ss->dead = true;
-	else
-		ib_free(ss);
-}
 
 static void ib_free(struct ib_session *ss)
 {
 	struct inbound *ib = ss->ib;
 	struct worker *w = ib->w;
 
-	timer_cancel(w->timers, &ss->timer);
 	/* an open transaction is aborted here (message_abort), unless committing */
 	smtp_server_destroy(ss->smtp);
 	ss->smtp = NULL;
@@ -580,264 +539,77 @@ static void ib_free(struct ib_session *ss)
 		ss->msg = NULL;
 	}
 	ib_unwait(ss);
-	if (ss->tls != NULL) {
-		(void)tls_stream_free(ss->tls); /* no ASYNC jobs on inbound SSLs yet */
-		worker_free(w, ss->tls);
-		ss->tls = NULL;
-	}
 	ib_buf_free(w, &ss->rcpts);
 	ib_buf_free(w, &ss->rparams);
 	ib_unlink(ib, ss);
 	worker_free(w, ss);
 }
 
-/* Start TLS on the connection once the 220 to STARTTLS is out. */
-static void ib_tls_start(struct ib_session *ss)
+/* The handshake finished: the engine hears of it (RFC 3207 §4.2: EHLO again). */
+static void ib_tls_done(struct ib_session *ss)
 {
 	struct worker *w = ss->ib->w;
-	struct tls_stream *ts = worker_alloc(w, sizeof(*ts));
+	char info[SMTP_TLS_INFO_MAX + 1];
 
-	ss->tls_pending = false;
-	if (ts == NULL || ss->ib->tls_ctx == NULL ||
-	    tls_stream_init(ts, ss->ib->tls_ctx, true) != PG_OK ||
-	    tls_server_set_protocols(ts->ssl, ss->tls_protocols) != PG_OK) {
-		if (ts != NULL && ts->ssl != NULL)
-			(void)tls_stream_free(ts);
-		worker_free(w, ts);
+	if (!conn_tls_on(&ss->conn)) {
+		char peer[INET_ADDRSTRLEN + 8], why[120];
+
 		WCOUNT(w, smtp_tls_failures);
-		smtp_server_tls_started(ss->smtp, false, NULL);
-		ss->closing = true;
+		ib_event_value(peer, sizeof(peer), ss->peer);
+		ib_event_value(why, sizeof(why), conn_tls_why(&ss->conn));
+		dp_event(w, EV_SMTP_TLS_FAILED, "client=%s" EVRING_SEP "why=%s", peer, why);
+		smtp_server_tls_started(ss->smtp, false, NULL); /* the alert goes out, then the close */
 		return;
 	}
-	ss->tls = ts;
+	WCOUNT(w, smtp_tls_handshakes);
+	if (tls_stream_resumed(conn_stream(&ss->conn)))
+		WCOUNT(w, smtp_tls_resumed);
+	tls_stream_describe(conn_stream(&ss->conn), info, sizeof(info));
+	smtp_server_tls_started(ss->smtp, true, info);
 }
 
-/*
- * The TLS side of ib_feed: ciphertext from TCP into the stream, the
- * handshake while it runs, then plaintext to the engine.
- */
-static int ib_feed_tls(struct ib_session *ss, size_t *fed)
+static bool ib_event(struct conn *c, enum conn_event ev, void *owner)
 {
+	struct ib_session *ss = owner;
 	struct worker *w = ss->ib->w;
-	struct tls_stream *ts = ss->tls;
-	const uint8_t *p;
-	size_t n, used = 0;
-	int rc = PG_OK, d;
 
-	*fed = tlsio_pull(ts, ss->c);
-	if (!ss->tls_on) {
-		char info[SMTP_TLS_INFO_MAX + 1];
-		int h = tls_stream_handshake(ts);
-
-		if (h == PG_AGAIN)
-			return PG_OK;
-		if (h == PG_ERROR) {
-			char peer[INET_ADDRSTRLEN + 8], why[120];
-
+	(void)c;
+	switch (ev) {
+	case CONN_EV_TLS_START:
+		if (tls_server_set_protocols(conn_ssl(&ss->conn), ss->tls_protocols) != PG_OK) {
+			conn_tls_fail(&ss->conn, "no TLS version to offer");
+			return false;
+		}
+		return true;
+	case CONN_EV_TLS_DONE:
+		ib_tls_done(ss);
+		return true;
+	case CONN_EV_TIMEOUT:
+		WCOUNT(w, smtp_timeouts);
+		if (conn_tls(&ss->conn) == CONN_TLS_HANDSHAKE) {
+			/* a handshake that does not finish: nothing can be said in plaintext */
 			WCOUNT(w, smtp_tls_failures);
-			ib_event_value(peer, sizeof(peer), ss->peer);
-			ib_event_value(why, sizeof(why), ts->why);
-			dp_event(w, EV_SMTP_TLS_FAILED, "client=%s" EVRING_SEP "why=%s", peer, why);
-			smtp_server_tls_started(ss->smtp, false, NULL);
-			return PG_DONE; /* the alert goes out, then the connection closes */
+			conn_close(&ss->conn, true);
 		}
-		ss->tls_on = true;
-		WCOUNT(w, smtp_tls_handshakes);
-		if (tls_stream_resumed(ts))
-			WCOUNT(w, smtp_tls_resumed);
-		tls_stream_describe(ts, info, sizeof(info));
-		smtp_server_tls_started(ss->smtp, true, info);
-		*fed += 1; /* progress: the engine has things to say again */
-	}
-	d = tls_stream_decrypt(ts);
-	if (d == PG_ERROR)
-		return PG_DONE;
-	n = tls_stream_plain(ts, &p);
-	if (n > 0) {
-		rc = smtp_server_input(ss->smtp, p, n, &used);
-		tls_stream_plain_consume(ts, used);
-		*fed += used;
-	} else if (d == PG_DONE) {
-		rc = smtp_server_input(ss->smtp, (const uint8_t *)"", 0, &used);
-		if (rc == PG_OK)
-			rc = PG_DONE; /* the client's close_notify: nothing more will come */
-	}
-	return rc;
-}
-
-/* Offer what the client sent to the engine. *fed: bytes it took. */
-static int ib_feed(struct ib_session *ss, size_t *fed)
-{
-	const uint8_t *p[2];
-	uint32_t l[2], total = 0;
-	size_t used = 0;
-	int rc = PG_OK;
-
-	*fed = 0;
-	if (ss->tls != NULL)
-		return ib_feed_tls(ss, fed);
-	if (ss->tls_pending) {
-		/*
-		 * Bytes after STARTTLS, before the client could have read our
-		 * 220, are plaintext injection (CVE-2011-0411): dropped.
-		 */
-		*fed = tcp_recv_discard(ss->c);
-		return PG_OK;
-	}
-	if (tcp_recv_peek(ss->c, &p[0], &l[0], &p[1], &l[1]) == 0)
-		return smtp_server_input(ss->smtp, (const uint8_t *)"", 0, &used);
-	for (unsigned i = 0; i < 2; i++) {
-		if (l[i] == 0)
-			continue;
-		used = 0;
-		rc = smtp_server_input(ss->smtp, p[i], l[i], &used);
-		total += (uint32_t)used;
-		if (rc != PG_OK)
-			break;
-	}
-	if (total > 0)
-		tcp_recv_consume(ss->c, total);
-	*fed = total;
-	if (ss->tls_pending)
-		tcp_recv_discard(ss->c); /* what came with STARTTLS goes too (RFC 3207 §4.2) */
-	return rc;
-}
-
-static void ib_arm(struct ib_session *ss)
-{
-	struct worker *w = ss->ib->w;
-	uint32_t ms;
-
-	if (ss->closing) {
-		if (!timer_armed(&ss->timer))
-			timer_arm(w->timers, &ss->timer, w->now_ns + INBOUND_LINGER_NS);
-		return;
-	}
-	ms = smtp_server_timeout_ms(ss->smtp);
-	if (ss->tls != NULL && !ss->tls_on)
-		ms = ss->ib->cfg.cmd_timeout_ms; /* the handshake (Postfix smtpd_starttls_timeout) */
-	if (ms == 0)
-		timer_cancel(w->timers, &ss->timer);
-	else
-		timer_arm(w->timers, &ss->timer, w->now_ns + (uint64_t)ms * 1000000ull);
-}
-
-/*
- * Run the session as far as it goes: feed input, drain output, repeat
- * while either moves; on PG_DONE (or EOF) hand out the last reply and
- * close. Every event of the session ends up here.
- */
-static void ib_run(struct ib_session *ss)
-{
-	bool was_closing;
-
-	if (ss->in_run || ss->c == NULL)
-		return;
-	ss->in_run = true;
-	was_closing = ss->closing;
-	for (unsigned round = 0; round < INBOUND_RUN_ROUNDS; round++) {
-		size_t fed = 0, sent = 0;
-		int rc = PG_OK, out;
-
-		if (!ss->closing) {
-			rc = ib_feed(ss, &fed);
-			if (rc == PG_DONE)
-				ss->closing = true;
-		}
-		{
-			struct tlsio_engine e = tlsio_server(ss->smtp);
-
-			out = tlsio_flush(ss->tls, ss->tls_on, ss->c, &e, &sent);
-		}
-		if (out == PG_ERROR) {
-			ib_end(ss, true);
-			break;
-		}
-		if (out == PG_OK && ss->tls_pending && !ss->closing) {
-			ib_tls_start(ss); /* the 220 is out: TLS from the next byte on */
-			sent++;
-		}
-		if (out == PG_OK && ss->closing && ss->tls_on && !ss->tls_shut) {
-			size_t pushed;
-
-			ss->tls_shut = true;
-			tls_stream_shutdown(ss->tls); /* close_notify before our FIN */
-			out = tlsio_push(ss->tls, ss->c, &pushed);
-			if (out == PG_ERROR) {
-				ib_end(ss, true);
-				break;
-			}
-		}
-		if (!ss->closing && !ss->committing && ss->spool_wait == IB_WAIT_NONE && tlsio_eof(ss->tls, ss->c))
-			ss->closing = true; /* the client left: nothing more will come */
-		if (ss->closing) {
-			if (out == PG_OK) {
-				/* unread input would turn the FIN into a RST (tcp.h): drop it */
-				tcp_recv_discard(ss->c);
-				ib_end(ss, false);
-			}
-			break;
-		}
-		if (fed == 0 && sent == 0)
-			break;
-	}
-	ss->in_run = false;
-	if (ss->dead) {
+		return false;
+	case CONN_EV_CLOSED:
 		ib_free(ss);
-		return;
+		return false;
+	default:
+		return false;
 	}
-	if (ss->closing && !was_closing)
-		timer_cancel(ss->ib->w->timers, &ss->timer); /* the linger guard starts now */
-	ib_arm(ss);
 }
 
-static void ib_timer_fired(struct timer *t, void *owner)
+/* The client left: the connection stays while the spool still answers for its message. */
+static bool ib_busy(struct conn *c, void *owner)
 {
-	struct ib_session *ss = container_of(t, struct ib_session, timer);
+	const struct ib_session *ss = owner;
 
-	(void)owner;
-	if (ss->closing) {
-		/* the client does not take our last reply: give up on it */
-		ib_end(ss, true);
-		return;
-	}
-	if (ss->tls != NULL && !ss->tls_on) {
-		/* a handshake that does not finish: nothing can be said in plaintext */
-		WCOUNT(ss->ib->w, smtp_timeouts);
-		WCOUNT(ss->ib->w, smtp_tls_failures);
-		ib_end(ss, true);
-		return;
-	}
-	WCOUNT(ss->ib->w, smtp_timeouts);
-	if (smtp_server_timeout(ss->smtp) == PG_DONE)
-		ss->closing = true;
-	ib_run(ss);
-}
-
-static void ib_readable(struct tcp_conn *c, void *user)
-{
 	(void)c;
-	ib_run(user);
+	return ss->committing || ss->spool_wait != IB_WAIT_NONE;
 }
 
-static void ib_closed(struct tcp_conn *c, void *user)
-{
-	(void)c;
-	ib_end(user, false);
-}
-
-static void ib_error(struct tcp_conn *c, enum tcp_error err, void *user)
-{
-	(void)c, (void)err;
-	ib_end(user, false);
-}
-
-static const struct tcp_ops ib_session_ops = {
-    .readable = ib_readable,
-    .writable = ib_readable,
-    .closed = ib_closed,
-    .error = ib_error,
-};
+static const struct conn_ops ib_conn_ops = {.event = ib_event, .busy = ib_busy};
 
 static void ib_accepted(struct tcp_conn *c, void *user)
 {
@@ -855,20 +627,18 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 		return;
 	}
 	ss->ib = ib;
-	ss->c = c;
-	timer_init(&ss->timer, ib_timer_fired);
 	tcp_conn_tuple(c, &laddr, &lport, &ss->raddr, &rport);
 	a.s_addr = ss->raddr;
 	inet_ntop(AF_INET, &a, ss->peer, sizeof(ss->peer));
 	peer.addr = ss->peer;
-	cfg.user = ss;
+	cfg.owner = ss;
 	cfg.over_capacity = ib->nsessions >= ib->max_sessions;
 	/* TLS required for the listener or this client's network (per sender: at MAIL) */
 	ss->tls_protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3;
 	if (w->snap != NULL) {
-		struct inbound_tls_verdict v;
+		struct policy_inbound_verdict v;
 
-		cfg.tls_required = inbound_tls_required(w->snap, ss->raddr, NULL, &v);
+		cfg.tls_required = policy_inbound_required(w->snap, ss->raddr, NULL, &v);
 		if (v.settings != NULL)
 			ss->tls_protocols = cfg.tls_required ? v.mandatory_protocols : v.protocols;
 	}
@@ -878,13 +648,19 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 		tcp_abort(c);
 		return;
 	}
+	pg_list_init(&ss->wlink);
 	ib_link(ib, ss);
 	if (cfg.over_capacity)
 		WCOUNT(w, smtp_sessions_refused);
 	else
 		WCOUNT(w, smtp_sessions);
-	tcp_set_handler(c, &ib_session_ops, ss);
-	ib_run(ss); /* the greeting; data may have come with the handshake's ACK */
+	conn_init(&ss->conn, w, &ib_conn_ops, ss);
+	/* the handshake (Postfix smtpd_starttls_timeout) */
+	ss->conn.handshake_timeout_ms = ib->cfg.cmd_timeout_ms;
+	ss->conn.linger_ns = INBOUND_LINGER_NS;
+	conn_accept(&ss->conn, c);
+	conn_attach(&ss->conn, &conn_smtp_server, ss->smtp);
+	conn_run(&ss->conn); /* the greeting; data may have come with the handshake's ACK */
 }
 
 static const struct tcp_ops ib_listen_ops = {.accepted = ib_accepted};
@@ -901,6 +677,8 @@ static struct inbound *ib_get(struct worker *w)
 	if (ib == NULL)
 		return NULL;
 	ib->w = w;
+	pg_list_init(&ib->sessions);
+	pg_list_init(&ib->waiting);
 	smtp_server_config_default(&ib->cfg);
 	ib->cfg.ops = &ib_smtp_ops;
 	snprintf(ib->hostname, sizeof(ib->hostname), "localhost");
@@ -910,19 +688,19 @@ static struct inbound *ib_get(struct worker *w)
 	return ib;
 }
 
-static void *ib_spool_alloc(void *arg, size_t size)
+static void *ib_spool_alloc(size_t size, void *owner)
 {
-	return worker_alloc(arg, size);
+	return worker_alloc(owner, size);
 }
 
-static void ib_spool_free(void *arg, void *p)
+static void ib_spool_free(void *p, void *owner)
 {
-	worker_free(arg, p);
+	worker_free(owner, p);
 }
 
-static void ib_spool_log(void *arg, enum spool_log_level level, const char *msg)
+static void ib_spool_log(enum spool_log_level level, const char *msg, void *owner)
 {
-	struct worker *w = arg;
+	struct worker *w = owner;
 
 	switch (level) {
 	case SPOOL_LOG_ERR:
@@ -1039,12 +817,12 @@ void inbound_adopt(struct worker *w, const struct snap_header *h)
 	}
 	if (t != NULL) {
 		snprintf(ib->hostname, sizeof(ib->hostname), "%s", snap_string(h, t->myhostname));
-		ib->cfg.max_message_size = t->message_size_limit;
-		ib->cfg.max_rcpt = t->recipient_limit;
-		ib->cfg.max_hops = t->hopcount_limit != 0 ? t->hopcount_limit : SNAP_SMTP_HOPS_DEFAULT;
+		ib->cfg.max_message_size = setting_u64(h, SET_message_size_limit);
+		ib->cfg.max_rcpt = (uint32_t)setting_u64(h, SET_smtpd_recipient_limit);
+		ib->cfg.max_hops = (uint32_t)setting_u64(h, SET_hopcount_limit);
 		ib->cfg.bare = (t->flags & SNAP_SMTP_F_BARE_NORMALIZE) != 0 ? SMTP_BARE_NORMALIZE
 		                                                            : SMTP_BARE_REJECT;
-		ib->max_sessions = t->max_sessions;
+		ib->max_sessions = (uint32_t)setting_u64(h, SET_smtp_max_sessions);
 	}
 	ib_tls_adopt(ib, h);
 	if (ib->listening && (!on || ib->port != t->listen_port)) {
@@ -1088,7 +866,7 @@ static void ib_retry(struct ib_session *ss, enum ib_wait why)
 	default:
 		break; /* APPEND: feeding again retries it */
 	}
-	ib_run(ss);
+	conn_run(&ss->conn);
 }
 
 unsigned inbound_poll(struct worker *w)
@@ -1101,16 +879,16 @@ unsigned inbound_poll(struct worker *w)
 	if (sp == NULL)
 		return 0;
 	n = spool_poll(sp);
-	if (ib != NULL && ib->waiting != NULL) {
+	if (ib != NULL && !pg_list_empty(&ib->waiting)) {
 		/* take the list: a session still waiting puts itself back */
-		struct ib_session *list = ib->waiting;
+		struct pg_list batch;
 
-		while (list != NULL) {
-			struct ib_session *ss = list;
+		pg_list_splice_init(&ib->waiting, &batch);
+		while (!pg_list_empty(&batch)) {
+			struct ib_session *ss = PG_LIST_FIRST(&batch, struct ib_session, wlink);
 			enum ib_wait why = ss->spool_wait;
 
-			/* retrying frees nobody but ss, and re-queues at the head */
-			list = ss->wnext;
+			/* a session freed meanwhile leaves the batch (ib_unwait) */
 			ib_unwait(ss);
 			ib_retry(ss, why);
 		}
@@ -1140,13 +918,10 @@ void inbound_destroy(struct worker *w)
 
 	if (ib == NULL)
 		return;
-	while (ib->sessions != NULL) {
-		struct ib_session *ss = ib->sessions;
+	while (!pg_list_empty(&ib->sessions)) {
+		struct ib_session *ss = PG_LIST_FIRST(&ib->sessions, struct ib_session, link);
 
-		if (ss->c != NULL) {
-			tcp_abort(ss->c);
-			ss->c = NULL;
-		}
+		conn_destroy(&ss->conn);
 		ib_free(ss);
 	}
 	if (ib->listening)
@@ -1173,8 +948,14 @@ uint32_t inbound_sessions_on_spool(const struct worker *w)
 
 	if (w->inbound == NULL)
 		return 0;
-	for (const struct ib_session *ss = w->inbound->sessions; ss != NULL; ss = ss->next)
+	struct pg_list *node, *tmp;
+
+	pg_list_foreach_safe(node, tmp, &w->inbound->sessions)
+	{
+		const struct ib_session *ss = PG_LIST_ENTRY(node, struct ib_session, link);
+
 		n += ss->committing || ss->spool_wait != IB_WAIT_NONE;
+	}
 	return n;
 }
 

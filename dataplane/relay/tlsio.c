@@ -6,8 +6,6 @@
 #include <rte_common.h>
 
 #include "result.h"
-#include "smtp/smtp_client.h"
-#include "smtp/smtp_server.h"
 #include "tlsio.h"
 
 size_t tlsio_pull(struct tls_stream *ts, struct tcp_conn *c)
@@ -74,69 +72,6 @@ int tlsio_push(struct tls_stream *ts, struct tcp_conn *c, size_t *sent)
 		*sent += (size_t)k;
 		if ((size_t)k < n)
 			return PG_AGAIN;
-	}
-	return PG_OK;
-}
-
-static size_t tlsio_server_output(void *e, const uint8_t **p)
-{
-	return smtp_server_output(e, p);
-}
-
-static void tlsio_server_consume(void *e, size_t n)
-{
-	smtp_server_output_consume(e, n);
-}
-
-static size_t tlsio_client_output(void *e, const uint8_t **p)
-{
-	return smtp_client_output(e, p);
-}
-
-static void tlsio_client_consume(void *e, size_t n)
-{
-	smtp_client_output_consume(e, n);
-}
-
-struct tlsio_engine tlsio_server(struct smtp_server *s)
-{
-	return (struct tlsio_engine){tlsio_server_output, tlsio_server_consume, s};
-}
-
-struct tlsio_engine tlsio_client(struct smtp_client *c)
-{
-	return (struct tlsio_engine){tlsio_client_output, tlsio_client_consume, c};
-}
-
-int tlsio_flush(struct tls_stream *ts, bool tls_on, struct tcp_conn *c,
-                const struct tlsio_engine *e, size_t *sent)
-{
-	const uint8_t *p;
-	size_t n, taken;
-	int out;
-
-	*sent = 0;
-	if (ts != NULL) {
-		while ((n = e->output(e->engine, &p)) > 0) {
-			out = tls_on ? tlsio_send(ts, c, p, n, &taken) : (taken = n, PG_OK);
-			e->consume(e->engine, taken);
-			*sent += taken;
-			if (out != PG_OK)
-				return out;
-		}
-		out = tlsio_push(ts, c, &taken);
-		*sent += taken;
-		return out;
-	}
-	while ((n = e->output(e->engine, &p)) > 0) {
-		int k = tcp_send(c, p, (uint32_t)RTE_MIN(n, (size_t)UINT32_MAX));
-
-		if (k == PG_AGAIN)
-			return PG_AGAIN; /* a writable event follows */
-		if (k < 0)
-			return PG_ERROR;
-		e->consume(e->engine, (size_t)k);
-		*sent += (size_t)k;
 	}
 	return PG_OK;
 }

@@ -43,7 +43,7 @@ void smtpc_set_state(struct smtp_client *c, enum smtpc_state st)
 	if (c->state == st)
 		return;
 	if (c->ops->trace)
-		c->ops->trace(c->cfg.user, c, state_names[c->state], state_names[st]);
+		c->ops->trace(c, state_names[c->state], state_names[st], c->cfg.owner);
 	c->state = st;
 }
 
@@ -223,7 +223,7 @@ static void rcpt_final(struct smtp_client *c, uint32_t i, const struct smtp_clie
 		c->accepted--;
 	c->rstate[i] = SMTPC_R_FINAL;
 	c->nfinal++;
-	c->ops->rcpt_result(c->cfg.user, c, i, r);
+	c->ops->rcpt_result(c, i, r, c->cfg.owner);
 }
 
 /* A refusal before anything was sent for recipient i. */
@@ -266,7 +266,7 @@ static void fail_unstarted(struct smtp_client *c, const struct smtp_client_reply
 	for (uint32_t i = 0; i < env->nrcpt; i++) {
 		if (c->rstate)
 			c->rstate[i] = SMTPC_R_FINAL;
-		c->ops->rcpt_result(c->cfg.user, c, i, r);
+		c->ops->rcpt_result(c, i, r, c->cfg.owner);
 	}
 	c->nfinal = env->nrcpt;
 	message_finish(c);
@@ -283,7 +283,7 @@ static void message_finish(struct smtp_client *c)
 	if (c->state != SMTPC_S_CLOSED && c->state != SMTPC_S_QUIT)
 		smtpc_set_state(c, SMTPC_S_IDLE);
 	if (c->ops->message_done)
-		c->ops->message_done(c->cfg.user, c);
+		c->ops->message_done(c, c->cfg.owner);
 }
 
 /*
@@ -347,7 +347,7 @@ static void handshake_done(struct smtp_client *c)
 	if (!c->ops->helo_done)
 		return;
 	memset(&r, 0, sizeof(r));
-	rc = c->ops->helo_done(c->cfg.user, c, &c->info, &r);
+	rc = c->ops->helo_done(c, &c->info, &r, c->cfg.owner);
 	if (rc == PG_OK)
 		return;
 	if (r.code < 400 || r.code > 599) {
@@ -418,7 +418,7 @@ static void on_starttls(struct smtp_client *c, struct smtp_client_reply *r)
 		/* Anything after the 220 is plaintext injection: dropped. */
 		c->drop_input = true;
 		smtpc_set_state(c, SMTPC_S_TLS);
-		c->ops->starttls(c->cfg.user, c);
+		c->ops->starttls(c, c->cfg.owner);
 		return;
 	}
 	if (r->code / 100 == 2) {
@@ -548,7 +548,7 @@ static void txn_begin(struct smtp_client *c)
 		struct smtp_client_reply r;
 		smtpc_local(&r, 451, "4.3.0", SMTP_PHASE_MAIL, "Out of memory");
 		for (uint32_t i = 0; i < env->nrcpt; i++)
-			c->ops->rcpt_result(c->cfg.user, c, i, &r);
+			c->ops->rcpt_result(c, i, &r, c->cfg.owner);
 		c->nfinal = env->nrcpt;
 		message_finish(c);
 		return;
@@ -839,7 +839,7 @@ void smtpc_on_reply(struct smtp_client *c, const struct smtp_client_reply *in)
 		                                 : SMTP_PHASE_DATA;
 	}
 	if (c->ops->reply)
-		c->ops->reply(c->cfg.user, c, &r);
+		c->ops->reply(c, &r, c->cfg.owner);
 	if (c->state == SMTPC_S_QUIT) {
 		smtpc_set_state(c, SMTPC_S_CLOSED); /* whatever it said */
 		return;

@@ -164,7 +164,7 @@ struct smtp_client_envelope {
 };
 
 /*
- * Upcalls; `user` is cfg->user. body_read and rcpt_result are required.
+ * Upcalls; `user` is cfg->owner. body_read and rcpt_result are required.
  */
 struct smtp_client_ops {
 	/*
@@ -175,40 +175,40 @@ struct smtp_client_ops {
 	 * cannot be read - the connection is dropped without ending the DATA
 	 * (a truncated message must never be delivered), 451 4.3.0.
 	 */
-	int (*body_read)(void *user, struct smtp_client *c, const uint8_t **p, size_t *n);
+	int (*body_read)(struct smtp_client *c, const uint8_t **p, size_t *n, void *owner);
 	/* Final result of recipient `i` of the current envelope (exactly once). */
-	void (*rcpt_result)(void *user, struct smtp_client *c, uint32_t i,
-	                    const struct smtp_client_reply *r);
+	void (*rcpt_result)(struct smtp_client *c, uint32_t i, const struct smtp_client_reply *r,
+	                    void *owner);
 	/* Every recipient has its result; smtp_client_send/_quit may follow. */
-	void (*message_done)(void *user, struct smtp_client *c);
+	void (*message_done)(struct smtp_client *c, void *owner);
 	/*
 	 * STARTTLS got 220: run the TLS handshake on the connection, then
 	 * call smtp_client_tls_done(). The session is parked. Everything the
 	 * engine was given after the 220 was dropped; the caller must not feed
 	 * it plaintext bytes that arrived before the handshake either.
 	 */
-	void (*starttls)(void *user, struct smtp_client *c);
+	void (*starttls)(struct smtp_client *c, void *owner);
 	/*
 	 * The handshake phase is over (EHLO/HELO done, after TLS if any):
 	 * info says what the server offered. PG_OK: deliver; PG_DECLINED:
 	 * every recipient gets *r (code/status/text; default 451 4.7.4) and
 	 * the session ends with QUIT. NULL = always deliver.
 	 */
-	int (*helo_done)(void *user, struct smtp_client *c, const struct smtp_client_info *info,
-	                 struct smtp_client_reply *r);
+	int (*helo_done)(struct smtp_client *c, const struct smtp_client_info *info,
+	                 struct smtp_client_reply *r, void *owner);
 	/* Optional trace of state changes; NULL = silent. */
-	void (*trace)(void *user, struct smtp_client *c, const char *from, const char *to);
+	void (*trace)(struct smtp_client *c, const char *from, const char *to, void *owner);
 	/*
 	 * Optional: every server reply as it is parsed, with the phase it
 	 * answers (the traffic generator times each SMTP phase with it).
 	 * Called before the engine acts on the reply; NULL = not wanted.
 	 */
-	void (*reply)(void *user, struct smtp_client *c, const struct smtp_client_reply *r);
+	void (*reply)(struct smtp_client *c, const struct smtp_client_reply *r, void *owner);
 };
 
 struct smtp_client_config {
 	const struct smtp_client_ops *ops;
-	void *user;
+	void *owner;
 	const char *helo_name; /* ours, for EHLO/HELO ["localhost"] */
 	bool starttls;         /* send STARTTLS when offered (hook required) [false] */
 	bool prefer_bdat;      /* use BDAT when CHUNKING is offered [false] */

@@ -119,7 +119,7 @@ static int refill(struct smtp_client *c)
 		return PG_DONE;
 	if (e->off < e->n)
 		return PG_OK;
-	rc = c->ops->body_read(c->cfg.user, c, &p, &n);
+	rc = c->ops->body_read(c, &p, &n, c->cfg.owner);
 	if (rc == PG_OK && (n == 0 || !p))
 		rc = PG_AGAIN; /* nothing given: treat as "not yet" */
 	if (rc == PG_OK) {

@@ -370,7 +370,8 @@ static void cmd_mail(struct smtp_server *s, const char *arg, size_t len)
 	s->queue_id[0] = '\0';
 	{
 		struct smtp_verdict v = {0};
-		int rc = s->ops->mail_from ? s->ops->mail_from(s->cfg.user, s, &s->env, &v) : PG_OK;
+		int rc =
+		    s->ops->mail_from ? s->ops->mail_from(s, &s->env, &v, s->cfg.owner) : PG_OK;
 		if (rc == PG_AGAIN) {
 			s->await = SMTP_AWAIT_MAIL;
 			return;
@@ -529,7 +530,7 @@ static void cmd_rcpt(struct smtp_server *s, const char *arg, size_t len)
 	}
 	{
 		struct smtp_verdict v = {0};
-		rc = s->ops->rcpt_to ? s->ops->rcpt_to(s->cfg.user, s, &s->env, r, &v) : PG_OK;
+		rc = s->ops->rcpt_to ? s->ops->rcpt_to(s, &s->env, r, &v, s->cfg.owner) : PG_OK;
 		if (rc == PG_AGAIN) {
 			s->await = SMTP_AWAIT_RCPT;
 			return;
@@ -565,7 +566,7 @@ void smtp_finish_rcpt(struct smtp_server *s, int rc, const struct smtp_verdict *
 static int ask_data_start(struct smtp_server *s)
 {
 	struct smtp_verdict v = {0};
-	int rc = s->ops->data_start ? s->ops->data_start(s->cfg.user, s, &s->env, &v) : PG_OK;
+	int rc = s->ops->data_start ? s->ops->data_start(s, &s->env, &v, s->cfg.owner) : PG_OK;
 
 	if (rc == PG_AGAIN)
 		s->await = SMTP_AWAIT_DATA;
@@ -709,7 +710,7 @@ static void cmd_quit(struct smtp_server *s, const char *arg, size_t len)
 	(void)arg, (void)len;
 	smtp_reply(s, 221, "2.0.0", "Bye");
 	if (s->ops->quit)
-		s->ops->quit(s->cfg.user, s);
+		s->ops->quit(s, s->cfg.owner);
 	smtp_close(s);
 }
 
@@ -758,7 +759,7 @@ static void cmd_starttls(struct smtp_server *s, const char *arg, size_t len)
 	s->await = SMTP_AWAIT_TLS;
 	s->in = SMTP_IN_DROP;
 	smtp_set_state(s, SMTP_S_TLS);
-	s->ops->starttls(s->cfg.user, s);
+	s->ops->starttls(s, s->cfg.owner);
 }
 
 static void cmd_forbidden(struct smtp_server *s, const char *arg, size_t len)

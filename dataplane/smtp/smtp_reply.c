@@ -201,7 +201,7 @@ size_t smtp_received_header(const struct smtp_server *s, char *buf, size_t size)
 {
 	char date[64], lit[80], idpart[SMTP_QUEUE_ID_MAX + 8];
 	char forpart[SMTP_PATH_MAX + 16];
-	time_t now = s->ops->now ? s->ops->now(s->cfg.user) : time(NULL);
+	time_t now = s->ops->now ? s->ops->now(s->cfg.owner) : time(NULL);
 	int n;
 
 	rfc5322_date(now, date, sizeof(date));

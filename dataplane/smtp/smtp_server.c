@@ -30,7 +30,7 @@ void smtp_set_state(struct smtp_server *s, enum smtp_state st)
 	if (s->state == st)
 		return;
 	if (s->ops->trace)
-		s->ops->trace(s->cfg.user, s, state_names[s->state], state_names[st]);
+		s->ops->trace(s, state_names[s->state], state_names[st], s->cfg.owner);
 	s->state = st;
 }
 
@@ -120,7 +120,7 @@ void smtp_server_destroy(struct smtp_server *s)
 void smtp_txn_reset(struct smtp_server *s, bool abort)
 {
 	if (s->txn_open && abort && s->ops->message_abort)
-		s->ops->message_abort(s->cfg.user, s);
+		s->ops->message_abort(s, s->cfg.owner);
 	s->txn_open = false;
 	memset(&s->env, 0, sizeof(s->env));
 	s->first_rcpt[0] = '\0';
@@ -163,7 +163,7 @@ static void body_fail(struct smtp_server *s, enum smtp_msg_fail why)
 	s->msg_fail = why;
 	s->body_fill = 0;
 	if (s->txn_open && s->ops->message_abort)
-		s->ops->message_abort(s->cfg.user, s);
+		s->ops->message_abort(s, s->cfg.owner);
 	s->txn_open = false;
 }
 
@@ -178,7 +178,7 @@ static int body_flush(struct smtp_server *s)
 		s->body_fill = 0;
 		return PG_OK;
 	}
-	rc = s->ops->data_chunk(s->cfg.user, s, s->body, s->body_fill);
+	rc = s->ops->data_chunk(s, s->body, s->body_fill, s->cfg.owner);
 	if (rc == PG_AGAIN)
 		return PG_AGAIN;
 	if (rc != PG_OK)
@@ -545,7 +545,7 @@ static void message_end(struct smtp_server *s)
 	info.size = s->body_total;
 	info.max_line = s->max_line;
 	info.bdat = s->state == SMTP_S_CHUNKING;
-	rc = s->ops->message_end ? s->ops->message_end(s->cfg.user, s, &s->env, &info, &v) : PG_OK;
+	rc = s->ops->message_end ? s->ops->message_end(s, &s->env, &info, &v, s->cfg.owner) : PG_OK;
 	if (rc == PG_AGAIN) {
 		/* DESIGN.md "Durability": the 250 waits for the spool commit. */
 		s->await = SMTP_AWAIT_END;

@@ -140,7 +140,7 @@ struct smtp_verdict {
 };
 
 /*
- * Upcalls. `user` is cfg->user. The decision upcalls return
+ * Upcalls. `user` is cfg->owner. The decision upcalls return
  *   PG_OK        accept (the engine sends its usual 250/354)
  *   PG_DECLINED  refuse with *v (default: 554 5.7.1 / 550 5.7.1 / 554 5.3.0)
  *   PG_ERROR     temporary failure (451 4.3.0 unless *v says otherwise)
@@ -150,17 +150,17 @@ struct smtp_verdict {
  * Every entry but data_chunk may be NULL (accept / do nothing).
  */
 struct smtp_server_ops {
-	int (*mail_from)(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-	                 struct smtp_verdict *v);
-	int (*rcpt_to)(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-	               const struct smtp_rcpt *rcpt, struct smtp_verdict *v);
+	int (*mail_from)(struct smtp_server *s, const struct smtp_envelope *env,
+	                 struct smtp_verdict *v, void *owner);
+	int (*rcpt_to)(struct smtp_server *s, const struct smtp_envelope *env,
+	               const struct smtp_rcpt *rcpt, struct smtp_verdict *v, void *owner);
 	/*
 	 * DATA or the first BDAT, before 354 / before the first chunk is
 	 * read: the last moment to refuse cheaply (spool full: 452 4.3.1) and
 	 * to call smtp_server_set_queue_id() for the Received: header.
 	 */
-	int (*data_start)(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-	                  struct smtp_verdict *v);
+	int (*data_start)(struct smtp_server *s, const struct smtp_envelope *env,
+	                  struct smtp_verdict *v, void *owner);
 	/*
 	 * Body bytes: un-dot-stuffed, line endings canonical CRLF; the first
 	 * chunk of every message is the Received: header the engine made.
@@ -168,31 +168,32 @@ struct smtp_server_ops {
 	 * smtp_server_input() again later); PG_ERROR = the store failed: the
 	 * message is dropped (message_abort) and refused 451 4.3.0 at its end.
 	 */
-	int (*data_chunk)(void *user, struct smtp_server *s, const uint8_t *p, size_t n);
+	int (*data_chunk)(struct smtp_server *s, const uint8_t *p, size_t n, void *owner);
 	/* End of data (or BDAT LAST) - usually PG_AGAIN until the spool commit. */
-	int (*message_end)(void *user, struct smtp_server *s, const struct smtp_envelope *env,
-	                   const struct smtp_message_info *info, struct smtp_verdict *v);
+	int (*message_end)(struct smtp_server *s, const struct smtp_envelope *env,
+	                   const struct smtp_message_info *info, struct smtp_verdict *v,
+	                   void *owner);
 	/* The transaction opened by mail_from was abandoned (RSET, errors, close). */
-	void (*message_abort)(void *user, struct smtp_server *s);
+	void (*message_abort)(struct smtp_server *s, void *owner);
 	/*
 	 * STARTTLS accepted: "220 2.0.0 Ready to start TLS" is in the output.
 	 * Send it, drop every plaintext byte already received (the engine
 	 * already drops what it was given - CVE-2011-0411), run the handshake,
 	 * then call smtp_server_tls_started(). The session is parked until then.
 	 */
-	void (*starttls)(void *user, struct smtp_server *s);
+	void (*starttls)(struct smtp_server *s, void *owner);
 	/* QUIT received; 221 is in the output and input returns PG_DONE. */
-	void (*quit)(void *user, struct smtp_server *s);
+	void (*quit)(struct smtp_server *s, void *owner);
 	/* Optional clock for the Received: date (tests); NULL = time(NULL). */
-	time_t (*now)(void *user);
+	time_t (*now)(void *owner);
 	/* Optional trace of state changes (OpenSMTPD-style); NULL = silent. */
-	void (*trace)(void *user, struct smtp_server *s, const char *from, const char *to);
+	void (*trace)(struct smtp_server *s, const char *from, const char *to, void *owner);
 };
 
 /* Limits and features; smtp_server_config_default() fills the [defaults]. */
 struct smtp_server_config {
 	const struct smtp_server_ops *ops;
-	void *user;
+	void *owner;
 	const char *hostname;       /* ours, in the greeting and Received: ["localhost"] */
 	uint64_t max_message_size;  /* SIZE limit, 0 = unlimited [10240000, Postfix's] */
 	uint32_t max_rcpt;          /* per message (452 4.5.3) [1000] */

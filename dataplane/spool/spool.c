@@ -29,7 +29,7 @@
 
 void *spool_zalloc(struct spool *sp, size_t size)
 {
-	return sp->cfg.alloc != NULL ? sp->cfg.alloc(sp->cfg.alloc_arg, size) : calloc(1, size);
+	return sp->cfg.alloc != NULL ? sp->cfg.alloc(size, sp->cfg.alloc_arg) : calloc(1, size);
 }
 
 void spool_free(struct spool *sp, void *p)
@@ -37,7 +37,7 @@ void spool_free(struct spool *sp, void *p)
 	if (p == NULL)
 		return;
 	if (sp->cfg.free != NULL)
-		sp->cfg.free(sp->cfg.alloc_arg, p);
+		sp->cfg.free(p, sp->cfg.alloc_arg);
 	else
 		free(p);
 }
@@ -52,7 +52,7 @@ void spool_log(struct spool *sp, enum spool_log_level level, const char *fmt, ..
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (sp->cfg.log != NULL)
-		sp->cfg.log(sp->cfg.log_arg, level, msg);
+		sp->cfg.log(level, msg, sp->cfg.log_arg);
 	else
 		fprintf(stderr, "spool w%u %s: %s\n", sp->cfg.worker, names[level], msg);
 }
@@ -447,7 +447,7 @@ int spool_open(const struct spool_config *cfg, struct spool **out, struct spool_
 		errno = EINVAL;
 		return PG_ERROR;
 	}
-	sp = cfg->alloc != NULL ? cfg->alloc(cfg->alloc_arg, sizeof(*sp)) : calloc(1, sizeof(*sp));
+	sp = cfg->alloc != NULL ? cfg->alloc(sizeof(*sp), cfg->alloc_arg) : calloc(1, sizeof(*sp));
 	if (sp == NULL)
 		return PG_ERROR;
 	sp->cfg = *cfg;

@@ -52,10 +52,10 @@ enum spool_io_op {
  * Called with every completion's result (bytes or -errno); returns the
  * result the spool should see. For unit tests only: NULL in production.
  */
-typedef int spool_io_hook_fn(void *arg, enum spool_io_op op, int res);
+typedef int spool_io_hook_fn(enum spool_io_op op, int res, void *owner);
 
 enum spool_log_level { SPOOL_LOG_ERR, SPOOL_LOG_WARNING, SPOOL_LOG_NOTICE, SPOOL_LOG_INFO };
-typedef void spool_log_fn(void *arg, enum spool_log_level level, const char *msg);
+typedef void spool_log_fn(enum spool_log_level level, const char *msg, void *owner);
 
 struct spool_config {
 	const char *dir;       /* spool root; this worker's files are in dir/w<worker>/ */
@@ -73,8 +73,8 @@ struct spool_config {
 	size_t iowq_cpus_size;
 
 	/* memory: default calloc/free; the dataplane passes worker_alloc/free */
-	void *(*alloc)(void *arg, size_t size); /* zeroed */
-	void (*free)(void *arg, void *p);
+	void *(*alloc)(size_t size, void *owner); /* zeroed */
+	void (*free)(void *p, void *owner);
 	void *alloc_arg;
 
 	spool_log_fn *log; /* default: stderr */
@@ -114,11 +114,11 @@ struct spool_stats {
 };
 
 /* Result of a commit or a sync: PG_OK, or PG_ERROR with err = an errno. */
-typedef void spool_commit_cb(void *arg, struct spool_msg *m, int result, int err);
-typedef void spool_sync_cb(void *arg, int result, int err);
+typedef void spool_commit_cb(struct spool_msg *m, int result, int err, void *owner);
+typedef void spool_sync_cb(int result, int err, void *owner);
 /* data/len valid during the call only; result PG_OK or PG_ERROR (err). */
-typedef void spool_read_cb(void *arg, struct spool_msg *m, uint32_t chunk, const void *data,
-                           size_t len, int result, int err);
+typedef void spool_read_cb(struct spool_msg *m, uint32_t chunk, const void *data, size_t len,
+                           int result, int err, void *owner);
 
 struct spool_envelope {
 	const char *sender;       /* reverse-path without <>, "" for the null sender */

@@ -73,7 +73,7 @@ static uint64_t realtime_ns(void)
 
 static int hook(struct spool *sp, enum spool_io_op op, int res)
 {
-	return sp->cfg.io_hook != NULL ? sp->cfg.io_hook(sp->cfg.io_hook_arg, op, res) : res;
+	return sp->cfg.io_hook != NULL ? sp->cfg.io_hook(op, res, sp->cfg.io_hook_arg) : res;
 }
 
 /* An SQE, flushing the SQ once if it is full. NULL: ring really full. */
@@ -601,7 +601,7 @@ void spool_fire_waiters(struct spool *sp)
 		spool_queue_add(sp, m);
 		sp->stats.commits++;
 		if (cb != NULL)
-			cb(arg, m, PG_OK, 0);
+			cb(m, PG_OK, 0, arg);
 	}
 	while (sp->shead != NULL && sp->shead->lsn <= sp->durable_lsn) {
 		struct spool_sync_waiter *w = sp->shead;
@@ -609,7 +609,7 @@ void spool_fire_waiters(struct spool *sp)
 		sp->shead = w->next;
 		if (sp->shead == NULL)
 			sp->stail = NULL;
-		w->cb(w->arg, PG_OK, 0);
+		w->cb(PG_OK, 0, w->arg);
 		spool_free(sp, w);
 	}
 }
@@ -803,11 +803,11 @@ void spool_fail(struct spool *sp, int err, const char *what)
 		park(sp, SPOOL_REC_ABORT, m->id, NULL, 0, m);
 		sp->stats.commit_errors++;
 		if (cb != NULL)
-			cb(arg, m, PG_ERROR, err);
+			cb(m, PG_ERROR, err, arg);
 	}
 	for (struct spool_sync_waiter *w = syncs, *wn; w != NULL; w = wn) {
 		wn = w->next;
-		w->cb(w->arg, PG_ERROR, err);
+		w->cb(PG_ERROR, err, w->arg);
 		spool_free(sp, w);
 	}
 }
@@ -939,11 +939,10 @@ static void read_done(struct spool *sp, struct spool_read *r, int res)
 	if (err != 0) {
 		spool_log(sp, SPOOL_LOG_ERR, "reading chunk %u of message %016llx: %s", r->chunk,
 		          (unsigned long long)m->id, strerror(err));
-		r->cb(r->arg, m, r->chunk, NULL, 0, PG_ERROR, err);
+		r->cb(m, r->chunk, NULL, 0, PG_ERROR, err, r->arg);
 	} else {
-		r->cb(r->arg, m, r->chunk,
-		      r->buf + SPOOL_REC_HDR_SIZE + sizeof(struct spool_rec_data),
-		      m->chunks[r->chunk].len, PG_OK, 0);
+		r->cb(m, r->chunk, r->buf + SPOOL_REC_HDR_SIZE + sizeof(struct spool_rec_data),
+		      m->chunks[r->chunk].len, PG_OK, 0, r->arg);
 	}
 	m->reads--;
 	if (m->reads == 0 && m->free_after_reads)

@@ -35,10 +35,10 @@ static uint32_t rnd(uint64_t *x)
 			abort();                                                                   \
 	} while (0)
 
-static int fz_mail(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                   struct smtp_verdict *v)
+static int fz_mail(struct smtp_server *s, const struct smtp_envelope *e, struct smtp_verdict *v,
+                   void *owner)
 {
-	struct fz *f = u;
+	struct fz *f = owner;
 	(void)s, (void)e, (void)v;
 	CHECK(!f->open);
 	switch (rnd(&f->rng) % 8) {
@@ -53,10 +53,10 @@ static int fz_mail(void *u, struct smtp_server *s, const struct smtp_envelope *e
 	return PG_OK;
 }
 
-static int fz_rcpt(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                   const struct smtp_rcpt *r, struct smtp_verdict *v)
+static int fz_rcpt(struct smtp_server *s, const struct smtp_envelope *e, const struct smtp_rcpt *r,
+                   struct smtp_verdict *v, void *owner)
 {
-	struct fz *f = u;
+	struct fz *f = owner;
 	(void)s, (void)e, (void)r, (void)v;
 	CHECK(f->open);
 	switch (rnd(&f->rng) % 8) {
@@ -69,18 +69,18 @@ static int fz_rcpt(void *u, struct smtp_server *s, const struct smtp_envelope *e
 	return PG_OK;
 }
 
-static int fz_chunk(void *u, struct smtp_server *s, const uint8_t *p, size_t n)
+static int fz_chunk(struct smtp_server *s, const uint8_t *p, size_t n, void *owner)
 {
-	struct fz *f = u;
+	struct fz *f = owner;
 	(void)s, (void)p;
 	CHECK(f->open && n > 0);
 	return rnd(&f->rng) % 16 == 0 ? PG_AGAIN : PG_OK;
 }
 
-static int fz_end(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                  const struct smtp_message_info *i, struct smtp_verdict *v)
+static int fz_end(struct smtp_server *s, const struct smtp_envelope *e,
+                  const struct smtp_message_info *i, struct smtp_verdict *v, void *owner)
 {
-	struct fz *f = u;
+	struct fz *f = owner;
 	(void)s, (void)e, (void)i, (void)v;
 	CHECK(f->open);
 	f->open = false;
@@ -89,18 +89,18 @@ static int fz_end(void *u, struct smtp_server *s, const struct smtp_envelope *e,
 	return PG_AGAIN;
 }
 
-static void fz_abort(void *u, struct smtp_server *s)
+static void fz_abort(struct smtp_server *s, void *owner)
 {
-	struct fz *f = u;
+	struct fz *f = owner;
 	(void)s;
 	CHECK(f->open);
 	f->open = false;
 	f->closed++;
 }
 
-static void fz_starttls(void *u, struct smtp_server *s)
+static void fz_starttls(struct smtp_server *s, void *owner)
 {
-	(void)u;
+	(void)owner;
 	smtp_server_tls_started(s, true, "TLSv1.3");
 }
 
@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.rng ^= (uint64_t)data[0] << 8 | data[1];
 	smtp_server_config_default(&cfg);
 	cfg.ops = &ops;
-	cfg.user = &f;
+	cfg.owner = &f;
 	cfg.bare = data[0] & 1 ? SMTP_BARE_NORMALIZE : SMTP_BARE_REJECT;
 	cfg.starttls = data[0] & 2;
 	cfg.max_message_size = data[0] & 4 ? 100 : 0;

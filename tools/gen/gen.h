@@ -22,6 +22,8 @@
 
 #include <openssl/ssl.h>
 
+#include "list.h"
+
 struct worker;
 
 /* ---- latency histograms (gen_hist.c) ---- */
@@ -178,7 +180,8 @@ struct gen {
 	struct gen_hist lat[GEN_L_COUNT];
 	/* client */
 	uint32_t nsess;        /* live client sessions */
-	struct gc_sess *idle;  /* open loop: sessions waiting for a message */
+	struct pg_list idle;   /* open loop: sessions waiting for a message (gc_sess.idle_link) */
+	struct pg_list sessions; /* client mode: every session (gc_sess.link) */
 	uint64_t next_due_ns;  /* open loop: the next message's intended start */
 	uint64_t *due;         /* open loop: intended starts waiting for a session */
 	uint32_t due_head, due_len, due_cap;

@@ -37,24 +37,20 @@
 #include "timer.h"
 #include "worker.h"
 #include "net/tcp.h"
-#include "relay/tlsio.h"
+#include "relay/conn.h"
 #include "smtp/smtp_client.h"
 #include "tls_stream.h"
 
-#define GC_RUN_ROUNDS 64
 #define GC_LINGER_NS (5ull * 1000 * 1000 * 1000) /* the peer must take our last bytes */
 #define GC_DUE_CAP (1u << 16)
 
 struct gc_sess {
 	struct gen *g;
-	struct gc_sess *prev, *next;           /* every session */
-	struct gc_sess *idle_prev, *idle_next; /* open loop: waiting for a message */
-	struct tcp_conn *c;
+	struct pg_list link;      /* g->sessions */
+	struct pg_list idle_link; /* g->idle: open loop, waiting for a message */
+	struct conn conn;         /* TCP, STARTTLS, the engine's I/O (relay/conn.h) */
 	struct smtp_client *smtp;
-	struct tls_stream *tls;
-	struct timer timer;
-	bool established, idle, closing, in_run, dead;
-	bool tls_start, tls_on, tls_failed, tls_shut;
+	bool established, idle;
 	bool has_msg;  /* a message is in flight (taken, not yet accounted) */
 	bool msg_sent; /* ...and handed to the engine */
 	bool msg_done; /* message_done came: account it outside the engine */
@@ -73,10 +69,6 @@ struct gc_sess {
 	size_t hdr_len;
 };
 
-static struct gc_sess *gc_all; /* the list head is per process: one generator */
-
-static void gc_run(struct gc_sess *s);
-
 static uint64_t gc_now(const struct gen *g)
 {
 	return g->w->now_ns;
@@ -91,11 +83,7 @@ static void gc_idle_add(struct gc_sess *s)
 	if (s->idle)
 		return;
 	s->idle = true;
-	s->idle_prev = NULL;
-	s->idle_next = g->idle;
-	if (g->idle != NULL)
-		g->idle->idle_prev = s;
-	g->idle = s;
+	pg_list_add(&g->idle, &s->idle_link);
 }
 
 static void gc_idle_del(struct gc_sess *s)
@@ -103,12 +91,7 @@ static void gc_idle_del(struct gc_sess *s)
 	if (!s->idle)
 		return;
 	s->idle = false;
-	if (s->idle_prev != NULL)
-		s->idle_prev->idle_next = s->idle_next;
-	else
-		s->g->idle = s->idle_next;
-	if (s->idle_next != NULL)
-		s->idle_next->idle_prev = s->idle_prev;
+	pg_list_del(&s->idle_link);
 }
 
 /* ---- the message ---- */
@@ -216,7 +199,7 @@ static void gc_next(struct gc_sess *s)
 {
 	struct gen *g = s->g;
 
-	if (s->closing || s->c == NULL || s->smtp == NULL)
+	if (conn_state(&s->conn) != CONN_S_OPEN || s->smtp == NULL)
 		return;
 	if (s->msgs < g->o.per_conn && smtp_client_reusable(s->smtp)) {
 		if (gc_take(g, &s->intended)) {
@@ -234,9 +217,9 @@ static void gc_next(struct gc_sess *s)
 
 /* ---- engine upcalls ---- */
 
-static int gc_body_read(void *user, struct smtp_client *c, const uint8_t **p, size_t *n)
+static int gc_body_read(struct smtp_client *c, const uint8_t **p, size_t *n, void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 	struct gen *g = s->g;
 	size_t pos;
 
@@ -269,10 +252,10 @@ static int gc_local_kind(const struct smtp_client_reply *r)
 	return GEN_E_PROTOCOL;
 }
 
-static void gc_rcpt_result(void *user, struct smtp_client *c, uint32_t i,
-                           const struct smtp_client_reply *r)
+static void gc_rcpt_result(struct smtp_client *c, uint32_t i, const struct smtp_client_reply *r,
+                           void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 
 	(void)c, (void)i;
 	if (r->local && r->code >= 400) {
@@ -288,26 +271,26 @@ static void gc_rcpt_result(void *user, struct smtp_client *c, uint32_t i,
 	}
 }
 
-static void gc_message_done(void *user, struct smtp_client *c)
+static void gc_message_done(struct smtp_client *c, void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 
 	(void)c;
 	s->msg_done = true;
 }
 
-static void gc_starttls(void *user, struct smtp_client *c)
+static void gc_starttls(struct smtp_client *c, void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 
 	(void)c;
-	s->tls_start = true;
+	conn_starttls(&s->conn, s->g->ssl_ctx);
 }
 
-static int gc_helo_done(void *user, struct smtp_client *c, const struct smtp_client_info *info,
-                        struct smtp_client_reply *r)
+static int gc_helo_done(struct smtp_client *c, const struct smtp_client_info *info,
+                        struct smtp_client_reply *r, void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 
 	(void)c;
 	if (s->g->o.starttls && !info->tls) {
@@ -319,18 +302,18 @@ static int gc_helo_done(void *user, struct smtp_client *c, const struct smtp_cli
 	return PG_OK;
 }
 
-static void gc_trace(void *user, struct smtp_client *c, const char *from, const char *to)
+static void gc_trace(struct smtp_client *c, const char *from, const char *to, void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 
 	(void)c, (void)from;
 	if (strcmp(to, "DOT") == 0)
 		s->t_eod = gc_now(s->g);
 }
 
-static void gc_reply(void *user, struct smtp_client *c, const struct smtp_client_reply *r)
+static void gc_reply(struct smtp_client *c, const struct smtp_client_reply *r, void *owner)
 {
-	struct gc_sess *s = user;
+	struct gc_sess *s = owner;
 	struct gen *g = s->g;
 	uint64_t now = gc_now(g);
 	int l;
@@ -368,144 +351,68 @@ static const struct smtp_client_ops gc_smtp_ops = {
     .reply = gc_reply,
 };
 
-/* ---- TLS ---- */
+/* ---- the connection's events ---- */
 
-static int gc_tls_step(struct gc_sess *s)
+/* The stream exists: a ticket to resume with, the SNI name. */
+static void gc_tls_start(struct gc_sess *s)
 {
 	struct gen *g = s->g;
-	int h = tls_stream_handshake(s->tls);
+	SSL *ssl = conn_ssl(&s->conn);
 
-	if (h == PG_AGAIN)
-		return PG_AGAIN;
-	if (h == PG_ERROR) {
-		s->tls_failed = true;
+	s->t_tls = gc_now(g);
+	if (g->o.resume && g->ntickets > 0) {
+		SSL_SESSION *t = g->tickets[--g->ntickets];
+
+		SSL_set_session(ssl, t); /* takes its own reference */
+		SSL_SESSION_free(t);
+	} else if (g->o.resume && g->resume_sess != NULL) {
+		SSL_set_session(ssl, g->resume_sess);
+	}
+	if (g->o.sni != NULL)
+		SSL_set_tlsext_host_name(ssl, g->o.sni);
+}
+
+static void gc_tls_done(struct gc_sess *s)
+{
+	struct gen *g = s->g;
+
+	if (!conn_tls_on(&s->conn)) {
 		s->conn_err = GEN_E_TLS;
 		smtp_client_tls_done(s->smtp, false);
-		return PG_DONE;
+		return;
 	}
-	s->tls_on = true;
 	g->n.tls_handshakes++;
-	if (tls_stream_resumed(s->tls))
+	if (tls_stream_resumed(conn_stream(&s->conn)))
 		g->n.tls_resumed++;
 	gen_hist_add(&g->lat[GEN_L_TLS], gc_now(g) - s->t_tls);
 	s->t_mark = gc_now(g);
 	smtp_client_tls_done(s->smtp, true);
-	return PG_OK;
 }
 
-static int gc_tls_start(struct gc_sess *s)
+/* How the connection ended, as the generator counts it (-1: normally). */
+static int gc_end_kind(const struct gc_sess *s)
 {
-	struct gen *g = s->g;
-	struct tls_stream *ts = worker_alloc_buf(g->w, sizeof(*ts));
-
-	s->tls_start = false;
-	s->t_tls = gc_now(g);
-	if (ts == NULL || tls_stream_init(ts, g->ssl_ctx, false) != PG_OK) {
-		worker_free(g->w, ts);
-		s->tls_failed = true;
-		s->conn_err = GEN_E_TLS;
-		smtp_client_tls_done(s->smtp, false);
-		return PG_DONE;
+	switch (conn_end(&s->conn)) {
+	case CONN_END_REFUSED:
+		return GEN_E_REFUSED;
+	case CONN_END_TIMEOUT:
+		return GEN_E_CONN_TIMEOUT;
+	case CONN_END_RESET:
+	case CONN_END_LINGER:
+		return GEN_E_RESET;
+	case CONN_END_NOROUTE:
+		return GEN_E_NO_PORT;
+	default:
+		return s->has_msg ? GEN_E_CLOSED : -1;
 	}
-	s->tls = ts;
-	if (g->o.resume && g->ntickets > 0) {
-		SSL_SESSION *t = g->tickets[--g->ntickets];
-
-		SSL_set_session(ts->ssl, t); /* takes its own reference */
-		SSL_SESSION_free(t);
-	} else if (g->o.resume && g->resume_sess != NULL) {
-		SSL_set_session(ts->ssl, g->resume_sess);
-	}
-	if (g->o.sni != NULL)
-		SSL_set_tlsext_host_name(ts->ssl, g->o.sni);
-	return gc_tls_step(s);
 }
-
-/* ---- I/O ---- */
-
-static int gc_feed_tls(struct gc_sess *s, size_t *fed)
-{
-	struct tls_stream *ts = s->tls;
-	const uint8_t *p;
-	size_t n, used = 0;
-	int rc, d;
-
-	*fed = tlsio_pull(ts, s->c);
-	if (!s->tls_on) {
-		if (s->tls_failed)
-			return smtp_client_run(s->smtp);
-		rc = gc_tls_step(s);
-		if (rc == PG_AGAIN)
-			return PG_OK;
-		if (rc == PG_DONE)
-			return smtp_client_run(s->smtp);
-		*fed += 1;
-	}
-	d = tls_stream_decrypt(ts);
-	if (d == PG_ERROR) {
-		s->conn_err = GEN_E_TLS;
-		smtp_client_closed(s->smtp);
-		return PG_DONE;
-	}
-	n = tls_stream_plain(ts, &p);
-	if (n > 0) {
-		rc = smtp_client_input(s->smtp, p, n, &used);
-		tls_stream_plain_consume(ts, used);
-		*fed += used;
-		if (rc == PG_OK)
-			rc = smtp_client_run(s->smtp);
-		return rc;
-	}
-	if (d == PG_DONE) {
-		smtp_client_closed(s->smtp);
-		return PG_DONE;
-	}
-	return smtp_client_run(s->smtp);
-}
-
-static int gc_feed(struct gc_sess *s, size_t *fed)
-{
-	const uint8_t *p[2];
-	uint32_t l[2], total = 0;
-	size_t used;
-	int rc = PG_OK;
-
-	*fed = 0;
-	if (s->tls != NULL)
-		return gc_feed_tls(s, fed);
-	if (tcp_recv_peek(s->c, &p[0], &l[0], &p[1], &l[1]) == 0)
-		return smtp_client_run(s->smtp);
-	for (unsigned i = 0; i < 2; i++) {
-		if (l[i] == 0)
-			continue;
-		used = 0;
-		rc = smtp_client_input(s->smtp, p[i], l[i], &used);
-		total += (uint32_t)used;
-		if (rc != PG_OK || used < l[i])
-			break;
-	}
-	if (total > 0)
-		tcp_recv_consume(s->c, total);
-	*fed = total;
-	if (s->tls_start) {
-		tcp_recv_discard(s->c); /* nothing may follow the 220 before our ClientHello */
-		*fed += 1;
-		if (gc_tls_start(s) == PG_DONE)
-			return smtp_client_run(s->smtp);
-		return PG_OK;
-	}
-	if (rc == PG_OK)
-		rc = smtp_client_run(s->smtp);
-	return rc;
-}
-
-/* ---- lifecycle ---- */
 
 static void gc_free(struct gc_sess *s)
 {
 	struct gen *g = s->g;
 
-	timer_cancel(g->w->timers, &s->timer);
+	if (s->conn_err < 0)
+		s->conn_err = gc_end_kind(s);
 	if (s->has_msg) {
 		if (!s->msg_sent) {
 			/* the connection never got to SMTP */
@@ -527,158 +434,26 @@ static void gc_free(struct gc_sess *s)
 	gc_idle_del(s);
 	if (s->smtp != NULL)
 		smtp_client_destroy(s->smtp);
-	if (s->tls != NULL) {
-		(void)tls_stream_free(s->tls);
-		worker_free(g->w, s->tls);
-	}
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		gc_all = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	pg_list_del(&s->link);
 	g->nsess--;
 	free(s->rcpts);
 	free(s->rbuf);
 	worker_free(g->w, s);
 }
 
-static void gc_end(struct gc_sess *s, bool reset)
+static void gc_connected(struct gc_sess *s)
 {
-	tcp_release(&s->c, reset);
-	if (s->in_run)
-		s->dead = true;
-	else
-		gc_free(s);
-}
-
-static void gc_arm(struct gc_sess *s)
-{
-	struct gen *g = s->g;
-	uint32_t ms;
-
-	if (s->closing) {
-		if (!timer_armed(&s->timer))
-			timer_arm(g->w->timers, &s->timer, gc_now(g) + GC_LINGER_NS);
-		return;
-	}
-	if (s->smtp == NULL)
-		return; /* connecting: TCP's own SYN retries bound it */
-	ms = smtp_client_timeout_ms(s->smtp);
-	if (s->tls != NULL && !s->tls_on && !s->tls_failed)
-		ms = (uint32_t)(g->o.drain_s * 1000);
-	if (ms == 0)
-		timer_cancel(g->w->timers, &s->timer);
-	else
-		timer_arm(g->w->timers, &s->timer, gc_now(g) + (uint64_t)ms * 1000000ull);
-}
-
-static void gc_run(struct gc_sess *s)
-{
-	bool was_closing;
-
-	if (s->in_run || s->c == NULL || s->smtp == NULL)
-		return;
-	s->in_run = true;
-	was_closing = s->closing;
-	for (unsigned round = 0; round < GC_RUN_ROUNDS; round++) {
-		size_t fed = 0, sent = 0;
-		bool moved = false;
-		int out;
-
-		if (!s->closing && gc_feed(s, &fed) == PG_DONE)
-			s->closing = true;
-		if (s->msg_done) {
-			gc_account(s);
-			gc_next(s);
-			moved = true;
-		}
-		{
-			struct tlsio_engine e = tlsio_client(s->smtp);
-
-			out = tlsio_flush(s->tls, s->tls_on, s->c, &e, &sent);
-		}
-		if (out == PG_ERROR) {
-			s->conn_err = GEN_E_RESET;
-			smtp_client_closed(s->smtp);
-			gc_end(s, true);
-			break;
-		}
-		if (!s->closing && tlsio_eof(s->tls, s->c)) {
-			if (s->has_msg)
-				s->conn_err = GEN_E_CLOSED;
-			smtp_client_closed(s->smtp);
-			if (s->msg_done)
-				gc_account(s);
-			s->closing = true;
-		}
-		if (s->closing && out == PG_OK && s->tls_on && !s->tls_shut) {
-			size_t pushed;
-
-			s->tls_shut = true;
-			tls_stream_shutdown(s->tls);
-			if (tlsio_push(s->tls, s->c, &pushed) == PG_ERROR) {
-				gc_end(s, true);
-				break;
-			}
-		}
-		if (s->closing) {
-			if (out == PG_OK) {
-				tcp_recv_discard(s->c);
-				gc_end(s, false);
-			}
-			break;
-		}
-		if (!moved && fed == 0 && sent == 0)
-			break;
-	}
-	s->in_run = false;
-	if (s->dead) {
-		gc_free(s);
-		return;
-	}
-	if (s->closing && !was_closing)
-		timer_cancel(s->g->w->timers, &s->timer);
-	gc_arm(s);
-}
-
-static void gc_timer_fired(struct timer *t, void *owner)
-{
-	struct gc_sess *s = container_of(t, struct gc_sess, timer);
-
-	(void)owner;
-	if (s->closing) {
-		gc_end(s, true);
-		return;
-	}
-	if (s->tls != NULL && !s->tls_on && !s->tls_failed) {
-		s->conn_err = GEN_E_TLS;
-		smtp_client_closed(s->smtp);
-		gc_end(s, true);
-		return;
-	}
-	if (smtp_client_timeout(s->smtp) == PG_DONE)
-		s->closing = true;
-	gc_run(s);
-}
-
-/* ---- TCP events ---- */
-
-static void gc_connected(struct tcp_conn *c, void *user)
-{
-	struct gc_sess *s = user;
 	struct gen *g = s->g;
 	struct smtp_client_config cfg;
 	uint64_t now = gc_now(g);
 
-	(void)c;
 	s->established = true;
 	g->n.conns_established++;
 	gen_hist_add(&g->lat[GEN_L_CONNECT], now - s->t_open);
 	s->t_mark = now;
 	smtp_client_config_default(&cfg);
 	cfg.ops = &gc_smtp_ops;
-	cfg.user = s;
+	cfg.owner = s;
 	cfg.helo_name = g->o.helo;
 	cfg.starttls = g->o.starttls;
 	cfg.no_pipelining = !g->o.pipelining;
@@ -689,62 +464,54 @@ static void gc_connected(struct tcp_conn *c, void *user)
 	s->smtp = smtp_client_create(&cfg);
 	if (s->smtp == NULL) {
 		s->conn_err = GEN_E_PROTOCOL;
-		gc_end(s, true);
+		conn_close(&s->conn, true);
 		return;
 	}
+	conn_attach(&s->conn, &conn_smtp_client, s->smtp);
 	if (g->o.per_conn == 0)
 		smtp_client_quit(s->smtp); /* sessions only: EHLO, STARTTLS, EHLO, QUIT */
 	else
 		gc_send(s);
-	gc_run(s);
 }
 
-static void gc_readable(struct tcp_conn *c, void *user)
+static bool gc_event(struct conn *c, enum conn_event ev, void *owner)
 {
+	struct gc_sess *s = owner;
+
 	(void)c;
-	gc_run(user);
-}
-
-static void gc_gone(struct gc_sess *s, int kind)
-{
-	if (s->c == NULL)
-		return;
-	tcp_close(s->c);
-	s->c = NULL;
-	if (s->conn_err < 0)
-		s->conn_err = kind;
-	if (s->smtp != NULL)
-		smtp_client_closed(s->smtp); /* 4.4.2 for what was pending: message_done */
-	if (s->in_run) {
-		s->dead = true;
-		return;
+	switch (ev) {
+	case CONN_EV_CONNECTED:
+		gc_connected(s);
+		return false;
+	case CONN_EV_INPUT:
+		if (conn_peer_left(&s->conn) && s->conn_err < 0)
+			s->conn_err = gc_end_kind(s);
+		if (!s->msg_done)
+			return false;
+		gc_account(s);
+		gc_next(s);
+		return true;
+	case CONN_EV_TLS_START:
+		gc_tls_start(s);
+		return true;
+	case CONN_EV_TLS_DONE:
+		gc_tls_done(s);
+		return true;
+	case CONN_EV_TIMEOUT:
+		if (conn_tls(&s->conn) == CONN_TLS_HANDSHAKE) {
+			s->conn_err = GEN_E_TLS;
+			smtp_client_closed(s->smtp);
+			conn_close(&s->conn, true);
+		}
+		return false;
+	case CONN_EV_CLOSED:
+		gc_free(s);
+		return false;
 	}
-	gc_free(s);
+	return false;
 }
 
-static void gc_closed(struct tcp_conn *c, void *user)
-{
-	struct gc_sess *s = user;
-
-	(void)c;
-	gc_gone(s, s->has_msg ? GEN_E_CLOSED : -1);
-}
-
-static void gc_error(struct tcp_conn *c, enum tcp_error err, void *user)
-{
-	(void)c;
-	gc_gone(user, err == TCP_ERR_REFUSED   ? GEN_E_REFUSED
-	              : err == TCP_ERR_TIMEOUT ? GEN_E_CONN_TIMEOUT
-	                                       : GEN_E_RESET);
-}
-
-static const struct tcp_ops gc_tcp_ops = {
-    .connected = gc_connected,
-    .readable = gc_readable,
-    .writable = gc_readable,
-    .closed = gc_closed,
-    .error = gc_error,
-};
+static const struct conn_ops gc_conn_ops = {.event = gc_event};
 
 /* Open a connection carrying the message due at `intended`. */
 static int gc_open(struct gen *g, uint64_t intended)
@@ -776,8 +543,11 @@ static int gc_open(struct gen *g, uint64_t intended)
 	s->local_err = -1;
 	s->intended = intended;
 	s->t_open = gc_now(g);
-	timer_init(&s->timer, gc_timer_fired);
-	rc = tcp_connect(g->w, g->o.server, g->o.server_port, &gc_tcp_ops, s, &s->c);
+	conn_init(&s->conn, g->w, &gc_conn_ops, s);
+	s->conn.handshake_timeout_ms = (uint32_t)(g->o.drain_s * 1000);
+	s->conn.linger_ns = GC_LINGER_NS;
+	/* no connect timeout: TCP's own SYN retries bound it */
+	rc = conn_connect(&s->conn, g->o.server, g->o.server_port, 0);
 	if (rc != PG_OK) {
 		free(s->rcpts);
 		free(s->rbuf);
@@ -785,10 +555,8 @@ static int gc_open(struct gen *g, uint64_t intended)
 		return rc;
 	}
 	s->has_msg = g->o.per_conn > 0;
-	s->next = gc_all;
-	if (gc_all != NULL)
-		gc_all->prev = s;
-	gc_all = s;
+	pg_list_init(&s->idle_link);
+	pg_list_add(&g->sessions, &s->link);
 	g->nsess++;
 	g->n.conns_opened++;
 	return PG_OK;
@@ -838,6 +606,9 @@ int gen_client_start(struct gen *g)
 	                           "postern-gen filler text 0123456789\r\n";
 	size_t ll = sizeof(line) - 1, lines = 840; /* 78 * 840 = 65520 octets */
 
+	pg_list_init(&g->sessions);
+	pg_list_init(&g->idle);
+
 	g->filler_len = ll * lines;
 	g->filler = malloc(g->filler_len);
 	if (g->filler == NULL)
@@ -881,15 +652,15 @@ static unsigned gc_schedule(struct gen *g)
 
 static void gc_abort_all(struct gen *g)
 {
-	while (gc_all != NULL) {
-		struct gc_sess *s = gc_all;
+	while (!pg_list_empty(&g->sessions)) {
+		struct gc_sess *s = PG_LIST_FIRST(&g->sessions, struct gc_sess, link);
 
 		if (s->has_msg && s->msg_sent && !s->msg_done) {
 			s->has_msg = false;
 			g->n.msgs_failed++;
 			g->n.err[GEN_E_UNFINISHED]++;
 		}
-		gc_end(s, true);
+		conn_close(&s->conn, true);
 	}
 	g->n.err[GEN_E_UNFINISHED] += g->due_len;
 	g->n.msgs_failed += g->due_len;
@@ -909,14 +680,15 @@ unsigned gen_client_poll(struct gen *g)
 		while (g->due_len > 0) {
 			uint64_t intended;
 
-			if (g->idle != NULL) {
-				struct gc_sess *s = g->idle;
+			if (!pg_list_empty(&g->idle)) {
+				struct gc_sess *s =
+				    PG_LIST_FIRST(&g->idle, struct gc_sess, idle_link);
 
 				gc_idle_del(s);
 				(void)gc_take(g, &s->intended);
 				s->has_msg = true;
 				gc_send(s);
-				gc_run(s);
+				conn_run(&s->conn);
 				work++;
 				continue;
 			}
@@ -933,12 +705,13 @@ unsigned gen_client_poll(struct gen *g)
 			work++;
 		}
 		if (g->stopping && g->due_len == 0) {
-			while (g->idle != NULL) {
-				struct gc_sess *s = g->idle;
+			while (!pg_list_empty(&g->idle)) {
+				struct gc_sess *s =
+				    PG_LIST_FIRST(&g->idle, struct gc_sess, idle_link);
 
 				gc_idle_del(s);
 				smtp_client_quit(s->smtp);
-				gc_run(s);
+				conn_run(&s->conn);
 				work++;
 			}
 		}

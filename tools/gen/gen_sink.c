@@ -18,28 +18,23 @@
 #include "timer.h"
 #include "worker.h"
 #include "net/tcp.h"
-#include "relay/tlsio.h"
+#include "relay/conn.h"
 #include "smtp/smtp_server.h"
 #include "tls_stream.h"
 
-#define GS_RUN_ROUNDS 64
 #define GS_LINGER_NS (5ull * 1000 * 1000 * 1000)
 
 struct gs_sess {
 	struct gen *g;
-	struct tcp_conn *c;
+	struct conn conn; /* TCP, STARTTLS, the engine's I/O (relay/conn.h) */
 	struct smtp_server *smtp;
-	struct tls_stream *tls;
-	struct timer timer;
-	bool closing, in_run, dead;
-	bool tls_pending, tls_on, tls_shut;
-	bool holding;      /* an end-of-data reply waits for --delay */
-	int held_rc;       /* PG_OK, PG_ERROR (4xx) or PG_DECLINED (5xx) */
-	uint64_t greet_at; /* --greet-delay: the greeting goes out then (0: it has) */
+	struct timer timer; /* --delay of a held reply, --greet-delay */
+	bool holding;       /* an end-of-data reply waits for --delay */
+	int held_rc;        /* PG_OK, PG_ERROR (4xx) or PG_DECLINED (5xx) */
+	bool greeting_held; /* --greet-delay: the engine is attached (and greets) when the timer
+	                       fires */
 	char peer[INET_ADDRSTRLEN];
 };
-
-static void gs_run(struct gs_sess *s);
 
 static const struct smtp_verdict gs_temp = {451, "4.3.2", "postern-gen sink: injected temporary failure"};
 static const struct smtp_verdict gs_perm = {554, "5.7.1", "postern-gen sink: injected permanent failure"};
@@ -67,10 +62,10 @@ static int gs_verdict(int rc, struct smtp_verdict *v)
 
 /* ---- engine upcalls ---- */
 
-static int gs_rcpt_to(void *user, struct smtp_server *smtp, const struct smtp_envelope *env,
-                      const struct smtp_rcpt *rcpt, struct smtp_verdict *v)
+static int gs_rcpt_to(struct smtp_server *smtp, const struct smtp_envelope *env,
+                      const struct smtp_rcpt *rcpt, struct smtp_verdict *v, void *owner)
 {
-	struct gs_sess *s = user;
+	struct gs_sess *s = owner;
 	struct gen *g = s->g;
 	int rc = g->o.fail_at_rcpt ? gs_draw(g) : PG_OK;
 
@@ -84,19 +79,19 @@ static int gs_rcpt_to(void *user, struct smtp_server *smtp, const struct smtp_en
 	return gs_verdict(rc, v);
 }
 
-static int gs_data_start(void *user, struct smtp_server *smtp, const struct smtp_envelope *env,
-                         struct smtp_verdict *v)
+static int gs_data_start(struct smtp_server *smtp, const struct smtp_envelope *env,
+                         struct smtp_verdict *v, void *owner)
 {
-	struct gs_sess *s = user;
+	struct gs_sess *s = owner;
 
 	(void)smtp, (void)env, (void)v;
 	s->g->n.msgs_started++;
 	return PG_OK;
 }
 
-static int gs_data_chunk(void *user, struct smtp_server *smtp, const uint8_t *p, size_t n)
+static int gs_data_chunk(struct smtp_server *smtp, const uint8_t *p, size_t n, void *owner)
 {
-	(void)user, (void)smtp, (void)p, (void)n;
+	(void)owner, (void)smtp, (void)p, (void)n;
 	return PG_OK; /* stored nowhere: the size comes with message_end */
 }
 
@@ -112,10 +107,10 @@ static void gs_count(struct gen *g, int rc, const struct smtp_message_info *info
 	}
 }
 
-static int gs_message_end(void *user, struct smtp_server *smtp, const struct smtp_envelope *env,
-                          const struct smtp_message_info *info, struct smtp_verdict *v)
+static int gs_message_end(struct smtp_server *smtp, const struct smtp_envelope *env,
+                          const struct smtp_message_info *info, struct smtp_verdict *v, void *owner)
 {
-	struct gs_sess *s = user;
+	struct gs_sess *s = owner;
 	struct gen *g = s->g;
 	int rc = g->o.fail_at_rcpt ? PG_OK : gs_draw(g);
 
@@ -133,12 +128,12 @@ static int gs_message_end(void *user, struct smtp_server *smtp, const struct smt
 	return PG_AGAIN;
 }
 
-static void gs_starttls(void *user, struct smtp_server *smtp)
+static void gs_starttls(struct smtp_server *smtp, void *owner)
 {
-	struct gs_sess *s = user;
+	struct gs_sess *s = owner;
 
 	(void)smtp;
-	s->tls_pending = true;
+	conn_starttls(&s->conn, s->g->ssl_ctx);
 }
 
 static const struct smtp_server_ops gs_smtp_ops = {
@@ -149,217 +144,84 @@ static const struct smtp_server_ops gs_smtp_ops = {
     .starttls = gs_starttls,
 };
 
-/* ---- TLS ---- */
+/* ---- the connection's events ---- */
 
-static void gs_tls_start(struct gs_sess *s)
+static void gs_tls_done(struct gs_sess *s)
 {
 	struct gen *g = s->g;
-	struct tls_stream *ts = worker_alloc_buf(g->w, sizeof(*ts));
+	char info[SMTP_TLS_INFO_MAX + 1];
 
-	s->tls_pending = false;
-	if (ts == NULL || tls_stream_init(ts, g->ssl_ctx, true) != PG_OK) {
-		worker_free(g->w, ts);
+	if (!conn_tls_on(&s->conn)) {
 		g->n.err[GEN_E_TLS]++;
 		smtp_server_tls_started(s->smtp, false, NULL);
-		s->closing = true;
 		return;
 	}
-	s->tls = ts;
+	g->n.tls_handshakes++;
+	if (tls_stream_resumed(conn_stream(&s->conn)))
+		g->n.tls_resumed++;
+	tls_stream_describe(conn_stream(&s->conn), info, sizeof(info));
+	smtp_server_tls_started(s->smtp, true, info);
 }
-
-static int gs_feed_tls(struct gs_sess *s, size_t *fed)
-{
-	struct gen *g = s->g;
-	struct tls_stream *ts = s->tls;
-	const uint8_t *p;
-	size_t n, used = 0;
-	int rc = PG_OK, d;
-
-	*fed = tlsio_pull(ts, s->c);
-	if (!s->tls_on) {
-		char info[SMTP_TLS_INFO_MAX + 1];
-		int h = tls_stream_handshake(ts);
-
-		if (h == PG_AGAIN)
-			return PG_OK;
-		if (h == PG_ERROR) {
-			g->n.err[GEN_E_TLS]++;
-			smtp_server_tls_started(s->smtp, false, NULL);
-			return PG_DONE;
-		}
-		s->tls_on = true;
-		g->n.tls_handshakes++;
-		if (tls_stream_resumed(ts))
-			g->n.tls_resumed++;
-		tls_stream_describe(ts, info, sizeof(info));
-		smtp_server_tls_started(s->smtp, true, info);
-		*fed += 1;
-	}
-	d = tls_stream_decrypt(ts);
-	if (d == PG_ERROR)
-		return PG_DONE;
-	n = tls_stream_plain(ts, &p);
-	if (n > 0) {
-		rc = smtp_server_input(s->smtp, p, n, &used);
-		tls_stream_plain_consume(ts, used);
-		*fed += used;
-	} else if (d == PG_DONE) {
-		rc = smtp_server_input(s->smtp, (const uint8_t *)"", 0, &used);
-		if (rc == PG_OK)
-			rc = PG_DONE;
-	}
-	return rc;
-}
-
-/* ---- I/O ---- */
-
-static int gs_feed(struct gs_sess *s, size_t *fed)
-{
-	const uint8_t *p[2];
-	uint32_t l[2], total = 0;
-	size_t used = 0;
-	int rc = PG_OK;
-
-	*fed = 0;
-	if (s->tls != NULL)
-		return gs_feed_tls(s, fed);
-	if (s->tls_pending) {
-		*fed = tcp_recv_discard(s->c); /* plaintext after STARTTLS (CVE-2011-0411) */
-		return PG_OK;
-	}
-	if (tcp_recv_peek(s->c, &p[0], &l[0], &p[1], &l[1]) == 0)
-		return smtp_server_input(s->smtp, (const uint8_t *)"", 0, &used);
-	for (unsigned i = 0; i < 2; i++) {
-		if (l[i] == 0)
-			continue;
-		used = 0;
-		rc = smtp_server_input(s->smtp, p[i], l[i], &used);
-		total += (uint32_t)used;
-		if (rc != PG_OK)
-			break;
-	}
-	if (total > 0)
-		tcp_recv_consume(s->c, total);
-	*fed = total;
-	if (s->tls_pending)
-		tcp_recv_discard(s->c);
-	return rc;
-}
-
-/* ---- lifecycle ---- */
 
 static void gs_free(struct gs_sess *s)
 {
 	struct gen *g = s->g;
 
+	switch (conn_end(&s->conn)) {
+	case CONN_END_TIMEOUT:
+		g->n.err[GEN_E_CONN_TIMEOUT]++;
+		break;
+	case CONN_END_RESET:
+		g->n.err[GEN_E_RESET]++;
+		break;
+	default:
+		break;
+	}
 	timer_cancel(g->w->timers, &s->timer);
 	smtp_server_destroy(s->smtp);
-	if (s->tls != NULL) {
-		(void)tls_stream_free(s->tls);
-		worker_free(g->w, s->tls);
-	}
 	g->nsink--;
 	g->n.conns_closed++;
 	worker_free(g->w, s);
 }
 
-static void gs_end(struct gs_sess *s, bool reset)
+static bool gs_event(struct conn *c, enum conn_event ev, void *owner)
 {
-	tcp_release(&s->c, reset);
-	if (s->in_run)
-		s->dead = true;
-	else
-		gs_free(s);
-}
-
-static void gs_arm(struct gs_sess *s)
-{
+	struct gs_sess *s = owner;
 	struct gen *g = s->g;
-	uint32_t ms;
 
-	if (s->holding)
-		return; /* the delay timer is armed */
-	if (s->greet_at != 0) {
-		timer_arm(g->w->timers, &s->timer, s->greet_at);
-		return;
-	}
-	if (s->closing) {
-		if (!timer_armed(&s->timer))
-			timer_arm(g->w->timers, &s->timer, g->w->now_ns + GS_LINGER_NS);
-		return;
-	}
-	ms = smtp_server_timeout_ms(s->smtp);
-	if (ms == 0)
-		timer_cancel(g->w->timers, &s->timer);
-	else
-		timer_arm(g->w->timers, &s->timer, g->w->now_ns + (uint64_t)ms * 1000000ull);
-}
-
-static void gs_run(struct gs_sess *s)
-{
-	bool was_closing;
-
-	if (s->in_run || s->c == NULL)
-		return;
-	s->in_run = true;
-	was_closing = s->closing;
-	for (unsigned round = 0; round < GS_RUN_ROUNDS; round++) {
-		size_t fed = 0, sent = 0;
-		int out;
-
-		if (!s->closing && !s->holding && s->greet_at == 0 && gs_feed(s, &fed) == PG_DONE)
-			s->closing = true;
-		if (s->greet_at != 0) {
-			out = PG_OK; /* --greet-delay: nothing goes out yet */
+	(void)c;
+	switch (ev) {
+	case CONN_EV_TLS_DONE:
+		gs_tls_done(s);
+		return true;
+	case CONN_EV_TIMEOUT:
+		if (conn_tls(&s->conn) == CONN_TLS_HANDSHAKE) {
+			g->n.err[GEN_E_TLS]++;
+			conn_close(&s->conn, true);
 		} else {
-			struct tlsio_engine e = tlsio_server(s->smtp);
-
-			out = tlsio_flush(s->tls, s->tls_on, s->c, &e, &sent);
+			g->n.err[GEN_E_SMTP_TIMEOUT]++;
 		}
-		if (out == PG_ERROR) {
-			gs_end(s, true);
-			break;
-		}
-		if (out == PG_OK && s->tls_pending && !s->closing) {
-			gs_tls_start(s);
-			sent++;
-		}
-		if (out == PG_OK && s->closing && s->tls_on && !s->tls_shut) {
-			size_t pushed;
-
-			s->tls_shut = true;
-			tls_stream_shutdown(s->tls);
-			if (tlsio_push(s->tls, s->c, &pushed) == PG_ERROR) {
-				gs_end(s, true);
-				break;
-			}
-		}
-		if (!s->closing && !s->holding && tlsio_eof(s->tls, s->c))
-			s->closing = true;
-		if (s->closing) {
-			if (out == PG_OK) {
-				tcp_recv_discard(s->c);
-				gs_end(s, false);
-			}
-			break;
-		}
-		if (fed == 0 && sent == 0)
-			break;
-	}
-	s->in_run = false;
-	if (s->dead) {
+		return false;
+	case CONN_EV_CLOSED:
 		gs_free(s);
-		return;
+		return false;
+	default:
+		return ev == CONN_EV_TLS_START;
 	}
-	if (s->closing && !was_closing)
-		timer_cancel(s->g->w->timers, &s->timer);
-	gs_arm(s);
 }
+
+/* The client left while an end-of-data reply is held: it is given first. */
+static bool gs_busy(struct conn *c, void *owner)
+{
+	(void)c;
+	return ((const struct gs_sess *)owner)->holding;
+}
+
+static const struct conn_ops gs_conn_ops = {.event = gs_event, .busy = gs_busy};
 
 static void gs_timer_fired(struct timer *t, void *owner)
 {
 	struct gs_sess *s = container_of(t, struct gs_sess, timer);
-	struct gen *g = s->g;
 
 	(void)owner;
 	if (s->holding) {
@@ -368,58 +230,12 @@ static void gs_timer_fired(struct timer *t, void *owner)
 		s->holding = false;
 		gs_verdict(s->held_rc, &v);
 		smtp_server_message_committed(s->smtp, s->held_rc == PG_OK, &v);
-		gs_run(s);
-		return;
+	} else if (s->greeting_held) {
+		s->greeting_held = false; /* the greeting is due: out it goes */
+		conn_attach(&s->conn, &conn_smtp_server, s->smtp);
 	}
-	if (s->greet_at != 0) {
-		s->greet_at = 0; /* the greeting is due: out it goes */
-		gs_run(s);
-		return;
-	}
-	if (s->closing) {
-		gs_end(s, true);
-		return;
-	}
-	if (s->tls != NULL && !s->tls_on) {
-		g->n.err[GEN_E_TLS]++;
-		gs_end(s, true);
-		return;
-	}
-	g->n.err[GEN_E_SMTP_TIMEOUT]++;
-	if (smtp_server_timeout(s->smtp) == PG_DONE)
-		s->closing = true;
-	gs_run(s);
+	conn_run(&s->conn);
 }
-
-/* ---- TCP events ---- */
-
-static void gs_readable(struct tcp_conn *c, void *user)
-{
-	(void)c;
-	gs_run(user);
-}
-
-static void gs_closed(struct tcp_conn *c, void *user)
-{
-	(void)c;
-	gs_end(user, false);
-}
-
-static void gs_error(struct tcp_conn *c, enum tcp_error err, void *user)
-{
-	struct gs_sess *s = user;
-
-	(void)c;
-	s->g->n.err[err == TCP_ERR_TIMEOUT ? GEN_E_CONN_TIMEOUT : GEN_E_RESET]++;
-	gs_end(s, false);
-}
-
-static const struct tcp_ops gs_session_ops = {
-    .readable = gs_readable,
-    .writable = gs_readable,
-    .closed = gs_closed,
-    .error = gs_error,
-};
 
 static void gs_accepted(struct tcp_conn *c, void *user)
 {
@@ -435,14 +251,13 @@ static void gs_accepted(struct tcp_conn *c, void *user)
 		return;
 	}
 	s->g = g;
-	s->c = c;
 	timer_init(&s->timer, gs_timer_fired);
 	tcp_conn_tuple(c, &laddr, &lport, &raddr, &rport);
 	inet_ntop(AF_INET, &raddr, s->peer, sizeof(s->peer));
 	peer.addr = s->peer;
 	smtp_server_config_default(&cfg);
 	cfg.ops = &gs_smtp_ops;
-	cfg.user = s;
+	cfg.owner = s;
 	cfg.hostname = g->o.hostname;
 	cfg.max_message_size = 0;
 	cfg.max_rcpt = GEN_RCPTS_MAX;
@@ -457,10 +272,19 @@ static void gs_accepted(struct tcp_conn *c, void *user)
 	g->nsink++;
 	g->n.conns_opened++;
 	g->n.conns_established++;
-	if (g->o.greet_delay_ms != 0)
-		s->greet_at = g->w->now_ns + (uint64_t)g->o.greet_delay_ms * 1000000ull;
-	tcp_set_handler(c, &gs_session_ops, s);
-	gs_run(s);
+	conn_init(&s->conn, g->w, &gs_conn_ops, s);
+	s->conn.handshake_timeout_ms = cfg.cmd_timeout_ms;
+	s->conn.linger_ns = GS_LINGER_NS;
+	conn_accept(&s->conn, c);
+	if (g->o.greet_delay_ms != 0) {
+		/* input waits in TCP until the engine is attached */
+		s->greeting_held = true;
+		timer_arm(g->w->timers, &s->timer,
+		          g->w->now_ns + (uint64_t)g->o.greet_delay_ms * 1000000ull);
+		return;
+	}
+	conn_attach(&s->conn, &conn_smtp_server, s->smtp);
+	conn_run(&s->conn);
 }
 
 static const struct tcp_ops gs_listen_ops = {.accepted = gs_accepted};

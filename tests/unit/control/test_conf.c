@@ -918,11 +918,11 @@ static void check_smtp_defaults(const struct pg_conf *c)
 
 	assert_false(c->smtp.service);
 	assert_int_equal(c->smtp.listen_port, 25);
-	assert_int_equal(c->smtp.max_sessions, 1000);
+	assert_int_equal(c->settings[SET_smtp_max_sessions], 1000);
 	assert_string_equal(c->smtp.spool_directory, "/var/spool/postern");
-	assert_int_equal(c->smtp.message_size_limit, 10240000); /* Postfix */
-	assert_int_equal(c->smtp.recipient_limit, 1000);
-	assert_int_equal(c->smtp.hopcount_limit, 50); /* Postfix */
+	assert_int_equal(c->settings[SET_message_size_limit], 10240000); /* Postfix */
+	assert_int_equal(c->settings[SET_smtpd_recipient_limit], 1000);
+	assert_int_equal(c->settings[SET_hopcount_limit], 50); /* Postfix */
 	assert_false(c->smtp.bare_normalize);
 	/* the machine's name, as Postfix (or localhost if it is not a host name) */
 	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
@@ -934,12 +934,12 @@ static void check_smtp(const struct pg_conf *c)
 {
 	assert_true(c->smtp.service);
 	assert_int_equal(c->smtp.listen_port, 2525);
-	assert_int_equal(c->smtp.max_sessions, 1048576);
+	assert_int_equal(c->settings[SET_smtp_max_sessions], 1048576);
 	assert_string_equal(c->smtp.spool_directory, "/var/spool/postern-lab");
 	assert_string_equal(c->smtp.myhostname, "MX-1.example.COM");
-	assert_int_equal(c->smtp.message_size_limit, 0);
-	assert_int_equal(c->smtp.recipient_limit, 100000);
-	assert_int_equal(c->smtp.hopcount_limit, 7);
+	assert_int_equal(c->settings[SET_message_size_limit], 0);
+	assert_int_equal(c->settings[SET_smtpd_recipient_limit], 100000);
+	assert_int_equal(c->settings[SET_hopcount_limit], 7);
 	assert_true(c->smtp.bare_normalize);
 }
 
@@ -948,10 +948,10 @@ static void check_delivery_defaults(const struct pg_conf *c)
 	/* snap_delivery_default()'s values (test_snap checks the snapshot agrees) */
 	static const uint64_t want[] = {300, 600, 1200, 2400, 4020};
 
-	assert_int_equal(c->delivery.concurrency_limit, 20);
-	assert_int_equal(c->delivery.connect_timeout_ns, 30ull * 1000000000ull);
-	assert_int_equal(c->delivery.cache_time_ns, 2ull * 1000000000ull);
-	assert_int_equal(c->delivery.max_queue_lifetime_ns, 5ull * 86400 * 1000000000ull);
+	assert_int_equal(c->settings[SET_smtp_destination_concurrency_limit], 20);
+	assert_int_equal(c->settings[SET_smtp_connect_timeout], 30ull * 1000000000ull);
+	assert_int_equal(c->settings[SET_smtp_connection_cache_time_limit], 2ull * 1000000000ull);
+	assert_int_equal(c->settings[SET_maximal_queue_lifetime], 5ull * 86400 * 1000000000ull);
 	assert_int_equal(c->delivery.nschedule, 5);
 	for (size_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
 		assert_int_equal(c->delivery.schedule_ns[i], i < 5 ? want[i] * 1000000000ull : 0);
@@ -962,10 +962,10 @@ static void check_delivery(const struct pg_conf *c)
 	/* any order; commas, spaces, tabs and continuation lines between */
 	static const uint64_t want[] = {60, 30, 7200, 86400, 1, 86400};
 
-	assert_int_equal(c->delivery.concurrency_limit, 1000);
-	assert_int_equal(c->delivery.connect_timeout_ns, 600ull * 1000000000ull);
-	assert_int_equal(c->delivery.cache_time_ns, 0);
-	assert_int_equal(c->delivery.max_queue_lifetime_ns, 0); /* one attempt only */
+	assert_int_equal(c->settings[SET_smtp_destination_concurrency_limit], 1000);
+	assert_int_equal(c->settings[SET_smtp_connect_timeout], 600ull * 1000000000ull);
+	assert_int_equal(c->settings[SET_smtp_connection_cache_time_limit], 0);
+	assert_int_equal(c->settings[SET_maximal_queue_lifetime], 0); /* one attempt only */
 	assert_int_equal(c->delivery.nschedule, 6);
 	for (size_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
 		assert_int_equal(c->delivery.schedule_ns[i], i < 6 ? want[i] * 1000000000ull : 0);
@@ -973,10 +973,10 @@ static void check_delivery(const struct pg_conf *c)
 
 static void check_delivery_bounds(const struct pg_conf *c)
 {
-	assert_int_equal(c->delivery.concurrency_limit, 1);
-	assert_int_equal(c->delivery.connect_timeout_ns, 1000ull * 1000000);
-	assert_int_equal(c->delivery.cache_time_ns, 300ull * 1000000000ull);
-	assert_int_equal(c->delivery.max_queue_lifetime_ns, 365ull * 86400 * 1000000000ull);
+	assert_int_equal(c->settings[SET_smtp_destination_concurrency_limit], 1);
+	assert_int_equal(c->settings[SET_smtp_connect_timeout], 1000ull * 1000000);
+	assert_int_equal(c->settings[SET_smtp_connection_cache_time_limit], 300ull * 1000000000ull);
+	assert_int_equal(c->settings[SET_maximal_queue_lifetime], 365ull * 86400 * 1000000000ull);
 	assert_int_equal(c->delivery.nschedule, 16);
 	for (size_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
 		assert_int_equal(c->delivery.schedule_ns[i], (i + 1) * 1000000000ull);
@@ -985,8 +985,8 @@ static void check_delivery_bounds(const struct pg_conf *c)
 static void check_delivery_short(const struct pg_conf *c)
 {
 	/* one wait replaces the whole default list */
-	assert_int_equal(c->delivery.connect_timeout_ns, 1500ull * 1000000);
-	assert_int_equal(c->delivery.max_queue_lifetime_ns, 14ull * 86400 * 1000000000ull);
+	assert_int_equal(c->settings[SET_smtp_connect_timeout], 1500ull * 1000000);
+	assert_int_equal(c->settings[SET_maximal_queue_lifetime], 14ull * 86400 * 1000000000ull);
 	assert_int_equal(c->delivery.nschedule, 1);
 	assert_int_equal(c->delivery.schedule_ns[0], 600ull * 1000000000ull);
 	for (size_t i = 1; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)

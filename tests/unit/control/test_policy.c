@@ -660,7 +660,7 @@ static void test_relay_lookup(void **state)
 
 static const struct inbound_case {
 	const char *client, *sender;
-	enum inbound_tls_reason reason;
+	enum policy_inbound_reason reason;
 	const char *entry; /* network "A.B.C.D/N" or sender key; NULL: none */
 	enum policy_match match;
 	uint16_t protocols;
@@ -671,28 +671,28 @@ static const struct inbound_case {
     {"203.0.113.5", "other.test", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
     /* network: the longest prefix is named; mandatory protocols at connect */
-    {"198.19.7.9", NULL, INBOUND_TLS_NETWORK, "198.19.7.0/24", POLICY_MATCH_DEFAULT,
+    {"198.19.7.9", NULL, POLICY_INBOUND_NETWORK, "198.19.7.0/24", POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_3},
-    {"198.19.200.1", NULL, INBOUND_TLS_NETWORK, "198.19.0.0/16", POLICY_MATCH_DEFAULT,
+    {"198.19.200.1", NULL, POLICY_INBOUND_NETWORK, "198.19.0.0/16", POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_3},
-    {"10.1.2.3", NULL, INBOUND_TLS_NETWORK, "10.1.2.3/32", POLICY_MATCH_DEFAULT,
+    {"10.1.2.3", NULL, POLICY_INBOUND_NETWORK, "10.1.2.3/32", POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_3},
     {"10.1.2.4", NULL, INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
     {"198.20.0.1", NULL, INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
     /* sender: "domain" exactly (any case, absolute form), ".domain" sub-domains only */
-    {"203.0.113.5", "partner.test", INBOUND_TLS_SENDER, "partner.test", POLICY_MATCH_EXACT,
+    {"203.0.113.5", "partner.test", POLICY_INBOUND_SENDER, "partner.test", POLICY_MATCH_EXACT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
-    {"203.0.113.5", "PARTNER.Test.", INBOUND_TLS_SENDER, "partner.test", POLICY_MATCH_EXACT,
+    {"203.0.113.5", "PARTNER.Test.", POLICY_INBOUND_SENDER, "partner.test", POLICY_MATCH_EXACT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
     {"203.0.113.5", "mail.partner.test", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
     {"203.0.113.5", "partners.example", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
-    {"203.0.113.5", "a.b.partners.example", INBOUND_TLS_SENDER, ".partners.example",
+    {"203.0.113.5", "a.b.partners.example", POLICY_INBOUND_SENDER, ".partners.example",
      POLICY_MATCH_PARENT, SNAP_TLS_P_TLSV1_1 | TLS12_13},
-    {"203.0.113.5", "x.eu.partners.example", INBOUND_TLS_SENDER, ".eu.partners.example",
+    {"203.0.113.5", "x.eu.partners.example", POLICY_INBOUND_SENDER, ".eu.partners.example",
      POLICY_MATCH_PARENT, SNAP_TLS_P_TLSV1_1 | TLS12_13}, /* nearest parent */
     {"203.0.113.5", "notpartner.test", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
@@ -703,7 +703,7 @@ static const struct inbound_case {
     {"203.0.113.5", ".partners.example", INBOUND_TLS_NOT_REQUIRED, NULL, POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_1 | TLS12_13},
     /* precedence: the network is named before the sender */
-    {"198.19.7.9", "partner.test", INBOUND_TLS_NETWORK, "198.19.7.0/24", POLICY_MATCH_DEFAULT,
+    {"198.19.7.9", "partner.test", POLICY_INBOUND_NETWORK, "198.19.7.0/24", POLICY_MATCH_DEFAULT,
      SNAP_TLS_P_TLSV1_3},
 };
 
@@ -723,9 +723,9 @@ static void test_inbound_lookup(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(inbound_cases) / sizeof(inbound_cases[0]); i++) {
 		const struct inbound_case *t = &inbound_cases[i];
-		struct inbound_tls_verdict v;
+		struct policy_inbound_verdict v;
 		char got[64] = "";
-		bool req = inbound_tls_required(h, inet_addr(t->client), t->sender, &v);
+		bool req = policy_inbound_required(h, inet_addr(t->client), t->sender, &v);
 
 		if (v.network != NULL) {
 			struct in_addr a = {.s_addr = v.network->prefix};
@@ -741,17 +741,18 @@ static void test_inbound_lookup(void **state)
 			fail_msg(
 			    "case %zu (%s, %s): reason %s entry \"%s\" match %s protocols 0x%x", i,
 			    t->client, t->sender ? t->sender : "-",
-			    inbound_tls_reason_name(v.reason), got,
+			    policy_inbound_reason_name(v.reason), got,
 			    policy_match_name(v.sender_match), v.protocols);
 		/* the hot path needs no verdict */
-		assert_int_equal(inbound_tls_required(h, inet_addr(t->client), t->sender, NULL),
+		assert_int_equal(policy_inbound_required(h, inet_addr(t->client), t->sender, NULL),
 		                 req);
 	}
 	/* the sender entry carries the postern.conf line for explanations */
 	{
-		struct inbound_tls_verdict v;
+		struct policy_inbound_verdict v;
 
-		assert_true(inbound_tls_required(h, inet_addr("203.0.113.5"), "partner.test", &v));
+		assert_true(
+		    policy_inbound_required(h, inet_addr("203.0.113.5"), "partner.test", &v));
 		assert_int_equal(v.sender->line, 6); /* BASE is two lines */
 		assert_int_equal(v.settings->networks_line, 4);
 		assert_int_equal(v.settings->level_line, 0);
@@ -762,7 +763,7 @@ static void test_inbound_lookup(void **state)
 static void test_inbound_listener_and_absent(void **state)
 {
 	struct built b;
-	struct inbound_tls_verdict v;
+	struct policy_inbound_verdict v;
 	const struct snap_header *h;
 	struct snap_header *w;
 	char longname[400];
@@ -774,34 +775,34 @@ static void test_inbound_listener_and_absent(void **state)
 	          "smtpd_tls_required_networks = 198.19.0.0/24\n"
 	          "smtpd_tls_required_senders = partner.test\n",
 	          "", "");
-	assert_true(inbound_tls_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
-	assert_int_equal(v.reason, INBOUND_TLS_LISTENER);
+	assert_true(policy_inbound_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
+	assert_int_equal(v.reason, POLICY_INBOUND_LISTENER);
 	assert_null(v.network);
 	assert_null(v.sender);
 	assert_int_equal(v.level, SNAP_TLS_ENCRYPT);
 	assert_int_equal(v.protocols, TLS12_13);
-	assert_true(inbound_tls_required(h, inet_addr("203.0.113.1"), NULL, &v));
-	assert_int_equal(v.reason, INBOUND_TLS_LISTENER);
+	assert_true(policy_inbound_required(h, inet_addr("203.0.113.1"), NULL, &v));
+	assert_int_equal(v.reason, POLICY_INBOUND_LISTENER);
 	assert_int_equal(v.settings->level_line, 4);
 	unbuild(&b);
 
 	/* level none: STARTTLS not offered, nothing required */
 	h = build(&b, "smtpd_tls_security_level = none\n", "", "");
-	assert_false(inbound_tls_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
+	assert_false(policy_inbound_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
 	assert_int_equal(v.level, SNAP_TLS_NONE);
 	assert_int_equal(v.reason, INBOUND_TLS_NOT_REQUIRED);
 	unbuild(&b);
 
 	/* defaults: may, nothing listed, TLS 1.2 and 1.3 */
 	h = build(&b, "", "", "");
-	assert_false(inbound_tls_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
+	assert_false(policy_inbound_required(h, inet_addr("198.19.0.9"), "partner.test", &v));
 	assert_int_equal(v.level, SNAP_TLS_MAY);
 	assert_int_equal(v.protocols, TLS12_13);
 	assert_non_null(v.settings);
 	/* a name longer than any key matches nothing */
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
-	assert_false(inbound_tls_required(h, inet_addr("198.19.0.9"), longname, &v));
+	assert_false(policy_inbound_required(h, inet_addr("198.19.0.9"), longname, &v));
 	unbuild(&b);
 
 	/* a snapshot of minor < 6 (sections unknown to it): nothing required */
@@ -811,7 +812,7 @@ static void test_inbound_listener_and_absent(void **state)
 		if (w->sections[i].kind >= SNAP_SEC_INBOUND_TLS &&
 		    w->sections[i].kind <= SNAP_SEC_INBOUND_TLS_SENDERS_INDEX)
 			w->sections[i].kind += 100;
-	assert_false(inbound_tls_required(h, inet_addr("198.19.7.9"), "partner.test", &v));
+	assert_false(policy_inbound_required(h, inet_addr("198.19.7.9"), "partner.test", &v));
 	assert_null(v.settings);
 	assert_int_equal(v.reason, INBOUND_TLS_NOT_REQUIRED);
 	assert_int_equal(v.protocols, TLS12_13);

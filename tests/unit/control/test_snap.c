@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "settings.h"
 #include "result.h"
 #include "shm.h"
 #include "policy_lookup.h"
@@ -168,7 +169,7 @@ static void test_truncations(void **state)
 			fail_msg("truncated to %zu of %zu bytes and accepted", n, len);
 		free(copy);
 	}
-	assert_int_equal(snap_validate(NULL, len, err, sizeof(err)), -1);
+	assert_int_equal(snap_validate(NULL, len, err, sizeof(err)), PG_ERROR);
 	assert_string_equal(err, "no snapshot");
 	free(blob);
 }
@@ -188,7 +189,7 @@ static void m_magic(struct snap_header *h, size_t len)
 static void m_abi(struct snap_header *h, size_t len)
 {
 	(void)len;
-	h->abi_major = 2;
+	h->abi_major = SNAP_ABI_MAJOR + 1;
 }
 static void m_minor(struct snap_header *h, size_t len)
 {
@@ -257,7 +258,7 @@ static void m_unknown_kind(struct snap_header *h, size_t len)
 
 static const struct corrupt_case corrupt_cases[] = {
     {"magic", m_magic, "bad magic"},
-    {"abi major", m_abi, "snapshot ABI 2."},
+    {"abi major", m_abi, "snapshot ABI 3."},
     {"abi minor is fine", m_minor, NULL},
     {"size below header", m_size_small, "size field 8 smaller"},
     {"size above len", m_size_big, "size field"},
@@ -557,7 +558,7 @@ static void test_policy_corrupt(void **state)
 	for (size_t i = 0; i < len; i++) {
 		memcpy(copy, blob, len);
 		copy[i] ^= 0x40;
-		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), -1);
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_ERROR);
 	}
 	free(copy);
 	free(blob);
@@ -718,7 +719,8 @@ static void test_tcp_section(void **state)
 
 	(void)state;
 	assert_non_null(copy);
-	assert_true(SNAP_ABI_MINOR >= 4); /* 1.4 brought the TCP section */
+	assert_true(SNAP_ABI_MAJOR * 100 + SNAP_ABI_MINOR >=
+	            100 + 4); /* 1.4 brought the TCP section */
 	t = snap_section((const struct snap_header *)blob, SNAP_SEC_TCP, &n);
 	assert_non_null(t);
 	assert_int_equal(n, 1);
@@ -886,7 +888,8 @@ static void test_inbound_tls_section(void **state)
 
 	(void)state;
 	assert_non_null(c);
-	assert_true(SNAP_ABI_MINOR >= 6); /* 1.6 brought the inbound TLS sections */
+	assert_true(SNAP_ABI_MAJOR * 100 + SNAP_ABI_MINOR >=
+	            100 + 6); /* 1.6 brought the inbound TLS sections */
 	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
 	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
 		fail_msg("%s", err);
@@ -916,13 +919,14 @@ static void test_inbound_tls_section(void **state)
 	for (size_t i = 0; i < len; i++) {
 		memcpy(copy, blob, len);
 		copy[i] ^= 0x40;
-		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), -1);
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_ERROR);
 	}
 	free(copy);
 	free(blob);
 }
 
-/* ---- ABI 1.7 delivery settings: built from postern.conf, strictly validated ---- */
+/* ---- the delivery section (the retry schedule): built from postern.conf, strictly validated ----
+ */
 
 static struct snap_delivery *dlv(struct snap_header *h)
 {
@@ -932,30 +936,6 @@ static struct snap_delivery *dlv(struct snap_header *h)
 static void d_flags(struct snap_header *h)
 {
 	dlv(h)->flags = 1;
-}
-static void d_concurrency0(struct snap_header *h)
-{
-	dlv(h)->concurrency_limit = 0;
-}
-static void d_concurrency_big(struct snap_header *h)
-{
-	dlv(h)->concurrency_limit = SNAP_DELIVERY_CONCURRENCY_MAX + 1;
-}
-static void d_connect_short(struct snap_header *h)
-{
-	dlv(h)->connect_timeout_ms = 999;
-}
-static void d_connect_long(struct snap_header *h)
-{
-	dlv(h)->connect_timeout_ms = 600001;
-}
-static void d_cache(struct snap_header *h)
-{
-	dlv(h)->cache_time_ms = 300001;
-}
-static void d_lifetime(struct snap_header *h)
-{
-	dlv(h)->max_queue_lifetime_s = SNAP_DELIVERY_LIFETIME_MAX + 1;
 }
 static void d_nschedule0(struct snap_header *h)
 {
@@ -1005,16 +985,6 @@ static void d_size(struct snap_header *h)
 
 static const struct tcp_corrupt delivery_corrupt[] = {
     {"flags", d_flags, "delivery section: flags 1 out of range 0..0"},
-    {"concurrency 0", d_concurrency0, "delivery section: concurrency_limit 0 out of range 1..1000"},
-    {"concurrency big", d_concurrency_big,
-     "delivery section: concurrency_limit 1001 out of range 1..1000"},
-    {"connect short", d_connect_short,
-     "delivery section: connect_timeout_ms 999 out of range 1000..600000"},
-    {"connect long", d_connect_long,
-     "delivery section: connect_timeout_ms 600001 out of range 1000..600000"},
-    {"cache", d_cache, "delivery section: cache_time_ms 300001 out of range 0..300000"},
-    {"lifetime", d_lifetime,
-     "delivery section: max_queue_lifetime_s 31536001 out of range 0..31536000"},
     {"nschedule 0", d_nschedule0, "delivery section: nschedule 0 out of range 1..16"},
     {"nschedule 17", d_nschedule17, "delivery section: nschedule 17 out of range 1..16"},
     {"entry past nschedule", d_nschedule_short,
@@ -1029,16 +999,12 @@ static const struct tcp_corrupt delivery_corrupt[] = {
     {"reserved", d_reserved, "delivery section: reserved[3] not 0"},
     {"count 0", d_count0, "delivery section count 0, expected 1"},
     {"count 2", d_count2, "delivery section count 2, expected 1"},
-    {"size", d_size, "delivery section size 112, expected 104"},
+    {"size", d_size, "delivery section size 96, expected 88"},
 };
 
 static void test_delivery_section(void **state)
 {
-	static const char extra[] = "smtp_destination_concurrency_limit = 7\n"
-	                            "smtp_connect_timeout = 1500ms\n"
-	                            "smtp_connection_cache_time_limit = 0\n"
-	                            "maximal_queue_lifetime = 2w\n"
-	                            "delivery_retry_schedule = 1m, 30s 1d\n";
+	static const char extra[] = "delivery_retry_schedule = 1m, 30s 1d\n";
 	struct pg_conf *c = malloc(sizeof(*c));
 	struct snap_delivery def, fallback;
 	const struct snap_delivery *d;
@@ -1049,20 +1015,15 @@ static void test_delivery_section(void **state)
 
 	(void)state;
 	assert_non_null(c);
-	assert_true(SNAP_ABI_MINOR >= 7); /* 1.7 brought the delivery section */
-	assert_int_equal(sizeof(struct snap_delivery), 104);
+	assert_int_equal(sizeof(struct snap_delivery), 88);
 
-	/* postern.conf's defaults are snap_delivery_default()'s, byte for byte */
+	/* postern.conf's default schedule is snap_delivery_default()'s, byte for byte */
 	blob = build_blob(&len);
 	d = snap_section((const struct snap_header *)blob, SNAP_SEC_DELIVERY, &n);
 	assert_non_null(d);
 	assert_int_equal(n, 1);
 	snap_delivery_default(&def);
 	assert_memory_equal(d, &def, sizeof(def));
-	assert_int_equal(def.concurrency_limit, 20);
-	assert_int_equal(def.connect_timeout_ms, 30000);
-	assert_int_equal(def.cache_time_ms, 2000);
-	assert_int_equal(def.max_queue_lifetime_s, 432000);
 	assert_int_equal(def.nschedule, 5);
 	assert_int_equal(def.schedule_s[0], 300);
 	assert_int_equal(def.schedule_s[4], 4020);
@@ -1070,21 +1031,17 @@ static void test_delivery_section(void **state)
 	assert_ptr_equal(snap_delivery((const struct snap_header *)blob, &fallback), d);
 	free(blob);
 
-	/* every setting round-trips */
+	/* the schedule round-trips */
 	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
 	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
 		fail_msg("%s", err);
 	assert_int_equal(snap_build(c, (void **)&blob, &len, err, sizeof(err)), PG_OK);
 	free(c);
 	restamp(blob, len);
-	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), PG_OK);
 	d = snap_delivery((const struct snap_header *)blob, &fallback);
 	assert_ptr_not_equal(d, &fallback);
 	assert_int_equal(d->flags, 0);
-	assert_int_equal(d->concurrency_limit, 7);
-	assert_int_equal(d->connect_timeout_ms, 1500);
-	assert_int_equal(d->cache_time_ms, 0);
-	assert_int_equal(d->max_queue_lifetime_s, 14 * 86400);
 	assert_int_equal(d->nschedule, 3);
 	assert_int_equal(d->schedule_s[0], 60);
 	assert_int_equal(d->schedule_s[1], 30);
@@ -1105,28 +1062,23 @@ static void test_delivery_section(void **state)
 	memcpy(copy, blob, len);
 	((struct snap_header *)copy)->size = len + spare;
 	restamp(copy, len + spare);
-	assert_int_equal(snap_validate(copy, len + spare, err, sizeof(err)), 0);
+	assert_int_equal(snap_validate(copy, len + spare, err, sizeof(err)), PG_OK);
 	expect_refused(copy, len + spare, delivery_corrupt,
 	               sizeof(delivery_corrupt) / sizeof(delivery_corrupt[0]), false);
 
-	/* every field at its bound: valid */
+	/* every entry at its bound: valid */
 	memcpy(copy, blob, len);
-	dlv((struct snap_header *)copy)->concurrency_limit = SNAP_DELIVERY_CONCURRENCY_MAX;
-	dlv((struct snap_header *)copy)->connect_timeout_ms = SNAP_DELIVERY_CONNECT_MAX_MS;
-	dlv((struct snap_header *)copy)->cache_time_ms = SNAP_DELIVERY_CACHE_MAX_MS;
-	dlv((struct snap_header *)copy)->max_queue_lifetime_s = SNAP_DELIVERY_LIFETIME_MAX;
 	dlv((struct snap_header *)copy)->nschedule = SNAP_DELIVERY_SCHEDULE_MAX;
 	for (uint32_t i = 0; i < SNAP_DELIVERY_SCHEDULE_MAX; i++)
 		dlv((struct snap_header *)copy)->schedule_s[i] = SNAP_DELIVERY_RETRY_MAX_S;
 	restamp(copy, len);
-	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_OK);
 
-	/* a snapshot of minor 6 has no section: the reader gets the defaults */
+	/* a snapshot without the section: the reader gets the default schedule */
 	memcpy(copy, blob, len);
-	((struct snap_header *)copy)->abi_minor = 6;
 	sec_of((struct snap_header *)copy, SNAP_SEC_DELIVERY)->kind = 77;
 	restamp(copy, len);
-	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_OK);
 	memset(&fallback, 0xa5, sizeof(fallback));
 	d = snap_delivery((const struct snap_header *)copy, &fallback);
 	assert_ptr_equal(d, &fallback);
@@ -1136,8 +1088,178 @@ static void test_delivery_section(void **state)
 	for (size_t i = 0; i < len; i++) {
 		memcpy(copy, blob, len);
 		copy[i] ^= 0x40;
-		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), -1);
+		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_ERROR);
 	}
+	free(copy);
+	free(blob);
+}
+
+/* ---- ABI 2.0 settings: the declared-once keys (common/settings.h) ---- */
+
+static struct snap_setting *setting_of(struct snap_header *h, enum setting_id id)
+{
+	struct snap_setting *st = body_of(h, SNAP_SEC_SETTINGS);
+
+	for (uint32_t i = 0; i < sec_of(h, SNAP_SEC_SETTINGS)->count; i++)
+		if (st[i].id == (uint32_t)id)
+			return &st[i];
+	fail_msg("no setting %d", (int)id);
+	return NULL;
+}
+
+static void s_concurrency0(struct snap_header *h)
+{
+	setting_of(h, SET_smtp_destination_concurrency_limit)->value = 0;
+}
+static void s_concurrency_big(struct snap_header *h)
+{
+	setting_of(h, SET_smtp_destination_concurrency_limit)->value = 1001;
+}
+static void s_connect_short(struct snap_header *h)
+{
+	setting_of(h, SET_smtp_connect_timeout)->value = 999 * SETTING_MS;
+}
+static void s_cache(struct snap_header *h)
+{
+	setting_of(h, SET_smtp_connection_cache_time_limit)->value = 300001 * SETTING_MS;
+}
+static void s_lifetime(struct snap_header *h)
+{
+	setting_of(h, SET_maximal_queue_lifetime)->value = (365 * 86400 + 1) * SETTING_S;
+}
+static void s_hops0(struct snap_header *h)
+{
+	setting_of(h, SET_hopcount_limit)->value = 0;
+}
+static void s_size(struct snap_header *h)
+{
+	setting_of(h, SET_message_size_limit)->value = (UINT64_C(1) << 36) + 1;
+}
+static void s_reserved(struct snap_header *h)
+{
+	setting_of(h, SET_smtp_max_sessions)->reserved = 1;
+}
+static void s_order(struct snap_header *h)
+{
+	struct snap_setting *st = body_of(h, SNAP_SEC_SETTINGS), t = st[0];
+
+	st[0] = st[1];
+	st[1] = t;
+}
+static void s_twice(struct snap_header *h)
+{
+	struct snap_setting *st = body_of(h, SNAP_SEC_SETTINGS);
+
+	st[2].id = st[1].id;
+}
+
+static const struct tcp_corrupt settings_corrupt[] = {
+    {"concurrency 0", s_concurrency0,
+     "settings section: smtp_destination_concurrency_limit 0 out of range 1..1000"},
+    {"concurrency big", s_concurrency_big,
+     "settings section: smtp_destination_concurrency_limit 1001 out of range 1..1000"},
+    {"connect short", s_connect_short,
+     "settings section: smtp_connect_timeout 999000000 out of range 1000000000..600000000000"},
+    {"cache", s_cache,
+     "settings section: smtp_connection_cache_time_limit 300001000000 out of range "
+     "0..300000000000"},
+    {"lifetime", s_lifetime,
+     "settings section: maximal_queue_lifetime 31536001000000000 out of range "
+     "0..31536000000000000"},
+    {"hops 0", s_hops0, "settings section: hopcount_limit 0 out of range 1..1000"},
+    {"size", s_size,
+     "settings section: message_size_limit 68719476737 out of range 0..68719476736"},
+    {"reserved", s_reserved, "settings section: entry 0 reserved not 0"},
+    {"order", s_order, "settings section: id 0 after 1 (not increasing)"},
+    {"twice", s_twice, "settings section: id 1 after 1 (not increasing)"},
+};
+
+static void test_settings_section(void **state)
+{
+	static const char extra[] = "smtp_destination_concurrency_limit = 7\n"
+	                            "smtp_connect_timeout = 1500ms\n"
+	                            "smtp_connection_cache_time_limit = 0\n"
+	                            "maximal_queue_lifetime = 2w\n"
+	                            "hopcount_limit = 12\n"
+	                            "message_size_limit = 0\n";
+	struct pg_conf *c = malloc(sizeof(*c));
+	char text[2048], err[512];
+	uint8_t *blob, *copy;
+	size_t len;
+	uint32_t n;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(sizeof(struct snap_setting), 16);
+
+	/* postern.conf's defaults are the table's */
+	blob = build_blob(&len);
+	assert_non_null(snap_section((const struct snap_header *)blob, SNAP_SEC_SETTINGS, &n));
+	assert_int_equal(n, SET__COUNT);
+	for (int id = 0; id < SET__COUNT; id++)
+		assert_int_equal(setting_u64((const struct snap_header *)blob, id),
+		                 setting_defs[id].default_value);
+	assert_int_equal(setting_u64(NULL, SET_smtp_connect_timeout), 30 * SETTING_S);
+	free(blob);
+
+	/* values round-trip, in the declared unit */
+	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
+	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(c, (void **)&blob, &len, err, sizeof(err)), PG_OK);
+	free(c);
+	restamp(blob, len);
+	assert_int_equal(snap_validate(blob, len, err, sizeof(err)), PG_OK);
+	{
+		const struct snap_header *h = (const struct snap_header *)blob;
+
+		assert_int_equal(setting_u64(h, SET_smtp_destination_concurrency_limit), 7);
+		assert_int_equal(setting_u64(h, SET_smtp_connect_timeout), 1500 * SETTING_MS);
+		assert_int_equal(setting_u64(h, SET_smtp_connection_cache_time_limit), 0);
+		assert_int_equal(setting_u64(h, SET_maximal_queue_lifetime),
+		                 14 * 86400 * SETTING_S);
+		assert_int_equal(setting_u64(h, SET_hopcount_limit), 12);
+		assert_int_equal(setting_u64(h, SET_message_size_limit), 0);
+		assert_int_equal(setting_u64(h, SET_smtp_max_sessions),
+		                 1000); /* not set: default */
+	}
+
+	copy = malloc(len);
+	assert_non_null(copy);
+	memcpy(copy, blob, len);
+	expect_refused(copy, len, settings_corrupt,
+	               sizeof(settings_corrupt) / sizeof(settings_corrupt[0]), false);
+
+	/* every known key at its bounds: valid */
+	for (int id = 0; id < SET__COUNT; id++) {
+		for (int end = 0; end < 2; end++) {
+			memcpy(copy, blob, len);
+			setting_of((struct snap_header *)copy, id)->value =
+			    end ? setting_defs[id].max : setting_defs[id].min;
+			restamp(copy, len);
+			if (snap_validate(copy, len, err, sizeof(err)) != PG_OK)
+				fail_msg("%s at %s: %s", setting_defs[id].name, end ? "max" : "min",
+				         err);
+		}
+	}
+
+	/* an id this reader does not know (a newer posternd): skipped, any value */
+	memcpy(copy, blob, len);
+	((struct snap_setting *)body_of((struct snap_header *)copy,
+	                                SNAP_SEC_SETTINGS))[SET__COUNT - 1] =
+	    (struct snap_setting){.id = 4000, .value = UINT64_MAX};
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_OK);
+	/* ... and the key whose entry it replaced reads as its default */
+	assert_int_equal(setting_u64((const struct snap_header *)copy, SET__COUNT - 1),
+	                 setting_defs[SET__COUNT - 1].default_value);
+
+	/* a snapshot without the section: every key has its default */
+	memcpy(copy, blob, len);
+	sec_of((struct snap_header *)copy, SNAP_SEC_SETTINGS)->kind = 77;
+	restamp(copy, len);
+	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_OK);
+	assert_int_equal(setting_u64((const struct snap_header *)copy, SET_hopcount_limit), 50);
 	free(copy);
 	free(blob);
 }
@@ -1385,6 +1507,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_section),
 	    cmocka_unit_test(test_inbound_tls_section),
 	    cmocka_unit_test(test_delivery_section),
+	    cmocka_unit_test(test_settings_section),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_again_when_slots_held),
 	    cmocka_unit_test(test_stale_readers_of_dead_dataplane),

@@ -113,7 +113,7 @@ static void test_compile(void **state)
 	free(nc);
 }
 
-/* A snapshot from before ABI 1.10 (no IPv6 sections): no port speaks IPv6. */
+/* A snapshot from before ABI 2.1 (no IPv6 sections): no port speaks IPv6. */
 static void test_old_snapshot(void **state)
 {
 	struct net_config *nc = calloc(1, sizeof(*nc));

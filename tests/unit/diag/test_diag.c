@@ -648,7 +648,7 @@ static void test_snapshot_strict(void **state)
 			break;
 		}
 		h->checksum = snap_checksum(blob, h->size);
-		assert_int_equal(snap_validate(blob, h->size, err, sizeof(err)), -1);
+		assert_int_equal(snap_validate(blob, h->size, err, sizeof(err)), PG_ERROR);
 		assert_string_equal(err, "diag client section: field out of range");
 		*dc = saved;
 	}

@@ -4,7 +4,7 @@
  * answer on both families at once, side 0's client runs echo, discard and
  * source to an IPv6 address with every byte checked, its report names the
  * address in brackets, and a configured client ("diag_client =
- * [2001:db8:18::2]:7 echo ...") runs from postern.conf through the ABI 1.10
+ * [2001:db8:18::2]:7 echo ...") runs from postern.conf through the ABI 2.1
  * snapshot section to diag_adopt.
  */
 #include <inttypes.h>

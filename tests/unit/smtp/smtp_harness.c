@@ -127,10 +127,10 @@ static bool local_starts(const char *addr, const char *prefix)
 	return strncmp(addr, prefix, strlen(prefix)) == 0;
 }
 
-static int up_mail(void *user, struct smtp_server *s, const struct smtp_envelope *e,
-                   struct smtp_verdict *v)
+static int up_mail(struct smtp_server *s, const struct smtp_envelope *e, struct smtp_verdict *v,
+                   void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 	static const char *const body[] = {"", "7BIT", "8BITMIME"};
 	static const char *const ret[] = {"", "FULL", "HDRS"};
 
@@ -166,10 +166,10 @@ static int up_mail(void *user, struct smtp_server *s, const struct smtp_envelope
 	return PG_OK;
 }
 
-static int up_rcpt(void *user, struct smtp_server *s, const struct smtp_envelope *e,
-                   const struct smtp_rcpt *r, struct smtp_verdict *v)
+static int up_rcpt(struct smtp_server *s, const struct smtp_envelope *e, const struct smtp_rcpt *r,
+                   struct smtp_verdict *v, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s, (void)e;
 	sb_printf(&h->up, "rcpt <");
@@ -212,10 +212,10 @@ static int up_rcpt(void *user, struct smtp_server *s, const struct smtp_envelope
 	return PG_OK;
 }
 
-static int up_data_start(void *user, struct smtp_server *s, const struct smtp_envelope *e,
-                         struct smtp_verdict *v)
+static int up_data_start(struct smtp_server *s, const struct smtp_envelope *e,
+                         struct smtp_verdict *v, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s, (void)e;
 	sb_printf(&h->up, "data nrcpt=%u\n", e->nrcpt);
@@ -239,9 +239,9 @@ static int up_data_start(void *user, struct smtp_server *s, const struct smtp_en
 	return PG_OK;
 }
 
-static int up_chunk(void *user, struct smtp_server *s, const uint8_t *p, size_t n)
+static int up_chunk(struct smtp_server *s, const uint8_t *p, size_t n, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s;
 	h->chunk_calls++;
@@ -256,10 +256,10 @@ static int up_chunk(void *user, struct smtp_server *s, const uint8_t *p, size_t 
 	return PG_OK;
 }
 
-static int up_end(void *user, struct smtp_server *s, const struct smtp_envelope *e,
-                  const struct smtp_message_info *info, struct smtp_verdict *v)
+static int up_end(struct smtp_server *s, const struct smtp_envelope *e,
+                  const struct smtp_message_info *info, struct smtp_verdict *v, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s, (void)v;
 	sb_printf(&h->up, "end nrcpt=%u size=%llu maxline=%u%s\n", e->nrcpt,
@@ -275,35 +275,35 @@ static int up_end(void *user, struct smtp_server *s, const struct smtp_envelope 
 	return h->end_mode == 1 ? PG_OK : PG_AGAIN;
 }
 
-static void up_abort(void *user, struct smtp_server *s)
+static void up_abort(struct smtp_server *s, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s;
 	sb_printf(&h->up, "abort\n");
 	h->body.len = 0;
 }
 
-static void up_starttls(void *user, struct smtp_server *s)
+static void up_starttls(struct smtp_server *s, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s;
 	h->tls_hook++;
 	sb_printf(&h->up, "starttls\n");
 }
 
-static void up_quit(void *user, struct smtp_server *s)
+static void up_quit(struct smtp_server *s, void *owner)
 {
-	struct harness *h = user;
+	struct harness *h = owner;
 
 	(void)s;
 	sb_printf(&h->up, "quit\n");
 }
 
-static time_t up_now(void *user)
+static time_t up_now(void *owner)
 {
-	(void)user;
+	(void)owner;
 	return 1700000000;
 }
 
@@ -324,7 +324,7 @@ void harness_init(struct harness *h)
 	memset(h, 0, sizeof(*h));
 	smtp_server_config_default(&h->cfg);
 	h->cfg.ops = &harness_ops;
-	h->cfg.user = h;
+	h->cfg.owner = h;
 	h->cfg.hostname = "mx.postern.test";
 	h->log_body = true;
 }

@@ -81,9 +81,9 @@ static void ch_drain(struct chost *h)
 	}
 }
 
-static int up_body_read(void *user, struct smtp_client *c, const uint8_t **p, size_t *n)
+static int up_body_read(struct smtp_client *c, const uint8_t **p, size_t *n, void *owner)
 {
-	struct chost *h = user;
+	struct chost *h = owner;
 	size_t left;
 
 	(void)c;
@@ -105,10 +105,10 @@ static int up_body_read(void *user, struct smtp_client *c, const uint8_t **p, si
 	return PG_OK;
 }
 
-static void up_rcpt_result(void *user, struct smtp_client *c, uint32_t i,
-                           const struct smtp_client_reply *r)
+static void up_rcpt_result(struct smtp_client *c, uint32_t i, const struct smtp_client_reply *r,
+                           void *owner)
 {
-	struct chost *h = user;
+	struct chost *h = owner;
 
 	(void)c;
 	h->results++;
@@ -120,9 +120,9 @@ static void up_rcpt_result(void *user, struct smtp_client *c, uint32_t i,
 	sb_printf(&h->up, "\n");
 }
 
-static void up_message_done(void *user, struct smtp_client *c)
+static void up_message_done(struct smtp_client *c, void *owner)
 {
-	struct chost *h = user;
+	struct chost *h = owner;
 
 	(void)c;
 	if (h->log_upcalls)
@@ -130,19 +130,19 @@ static void up_message_done(void *user, struct smtp_client *c)
 	h->cur = NULL;
 }
 
-static void up_starttls(void *user, struct smtp_client *c)
+static void up_starttls(struct smtp_client *c, void *owner)
 {
-	struct chost *h = user;
+	struct chost *h = owner;
 
 	(void)c;
 	if (h->log_upcalls)
 		sb_printf(&h->up, "starttls\n");
 }
 
-static int up_helo_done(void *user, struct smtp_client *c, const struct smtp_client_info *info,
-                        struct smtp_client_reply *r)
+static int up_helo_done(struct smtp_client *c, const struct smtp_client_info *info,
+                        struct smtp_client_reply *r, void *owner)
 {
-	struct chost *h = user;
+	struct chost *h = owner;
 
 	(void)c;
 	if (h->log_upcalls) {
@@ -178,7 +178,7 @@ static void ch_init(struct chost *h)
 	memset(h, 0, sizeof(*h));
 	smtp_client_config_default(&h->cfg);
 	h->cfg.ops = &ch_ops;
-	h->cfg.user = h;
+	h->cfg.owner = h;
 	h->cfg.helo_name = "relay.postern.test";
 	h->piece = 4096;
 	h->log_upcalls = true;
@@ -532,9 +532,9 @@ static void test_timeout_defaults(void **state)
 }
 
 /* The reply upcall: every reply with its phase, in order. */
-static void up_reply_log(void *user, struct smtp_client *c, const struct smtp_client_reply *r)
+static void up_reply_log(struct smtp_client *c, const struct smtp_client_reply *r, void *owner)
 {
-	struct chost *h = user;
+	struct chost *h = owner;
 
 	(void)c;
 	sb_printf(&h->up, "%s %u;", smtp_client_phase_name(r->phase), r->code);

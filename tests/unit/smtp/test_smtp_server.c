@@ -101,9 +101,9 @@ static void test_output_backpressure(void **state)
 
 static struct smtp_server *sync_tls_session;
 
-static void starttls_now(void *user, struct smtp_server *s)
+static void starttls_now(struct smtp_server *s, void *owner)
 {
-	(void)user;
+	(void)owner;
 	smtp_server_tls_started(s, true, "TLSv1.3");
 	sync_tls_session = s;
 }
@@ -200,10 +200,10 @@ static uint32_t rnd(uint64_t *x)
 	return (uint32_t)(*x >> 11);
 }
 
-static int fz_mail(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                   struct smtp_verdict *v)
+static int fz_mail(struct smtp_server *s, const struct smtp_envelope *e, struct smtp_verdict *v,
+                   void *owner)
 {
-	struct fuzz_relay *f = u;
+	struct fuzz_relay *f = owner;
 	uint32_t r = rnd(&f->rng) % 8;
 
 	(void)s, (void)e, (void)v;
@@ -219,10 +219,10 @@ static int fz_mail(void *u, struct smtp_server *s, const struct smtp_envelope *e
 	return PG_OK;
 }
 
-static int fz_rcpt(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                   const struct smtp_rcpt *r, struct smtp_verdict *v)
+static int fz_rcpt(struct smtp_server *s, const struct smtp_envelope *e, const struct smtp_rcpt *r,
+                   struct smtp_verdict *v, void *owner)
 {
-	struct fuzz_relay *f = u;
+	struct fuzz_relay *f = owner;
 	uint32_t x = rnd(&f->rng) % 8;
 
 	(void)s, (void)e, (void)r, (void)v;
@@ -236,10 +236,10 @@ static int fz_rcpt(void *u, struct smtp_server *s, const struct smtp_envelope *e
 	return PG_OK;
 }
 
-static int fz_data(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                   struct smtp_verdict *v)
+static int fz_data(struct smtp_server *s, const struct smtp_envelope *e, struct smtp_verdict *v,
+                   void *owner)
 {
-	struct fuzz_relay *f = u;
+	struct fuzz_relay *f = owner;
 
 	(void)s, (void)e, (void)v;
 	assert_true(f->open);
@@ -250,9 +250,9 @@ static int fz_data(void *u, struct smtp_server *s, const struct smtp_envelope *e
 	return PG_OK;
 }
 
-static int fz_chunk(void *u, struct smtp_server *s, const uint8_t *p, size_t n)
+static int fz_chunk(struct smtp_server *s, const uint8_t *p, size_t n, void *owner)
 {
-	struct fuzz_relay *f = u;
+	struct fuzz_relay *f = owner;
 
 	(void)s, (void)p;
 	assert_true(f->open);
@@ -267,10 +267,10 @@ static int fz_chunk(void *u, struct smtp_server *s, const uint8_t *p, size_t n)
 	return PG_OK;
 }
 
-static int fz_end(void *u, struct smtp_server *s, const struct smtp_envelope *e,
-                  const struct smtp_message_info *info, struct smtp_verdict *v)
+static int fz_end(struct smtp_server *s, const struct smtp_envelope *e,
+                  const struct smtp_message_info *info, struct smtp_verdict *v, void *owner)
 {
-	struct fuzz_relay *f = u;
+	struct fuzz_relay *f = owner;
 
 	(void)s, (void)e, (void)info, (void)v;
 	assert_true(f->open);
@@ -283,9 +283,9 @@ static int fz_end(void *u, struct smtp_server *s, const struct smtp_envelope *e,
 	return PG_OK;
 }
 
-static void fz_abort(void *u, struct smtp_server *s)
+static void fz_abort(struct smtp_server *s, void *owner)
 {
-	struct fuzz_relay *f = u;
+	struct fuzz_relay *f = owner;
 
 	(void)s;
 	assert_true(f->open);
@@ -293,9 +293,9 @@ static void fz_abort(void *u, struct smtp_server *s)
 	f->aborted++;
 }
 
-static void fz_starttls(void *u, struct smtp_server *s)
+static void fz_starttls(struct smtp_server *s, void *owner)
 {
-	(void)u;
+	(void)owner;
 	smtp_server_tls_started(s, true, "TLSv1.3");
 }
 
@@ -416,7 +416,7 @@ static void fuzz_one(uint64_t seed)
 
 	smtp_server_config_default(&cfg);
 	cfg.ops = &fuzz_ops;
-	cfg.user = &f;
+	cfg.owner = &f;
 	cfg.max_message_size = rnd(&f.rng) % 2 ? 64 : 0;
 	cfg.max_rcpt = 1 + rnd(&f.rng) % 3;
 	cfg.bare = rnd(&f.rng) % 2 ? SMTP_BARE_NORMALIZE : SMTP_BARE_REJECT;

@@ -28,9 +28,9 @@ struct commit_result {
 	uint64_t id;
 };
 
-static inline void commit_cb(void *arg, struct spool_msg *m, int result, int err)
+static inline void commit_cb(struct spool_msg *m, int result, int err, void *owner)
 {
-	struct commit_result *c = arg;
+	struct commit_result *c = owner;
 
 	c->calls++;
 	c->result = result;
@@ -38,9 +38,9 @@ static inline void commit_cb(void *arg, struct spool_msg *m, int result, int err
 	c->id = spool_msg_id(m);
 }
 
-static inline void quiet_log(void *arg, enum spool_log_level level, const char *msg)
+static inline void quiet_log(enum spool_log_level level, const char *msg, void *owner)
 {
-	unsigned *errors = arg;
+	unsigned *errors = owner;
 
 	if (level <= SPOOL_LOG_WARNING && errors != NULL)
 		(*errors)++;

@@ -167,10 +167,10 @@ struct read_state {
 	unsigned calls, errors;
 };
 
-static void read_cb(void *arg, struct spool_msg *m, uint32_t chunk, const void *data, size_t len,
-                    int result, int err)
+static void read_cb(struct spool_msg *m, uint32_t chunk, const void *data, size_t len, int result,
+                    int err, void *owner)
 {
-	struct read_state *rs = arg;
+	struct read_state *rs = owner;
 
 	(void)m;
 	(void)chunk;

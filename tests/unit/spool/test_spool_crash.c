@@ -52,9 +52,9 @@ static void report(int fd, uint64_t type, uint64_t id, uint64_t seed, uint64_t l
 		_exit(3);
 }
 
-static void child_commit_cb(void *arg, struct spool_msg *m, int result, int err)
+static void child_commit_cb(struct spool_msg *m, int result, int err, void *owner)
 {
-	struct pending *p = arg;
+	struct pending *p = owner;
 
 	(void)err;
 	if (result == PG_OK)
@@ -67,9 +67,9 @@ struct dsync {
 	uint64_t id;
 };
 
-static void child_sync_cb(void *arg, int result, int err)
+static void child_sync_cb(int result, int err, void *owner)
 {
-	struct dsync *d = arg;
+	struct dsync *d = owner;
 
 	(void)err;
 	if (result == PG_OK)

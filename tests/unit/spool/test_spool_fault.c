@@ -27,9 +27,9 @@ struct inject {
 	unsigned hits;
 };
 
-static int inject_hook(void *arg, enum spool_io_op op, int res)
+static int inject_hook(enum spool_io_op op, int res, void *owner)
 {
-	struct inject *in = arg;
+	struct inject *in = owner;
 
 	if (!in->armed || op != in->op || res < 0)
 		return res;
