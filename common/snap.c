@@ -122,6 +122,9 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_route6);
 	case SNAP_SEC_DIAG_CLIENT6:
 		return sizeof(struct snap_diag_client6);
+	case SNAP_SEC_MYNETWORKS6:
+	case SNAP_SEC_INBOUND_TLS_NETWORKS6:
+		return sizeof(struct snap_cidr6);
 	case SNAP_SEC_SETTINGS:
 		return sizeof(struct snap_setting);
 	}
@@ -570,7 +573,10 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 			return PG_ERROR;
 	}
 	for (uint32_t i = 0; i < nnh; i++) {
-		if (nh[i].port == 0 || (nh[i].flags & ~(SNAP_NH_F_NO_MX | SNAP_NH_F_IP)) != 0 ||
+		if (nh[i].port == 0 ||
+		    (nh[i].flags & ~(SNAP_NH_F_NO_MX | SNAP_NH_F_IP | SNAP_NH_F_IP6)) != 0 ||
+		    (nh[i].flags & SNAP_NH_F_IP6 &&
+		     (nh[i].flags & SNAP_NH_F_IP || nh[i].addr != 0)) ||
 		    nh[i].host.len == 0 || nh[i].dest.len == 0)
 			return snap_fail(v->err, v->errlen,
 			                 "next hop %" PRIu32 ": port, flags or name missing", i);
@@ -660,6 +666,34 @@ static int snap_check_cidrs(const struct snap_names *v, uint32_t kind, const cha
 	return PG_OK;
 }
 
+/* The IPv6 networks (ABI 2.1): length 0..128, host bits zero, pad 0. */
+static int snap_check_cidrs6(const struct snap_names *v, uint32_t kind, const char *table)
+{
+	const struct snap_section *s = snap_find(v->h, kind);
+	const struct snap_cidr6 *c;
+
+	if (s == NULL)
+		return PG_OK;
+	c = (const void *)((const uint8_t *)v->h + s->offset);
+	for (uint32_t i = 0; i < s->count; i++) {
+		bool bad =
+		    c[i].len > 128 || c[i].pad[0] != 0 || c[i].pad[1] != 0 || c[i].pad[2] != 0;
+
+		for (unsigned b = 0; !bad && b < 16; b++) {
+			unsigned keep = c[i].len >= (b + 1) * 8 ? 8
+			                : c[i].len > b * 8      ? c[i].len - b * 8
+			                                        : 0;
+			uint8_t mask = keep == 0 ? 0 : (uint8_t)(0xffu << (8 - keep));
+
+			bad = (c[i].prefix[b] & ~mask) != 0;
+		}
+		if (bad)
+			return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": bad IPv6 prefix",
+			                 table, i);
+	}
+	return PG_OK;
+}
+
 /*
  * The settings, the networks and the sender table come together or not at
  * all (a snapshot of minor < 6 has none of them); with level none nothing
@@ -701,8 +735,13 @@ static int snap_check_inbound_tls(const struct snap_names *v)
 		return snap_fail(v->err, v->errlen,
 		                 "inbound tls section: level none with required networks or"
 		                 " senders");
-	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0)
+	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0 ||
+	    snap_check_cidrs6(v, SNAP_SEC_INBOUND_TLS_NETWORKS6, "inbound tls network") != 0)
 		return PG_ERROR;
+	if (t->level == SNAP_TLS_NONE &&
+	    (ns = snap_find(v->h, SNAP_SEC_INBOUND_TLS_NETWORKS6)) != NULL && ns->count != 0)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section: level none with required IPv6 networks");
 	return snap_check_table(v, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
 	                        "inbound tls senders", sizeof(struct snap_name_key),
 	                        1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n);
@@ -899,6 +938,8 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 			return snap_fail(err, errlen, "mynetworks entry %" PRIu32 ": bad prefix",
 			                 i);
 	}
+	if (snap_check_cidrs6(&v, SNAP_SEC_MYNETWORKS6, "mynetworks") != 0)
+		return PG_ERROR;
 	if ((mn = snap_find(h, SNAP_SEC_RELAY)) != NULL &&
 	    ((const struct snap_relay *)((const uint8_t *)h + mn->offset))->tls_default_level >
 	        SNAP_TLS_LEVEL_MAX)

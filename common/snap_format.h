@@ -77,6 +77,8 @@ enum snap_section_kind {
 	SNAP_SEC_PORTS6 = 30,       /* struct snap_port6[count]: one per port, or count 0 */
 	SNAP_SEC_ROUTES6 = 31,      /* struct snap_route6[count], longest prefix first */
 	SNAP_SEC_DIAG_CLIENT6 = 32, /* struct snap_diag_client6, count 0 or 1 */
+	SNAP_SEC_MYNETWORKS6 = 33,  /* struct snap_cidr6[count]: mynetworks' IPv6 entries */
+	SNAP_SEC_INBOUND_TLS_NETWORKS6 = 34, /* struct snap_cidr6[count] */
 };
 
 struct snap_section {
@@ -388,6 +390,9 @@ struct snap_tls_policy {
 /* One next hop of a transport entry. */
 #define SNAP_NH_F_NO_MX 0x1u /* "[host]": connect to host itself, no MX lookup */
 #define SNAP_NH_F_IP 0x2u    /* host is an IPv4 literal, addr holds it */
+/* ABI 2.1: host is an IPv6 literal ("[ipv6:2001:db8::1]" or "[2001:db8::1]"
+ * as written; host holds the address in RFC 5952 text, addr is 0) */
+#define SNAP_NH_F_IP6 0x4u
 
 struct snap_nexthop {
 	struct snap_str host; /* lowercased name or dotted quad, no brackets */
@@ -407,6 +412,18 @@ struct snap_transport {
 
 struct snap_cidr {
 	uint32_t prefix; /* network order, host bits zero */
+	uint8_t len;
+	uint8_t pad[3];
+};
+
+/*
+ * ABI 2.1: an IPv6 network of mynetworks or smtpd_tls_required_networks
+ * (SNAP_SEC_MYNETWORKS6, SNAP_SEC_INBOUND_TLS_NETWORKS6): length 0..128,
+ * host bits zero. The IPv4 entries stay in the 1.x sections; a 2.0 reader
+ * skips these and so lets no IPv6 client relay and requires nothing of one.
+ */
+struct snap_cidr6 {
+	uint8_t prefix[16]; /* as on the wire, host bits zero */
 	uint8_t len;
 	uint8_t pad[3];
 };

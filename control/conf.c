@@ -896,7 +896,8 @@ static const char *conf_next_elem(const char *s, char *elem, size_t elemlen, boo
 
 /*
  * mynetworks (Postfix postconf(5) mynetworks): IPv4 "address/len" or a bare
- * address (/32). Host bits must be zero (Postfix refuses "non-null host
+ * address (/32); IPv6 "[address]/len" or "[address]" (/128), brackets
+ * optional (conf_ipv6.c conf6_network). Host bits must be zero (Postfix refuses "non-null host
  * address bits"); a network shorter than /8 would make Postern an open
  * relay for a good part of the Internet and is refused.
  */
@@ -914,14 +915,26 @@ static int conf_parse_networks(const char *key, bool relay, const char *s,
 		uint8_t len = 32;
 
 		if (too_long)
-			return conf_why(why, whylen, "\"%s...\": not an IPv4 network", elem);
-		if (strchr(elem, '[') != NULL || strchr(elem, ':') != NULL)
-			return conf_why(why, whylen,
-			                "\"%s\": IPv6 networks are not supported yet (and"
-			                " lookup tables are not supported in %s)",
-			                elem, key);
+			return conf_why(why, whylen, "\"%s...\": not an IPv4 or IPv6 network",
+			                elem);
 		if (*nnets == CONF_MYNETWORKS_MAX)
 			return conf_why(why, whylen, "more than %d networks", CONF_MYNETWORKS_MAX);
+		if (strchr(elem, '[') != NULL || strchr(elem, ':') != NULL) {
+			struct pg_conf_cidr v6;
+
+			if (strchr(elem, '[') == NULL && strchr(elem, ':') == strrchr(elem, ':'))
+				return conf_why(why, whylen,
+				                "\"%s\": lookup tables are not supported in %s",
+				                elem, key);
+			if (conf6_network(elem, relay, &v6, why, whylen) != 0)
+				return -1;
+			for (uint32_t i = 0; i < *nnets; i++)
+				if (nets[i].v6 && nets[i].len == v6.len &&
+				    memcmp(nets[i].addr6, v6.addr6, 16) == 0)
+					return conf_why(why, whylen, "\"%s\": listed twice", elem);
+			nets[(*nnets)++] = v6;
+			continue;
+		}
 		if (strchr(elem, '/') != NULL) {
 			if (elem[0] == '/')
 				return conf_why(why, whylen,
@@ -947,9 +960,10 @@ static int conf_parse_networks(const char *key, bool relay, const char *s,
 			                " relay (shortest allowed: /8)",
 			                elem, len);
 		for (uint32_t i = 0; i < *nnets; i++)
-			if (nets[i].prefix == htonl(host) && nets[i].len == len)
+			if (!nets[i].v6 && nets[i].prefix == htonl(host) && nets[i].len == len)
 				return conf_why(why, whylen, "\"%s\": listed twice", elem);
 		n = &nets[(*nnets)++];
+		memset(n, 0, sizeof(*n));
 		n->prefix = htonl(host);
 		n->len = len;
 	}

@@ -120,10 +120,12 @@ struct pg_conf_delivery {
 	char relayhost[SNAP_NAME_MAX + 16];
 };
 
-/* A client network of mynetworks. */
+/* A client network of mynetworks (or smtpd_tls_required_networks). */
 struct pg_conf_cidr {
-	uint32_t prefix; /* network order, host bits zero */
-	uint8_t len;
+	uint32_t prefix; /* IPv4, network order, host bits zero */
+	uint8_t len;     /* 0..32, or 0..128 with v6 */
+	bool v6;         /* an IPv6 network: addr6 holds it (conf_ipv6.c conf6_network) */
+	uint8_t addr6[16];
 };
 
 /*

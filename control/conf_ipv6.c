@@ -136,6 +136,59 @@ static int conf6_parse_prefix(const char *s, uint8_t addr[16], uint8_t *len, cha
 	return 0;
 }
 
+int conf6_network(const char *elem, bool relay, struct pg_conf_cidr *n, char *why, size_t whylen)
+{
+	char text[INET6_ADDRSTRLEN + 8], inner[160], fix[INET6_ADDRSTRLEN];
+	const char *close = strchr(elem, ']');
+	const char *rest;
+	uint8_t masked[16];
+	size_t alen;
+
+	memset(n, 0, sizeof(*n));
+	n->v6 = true;
+	n->len = 128;
+	if (elem[0] == '[') {
+		if (close == NULL)
+			return conf6_why(why, whylen, "\"%s\": missing ']'", elem);
+		alen = (size_t)(close - elem - 1);
+		rest = close + 1;
+		if (alen >= sizeof(text))
+			return conf6_why(why, whylen, "\"%.60s\" is not an IPv6 network", elem);
+		memcpy(text, elem + 1, alen);
+		text[alen] = '\0';
+		if (*rest != '\0' && *rest != '/')
+			return conf6_why(why, whylen,
+			                 "\"%s\": expected [IPv6] or [IPv6]/len, e.g."
+			                 " [2001:db8::]/32",
+			                 elem);
+		if (snprintf(inner, sizeof(inner), "%s%s", text, *rest == '/' ? rest : "/128") >=
+		    (int)sizeof(inner))
+			return conf6_why(why, whylen, "\"%.60s\" is not an IPv6 network", elem);
+	} else if (close != NULL) {
+		return conf6_why(why, whylen, "\"%s\": ']' without '['", elem);
+	} else if (snprintf(inner, sizeof(inner), "%s%s", elem,
+	                    strchr(elem, '/') != NULL ? "" : "/128") >= (int)sizeof(inner)) {
+		return conf6_why(why, whylen, "\"%.60s\" is not an IPv6 network", elem);
+	}
+	if (conf6_parse_prefix(inner, n->addr6, &n->len, text, sizeof(text)) != 0)
+		return conf6_why(why, whylen, "\"%s\": %s", elem, text);
+	if (n->addr6[0] == 0xff)
+		return conf6_why(why, whylen, "\"%s\": a multicast prefix", elem);
+	conf6_mask(n->addr6, n->len, masked);
+	if (memcmp(masked, n->addr6, 16) != 0) {
+		conf6_fmt(masked, fix, sizeof(fix));
+		return conf6_why(why, whylen,
+		                 "\"%s\": host bits are not zero (did you mean [%s]/%u?)", elem,
+		                 fix, n->len);
+	}
+	if (relay && n->len < 16)
+		return conf6_why(why, whylen,
+		                 "\"%s\": a /%u network would make Postern an open relay"
+		                 " (shortest allowed for IPv6: /16)",
+		                 elem, n->len);
+	return 0;
+}
+
 int conf6_port_address(const char *s, struct pg_conf_port *port, char *why, size_t whylen)
 {
 	uint8_t a[16], host[16];

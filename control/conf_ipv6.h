@@ -9,6 +9,7 @@
 #ifndef PG_CONF_IPV6_H
 #define PG_CONF_IPV6_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,14 @@ int conf6_default_gateway(const char *s, struct pg_conf *c, char *why, size_t wh
 
 /* static_routes, one IPv6 element ("2001:db8:99::/48 via 2001:db8:19::2"). */
 int conf6_static_route(struct conf6_pending *pend, const char *elem, char *why, size_t whylen);
+
+/*
+ * An IPv6 element of mynetworks or smtpd_tls_required_networks, as Postfix
+ * writes them: "[2001:db8::]/32", "[2001:db8::1]" (a /128), or the same
+ * without brackets. Host bits must be zero; with `relay` (mynetworks) a
+ * network shorter than /16 is refused as an open relay. Into n (v6 set).
+ */
+int conf6_network(const char *elem, bool relay, struct pg_conf_cidr *n, char *why, size_t whylen);
 
 /* Which key a second-pass error is about, for its line number. */
 enum conf6_key { CONF6_KEY_ADDRESS, CONF6_KEY_MTU, CONF6_KEY_ROUTES, CONF6_KEY_GATEWAY };

@@ -47,6 +47,8 @@ enum {
 	SB_ROUTES6,
 	SB_DIAG_CLIENT6,
 	SB_SETTINGS,
+	SB_MYNETWORKS6,
+	SB_INBOUND_TLS_NETWORKS6,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -83,6 +85,8 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_ROUTES6] = SNAP_SEC_ROUTES6,
     [SB_DIAG_CLIENT6] = SNAP_SEC_DIAG_CLIENT6,
     [SB_SETTINGS] = SNAP_SEC_SETTINGS,
+    [SB_MYNETWORKS6] = SNAP_SEC_MYNETWORKS6,
+    [SB_INBOUND_TLS_NETWORKS6] = SNAP_SEC_INBOUND_TLS_NETWORKS6,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -329,10 +333,35 @@ static void snap_fill_relay_domains(const struct pg_conf *c, struct snap_strings
 	snap_fill_domain_list(c->relay_domains, c->nrelay_domains, 0, s, out);
 }
 
+/* How many of a network list are IPv6 (they go to the ABI 2.1 sections). */
+static uint32_t snap_count_v6(const struct pg_conf_cidr *n, uint32_t count)
+{
+	uint32_t v6 = 0;
+
+	for (uint32_t i = 0; i < count; i++)
+		v6 += n[i].v6;
+	return v6;
+}
+
+/* A network list into its IPv4 (1.x) and IPv6 (2.1) sections, in file order. */
+static void snap_fill_cidrs(const struct pg_conf_cidr *in, uint32_t count, struct snap_cidr *v4,
+                            struct snap_cidr6 *v6)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		if (in[i].v6) {
+			memcpy(v6->prefix, in[i].addr6, 16);
+			(v6++)->len = in[i].len;
+		} else {
+			v4->prefix = in[i].prefix;
+			(v4++)->len = in[i].len;
+		}
+	}
+}
+
 /* ABI 1.6 inbound TLS requirements: settings, networks, sender names. */
 static void snap_fill_inbound_tls(const struct pg_conf_smtpd_tls *c, struct snap_strings *s,
                                   struct snap_inbound_tls *t, struct snap_cidr *nets,
-                                  struct snap_name_key *senders)
+                                  struct snap_cidr6 *nets6, struct snap_name_key *senders)
 {
 	t->level = c->level;
 	t->protocols = c->protocols;
@@ -342,10 +371,7 @@ static void snap_fill_inbound_tls(const struct pg_conf_smtpd_tls *c, struct snap
 	t->senders_line = c->senders_line;
 	t->protocols_line = c->protocols_line;
 	t->mandatory_line = c->mandatory_line;
-	for (uint32_t i = 0; i < c->nnetworks; i++) {
-		nets[i].prefix = c->networks[i].prefix;
-		nets[i].len = c->networks[i].len;
-	}
+	snap_fill_cidrs(c->networks, c->nnetworks, nets, nets6);
 	snap_fill_domain_list(c->senders, c->nsenders, c->senders_line, s, senders);
 }
 
@@ -546,8 +572,10 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TRANSPORT_INDEX].count = snap_nbuckets(ntr);
 	sec[SB_NEXTHOPS].count = (uint32_t)nnh;
 	sec[SB_NEXTHOPS].size = nnh * sizeof(struct snap_nexthop);
-	sec[SB_MYNETWORKS].count = c->nmynetworks;
-	sec[SB_MYNETWORKS].size = c->nmynetworks * sizeof(struct snap_cidr);
+	sec[SB_MYNETWORKS6].count = snap_count_v6(c->mynetworks, c->nmynetworks);
+	sec[SB_MYNETWORKS6].size = sec[SB_MYNETWORKS6].count * sizeof(struct snap_cidr6);
+	sec[SB_MYNETWORKS].count = c->nmynetworks - sec[SB_MYNETWORKS6].count;
+	sec[SB_MYNETWORKS].size = sec[SB_MYNETWORKS].count * sizeof(struct snap_cidr);
 	sec[SB_RELAY_DOMAINS].count = c->nrelay_domains;
 	sec[SB_RELAY_DOMAINS].size = c->nrelay_domains * sizeof(struct snap_name_key);
 	sec[SB_RELAY_DOMAINS_INDEX].count = snap_nbuckets(c->nrelay_domains);
@@ -567,8 +595,14 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_SMTP].size = sizeof(struct snap_smtp);
 	sec[SB_INBOUND_TLS].count = 1;
 	sec[SB_INBOUND_TLS].size = sizeof(struct snap_inbound_tls);
-	sec[SB_INBOUND_TLS_NETWORKS].count = c->smtpd_tls.nnetworks;
-	sec[SB_INBOUND_TLS_NETWORKS].size = c->smtpd_tls.nnetworks * sizeof(struct snap_cidr);
+	sec[SB_INBOUND_TLS_NETWORKS6].count =
+	    snap_count_v6(c->smtpd_tls.networks, c->smtpd_tls.nnetworks);
+	sec[SB_INBOUND_TLS_NETWORKS6].size =
+	    sec[SB_INBOUND_TLS_NETWORKS6].count * sizeof(struct snap_cidr6);
+	sec[SB_INBOUND_TLS_NETWORKS].count =
+	    c->smtpd_tls.nnetworks - sec[SB_INBOUND_TLS_NETWORKS6].count;
+	sec[SB_INBOUND_TLS_NETWORKS].size =
+	    sec[SB_INBOUND_TLS_NETWORKS].count * sizeof(struct snap_cidr);
 	sec[SB_INBOUND_TLS_SENDERS].count = c->smtpd_tls.nsenders;
 	sec[SB_INBOUND_TLS_SENDERS].size = c->smtpd_tls.nsenders * sizeof(struct snap_name_key);
 	sec[SB_INBOUND_TLS_SENDERS_INDEX].count = snap_nbuckets(c->smtpd_tls.nsenders);
@@ -642,12 +676,9 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	snap_fill_transport(tr, &strings,
 	                    (struct snap_transport *)(base + sec[SB_TRANSPORT].offset),
 	                    (struct snap_nexthop *)(base + sec[SB_NEXTHOPS].offset));
-	for (uint32_t i = 0; i < c->nmynetworks; i++) {
-		struct snap_cidr *n = (struct snap_cidr *)(base + sec[SB_MYNETWORKS].offset) + i;
-
-		n->prefix = c->mynetworks[i].prefix;
-		n->len = c->mynetworks[i].len;
-	}
+	snap_fill_cidrs(c->mynetworks, c->nmynetworks,
+	                (struct snap_cidr *)(base + sec[SB_MYNETWORKS].offset),
+	                (struct snap_cidr6 *)(base + sec[SB_MYNETWORKS6].offset));
 	snap_fill_relay_domains(c, &strings,
 	                        (struct snap_name_key *)(base + sec[SB_RELAY_DOMAINS].offset));
 	snap_index((uint32_t *)(base + sec[SB_TLS_INDEX].offset), sec[SB_TLS_INDEX].count,
@@ -688,6 +719,7 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	snap_fill_inbound_tls(&c->smtpd_tls, &strings,
 	                      (struct snap_inbound_tls *)(base + sec[SB_INBOUND_TLS].offset),
 	                      (struct snap_cidr *)(base + sec[SB_INBOUND_TLS_NETWORKS].offset),
+	                      (struct snap_cidr6 *)(base + sec[SB_INBOUND_TLS_NETWORKS6].offset),
 	                      (struct snap_name_key *)(base + sec[SB_INBOUND_TLS_SENDERS].offset));
 	snap_index((uint32_t *)(base + sec[SB_INBOUND_TLS_SENDERS_INDEX].offset),
 	           sec[SB_INBOUND_TLS_SENDERS_INDEX].count,

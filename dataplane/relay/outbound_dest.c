@@ -15,15 +15,14 @@
 #include "outbound_private.h"
 #include "result.h"
 
-static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t port,
+static struct ob_dest *ob_dest_get(struct outbound *ob, const struct pg_addr *addr, uint16_t port,
                                    const struct tls_client_policy *pol)
 {
 	struct ob_dest *d;
-	struct in_addr a = {.s_addr = addr};
 	uint64_t key = ob_polkey(pol);
 
 	for (d = ob->dests; d != NULL; d = d->next) {
-		if (d->addr == addr && d->port == port && d->polkey == key &&
+		if (pg_addr_eq(&d->addr, addr) && d->port == port && d->polkey == key &&
 		    strcmp(d->pol.source, pol->source) == 0) {
 			if (d->pol.store != pol->store) {
 				/* a new generation's trust for the connections made from now on */
@@ -38,14 +37,14 @@ static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t 
 	d = worker_alloc(ob->w, sizeof(*d));
 	if (d == NULL)
 		return NULL;
-	d->addr = addr;
+	d->addr = *addr;
 	d->port = port;
 	d->polkey = key;
 	pg_list_init(&d->sessions);
 	d->pol = *pol;
 	if (d->pol.store != NULL)
 		X509_STORE_up_ref(d->pol.store);
-	inet_ntop(AF_INET, &a, d->name, sizeof(d->name));
+	pg_addr_fmt(addr, d->name, sizeof(d->name));
 	d->next = ob->dests;
 	ob->dests = d;
 	return d;
@@ -64,7 +63,7 @@ void ob_job_enqueue(struct outbound *ob, struct ob_job *j)
 	struct ob_dest *d;
 
 	ob_policy(ob, ob_domain(j->rcpts[0]), &j->nh[j->at], &pol);
-	d = ob_dest_get(ob, j->nh[j->at].addr, j->nh[j->at].port, &pol);
+	d = ob_dest_get(ob, &j->nh[j->at].addr, j->nh[j->at].port, &pol);
 	if (d == NULL) {
 		/* out of memory: every recipient of the job is deferred */
 		for (uint32_t i = 0; i < j->nrcpt; i++)
@@ -158,8 +157,9 @@ void ob_dest_fail_queue(struct outbound *ob, struct ob_dest *d, const char *why)
 
 			r->code = 451;
 			snprintf(r->status, sizeof(r->status), "4.4.1");
-			snprintf(r->text, sizeof(r->text), "connect to %s:%u: %s", d->name, d->port,
-			         why);
+			snprintf(r->text, sizeof(r->text), "connect to %s%s%s:%u: %s",
+			         pg_addr_is_v6(&d->addr) ? "[" : "", d->name,
+			         pg_addr_is_v6(&d->addr) ? "]" : "", d->port, why);
 			r->local = true;
 			r->phase = SMTP_PHASE_GREETING;
 			j->got[i] = true;

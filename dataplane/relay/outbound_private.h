@@ -86,7 +86,7 @@ struct ob_result {
 	uint8_t state; /* enum ob_rstate */
 	uint16_t code;
 	char status[16];
-	char remote[24]; /* "198.19.0.2" */
+	char remote[PG_ADDR_STRLEN]; /* "198.19.0.2", "2001:db8:19::2" */
 	char text[OB_REPLY_MAX + 1];
 	struct ob_tls_ev tls;
 };
@@ -135,10 +135,10 @@ struct ob_msg {
  * certificate checks and its own TLS requirements.
  */
 struct ob_nh {
-	uint32_t addr; /* network order */
+	struct pg_addr addr; /* either family */
 	uint16_t port;
-	char host[INET_ADDRSTRLEN]; /* the next-hop host, for tls_client_check and the records */
-	char dest[OB_NH_DEST_MAX];  /* the next-hop destination, the TLS policy key */
+	char host[PG_ADDR_STRLEN]; /* the next-hop host, for tls_client_check and the records */
+	char dest[OB_NH_DEST_MAX]; /* the next-hop destination, the TLS policy key */
 };
 
 struct ob_job {
@@ -161,11 +161,11 @@ struct ob_job {
 
 struct ob_dest {
 	struct ob_dest *next;
-	uint32_t addr;
+	struct pg_addr addr;
 	uint16_t port;
 	uint64_t polkey;              /* of pol without its store */
 	struct tls_client_policy pol; /* pol.store is a reference */
-	char name[INET_ADDRSTRLEN];
+	char name[PG_ADDR_STRLEN];
 	uint32_t nconn;
 	struct ob_job *qhead, *qtail;
 	uint32_t nqueued;
@@ -225,7 +225,7 @@ struct ob_sess {
 };
 
 struct ob_broken {
-	uint32_t addr;
+	struct pg_addr addr;
 	uint16_t port;
 	uint64_t until_ns;
 };
@@ -287,8 +287,8 @@ void ob_tls_destroy(struct outbound *ob);
 void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
                struct tls_client_policy *p);
 uint64_t ob_polkey(const struct tls_client_policy *p);
-bool ob_tls_broken(struct outbound *ob, uint32_t addr, uint16_t port);
-void ob_tls_mark_broken(struct outbound *ob, uint32_t addr, uint16_t port);
+bool ob_tls_broken(struct outbound *ob, const struct pg_addr *addr, uint16_t port);
+void ob_tls_mark_broken(struct outbound *ob, const struct pg_addr *addr, uint16_t port);
 bool ob_same_tls(const struct snap_header *h, const struct ob_job *j, const char *a, const char *b);
 void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s,
                      const struct smtp_client_reply *r, struct ob_tls_ev *t);

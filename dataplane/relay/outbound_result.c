@@ -96,7 +96,7 @@ static bool ob_tls_fallback(struct outbound *ob, struct ob_dest *d, const struct
 {
 	if (s == NULL || !s->decided || s->tls.action != TLS_RETRY_PLAIN || j->tls_retried)
 		return false;
-	ob_tls_mark_broken(ob, d->addr, d->port);
+	ob_tls_mark_broken(ob, &d->addr, d->port);
 	WCOUNT(ob->w, delivery_tls_plaintext_fallbacks);
 	if (s->tls.would_defer)
 		WCOUNT(ob->w, delivery_tls_would_defer);
@@ -136,7 +136,7 @@ void ob_job_results(struct outbound *ob, struct ob_dest *d, struct ob_sess *s, s
 
 		res->code = r->code;
 		snprintf(res->status, sizeof(res->status), "%.15s", r->status);
-		snprintf(res->remote, sizeof(res->remote), "%.23s", d->name);
+		snprintf(res->remote, sizeof(res->remote), "%s", d->name);
 		/* local or not, the reply as a server would have said it */
 		snprintf(res->text, sizeof(res->text), "%u %.15s %.*s", r->code, r->status,
 		         (int)(sizeof(res->text) - 24), r->text);

@@ -242,13 +242,15 @@ static void ob_job_nexthops(const struct snap_header *h, const struct transport_
 {
 	for (uint32_t k = 0; k < tr->nnexthops && j->nnh < OB_NH_MAX; k++) {
 		struct ob_nh *nh = &j->nh[j->nnh];
-		struct in_addr a = {.s_addr = tr->nexthops[k].addr};
 
-		if ((tr->nexthops[k].flags & SNAP_NH_F_IP) == 0)
+		if ((tr->nexthops[k].flags & SNAP_NH_F_IP) != 0)
+			nh->addr = pg_addr_v4(tr->nexthops[k].addr);
+		else if ((tr->nexthops[k].flags & SNAP_NH_F_IP6) == 0 ||
+		         pg_addr_parse(snap_string(h, tr->nexthops[k].host), &nh->addr) != 0 ||
+		         !pg_addr_is_v6(&nh->addr))
 			continue; /* a name among IPs: skipped until there is DNS */
-		nh->addr = tr->nexthops[k].addr;
 		nh->port = tr->nexthops[k].port;
-		inet_ntop(AF_INET, &a, nh->host, sizeof(nh->host));
+		pg_addr_fmt(&nh->addr, nh->host, sizeof(nh->host));
 		snprintf(nh->dest, sizeof(nh->dest), "%s", snap_string(h, tr->nexthops[k].dest));
 		j->nnh++;
 	}
@@ -277,7 +279,7 @@ static struct ob_job *ob_route_one(struct outbound *ob, struct ob_msg *om, uint3
 		return NULL;
 	}
 	for (uint32_t k = 0; k < tr.nnexthops; k++)
-		nip += (tr.nexthops[k].flags & SNAP_NH_F_IP) != 0;
+		nip += (tr.nexthops[k].flags & (SNAP_NH_F_IP | SNAP_NH_F_IP6)) != 0;
 	if (nip == 0) {
 		ob_result_local(&om->res[i], 450, "4.4.3", NULL,
 		                "450 4.4.3 <%s>: next hop %s is a host name and there is no "

@@ -17,7 +17,9 @@
 
 #include <cmocka.h>
 
+#include "addr.h"
 #include "conf.h"
+#include "policy_lookup.h"
 #include "result.h"
 #include "snap_build.h"
 #include "snap_format.h"
@@ -321,13 +323,94 @@ static void test_snapshot_sections(void **state)
 	free(c);
 }
 
+/*
+ * mynetworks and smtpd_tls_required_networks with IPv6 entries: each
+ * family in its own section (IPv6 ones of ABI 2.1), the relay and TLS
+ * decisions for clients of both families, and a tampered prefix refused.
+ */
+static void test_smtp_networks(void **state)
+{
+	static const char text[] =
+	    BASE6 "mynetworks = 198.18.0.0/24 [2001:db8:18::]/64,\n"
+	          "  2001:db8:77::5\n"
+	          "smtpd_tls_security_level = may\n"
+	          "tls_certificates = mx.pem\n"
+	          "smtpd_tls_required_networks = [2001:db8:18:0:8000::]/65\n";
+	static const struct {
+		const char *client;
+		bool relay, tls;
+	} cases[] = {
+	    {"198.18.0.7", true, false},        {"198.19.0.7", false, false},
+	    {"2001:db8:18::2", true, false},    {"2001:db8:18:0:8000::2", true, true},
+	    {"2001:db8:18:1::2", false, false}, {"2001:db8:77::5", true, false},
+	    {"2001:db8:77::6", false, false},   {"::ffff:198.18.0.7", false, false},
+	};
+	struct pg_conf *c = calloc(1, sizeof(*c));
+	const struct snap_cidr6 *m6, *t6;
+	struct snap_header *h;
+	void *blob;
+	size_t len;
+	uint32_t n;
+	uint8_t a[16];
+	char err[512];
+
+	(void)state;
+	assert_non_null(c);
+	if (parse(text, c, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(snap_build(c, &blob, &len, err, sizeof(err)), PG_OK);
+	h = blob;
+	reseal(blob, len);
+	if (snap_validate(blob, len, err, sizeof(err)) != 0)
+		fail_msg("snapshot refused: %s", err);
+	assert_non_null(section(h, SNAP_SEC_MYNETWORKS, &n));
+	assert_int_equal(n, 1);
+	m6 = section(h, SNAP_SEC_MYNETWORKS6, &n);
+	assert_int_equal(n, 2);
+	addr6("2001:db8:18::", a);
+	assert_memory_equal(m6[0].prefix, a, 16);
+	assert_int_equal(m6[0].len, 64);
+	assert_int_equal(m6[1].len, 128);
+	assert_non_null(section(h, SNAP_SEC_INBOUND_TLS_NETWORKS, &n));
+	assert_int_equal(n, 0);
+	t6 = section(h, SNAP_SEC_INBOUND_TLS_NETWORKS6, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(t6[0].len, 65);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pg_addr ca;
+		struct policy_inbound_verdict v;
+
+		assert_int_equal(pg_addr_parse(cases[i].client, &ca), 0);
+		if (relay_client_allowed_addr(h, &ca) != cases[i].relay ||
+		    policy_inbound_required_addr(h, &ca, NULL, &v) != cases[i].tls)
+			fail_msg("%s: relay %d tls %d, want %d %d", cases[i].client,
+			         relay_client_allowed_addr(h, &ca), v.required, cases[i].relay,
+			         cases[i].tls);
+		if (cases[i].tls && (v.reason != POLICY_INBOUND_NETWORK || v.network6 != &t6[0] ||
+		                     v.network != NULL))
+			fail_msg("%s: not named by its IPv6 network", cases[i].client);
+	}
+
+	/* host bits set behind the prefix, and a length past 128: refused */
+	((struct snap_cidr6 *)m6)[0].prefix[15] = 1;
+	reseal(blob, len);
+	assert_int_not_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	assert_string_equal(err, "mynetworks entry 0: bad IPv6 prefix");
+	((struct snap_cidr6 *)m6)[0].prefix[15] = 0;
+	((struct snap_cidr6 *)t6)[0].len = 129;
+	reseal(blob, len);
+	assert_int_not_equal(snap_validate(blob, len, err, sizeof(err)), 0);
+	assert_string_equal(err, "inbound tls network entry 0: bad IPv6 prefix");
+	free(blob);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_bad_configs),
-	    cmocka_unit_test(test_dual_stack_routes),
-	    cmocka_unit_test(test_v6_only_and_forms),
-	    cmocka_unit_test(test_snapshot_sections),
+	    cmocka_unit_test(test_bad_configs),       cmocka_unit_test(test_dual_stack_routes),
+	    cmocka_unit_test(test_v6_only_and_forms), cmocka_unit_test(test_snapshot_sections),
+	    cmocka_unit_test(test_smtp_networks),
 	};
 
 	return cmocka_run_group_tests_name("conf_ipv6", tests, NULL, NULL);
