@@ -189,6 +189,7 @@
 	X(snapshot_rejected, "control snapshots refused (invalid)")            \
 	X(smtp_sessions, "SMTP sessions accepted (greeted 220)")               \
 	X(smtp_sessions_refused, "SMTP sessions refused: 421 at greeting")     \
+	X(smtp_sessions_ipv6, "SMTP sessions accepted over IPv6 (of smtp_sessions)") \
 	X(smtp_messages_accepted, "SMTP messages on disk and answered 250")    \
 	X(smtp_recipients_accepted, "SMTP recipients accepted (RCPT 250)")     \
 	X(smtp_relay_denied, "SMTP recipients refused: 554 5.7.1 relay")       \
@@ -204,6 +205,7 @@
 	X(spool_queued, "spool: messages in the queue now (not a total)")              \
 	X(delivery_attempts, "delivery: transactions started (one per job)")           \
 	X(delivery_connections, "delivery: connections opened to next hops")           \
+	X(delivery_connections_ipv6, "delivery: of those, to IPv6 next hops")          \
 	X(delivery_connection_reuses, "delivery: transactions on a reused connection")\
 	X(delivery_connect_failures, "delivery: connections refused, timed out, no route") \
 	X(delivery_failovers, "delivery: jobs moved on to the next next hop")          \

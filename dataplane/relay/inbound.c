@@ -653,6 +653,8 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 		WCOUNT(w, smtp_sessions_refused);
 	else
 		WCOUNT(w, smtp_sessions);
+	if (!cfg.over_capacity && pg_addr_is_v6(&ss->raddr))
+		WCOUNT(w, smtp_sessions_ipv6);
 	conn_init(&ss->conn, w, &ib_conn_ops, ss);
 	/* the handshake (Postfix smtpd_starttls_timeout) */
 	ss->conn.handshake_timeout_ms = ib->cfg.cmd_timeout_ms;

@@ -90,6 +90,8 @@ static void ob_connect(struct outbound *ob, struct ob_dest *d)
 
 	if (s != NULL) {
 		WCOUNT(w, delivery_connections);
+		if (pg_addr_is_v6(&d->addr))
+			WCOUNT(w, delivery_connections_ipv6);
 		return;
 	}
 	if (rc == PG_AGAIN) {

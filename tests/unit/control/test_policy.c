@@ -117,7 +117,8 @@ static const struct bad_case {
     {"[mx.test:587 may\n", PFILE ":1: bad key \"[mx.test:587\": missing ']'"},
     {"[mx.test]:0 may\n", PFILE ":1: bad key \"[mx.test]:0\": port must be a number 1..65535"},
     {"[mx.test]:x may\n", PFILE ":1: bad key \"[mx.test]:x\": expected [host] or [host]:port"},
-    {"[ipv6:::1] may\n", PFILE ":1: bad key \"[ipv6:::1]\": IPv6 next hops are not supported yet"},
+    {"[ipv6:2001:db8::g] may\n",
+     PFILE ":1: bad key \"[ipv6:2001:db8::g]\": \"2001:db8::g\" is not an IPv6 address"},
     {"[1.2.3.400] may\n",
      PFILE ":1: bad key \"[1.2.3.400]\": \"1.2.3.400\" is not an IPv4 address"},
     {"* may\n",
@@ -512,6 +513,8 @@ static const char lookup_policy[] = "example.com secure\n"
                                     "[mx.example.net] none\n"
                                     "[mx.example.net]:587 may\n"
                                     "[198.19.0.2] secure\n"
+                                    "[IPv6:2001:DB8:19:0::2]:2526 verify\n"
+                                    "[2001:db8:19::3] encrypt\n"
                                     "relay.example.org encrypt\n"
                                     ".example.org verify\n";
 
@@ -545,6 +548,13 @@ static const struct lookup_case {
     {"example.com", "[mx.example.net]:587", POLICY_MATCH_NEXTHOP, "[mx.example.net]:587",
      SNAP_TLS_MAY, true},
     {"a.example.com", "[198.19.0.2]", POLICY_MATCH_NEXTHOP, "[198.19.0.2]", SNAP_TLS_SECURE, true},
+    /* IPv6 literals, keys normalized as transport names its destinations */
+    {"example.com", "[ipv6:2001:db8:19::2]:2526", POLICY_MATCH_NEXTHOP,
+     "[ipv6:2001:db8:19::2]:2526", SNAP_TLS_VERIFY, true},
+    {"example.com", "[ipv6:2001:db8:19::3]", POLICY_MATCH_NEXTHOP, "[ipv6:2001:db8:19::3]",
+     SNAP_TLS_ENCRYPT, true},
+    {"example.com", "[ipv6:2001:db8:19::2]", POLICY_MATCH_EXACT, "example.com", SNAP_TLS_SECURE,
+     false},
     /* a next hop without an entry: the domain's entry still applies (Postern) */
     {"example.com", "[mx.other.test]:2525", POLICY_MATCH_EXACT, "example.com", SNAP_TLS_SECURE,
      false},
