@@ -81,6 +81,7 @@ static uint32_t steer_owner6(const struct worker *w, const struct rte_mbuf *m)
 	const struct rte_ipv6_hdr *ip;
 	uint8_t proto, buf[4];
 	uint32_t l4off;
+	uint16_t sport, dport;
 	const uint8_t *l4;
 
 	if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr) + sizeof(*ip))
@@ -94,9 +95,10 @@ static uint32_t steer_owner6(const struct worker *w, const struct rte_mbuf *m)
 	l4 = rte_pktmbuf_read(m, l4off, 4, buf);
 	if (l4 == NULL)
 		return w->id;
-	return steer_hash6(ip->src_addr, ip->dst_addr, *(const unaligned_uint16_t *)l4,
-	                   *(const unaligned_uint16_t *)(l4 + 2)) %
-	       w->nworkers;
+	/* behind extension headers the ports may sit at any offset: copy them */
+	memcpy(&sport, l4, 2);
+	memcpy(&dport, l4 + 2, 2);
+	return steer_hash6(ip->src_addr, ip->dst_addr, sport, dport) % w->nworkers;
 }
 
 /*

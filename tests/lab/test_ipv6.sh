@@ -115,9 +115,11 @@ ip -n pg-cli -6 addr add $DP0/64 dev cli0 nodad
 check "restart postern-dp while pg-cli holds $DP0" "$LAB" restart postern-dp
 sleep 1.5
 counters_json >"$CONF/d1.json"
+# the event reaches posternd's log (log_file, read by posternctl log) once posternd drains the ring
+dup_logged() { "$LAB" ctl log --json --lines 1000 2>/dev/null | grep '"ipv6 address duplicate"' | grep -q "$DP0"; }
+for _ in $(seq 25); do dup_logged && break; sleep 0.2; done
 if [ "$(counter "$CONF/d1.json" nd_dad_duplicate)" -eq 1 ] && [ "$(counter "$CONF/d1.json" nd_dad_ok)" -eq 3 ] &&
-	grep -q "IPv6 address $DP0 is a duplicate" /run/postern-lab/postern-dp.log &&
-	grep -q '"ipv6 address duplicate"' /run/postern-lab/posternd.log; then
+	grep -q "IPv6 address $DP0 is a duplicate" /run/postern-lab/postern-dp.log && dup_logged; then
 	ok "DAD found $DP0 taken: not used, logged, and reported to posternd's log; the other three addresses came up"
 else
 	not_ok "duplicate detection: nd_dad_duplicate $(counter "$CONF/d1.json" nd_dad_duplicate), nd_dad_ok $(counter "$CONF/d1.json" nd_dad_ok)"
@@ -132,7 +134,7 @@ sleep 0.3
 check "restart postern-dp once $DP0 is free again" "$LAB" restart postern-dp
 wait_dad 4 && ok "DAD passed again for all four addresses" || not_ok "DAD after the restart: $(counter "$CONF/dad.json" nd_dad_ok)"
 check "ping6 $DP0 answered by the restarted dataplane" "$LAB" exec cli ping -6 -c 2 -i 0.2 -W 2 $DP0
-SN_LL=$(python3 -c 'import ipaddress,sys; a=ipaddress.IPv6Address(sys.argv[1]).packed; print(ipaddress.IPv6Address(bytes.fromhex("ff020000000000000000000001ff") + a[13:]))' "$LL0")
+SN_LL=$(python3 -c 'import ipaddress,sys; a=ipaddress.IPv6Address(sys.argv[1]).packed; print(ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + a[13:]))' "$LL0")
 SN_GL=ff02::1:ff00:1
 wait $MLD
 if json_has "$CONF/mld1.json" "[4, '$SN_LL'] in r and [4, '$SN_GL'] in r"; then

@@ -19,6 +19,8 @@ set -uo pipefail
 CONF=$(mktemp -d /tmp/pg-smtp6-conf.XXXXXX)
 SPOOL=$(mktemp -d /var/tmp/pg-smtp6-spool.XXXXXX)
 CERTS=$CONF/certs
+PFX=$CONF/pfx
+PFX6=2001:db8:19::3
 PORT=9486 # metrics
 DP6=2001:db8:18::1
 SRV6=2001:db8:19::2
@@ -31,6 +33,8 @@ cleanup() {
 	for a in "${SINKS[@]}"; do sink_stop "$a"; done
 	ip -n pg-cli -6 addr del "$CLI_TLS/64" dev cli0 2>/dev/null
 	ip -n pg-cli -6 addr del "$CLI_OUT/64" dev cli0 2>/dev/null
+	[ -d "$PFX" ] && "$LAB" exec srv "$TOP/tests/lab/postfix-inst.sh" stop "$PFX" >/dev/null 2>&1
+	ip -n pg-srv -6 addr del "$PFX6/64" dev srv0 2>/dev/null
 	rm -rf "$CONF" "$SPOOL"
 }
 trap cleanup EXIT
@@ -53,9 +57,11 @@ cat >"$CONF/transport" <<EOF
 tls6.example	smtp:[IPv6:$SRV6]:2526
 dual.example	smtp:[198.19.0.2]:2599, [ipv6:$SRV6]:25
 v4.example	smtp:[198.19.0.2]:25
+pfx6.example	smtp:[ipv6:$PFX6]
 EOF
 cat >"$CONF/tls_policy" <<EOF
 tls6.example	verify match=mx.tls.test
+[ipv6:$PFX6]	verify match=mx.tls.test
 EOF
 
 sink_start() {
@@ -80,6 +86,12 @@ for _ in $(seq 100); do
 done
 check "next hops ready: [$SRV6]:25, [$SRV6]:2526 with STARTTLS, 198.19.0.2:25" \
 	test -f "$CONF/sink-six/ready" -a -f "$CONF/sink-tls6/ready" -a -f "$CONF/sink-four/ready"
+# a real Postfix with STARTTLS on [2001:db8:19::3]:25
+ip -n pg-srv -6 addr add "$PFX6/64" dev srv0 nodad
+check "a Postfix next hop with STARTTLS on [$PFX6]:25" "$LAB" exec srv "$TOP/tests/lab/postfix-inst.sh" \
+	start "$PFX" --listen "[$PFX6]:25" --mode sink --hostname mx.tls.test \
+	--set "smtpd_tls_security_level=may" --set "smtpd_tls_chain_files=$CERTS/valid.key,$CERTS/valid.pem" \
+	--set "smtpd_tls_received_header=yes"
 # DAD of the dataplane's addresses ends about a second after start
 for _ in $(seq 50); do
 	"$LAB" exec cli ping -6 -c 1 -W 1 "$DP6" >/dev/null 2>&1 && break
@@ -190,6 +202,20 @@ if wait_for 30 emls_over "$CONF/sink-four" $((n4 + 1)) && grep -q "Subject: to v
 	ok "IPv6 client to an IPv4 next hop, Received: with the IPv6 literal"
 else not_ok "v4.example: $(ls "$CONF/sink-four")"; fi
 
+# 7b. A real Postfix as the IPv6 next hop, TLS verified by the tls_policy entry of [ipv6:...].
+check "a message for pfx6.example accepted over IPv6" "$LAB" exec cli python3 - "$DP6" <<'EOF'
+import smtplib, sys
+s = smtplib.SMTP(sys.argv[1], 25, local_hostname="pg-cli.example", timeout=20)
+s.sendmail("pfx@pg-cli.example", ["rcpt@pfx6.example"], "Subject: to Postfix over IPv6\r\n\r\nbody\r\n")
+s.quit()
+EOF
+pfx_got() { grep -rls "Subject: to Postfix over IPv6" "$PFX/mail" 2>/dev/null | head -1; }
+pfx_has() { [ -n "$(pfx_got)" ]; }
+if wait_for 30 pfx_has && f=$(pfx_got) &&
+	grep -q "from postern.lab.example (.*\[IPv6:2001:db8:19::1\])" "$f" && grep -q "using TLSv1" "$f"; then
+	ok "Postfix received it from [IPv6:2001:db8:19::1] over TLS (policy [ipv6:$PFX6] verify)"
+else not_ok "Postfix over IPv6: $(pfx_got) $(tail -n 5 "$PFX/maillog" 2>/dev/null)"; fi
+
 # 8. posternctl sessions: an open IPv6 session with both addresses.
 "$LAB" exec cli python3 - "$DP6" <<'EOF' &
 import smtplib, sys, time
@@ -233,11 +259,11 @@ for line in open(sys.argv[1]):
         acc += 1
     if e.get("event") == "delivery attempt" and e.get("relay") == sys.argv[2] and e.get("status") == "sent":
         dlv += 1
-assert acc >= 17 and dlv >= 17, (acc, dlv)
+assert acc >= 18 and dlv >= 17, (acc, dlv)
 EOF
 s6=$(ctr_delta smtp_sessions_ipv6)
 c6=$(ctr_delta delivery_connections_ipv6)
-check "counters: smtp_sessions_ipv6 +$s6, delivery_connections_ipv6 +$c6" test "$s6" -ge 8 -a "$c6" -ge 2
+check "counters: smtp_sessions_ipv6 +$s6, delivery_connections_ipv6 +$c6" test "$s6" -ge 8 -a "$c6" -ge 3
 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$PORT/metrics', timeout=5).read().decode())" \
 	>"$CONF/metrics.txt" 2>&1
 check "/metrics: postern_smtp_sessions_ipv6_total and postern_delivery_connections_ipv6_total" python3 - "$CONF/metrics.txt" <<'EOF'
@@ -246,7 +272,7 @@ text = open(sys.argv[1]).read()
 def total(name):
     return sum(float(m.group(1)) for m in re.finditer(r"^%s(?:\{[^}]*\})? (\S+)$" % name, text, re.M))
 assert total("postern_smtp_sessions_ipv6_total") >= 8, text[:400]
-assert total("postern_delivery_connections_ipv6_total") >= 2
+assert total("postern_delivery_connections_ipv6_total") >= 3
 EOF
 
 tap_done

@@ -494,7 +494,8 @@ size_t th_build_icmp6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const 
 	uint16_t sum;
 
 	assert_true(extlen + mlen <= sizeof(payload));
-	memcpy(payload, ext, extlen);
+	if (extlen > 0) /* ext may be NULL then (memcpy's arguments must not be) */
+		memcpy(payload, ext, extlen);
 	memcpy(payload + extlen, msg, mlen);
 	payload[extlen + 2] = payload[extlen + 3] = 0;
 	sum = th_icmp6_cksum(src, dst, payload + extlen, mlen);
