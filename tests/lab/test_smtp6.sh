@@ -27,7 +27,15 @@ SRV6=2001:db8:19::2
 CLI_TLS=2001:db8:18::102 # inside smtpd_tls_required_networks
 CLI_OUT=2001:db8:18::1:2 # outside mynetworks
 SINKS=()
-sink_stop() { pkill -TERM -f "smtpsink.py --listen $1 " 2>/dev/null; for _ in $(seq 50); do pgrep -f "smtpsink.py --listen $1 " >/dev/null || return 0; sleep 0.1; done; pkill -KILL -f "smtpsink.py --listen $1 "; }
+# sink_stop ADDR:PORT: pkill takes a regex, so the brackets of [IPv6]:PORT are escaped
+sink_stop() {
+	local re=${1//[/\\[}
+	re=${re//]/\\]}
+	re="smtpsink.py --listen ${re//./\\.} "
+	pkill -TERM -f "$re" 2>/dev/null
+	for _ in $(seq 50); do pgrep -f "$re" >/dev/null || return 0; sleep 0.1; done
+	pkill -KILL -f "$re"
+}
 cleanup() {
 	"$LAB" stop >/dev/null 2>&1
 	for a in "${SINKS[@]}"; do sink_stop "$a"; done
