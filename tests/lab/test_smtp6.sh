@@ -83,8 +83,10 @@ sink_start() {
 "$LAB" down >/dev/null 2>&1
 check "lab start: relayhost [ipv6:$SRV6]:25, IPv6 networks in mynetworks and smtpd_tls_required_networks" \
 	"$LAB" start "$CONF"
-ip -n pg-cli -6 addr add "$CLI_TLS/64" dev cli0 nodad
-ip -n pg-cli -6 addr add "$CLI_OUT/64" dev cli0 nodad
+# deprecated (preferred_lft 0): Linux then never picks them as a source by
+# itself (RFC 6724 rule 3); the checks that want them bind to them
+ip -n pg-cli -6 addr add "$CLI_TLS/64" dev cli0 nodad preferred_lft 0
+ip -n pg-cli -6 addr add "$CLI_OUT/64" dev cli0 nodad preferred_lft 0
 sink_start six "[$SRV6]:25"
 sink_start tls6 "[$SRV6]:2526" --starttls "$CERTS/valid.pem" "$CERTS/valid.key"
 sink_start four "198.19.0.2:25"
@@ -171,7 +173,8 @@ s.ehlo()
 code, text = s.mail("req@pg-cli.example")
 assert code == 530 and b"5.7.0" in text, (code, text)
 ctx = ssl.create_default_context(cafile=ca)
-s.starttls(context=ctx, server_hostname="postern.lab.example")
+s._host = "postern.lab.example"  # smtplib's SNI and certificate name come from _host
+s.starttls(context=ctx)
 s.ehlo()
 s.sendmail("req@pg-cli.example", ["required@example.org"], "Subject: required\r\n\r\nover TLS\r\n")
 s.quit()
