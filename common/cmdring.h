@@ -73,6 +73,7 @@ struct cmd_sessions_req {
 };
 
 #define CMD_SESSION_F_PASSIVE 0x1 /* accepted from a listener on lport */
+#define CMD_SESSION_F_IPV6 0x2    /* an IPv6 connection: laddr6/raddr6, laddr/raddr 0 */
 #define CMD_SESSION_STATE_MAX 16
 
 /*
@@ -89,9 +90,10 @@ struct cmd_session {
 	uint16_t flags;        /* CMD_SESSION_F_* */
 	uint16_t reserved;
 	char state[CMD_SESSION_STATE_MAX]; /* "ESTABLISHED", NUL-terminated */
+	uint8_t laddr6[16], raddr6[16];    /* with CMD_SESSION_F_IPV6, as on the wire */
 };
 
-_Static_assert(sizeof(struct cmd_session) == 56, "session item size");
+_Static_assert(sizeof(struct cmd_session) == 88, "session item size");
 #define CMD_SESSIONS_PER_RECORD (CMDRING_PAYLOAD_MAX / sizeof(struct cmd_session))
 
 /* ---- CMD_QUEUE ---- */

@@ -70,7 +70,8 @@ enum evring_level {
 	X(SPOOL_FAILED, "spool failed", EVRING_ERROR)                                              \
 	X(DELIVERY_ATTEMPT, "delivery attempt", EVRING_INFO)                                       \
 	X(SMTP_TLS_FAILED, "smtp tls handshake failed", EVRING_NOTICE)                             \
-	X(SMTP_LOOP_REFUSED, "smtp mail loop refused", EVRING_WARNING)
+	X(SMTP_LOOP_REFUSED, "smtp mail loop refused", EVRING_WARNING)                             \
+	X(ADDRESS_DUPLICATE, "ipv6 address duplicate", EVRING_ERROR)
 
 enum evring_kind {
 #define EVRING_KIND_ENUM(name, text, level) EV_##name,

@@ -279,6 +279,32 @@ bool relay_domain_allowed(const struct snap_header *h, const char *domain)
 	return policy_walk(h, &t, name, (size_t)len, &m) != NULL;
 }
 
+/* Whether a is inside the first len bits of p. */
+static bool policy_in_prefix6(const uint8_t a[16], const uint8_t p[16], unsigned len)
+{
+	unsigned whole = len / 8, rest = len % 8;
+
+	if (len > 128 || memcmp(a, p, whole) != 0)
+		return false;
+	return rest == 0 || ((a[whole] ^ p[whole]) & (uint8_t)(0xff00u >> rest)) == 0;
+}
+
+bool relay_client_allowed_addr(const struct snap_header *h, const struct pg_addr *addr)
+{
+	uint32_t n;
+	const struct snap_cidr6 *c;
+
+	if (pg_addr_is_v4(addr))
+		return relay_client_allowed(h, addr->v4);
+	if (!pg_addr_is_v6(addr))
+		return false;
+	c = snap_section(h, SNAP_SEC_MYNETWORKS6, &n);
+	for (uint32_t i = 0; c != NULL && i < n; i++)
+		if (policy_in_prefix6(addr->v6, c[i].prefix, c[i].len))
+			return true;
+	return false;
+}
+
 bool relay_client_allowed(const struct snap_header *h, uint32_t addr)
 {
 	uint32_t n;
@@ -323,6 +349,20 @@ const struct snap_cidr *policy_inbound_network(const struct snap_header *h, uint
 	return best;
 }
 
+const struct snap_cidr6 *policy_inbound_network6(const struct snap_header *h,
+                                                 const uint8_t client[16])
+{
+	uint32_t n;
+	const struct snap_cidr6 *c = snap_section(h, SNAP_SEC_INBOUND_TLS_NETWORKS6, &n);
+	const struct snap_cidr6 *best = NULL;
+
+	for (uint32_t i = 0; c != NULL && i < n; i++)
+		if (policy_in_prefix6(client, c[i].prefix, c[i].len) &&
+		    (best == NULL || c[i].len > best->len))
+			best = &c[i];
+	return best;
+}
+
 /*
  * A domain in one of the inbound domain lists (smtpd_tls_required_senders,
  * smtpd_tls_required_recipients): exact or parent match, or NULL. An
@@ -358,6 +398,14 @@ const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
 bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
                              const char *sender_domain, struct policy_inbound_verdict *why)
 {
+	struct pg_addr a = pg_addr_v4(client_ip);
+
+	return policy_inbound_required_addr(h, &a, sender_domain, why);
+}
+
+bool policy_inbound_required_addr(const struct snap_header *h, const struct pg_addr *client,
+                                  const char *sender_domain, struct policy_inbound_verdict *why)
+{
 	struct policy_inbound_verdict v = {
 	    .level = SNAP_TLS_MAY,
 	    .protocols = SNAP_TLS_P_TLSV1_2 | SNAP_TLS_P_TLSV1_3,
@@ -372,8 +420,11 @@ bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
 		v.mandatory_protocols = v.settings->mandatory_protocols;
 		if (v.level == SNAP_TLS_ENCRYPT)
 			v.reason = POLICY_INBOUND_LISTENER;
-		else if (v.level != SNAP_TLS_NONE &&
-		         (v.network = policy_inbound_network(h, client_ip)) != NULL)
+		else if (v.level != SNAP_TLS_NONE && pg_addr_is_v4(client) &&
+		         (v.network = policy_inbound_network(h, client->v4)) != NULL)
+			v.reason = POLICY_INBOUND_NETWORK;
+		else if (v.level != SNAP_TLS_NONE && pg_addr_is_v6(client) &&
+		         (v.network6 = policy_inbound_network6(h, client->v6)) != NULL)
 			v.reason = POLICY_INBOUND_NETWORK;
 		else if (v.level != SNAP_TLS_NONE &&
 		         (v.sender = policy_inbound_sender(h, sender_domain, &v.sender_match)) !=

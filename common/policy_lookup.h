@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "snap_format.h"
 
 #define POLICY_SMTP_PORT 25
@@ -75,7 +76,9 @@ int transport_lookup(const struct snap_header *h, const char *domain, struct tra
 /* relay_domains: "domain" exactly or a ".parent" entry. */
 bool relay_domain_allowed(const struct snap_header *h, const char *domain);
 
-/* mynetworks: is this client address (IPv4, network order) inside one? */
+/* mynetworks: is this client address inside one (IPv6: ABI 2.3 section)? */
+bool relay_client_allowed_addr(const struct snap_header *h, const struct pg_addr *addr);
+/* IPv4, network order. */
 bool relay_client_allowed(const struct snap_header *h, uint32_t addr);
 
 /* Default level from SNAP_SEC_RELAY (may when the section is absent). */
@@ -125,7 +128,8 @@ struct policy_inbound_verdict {
 	uint16_t protocols;
 	uint16_t mandatory_protocols;
 	const struct snap_inbound_tls *settings; /* NULL: no sections (minor < 6) */
-	const struct snap_cidr *network;         /* reason NETWORK: the entry */
+	const struct snap_cidr *network;         /* reason NETWORK: the entry (IPv4) */
+	const struct snap_cidr6 *network6;       /* reason NETWORK: the entry (IPv6) */
 	const struct snap_name_key *sender;      /* reason SENDER: the entry */
 	enum policy_match sender_match;          /* EXACT or PARENT */
 };
@@ -134,9 +138,14 @@ const char *policy_inbound_reason_name(enum policy_inbound_reason r); /* "listen
 
 /* Each step on its own (posternctl explains all three): the entry or NULL. */
 const struct snap_cidr *policy_inbound_network(const struct snap_header *h, uint32_t client_ip);
+const struct snap_cidr6 *policy_inbound_network6(const struct snap_header *h,
+                                                 const uint8_t client[16]);
 const struct snap_name_key *policy_inbound_sender(const struct snap_header *h,
                                                   const char *sender_domain, enum policy_match *m);
 
+/* Either family; why may be NULL. */
+bool policy_inbound_required_addr(const struct snap_header *h, const struct pg_addr *client,
+                                  const char *sender_domain, struct policy_inbound_verdict *why);
 /* client_ip is IPv4 in network order; why may be NULL. */
 bool policy_inbound_required(const struct snap_header *h, uint32_t client_ip,
                              const char *sender_domain, struct policy_inbound_verdict *why);

@@ -36,7 +36,8 @@
 #include "snap_format.h"
 
 #define SHM_MAGIC 0x4d484750u /* "PGHM" */
-#define SHM_ABI 4 /* 2: event rings, counter docs; 3: command rings, adoption times; 4: 1 KB events */
+#define SHM_ABI 5 /* 2: event rings, counter docs; 3: command rings, adoption times; 4: 1 KB events;
+                   5: IPv6 session items */
 #define SHM_NSLOTS 4
 #define SHM_MAX_READERS (1 + SNAP_MAX_WORKERS) /* reader 0: dataplane main */
 #define SHM_MAX_COUNTERS 256
@@ -58,7 +59,7 @@
 /*
  * Command rings (cmdring.h), per worker: 16 requests (one per command in
  * flight; posternd has at most one per client), 128 answer records of
- * 1 KB (128 KB: a session list of 2159 connections). Same sizing
+ * 1 KB (128 KB: a session list of 1397 connections). Same sizing
  * argument as the event rings: tmpfs pages exist only once written.
  */
 #define SHM_CMD_RINGS SNAP_MAX_WORKERS

@@ -116,6 +116,15 @@ static size_t snap_elem_size(uint32_t kind)
 		return 1;
 	case SNAP_SEC_TLS_TICKET_KEYS:
 		return sizeof(struct snap_tls_ticket_key);
+	case SNAP_SEC_PORTS6:
+		return sizeof(struct snap_port6);
+	case SNAP_SEC_ROUTES6:
+		return sizeof(struct snap_route6);
+	case SNAP_SEC_DIAG_CLIENT6:
+		return sizeof(struct snap_diag_client6);
+	case SNAP_SEC_MYNETWORKS6:
+	case SNAP_SEC_INBOUND_TLS_NETWORKS6:
+		return sizeof(struct snap_cidr6);
 	case SNAP_SEC_SETTINGS:
 		return sizeof(struct snap_setting);
 	case SNAP_SEC_SENDER_TLS:
@@ -259,6 +268,54 @@ static int snap_check_ticket_keys(const struct snap_tls_ticket_key *k, uint32_t 
 	return PG_OK;
 }
 
+/*
+ * ABI 2.3 IPv6 sections, each on its own: counts within the limits,
+ * prefix lengths, the diag client's fields; reserved fields 0. How ports
+ * and routes relate (route order, port indexes) is checked at adoption,
+ * as for IPv4.
+ */
+static int snap_check_ipv6(const struct snap_section *s, const uint8_t *p, char *err, size_t errlen)
+{
+	if (s->kind == SNAP_SEC_PORTS6) {
+		const struct snap_port6 *pt = (const void *)p;
+
+		if (s->count > SNAP_MAX_PORTS)
+			return snap_fail(err, errlen, "%" PRIu32 " IPv6 ports, at most %d",
+			                 s->count, SNAP_MAX_PORTS);
+		for (uint32_t i = 0; i < s->count; i++)
+			if (pt[i].prefix_len > 128 || pt[i].reserved != 0 ||
+			    (pt[i].prefix_len != 0 && pt[i].addr[0] == 0xff))
+				return snap_fail(err, errlen, "IPv6 port %" PRIu32 ": bad address",
+				                 i);
+	} else if (s->kind == SNAP_SEC_ROUTES6) {
+		const struct snap_route6 *r = (const void *)p;
+
+		if (s->count > SNAP_MAX_ROUTES)
+			return snap_fail(err, errlen, "%" PRIu32 " IPv6 routes, at most %d",
+			                 s->count, SNAP_MAX_ROUTES);
+		for (uint32_t i = 0; i < s->count; i++)
+			if (r[i].prefix_len > 128 || r[i].port >= SNAP_MAX_PORTS ||
+			    r[i].reserved != 0)
+				return snap_fail(err, errlen,
+				                 "IPv6 route %" PRIu32 ": out of range", i);
+	} else {
+		const struct snap_diag_client6 *d = (const void *)p;
+
+		if (s->count > 1)
+			return snap_fail(err, errlen,
+			                 "IPv6 diag client section count %" PRIu32
+			                 ", expected 0 or 1",
+			                 s->count);
+		if (s->count == 1 &&
+		    (d->addr[0] == 0xff || d->port == 0 || d->mode < 1 || d->mode > 3 ||
+		     d->bytes == 0 || d->bytes > SNAP_DIAG_BYTES_MAX || d->count == 0 ||
+		     d->count > SNAP_DIAG_COUNT_MAX))
+			return snap_fail(err, errlen,
+			                 "IPv6 diag client section: field out of range");
+	}
+	return 0;
+}
+
 static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t dir_end, uint32_t i,
                                  const struct snap_section *s, char *err, size_t errlen)
 {
@@ -323,6 +380,10 @@ static int snap_validate_section(const uint8_t *base, uint64_t size, uint64_t di
 				                 "diag client section: field out of range");
 		}
 		break;
+	case SNAP_SEC_PORTS6:
+	case SNAP_SEC_ROUTES6:
+	case SNAP_SEC_DIAG_CLIENT6:
+		return snap_check_ipv6(s, base + s->offset, err, errlen);
 	case SNAP_SEC_TCP:
 		if (s->count != 1)
 			return snap_fail(err, errlen, "tcp section count %" PRIu32 ", expected 1",
@@ -529,7 +590,10 @@ static int snap_check_transport(const struct snap_names *v, const struct snap_tr
 			return PG_ERROR;
 	}
 	for (uint32_t i = 0; i < nnh; i++) {
-		if (nh[i].port == 0 || (nh[i].flags & ~(SNAP_NH_F_NO_MX | SNAP_NH_F_IP)) != 0 ||
+		if (nh[i].port == 0 ||
+		    (nh[i].flags & ~(SNAP_NH_F_NO_MX | SNAP_NH_F_IP | SNAP_NH_F_IP6)) != 0 ||
+		    (nh[i].flags & SNAP_NH_F_IP6 &&
+		     (nh[i].flags & SNAP_NH_F_IP || nh[i].addr != 0)) ||
 		    nh[i].host.len == 0 || nh[i].dest.len == 0)
 			return snap_fail(v->err, v->errlen,
 			                 "next hop %" PRIu32 ": port, flags or name missing", i);
@@ -649,6 +713,34 @@ static int snap_check_cidrs(const struct snap_names *v, uint32_t kind, const cha
 	return PG_OK;
 }
 
+/* The IPv6 networks (ABI 2.3): length 0..128, host bits zero, pad 0. */
+static int snap_check_cidrs6(const struct snap_names *v, uint32_t kind, const char *table)
+{
+	const struct snap_section *s = snap_find(v->h, kind);
+	const struct snap_cidr6 *c;
+
+	if (s == NULL)
+		return PG_OK;
+	c = (const void *)((const uint8_t *)v->h + s->offset);
+	for (uint32_t i = 0; i < s->count; i++) {
+		bool bad =
+		    c[i].len > 128 || c[i].pad[0] != 0 || c[i].pad[1] != 0 || c[i].pad[2] != 0;
+
+		for (unsigned b = 0; !bad && b < 16; b++) {
+			unsigned keep = c[i].len >= (b + 1) * 8 ? 8
+			                : c[i].len > b * 8      ? c[i].len - b * 8
+			                                        : 0;
+			uint8_t mask = keep == 0 ? 0 : (uint8_t)(0xffu << (8 - keep));
+
+			bad = (c[i].prefix[b] & ~mask) != 0;
+		}
+		if (bad)
+			return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": bad IPv6 prefix",
+			                 table, i);
+	}
+	return PG_OK;
+}
+
 /*
  * The settings, the networks and the sender table come together or not at
  * all (a snapshot of minor < 6 has none of them); with level none nothing
@@ -690,8 +782,13 @@ static int snap_check_inbound_tls(const struct snap_names *v)
 		return snap_fail(v->err, v->errlen,
 		                 "inbound tls section: level none with required networks or"
 		                 " senders");
-	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0)
+	if (snap_check_cidrs(v, SNAP_SEC_INBOUND_TLS_NETWORKS, "inbound tls network") != 0 ||
+	    snap_check_cidrs6(v, SNAP_SEC_INBOUND_TLS_NETWORKS6, "inbound tls network") != 0)
 		return PG_ERROR;
+	if (t->level == SNAP_TLS_NONE &&
+	    (ns = snap_find(v->h, SNAP_SEC_INBOUND_TLS_NETWORKS6)) != NULL && ns->count != 0)
+		return snap_fail(v->err, v->errlen,
+		                 "inbound tls section: level none with required IPv6 networks");
 	if (snap_check_table(v, SNAP_SEC_INBOUND_TLS_SENDERS, SNAP_SEC_INBOUND_TLS_SENDERS_INDEX,
 	                     "inbound tls senders", sizeof(struct snap_name_key),
 	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT, &entries, &n) != 0)
@@ -1018,6 +1115,8 @@ static int snap_validate_names(const struct snap_header *h, char *err, size_t er
 			return snap_fail(err, errlen, "mynetworks entry %" PRIu32 ": bad prefix",
 			                 i);
 	}
+	if (snap_check_cidrs6(&v, SNAP_SEC_MYNETWORKS6, "mynetworks") != 0)
+		return PG_ERROR;
 	if ((mn = snap_find(h, SNAP_SEC_RELAY)) != NULL &&
 	    ((const struct snap_relay *)((const uint8_t *)h + mn->offset))->tls_default_level >
 	        SNAP_TLS_LEVEL_MAX)

@@ -26,10 +26,11 @@
  * session-ticket keys; 9 hopcount_limit.
  * 2.x minors: 1 sender TLS floors (sender_tls_policy) and inbound TLS
  * required per recipient domain (smtpd_tls_required_recipients); 2 the
- * DNS resolver (SNAP_SEC_DNS).
+ * DNS resolver (SNAP_SEC_DNS); 3 IPv6 (port addresses, routes, the diag
+ * client, mynetworks and TLS-required networks over IPv6).
  */
 #define SNAP_ABI_MAJOR 2
-#define SNAP_ABI_MINOR 2 /* the one place the minor is set */
+#define SNAP_ABI_MINOR 3 /* the one place the minor is set */
 
 #define SNAP_MAX_PORTS 8
 #define SNAP_MAX_ROUTES 256
@@ -83,6 +84,12 @@ enum snap_section_kind {
 	SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX = 34, /* uint32_t[count] buckets over RECIPIENTS */
 	/* ABI 2.2: the DNS resolver (dataplane/dns/README.md) */
 	SNAP_SEC_DNS = 35, /* struct snap_dns, count 0 (no DNS) or 1 */
+	/* ABI 2.3: IPv6 (see struct snap_port6) */
+	SNAP_SEC_PORTS6 = 36,       /* struct snap_port6[count]: one per port, or count 0 */
+	SNAP_SEC_ROUTES6 = 37,      /* struct snap_route6[count], longest prefix first */
+	SNAP_SEC_DIAG_CLIENT6 = 38, /* struct snap_diag_client6, count 0 or 1 */
+	SNAP_SEC_MYNETWORKS6 = 39,  /* struct snap_cidr6[count]: mynetworks' IPv6 entries */
+	SNAP_SEC_INBOUND_TLS_NETWORKS6 = 40, /* struct snap_cidr6[count] */
 };
 
 struct snap_section {
@@ -292,6 +299,42 @@ struct snap_route {
 };
 
 /*
+ * ---- IPv6 (ABI 2.3) ----
+ *
+ * PORTS6 runs parallel to PORTS: element i is port i's IPv6 address
+ * (prefix_len 0: the port speaks no IPv6; an IPv6-only port has addr 0 and
+ * prefix_len 0 in PORTS). A snapshot without the section (2.0) has
+ * no IPv6. The link-local address of a port is not here: the dataplane
+ * derives it from the port's MAC. ROUTES6 is ROUTES for IPv6, sorted the
+ * same way; a link-local gateway is on its `port`. DIAG_CLIENT6 replaces
+ * DIAG_CLIENT (then count 0) when diag_client names an IPv6 address.
+ */
+struct snap_port6 {
+	uint8_t addr[16];   /* global unicast, as on the wire */
+	uint8_t prefix_len; /* 1..128, 0 = none */
+	uint8_t pad[3];     /* 0 */
+	uint32_t reserved;  /* 0 */
+};
+
+struct snap_route6 {
+	uint8_t prefix[16];  /* host bits zero */
+	uint8_t gateway[16]; /* all zero = directly connected */
+	uint8_t prefix_len;  /* 0..128 */
+	uint8_t port;        /* egress port index */
+	uint16_t pad;        /* 0 */
+	uint32_t reserved;   /* 0 */
+};
+
+struct snap_diag_client6 {
+	uint8_t addr[16]; /* global unicast */
+	uint16_t port;    /* 1..65535 */
+	uint8_t mode;     /* as snap_diag_client */
+	uint8_t pad;
+	uint32_t count; /* 1..SNAP_DIAG_COUNT_MAX */
+	uint64_t bytes; /* 1..SNAP_DIAG_BYTES_MAX */
+};
+
+/*
  * ---- Name tables (ABI 1.1) ----
  *
  * The TLS policy, transport and relay_domains tables are each an array of
@@ -382,6 +425,9 @@ struct snap_tls_policy {
 /* One next hop of a transport entry. */
 #define SNAP_NH_F_NO_MX 0x1u /* "[host]": connect to host itself, no MX lookup */
 #define SNAP_NH_F_IP 0x2u    /* host is an IPv4 literal, addr holds it */
+/* ABI 2.3: host is an IPv6 literal ("[ipv6:2001:db8::1]" or "[2001:db8::1]"
+ * as written; host holds the address in RFC 5952 text, addr is 0) */
+#define SNAP_NH_F_IP6 0x4u
 
 struct snap_nexthop {
 	struct snap_str host; /* lowercased name or dotted quad, no brackets */
@@ -401,6 +447,18 @@ struct snap_transport {
 
 struct snap_cidr {
 	uint32_t prefix; /* network order, host bits zero */
+	uint8_t len;
+	uint8_t pad[3];
+};
+
+/*
+ * ABI 2.3: an IPv6 network of mynetworks or smtpd_tls_required_networks
+ * (SNAP_SEC_MYNETWORKS6, SNAP_SEC_INBOUND_TLS_NETWORKS6): length 0..128,
+ * host bits zero. The IPv4 entries stay in the 1.x sections; a 2.0 reader
+ * skips these and so lets no IPv6 client relay and requires nothing of one.
+ */
+struct snap_cidr6 {
+	uint8_t prefix[16]; /* as on the wire, host bits zero */
 	uint8_t len;
 	uint8_t pad[3];
 };

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conf_ipv6.h"
 #include "files.h"
 #include "policy.h"
 #include "result.h"
@@ -37,9 +38,9 @@ enum conf_type {
 	CT_SIZE,            /* bytes + optional k|M|G */
 	CT_BOOL,            /* yes|no */
 	CT_DEVICE,          /* PCI address or DPDK vdev spec */
-	CT_PREFIX,          /* IPv4/len, host address of a port */
-	CT_IPV4,            /* IPv4 unicast address, empty = none */
-	CT_ROUTES,          /* PREFIX/LEN via GATEWAY, ... */
+	CT_PREFIX,          /* IPv4/len and/or IPv6/len: a port's addresses */
+	CT_IPV4,            /* a unicast gateway of each family, empty = none */
+	CT_ROUTES,          /* PREFIX/LEN via GATEWAY, ... (either family) */
 	CT_SHM_NAME,        /* [A-Za-z0-9_.-]+ */
 	CT_SOCKET,          /* absolute path that fits sun_path */
 	CT_LOG_PATH,        /* absolute path of a file */
@@ -203,6 +204,7 @@ struct conf_parser {
 	unsigned line_of[CONF_NKEYS][SNAP_MAX_PORTS]; /* where each key was set */
 	unsigned nstatic;
 	struct conf_static_route statics[SNAP_MAX_ROUTES];
+	struct conf6_pending v6; /* the IPv6 static routes (conf_ipv6.c) */
 };
 
 static int conf_error(struct conf_parser *p, unsigned line, const char *fmt, ...)
@@ -545,11 +547,9 @@ static int conf_val_device(const struct conf_key *k, const char *s, void *dst, c
 	return 0;
 }
 
-/* A port address: the host part must name a host, not the subnet itself. */
-static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *dst, char *why,
-                                size_t whylen)
+/* A port's IPv4 address: the host part must name a host, not the subnet itself. */
+static int conf_val_port_prefix4(struct pg_conf_port *port, const char *s, char *why, size_t whylen)
 {
-	struct pg_conf_port *port = (struct pg_conf_port *)((char *)dst - k->offset);
 	const char *bad;
 	uint32_t host;
 	uint8_t len;
@@ -572,13 +572,95 @@ static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *d
 	return 0;
 }
 
+static const char *conf_next_elem(const char *s, char *elem, size_t elemlen, bool *too_long);
+
+/* The reason about one element of a list value; the element is named only in a longer list. */
+static int conf_elem_why(char *why, size_t whylen, const char *value, const char *elem,
+                         const char *inner)
+{
+	if (strcmp(value, elem) == 0)
+		return conf_why(why, whylen, "%s", inner);
+	return conf_why(why, whylen, "\"%s\": %s", elem, inner);
+}
+
+/* One element of a per-family list, is6 telling which family; the reason in why. */
+typedef int (*conf_family_fn)(bool is6, const char *elem, void *arg, char *why, size_t whylen);
+
+/*
+ * A value of at most one element of each family, comma/space separated
+ * ("198.18.0.1/24, 2001:db8:18::1/64"; a ':' makes an element IPv6), each
+ * handed to fn. `what` names an element in the messages.
+ */
+static int conf_per_family(const char *s, const char *what, conf_family_fn fn, void *arg, char *why,
+                           size_t whylen)
+{
+	char elem[CONF6_ROUTE_TEXT], inner[200];
+	bool too_long, seen[2] = {false, false};
+	const char *cur = s;
+
+	while ((cur = conf_next_elem(cur, elem, sizeof(elem), &too_long)) != NULL) {
+		bool is6 = strchr(elem, ':') != NULL;
+
+		if (too_long)
+			return conf_why(why, whylen, "\"%.40s...\" too long", elem);
+		if (seen[is6])
+			return conf_why(why, whylen, "more than one %s %s (one of each family)",
+			                is6 ? "IPv6" : "IPv4", what);
+		if (fn(is6, elem, arg, inner, sizeof(inner)) != 0)
+			return conf_elem_why(why, whylen, s, elem, inner);
+		seen[is6] = true;
+	}
+	return 0;
+}
+
+static int conf_port_family(bool is6, const char *elem, void *arg, char *why, size_t whylen)
+{
+	return is6 ? conf6_port_address(elem, arg, why, whylen)
+	           : conf_val_port_prefix4(arg, elem, why, whylen);
+}
+
+/* portN_address: an IPv4 prefix, an IPv6 prefix (conf_ipv6.c), or one of each. */
+static int conf_val_port_prefix(const struct conf_key *k, const char *s, void *dst, char *why,
+                                size_t whylen)
+{
+	struct pg_conf_port *port = (struct pg_conf_port *)((char *)dst - k->offset);
+
+	if (strpbrk(s, ":, \t") == NULL)
+		return conf_val_port_prefix4(port, s, why, whylen);
+	return conf_per_family(s, "address", conf_port_family, port, why, whylen);
+}
+
+static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, char *why,
+                         size_t whylen);
+
+struct conf_gateway_arg {
+	const struct conf_key *k;
+	void *dst;
+};
+
+static int conf_gateway_family(bool is6, const char *elem, void *arg, char *why, size_t whylen)
+{
+	struct conf_gateway_arg *g = arg;
+
+	if (is6)
+		return conf6_default_gateway(
+		    elem, (struct pg_conf *)((char *)g->dst - g->k->offset), why, whylen);
+	return conf_val_ipv4(g->k, elem, g->dst, why, whylen);
+}
+
 static int conf_val_ipv4(const struct conf_key *k, const char *s, void *dst, char *why,
                          size_t whylen)
 {
 	const char *bad;
 	uint32_t host;
 
-	(void)k;
+	/* default_gateway: IPv6 elements, and a list of one of each, go to conf_ipv6.c */
+	if (strpbrk(s, ":, \t") != NULL) {
+		struct conf_gateway_arg g = {.k = k, .dst = dst};
+
+		*(uint32_t *)dst = 0;
+		return conf_per_family(s, "gateway", conf_gateway_family, &g, why, whylen);
+	}
 	if (*s == '\0') {
 		*(uint32_t *)dst = 0; /* explicitly none */
 		return 0;
@@ -735,16 +817,18 @@ static int conf_val_routes(struct conf_parser *p, const char *s, char *why, size
 	const char *cur = s;
 
 	p->nstatic = 0;
+	p->v6.nstatic = 0;
 	if (*s == '\0')
 		return 0;
 	for (;;) {
 		const char *comma = strchr(cur, ',');
 		size_t n = comma != NULL ? (size_t)(comma - cur) : strlen(cur);
-		char elem[CONF_ROUTE_TEXT], pfx[CONF_ROUTE_TEXT], via[8], gw[CONF_ROUTE_TEXT];
+		char elem[CONF6_ROUTE_TEXT], pfx[CONF_ROUTE_TEXT], via[8], gw[CONF_ROUTE_TEXT];
 		struct conf_static_route *r;
 		uint32_t host, gwhost;
 		char extra;
 		const char *bad;
+		bool is6;
 
 		while (n > 0 && isspace((unsigned char)*cur))
 			cur++, n--;
@@ -752,10 +836,21 @@ static int conf_val_routes(struct conf_parser *p, const char *s, char *why, size
 			n--;
 		if (n == 0)
 			return conf_why(why, whylen, "empty route in the list");
-		if (n >= sizeof(elem))
+		/* IPv6 routes are longer: they get a longer limit */
+		is6 = memchr(cur, ':', n) != NULL;
+		if (n >= (is6 ? CONF6_ROUTE_TEXT : CONF_ROUTE_TEXT))
 			return conf_why(why, whylen, "route \"%.*s...\" too long", 40, cur);
 		memcpy(elem, cur, n);
 		elem[n] = '\0';
+		if (is6) {
+			/* an IPv6 route (conf_ipv6.c) */
+			if (conf6_static_route(&p->v6, elem, why, whylen) != 0)
+				return -1;
+			if (comma == NULL)
+				return 0;
+			cur = comma + 1;
+			continue;
+		}
 		if (p->nstatic >= SNAP_MAX_ROUTES - SNAP_MAX_PORTS - 1)
 			return conf_why(why, whylen, "more than %d static routes",
 			                SNAP_MAX_ROUTES - SNAP_MAX_PORTS - 1);
@@ -786,7 +881,7 @@ static int conf_val_routes(struct conf_parser *p, const char *s, char *why, size
 			return conf_why(why, whylen, "\"%s\": gateway %s", elem, bad);
 		r->prefix = htonl(host);
 		r->gateway = htonl(gwhost);
-		snprintf(r->text, sizeof(r->text), "%s", elem);
+		snprintf(r->text, sizeof(r->text), "%.*s", CONF_ROUTE_TEXT - 1, elem); /* n < 80 */
 		p->nstatic++;
 		if (comma == NULL)
 			return 0;
@@ -810,7 +905,8 @@ static const char *conf_next_elem(const char *s, char *elem, size_t elemlen, boo
 
 /*
  * mynetworks (Postfix postconf(5) mynetworks): IPv4 "address/len" or a bare
- * address (/32). Host bits must be zero (Postfix refuses "non-null host
+ * address (/32); IPv6 "[address]/len" or "[address]" (/128), brackets
+ * optional (conf_ipv6.c conf6_network). Host bits must be zero (Postfix refuses "non-null host
  * address bits"); a network shorter than /8 would make Postern an open
  * relay for a good part of the Internet and is refused.
  */
@@ -828,14 +924,26 @@ static int conf_parse_networks(const char *key, bool relay, const char *s,
 		uint8_t len = 32;
 
 		if (too_long)
-			return conf_why(why, whylen, "\"%s...\": not an IPv4 network", elem);
-		if (strchr(elem, '[') != NULL || strchr(elem, ':') != NULL)
-			return conf_why(why, whylen,
-			                "\"%s\": IPv6 networks are not supported yet (and"
-			                " lookup tables are not supported in %s)",
-			                elem, key);
+			return conf_why(why, whylen, "\"%s...\": not an IPv4 or IPv6 network",
+			                elem);
 		if (*nnets == CONF_MYNETWORKS_MAX)
 			return conf_why(why, whylen, "more than %d networks", CONF_MYNETWORKS_MAX);
+		if (strchr(elem, '[') != NULL || strchr(elem, ':') != NULL) {
+			struct pg_conf_cidr v6;
+
+			if (strchr(elem, '[') == NULL && strchr(elem, ':') == strrchr(elem, ':'))
+				return conf_why(why, whylen,
+				                "\"%s\": lookup tables are not supported in %s",
+				                elem, key);
+			if (conf6_network(elem, relay, &v6, why, whylen) != 0)
+				return -1;
+			for (uint32_t i = 0; i < *nnets; i++)
+				if (nets[i].v6 && nets[i].len == v6.len &&
+				    memcmp(nets[i].addr6, v6.addr6, 16) == 0)
+					return conf_why(why, whylen, "\"%s\": listed twice", elem);
+			nets[(*nnets)++] = v6;
+			continue;
+		}
 		if (strchr(elem, '/') != NULL) {
 			if (elem[0] == '/')
 				return conf_why(why, whylen,
@@ -861,9 +969,10 @@ static int conf_parse_networks(const char *key, bool relay, const char *s,
 			                " relay (shortest allowed: /8)",
 			                elem, len);
 		for (uint32_t i = 0; i < *nnets; i++)
-			if (nets[i].prefix == htonl(host) && nets[i].len == len)
+			if (!nets[i].v6 && nets[i].prefix == htonl(host) && nets[i].len == len)
 				return conf_why(why, whylen, "\"%s\": listed twice", elem);
 		n = &nets[(*nnets)++];
+		memset(n, 0, sizeof(*n));
 		n->prefix = htonl(host);
 		n->len = len;
 	}
@@ -1146,7 +1255,7 @@ static int conf_val_diag_client(const struct conf_key *k, const char *s, void *d
 {
 	static const char *const modes[] = {"echo", "discard", "source"};
 	struct pg_conf_diag_client *d = dst;
-	char words[4][32], ip[INET_ADDRSTRLEN];
+	char words[4][64], ip[INET6_ADDRSTRLEN];
 	const char *colon, *end, *bad;
 	unsigned nw = 0;
 	bool too_long = false;
@@ -1158,7 +1267,7 @@ static int conf_val_diag_client(const struct conf_key *k, const char *s, void *d
 	if (*s == '\0')
 		return 0;
 	for (const char *cur = s; nw < 5; nw++) {
-		char extra[32];
+		char extra[64];
 
 		cur = conf_next_word(cur, nw < 4 ? words[nw] : extra, sizeof(extra), &too_long);
 		if (cur == NULL || too_long)
@@ -1168,17 +1277,34 @@ static int conf_val_diag_client(const struct conf_key *k, const char *s, void *d
 		return conf_why(why, whylen,
 		                "expected HOST:PORT MODE BYTES [COUNT], e.g. 198.19.0.2:5001 echo"
 		                " 104857600");
-	colon = strchr(words[0], ':');
-	if (colon == NULL || (size_t)(colon - words[0]) >= sizeof(ip))
-		return conf_why(why, whylen, "\"%s\": expected IPv4:PORT", words[0]);
-	snprintf(ip, sizeof(ip), "%.*s", (int)(colon - words[0]), words[0]);
-	if (conf_parse_ip(ip, &host) != 0)
-		return conf_why(why, whylen, "\"%s\" is not an IPv4 address", ip);
-	if ((bad = conf_not_unicast(host)) != NULL)
-		return conf_why(why, whylen, "%s: %s", ip, bad);
+	if (words[0][0] == '[') {
+		/* [IPv6]:PORT (conf_ipv6.c); link-local has no zone in a TCP tuple */
+		const char *close = strchr(words[0], ']');
+		char inner[160];
+
+		if (close == NULL || close[1] != ':' ||
+		    (size_t)(close - words[0] - 1) >= sizeof(ip))
+			return conf_why(why, whylen, "\"%s\": expected [IPv6]:PORT", words[0]);
+		snprintf(ip, sizeof(ip), "%.*s", (int)(close - words[0] - 1), words[0] + 1);
+		if (conf6_parse_addr(ip, d->addr6, NULL, inner, sizeof(inner)) != 0)
+			return conf_why(why, whylen, "%s", inner);
+		if (d->addr6[0] == 0xfe && (d->addr6[1] & 0xc0) == 0x80)
+			return conf_why(why, whylen, "%s: a link-local address (no TCP there)", ip);
+		d->v6 = true;
+		colon = close + 1;
+	} else {
+		colon = strchr(words[0], ':');
+		if (colon == NULL || (size_t)(colon - words[0]) >= INET_ADDRSTRLEN)
+			return conf_why(why, whylen, "\"%s\": expected IPv4:PORT", words[0]);
+		snprintf(ip, sizeof(ip), "%.*s", (int)(colon - words[0]), words[0]);
+		if (conf_parse_ip(ip, &host) != 0)
+			return conf_why(why, whylen, "\"%s\" is not an IPv4 address", ip);
+		if ((bad = conf_not_unicast(host)) != NULL)
+			return conf_why(why, whylen, "%s: %s", ip, bad);
+		d->addr = htonl(host);
+	}
 	if (conf_parse_u64(colon + 1, &v, &end) != 0 || *end != '\0' || v == 0 || v > 65535)
 		return conf_why(why, whylen, "port \"%s\" must be 1..65535", colon + 1);
-	d->addr = htonl(host);
 	d->port = (uint16_t)v;
 	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(words[1], modes[i]) == 0)
@@ -1758,7 +1884,9 @@ static int conf_check_ports(struct conf_parser *p)
 				                  "port%u_device names"
 				                  " the same device as port%u_device (line %u)",
 				                  j, i, conf_line(p, "device", i));
-			if ((ntohl(a->addr) & m) == (ntohl(b->addr) & m)) {
+			/* an IPv6-only port has no IPv4 subnet to overlap */
+			if (a->addr != 0 && b->addr != 0 &&
+			    (ntohl(a->addr) & m) == (ntohl(b->addr) & m)) {
 				char ip[INET_ADDRSTRLEN];
 
 				conf_fmt_ip(a->addr, ip, sizeof(ip));
@@ -1772,6 +1900,19 @@ static int conf_check_ports(struct conf_parser *p)
 		}
 	}
 	return PG_OK;
+}
+
+/* The IPv6 side of the ports (conf_ipv6.c): prefixes apart, MTU 1280 at least. */
+static int conf_check_ports6(struct conf_parser *p)
+{
+	enum conf6_key key;
+	unsigned port = 0;
+	char why[256];
+
+	if (conf6_check_ports(p->conf, &key, &port, why, sizeof(why)) == PG_OK)
+		return PG_OK;
+	return conf_error(p, conf_line(p, key == CONF6_KEY_MTU ? "mtu" : "address", port), "%s",
+	                  why);
 }
 
 static int conf_route_cmp(const void *x, const void *y)
@@ -1796,8 +1937,11 @@ static int conf_compile_routes(struct conf_parser *p)
 
 	c->nroutes = 0;
 	for (uint32_t i = 0; i < c->nports; i++) {
-		struct pg_conf_route *r = &c->routes[c->nroutes++];
+		struct pg_conf_route *r;
 
+		if (c->ports[i].addr == 0)
+			continue; /* IPv6 only */
+		r = &c->routes[c->nroutes++];
 		r->prefix_len = c->ports[i].prefix_len;
 		r->prefix = htonl(ntohl(c->ports[i].addr) & conf_mask(r->prefix_len));
 		r->port = (uint8_t)i;
@@ -1850,6 +1994,21 @@ static int conf_compile_routes(struct conf_parser *p)
 	/* the dataplane does a first-match scan, so order is the semantics */
 	qsort(c->routes, c->nroutes, sizeof(c->routes[0]), conf_route_cmp);
 	return PG_OK;
+}
+
+/* The IPv6 route table (conf_ipv6.c); errors at static_routes or default_gateway. */
+static int conf_compile_routes6(struct conf_parser *p)
+{
+	enum conf6_key key;
+	char why[320];
+
+	if (conf6_compile_routes(p->conf, &p->v6, &key, why, sizeof(why)) == PG_OK)
+		return PG_OK;
+	if (key == CONF6_KEY_GATEWAY)
+		return conf_error(p, conf_line(p, "default_gateway", 0),
+		                  "bad value for default_gateway: %s", why);
+	return conf_error(p, conf_line(p, "static_routes", 0), "bad value for static_routes: %s",
+	                  why);
 }
 
 /*
@@ -1982,7 +2141,11 @@ int conf_parse_text(const char *dir, const char *text, size_t len, struct pg_con
 	if (rc == PG_OK)
 		rc = conf_check_ports(p);
 	if (rc == PG_OK)
+		rc = conf_check_ports6(p);
+	if (rc == PG_OK)
 		rc = conf_compile_routes(p);
+	if (rc == PG_OK)
+		rc = conf_compile_routes6(p);
 	if (rc == PG_OK)
 		rc = conf_check_tcp(p);
 	if (rc == PG_OK)

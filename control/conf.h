@@ -42,9 +42,11 @@
 
 struct pg_conf_port {
 	char device[CONF_DEVICE_MAX]; /* PCI address or DPDK vdev spec */
-	uint32_t addr;                /* IPv4, network order */
+	uint32_t addr;                /* IPv4, network order; 0 = none (an IPv6-only port) */
 	uint8_t prefix_len;
 	uint16_t mtu;
+	uint8_t addr6[16];   /* IPv6 global unicast, as on the wire (conf_ipv6.c) */
+	uint8_t prefix6_len; /* 1..128; 0 = no IPv6 on this port */
 };
 
 /* A compiled route. Connected subnets have gateway 0. */
@@ -55,12 +57,22 @@ struct pg_conf_route {
 	uint32_t gateway; /* network order, 0 = directly connected */
 };
 
+/* A compiled IPv6 route (conf_ipv6.c). Connected prefixes have a zero gateway. */
+struct pg_conf_route6 {
+	uint8_t prefix[16];  /* host bits zero */
+	uint8_t gateway[16]; /* zero = directly connected; link-local on `port` */
+	uint8_t prefix_len;
+	uint8_t port; /* egress port */
+};
+
 /* diag_client = HOST:PORT MODE BYTES [COUNT]; set false = none. */
 struct pg_conf_diag_client {
 	bool set;
+	bool v6;        /* HOST was [IPv6]: addr6, not addr */
 	uint8_t mode;   /* 1 echo, 2 discard, 3 source */
 	uint16_t port;  /* host order */
 	uint32_t addr;  /* network order */
+	uint8_t addr6[16];
 	uint64_t bytes; /* 1..2^40 */
 	uint32_t count; /* 1..100000 */
 };
@@ -127,10 +139,12 @@ static inline bool conf_dns_enabled(const struct pg_conf_dns *d)
 	return d->nresolvers > 0 || d->root_hints_file[0] != '\0' || d->unbound_conf[0] != '\0';
 }
 
-/* A client network of mynetworks. */
+/* A client network of mynetworks (or smtpd_tls_required_networks). */
 struct pg_conf_cidr {
-	uint32_t prefix; /* network order, host bits zero */
-	uint8_t len;
+	uint32_t prefix; /* IPv4, network order, host bits zero */
+	uint8_t len;     /* 0..32, or 0..128 with v6 */
+	bool v6;         /* an IPv6 network: addr6 holds it (conf_ipv6.c conf6_network) */
+	uint8_t addr6[16];
 };
 
 /*
@@ -172,6 +186,12 @@ struct pg_conf {
 	/* longest prefix first: connected, static_routes, then the default */
 	uint32_t nroutes;
 	struct pg_conf_route routes[SNAP_MAX_ROUTES];
+
+	/* IPv6: default_gateway's IPv6 element (zero = none), and the routes */
+	uint8_t default_gateway6[16];
+	uint8_t default_gateway6_port; /* its %portN (link-local), or 0xff */
+	uint32_t nroutes6;
+	struct pg_conf_route6 routes6[SNAP_MAX_ROUTES];
 
 	uint64_t arp_cache_ns;
 	uint64_t arp_retry_ns;

@@ -362,13 +362,21 @@ const char *ctl_port_service(uint16_t port)
 	return NULL;
 }
 
-static void ctl_fmt_endpoint(char *buf, size_t len, uint32_t addr, uint16_t port)
+/* "198.18.0.1:25", or "[2001:db8:18::1]:25" for an IPv6 session. */
+static void ctl_fmt_endpoint(char *buf, size_t len, const struct cmd_session *s, bool local)
 {
-	char ip[INET_ADDRSTRLEN];
-	struct in_addr in = {.s_addr = addr};
+	char ip[INET6_ADDRSTRLEN];
+	uint16_t port = local ? s->lport : s->rport;
 
-	inet_ntop(AF_INET, &in, ip, sizeof(ip));
-	snprintf(buf, len, "%s:%u", ip, (unsigned)port);
+	if (s->flags & CMD_SESSION_F_IPV6) {
+		inet_ntop(AF_INET6, local ? s->laddr6 : s->raddr6, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, (unsigned)port);
+	} else {
+		struct in_addr in = {.s_addr = local ? s->laddr : s->raddr};
+
+		inet_ntop(AF_INET, &in, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, (unsigned)port);
+	}
 }
 
 /* Who owns the connection: the listener's port and its service, or "client". */
@@ -453,12 +461,12 @@ const char *ctl_sessions_report(struct ctl_buf *b, const struct dpreq *r, uint32
 			ctl_buf_printf(b, "worker %" PRIu32 ": %s\n", w, note);
 		}
 		for (uint32_t i = 0; i < n; i++) {
-			char local[32], remote[32], owner[32], age[24];
+			char local[64], remote[64], owner[32], age[24];
 			const struct cmd_session *c = &s[i];
 			int slen = (int)strnlen(c->state, sizeof(c->state));
 
-			ctl_fmt_endpoint(local, sizeof(local), c->laddr, c->lport);
-			ctl_fmt_endpoint(remote, sizeof(remote), c->raddr, c->rport);
+			ctl_fmt_endpoint(local, sizeof(local), c, true);
+			ctl_fmt_endpoint(remote, sizeof(remote), c, false);
 			ctl_fmt_owner(owner, sizeof(owner), c);
 			if (json) {
 				const char *svc = ctl_port_service(c->lport);

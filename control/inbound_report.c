@@ -39,6 +39,15 @@ static void ctl_inbound_cidr_text(const struct snap_cidr *c, char *buf, size_t l
 	snprintf(buf, len, "%s/%u", ip, c->len);
 }
 
+/* An IPv6 network as Postfix writes it in main.cf: "[2001:db8::]/32". */
+static void ctl_inbound_cidr6_text(const struct snap_cidr6 *c, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	inet_ntop(AF_INET6, c->prefix, ip, sizeof(ip));
+	snprintf(buf, len, "[%s]/%u", ip, c->len);
+}
+
 /* "FILE:LINE: KEY" or "KEY (default)". */
 static void ctl_inbound_where(char *buf, size_t len, const char *file, uint32_t line,
                               const char *key)
@@ -59,11 +68,11 @@ static void ctl_inbound_json_line(struct ctl_buf *b, uint32_t line)
 
 static void ctl_inbound_json(struct ctl_buf *b, const struct snap_header *h, const char *file,
                              const char *client, const char *sender,
-                             const struct policy_inbound_verdict *v, const struct snap_cidr *net,
+                             const struct policy_inbound_verdict *v, const char *cidr,
                              const struct snap_name_key *snd, enum policy_match m)
 {
 	const struct snap_inbound_tls *t = v->settings;
-	char proto[64], mproto[64], cidr[32];
+	char proto[64], mproto[64];
 
 	ctl_protocols_text(v->protocols, proto, sizeof(proto));
 	ctl_protocols_text(v->mandatory_protocols, mproto, sizeof(mproto));
@@ -87,9 +96,8 @@ static void ctl_inbound_json(struct ctl_buf *b, const struct snap_header *h, con
 	               t != NULL ? "true" : "false",
 	               v->level == SNAP_TLS_ENCRYPT ? "true" : "false");
 	ctl_inbound_json_line(b, t != NULL ? t->level_line : 0);
-	ctl_buf_printf(b, "},\"network\":{\"required\":%s,\"entry\":", net ? "true" : "false");
-	if (net != NULL) {
-		ctl_inbound_cidr_text(net, cidr, sizeof(cidr));
+	ctl_buf_printf(b, "},\"network\":{\"required\":%s,\"entry\":", cidr ? "true" : "false");
+	if (cidr != NULL) {
 		ctl_buf_printf(b, "\"%s\"", cidr);
 	} else {
 		ctl_buf_printf(b, "null");
@@ -107,26 +115,35 @@ static void ctl_inbound_json(struct ctl_buf *b, const struct snap_header *h, con
 }
 
 void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const char *dir,
-                        uint32_t client_ip, const char *sender, bool json)
+                        const struct pg_addr *client_ip, const char *sender, bool json)
 {
 	struct policy_inbound_verdict v;
 	const struct snap_inbound_tls *t;
-	const struct snap_cidr *net;
 	const struct snap_name_key *snd;
 	enum policy_match m = POLICY_MATCH_DEFAULT;
-	char file[INBOUND_FILE_MAX], client[INET_ADDRSTRLEN], where[INBOUND_FILE_MAX + 64];
-	char proto[64], cidr[32];
-	struct in_addr a = {.s_addr = client_ip};
+	char file[INBOUND_FILE_MAX], client[PG_ADDR_STRLEN], where[INBOUND_FILE_MAX + 64];
+	char proto[64], cidr[64];
+	bool net = false;
 
 	snprintf(file, sizeof(file), "%s/%s", dir, CONF_FILE_NAME);
-	inet_ntop(AF_INET, &a, client, sizeof(client));
-	policy_inbound_required(h, client_ip, sender, &v);
+	pg_addr_fmt(client_ip, client, sizeof(client));
+	policy_inbound_required_addr(h, client_ip, sender, &v);
 	t = v.settings;
 	/* every check on its own, so the answer shows what else would apply */
-	net = t != NULL && t->level != SNAP_TLS_NONE ? policy_inbound_network(h, client_ip) : NULL;
+	if (t != NULL && t->level != SNAP_TLS_NONE && pg_addr_is_v4(client_ip)) {
+		const struct snap_cidr *n4 = policy_inbound_network(h, client_ip->v4);
+
+		if ((net = n4 != NULL))
+			ctl_inbound_cidr_text(n4, cidr, sizeof(cidr));
+	} else if (t != NULL && t->level != SNAP_TLS_NONE && pg_addr_is_v6(client_ip)) {
+		const struct snap_cidr6 *n6 = policy_inbound_network6(h, client_ip->v6);
+
+		if ((net = n6 != NULL))
+			ctl_inbound_cidr6_text(n6, cidr, sizeof(cidr));
+	}
 	snd = t != NULL && t->level != SNAP_TLS_NONE ? policy_inbound_sender(h, sender, &m) : NULL;
 	if (json) {
-		ctl_inbound_json(b, h, file, client, sender, &v, net, snd, m);
+		ctl_inbound_json(b, h, file, client, sender, &v, net ? cidr : NULL, snd, m);
 		return;
 	}
 	ctl_buf_printf(b, "client:     %s\n", client);
@@ -159,8 +176,7 @@ void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const ch
 	               t->level == SNAP_TLS_ENCRYPT ? "required" : "not required", where);
 	ctl_inbound_where(where, sizeof(where), file, t->networks_line,
 	                  "smtpd_tls_required_networks");
-	if (net != NULL) {
-		ctl_inbound_cidr_text(net, cidr, sizeof(cidr));
+	if (net) {
 		ctl_buf_printf(b, "  network:  %s contains %s -> required\n            %s\n", cidr,
 		               client, where);
 	} else {

@@ -111,7 +111,11 @@ int policy_check_domain(const char *in, bool allow_parent, char *out, size_t out
 	return 0;
 }
 
-/* "[host]" or "[host]:port" -> normalized; host a DNS name or IPv4. */
+/*
+ * "[host]" or "[host]:port" -> normalized; host a DNS name, IPv4, or IPv6
+ * with or without its RFC 5321 tag, normalized "[ipv6:ADDRESS]" as the
+ * transport's destinations (control/transport.c) are named.
+ */
 static int policy_parse_nexthop_key(const char *in, char *out, size_t outlen, char *why,
                                     size_t whylen)
 {
@@ -126,8 +130,6 @@ static int policy_parse_nexthop_key(const char *in, char *out, size_t outlen, ch
 		return policy_why(why, whylen, "host name too long");
 	memcpy(host, in + 1, (size_t)(close - in - 1));
 	host[close - in - 1] = '\0';
-	if (strncasecmp(host, "ipv6:", 5) == 0 || strchr(host, ':') != NULL)
-		return policy_why(why, whylen, "IPv6 next hops are not supported yet");
 	if (close[1] != '\0') {
 		char *end;
 
@@ -138,7 +140,16 @@ static int policy_parse_nexthop_key(const char *in, char *out, size_t outlen, ch
 		if (*end != '\0' || port == 0 || port > 65535 || errno != 0)
 			return policy_why(why, whylen, "port must be a number 1..65535");
 	}
-	if (inet_pton(AF_INET, host, &a) == 1) {
+	if (strncasecmp(host, "ipv6:", 5) == 0 || strchr(host, ':') != NULL) {
+		const char *a6 = strncasecmp(host, "ipv6:", 5) == 0 ? host + 5 : host;
+		uint8_t b6[16];
+		char t6[INET6_ADDRSTRLEN];
+
+		if (inet_pton(AF_INET6, a6, b6) != 1)
+			return policy_why(why, whylen, "\"%s\" is not an IPv6 address", a6);
+		inet_ntop(AF_INET6, b6, t6, sizeof(t6));
+		snprintf(norm, sizeof(norm), "ipv6:%s", t6);
+	} else if (inet_pton(AF_INET, host, &a) == 1) {
 		snprintf(norm, sizeof(norm), "%s", host);
 	} else {
 		char inner[POLICY_WHY];

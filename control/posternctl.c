@@ -67,7 +67,7 @@ static const struct ctl_cmd {
      "every worker's TCP connections: local and remote address, state, bytes in\n"
      "(received in order) and out (acknowledged by the peer), modulo 4 GiB, send\n"
      "and receive buffer fill, age, and the owner (the listener's port and service,\n"
-     "or \"client\"). At most N per worker (default 1000, at most 2159); a longer\n"
+     "or \"client\"). At most N per worker (default 1000, at most 1397); a longer\n"
      "list is cut with a note.\n"
      "Exit 4 if a worker did not answer within 2 s"},
     {"queue", false, false, "list|show|flush|delete|hold|release ...",
@@ -205,7 +205,7 @@ static const struct ctl_sub {
 };
 
 #define CTL_NSUBS (sizeof(ctl_subs) / sizeof(ctl_subs[0]))
-_Static_assert(CTL_SESSIONS_MAX == 2159, "the help of sessions says 2159");
+_Static_assert(CTL_SESSIONS_MAX == 1397, "the help of sessions says 1397");
 _Static_assert(CTL_QUEUE_MAX == 1016 && CTL_QUEUE_DEFAULT_MAX == 1000,
                "the help of queue list says 1000 and 1016");
 

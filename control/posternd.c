@@ -746,10 +746,11 @@ static const char *ctl_handle_policy_inbound(struct ctl_daemon *dm, struct ctl_b
 {
 	char why[512], norm[SNAP_NAME_MAX + 1];
 	const char *sender = a->n == 3 ? a->v[2] : NULL, *at;
-	struct in_addr ip;
+	struct pg_addr ip;
 
-	if (inet_pton(AF_INET, a->v[1], &ip) != 1) {
-		ctl_buf_printf(b, "bad client address \"%.100s\": not an IPv4 address\n", a->v[1]);
+	if (pg_addr_parse(a->v[1], &ip) != 0) {
+		ctl_buf_printf(b, "bad client address \"%.100s\": not an IPv4 or IPv6 address\n",
+		               a->v[1]);
 		return "error";
 	}
 	if (sender != NULL && (at = strrchr(sender, '@')) != NULL)
@@ -759,8 +760,7 @@ static const char *ctl_handle_policy_inbound(struct ctl_daemon *dm, struct ctl_b
 		ctl_buf_printf(b, "bad sender domain \"%.100s\": %s\n", sender, why);
 		return "error";
 	}
-	ctl_policy_inbound(b, dm->blob, dm->config_dir, ip.s_addr, sender != NULL ? norm : NULL,
-	                   a->json);
+	ctl_policy_inbound(b, dm->blob, dm->config_dir, &ip, sender != NULL ? norm : NULL, a->json);
 	return "ok";
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "addr.h"
 #include "policy_lookup.h"
 #include "shm.h"
 #include "snap_format.h"
@@ -95,10 +96,11 @@ void ctl_protocols_text(uint16_t mask, char *buf, size_t len);
  * policy inbound CLIENT_IP [SENDER_DOMAIN] (inbound_report.c): whether the
  * client must use STARTTLS before MAIL FROM and why, with each of the three
  * checks (listener level, client network, sender domain) and the postern.conf
- * line it comes from. client_ip is IPv4 in network order; sender NULL = before
- * MAIL FROM. Names are checked by the caller.
+ * line it comes from. client_ip is of either family (an IPv6 client is
+ * matched against the IPv6 networks); sender NULL = before MAIL FROM. Names
+ * are checked by the caller.
  */
 void ctl_policy_inbound(struct ctl_buf *b, const struct snap_header *h, const char *dir,
-                        uint32_t client_ip, const char *sender, bool json);
+                        const struct pg_addr *client_ip, const char *sender, bool json);
 
 #endif

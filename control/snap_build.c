@@ -43,6 +43,9 @@ enum {
 	SB_TLS_TRUST,
 	SB_TLS_TRUST_DER,
 	SB_TLS_TICKET_KEYS,
+	SB_PORTS6,
+	SB_ROUTES6,
+	SB_DIAG_CLIENT6,
 	SB_SETTINGS,
 	SB_SENDER_TLS,
 	SB_SENDER_TLS_INDEX,
@@ -50,6 +53,8 @@ enum {
 	SB_INBOUND_TLS_RECIPIENTS,
 	SB_INBOUND_TLS_RECIPIENTS_INDEX,
 	SB_DNS,
+	SB_MYNETWORKS6,
+	SB_INBOUND_TLS_NETWORKS6,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -82,6 +87,9 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_TLS_TRUST] = SNAP_SEC_TLS_TRUST,
     [SB_TLS_TRUST_DER] = SNAP_SEC_TLS_TRUST_DER,
     [SB_TLS_TICKET_KEYS] = SNAP_SEC_TLS_TICKET_KEYS,
+    [SB_PORTS6] = SNAP_SEC_PORTS6,
+    [SB_ROUTES6] = SNAP_SEC_ROUTES6,
+    [SB_DIAG_CLIENT6] = SNAP_SEC_DIAG_CLIENT6,
     [SB_SETTINGS] = SNAP_SEC_SETTINGS,
     [SB_SENDER_TLS] = SNAP_SEC_SENDER_TLS,
     [SB_SENDER_TLS_INDEX] = SNAP_SEC_SENDER_TLS_INDEX,
@@ -89,6 +97,8 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_INBOUND_TLS_RECIPIENTS] = SNAP_SEC_INBOUND_TLS_RECIPIENTS,
     [SB_INBOUND_TLS_RECIPIENTS_INDEX] = SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX,
     [SB_DNS] = SNAP_SEC_DNS,
+    [SB_MYNETWORKS6] = SNAP_SEC_MYNETWORKS6,
+    [SB_INBOUND_TLS_NETWORKS6] = SNAP_SEC_INBOUND_TLS_NETWORKS6,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -216,6 +226,22 @@ static void snap_fill_dataplane(const struct pg_conf *c, struct snap_dataplane *
 	dp->default_gateway = c->default_gateway;
 }
 
+/* ABI 2.3: each port's IPv6 address (prefix 0 = none) and the IPv6 routes. */
+static void snap_fill_ipv6(const struct pg_conf *c, struct snap_port6 *ports,
+                           struct snap_route6 *routes)
+{
+	for (uint32_t i = 0; i < c->nports; i++) {
+		memcpy(ports[i].addr, c->ports[i].addr6, 16);
+		ports[i].prefix_len = c->ports[i].prefix6_len;
+	}
+	for (uint32_t i = 0; i < c->nroutes6; i++) {
+		memcpy(routes[i].prefix, c->routes6[i].prefix, 16);
+		memcpy(routes[i].gateway, c->routes6[i].gateway, 16);
+		routes[i].prefix_len = c->routes6[i].prefix_len;
+		routes[i].port = c->routes6[i].port;
+	}
+}
+
 static void snap_fill_tcp(const struct pg_conf_tcp *c, struct snap_tcp *t)
 {
 	t->max_conns = c->max_connections;
@@ -335,10 +361,35 @@ static void snap_fill_relay_domains(const struct pg_conf *c, struct snap_strings
 	snap_fill_domain_list(c->relay_domains, c->nrelay_domains, 0, s, out);
 }
 
+/* How many of a network list are IPv6 (they go to the ABI 2.3 sections). */
+static uint32_t snap_count_v6(const struct pg_conf_cidr *n, uint32_t count)
+{
+	uint32_t v6 = 0;
+
+	for (uint32_t i = 0; i < count; i++)
+		v6 += n[i].v6;
+	return v6;
+}
+
+/* A network list into its IPv4 (1.x) and IPv6 (2.1) sections, in file order. */
+static void snap_fill_cidrs(const struct pg_conf_cidr *in, uint32_t count, struct snap_cidr *v4,
+                            struct snap_cidr6 *v6)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		if (in[i].v6) {
+			memcpy(v6->prefix, in[i].addr6, 16);
+			(v6++)->len = in[i].len;
+		} else {
+			v4->prefix = in[i].prefix;
+			(v4++)->len = in[i].len;
+		}
+	}
+}
+
 /* ABI 1.6 inbound TLS requirements: settings, networks, sender names. */
 static void snap_fill_inbound_tls(const struct pg_conf_smtpd_tls *c, struct snap_strings *s,
                                   struct snap_inbound_tls *t, struct snap_cidr *nets,
-                                  struct snap_name_key *senders)
+                                  struct snap_cidr6 *nets6, struct snap_name_key *senders)
 {
 	t->level = c->level;
 	t->protocols = c->protocols;
@@ -348,10 +399,7 @@ static void snap_fill_inbound_tls(const struct pg_conf_smtpd_tls *c, struct snap
 	t->senders_line = c->senders_line;
 	t->protocols_line = c->protocols_line;
 	t->mandatory_line = c->mandatory_line;
-	for (uint32_t i = 0; i < c->nnetworks; i++) {
-		nets[i].prefix = c->networks[i].prefix;
-		nets[i].len = c->networks[i].len;
-	}
+	snap_fill_cidrs(c->networks, c->nnetworks, nets, nets6);
 	snap_fill_domain_list(c->senders, c->nsenders, c->senders_line, s, senders);
 }
 
@@ -550,7 +598,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	uint8_t *base;
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
-	    c->workers > SNAP_MAX_WORKERS || npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
+	    c->nroutes6 > SNAP_MAX_ROUTES || c->workers > SNAP_MAX_WORKERS ||
+	    npol >= UINT32_MAX / 2 || ntr >= UINT32_MAX / 2 ||
 	    !snap_certs_size(certs, &ncnames, &ncchain, &nder) ||
 	    !snap_trust_size(in->cafile, pol, &ntrust, &ntrust_der) ||
 	    nkeys > SNAP_TICKET_KEYS_MAX || nsnd >= UINT32_MAX / 2) {
@@ -583,8 +632,10 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TRANSPORT_INDEX].count = snap_nbuckets(ntr);
 	sec[SB_NEXTHOPS].count = (uint32_t)nnh;
 	sec[SB_NEXTHOPS].size = nnh * sizeof(struct snap_nexthop);
-	sec[SB_MYNETWORKS].count = c->nmynetworks;
-	sec[SB_MYNETWORKS].size = c->nmynetworks * sizeof(struct snap_cidr);
+	sec[SB_MYNETWORKS6].count = snap_count_v6(c->mynetworks, c->nmynetworks);
+	sec[SB_MYNETWORKS6].size = sec[SB_MYNETWORKS6].count * sizeof(struct snap_cidr6);
+	sec[SB_MYNETWORKS].count = c->nmynetworks - sec[SB_MYNETWORKS6].count;
+	sec[SB_MYNETWORKS].size = sec[SB_MYNETWORKS].count * sizeof(struct snap_cidr);
 	sec[SB_RELAY_DOMAINS].count = c->nrelay_domains;
 	sec[SB_RELAY_DOMAINS].size = c->nrelay_domains * sizeof(struct snap_name_key);
 	sec[SB_RELAY_DOMAINS_INDEX].count = snap_nbuckets(c->nrelay_domains);
@@ -596,7 +647,7 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TLS_CERT_CHAIN].size = ncchain * sizeof(struct snap_bytes);
 	sec[SB_TLS_DER].count = (uint32_t)nder;
 	sec[SB_TLS_DER].size = nder;
-	sec[SB_DIAG_CLIENT].count = c->diag_client.set ? 1 : 0;
+	sec[SB_DIAG_CLIENT].count = c->diag_client.set && !c->diag_client.v6 ? 1 : 0;
 	sec[SB_DIAG_CLIENT].size = sec[SB_DIAG_CLIENT].count * sizeof(struct snap_diag_client);
 	sec[SB_TCP].count = 1;
 	sec[SB_TCP].size = sizeof(struct snap_tcp);
@@ -604,8 +655,14 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_SMTP].size = sizeof(struct snap_smtp);
 	sec[SB_INBOUND_TLS].count = 1;
 	sec[SB_INBOUND_TLS].size = sizeof(struct snap_inbound_tls);
-	sec[SB_INBOUND_TLS_NETWORKS].count = c->smtpd_tls.nnetworks;
-	sec[SB_INBOUND_TLS_NETWORKS].size = c->smtpd_tls.nnetworks * sizeof(struct snap_cidr);
+	sec[SB_INBOUND_TLS_NETWORKS6].count =
+	    snap_count_v6(c->smtpd_tls.networks, c->smtpd_tls.nnetworks);
+	sec[SB_INBOUND_TLS_NETWORKS6].size =
+	    sec[SB_INBOUND_TLS_NETWORKS6].count * sizeof(struct snap_cidr6);
+	sec[SB_INBOUND_TLS_NETWORKS].count =
+	    c->smtpd_tls.nnetworks - sec[SB_INBOUND_TLS_NETWORKS6].count;
+	sec[SB_INBOUND_TLS_NETWORKS].size =
+	    sec[SB_INBOUND_TLS_NETWORKS].count * sizeof(struct snap_cidr);
 	sec[SB_INBOUND_TLS_SENDERS].count = c->smtpd_tls.nsenders;
 	sec[SB_INBOUND_TLS_SENDERS].size = c->smtpd_tls.nsenders * sizeof(struct snap_name_key);
 	sec[SB_INBOUND_TLS_SENDERS_INDEX].count = snap_nbuckets(c->smtpd_tls.nsenders);
@@ -617,6 +674,12 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_TLS_TRUST_DER].size = ntrust_der;
 	sec[SB_TLS_TICKET_KEYS].count = nkeys;
 	sec[SB_TLS_TICKET_KEYS].size = nkeys * sizeof(struct snap_tls_ticket_key);
+	sec[SB_PORTS6].count = c->nports;
+	sec[SB_PORTS6].size = c->nports * sizeof(struct snap_port6);
+	sec[SB_ROUTES6].count = c->nroutes6;
+	sec[SB_ROUTES6].size = c->nroutes6 * sizeof(struct snap_route6);
+	sec[SB_DIAG_CLIENT6].count = c->diag_client.set && c->diag_client.v6 ? 1 : 0;
+	sec[SB_DIAG_CLIENT6].size = sec[SB_DIAG_CLIENT6].count * sizeof(struct snap_diag_client6);
 	sec[SB_SETTINGS].count = SET__COUNT;
 	sec[SB_SETTINGS].size = SET__COUNT * sizeof(struct snap_setting);
 	sec[SB_SENDER_TLS].count = (uint32_t)nsnd;
@@ -687,12 +750,9 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	snap_fill_transport(tr, &strings,
 	                    (struct snap_transport *)(base + sec[SB_TRANSPORT].offset),
 	                    (struct snap_nexthop *)(base + sec[SB_NEXTHOPS].offset));
-	for (uint32_t i = 0; i < c->nmynetworks; i++) {
-		struct snap_cidr *n = (struct snap_cidr *)(base + sec[SB_MYNETWORKS].offset) + i;
-
-		n->prefix = c->mynetworks[i].prefix;
-		n->len = c->mynetworks[i].len;
-	}
+	snap_fill_cidrs(c->mynetworks, c->nmynetworks,
+	                (struct snap_cidr *)(base + sec[SB_MYNETWORKS].offset),
+	                (struct snap_cidr6 *)(base + sec[SB_MYNETWORKS6].offset));
 	snap_fill_relay_domains(c, &strings,
 	                        (struct snap_name_key *)(base + sec[SB_RELAY_DOMAINS].offset));
 	snap_index((uint32_t *)(base + sec[SB_TLS_INDEX].offset), sec[SB_TLS_INDEX].count,
@@ -707,7 +767,18 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	                (struct snap_str *)(base + sec[SB_TLS_CERT_NAMES].offset),
 	                (struct snap_bytes *)(base + sec[SB_TLS_CERT_CHAIN].offset),
 	                base + sec[SB_TLS_DER].offset);
-	if (c->diag_client.set) {
+	snap_fill_ipv6(c, (struct snap_port6 *)(base + sec[SB_PORTS6].offset),
+	               (struct snap_route6 *)(base + sec[SB_ROUTES6].offset));
+	if (c->diag_client.set && c->diag_client.v6) {
+		struct snap_diag_client6 *dc =
+		    (struct snap_diag_client6 *)(base + sec[SB_DIAG_CLIENT6].offset);
+
+		memcpy(dc->addr, c->diag_client.addr6, 16);
+		dc->port = c->diag_client.port;
+		dc->mode = c->diag_client.mode;
+		dc->bytes = c->diag_client.bytes;
+		dc->count = c->diag_client.count;
+	} else if (c->diag_client.set) {
 		struct snap_diag_client *dc =
 		    (struct snap_diag_client *)(base + sec[SB_DIAG_CLIENT].offset);
 
@@ -722,6 +793,7 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	snap_fill_inbound_tls(&c->smtpd_tls, &strings,
 	                      (struct snap_inbound_tls *)(base + sec[SB_INBOUND_TLS].offset),
 	                      (struct snap_cidr *)(base + sec[SB_INBOUND_TLS_NETWORKS].offset),
+	                      (struct snap_cidr6 *)(base + sec[SB_INBOUND_TLS_NETWORKS6].offset),
 	                      (struct snap_name_key *)(base + sec[SB_INBOUND_TLS_SENDERS].offset));
 	snap_index((uint32_t *)(base + sec[SB_INBOUND_TLS_SENDERS_INDEX].offset),
 	           sec[SB_INBOUND_TLS_SENDERS_INDEX].count,

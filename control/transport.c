@@ -44,6 +44,11 @@ int transport_parse_nexthop(const char *in, struct transport_nexthop *nh, char *
 	unsigned long port = POLICY_SMTP_PORT;
 
 	memset(nh, 0, sizeof(*nh));
+	if (!bracket && strchr(in, ':') != strrchr(in, ':'))
+		return transport_why(why, whylen,
+		                     "next hop \"%.100s\": an IPv6 address must be in"
+		                     " brackets: [ipv6:ADDRESS] or [ipv6:ADDRESS]:port",
+		                     in);
 	if (bracket) {
 		hs = in + 1;
 		he = strchr(hs, ']');
@@ -67,9 +72,48 @@ int transport_parse_nexthop(const char *in, struct transport_nexthop *nh, char *
 		return transport_why(why, whylen, "next hop \"%.40s...\": host name too long", in);
 	memcpy(host, hs, (size_t)(he - hs));
 	host[he - hs] = '\0';
-	if (strncasecmp(host, "ipv6:", 5) == 0 || (bracket && strchr(host, ':') != NULL))
-		return transport_why(
-		    why, whylen, "next hop \"%.100s\": IPv6 next hops are not supported yet", in);
+	if (strncasecmp(host, "ipv6:", 5) == 0 || strchr(host, ':') != NULL) {
+		/* RFC 5321 §4.1.3 IPv6-address-literal "[IPv6:...]"; Postfix takes it bare too */
+		const char *a6 = strncasecmp(host, "ipv6:", 5) == 0 ? host + 5 : host;
+		static const uint8_t zero6[16], loop6[16] = {[15] = 1};
+		uint8_t b6[16];
+
+		if (!bracket)
+			return transport_why(why, whylen,
+			                     "next hop \"%.100s\": an IPv6 address must be in"
+			                     " brackets: [ipv6:ADDRESS] or [ipv6:ADDRESS]:port",
+			                     in);
+		if (inet_pton(AF_INET6, a6, b6) != 1)
+			return transport_why(why, whylen,
+			                     "next hop \"%.100s\": \"%s\" is not an IPv6 address",
+			                     in, a6);
+		if (b6[0] == 0xff || (b6[0] == 0xfe && (b6[1] & 0xc0) == 0x80) ||
+		    memcmp(b6, zero6, 16) == 0 || memcmp(b6, loop6, 16) == 0)
+			return transport_why(why, whylen,
+			                     "next hop \"%.100s\": not a routable unicast address"
+			                     " (multicast, link-local, :: or ::1)",
+			                     in);
+		inet_ntop(AF_INET6, b6, nh->host, sizeof(nh->host));
+		nh->flags |= SNAP_NH_F_IP6 | SNAP_NH_F_NO_MX;
+		if (ps != NULL) {
+			char *end;
+
+			errno = 0;
+			port = isdigit((unsigned char)*ps) ? strtoul(ps, &end, 10) : 0;
+			if (port == 0 || port > 65535 || *end != '\0' || errno != 0)
+				return transport_why(why, whylen,
+				                     "next hop \"%.100s\": port must be a number"
+				                     " 1..65535",
+				                     in);
+		}
+		nh->port = (uint16_t)port;
+		/* the destination as Postfix names it: the literal with its tag */
+		if (port != POLICY_SMTP_PORT)
+			snprintf(nh->dest, sizeof(nh->dest), "[ipv6:%.46s]:%lu", nh->host, port);
+		else
+			snprintf(nh->dest, sizeof(nh->dest), "[ipv6:%.46s]", nh->host);
+		return 0;
+	}
 	if (ps != NULL) {
 		char *end;
 

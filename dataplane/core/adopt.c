@@ -32,6 +32,60 @@ static uint32_t adopt_netmask(uint8_t len)
 	return len == 0 ? 0 : rte_cpu_to_be_32(~0u << (32 - len));
 }
 
+/*
+ * ABI 2.3: the ports' IPv6 addresses (link-local from each MAC) and the
+ * IPv6 routes, checked as the IPv4 ones. Absent sections: no IPv6.
+ */
+static int adopt_compile_net6(const struct snap_header *h, struct net_config *nc, char *err,
+                              size_t errlen)
+{
+	const struct snap_port6 *sp;
+	const struct snap_route6 *sr;
+	uint32_t nsp = 0, nsr = 0;
+
+	sp = snap_section(h, SNAP_SEC_PORTS6, &nsp);
+	sr = snap_section(h, SNAP_SEC_ROUTES6, &nsr);
+	if (sr != NULL && nsr > NET_MAX_ROUTES) {
+		snprintf(err, errlen, "snapshot has %u IPv6 routes, limit %d", nsr, NET_MAX_ROUTES);
+		return PG_ERROR;
+	}
+	for (uint16_t i = 0; sp != NULL && i < nc->nports && i < nsp; i++) {
+		struct net_port *np = &nc->ports[i];
+
+		if (sp[i].prefix_len == 0)
+			continue;
+		if (sp[i].prefix_len > 128 || np->mtu < 1280) {
+			snprintf(err, errlen, "port %u: IPv6 prefix /%u or MTU %u out of range", i,
+			         sp[i].prefix_len, np->mtu);
+			return PG_ERROR;
+		}
+		np->has_ip6 = true;
+		np->prefix6_len = sp[i].prefix_len;
+		memcpy(np->addr6, sp[i].addr, 16);
+		net_port_ipv6_init(np);
+	}
+	for (uint32_t i = 0; sr != NULL && i < nsr; i++) {
+		struct net_route6 *nr;
+
+		/* net_route6_lookup takes the first match: longest prefix first. */
+		if (sr[i].prefix_len > 128 || (i > 0 && sr[i].prefix_len > sr[i - 1].prefix_len)) {
+			snprintf(err, errlen,
+			         "IPv6 route %u: prefix /%u out of range or out of order", i,
+			         sr[i].prefix_len);
+			return PG_ERROR;
+		}
+		/* As for IPv4: a route out of a port this process lacks is left out. */
+		if (sr[i].port >= nc->nports || !nc->ports[sr[i].port].has_ip6)
+			continue;
+		nr = &nc->routes6[nc->nroutes6++];
+		memcpy(nr->prefix, sr[i].prefix, 16);
+		memcpy(nr->gateway, sr[i].gateway, 16);
+		nr->prefix_len = sr[i].prefix_len;
+		nr->port = sr[i].port;
+	}
+	return PG_OK;
+}
+
 int adopt_compile_net(const struct snap_header *h, const struct adopt_hw *hw,
 		      struct net_config *nc, char *err, size_t errlen)
 {
@@ -99,7 +153,7 @@ int adopt_compile_net(const struct snap_header *h, const struct adopt_hw *hw,
 	nc->arp_max_retries = dp->arp_max_retries;
 	nc->arp_pending_max = dp->arp_pending_max;
 	nc->gratuitous_arp = (dp->flags & SNAP_DP_F_GRATUITOUS_ARP) != 0;
-	return PG_OK;
+	return adopt_compile_net6(h, nc, err, errlen);
 }
 
 void adopt_compile_tcp(const struct snap_header *h, struct tcp_config *cfg)

@@ -53,6 +53,11 @@ static bool dp_cmd_session_one(const struct tcp_conn_info *ci, void *arg)
 		s->rp->truncated = true; /* the operator's limit */
 		return false;
 	}
+	if (pg_addr_is_v6(&ci->local)) {
+		item.flags |= CMD_SESSION_F_IPV6;
+		memcpy(item.laddr6, ci->local.v6, 16);
+		memcpy(item.raddr6, ci->remote.v6, 16);
+	}
 	strncpy(item.state, ci->state, sizeof(item.state) - 1);
 	if (!cmdring_reply_add(s->rp, &item, sizeof(item)))
 		return false; /* the ring is full: truncated */

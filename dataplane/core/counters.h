@@ -66,6 +66,56 @@
 	X(route_drop_noroute, "packets dropped: no route to destination")                          \
 	X(ipv4_out_drop_mtu, "packets dropped: larger than the port MTU")                          \
 	X(ipv4_out_drop_headroom, "packets dropped: no headroom for Ethernet")                     \
+	X(ipv6_rx, "IPv6 packets received")                                                        \
+	X(ipv6_drop_short, "IPv6 dropped: truncated header")                                       \
+	X(ipv6_drop_version, "IPv6 dropped: version not 6")                                        \
+	X(ipv6_drop_len, "IPv6 dropped: bad payload length or jumbogram")                          \
+	X(ipv6_drop_bad_src, "IPv6 dropped: multicast/loopback/own source")                        \
+	X(ipv6_drop_not_for_us, "IPv6 dropped: destination not ours")                              \
+	X(ipv6_drop_link_bcast, "IPv6 dropped: Ethernet broadcast frame")                          \
+	X(ipv6_drop_tentative, "IPv6 dropped: to an address not (yet) valid")                      \
+	X(ipv6_drop_exthdr, "IPv6 dropped: bad or too long header chain")                          \
+	X(ipv6_drop_option, "IPv6 dropped: option says discard, bad padding")                      \
+	X(ipv6_drop_routing, "IPv6 dropped: routing header, segments left")                        \
+	X(ipv6_drop_fragment, "IPv6 dropped: fragment (no reassembly)")                            \
+	X(ipv6_drop_no_next, "IPv6 dropped: no next header (59)")                                  \
+	X(ipv6_drop_proto, "IPv6 dropped: upper-layer protocol not handled")                       \
+	X(ipv6_drop_scope, "IPv6 dropped: TCP with a link-local address")                          \
+	X(ipv6_out_drop_mtu, "IPv6 packets dropped: larger than the port MTU")                     \
+	X(ipv6_out_drop_headroom, "IPv6 packets dropped: no headroom")                             \
+	X(ipv6_out_drop_nosrc, "IPv6 packets dropped: no usable source")                           \
+	X(route6_drop_noroute, "IPv6 packets dropped: no route")                                   \
+	X(icmp6_drop_short, "ICMPv6 dropped: truncated")                                           \
+	X(icmp6_drop_cksum, "ICMPv6 dropped: bad checksum")                                        \
+	X(icmp6_drop_type, "ICMPv6 dropped: type not handled")                                     \
+	X(icmp6_drop_mcast_echo, "ICMPv6 echo requests to multicast ignored")                      \
+	X(icmp6_echo_rx, "ICMPv6 echo requests received")                                          \
+	X(icmp6_echo_reply_tx, "ICMPv6 echo replies sent")                                         \
+	X(icmp6_error_rx, "ICMPv6 error messages received")                                        \
+	X(icmp6_error_tx, "ICMPv6 error messages sent (RFC 4443)")                                 \
+	X(icmp6_error_suppressed, "ICMPv6 errors not sent: RFC 4443 2.4(e)")                       \
+	X(icmp6_error_limited, "ICMPv6 errors not sent: rate limit")                               \
+	X(nd_drop_invalid, "ND dropped: fails RFC 4861 7.1 validation")                            \
+	X(nd_drop_not_for_us, "ND solicitations for targets not ours")                             \
+	X(nd_ignored, "ND/MLD messages for routers ignored (RS, RA, ...)")                         \
+	X(nd_bcast_fwd, "ND frames copied to the other workers")                                   \
+	X(nd_ns_rx, "ND neighbour solicitations received")                                         \
+	X(nd_na_rx, "ND neighbour advertisements received")                                        \
+	X(nd_ns_tx, "ND neighbour solicitations sent (NUD, DAD)")                                  \
+	X(nd_na_tx, "ND neighbour advertisements sent")                                            \
+	X(nd_learned, "ND neighbour entries created or updated")                                   \
+	X(nd_expired, "ND neighbour entries removed (unreachable, unused)")                        \
+	X(nd_cache_full, "ND neighbour entries not created: cache full")                           \
+	X(nd_pending_queued, "packets parked awaiting ND resolution")                              \
+	X(nd_pending_drop_full, "packets dropped: ND pending queue full")                          \
+	X(nd_unresolved_drop, "packets dropped: IPv6 neighbour silent")                            \
+	X(nd_flush_drop, "packets dropped: parked for ND at config change")                        \
+	X(nd_dad_ok, "IPv6 addresses that passed DAD (RFC 4862)")                                  \
+	X(nd_dad_duplicate, "IPv6 addresses found duplicate by DAD")                               \
+	X(nd_conflict, "ND: another node advertises our address")                                  \
+	X(mld_report_tx, "MLD reports sent (solicited-node groups)")                               \
+	X(mld_query_rx, "MLD queries received")                                                    \
+	X(mld_drop_invalid, "MLD queries dropped: not link-local, bad length")                     \
 	X(tcp_rx, "TCP segments received")                                                         \
 	X(tcp_drop_short, "TCP dropped: truncated header or zero port")                            \
 	X(tcp_drop_cksum, "TCP dropped: bad checksum")                                             \
@@ -122,8 +172,8 @@
 	X(tcp_refuse_mbuf, "TCP connections refused: mbuf watermark")                              \
 	X(tcp_keepalive_tx, "TCP keepalive probes sent")                                           \
 	X(tcp_keepalive_timeout, "TCP connections dropped: keepalive")                             \
-	X(tcp_pmtu_update, "TCP MSS lowered by ICMP frag-needed (RFC 1191)")                       \
-	X(tcp_pmtu_ignored, "ICMP frag-needed ignored: no match or bad seq")                       \
+	X(tcp_pmtu_update, "TCP MSS lowered by ICMP frag-needed or PTB")                           \
+	X(tcp_pmtu_ignored, "ICMP frag-needed/PTB ignored: no match or seq")                       \
 	X(diag_echo_conns, "diag: echo connections accepted (port 7)")                             \
 	X(diag_echo_bytes, "diag: bytes echoed")                                                   \
 	X(diag_discard_conns, "diag: discard connections accepted (port 9)")                       \
@@ -139,6 +189,7 @@
 	X(snapshot_rejected, "control snapshots refused (invalid)")                                \
 	X(smtp_sessions, "SMTP sessions accepted (greeted 220)")                                   \
 	X(smtp_sessions_refused, "SMTP sessions refused: 421 at greeting")                         \
+	X(smtp_sessions_ipv6, "SMTP sessions accepted over IPv6 (of smtp_sessions)")               \
 	X(smtp_messages_accepted, "SMTP messages on disk and answered 250")                        \
 	X(smtp_recipients_accepted, "SMTP recipients accepted (RCPT 250)")                         \
 	X(smtp_relay_denied, "SMTP recipients refused: 554 5.7.1 relay")                           \
@@ -149,12 +200,13 @@
 	X(smtp_tls_resumed, "inbound handshakes that resumed a session (ticket)")                  \
 	X(smtp_tls_failures, "inbound STARTTLS handshakes that failed")                            \
 	X(smtp_tls_required, "inbound MAIL refused 530 5.7.0: TLS required")                       \
-	X(smtp_tls_required_rcpt, "inbound RCPT refused 530 5.7.0: TLS required (recipient)") \
+	X(smtp_tls_required_rcpt, "inbound RCPT refused 530 5.7.0: TLS required (recipient)")      \
 	X(spool_commits, "spool: messages committed (spool_stats)")                                \
 	X(spool_fsyncs, "spool: data fdatasyncs (spool_stats)")                                    \
 	X(spool_queued, "spool: messages in the queue now (not a total)")                          \
 	X(delivery_attempts, "delivery: transactions started (one per job)")                       \
 	X(delivery_connections, "delivery: connections opened to next hops")                       \
+	X(delivery_connections_ipv6, "delivery: of those, to IPv6 next hops")                      \
 	X(delivery_connection_reuses, "delivery: transactions on a reused connection")             \
 	X(delivery_connect_failures, "delivery: connections refused, timed out, no route")         \
 	X(delivery_failovers, "delivery: jobs moved on to the next next hop")                      \
@@ -163,7 +215,7 @@
 	X(delivery_tls_failures, "delivery: STARTTLS handshakes that failed")                      \
 	X(delivery_tls_policy_deferred, "delivery: attempts deferred by TLS policy (4.7.x)")       \
 	X(delivery_tls_would_defer, "delivery: mode=testing attempts that would have deferred")    \
-	X(delivery_tls_floor_raised, "delivery: jobs queued at a level a sender floor raised") \
+	X(delivery_tls_floor_raised, "delivery: jobs queued at a level a sender floor raised")     \
 	X(delivery_tls_plaintext_fallbacks, "delivery: level may: retried in plaintext")           \
 	X(delivery_rcpts_delivered, "delivery: recipients accepted by the next hop")               \
 	X(delivery_rcpts_deferred, "delivery: recipient attempts deferred (4xx)")                  \
@@ -190,7 +242,7 @@ enum pg_counter {
 #define PG_COUNTER_ENUM(name, doc) CTR_##name,
 	PG_COUNTERS(PG_COUNTER_ENUM)
 #undef PG_COUNTER_ENUM
-	CTR__COUNT
+	    CTR__COUNT
 };
 
 extern const char *const pg_counter_names[CTR__COUNT];

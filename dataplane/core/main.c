@@ -494,6 +494,9 @@ int main(int argc, char **argv)
 		w->arp = arp_table_create(w, 4096);
 		if (w->arp == NULL)
 			dp_fail("cannot allocate the neighbour table of worker %u", wi);
+		w->nd = nd_table_create(w, 4096);
+		if (w->nd == NULL)
+			dp_fail("cannot allocate the IPv6 neighbour table of worker %u", wi);
 		w->timers = worker_alloc(w, sizeof(*w->timers));
 		if (w->timers == NULL)
 			dp_fail("cannot allocate the timer wheel of worker %u", wi);
@@ -609,6 +612,7 @@ int main(int argc, char **argv)
 		w->timers = NULL;
 		adopt_release_certs(w);
 		arp_table_destroy(w, w->arp);
+		nd_table_destroy(w, w->nd);
 		worker_free(w, w->net_owned);
 		rte_free(w);
 	}

@@ -167,6 +167,14 @@ int port_setup(uint16_t nports, uint32_t nworkers, const char (*devices)[256],
 			return PG_ERROR;
 		}
 		rte_eth_macaddr_get(pid, &np->mac);
+		/*
+		 * IPv6 Neighbor Discovery arrives on multicast groups - all
+		 * nodes, the solicited-node group of each address (RFC 4861
+		 * §7.2.1) - that follow the configuration: the NIC passes all
+		 * multicast and eth.c keeps each port's groups. A device that
+		 * cannot filter (virtual ones) delivers everything anyway.
+		 */
+		(void)rte_eth_allmulticast_enable(pid);
 		if (conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS)
 			port_program_reta(pid, &info, nworkers);
 	}

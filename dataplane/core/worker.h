@@ -65,6 +65,8 @@ struct worker {
 	/* network */
 	const struct net_config *net; /* current, from the adopted snapshot */
 	struct arp_table *arp;
+	struct nd_table *nd;       /* IPv6 neighbours and DAD (net/nd.c); NULL: no IPv6 */
+	uint64_t icmp6_err_tat_ns; /* ICMPv6 error rate limit (net/icmp6.c) */
 	struct worker_txbuf tx[NET_MAX_PORTS];
 	worker_tx_burst_fn tx_burst;
 	void *tx_capture; /* for the test capture */

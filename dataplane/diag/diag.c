@@ -69,7 +69,7 @@ struct diag_state {
 	struct diag_client *clients;
 	uint32_t nclients;
 	/* worker 0: the diag_client setting and its runs */
-	struct snap_diag_client cfg; /* last adopted; count 0 = none */
+	struct diag_client_cfg cfg;  /* last adopted; count 0 = none */
 	struct diag_client *run;     /* the run in progress */
 	uint32_t run_no, runs_left;
 	struct timer next_run;
@@ -433,6 +433,19 @@ static const struct tcp_ops diag_listen_ops[DIAG_SVC__COUNT] = {
     [DIAG_SVC_SOURCE] = {.accepted = diag_source_accepted},
 };
 
+/* The services listen on every address of both families. */
+static const uint8_t diag_families[] = {PG_AF_INET, PG_AF_INET6};
+#define DIAG_NLISTEN (DIAG_SVC__COUNT * sizeof(diag_families))
+
+static void diag_unlisten(struct worker *w, unsigned n)
+{
+	while (n-- > 0) {
+		struct pg_addr any = pg_addr_any(diag_families[n / DIAG_SVC__COUNT]);
+
+		tcp_unlisten_addr(w, &any, diag_svc_port[n % DIAG_SVC__COUNT]);
+	}
+}
+
 int diag_services_start(struct worker *w)
 {
 	struct diag_state *d;
@@ -441,11 +454,14 @@ int diag_services_start(struct worker *w)
 		return PG_ERROR;
 	if (d->listening)
 		return PG_OK;
-	for (unsigned i = 0; i < DIAG_SVC__COUNT; i++) {
-		if (tcp_listen(w, 0, diag_svc_port[i], &diag_listen_ops[i], d) != PG_OK) {
+	for (unsigned i = 0; i < DIAG_NLISTEN; i++) {
+		struct pg_addr any = pg_addr_any(diag_families[i / DIAG_SVC__COUNT]);
+		unsigned svc = i % DIAG_SVC__COUNT;
+
+		if (tcp_listen_addr(w, &any, diag_svc_port[svc], &diag_listen_ops[svc], d) !=
+		    PG_OK) {
 			/* taken by someone else, or the table is full: undo ours */
-			while (i-- > 0)
-				tcp_unlisten(w, 0, diag_svc_port[i]);
+			diag_unlisten(w, i);
 			return PG_ERROR;
 		}
 	}
@@ -459,8 +475,7 @@ void diag_services_stop(struct worker *w)
 
 	if (d == NULL || !d->listening)
 		return;
-	for (unsigned i = 0; i < DIAG_SVC__COUNT; i++)
-		tcp_unlisten(w, 0, diag_svc_port[i]);
+	diag_unlisten(w, DIAG_NLISTEN);
 	d->listening = false;
 }
 
@@ -489,14 +504,22 @@ const char *diag_client_mode_name(enum diag_client_mode mode)
 	return "?";
 }
 
+/* "198.19.0.2" or "[2001:db8:19::2]", ready for ":PORT". */
+static void diag_fmt_host(const struct pg_addr *a, char *buf, size_t len)
+{
+	char ip[PG_ADDR_STRLEN];
+
+	pg_addr_fmt(a, ip, sizeof(ip));
+	snprintf(buf, len, pg_addr_is_v6(a) ? "[%s]" : "%s", ip);
+}
+
 void diag_result_format(const struct diag_result *r, char *buf, size_t len)
 {
-	char ip[INET_ADDRSTRLEN], verdict[128];
-	struct in_addr a = {.s_addr = r->dst_ip};
+	char ip[PG_ADDR_STRLEN + 2], verdict[128];
 	double s = (double)r->elapsed_ns / 1e9;
 	uint64_t payload = r->mode == DIAG_CLIENT_SOURCE ? r->received : r->sent;
 
-	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	diag_fmt_host(&r->dst, ip, sizeof(ip));
 	if (r->ok)
 		snprintf(verdict, sizeof(verdict), "verified ok");
 	else if (r->mismatch)
@@ -728,7 +751,7 @@ static void diag_client_watchdog(struct timer *t, void *owner)
 	timer_arm(w->timers, t, w->now_ns + DIAG_WATCHDOG_NS);
 }
 
-static int diag_client_open(struct worker *w, uint32_t dst_ip, uint16_t dst_port,
+static int diag_client_open(struct worker *w, const struct pg_addr *dst, uint16_t dst_port,
                             enum diag_client_mode mode, uint64_t bytes, diag_client_done_fn done,
                             void *arg, struct diag_client **out)
 {
@@ -747,7 +770,8 @@ static int diag_client_open(struct worker *w, uint32_t dst_ip, uint16_t dst_port
 		return PG_ERROR;
 	cl->d = d;
 	cl->r.mode = mode;
-	cl->r.dst_ip = dst_ip;
+	cl->r.dst = *dst;
+	cl->r.dst_ip = pg_addr_is_v4(dst) ? dst->v4 : 0;
 	cl->r.dst_port = dst_port;
 	cl->r.bytes = bytes;
 	cl->start_ns = cl->progress_ns = w->now_ns;
@@ -757,7 +781,7 @@ static int diag_client_open(struct worker *w, uint32_t dst_ip, uint16_t dst_port
 		cl->req_len = (uint32_t)snprintf(cl->req, sizeof(cl->req), "%" PRIu64 "\n", bytes);
 	timer_init(&cl->watchdog, diag_client_watchdog);
 	DIAG_LINK(d->clients, d->nclients, cl);
-	rc = tcp_connect(w, dst_ip, dst_port, &diag_client_ops, cl, &c);
+	rc = tcp_connect_addr(w, dst, dst_port, &diag_client_ops, cl, &c);
 	if (rc != PG_OK) {
 		DIAG_UNLINK(d->clients, d->nclients, cl);
 		worker_free(w, cl);
@@ -770,11 +794,20 @@ static int diag_client_open(struct worker *w, uint32_t dst_ip, uint16_t dst_port
 	return PG_OK;
 }
 
+int diag_client_start_addr(struct worker *w, const struct pg_addr *dst, uint16_t dst_port,
+                           enum diag_client_mode mode, uint64_t bytes, diag_client_done_fn done,
+                           void *arg)
+{
+	return diag_client_open(w, dst, dst_port, mode, bytes, done, arg, NULL);
+}
+
 int diag_client_start(struct worker *w, uint32_t dst_ip, uint16_t dst_port,
                       enum diag_client_mode mode, uint64_t bytes, diag_client_done_fn done,
                       void *arg)
 {
-	return diag_client_open(w, dst_ip, dst_port, mode, bytes, done, arg, NULL);
+	struct pg_addr dst = pg_addr_v4(dst_ip);
+
+	return diag_client_open(w, &dst, dst_port, mode, bytes, done, arg, NULL);
 }
 
 uint32_t diag_client_active(const struct worker *w)
@@ -787,11 +820,10 @@ uint32_t diag_client_active(const struct worker *w)
 /* A configured run ended: the log line, and the event for posternd's JSON log. */
 static void diag_run_report(struct diag_state *d, const struct diag_result *r)
 {
-	char line[256], ip[INET_ADDRSTRLEN];
-	struct in_addr a = {.s_addr = r->dst_ip};
+	char line[256], ip[PG_ADDR_STRLEN + 2];
 
 	diag_result_format(r, line, sizeof(line));
-	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	diag_fmt_host(&r->dst, ip, sizeof(ip));
 	if (r->ok)
 		RTE_LOG(NOTICE, USER1, "diag client: run %u/%u: %s\n", d->run_no, d->cfg.count,
 		        line);
@@ -826,7 +858,7 @@ static void diag_run_next(struct timer *t, void *owner)
 {
 	struct diag_state *d = container_of(t, struct diag_state, next_run);
 	struct worker *w = owner;
-	const struct snap_diag_client *cfg = &d->cfg;
+	const struct diag_client_cfg *cfg = &d->cfg;
 	struct diag_result r;
 	int rc;
 
@@ -834,14 +866,15 @@ static void diag_run_next(struct timer *t, void *owner)
 		return;
 	d->runs_left--;
 	d->run_no++;
-	rc = diag_client_open(w, cfg->addr, cfg->port, (enum diag_client_mode)cfg->mode, cfg->bytes,
-	                      diag_run_done, d, &d->run);
+	rc = diag_client_open(w, &cfg->addr, cfg->port, (enum diag_client_mode)cfg->mode,
+	                      cfg->bytes, diag_run_done, d, &d->run);
 	if (rc == PG_OK)
 		return;
 	/* Could not even start: report it and give up the rest of the series. */
 	memset(&r, 0, sizeof(r));
 	r.mode = (enum diag_client_mode)cfg->mode;
-	r.dst_ip = cfg->addr;
+	r.dst = cfg->addr;
+	r.dst_ip = pg_addr_is_v4(&cfg->addr) ? cfg->addr.v4 : 0;
 	r.dst_port = cfg->port;
 	r.bytes = cfg->bytes;
 	snprintf(r.error, sizeof(r.error), "cannot connect: %s%s",
@@ -856,11 +889,12 @@ static void diag_run_next(struct timer *t, void *owner)
 }
 
 /* A new diag_client setting (count 0 = none): cancel the old series, start the new. */
-static void diag_runs_configure(struct diag_state *d, const struct snap_diag_client *want)
+static void diag_runs_configure(struct diag_state *d, const struct diag_client_cfg *want)
 {
 	struct worker *w = d->w;
 
-	if (memcmp(&d->cfg, want, sizeof(*want)) == 0)
+	if (pg_addr_eq(&d->cfg.addr, &want->addr) && d->cfg.port == want->port &&
+	    d->cfg.mode == want->mode && d->cfg.bytes == want->bytes && d->cfg.count == want->count)
 		return;
 	d->runs_left = 0;
 	timer_cancel(w->timers, &d->next_run);
@@ -877,7 +911,8 @@ void diag_adopt(struct worker *w, const struct snap_header *h)
 {
 	const struct snap_dataplane *dp;
 	const struct snap_diag_client *sc;
-	struct snap_diag_client want;
+	const struct snap_diag_client6 *sc6;
+	struct diag_client_cfg want;
 	struct diag_state *d;
 	uint32_t n;
 
@@ -898,8 +933,21 @@ void diag_adopt(struct worker *w, const struct snap_header *h)
 		return;
 	memset(&want, 0, sizeof(want));
 	sc = snap_section(h, SNAP_SEC_DIAG_CLIENT, &n);
-	if (sc != NULL && n == 1)
-		want = *sc;
+	if (sc != NULL && n == 1) {
+		want.addr = pg_addr_v4(sc->addr);
+		want.port = sc->port;
+		want.mode = sc->mode;
+		want.bytes = sc->bytes;
+		want.count = sc->count;
+	}
+	sc6 = snap_section(h, SNAP_SEC_DIAG_CLIENT6, &n); /* ABI 2.3: to an IPv6 address */
+	if (sc6 != NULL && n == 1) {
+		want.addr = pg_addr_v6(sc6->addr);
+		want.port = sc6->port;
+		want.mode = sc6->mode;
+		want.bytes = sc6->bytes;
+		want.count = sc6->count;
+	}
 	if (want.count == 0 && w->diag == NULL)
 		return;
 	d = diag_get(w);

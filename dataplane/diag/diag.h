@@ -67,6 +67,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
+
 struct worker;
 struct snap_header;
 
@@ -89,7 +91,7 @@ size_t diag_pattern_check(uint64_t off, const uint8_t *buf, size_t len);
 /* ---- the services ---- */
 
 /*
- * Listen on ports 7, 9 and 19 of every address of this worker (every
+ * Listen on ports 7, 9 and 19 of every address, IPv4 and IPv6, of this worker (every
  * worker listens; a connection belongs to the worker its tuple hashes to).
  * PG_OK (also when already listening) or PG_ERROR (no TCP on this worker,
  * listener table full, no memory). diag_services_stop() stops listening;
@@ -114,7 +116,8 @@ const char *diag_client_mode_name(enum diag_client_mode mode);
 /* What one client run did. */
 struct diag_result {
 	enum diag_client_mode mode;
-	uint32_t dst_ip;       /* network order */
+	struct pg_addr dst;    /* either family */
+	uint32_t dst_ip;       /* network order; 0 when dst is IPv6 */
 	uint16_t dst_port;     /* host order */
 	uint64_t bytes;        /* requested */
 	uint64_t sent;         /* payload bytes handed to TCP (request line included) */
@@ -137,6 +140,10 @@ typedef void (*diag_client_done_fn)(struct worker *w, const struct diag_result *
  * PG_ERROR: bad arguments, no TCP or no memory. `done` is not called
  * when the start fails.
  */
+int diag_client_start_addr(struct worker *w, const struct pg_addr *dst, uint16_t dst_port,
+                           enum diag_client_mode mode, uint64_t bytes, diag_client_done_fn done,
+                           void *arg);
+/* The same to an IPv4 address (network order). */
 int diag_client_start(struct worker *w, uint32_t dst_ip, uint16_t dst_port,
                       enum diag_client_mode mode, uint64_t bytes, diag_client_done_fn done,
                       void *arg);
@@ -147,6 +154,15 @@ uint32_t diag_client_active(const struct worker *w);
 void diag_result_format(const struct diag_result *r, char *buf, size_t len);
 
 /* ---- configuration ---- */
+
+/* diag_client as adopted (snap_diag_client, or snap_diag_client6 for IPv6). */
+struct diag_client_cfg {
+	struct pg_addr addr;
+	uint16_t port;
+	uint8_t mode;
+	uint64_t bytes;
+	uint32_t count; /* 0 = none */
+};
 
 /*
  * At adoption of a validated snapshot (core/adopt.c): start or stop the

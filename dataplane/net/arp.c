@@ -1,9 +1,10 @@
 /*
  * arp.c - the neighbour layer: RFC 826 ARP with the RFC 5227 rules for
  * probes, announcements and conflicts. Each worker has its own table
- * (share nothing); every worker sees every ARP frame from the wire because
- * the receiving worker copies it to the others, so replies that the NIC
- * delivered to any queue teach every cache.
+ * (share nothing; the table itself is neigh.c's, shared with ND); every
+ * worker sees every ARP frame from the wire because the receiving worker
+ * copies it to the others, so replies that the NIC delivered to any queue
+ * teach every cache.
  */
 #include <assert.h>
 #include <string.h>
@@ -11,38 +12,22 @@
 #include <rte_arp.h>
 #include <rte_byteorder.h>
 #include <rte_ether.h>
-#include <rte_jhash.h>
 #include <rte_mbuf.h>
 
 #include "core/worker.h"
+#include "neigh.h"
 #include "net.h"
 #include "net_private.h"
 #include "result.h"
 
-/*
- * Packets parked per unresolved neighbour. RFC 1122 §2.3.2.2: the link
- * layer SHOULD save at least one (the latest) packet; a few cover a TCP
- * handshake retry plus an ICMP reply.
- */
-#define ARP_PENDING_PER_ENTRY 4
 /* RFC 5227 §1.1 DEFEND_INTERVAL: at most one defence per 10 s. */
 #define ARP_DEFEND_INTERVAL_NS (10ull * 1000 * 1000 * 1000)
 
+/* The states of an entry of the cache (struct neigh_entry, neigh.h). */
 enum arp_state {
 	ARP_FREE = 0,
-	ARP_INCOMPLETE, /* request sent, packets may be parked */
+	ARP_INCOMPLETE, /* request sent, packets may be parked; probes: requests sent */
 	ARP_REACHABLE,  /* mac valid until deadline_ns */
-};
-
-struct arp_entry {
-	uint32_t ip;   /* network order */
-	uint16_t port; /* index into net_config.ports */
-	uint8_t state; /* enum arp_state */
-	uint8_t npending;
-	uint32_t requests; /* requests sent while INCOMPLETE */
-	struct rte_ether_addr mac;
-	uint64_t deadline_ns; /* INCOMPLETE: next retry; REACHABLE: expiry */
-	struct rte_mbuf *pending[ARP_PENDING_PER_ENTRY]; /* oldest first */
 };
 
 /* What a port looked like when the cache learned on it (see arp_config_changed). */
@@ -53,118 +38,52 @@ struct arp_port_sig {
 	struct rte_ether_addr mac;
 };
 
-/*
- * Open addressing with linear probing and backward-shift deletion (no
- * tombstones, so lookups never degrade). Slots are at least twice the
- * entry cap, which keeps probe sequences short.
- */
 struct arp_table {
-	uint32_t mask; /* nslots - 1 */
-	uint32_t count;
-	uint32_t max_entries;
-	uint32_t npending;                 /* parked packets in all entries */
+	struct neigh_cache c;              /* the entries, keyed by (port, address) */
 	uint64_t defend_ns[NET_MAX_PORTS]; /* last RFC 5227 defence per port */
 	struct arp_port_sig sig[NET_MAX_PORTS];
-	struct arp_entry *slots;
 };
 
 struct arp_table *arp_table_create(struct worker *w, uint32_t capacity)
 {
-	struct arp_table *t;
+	struct arp_table *t = worker_alloc(w, sizeof(*t));
 
-	if (capacity == 0 || capacity > (1u << 24))
-		return NULL;
-	t = worker_alloc(w, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->max_entries = capacity;
-	t->mask = rte_align32pow2(capacity * 2) - 1;
-	t->slots = worker_alloc(w, (size_t)(t->mask + 1) * sizeof(*t->slots));
-	if (t->slots == NULL) {
+	if (neigh_cache_init(w, &t->c, capacity) != PG_OK) {
 		worker_free(w, t);
 		return NULL;
 	}
 	return t;
 }
 
-static void arp_entry_drop_pending(struct arp_table *t, struct arp_entry *e)
-{
-	for (uint8_t i = 0; i < e->npending; i++)
-		rte_pktmbuf_free(e->pending[i]);
-	t->npending -= e->npending;
-	e->npending = 0;
-}
-
 void arp_table_destroy(struct worker *w, struct arp_table *t)
 {
 	if (t == NULL)
 		return;
-	for (uint32_t i = 0; i <= t->mask; i++)
-		if (t->slots[i].state != ARP_FREE)
-			arp_entry_drop_pending(t, &t->slots[i]);
-	worker_free(w, t->slots);
+	neigh_cache_fini(w, &t->c);
 	worker_free(w, t);
 }
 
-static uint32_t arp_slot_of(const struct arp_table *t, uint16_t port, uint32_t ip)
+static struct neigh_entry *arp_find(struct arp_table *t, uint16_t port, uint32_t ip)
 {
-	return rte_jhash_2words(ip, port, 0x9e3779b9) & t->mask;
+	uint8_t key[16];
+
+	neigh_key4(ip, key);
+	return neigh_find(&t->c, port, key);
 }
 
-static struct arp_entry *arp_find(struct arp_table *t, uint16_t port, uint32_t ip)
+static struct neigh_entry *arp_insert(struct arp_table *t, uint16_t port, uint32_t ip)
 {
-	for (uint32_t i = arp_slot_of(t, port, ip);; i = (i + 1) & t->mask) {
-		struct arp_entry *e = &t->slots[i];
+	uint8_t key[16];
 
-		if (e->state == ARP_FREE)
-			return NULL;
-		if (e->ip == ip && e->port == port)
-			return e;
-	}
-}
-
-/* A new zeroed entry for (port, ip), or NULL if the table is at its cap. */
-static struct arp_entry *arp_insert(struct arp_table *t, uint16_t port, uint32_t ip)
-{
-	uint32_t i;
-
-	if (t->count >= t->max_entries)
-		return NULL;
-	for (i = arp_slot_of(t, port, ip); t->slots[i].state != ARP_FREE; i = (i + 1) & t->mask)
-		;
-	memset(&t->slots[i], 0, sizeof(t->slots[i]));
-	t->slots[i].ip = ip;
-	t->slots[i].port = port;
-	t->count++;
-	return &t->slots[i];
-}
-
-/*
- * Remove the entry (its parked packets must already be gone) and shift
- * back the entries of the same cluster that probed past it.
- */
-static void arp_remove(struct arp_table *t, struct arp_entry *e)
-{
-	uint32_t hole = (uint32_t)(e - t->slots);
-
-	assert(e->npending == 0);
-	for (uint32_t i = (hole + 1) & t->mask; t->slots[i].state != ARP_FREE;
-	     i = (i + 1) & t->mask) {
-		uint32_t home = arp_slot_of(t, t->slots[i].port, t->slots[i].ip);
-
-		/* Movable iff its home is not cyclically within (hole, i]. */
-		if (((i - home) & t->mask) >= ((i - hole) & t->mask)) {
-			t->slots[hole] = t->slots[i];
-			hole = i;
-		}
-	}
-	memset(&t->slots[hole], 0, sizeof(t->slots[hole]));
-	t->count--;
+	neigh_key4(ip, key);
+	return neigh_insert(&t->c, port, key, ARP_INCOMPLETE);
 }
 
 int arp_lookup(struct worker *w, uint16_t port, uint32_t ip, struct rte_ether_addr *mac)
 {
-	struct arp_entry *e = arp_find(w->arp, port, ip);
+	struct neigh_entry *e = arp_find(w->arp, port, ip);
 
 	if (e == NULL || e->state != ARP_REACHABLE || w->now_ns >= e->deadline_ns)
 		return PG_DECLINED;
@@ -249,68 +168,39 @@ void arp_announce(struct worker *w)
 			arp_send_announcement(w, i);
 }
 
-/* Resolution completed: release the parked packets in arrival order. */
-static void arp_entry_resolved(struct worker *w, struct arp_table *t, struct arp_entry *e)
-{
-	for (uint8_t i = 0; i < e->npending; i++) {
-		struct rte_mbuf *m = e->pending[i];
-		struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-
-		eh->dst_addr = e->mac;
-		worker_tx(w, e->port, m);
-	}
-	t->npending -= e->npending;
-	e->npending = 0;
-}
-
-/* Record (or refresh) that `ip` on `port` is at `mac`. */
-static void arp_entry_learn(struct worker *w, struct arp_table *t, struct arp_entry *e,
+/* Record (or refresh) that the entry's address is at `mac`; send what it parked. */
+static void arp_entry_learn(struct worker *w, struct arp_table *t, struct neigh_entry *e,
                             const struct rte_ether_addr *mac)
 {
 	e->mac = *mac;
 	e->state = ARP_REACHABLE;
-	e->requests = 0;
+	e->probes = 0;
 	e->deadline_ns = w->now_ns + w->net->arp_cache_ns;
 	WCOUNT(w, arp_learned);
 	if (e->npending > 0)
-		arp_entry_resolved(w, t, e);
+		neigh_release_pending(w, &t->c, e);
 }
 
-/* Park m on an INCOMPLETE entry within the per-entry and per-worker bounds. */
-static int arp_park(struct worker *w, struct arp_table *t, struct arp_entry *e, struct rte_mbuf *m)
+static int arp_park(struct worker *w, struct arp_table *t, struct neigh_entry *e,
+                    struct rte_mbuf *m)
 {
-	if (e->npending == ARP_PENDING_PER_ENTRY ||
-	    (t->npending >= w->net->arp_pending_max && e->npending > 0)) {
-		/* Keep the latest packet, as RFC 1122 §2.3.2.2 suggests. */
-		rte_pktmbuf_free(e->pending[0]);
-		memmove(&e->pending[0], &e->pending[1], (e->npending - 1) * sizeof(e->pending[0]));
-		e->npending--;
-		t->npending--;
-		WCOUNT(w, arp_pending_drop_full);
-	} else if (t->npending >= w->net->arp_pending_max) {
-		WCOUNT(w, arp_pending_drop_full);
-		rte_pktmbuf_free(m);
-		return PG_ERROR;
-	}
-	e->pending[e->npending++] = m;
-	t->npending++;
-	WCOUNT(w, arp_pending_queued);
-	return PG_AGAIN;
+	return neigh_park(w, &t->c, e, m, w->net->arp_pending_max, CTR_arp_pending_queued,
+	                  CTR_arp_pending_drop_full);
 }
 
-static void arp_start_resolution(struct worker *w, struct arp_entry *e)
+static void arp_start_resolution(struct worker *w, struct neigh_entry *e)
 {
 	e->state = ARP_INCOMPLETE;
-	e->requests = 1;
+	e->probes = 1;
 	e->deadline_ns = w->now_ns + w->net->arp_retry_ns;
-	arp_send_request(w, e->port, e->ip);
+	arp_send_request(w, e->port, neigh_ip4(e));
 }
 
 int arp_output(struct worker *w, uint16_t port, uint32_t nexthop, struct rte_mbuf *m)
 {
 	struct arp_table *t = w->arp;
 	struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-	struct arp_entry *e;
+	struct neigh_entry *e;
 
 	/* Broadcasts need no neighbour (RFC 1122 §3.3.6). */
 	if (net_ip_is_limited_bcast(nexthop) ||
@@ -357,8 +247,8 @@ void arp_timers(struct worker *w)
 	 * an entry that wraps around from slot 0 may be seen twice, which is
 	 * harmless because its deadline has just moved forward.
 	 */
-	while (i <= t->mask) {
-		struct arp_entry *e = &t->slots[i];
+	while (i <= t->c.mask) {
+		struct neigh_entry *e = &t->c.slots[i];
 
 		if (e->state == ARP_FREE || w->now_ns < e->deadline_ns) {
 			i++;
@@ -366,20 +256,19 @@ void arp_timers(struct worker *w)
 		}
 		if (e->state == ARP_REACHABLE) {
 			WCOUNT(w, arp_expired);
-			arp_remove(t, e);
+			neigh_remove(&t->c, e);
 			continue;
 		}
 		/* INCOMPLETE: the first request plus arp_max_retries retries. */
-		if (e->requests <= w->net->arp_max_retries) {
-			e->requests++;
+		if (e->probes <= w->net->arp_max_retries) {
+			e->probes++;
 			e->deadline_ns = w->now_ns + w->net->arp_retry_ns;
-			arp_send_request(w, e->port, e->ip);
+			arp_send_request(w, e->port, neigh_ip4(e));
 			i++;
 			continue;
 		}
 		WCOUNT_ADD(w, arp_unresolved_drop, e->npending);
-		arp_entry_drop_pending(t, e);
-		arp_remove(t, e);
+		neigh_remove(&t->c, e);
 	}
 }
 
@@ -393,7 +282,6 @@ void arp_config_changed(struct worker *w)
 	struct arp_table *t = w->arp;
 	const struct net_config *nc = w->net;
 	bool stale[NET_MAX_PORTS];
-	uint32_t i = 0;
 
 	if (t == NULL || nc == NULL)
 		return;
@@ -411,17 +299,7 @@ void arp_config_changed(struct worker *w)
 		           !rte_is_same_ether_addr(&t->sig[p].mac, &now.mac);
 		t->sig[p] = now;
 	}
-	while (i <= t->mask) {
-		struct arp_entry *e = &t->slots[i];
-
-		if (e->state == ARP_FREE || !stale[e->port]) {
-			i++;
-			continue;
-		}
-		WCOUNT_ADD(w, arp_flush_drop, e->npending);
-		arp_entry_drop_pending(t, e);
-		arp_remove(t, e);
-	}
+	WCOUNT_ADD(w, arp_flush_drop, neigh_flush_ports(&t->c, stale));
 }
 
 /*
@@ -473,7 +351,7 @@ void arp_input(struct worker *w, struct rte_mbuf *m, uint16_t port, bool steered
 	uint32_t sip, tip;
 	uint16_t op;
 	bool for_us;
-	struct arp_entry *e;
+	struct neigh_entry *e;
 
 	if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr) + sizeof(*ah)) {
 		WCOUNT(w, arp_drop_malformed);

@@ -1,7 +1,8 @@
 /*
  * eth.c - Ethernet input and the entry point of the net layer (net_input):
- * accept only frames addressed to the port (or broadcast), steer them to
- * the worker that owns their flow, and dispatch by EtherType.
+ * accept only frames addressed to the port (or broadcast, or an IPv6 group
+ * it listens to), steer them to the worker that owns their flow, and
+ * dispatch by EtherType.
  */
 #include <rte_byteorder.h>
 #include <rte_ether.h>
@@ -41,6 +42,9 @@ void net_input(struct worker *w, struct rte_mbuf *m, uint16_t port, bool steered
 		cast = NET_L2_UNICAST;
 	} else if (rte_is_broadcast_ether_addr(&eh->dst_addr)) {
 		cast = NET_L2_BROADCAST;
+	} else if (ip6_port_group_mac(p, &eh->dst_addr) && w->nd != NULL) {
+		/* IPv6 all-nodes and our solicited-node groups (RFC 4861 §7.2.1). */
+		cast = NET_L2_MULTICAST;
 	} else if (rte_is_multicast_ether_addr(&eh->dst_addr)) {
 		/* No IPv4 multicast service here (no IGMP, RFC 1112 level 0). */
 		WCOUNT(w, eth_drop_multicast);
@@ -92,6 +96,16 @@ void net_input(struct worker *w, struct rte_mbuf *m, uint16_t port, bool steered
 	case RTE_ETHER_TYPE_IPV4:
 		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
 		ipv4_input(w, m, port, cast);
+		return;
+	case RTE_ETHER_TYPE_IPV6:
+		/* A port without an IPv6 address does not speak IPv6 (RFC 2464 framing otherwise).
+		 */
+		if (!p->has_ip6 || w->nd == NULL) {
+			WCOUNT(w, eth_drop_type);
+			goto drop;
+		}
+		rte_pktmbuf_adj(m, sizeof(struct rte_ether_hdr));
+		ipv6_input(w, m, port, cast, steered);
 		return;
 	case RTE_ETHER_TYPE_VLAN:
 	case RTE_ETHER_TYPE_QINQ:

@@ -20,33 +20,6 @@
 #define IPV4_DEFAULT_TTL 64 /* RFC 1700 / RFC 1122 §3.2.1.7 recommended value */
 
 /*
- * Cut the packet to `len` bytes, whatever the segment layout (Ethernet
- * pads short frames to 60 bytes; the padding is not part of the datagram).
- */
-static void ipv4_trim_to(struct rte_mbuf *m, uint32_t len)
-{
-	struct rte_mbuf *seg = m, *rest;
-	uint32_t left = len;
-
-	while (left > rte_pktmbuf_data_len(seg)) {
-		left -= rte_pktmbuf_data_len(seg);
-		seg = seg->next;
-	}
-	seg->data_len = (uint16_t)left;
-	rest = seg->next;
-	seg->next = NULL;
-	if (rest != NULL) {
-		uint16_t nsegs = 0;
-
-		for (struct rte_mbuf *s = m; s != NULL; s = s->next)
-			nsegs++;
-		m->nb_segs = nsegs;
-		rte_pktmbuf_free(rest);
-	}
-	m->pkt_len = len;
-}
-
-/*
  * A source no packet may legitimately carry (RFC 1122 §3.2.1.3, RFC 1812
  * §5.3.7): this network (0/8), loopback (127/8), multicast, class E and
  * broadcast; also our own addresses (a spoof or a loop) and the
@@ -93,7 +66,7 @@ void ipv4_input(struct worker *w, struct rte_mbuf *m, uint16_t port, enum net_l2
 		goto drop;
 	}
 	if (totlen < pkt_len)
-		ipv4_trim_to(m, totlen);
+		net_mbuf_trim(m, totlen);
 
 	if (p->rx_ip_cksum_offload &&
 	    (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) != RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN) {
@@ -155,7 +128,11 @@ void ipv4_input(struct worker *w, struct rte_mbuf *m, uint16_t port, enum net_l2
 	case IPPROTO_TCP:
 		/* A worker without TCP state (tests of L3 alone) treats TCP as unknown. */
 		if (w->tcp != NULL) {
-			tcp_input(w, m);
+			struct tcp_l3 l3 = {.src = pg_addr_v4(ip->src_addr),
+			                    .dst = pg_addr_v4(ip->dst_addr),
+			                    .l4off = hlen};
+
+			tcp_input(w, m, &l3);
 			return;
 		}
 		WCOUNT(w, ipv4_drop_proto);

@@ -1,7 +1,8 @@
 /*
  * net.h - public interface of the dataplane's L2/L3 layer (Ethernet, ARP,
- * IPv4, ICMP, routing, steering). The layers above see only these calls.
- * Everything here runs on one worker and touches only that worker's state.
+ * IPv4, ICMP, IPv6, Neighbor Discovery, ICMPv6, routing, steering). The
+ * layers above see only these calls. Everything here runs on one worker
+ * and touches only that worker's state.
  */
 #ifndef PG_NET_H
 #define PG_NET_H
@@ -11,6 +12,8 @@
 
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+
+#include "addr.h"
 
 struct worker;
 
@@ -27,6 +30,15 @@ struct net_port {
 	struct rte_ether_addr mac;
 	bool tx_ip_cksum_offload;   /* NIC computes the IPv4 header checksum */
 	bool rx_ip_cksum_offload;   /* NIC reports IPv4 header checksum status */
+	/*
+	 * IPv6 (ipv6.c, nd.c): a port speaks IPv6 only with a configured
+	 * address. ll6 is derived from the MAC when the config is compiled
+	 * (net_port_ipv6_init); both go through DAD (RFC 4862 §5.4) first.
+	 */
+	bool has_ip6;
+	uint8_t prefix6_len; /* of addr6, 1..128 */
+	uint8_t addr6[16];   /* global unicast address, as configured */
+	uint8_t ll6[16];     /* fe80::/64 link-local, modified EUI-64 of mac */
 };
 
 struct net_route {
@@ -35,6 +47,13 @@ struct net_route {
 	uint8_t prefix_len;
 	uint8_t port;     /* index into net_config.ports */
 	uint32_t gateway; /* network order; 0 = on link */
+};
+
+struct net_route6 {
+	uint8_t prefix[16];  /* host bits zero */
+	uint8_t gateway[16]; /* all zero = on link; may be link-local (on `port`) */
+	uint8_t prefix_len;
+	uint8_t port; /* index into net_config.ports */
 };
 
 /*
@@ -47,6 +66,9 @@ struct net_config {
 	uint16_t nroutes;
 	struct net_port ports[NET_MAX_PORTS];
 	struct net_route routes[NET_MAX_ROUTES];
+	uint16_t nroutes6; /* IPv6 routes, sorted like routes */
+	struct net_route6 routes6[NET_MAX_ROUTES];
+	/* Neighbour resolution, ARP and ND alike (RetransTimer, MAX_*_SOLICIT) */
 	uint64_t arp_retry_ns;
 	uint64_t arp_cache_ns;
 	uint32_t arp_max_retries;
@@ -72,6 +94,33 @@ int net_ipv4_output(struct worker *w, struct rte_mbuf *m);
 
 /* Route lookup: PG_OK with *route set, or PG_DECLINED if none. */
 int net_route_lookup(const struct net_config *nc, uint32_t dst, const struct net_route **route);
+/* The same over the IPv6 routes (dst as on the wire). */
+int net_route6_lookup(const struct net_config *nc, const uint8_t dst[16],
+                      const struct net_route6 **route);
+
+/*
+ * Output of an IPv6 packet whose fixed header is filled in (m's data
+ * starts at it). A zero source is replaced by the address of the leaving
+ * port; hop limit 0 becomes the default. Link-local and multicast
+ * destinations leave from `port` (the one the packet answers), others
+ * from the routed port (`port` is then NET_PORT_ROUTE). Resolves the next
+ * hop (parking while ND resolves), prepends Ethernet and queues it.
+ * Consumes the mbuf. PG_OK queued, PG_AGAIN parked, PG_DECLINED no route
+ * or no usable source address, PG_ERROR dropped otherwise.
+ */
+#define NET_PORT_ROUTE UINT16_MAX
+int net_ipv6_output(struct worker *w, struct rte_mbuf *m, uint16_t port);
+
+/*
+ * The source address for a connection to `dst` (RFC 6724, which with one
+ * global and one link-local address per port reduces to: the global
+ * address of the routed port). PG_OK, PG_DECLINED (no route, or the
+ * address is not usable yet: DAD in progress or failed).
+ */
+int net_ipv6_source(struct worker *w, const uint8_t dst[16], uint8_t src[16]);
+
+/* Fill in the port's link-local address from its MAC (adoption, tests). */
+void net_port_ipv6_init(struct net_port *p);
 
 /* Periodic work (ARP retries and expiry); call with w->now_ns updated. */
 void net_timers(struct worker *w);
@@ -91,6 +140,12 @@ void net_config_changed(struct worker *w);
 uint32_t steer_owner(const struct worker *w, const struct rte_mbuf *m);
 /* Symmetric hash of an IPv4 4-tuple (addresses/ports network order). */
 uint32_t steer_hash4(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
+/* The same for IPv6 (addresses as on the wire). */
+uint32_t steer_hash6(const uint8_t saddr[16], const uint8_t daddr[16], uint16_t sport,
+                     uint16_t dport);
+/* Either family (both addresses of one family). */
+uint32_t steer_hash_addr(const struct pg_addr *saddr, const struct pg_addr *daddr, uint16_t sport,
+                         uint16_t dport);
 
 /* Per-worker neighbour (ARP) state lives in struct arp_table (arp.c). */
 struct arp_table;
@@ -98,5 +153,44 @@ struct arp_table *arp_table_create(struct worker *w, uint32_t capacity);
 void arp_table_destroy(struct worker *w, struct arp_table *t);
 /* Lookup for tests and diagnostics: PG_OK and *mac if resolved. */
 int arp_lookup(struct worker *w, uint16_t port, uint32_t ip, struct rte_ether_addr *mac);
+
+/*
+ * Per-worker IPv6 neighbour state (nd.c): the Neighbor Cache of RFC 4861
+ * §5.1 and the DAD state of the worker's own addresses (RFC 4862 §5.4).
+ * A worker without one (w->nd == NULL) drops IPv6.
+ */
+struct nd_table;
+struct nd_table *nd_table_create(struct worker *w, uint32_t capacity);
+void nd_table_destroy(struct worker *w, struct nd_table *t);
+
+/* The state of a neighbour cache entry (RFC 4861 §7.3.2). */
+#define ND_STATES(X)                                                                               \
+	X(NONE)                                                                                    \
+	X(INCOMPLETE)                                                                              \
+	X(REACHABLE)                                                                               \
+	X(STALE)                                                                                   \
+	X(DELAY)                                                                                   \
+	X(PROBE)
+
+enum nd_state {
+#define ND_STATE_ENUM(s) ND_##s,
+	ND_STATES(ND_STATE_ENUM)
+#undef ND_STATE_ENUM
+	    ND__COUNT
+};
+const char *nd_state_name(enum nd_state s);
+
+/* Lookup for tests and diagnostics: the entry's state, and *mac when known. */
+enum nd_state nd_lookup(struct worker *w, uint16_t port, const uint8_t ip[16],
+                        struct rte_ether_addr *mac);
+
+/* The state of one of our own addresses (RFC 4862 §5.4). */
+enum nd_addr_state {
+	ND_ADDR_NONE = 0,  /* not an address of this port */
+	ND_ADDR_TENTATIVE, /* DAD in progress: not used, packets to it dropped */
+	ND_ADDR_PREFERRED, /* DAD passed: in use */
+	ND_ADDR_DUPLICATE, /* DAD found another owner: never used */
+};
+enum nd_addr_state nd_addr_state(const struct worker *w, uint16_t port, const uint8_t addr[16]);
 
 #endif

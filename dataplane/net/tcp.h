@@ -4,6 +4,11 @@
  * callback table, append to a send buffer and read the receive buffer in
  * place. Everything runs on the worker that owns the connection.
  *
+ * One TCP serves both network layers: connections, listeners and tuples
+ * carry a struct pg_addr (common/addr.h) of either family. The functions
+ * taking a bare uint32_t are the IPv4 forms of the *_addr ones, kept for
+ * callers that speak only IPv4.
+ *
  * Lifetime of a handle: a connection reaches the upper layer through
  * `accepted` (passive) or tcp_connect() (active) and stays valid until the
  * upper layer calls tcp_close() or tcp_abort() - also after `closed` or
@@ -18,6 +23,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "addr.h"
 
 struct worker;
 struct tcp_conn;
@@ -143,22 +150,34 @@ uint32_t tcp_conn_count(const struct worker *w);
 uint64_t tcp_buf_bytes(const struct worker *w);
 
 /*
- * Listen on `port` (host order) on local address `laddr` (network order,
- * 0 = every address of the worker). PG_OK, PG_DECLINED (already
- * listening), PG_ERROR (table full).
+ * Listen on `port` (host order) on local address `laddr`: an address of
+ * the worker, or its family's unspecified address (0.0.0.0, ::) for every
+ * address of that family. PG_OK, PG_DECLINED (already listening),
+ * PG_ERROR (table full, or no family). A connection goes to the listener
+ * on its exact local address, else to its family's "any" listener.
  */
+int tcp_listen_addr(struct worker *w, const struct pg_addr *laddr, uint16_t port,
+                    const struct tcp_ops *ops, void *user);
+int tcp_unlisten_addr(struct worker *w, const struct pg_addr *laddr, uint16_t port);
+/* IPv4: laddr network order, 0 = every IPv4 address of the worker. */
 int tcp_listen(struct worker *w, uint32_t laddr, uint16_t port, const struct tcp_ops *ops,
 	       void *user);
 int tcp_unlisten(struct worker *w, uint32_t laddr, uint16_t port);
 
 /*
- * Active open to dst:dport (dst network order, dport host order). The
- * local address is the one of the port the route leaves from; the local
- * port is chosen so that replies hash to this worker (DESIGN.md,
- * "Connection ownership"). PG_OK with *out set (a `connected` or `error`
- * event follows), PG_DECLINED (no route), PG_AGAIN (no free local port, or
- * a cap on connections, buffer memory or mbufs reached), PG_ERROR (no memory).
+ * Active open to dst:dport (dport host order). The local address is the
+ * one of the port the route leaves from (for IPv6 its global address,
+ * once DAD has passed); the local port is chosen so that replies hash to
+ * this worker (DESIGN.md, "Connection ownership"). PG_OK with *out set (a
+ * `connected` or `error` event follows), PG_DECLINED (no route, or no
+ * usable source address: IPv6 DAD still running or failed; link-local
+ * destinations are never routed), PG_AGAIN (no free local port, or a cap
+ * on connections, buffer memory or mbufs reached), PG_ERROR (no memory,
+ * no family).
  */
+int tcp_connect_addr(struct worker *w, const struct pg_addr *dst, uint16_t dport,
+                     const struct tcp_ops *ops, void *user, struct tcp_conn **out);
+/* IPv4: dst network order. */
 int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp_ops *ops,
 		void *user, struct tcp_conn **out);
 
@@ -212,15 +231,28 @@ void tcp_release(struct tcp_conn **c, bool reset);
  * SND.UNA..SND.NXT (RFC 5927 §4.1), so blind forgeries do nothing.
  */
 void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t mtu);
+/*
+ * ICMPv6 Packet Too Big (RFC 8201) for a segment we sent: `quote` starts
+ * at its IPv6 header (we send no extension headers) and holds at least 8
+ * bytes of TCP header; `mtu` is the message's 32-bit MTU. The same checks
+ * as above; the MSS never goes below what the IPv6 minimum MTU of 1280
+ * allows (RFC 8201 §4).
+ */
+void tcp_pmtu_update6(struct worker *w, const void *quote, uint32_t len, uint32_t mtu);
 
 /* Introspection for diagnostics and tests. */
 const char *tcp_state_name_of(const struct tcp_conn *c);
+/* The 4-tuple, ports host order. */
+void tcp_conn_tuple_addr(const struct tcp_conn *c, struct pg_addr *laddr, uint16_t *lport,
+                         struct pg_addr *raddr, uint16_t *rport);
+/* IPv4 form: addresses network order, 0 for an IPv6 connection. */
 void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, uint32_t *raddr,
 		    uint16_t *rport); /* addresses network order, ports host order */
 
 /* What tcp_foreach_conn shows of a connection (a copy: nothing to hold). */
 struct tcp_conn_info {
-	uint32_t laddr, raddr;  /* network order */
+	uint32_t laddr, raddr;        /* IPv4, network order; 0 for an IPv6 connection */
+	struct pg_addr local, remote; /* either family */
 	uint16_t lport, rport;  /* host order */
 	const char *state;      /* "ESTABLISHED", static */
 	bool passive;           /* accepted from a listener on lport */

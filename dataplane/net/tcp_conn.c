@@ -1,6 +1,6 @@
 /*
  * tcp_conn.c - connections as objects: the per-worker stack, the table
- * keyed by 4-tuple, listeners, the local port allocator, the state setter,
+ * keyed by 4-tuple (IPv4 or IPv6), listeners, the local port allocator, the state setter,
  * the lifetime rules of tcp.h (hold/release, user handle, deferred free),
  * the resource caps and their watermark (backpressure), keyed ISNs and
  * timestamp offsets (RFC 6528), and the open/close half of the event API.
@@ -68,11 +68,22 @@ const char *tcp_state_name_of(const struct tcp_conn *c)
 	return tcp_state_names[c->state];
 }
 
-void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, uint32_t *raddr,
-		    uint16_t *rport)
+void tcp_conn_tuple_addr(const struct tcp_conn *c, struct pg_addr *laddr, uint16_t *lport,
+                         struct pg_addr *raddr, uint16_t *rport)
 {
 	*laddr = c->laddr;
 	*raddr = c->raddr;
+	*lport = rte_be_to_cpu_16(c->lport);
+	*rport = rte_be_to_cpu_16(c->rport);
+}
+
+void tcp_conn_tuple(const struct tcp_conn *c, uint32_t *laddr, uint16_t *lport, uint32_t *raddr,
+                    uint16_t *rport)
+{
+	bool v4 = pg_addr_is_v4(&c->laddr);
+
+	*laddr = v4 ? c->laddr.v4 : 0;
+	*raddr = v4 ? c->raddr.v4 : 0;
 	*lport = rte_be_to_cpu_16(c->lport);
 	*rport = rte_be_to_cpu_16(c->rport);
 }
@@ -248,21 +259,31 @@ enum tcp_pressure tcp_stack_pressure(struct tcp_stack *st)
 	return TCP_PRESSURE_NONE;
 }
 
-static uint32_t tcp_bucket(const struct tcp_stack *st, uint32_t laddr, uint16_t lport,
-			   uint32_t raddr, uint16_t rport)
+/* One table for both families: an IPv4 tuple hashes as before, an IPv6 one whole. */
+static uint32_t tcp_bucket(const struct tcp_stack *st, const struct pg_addr *laddr, uint16_t lport,
+                           const struct pg_addr *raddr, uint16_t rport)
 {
-	return rte_jhash_3words(laddr, raddr, (uint32_t)lport << 16 | rport, st->hash_seed) &
-	       st->mask;
+	uint32_t ports = (uint32_t)lport << 16 | rport;
+
+	if (pg_addr_is_v6(laddr)) {
+		uint32_t words[9];
+
+		memcpy(words, laddr->w, 16);
+		memcpy(words + 4, raddr->w, 16);
+		words[8] = ports;
+		return rte_jhash_32b(words, 9, st->hash_seed) & st->mask;
+	}
+	return rte_jhash_3words(laddr->v4, raddr->v4, ports, st->hash_seed) & st->mask;
 }
 
-struct tcp_conn *tcp_lookup(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-			    uint16_t rport)
+struct tcp_conn *tcp_lookup(struct tcp_stack *st, const struct pg_addr *laddr, uint16_t lport,
+                            const struct pg_addr *raddr, uint16_t rport)
 {
 	struct tcp_conn *c = st->buckets[tcp_bucket(st, laddr, lport, raddr, rport)];
 
 	for (; c != NULL; c = c->hnext)
-		if (c->laddr == laddr && c->raddr == raddr && c->lport == lport &&
-		    c->rport == rport)
+		if (c->lport == lport && c->rport == rport && pg_addr_eq(&c->raddr, raddr) &&
+		    pg_addr_eq(&c->laddr, laddr))
 			return c;
 	return NULL;
 }
@@ -270,7 +291,7 @@ struct tcp_conn *tcp_lookup(struct tcp_stack *st, uint32_t laddr, uint16_t lport
 static void tcp_hash(struct tcp_conn *c)
 {
 	struct tcp_stack *st = c->st;
-	uint32_t b = tcp_bucket(st, c->laddr, c->lport, c->raddr, c->rport);
+	uint32_t b = tcp_bucket(st, &c->laddr, c->lport, &c->raddr, c->rport);
 
 	assert(!c->hashed);
 	c->hnext = st->buckets[b];
@@ -285,7 +306,7 @@ static void tcp_unhash(struct tcp_conn *c)
 
 	if (!c->hashed)
 		return;
-	pp = &st->buckets[tcp_bucket(st, c->laddr, c->lport, c->raddr, c->rport)];
+	pp = &st->buckets[tcp_bucket(st, &c->laddr, c->lport, &c->raddr, c->rport)];
 	while (*pp != c)
 		pp = &(*pp)->hnext;
 	*pp = c->hnext;
@@ -293,7 +314,8 @@ static void tcp_unhash(struct tcp_conn *c)
 	c->hashed = false;
 }
 
-struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uint16_t lport)
+struct tcp_listener *tcp_listener_find_addr(struct tcp_stack *st, const struct pg_addr *laddr,
+                                            uint16_t lport)
 {
 	uint16_t port = rte_be_to_cpu_16(lport);
 	struct tcp_listener *any = NULL;
@@ -301,14 +323,21 @@ struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uin
 	for (unsigned i = 0; i < TCP_MAX_LISTENERS; i++) {
 		struct tcp_listener *l = &st->listeners[i];
 
-		if (l->port != port)
+		if (l->port != port || l->laddr.family != laddr->family)
 			continue;
-		if (l->laddr == laddr)
+		if (pg_addr_eq(&l->laddr, laddr))
 			return l;
-		if (l->laddr == 0)
+		if (pg_addr_is_unspec(&l->laddr))
 			any = l;
 	}
 	return any;
+}
+
+struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uint16_t lport)
+{
+	struct pg_addr a = pg_addr_v4(laddr);
+
+	return tcp_listener_find_addr(st, &a, lport);
 }
 
 /*
@@ -317,30 +346,55 @@ struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uin
  * grows per tuple (TIME_WAIT reuse relies on it, and the SYN cookie path
  * recomputes it for a connection that did not exist when the SYN-ACK left).
  */
-uint32_t tcp_ts_offset(const struct tcp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t lport,
-		       uint16_t rport)
+uint32_t tcp_ts_offset(const struct tcp_stack *st, const struct pg_addr *laddr,
+                       const struct pg_addr *raddr, uint16_t lport, uint16_t rport)
 {
+	if (pg_addr_is_v6(laddr)) {
+		struct {
+			uint8_t tag[4];
+			uint8_t laddr[16], raddr[16];
+			uint16_t lport, rport;
+		} msg6 = {.tag = {'t', 's', 'o', 2}, .lport = lport, .rport = rport};
+
+		_Static_assert(sizeof(msg6) == 40, "no padding in the hashed tuple");
+		memcpy(msg6.laddr, laddr->v6, 16);
+		memcpy(msg6.raddr, raddr->v6, 16);
+		return (uint32_t)tcp_siphash24(&st->isn_key, &msg6, sizeof(msg6));
+	}
 	struct {
 		uint8_t tag[4];
 		uint32_t laddr, raddr;
 		uint16_t lport, rport;
-	} msg = {.tag = {'t', 's', 'o', 1}, .laddr = laddr, .raddr = raddr, .lport = lport,
-		 .rport = rport};
+	} msg = {.tag = {'t', 's', 'o', 1},
+	         .laddr = laddr->v4,
+	         .raddr = raddr->v4,
+	         .lport = lport,
+	         .rport = rport};
 
 	_Static_assert(sizeof(msg) == 16, "no padding in the hashed tuple");
 	return (uint32_t)tcp_siphash24(&st->isn_key, &msg, sizeof(msg));
 }
 
-uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr)
+uint16_t tcp_local_mss(struct tcp_stack *st, const struct pg_addr *raddr)
 {
 	const struct net_config *nc = st->w->net;
-	const struct net_route *rt;
 	uint16_t mtu = 1500;
 
-	if (nc != NULL && net_route_lookup(nc, raddr, &rt) == PG_OK &&
-	    nc->ports[rt->port].mtu >= 576)
-		mtu = nc->ports[rt->port].mtu;
-	return (uint16_t)(mtu - 40); /* IPv4 and TCP headers without options */
+	if (pg_addr_is_v6(raddr)) {
+		const struct net_route6 *rt6;
+
+		/* RFC 8200 §5: an IPv6 link has at least 1280 (conf.c checks the port). */
+		if (nc != NULL && net_route6_lookup(nc, raddr->v6, &rt6) == PG_OK &&
+		    nc->ports[rt6->port].mtu >= 1280)
+			mtu = nc->ports[rt6->port].mtu;
+	} else {
+		const struct net_route *rt;
+
+		if (nc != NULL && net_route_lookup(nc, raddr->v4, &rt) == PG_OK &&
+		    nc->ports[rt->port].mtu >= 576)
+			mtu = nc->ports[rt->port].mtu;
+	}
+	return (uint16_t)(mtu - tcp_ip_overhead(raddr)); /* IP and TCP headers without options */
 }
 
 /* The smallest shift that lets a 16-bit window cover the buffer (RFC 7323 §2.3). */
@@ -358,8 +412,8 @@ uint8_t tcp_stack_rcv_wscale(const struct tcp_stack *st)
 	return st->cookie_wscale;
 }
 
-struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-			      uint16_t rport)
+struct tcp_conn *tcp_conn_new(struct tcp_stack *st, const struct pg_addr *laddr, uint16_t lport,
+                              const struct pg_addr *raddr, uint16_t rport)
 {
 	struct worker *w = st->w;
 	struct tcp_conn *c;
@@ -387,10 +441,13 @@ struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lpo
 	}
 	c->st = st;
 	c->state = TCPS_CLOSED;
-	c->laddr = laddr;
+	c->laddr = *laddr;
 	c->lport = lport;
-	c->raddr = raddr;
+	c->raddr = *raddr;
 	c->rport = rport;
+	/* RFC 6437 §3: a flow label per connection, a keyed hash of the tuple (20 bits). */
+	if (pg_addr_is_v6(laddr))
+		c->flow_label = (tcp_ts_offset(st, laddr, raddr, lport, rport) >> 7) & 0xfffffu;
 	c->created_ns = w->now_ns;
 	c->rto_ns = st->cfg.rto_init_ns;
 	c->rcv_wscale = st->cfg.window_scale ? tcp_rcv_wscale_for(st->cfg.rcvbuf) : 0;
@@ -546,35 +603,50 @@ void tcp_conn_established(struct tcp_conn *c)
 	}
 }
 
-int tcp_listen(struct worker *w, uint32_t laddr, uint16_t port, const struct tcp_ops *ops,
-	       void *user)
+int tcp_listen_addr(struct worker *w, const struct pg_addr *laddr, uint16_t port,
+                    const struct tcp_ops *ops, void *user)
 {
 	struct tcp_stack *st = w->tcp;
 	struct tcp_listener *free_slot = NULL;
 
-	if (st == NULL || port == 0)
+	if (st == NULL || port == 0 || (!pg_addr_is_v4(laddr) && !pg_addr_is_v6(laddr)))
 		return PG_ERROR;
 	for (unsigned i = 0; i < TCP_MAX_LISTENERS; i++) {
 		struct tcp_listener *l = &st->listeners[i];
 
-		if (l->port == port && l->laddr == laddr)
+		if (l->port == port && pg_addr_eq(&l->laddr, laddr))
 			return PG_DECLINED;
 		if (l->port == 0 && free_slot == NULL)
 			free_slot = l;
 	}
 	if (free_slot == NULL)
 		return PG_ERROR;
-	*free_slot = (struct tcp_listener){.laddr = laddr, .port = port, .ops = ops, .user = user};
+	*free_slot = (struct tcp_listener){.laddr = *laddr, .port = port, .ops = ops, .user = user};
 	return PG_OK;
 }
 
+int tcp_listen(struct worker *w, uint32_t laddr, uint16_t port, const struct tcp_ops *ops,
+               void *user)
+{
+	struct pg_addr a = pg_addr_v4(laddr);
+
+	return tcp_listen_addr(w, &a, port, ops, user);
+}
+
 int tcp_unlisten(struct worker *w, uint32_t laddr, uint16_t port)
+{
+	struct pg_addr a = pg_addr_v4(laddr);
+
+	return tcp_unlisten_addr(w, &a, port);
+}
+
+int tcp_unlisten_addr(struct worker *w, const struct pg_addr *laddr, uint16_t port)
 {
 	struct tcp_stack *st = w->tcp;
 	struct tcp_listener *l = NULL;
 
 	for (unsigned i = 0; st != NULL && i < TCP_MAX_LISTENERS; i++)
-		if (st->listeners[i].port == port && st->listeners[i].laddr == laddr)
+		if (st->listeners[i].port == port && pg_addr_eq(&st->listeners[i].laddr, laddr))
 			l = &st->listeners[i];
 	if (l == NULL)
 		return PG_DECLINED;
@@ -606,22 +678,50 @@ static bool tcp_tw_reusable(const struct tcp_conn *old)
 	       old->st->w->now_ns - old->tw_start_ns >= 1000000000ull / TCP_TS_HZ;
 }
 
+/* The local address of a connection to dst: the leaving port's (RFC 6724 for IPv6). */
+static int tcp_source_for(struct worker *w, const struct pg_addr *dst, struct pg_addr *laddr)
+{
+	const struct net_config *nc = w->net;
+
+	if (pg_addr_is_v6(dst)) {
+		uint8_t src[16];
+
+		if (net_ipv6_source(w, dst->v6, src) != PG_OK)
+			return PG_DECLINED;
+		*laddr = pg_addr_v6(src);
+		return PG_OK;
+	}
+	const struct net_route *rt;
+
+	if (net_route_lookup(nc, dst->v4, &rt) != PG_OK || nc->ports[rt->port].addr == 0)
+		return PG_DECLINED;
+	*laddr = pg_addr_v4(nc->ports[rt->port].addr);
+	return PG_OK;
+}
+
 int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp_ops *ops,
 		void *user, struct tcp_conn **out)
 {
+	struct pg_addr a = pg_addr_v4(dst);
+
+	return tcp_connect_addr(w, &a, dport, ops, user, out);
+}
+
+int tcp_connect_addr(struct worker *w, const struct pg_addr *dst, uint16_t dport,
+                     const struct tcp_ops *ops, void *user, struct tcp_conn **out)
+{
 	struct tcp_stack *st = w->tcp;
 	const struct net_config *nc = w->net;
-	const struct net_route *rt;
-	uint32_t laddr, range, min_isn = 0;
+	struct pg_addr laddr;
+	uint32_t range, min_isn = 0;
 	uint16_t rport = rte_cpu_to_be_16(dport), lport = 0;
 	bool have_min_isn = false;
 	struct tcp_conn *c;
 
-	if (st == NULL || nc == NULL || dport == 0)
+	if (st == NULL || nc == NULL || dport == 0 || (!pg_addr_is_v4(dst) && !pg_addr_is_v6(dst)))
 		return PG_ERROR;
-	if (net_route_lookup(nc, dst, &rt) != PG_OK || nc->ports[rt->port].addr == 0)
+	if (tcp_source_for(w, dst, &laddr) != PG_OK)
 		return PG_DECLINED;
-	laddr = nc->ports[rt->port].addr;
 	if (tcp_stack_pressure(st) == TCP_PRESSURE_HARD)
 		return PG_AGAIN;
 	/*
@@ -635,9 +735,10 @@ int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp
 		struct tcp_conn *old;
 
 		st->port_cursor = p == st->cfg.ephemeral_hi ? st->cfg.ephemeral_lo : p + 1;
-		if (w->nworkers > 1 && steer_hash4(dst, laddr, rport, pn) % w->nworkers != w->id)
+		if (w->nworkers > 1 &&
+		    steer_hash_addr(dst, &laddr, rport, pn) % w->nworkers != w->id)
 			continue;
-		old = tcp_lookup(st, laddr, pn, dst, rport);
+		old = tcp_lookup(st, &laddr, pn, dst, rport);
 		if (old != NULL) {
 			if (!tcp_tw_reusable(old))
 				continue;
@@ -653,14 +754,14 @@ int tcp_connect(struct worker *w, uint32_t dst, uint16_t dport, const struct tcp
 		WCOUNT(w, tcp_port_exhausted);
 		return PG_AGAIN;
 	}
-	c = tcp_conn_new(st, laddr, lport, dst, rport);
+	c = tcp_conn_new(st, &laddr, lport, dst, rport);
 	if (c == NULL)
 		return PG_ERROR;
 	c->ops = ops;
 	c->user = user;
 	c->user_owned = true;
 	/* RFC 6528; tcp_isn() takes both addresses, then both ports, ours first. */
-	c->iss = tcp_isn(&st->isn_key, laddr, dst, lport, rport, w->now_ns);
+	c->iss = tcp_isn_addr(&st->isn_key, &laddr, dst, lport, rport, w->now_ns);
 	if (have_min_isn && SEQ_LT(c->iss, min_isn))
 		c->iss = min_isn;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
@@ -775,15 +876,17 @@ uint32_t tcp_foreach_conn(const struct worker *w,
 	for (uint32_t b = 0; b <= st->mask; b++) {
 		for (const struct tcp_conn *c = st->buckets[b]; c != NULL; c = c->hnext) {
 			struct tcp_conn_info ci = {
-				.laddr = c->laddr,
-				.raddr = c->raddr,
-				.lport = rte_be_to_cpu_16(c->lport),
-				.rport = rte_be_to_cpu_16(c->rport),
-				.state = tcp_state_names[c->state],
-				.passive = c->passive,
-				.sndq = c->sndq.len,
-				.rcvq = c->rcvq.len,
-				.created_ns = c->created_ns,
+			    .laddr = pg_addr_is_v4(&c->laddr) ? c->laddr.v4 : 0,
+			    .raddr = pg_addr_is_v4(&c->raddr) ? c->raddr.v4 : 0,
+			    .local = c->laddr,
+			    .remote = c->raddr,
+			    .lport = rte_be_to_cpu_16(c->lport),
+			    .rport = rte_be_to_cpu_16(c->rport),
+			    .state = tcp_state_names[c->state],
+			    .passive = c->passive,
+			    .sndq = c->sndq.len,
+			    .rcvq = c->rcvq.len,
+			    .created_ns = c->created_ns,
 			};
 
 			/* SYN and FIN take a sequence number each (RFC 9293 §3.4) */

@@ -7,8 +7,9 @@
  * RFC 5681/6582, without SACK), limited transmit (RFC 3042), in-order and
  * out-of-order data, FIN. Listeners answer with SYN cookies (RFC 4987)
  * when their backlog is full or the worker is near a resource cap; ICMP
- * fragmentation-needed lowers the MSS (RFC 1191). Exits go through the
- * shared labels drop, dropafterack and dropwithreset.
+ * fragmentation-needed and ICMPv6 Packet Too Big lower the MSS (RFC 1191,
+ * RFC 8201). Segments come from either network layer (struct tcp_l3).
+ * Exits go through the shared labels drop, dropafterack and dropwithreset.
  */
 #include <string.h>
 
@@ -142,7 +143,7 @@ static void tcp_challenge_ack(struct tcp_conn *c)
 static void tcp_syn_options(struct tcp_conn *c, const struct tcp_opts *o)
 {
 	const struct tcp_config *cfg = &c->st->cfg;
-	uint16_t local = tcp_local_mss(c->st, c->raddr);
+	uint16_t local = tcp_local_mss(c->st, &c->raddr);
 
 	c->peer_mss = o->mss_ok && o->mss > 0 ? o->mss : TCP_DEFAULT_MSS;
 	/* RFC 7323 §2.2: scaling only if both sides sent the option. */
@@ -174,9 +175,9 @@ static void tcp_syn_options(struct tcp_conn *c, const struct tcp_opts *o)
  * timestamps, whose TSval encodes its window scale and SACK-permitted.
  * Without timestamps only the MSS survives, so nothing else is offered.
  */
-static void tcp_syncookie_send(struct tcp_stack *st, struct tcp_listener *l, uint32_t laddr,
-			       uint16_t lport, uint32_t raddr, uint16_t rport,
-			       const struct tcp_seg *s)
+static void tcp_syncookie_send(struct tcp_stack *st, struct tcp_listener *l,
+                               const struct pg_addr *laddr, uint16_t lport,
+                               const struct pg_addr *raddr, uint16_t rport, const struct tcp_seg *s)
 {
 	struct worker *w = st->w;
 	const struct tcp_config *cfg = &st->cfg;
@@ -191,8 +192,8 @@ static void tcp_syncookie_send(struct tcp_stack *st, struct tcp_listener *l, uin
 	if (peer_mss > local)
 		peer_mss = local;
 	/* Note the peer's addresses come first here: saddr/sport as received. */
-	iss = tcp_syncookie_make(&st->isn_key, raddr, laddr, rport, lport, s->seq, peer_mss,
-				 w->now_ns);
+	iss = tcp_syncookie_make_addr(&st->isn_key, raddr, laddr, rport, lport, s->seq, peer_mss,
+	                              w->now_ns);
 	if (ts) {
 		struct tcp_syncookie_opts o = {
 		    .wscale = ws ? (s->o.ws > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : s->o.ws)
@@ -224,8 +225,9 @@ static bool tcp_syncookie_live(const struct tcp_stack *st, const struct tcp_list
  * valid cookie (the caller answers as for any stray segment).
  */
 static struct tcp_conn *tcp_syncookie_accept(struct tcp_stack *st, struct tcp_listener *l,
-					     uint32_t laddr, uint16_t lport, uint32_t raddr,
-					     uint16_t rport, const struct tcp_seg *s)
+                                             const struct pg_addr *laddr, uint16_t lport,
+                                             const struct pg_addr *raddr, uint16_t rport,
+                                             const struct tcp_seg *s)
 {
 	struct worker *w = st->w;
 	const struct tcp_config *cfg = &st->cfg;
@@ -233,8 +235,8 @@ static struct tcp_conn *tcp_syncookie_accept(struct tcp_stack *st, struct tcp_li
 	struct tcp_conn *c;
 	uint16_t mss, local;
 
-	if (tcp_syncookie_check(&st->isn_key, raddr, laddr, rport, lport, s->seq - 1, s->ack - 1,
-				w->now_ns, &mss) != PG_OK) {
+	if (tcp_syncookie_check_addr(&st->isn_key, raddr, laddr, rport, lport, s->seq - 1,
+	                             s->ack - 1, w->now_ns, &mss) != PG_OK) {
 		WCOUNT(w, tcp_syncookie_bad);
 		return NULL;
 	}
@@ -279,9 +281,10 @@ static struct tcp_conn *tcp_syncookie_accept(struct tcp_stack *st, struct tcp_li
 }
 
 /* A SYN for a listener: a new connection in SYN_RECEIVED answering SYN-ACK. */
-static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l, uint32_t laddr,
-			     uint16_t lport, uint32_t raddr, uint16_t rport, const struct tcp_seg *s,
-			     uint32_t min_isn, bool have_min_isn)
+static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l,
+                             const struct pg_addr *laddr, uint16_t lport,
+                             const struct pg_addr *raddr, uint16_t rport, const struct tcp_seg *s,
+                             uint32_t min_isn, bool have_min_isn)
 {
 	struct worker *w = st->w;
 	enum tcp_pressure pressure;
@@ -315,8 +318,8 @@ static void tcp_passive_open(struct tcp_stack *st, struct tcp_listener *l, uint3
 	c->irs = s->seq;
 	c->rcv_nxt = s->seq + 1;
 	c->rcv_adv = c->rcv_nxt;
-	/* RFC 6528; tcp_isn() takes both addresses, then both ports, ours first. */
-	c->iss = tcp_isn(&st->isn_key, laddr, raddr, lport, rport, w->now_ns);
+	/* RFC 6528; tcp_isn_addr() takes both addresses, then both ports, ours first. */
+	c->iss = tcp_isn_addr(&st->isn_key, laddr, raddr, lport, rport, w->now_ns);
 	if (have_min_isn && SEQ_LT(c->iss, min_isn))
 		c->iss = min_isn;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
@@ -340,8 +343,9 @@ refuse:
 }
 
 /* RFC 9293 §3.10.7.1: CLOSED (no connection, no listener) answers with a RST. */
-static void tcp_closed_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-			   uint16_t rport, const struct tcp_seg *s)
+static void tcp_closed_rst(struct worker *w, const struct pg_addr *laddr,
+                           const struct pg_addr *raddr, uint16_t lport, uint16_t rport,
+                           const struct tcp_seg *s)
 {
 	if (s->flags & TH_RST)
 		return; /* never a RST for a RST */
@@ -710,7 +714,7 @@ static void tcp_syn_sent(struct tcp_conn *c, struct tcp_seg *s)
 
 dropwithreset:
 	if (!(s->flags & TH_RST))
-		tcp_respond_rst(w, c->laddr, c->raddr, c->lport, c->rport, s->ack, 0, TH_RST);
+		tcp_respond_rst(w, &c->laddr, &c->raddr, c->lport, c->rport, s->ack, 0, TH_RST);
 drop:
 	return;
 }
@@ -1020,7 +1024,7 @@ dropafterack:
 	return;
 dropwithreset:
 	if (!(s->flags & TH_RST))
-		tcp_respond_rst(w, c->laddr, c->raddr, c->lport, c->rport, s->ack, 0, TH_RST);
+		tcp_respond_rst(w, &c->laddr, &c->raddr, c->lport, c->rport, s->ack, 0, TH_RST);
 drop:
 	return;
 }
@@ -1028,39 +1032,40 @@ drop:
 /* The smallest path MTU we believe (RFC 1191 §5 floor; 0 from old routers lands here too). */
 #define TCP_PMTU_MIN 576
 
-void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t mtu)
+/*
+ * A quoted segment of ours with a next-hop MTU: lower the MSS of its
+ * connection if the quote is genuine (RFC 5927 §4.1: a live connection,
+ * SND.UNA <= SEQ < SND.NXT, our snd_max being the RFC's SND.NXT) and the
+ * MTU is a real decrease (RFC 1191 §6.3, RFC 8201 §4: never raised by a
+ * message). `th` points at the quoted TCP header (8 bytes at least).
+ */
+static void tcp_pmtu_apply(struct worker *w, const struct pg_addr *laddr,
+                           const struct pg_addr *raddr, const uint8_t *th, uint32_t mtu)
 {
-	const uint8_t *p = quote;
 	struct tcp_stack *st = w->tcp;
-	uint32_t ihl, laddr, raddr, seq;
-	uint16_t lport, rport, mss;
+	uint16_t lport, rport, mss, hdrs = tcp_ip_overhead(raddr);
+	uint32_t seq;
 	struct tcp_conn *c;
 
-	if (st == NULL || len < 20 || (p[0] >> 4) != 4 || (ihl = (p[0] & 0xfu) * 4) < 20 ||
-	    len < ihl + 8 || p[9] != IPPROTO_TCP)
-		goto ignore;
 	/* We sent the quoted datagram: its source is our side. */
-	memcpy(&laddr, p + 12, 4);
-	memcpy(&raddr, p + 16, 4);
-	memcpy(&lport, p + ihl, 2);
-	memcpy(&rport, p + ihl + 2, 2);
-	seq = (uint32_t)p[ihl + 4] << 24 | (uint32_t)p[ihl + 5] << 16 | (uint32_t)p[ihl + 6] << 8 |
-	      p[ihl + 7];
+	memcpy(&lport, th, 2);
+	memcpy(&rport, th + 2, 2);
+	seq = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
 	c = tcp_lookup(st, laddr, lport, raddr, rport);
-	/*
-	 * RFC 5927 §4.1: only a quote of data in flight - SND.UNA <= SEQ <
-	 * SND.NXT, our snd_max being the RFC's SND.NXT - can be genuine.
-	 */
 	if (c == NULL || !tcp_state_synchronized(c->state) || c->state == TCPS_TIME_WAIT ||
-	    SEQ_LT(seq, c->snd_una) || !SEQ_LT(seq, c->snd_max))
-		goto ignore;
-	if (mtu < TCP_PMTU_MIN)
+	    SEQ_LT(seq, c->snd_una) || !SEQ_LT(seq, c->snd_max)) {
+		WCOUNT(w, tcp_pmtu_ignored);
+		return;
+	}
+	if (pg_addr_is_v6(raddr) && mtu < 1280)
+		mtu = 1280; /* RFC 8201 §4: never below the IPv6 minimum link MTU */
+	else if (mtu < TCP_PMTU_MIN)
 		mtu = TCP_PMTU_MIN;
-	if (mtu > tcp_local_mss(st, raddr) + 40)
+	if (mtu > (uint32_t)tcp_local_mss(st, raddr) + hdrs)
 		return; /* never above what our own port allows */
-	mss = (uint16_t)(mtu - 40 - (c->ts_ok ? 12 : 0));
+	mss = (uint16_t)(mtu - hdrs - (c->ts_ok ? 12 : 0));
 	if (mss >= c->mss)
-		return; /* RFC 1191 §6.3: only ever lowered by a message */
+		return;
 	WCOUNT(w, tcp_pmtu_update);
 	c->mss = mss;
 	c->cc.mss = mss;
@@ -1072,32 +1077,69 @@ void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t
 		tcp_output(c);
 		tcp_conn_release(c);
 	}
-	return;
-ignore:
-	WCOUNT(w, tcp_pmtu_ignored);
 }
 
-/* Pseudo-header plus segment, summed over a possibly chained mbuf; valid sums to 0xffff. */
-static bool tcp_cksum_ok(const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip, uint32_t iphl,
-			 uint32_t tcplen)
+void tcp_pmtu_update(struct worker *w, const void *quote, uint32_t len, uint16_t mtu)
 {
-	uint16_t raw;
-	uint32_t sum;
+	const uint8_t *p = quote;
+	uint32_t ihl, a;
+	struct pg_addr laddr, raddr;
 
-	if (rte_raw_cksum_mbuf(m, iphl, tcplen, &raw) != 0)
-		return false;
-	sum = (uint32_t)rte_ipv4_phdr_cksum(ip, 0) + raw;
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return sum == 0xffff;
+	if (w->tcp == NULL || len < 20 || (p[0] >> 4) != 4 || (ihl = (p[0] & 0xfu) * 4) < 20 ||
+	    len < ihl + 8 || p[9] != IPPROTO_TCP) {
+		WCOUNT(w, tcp_pmtu_ignored);
+		return;
+	}
+	memcpy(&a, p + 12, 4);
+	laddr = pg_addr_v4(a);
+	memcpy(&a, p + 16, 4);
+	raddr = pg_addr_v4(a);
+	tcp_pmtu_apply(w, &laddr, &raddr, p + ihl, mtu);
 }
 
-/* m starts at the IPv4 header, validated and trimmed by ipv4_input; consumed. */
-void tcp_input(struct worker *w, struct rte_mbuf *m)
+void tcp_pmtu_update6(struct worker *w, const void *quote, uint32_t len, uint32_t mtu)
+{
+	const uint8_t *p = quote;
+	struct pg_addr laddr, raddr;
+
+	/* Our segments carry no extension headers: TCP follows the fixed header. */
+	if (w->tcp == NULL || len < 40 + 8 || (p[0] >> 4) != 6 || p[6] != IPPROTO_TCP) {
+		WCOUNT(w, tcp_pmtu_ignored);
+		return;
+	}
+	laddr = pg_addr_v6(p + 8);
+	raddr = pg_addr_v6(p + 24);
+	tcp_pmtu_apply(w, &laddr, &raddr, p + 40, mtu);
+}
+
+/* Pseudo-header (RFC 9293 §3.1, RFC 8200 §8.1) plus segment; valid sums to 0xffff. */
+static bool tcp_cksum_ok(const struct rte_mbuf *m, const struct tcp_l3 *l3, uint32_t tcplen)
+{
+	uint16_t raw, ph;
+
+	if (rte_raw_cksum_mbuf(m, l3->l4off, tcplen, &raw) != 0)
+		return false;
+	if (pg_addr_is_v6(&l3->src)) {
+		ph = ip6_phdr_sum(l3->src.v6, l3->dst.v6, tcplen, IPPROTO_TCP);
+	} else {
+		struct {
+			uint32_t src, dst;
+			uint8_t zero, proto;
+			uint16_t len;
+		} __rte_packed ph4 = {l3->src.v4, l3->dst.v4, 0, IPPROTO_TCP,
+		                      rte_cpu_to_be_16((uint16_t)tcplen)};
+
+		ph = rte_raw_cksum(&ph4, sizeof(ph4));
+	}
+	return net_cksum_fold((uint32_t)raw + ph) == 0xffff;
+}
+
+/* m holds the datagram, the segment at l3->l4off; consumed. */
+void tcp_input(struct worker *w, struct rte_mbuf *m, const struct tcp_l3 *l3)
 {
 	struct tcp_stack *st = w->tcp;
-	const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, const struct rte_ipv4_hdr *);
-	uint32_t iphl = rte_ipv4_hdr_len(ip);
+	const struct pg_addr *ours = &l3->dst, *theirs = &l3->src;
+	uint32_t iphl = l3->l4off;
 	uint32_t tcplen = rte_pktmbuf_pkt_len(m) - iphl;
 	uint8_t hbuf[TCP_HDR_LEN + TCP_MAX_OPT_LEN];
 	const struct rte_tcp_hdr *th;
@@ -1118,7 +1160,7 @@ void tcp_input(struct worker *w, struct rte_mbuf *m)
 	}
 	th = rte_pktmbuf_read(m, iphl, thl, hbuf);
 	/* RFC 9293 §3.1: the checksum covers pseudo-header, header and data. */
-	if (!tcp_cksum_ok(m, ip, iphl, tcplen)) {
+	if (!tcp_cksum_ok(m, l3, tcplen)) {
 		WCOUNT(w, tcp_drop_cksum);
 		goto drop;
 	}
@@ -1135,7 +1177,7 @@ void tcp_input(struct worker *w, struct rte_mbuf *m)
 	tcp_parse_options((const uint8_t *)th + TCP_HDR_LEN, thl - TCP_HDR_LEN,
 			  (s.flags & TH_SYN) != 0, &s.o);
 
-	c = tcp_lookup(st, ip->dst_addr, th->dst_port, ip->src_addr, th->src_port);
+	c = tcp_lookup(st, ours, th->dst_port, theirs, th->src_port);
 	if (c != NULL && c->state == TCPS_TIME_WAIT &&
 	    (s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN) {
 		/*
@@ -1143,7 +1185,7 @@ void tcp_input(struct worker *w, struct rte_mbuf *m)
 		 * RFC 6191): accept it when it is provably new - beyond our
 		 * RCV.NXT, or with a newer timestamp - and a listener wants it.
 		 */
-		struct tcp_listener *l = tcp_listener_find(st, ip->dst_addr, th->dst_port);
+		struct tcp_listener *l = tcp_listener_find_addr(st, ours, th->dst_port);
 		bool newer = SEQ_GT(s.seq, c->rcv_nxt) ||
 			     (c->ts_ok && s.o.ts_ok && SEQ_GT(s.o.tsval, c->ts_recent));
 
@@ -1152,24 +1194,24 @@ void tcp_input(struct worker *w, struct rte_mbuf *m)
 
 			WCOUNT(w, tcp_time_wait_reuse);
 			tcp_conn_free(c);
-			tcp_passive_open(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
-					 th->src_port, &s, min_isn, true);
+			tcp_passive_open(st, l, ours, th->dst_port, theirs, th->src_port, &s,
+			                 min_isn, true);
 			goto drop;
 		}
 	}
 	if (c == NULL) {
-		struct tcp_listener *l = tcp_listener_find(st, ip->dst_addr, th->dst_port);
+		struct tcp_listener *l = tcp_listener_find_addr(st, ours, th->dst_port);
 
 		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN && l != NULL) {
-			tcp_passive_open(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
-					 th->src_port, &s, 0, false);
+			tcp_passive_open(st, l, ours, th->dst_port, theirs, th->src_port, &s, 0,
+			                 false);
 			goto drop;
 		}
 		/* The third segment of a handshake we answered with a SYN cookie? */
 		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_ACK && l != NULL &&
 		    st->cfg.syncookies && tcp_syncookie_live(st, l) &&
-		    (c = tcp_syncookie_accept(st, l, ip->dst_addr, th->dst_port, ip->src_addr,
-					      th->src_port, &s)) != NULL) {
+		    (c = tcp_syncookie_accept(st, l, ours, th->dst_port, theirs, th->src_port,
+		                              &s)) != NULL) {
 			tcp_conn_hold(c);
 			tcp_conn_established(c);
 			if (c->state != TCPS_CLOSED && !c->free_pending)
@@ -1178,7 +1220,7 @@ void tcp_input(struct worker *w, struct rte_mbuf *m)
 			goto drop;
 		}
 		WCOUNT(w, tcp_rx_noconn);
-		tcp_closed_rst(w, ip->dst_addr, ip->src_addr, th->dst_port, th->src_port, &s);
+		tcp_closed_rst(w, ours, theirs, th->dst_port, th->src_port, &s);
 		goto drop;
 	}
 	tcp_conn_hold(c);

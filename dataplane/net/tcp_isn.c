@@ -113,3 +113,19 @@ uint32_t tcp_isn(const struct tcp_isn_key *k, uint32_t laddr, uint32_t raddr, ui
 	memcpy(tuple + 10, &rport, 2);
 	return m + (uint32_t)tcp_siphash24(k, tuple, sizeof(tuple));
 }
+
+uint32_t tcp_isn_addr(const struct tcp_isn_key *k, const struct pg_addr *laddr,
+                      const struct pg_addr *raddr, uint16_t lport, uint16_t rport, uint64_t now_ns)
+{
+	uint8_t tuple[36];
+	uint32_t m = (uint32_t)(now_ns / TCP_ISN_TICK_NS);
+
+	if (!pg_addr_is_v6(laddr))
+		return tcp_isn(k, laddr->v4, raddr->v4, lport, rport, now_ns);
+	/* RFC 6528 §3 F() over the IPv6 tuple; 36 bytes never collide with the 12 above. */
+	memcpy(tuple, laddr->v6, 16);
+	memcpy(tuple + 16, raddr->v6, 16);
+	memcpy(tuple + 32, &lport, 2);
+	memcpy(tuple + 34, &rport, 2);
+	return m + (uint32_t)tcp_siphash24(k, tuple, sizeof(tuple));
+}

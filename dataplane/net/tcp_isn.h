@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
+
 /*
  * The 128-bit secret of RFC 6528 §3. One per process, created at start-up
  * with tcp_isn_key_init() and read-only afterwards, so every worker may
@@ -47,5 +49,13 @@ uint64_t tcp_siphash24(const struct tcp_isn_key *k, const void *data, size_t len
  */
 uint32_t tcp_isn(const struct tcp_isn_key *k, uint32_t laddr, uint32_t raddr, uint16_t lport,
                  uint16_t rport, uint64_t now_ns);
+
+/*
+ * The same for either family: an IPv4 tuple gives exactly tcp_isn(); an
+ * IPv6 one hashes both 16-byte addresses and the ports (same order:
+ * ours, theirs, our port, their port).
+ */
+uint32_t tcp_isn_addr(const struct tcp_isn_key *k, const struct pg_addr *laddr,
+                      const struct pg_addr *raddr, uint16_t lport, uint16_t rport, uint64_t now_ns);
 
 #endif

@@ -4,8 +4,9 @@
  * SYN options (MSS, window scale, timestamps, SACK-permitted), timestamps
  * on every segment once negotiated, SACK blocks on ACKs (RFC 2018), the
  * RFC 6675 pipe loop during SACK recovery, the advertised window with
- * receiver SWS avoidance, pure ACKs, RSTs and SYN-cookie SYN-ACKs. The
- * TCP checksum is computed in software.
+ * receiver SWS avoidance, pure ACKs, RSTs and SYN-cookie SYN-ACKs, over
+ * IPv4 or IPv6 as the connection's addresses say. The TCP checksum is
+ * computed in software.
  */
 #include <string.h>
 
@@ -132,7 +133,7 @@ static uint32_t tcp_build_options(struct tcp_conn *c, uint8_t flags, uint8_t *o)
 	bool sack_perm = syn && (active ? cfg->sack : c->sack_ok);
 
 	if (syn)
-		n += tcp_put_mss(o + n, tcp_local_mss(c->st, c->raddr));
+		n += tcp_put_mss(o + n, tcp_local_mss(c->st, &c->raddr));
 	if (ts) {
 		n += tcp_put_ts(o + n, sack_perm, tcp_ts_now(c),
 				(flags & TH_ACK) ? c->ts_recent : 0);
@@ -163,16 +164,49 @@ static uint32_t tcp_build_options(struct tcp_conn *c, uint8_t flags, uint8_t *o)
 	return n;
 }
 
+/* Bytes of network-layer header in front of the TCP header. */
+static inline uint32_t tcp_l3_len(const struct pg_addr *a)
+{
+	return pg_addr_is_v6(a) ? sizeof(struct rte_ipv6_hdr) : sizeof(struct rte_ipv4_hdr);
+}
+
 /*
- * Fill in IPv4 + TCP headers around a payload already in place and hand
- * the packet to IPv4 output. m's data starts at the IPv4 header.
+ * The IPv6 form of tcp_finish: fixed header, no extension headers, the
+ * connection's flow label (RFC 6437), hop limit left to net_ipv6_output.
  */
-static void tcp_finish(struct worker *w, struct rte_mbuf *m, uint32_t laddr, uint32_t raddr,
-		       uint32_t tcp_len)
+static void tcp_finish6(struct worker *w, struct rte_mbuf *m, const struct pg_addr *laddr,
+                        const struct pg_addr *raddr, uint32_t tcp_len, uint32_t flow_label)
+{
+	struct rte_ipv6_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv6_hdr *);
+	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
+
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28 | (flow_label & RTE_IPV6_HDR_FL_MASK));
+	ip->payload_len = rte_cpu_to_be_16((uint16_t)tcp_len);
+	ip->proto = IPPROTO_TCP;
+	ip->hop_limits = 0;
+	memcpy(ip->src_addr, laddr->v6, 16);
+	memcpy(ip->dst_addr, raddr->v6, 16);
+	th->cksum = 0;
+	th->cksum = rte_ipv6_udptcp_cksum(ip, th);
+	WCOUNT(w, tcp_tx_segs);
+	net_ipv6_output(w, m, NET_PORT_ROUTE);
+}
+
+/*
+ * Fill in the IP (v4 or v6) and TCP headers around a payload already in
+ * place and hand the packet to the network layer. m's data starts at the
+ * IP header.
+ */
+static void tcp_finish(struct worker *w, struct rte_mbuf *m, const struct pg_addr *laddr,
+                       const struct pg_addr *raddr, uint32_t tcp_len, uint32_t flow_label)
 {
 	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *);
 	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
 
+	if (pg_addr_is_v6(laddr)) {
+		tcp_finish6(w, m, laddr, raddr, tcp_len, flow_label);
+		return;
+	}
 	ip->version_ihl = RTE_IPV4_VHL_DEF;
 	ip->type_of_service = 0;
 	ip->total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + tcp_len));
@@ -182,8 +216,8 @@ static void tcp_finish(struct worker *w, struct rte_mbuf *m, uint32_t laddr, uin
 	ip->time_to_live = 0; /* net_ipv4_output puts the default */
 	ip->next_proto_id = IPPROTO_TCP;
 	ip->hdr_checksum = 0;
-	ip->src_addr = laddr;
-	ip->dst_addr = raddr;
+	ip->src_addr = laddr->v4;
+	ip->dst_addr = raddr->v4;
 	th->cksum = 0;
 	th->cksum = rte_ipv4_udptcp_cksum(ip, th);
 	WCOUNT(w, tcp_tx_segs);
@@ -194,8 +228,8 @@ int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fla
 {
 	struct worker *w = c->st->w;
 	uint8_t opts[TCP_MAX_OPT_LEN];
-	uint32_t optlen, hlen, wnd;
-	struct rte_ipv4_hdr *ip;
+	uint32_t optlen, hlen, wnd, l3len = tcp_l3_len(&c->laddr);
+	uint8_t *ip;
 	struct rte_tcp_hdr *th;
 	struct rte_mbuf *m;
 
@@ -206,13 +240,13 @@ int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fla
 	}
 	optlen = tcp_build_options(c, flags, opts);
 	hlen = TCP_HDR_LEN + optlen;
-	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, (uint16_t)(sizeof(*ip) + hlen + len));
+	ip = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(l3len + hlen + len));
 	if (ip == NULL) {
 		WCOUNT(w, tx_drop_nombuf);
 		rte_pktmbuf_free(m);
 		return PG_ERROR;
 	}
-	th = (struct rte_tcp_hdr *)(ip + 1);
+	th = (struct rte_tcp_hdr *)(ip + l3len);
 	memcpy(th + 1, opts, optlen);
 	if (len > 0)
 		tcp_ring_read(&c->sndq, seq - c->snd_buf_seq, (uint8_t *)th + hlen, len);
@@ -243,7 +277,7 @@ int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fla
 	}
 	if (SEQ_LT(seq, c->snd_max) && (len > 0 || (flags & (TH_SYN | TH_FIN))))
 		WCOUNT(w, tcp_retransmits);
-	tcp_finish(w, m, c->laddr, c->raddr, hlen + len);
+	tcp_finish(w, m, &c->laddr, &c->raddr, hlen + len, c->flow_label);
 	return PG_OK;
 }
 
@@ -334,16 +368,16 @@ void tcp_send_rst(struct tcp_conn *c)
 {
 	struct worker *w = c->st->w;
 
-	tcp_respond_rst(w, c->laddr, c->raddr, c->lport, c->rport, c->snd_nxt, 0, TH_RST);
+	tcp_respond_rst(w, &c->laddr, &c->raddr, c->lport, c->rport, c->snd_nxt, 0, TH_RST);
 }
 
 /* A segment with no connection behind it: RST, or a SYN cookie's SYN-ACK. */
-static void tcp_respond(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-			uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win,
-			const uint8_t *opts, uint32_t optlen)
+static void tcp_respond(struct worker *w, const struct pg_addr *laddr, const struct pg_addr *raddr,
+                        uint16_t lport, uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags,
+                        uint16_t win, const uint8_t *opts, uint32_t optlen)
 {
-	uint32_t hlen = TCP_HDR_LEN + optlen;
-	struct rte_ipv4_hdr *ip;
+	uint32_t hlen = TCP_HDR_LEN + optlen, l3len = tcp_l3_len(laddr);
+	uint8_t *ip;
 	struct rte_tcp_hdr *th;
 	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
 
@@ -351,12 +385,12 @@ static void tcp_respond(struct worker *w, uint32_t laddr, uint32_t raddr, uint16
 		WCOUNT(w, tx_drop_nombuf);
 		return;
 	}
-	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, (uint16_t)(sizeof(*ip) + hlen));
+	ip = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(l3len + hlen));
 	if (ip == NULL) {
 		rte_pktmbuf_free(m);
 		return;
 	}
-	th = (struct rte_tcp_hdr *)(ip + 1);
+	th = (struct rte_tcp_hdr *)(ip + l3len);
 	memset(th, 0, sizeof(*th));
 	if (optlen > 0)
 		memcpy(th + 1, opts, optlen);
@@ -369,18 +403,19 @@ static void tcp_respond(struct worker *w, uint32_t laddr, uint32_t raddr, uint16
 	th->rx_win = rte_cpu_to_be_16(win);
 	if (flags & TH_RST)
 		WCOUNT(w, tcp_rst_tx);
-	tcp_finish(w, m, laddr, raddr, hlen);
+	/* No connection: the flow label is 0, "not labelled" (RFC 6437 §3). */
+	tcp_finish(w, m, laddr, raddr, hlen, 0);
 }
 
-void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-		     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags)
+void tcp_respond_rst(struct worker *w, const struct pg_addr *laddr, const struct pg_addr *raddr,
+                     uint16_t lport, uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags)
 {
 	tcp_respond(w, laddr, raddr, lport, rport, seq, ack, flags, 0, NULL, 0);
 }
 
-void tcp_respond_synack(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-			uint16_t rport, uint32_t iss, uint32_t ack, uint16_t mss, bool ts,
-			uint32_t tsval, uint32_t tsecr, int wscale, bool sack_perm)
+void tcp_respond_synack(struct worker *w, const struct pg_addr *laddr, const struct pg_addr *raddr,
+                        uint16_t lport, uint16_t rport, uint32_t iss, uint32_t ack, uint16_t mss,
+                        bool ts, uint32_t tsval, uint32_t tsecr, int wscale, bool sack_perm)
 {
 	const struct tcp_config *cfg = &w->tcp->cfg;
 	uint8_t o[TCP_MAX_OPT_LEN];

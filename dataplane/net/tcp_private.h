@@ -15,6 +15,7 @@
 
 #include <rte_mbuf.h>
 
+#include "addr.h"
 #include "core/timer.h"
 #include "core/worker.h"
 #include "tcp.h"
@@ -87,8 +88,8 @@ struct tcp_ring {
 
 
 struct tcp_listener {
-	uint32_t laddr; /* network order, 0 = any */
-	uint16_t port;  /* host order; 0 = free slot */
+	struct pg_addr laddr; /* its family's unspecified address = any of that family */
+	uint16_t port;        /* host order; 0 = free slot */
 	uint32_t nsynrcvd;
 	uint64_t cookie_ns; /* last SYN cookie sent (0 = never): ACKs are checked until it expires */
 	const struct tcp_ops *ops;
@@ -107,9 +108,10 @@ struct tcp_conn {
 	bool end_notified; /* `closed` or `error` delivered */
 	uint8_t busy;      /* nesting of input/timer/API work on this connection */
 
-	/* 4-tuple: addresses network order, ports network order (as on the wire) */
-	uint32_t laddr, raddr;
+	/* 4-tuple: addresses of one family, ports network order (as on the wire) */
+	struct pg_addr laddr, raddr;
 	uint16_t lport, rport;
+	uint32_t flow_label;           /* IPv6 (RFC 6437 §3): one per connection, from the tuple */
 	struct tcp_listener *listener; /* while SYN_RECEIVED, for the backlog count */
 	uint64_t created_ns;           /* w->now_ns at tcp_conn_new (its age in sessions) */
 
@@ -217,19 +219,23 @@ void tcp_set_state(struct tcp_conn *c, enum tcp_state s);
  */
 enum tcp_pressure { TCP_PRESSURE_NONE, TCP_PRESSURE_SOFT, TCP_PRESSURE_HARD };
 enum tcp_pressure tcp_stack_pressure(struct tcp_stack *st);
-struct tcp_conn *tcp_lookup(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-			    uint16_t rport);
+struct tcp_conn *tcp_lookup(struct tcp_stack *st, const struct pg_addr *laddr, uint16_t lport,
+                            const struct pg_addr *raddr, uint16_t rport);
+/* The listener for a local address and port (network order): exact address, else "any". */
+struct tcp_listener *tcp_listener_find_addr(struct tcp_stack *st, const struct pg_addr *laddr,
+                                            uint16_t lport);
+/* The same for an IPv4 address (network order, 0 = the "any" listener only). */
 struct tcp_listener *tcp_listener_find(struct tcp_stack *st, uint32_t laddr, uint16_t lport);
-struct tcp_conn *tcp_conn_new(struct tcp_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-			      uint16_t rport);
+struct tcp_conn *tcp_conn_new(struct tcp_stack *st, const struct pg_addr *laddr, uint16_t lport,
+                              const struct pg_addr *raddr, uint16_t rport);
 void tcp_conn_hold(struct tcp_conn *c);
 void tcp_conn_release(struct tcp_conn *c);
 /* The connection is over (CLOSED): notify the user or free it. */
 void tcp_conn_closed(struct tcp_conn *c, enum tcp_error err);
 void tcp_conn_free(struct tcp_conn *c);
 /* RFC 7323 §5.4 timestamp offset: a keyed function of the 4-tuple (ours first). */
-uint32_t tcp_ts_offset(const struct tcp_stack *st, uint32_t laddr, uint32_t raddr, uint16_t lport,
-		       uint16_t rport);
+uint32_t tcp_ts_offset(const struct tcp_stack *st, const struct pg_addr *laddr,
+                       const struct pg_addr *raddr, uint16_t lport, uint16_t rport);
 /*
  * The window scale SYN cookies advertise and recompute on the ACK: fixed
  * for the stack's life, since a cookie cannot carry it across a
@@ -237,7 +243,12 @@ uint32_t tcp_ts_offset(const struct tcp_stack *st, uint32_t laddr, uint32_t radd
  */
 uint8_t tcp_stack_rcv_wscale(const struct tcp_stack *st);
 /* Effective MSS and window scale toward raddr from the routing table. */
-uint16_t tcp_local_mss(struct tcp_stack *st, uint32_t raddr);
+uint16_t tcp_local_mss(struct tcp_stack *st, const struct pg_addr *raddr);
+/* Bytes of IP and TCP headers without options: 40 (IPv4) or 60 (IPv6). */
+static inline uint16_t tcp_ip_overhead(const struct pg_addr *a)
+{
+	return pg_addr_is_v6(a) ? 60 : 40;
+}
 uint8_t tcp_rcv_wscale_for(uint32_t rcvbuf);
 void tcp_conn_established(struct tcp_conn *c);
 void tcp_enter_time_wait(struct tcp_conn *c);
@@ -260,7 +271,17 @@ void tcp_ring_drop(struct tcp_ring *r, uint32_t n);
 uint32_t tcp_rcv_space(const struct tcp_conn *c);
 
 /* tcp_input.c */
-void tcp_input(struct worker *w, struct rte_mbuf *m);
+/* What the network layer tells TCP about a segment. */
+struct tcp_l3 {
+	struct pg_addr src, dst; /* one family */
+	uint32_t l4off;          /* offset of the TCP header in the mbuf */
+};
+/*
+ * m holds the datagram (IPv4 or IPv6 header first), validated and trimmed
+ * by the network layer; the segment starts at l3->l4off and runs to the
+ * end. Consumed.
+ */
+void tcp_input(struct worker *w, struct rte_mbuf *m, const struct tcp_l3 *l3);
 void tcp_parse_options(const uint8_t *p, uint32_t len, bool syn, struct tcp_opts *o);
 bool tcp_challenge_ack_allowed(struct tcp_stack *st);
 
@@ -276,8 +297,8 @@ int tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fla
 void tcp_send_ack(struct tcp_conn *c);
 void tcp_send_rst(struct tcp_conn *c);
 /* A RST for a segment with no connection (RFC 9293 §3.10.7.1). */
-void tcp_respond_rst(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-		     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags);
+void tcp_respond_rst(struct worker *w, const struct pg_addr *laddr, const struct pg_addr *raddr,
+                     uint16_t lport, uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags);
 uint32_t tcp_ts_now(const struct tcp_conn *c);
 /* Our timestamp clock for a tuple's offset (before a connection exists). */
 uint32_t tcp_ts_clock(const struct worker *w, uint32_t ts_offset);
@@ -286,9 +307,10 @@ uint32_t tcp_ts_clock(const struct worker *w, uint32_t ts_offset);
  * ACK = ack, MSS always; timestamps (TSval = tsval, TSecr = tsecr),
  * window scale and SACK-permitted only when `ts` (the SYN had timestamps).
  */
-void tcp_respond_synack(struct worker *w, uint32_t laddr, uint32_t raddr, uint16_t lport,
-			uint16_t rport, uint32_t iss, uint32_t ack, uint16_t mss, bool ts,
-			uint32_t tsval, uint32_t tsecr, int wscale /* -1 = none */, bool sack_perm);
+void tcp_respond_synack(struct worker *w, const struct pg_addr *laddr, const struct pg_addr *raddr,
+                        uint16_t lport, uint16_t rport, uint32_t iss, uint32_t ack, uint16_t mss,
+                        bool ts, uint32_t tsval, uint32_t tsecr, int wscale /* -1 = none */,
+                        bool sack_perm);
 /* The window to advertise (unscaled bytes), with receiver SWS avoidance. */
 uint32_t tcp_rcv_window(struct tcp_conn *c);
 

@@ -6,11 +6,12 @@
  *
  * Cookie layout before whitening:
  *   bits 31-30  period counter mod 4   (now_ns / 64 s)
- *   bits 29-28  MSS class              (index into tcp_syncookie_msstab)
+ *   bits 29-28  MSS class              (index into tcp_syncookie_msstab, or msstab6)
  *   bits 27-0   MAC = SipHash(key, "SCm", 4-tuple, peer ISN, full counter, class)
  * cookie = that + SipHash(key, "SCw", 4-tuple, peer ISN), mod 2^32, so all
  * 32 bits of our ISN are unpredictable to an off-path attacker (the point
- * of RFC 6528), not just the MAC.
+ * of RFC 6528), not just the MAC. An IPv6 4-tuple is hashed whole, in a
+ * message of its own layout and tag version.
  */
 #include <string.h>
 
@@ -18,6 +19,8 @@
 #include "tcp_syncookie.h"
 
 const uint16_t tcp_syncookie_msstab[TCP_SYNCOOKIE_NMSS] = {536, 1300, 1440, 1460};
+/* 1280, 1480, 1500 and 9000-byte IPv6 paths, less 60 bytes of headers (Linux's msstab6) */
+const uint16_t tcp_syncookie_msstab6[TCP_SYNCOOKIE_NMSS] = {1220, 1420, 1440, 8940};
 
 #define COOKIE_MAC_BITS 28
 #define COOKIE_MAC_MASK ((1u << COOKIE_MAC_BITS) - 1)
@@ -48,63 +51,104 @@ _Static_assert(sizeof(struct cookie_msg) == 32, "cookie_msg has hidden padding")
 
 #define COOKIE_MSG_WHITEN_LEN 20 /* tag + tuple + peer ISN */
 
-static void cookie_msg_init(struct cookie_msg *msg, char kind, uint32_t saddr, uint32_t daddr,
-                            uint16_t sport, uint16_t dport, uint32_t peer_isn)
+/* The same for an IPv6 tuple, tag version 2 (tcp_isn_addr hashes 36 bytes). */
+struct cookie_msg6 {
+	uint8_t tag[4];
+	uint8_t saddr[16], daddr[16];
+	uint16_t sport, dport;
+	uint32_t peer_isn;
+	uint32_t mss_class; /* MAC only */
+	uint64_t count;     /* MAC only */
+};
+_Static_assert(sizeof(struct cookie_msg6) == 56, "cookie_msg6 has hidden padding");
+
+#define COOKIE_MSG6_WHITEN_LEN 44 /* tag + tuple + peer ISN */
+
+/* SipHash of the tuple, peer ISN and, for the MAC (`count` given), period and class. */
+static uint64_t cookie_hash(const struct tcp_isn_key *k, char kind, const struct pg_addr *saddr,
+                            const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                            uint32_t peer_isn, const uint64_t *count, uint32_t mss_class)
 {
-	memset(msg, 0, sizeof(*msg));
-	msg->tag[0] = 'S';
-	msg->tag[1] = 'C';
-	msg->tag[2] = (uint8_t)kind;
-	msg->tag[3] = 1; /* format version */
-	msg->saddr = saddr;
-	msg->daddr = daddr;
-	msg->sport = sport;
-	msg->dport = dport;
-	msg->peer_isn = peer_isn;
+	if (pg_addr_is_v6(saddr)) {
+		struct cookie_msg6 msg;
+
+		memset(&msg, 0, sizeof(msg));
+		memcpy(msg.tag, (const uint8_t[4]){'S', 'C', (uint8_t)kind, 2}, 4);
+		memcpy(msg.saddr, saddr->v6, 16);
+		memcpy(msg.daddr, daddr->v6, 16);
+		msg.sport = sport;
+		msg.dport = dport;
+		msg.peer_isn = peer_isn;
+		if (count == NULL)
+			return tcp_siphash24(k, &msg, COOKIE_MSG6_WHITEN_LEN);
+		msg.count = *count;
+		msg.mss_class = mss_class;
+		return tcp_siphash24(k, &msg, sizeof(msg));
+	} else {
+		struct cookie_msg msg;
+
+		memset(&msg, 0, sizeof(msg));
+		memcpy(msg.tag, (const uint8_t[4]){'S', 'C', (uint8_t)kind, 1}, 4); /* version 1 */
+		msg.saddr = saddr->v4;
+		msg.daddr = daddr->v4;
+		msg.sport = sport;
+		msg.dport = dport;
+		msg.peer_isn = peer_isn;
+		if (count == NULL)
+			return tcp_siphash24(k, &msg, COOKIE_MSG_WHITEN_LEN);
+		msg.count = *count;
+		msg.mss_class = mss_class;
+		return tcp_siphash24(k, &msg, sizeof(msg));
+	}
 }
 
-static uint32_t cookie_whiten(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr,
-                              uint16_t sport, uint16_t dport, uint32_t peer_isn)
+static uint32_t cookie_whiten(const struct tcp_isn_key *k, const struct pg_addr *saddr,
+                              const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                              uint32_t peer_isn)
 {
-	struct cookie_msg msg;
-
-	cookie_msg_init(&msg, 'w', saddr, daddr, sport, dport, peer_isn);
-	return (uint32_t)tcp_siphash24(k, &msg, COOKIE_MSG_WHITEN_LEN);
+	return (uint32_t)cookie_hash(k, 'w', saddr, daddr, sport, dport, peer_isn, NULL, 0);
 }
 
-static uint32_t cookie_mac(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr,
-                           uint16_t sport, uint16_t dport, uint32_t peer_isn, uint64_t count,
-                           uint32_t mss_class)
+static uint32_t cookie_mac(const struct tcp_isn_key *k, const struct pg_addr *saddr,
+                           const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                           uint32_t peer_isn, uint64_t count, uint32_t mss_class)
 {
-	struct cookie_msg msg;
-
-	cookie_msg_init(&msg, 'm', saddr, daddr, sport, dport, peer_isn);
-	msg.count = count;
-	msg.mss_class = mss_class;
-	return (uint32_t)tcp_siphash24(k, &msg, sizeof(msg)) & COOKIE_MAC_MASK;
+	return (uint32_t)cookie_hash(k, 'm', saddr, daddr, sport, dport, peer_isn, &count,
+	                             mss_class) &
+	       COOKIE_MAC_MASK;
 }
 
-static uint32_t mss_class_of(uint16_t peer_mss)
+static uint32_t mss_class_of(const uint16_t *tab, uint16_t peer_mss)
 {
 	uint32_t i;
 
 	for (i = TCP_SYNCOOKIE_NMSS - 1; i > 0; i--)
-		if (peer_mss >= tcp_syncookie_msstab[i])
+		if (peer_mss >= tab[i])
 			break;
 	return i;
 }
 
-uint16_t tcp_syncookie_mss(uint16_t peer_mss)
+static const uint16_t *cookie_msstab(const struct pg_addr *a)
 {
-	return tcp_syncookie_msstab[mss_class_of(peer_mss)];
+	return pg_addr_is_v6(a) ? tcp_syncookie_msstab6 : tcp_syncookie_msstab;
 }
 
-uint32_t tcp_syncookie_make(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr,
-                            uint16_t sport, uint16_t dport, uint32_t peer_isn, uint16_t peer_mss,
-                            uint64_t now_ns)
+uint16_t tcp_syncookie_mss(uint16_t peer_mss)
+{
+	return tcp_syncookie_msstab[mss_class_of(tcp_syncookie_msstab, peer_mss)];
+}
+
+uint16_t tcp_syncookie_mss6(uint16_t peer_mss)
+{
+	return tcp_syncookie_msstab6[mss_class_of(tcp_syncookie_msstab6, peer_mss)];
+}
+
+uint32_t tcp_syncookie_make_addr(const struct tcp_isn_key *k, const struct pg_addr *saddr,
+                                 const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                                 uint32_t peer_isn, uint16_t peer_mss, uint64_t now_ns)
 {
 	uint64_t count = now_ns / TCP_SYNCOOKIE_PERIOD_NS;
-	uint32_t mss_class = mss_class_of(peer_mss);
+	uint32_t mss_class = mss_class_of(cookie_msstab(saddr), peer_mss);
 	uint32_t v;
 
 	v = (uint32_t)(count & 3) << COOKIE_COUNT_SHIFT | mss_class << COOKIE_CLASS_SHIFT |
@@ -112,9 +156,9 @@ uint32_t tcp_syncookie_make(const struct tcp_isn_key *k, uint32_t saddr, uint32_
 	return v + cookie_whiten(k, saddr, daddr, sport, dport, peer_isn);
 }
 
-int tcp_syncookie_check(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr, uint16_t sport,
-                        uint16_t dport, uint32_t peer_isn, uint32_t cookie, uint64_t now_ns,
-                        uint16_t *mss_out)
+int tcp_syncookie_check_addr(const struct tcp_isn_key *k, const struct pg_addr *saddr,
+                             const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                             uint32_t peer_isn, uint32_t cookie, uint64_t now_ns, uint16_t *mss_out)
 {
 	uint64_t now_count = now_ns / TCP_SYNCOOKIE_PERIOD_NS;
 	uint32_t v = cookie - cookie_whiten(k, saddr, daddr, sport, dport, peer_isn);
@@ -130,10 +174,28 @@ int tcp_syncookie_check(const struct tcp_isn_key *k, uint32_t saddr, uint32_t da
 		if (cookie_mac(k, saddr, daddr, sport, dport, peer_isn, count, mss_class) !=
 		    (v & COOKIE_MAC_MASK))
 			return PG_DECLINED;
-		*mss_out = tcp_syncookie_msstab[mss_class];
+		*mss_out = cookie_msstab(saddr)[mss_class];
 		return PG_OK;
 	}
 	return PG_DECLINED;
+}
+
+uint32_t tcp_syncookie_make(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr,
+                            uint16_t sport, uint16_t dport, uint32_t peer_isn, uint16_t peer_mss,
+                            uint64_t now_ns)
+{
+	struct pg_addr s = pg_addr_v4(saddr), d = pg_addr_v4(daddr);
+
+	return tcp_syncookie_make_addr(k, &s, &d, sport, dport, peer_isn, peer_mss, now_ns);
+}
+
+int tcp_syncookie_check(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr, uint16_t sport,
+                        uint16_t dport, uint32_t peer_isn, uint32_t cookie, uint64_t now_ns,
+                        uint16_t *mss_out)
+{
+	struct pg_addr s = pg_addr_v4(saddr), d = pg_addr_v4(daddr);
+
+	return tcp_syncookie_check_addr(k, &s, &d, sport, dport, peer_isn, cookie, now_ns, mss_out);
 }
 
 uint32_t tcp_syncookie_tsval(uint32_t ts_now, const struct tcp_syncookie_opts *o)

@@ -41,9 +41,10 @@
 #define TCP_SYNCOOKIE_PERIOD_NS (64ull * 1000000000ull)
 #define TCP_SYNCOOKIE_MAX_AGE 1
 
-/* Peer MSS classes a cookie can carry (IPv4, as Linux's msstab). */
+/* Peer MSS classes a cookie can carry (IPv4, as Linux's msstab; IPv6, msstab6). */
 #define TCP_SYNCOOKIE_NMSS 4
 extern const uint16_t tcp_syncookie_msstab[TCP_SYNCOOKIE_NMSS];
+extern const uint16_t tcp_syncookie_msstab6[TCP_SYNCOOKIE_NMSS];
 
 /* The peer's SYN options as remembered through the timestamp. */
 #define TCP_SYNCOOKIE_WSCALE_NONE 0xf
@@ -62,6 +63,8 @@ struct tcp_syncookie_opts {
  * from a stateless handshake invites small-segment resource attacks.
  */
 uint16_t tcp_syncookie_mss(uint16_t peer_mss);
+/* The same over the IPv6 classes: below 1220 (a 1280-byte path, RFC 8200 §5) gives 1220. */
+uint16_t tcp_syncookie_mss6(uint16_t peer_mss);
 
 /*
  * The ISS for our SYN-ACK. peer_isn = SEG.SEQ of the SYN; peer_mss = the
@@ -81,6 +84,19 @@ uint32_t tcp_syncookie_make(const struct tcp_isn_key *k, uint32_t saddr, uint32_
 int tcp_syncookie_check(const struct tcp_isn_key *k, uint32_t saddr, uint32_t daddr, uint16_t sport,
                         uint16_t dport, uint32_t peer_isn, uint32_t cookie, uint64_t now_ns,
                         uint16_t *mss_out);
+
+/*
+ * Either family (the IPv4 functions above are these with IPv4 addresses):
+ * both addresses of one family, IPv6 ones hashed whole; the MSS classes
+ * are the family's.
+ */
+uint32_t tcp_syncookie_make_addr(const struct tcp_isn_key *k, const struct pg_addr *saddr,
+                                 const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                                 uint32_t peer_isn, uint16_t peer_mss, uint64_t now_ns);
+int tcp_syncookie_check_addr(const struct tcp_isn_key *k, const struct pg_addr *saddr,
+                             const struct pg_addr *daddr, uint16_t sport, uint16_t dport,
+                             uint32_t peer_isn, uint32_t cookie, uint64_t now_ns,
+                             uint16_t *mss_out);
 
 /*
  * TSval for the cookie SYN-ACK: ts_now (the core's current timestamp clock

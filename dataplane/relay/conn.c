@@ -544,7 +544,15 @@ void conn_init(struct conn *c, struct worker *w, const struct conn_ops *ops, voi
 
 int conn_connect(struct conn *c, uint32_t addr, uint16_t port, uint32_t timeout_ms)
 {
-	int rc = tcp_connect(c->w, addr, port, &conn_tcp_ops, c, &c->tcp);
+	struct pg_addr a = pg_addr_v4(addr);
+
+	return conn_connect_addr(c, &a, port, timeout_ms);
+}
+
+int conn_connect_addr(struct conn *c, const struct pg_addr *addr, uint16_t port,
+                      uint32_t timeout_ms)
+{
+	int rc = tcp_connect_addr(c->w, addr, port, &conn_tcp_ops, c, &c->tcp);
 
 	if (rc == PG_AGAIN || rc == PG_ERROR)
 		return PG_AGAIN; /* no local port, a cap of the stack, memory: soon again */

@@ -35,6 +35,7 @@
 
 #include <openssl/ssl.h>
 
+#include "addr.h"
 #include "core/timer.h"
 
 struct worker;
@@ -185,6 +186,9 @@ void conn_init(struct conn *c, struct worker *w, const struct conn_ops *ops, voi
  * PG_DECLINED (no route: nothing happened).
  */
 int conn_connect(struct conn *c, uint32_t addr, uint16_t port, uint32_t timeout_ms);
+/* The same to an address of either family (IPv6: RFC 8200 over nd.c). */
+int conn_connect_addr(struct conn *c, const struct pg_addr *addr, uint16_t port,
+                      uint32_t timeout_ms);
 
 /*
  * Passive open: take over an accepted TCP connection (from the listener's

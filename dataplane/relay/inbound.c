@@ -54,8 +54,8 @@ struct ib_session {
 	struct inbound *ib;
 	struct conn conn; /* TCP, STARTTLS and the engine's I/O (conn.h) */
 	struct smtp_server *smtp;
-	uint32_t raddr;   /* network order */
-	char peer[INET_ADDRSTRLEN];
+	struct pg_addr raddr; /* the client, either family */
+	char peer[PG_ADDR_STRLEN];
 
 	/* the transaction */
 	struct ib_buf rcpts;   /* accepted recipients, each NUL-terminated */
@@ -72,7 +72,8 @@ struct ib_session {
 
 struct inbound {
 	struct worker *w;
-	bool listening;
+	bool listening;  /* on 0.0.0.0:port */
+	bool listening6; /* on [::]:port, every IPv6 address of the worker */
 	uint16_t port;
 	uint32_t max_sessions;
 	struct smtp_server_config cfg; /* user is set per session */
@@ -224,7 +225,7 @@ static int ib_mail_from(struct smtp_server *s, const struct smtp_envelope *env,
 	ib_txn_clear(ss);
 	/* a listed partner's mail comes over TLS (the per-sender rule) */
 	if (w->snap != NULL && at != NULL &&
-	    policy_inbound_required(w->snap, ss->raddr, at + 1, &why) &&
+	    policy_inbound_required_addr(w->snap, &ss->raddr, at + 1, &why) &&
 	    why.reason == POLICY_INBOUND_SENDER && !ib_tls_meets(ss, why.mandatory_protocols)) {
 		WCOUNT(w, smtp_tls_required);
 		ib_tls_refuse(ss, v);
@@ -245,7 +246,7 @@ static bool ib_rcpt_needs_tls(const struct ib_session *ss, const char *domain)
 
 	if (policy_inbound_recipient(w->snap, domain, NULL) == NULL)
 		return false;
-	policy_inbound_required(w->snap, ss->raddr, NULL, &why);
+	policy_inbound_required_addr(w->snap, &ss->raddr, NULL, &why);
 	return !ib_tls_meets(ss, why.mandatory_protocols);
 }
 
@@ -266,7 +267,7 @@ static int ib_rcpt_to(struct smtp_server *s, const struct smtp_envelope *env,
 		v->text = "Server configuration error";
 		return PG_ERROR;
 	}
-	if (!relay_client_allowed(w->snap, ss->raddr) &&
+	if (!relay_client_allowed_addr(w->snap, &ss->raddr) &&
 	    (at == NULL || !relay_domain_allowed(w->snap, at + 1))) {
 		WCOUNT(w, smtp_relay_denied);
 		return PG_DECLINED; /* the engine's "554 5.7.1 <rcpt>: Relay access denied" */
@@ -588,7 +589,7 @@ static void ib_tls_done(struct ib_session *ss)
 	char info[SMTP_TLS_INFO_MAX + 1];
 
 	if (!conn_tls_on(&ss->conn)) {
-		char peer[INET_ADDRSTRLEN + 8], why[120];
+		char peer[PG_ADDR_STRLEN + 8], why[120];
 
 		WCOUNT(w, smtp_tls_failures);
 		ib_event_value(peer, sizeof(peer), ss->peer);
@@ -654,18 +655,16 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 	struct smtp_server_config cfg = ib->cfg;
 	struct ib_session *ss = worker_alloc(w, sizeof(*ss));
 	struct smtp_peer peer = {0};
-	uint32_t laddr;
+	struct pg_addr laddr;
 	uint16_t lport, rport;
-	struct in_addr a;
 
 	if (ss == NULL) {
 		tcp_abort(c);
 		return;
 	}
 	ss->ib = ib;
-	tcp_conn_tuple(c, &laddr, &lport, &ss->raddr, &rport);
-	a.s_addr = ss->raddr;
-	inet_ntop(AF_INET, &a, ss->peer, sizeof(ss->peer));
+	tcp_conn_tuple_addr(c, &laddr, &lport, &ss->raddr, &rport);
+	pg_addr_fmt(&ss->raddr, ss->peer, sizeof(ss->peer));
 	peer.addr = ss->peer;
 	cfg.owner = ss;
 	cfg.over_capacity = ib->nsessions >= ib->max_sessions;
@@ -674,7 +673,7 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 	if (w->snap != NULL) {
 		struct policy_inbound_verdict v;
 
-		cfg.tls_required = policy_inbound_required(w->snap, ss->raddr, NULL, &v);
+		cfg.tls_required = policy_inbound_required_addr(w->snap, &ss->raddr, NULL, &v);
 		if (v.settings != NULL)
 			ss->tls_protocols = cfg.tls_required ? v.mandatory_protocols : v.protocols;
 	}
@@ -690,6 +689,8 @@ static void ib_accepted(struct tcp_conn *c, void *user)
 		WCOUNT(w, smtp_sessions_refused);
 	else
 		WCOUNT(w, smtp_sessions);
+	if (!cfg.over_capacity && pg_addr_is_v6(&ss->raddr))
+		WCOUNT(w, smtp_sessions_ipv6);
 	conn_init(&ss->conn, w, &ib_conn_ops, ss);
 	/* the handshake (Postfix smtpd_starttls_timeout) */
 	ss->conn.handshake_timeout_ms = ib->cfg.cmd_timeout_ms;
@@ -788,6 +789,39 @@ int inbound_spool_open(struct worker *w, const char *dir, const void *iowq_cpus,
 }
 
 /*
+ * The listeners of both families on port (0: none): 0.0.0.0 and ::, so
+ * every address of the worker, IPv4 or IPv6, takes mail (a port without
+ * IPv6 simply never sees an IPv6 SYN). A family that cannot listen is
+ * logged; the other one still runs.
+ */
+static void ib_listen(struct inbound *ib, uint16_t port)
+{
+	struct worker *w = ib->w;
+	const struct pg_addr any[2] = {pg_addr_any(PG_AF_INET), pg_addr_any(PG_AF_INET6)};
+	bool *on[2] = {&ib->listening, &ib->listening6};
+
+	for (int f = 0; f < 2; f++) {
+		int rc;
+
+		if (*on[f] && ib->port != port) {
+			tcp_unlisten_addr(w, &any[f], ib->port);
+			*on[f] = false;
+		}
+		if (port == 0 || *on[f])
+			continue;
+		rc = tcp_listen_addr(w, &any[f], port, &ib_listen_ops, ib);
+		if (rc == PG_OK)
+			*on[f] = true;
+		else
+			RTE_LOG(ERR, USER1,
+			        "worker %u: smtp_service: cannot listen on %s port %u%s\n", w->id,
+			        f == 0 ? "IPv4" : "IPv6", port,
+			        rc == PG_DECLINED ? " (already taken)" : "");
+	}
+	ib->port = port;
+}
+
+/*
  * This generation's STARTTLS: a new server context with its certificates
  * and ticket keys. Sessions in a handshake or in TLS keep the old one
  * (each SSL holds a reference): rotation never disturbs them.
@@ -861,21 +895,7 @@ void inbound_adopt(struct worker *w, const struct snap_header *h)
 		ib->max_sessions = (uint32_t)setting_u64(h, SET_smtp_max_sessions);
 	}
 	ib_tls_adopt(ib, h);
-	if (ib->listening && (!on || ib->port != t->listen_port)) {
-		tcp_unlisten(w, 0, ib->port);
-		ib->listening = false;
-	}
-	if (on && !ib->listening) {
-		int rc = tcp_listen(w, 0, t->listen_port, &ib_listen_ops, ib);
-
-		if (rc == PG_OK) {
-			ib->listening = true;
-			ib->port = t->listen_port;
-		} else {
-			RTE_LOG(ERR, USER1, "worker %u: smtp_service: cannot listen on port %u%s\n",
-			        w->id, t->listen_port, rc == PG_DECLINED ? " (already taken)" : "");
-		}
-	}
+	ib_listen(ib, on ? t->listen_port : 0);
 }
 
 /* Retry what a parked session asked the spool for; then run it. */
@@ -960,8 +980,7 @@ void inbound_destroy(struct worker *w)
 		conn_destroy(&ss->conn);
 		ib_free(ss);
 	}
-	if (ib->listening)
-		tcp_unlisten(w, 0, ib->port);
+	ib_listen(ib, 0);
 	if (ib->tls_ctx != NULL)
 		tls_server_ctx_put(ib->tls_ctx);
 	worker_free(w, ib);

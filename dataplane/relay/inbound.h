@@ -51,7 +51,7 @@ struct snap_header;
  *   "M BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=xtext\n"  (only what was given;
  *                                                      "M\n" when nothing)
  *   "C 198.18.0.2\n"                                   the submitting client's
- *                                                      address (since ABI 2.1's
+ *                                                      address (since ABI 2.3's
  *                                                      sender floors: client
  *                                                      networks of
  *                                                      sender_tls_policy)

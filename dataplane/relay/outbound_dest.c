@@ -28,16 +28,15 @@ static void ob_store_take(X509_STORE **slot, X509_STORE *store)
 		X509_STORE_up_ref(store);
 }
 
-static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t port,
+static struct ob_dest *ob_dest_get(struct outbound *ob, const struct pg_addr *addr, uint16_t port,
                                    const struct tls_client_policy *pol,
                                    const struct tls_client_policy *enf)
 {
 	struct ob_dest *d;
-	struct in_addr a = {.s_addr = addr};
 	uint64_t key = ob_polkey(pol, enf);
 
 	for (d = ob->dests; d != NULL; d = d->next) {
-		if (d->addr == addr && d->port == port && d->polkey == key &&
+		if (pg_addr_eq(&d->addr, addr) && d->port == port && d->polkey == key &&
 		    d->pol.level == pol->level && d->enf.level == enf->level &&
 		    d->pol.flags == pol->flags && strcmp(d->pol.source, pol->source) == 0) {
 			ob_store_take(&d->pol.store, pol->store);
@@ -48,7 +47,7 @@ static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t 
 	d = worker_alloc(ob->w, sizeof(*d));
 	if (d == NULL)
 		return NULL;
-	d->addr = addr;
+	d->addr = *addr;
 	d->port = port;
 	d->polkey = key;
 	pg_list_init(&d->sessions);
@@ -58,7 +57,7 @@ static struct ob_dest *ob_dest_get(struct outbound *ob, uint32_t addr, uint16_t 
 	d->enf = *enf;
 	d->enf.store = NULL;
 	ob_store_take(&d->enf.store, enf->store);
-	inet_ntop(AF_INET, &a, d->name, sizeof(d->name));
+	pg_addr_fmt(addr, d->name, sizeof(d->name));
 	d->next = ob->dests;
 	ob->dests = d;
 	return d;
@@ -84,7 +83,7 @@ void ob_job_enqueue(struct outbound *ob, struct ob_job *j)
 	ob_policy(ob, ob_domain(j->rcpts[0]), &j->nh[j->at], &j->om->floor, &pol, &enf, &j->tls);
 	if (j->tls.decided_by == TLS_RULE_SENDER)
 		WCOUNT(ob->w, delivery_tls_floor_raised);
-	d = ob_dest_get(ob, j->nh[j->at].addr, j->nh[j->at].port, &pol, &enf);
+	d = ob_dest_get(ob, &j->nh[j->at].addr, j->nh[j->at].port, &pol, &enf);
 	if (d == NULL) {
 		/* out of memory: every recipient of the job is deferred */
 		for (uint32_t i = 0; i < j->nrcpt; i++)
@@ -111,6 +110,8 @@ static void ob_connect(struct outbound *ob, struct ob_dest *d)
 
 	if (s != NULL) {
 		WCOUNT(w, delivery_connections);
+		if (pg_addr_is_v6(&d->addr))
+			WCOUNT(w, delivery_connections_ipv6);
 		return;
 	}
 	if (rc == PG_AGAIN) {
@@ -178,8 +179,9 @@ void ob_dest_fail_queue(struct outbound *ob, struct ob_dest *d, const char *why)
 
 			r->code = 451;
 			snprintf(r->status, sizeof(r->status), "4.4.1");
-			snprintf(r->text, sizeof(r->text), "connect to %s:%u: %s", d->name, d->port,
-			         why);
+			snprintf(r->text, sizeof(r->text), "connect to %s%s%s:%u: %s",
+			         pg_addr_is_v6(&d->addr) ? "[" : "", d->name,
+			         pg_addr_is_v6(&d->addr) ? "]" : "", d->port, why);
 			r->local = true;
 			r->phase = SMTP_PHASE_GREETING;
 			j->got[i] = true;

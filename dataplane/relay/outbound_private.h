@@ -90,7 +90,7 @@ struct ob_result {
 	uint8_t state; /* enum ob_rstate */
 	uint16_t code;
 	char status[16];
-	char remote[24]; /* "198.19.0.2" */
+	char remote[PG_ADDR_STRLEN]; /* "198.19.0.2", "2001:db8:19::2" */
 	char mxhost[DNS_NAME_MAX]; /* the MX host of remote (DNS routes), "" otherwise */
 	char dnssec[12];           /* its DNSSEC status (dns_sec_name), "" without DNS */
 	char text[OB_REPLY_MAX + 1];
@@ -178,11 +178,11 @@ struct ob_route {
  * one address of an MX host (mx: its name, dnssec: the answers' status).
  */
 struct ob_nh {
-	uint32_t addr; /* network order */
+	struct pg_addr addr; /* either family */
 	uint16_t port;
 	uint8_t dnssec; /* enum dns_sec, with mx[0] != '\0' */
 	char mx[DNS_NAME_MAX];
-	char host[INET_ADDRSTRLEN]; /* the next-hop host, for tls_client_check and the records */
+	char host[PG_ADDR_STRLEN];  /* the next-hop host, for tls_client_check and the records */
 	char dest[OB_NH_DEST_MAX];  /* the next-hop destination, the TLS policy key */
 };
 
@@ -208,7 +208,7 @@ struct ob_job {
 
 struct ob_dest {
 	struct ob_dest *next;
-	uint32_t addr;
+	struct pg_addr addr;
 	uint16_t port;
 	uint64_t polkey; /* of pol and enf without their stores */
 	struct tls_client_policy
@@ -219,7 +219,7 @@ struct ob_dest {
 	 * (enf.level fingerprint and above); enf.store is a reference.
 	 */
 	struct tls_client_policy enf;
-	char name[INET_ADDRSTRLEN];
+	char name[PG_ADDR_STRLEN];
 	uint32_t nconn;
 	struct ob_job *qhead, *qtail;
 	uint32_t nqueued;
@@ -293,7 +293,7 @@ struct ob_dnsq {
 };
 
 struct ob_broken {
-	uint32_t addr;
+	struct pg_addr addr;
 	uint16_t port;
 	uint64_t until_ns;
 };
@@ -361,8 +361,8 @@ void ob_policy(struct outbound *ob, const char *domain, const struct ob_nh *nh,
 uint64_t ob_polkey(const struct tls_client_policy *p, const struct tls_client_policy *enf);
 bool ob_tls_testing(const struct tls_client_policy *p);
 void ob_floor_lookup(struct outbound *ob, struct ob_msg *om);
-bool ob_tls_broken(struct outbound *ob, uint32_t addr, uint16_t port);
-void ob_tls_mark_broken(struct outbound *ob, uint32_t addr, uint16_t port);
+bool ob_tls_broken(struct outbound *ob, const struct pg_addr *addr, uint16_t port);
+void ob_tls_mark_broken(struct outbound *ob, const struct pg_addr *addr, uint16_t port);
 bool ob_same_tls(const struct snap_header *h, const struct ob_job *j, const char *a, const char *b);
 void ob_tls_evidence(const struct ob_dest *d, const struct ob_sess *s, const struct ob_job *j,
                      const struct smtp_client_reply *r, struct ob_tls_ev *t);

@@ -112,7 +112,7 @@ static bool ob_tls_fallback(struct outbound *ob, struct ob_dest *d, const struct
 {
 	if (s == NULL || !s->decided || s->tls.action != TLS_RETRY_PLAIN || j->tls_retried)
 		return false;
-	ob_tls_mark_broken(ob, d->addr, d->port);
+	ob_tls_mark_broken(ob, &d->addr, d->port);
 	WCOUNT(ob->w, delivery_tls_plaintext_fallbacks);
 	if (s->tls.would_defer)
 		WCOUNT(ob->w, delivery_tls_would_defer);
@@ -170,7 +170,7 @@ void ob_job_results(struct outbound *ob, struct ob_dest *d, struct ob_sess *s, s
 
 		res->code = r->code;
 		snprintf(res->status, sizeof(res->status), "%.15s", r->status);
-		snprintf(res->remote, sizeof(res->remote), "%.23s", d->name);
+		snprintf(res->remote, sizeof(res->remote), "%s", d->name);
 		snprintf(res->mxhost, sizeof(res->mxhost), "%s", j->nh[j->at].mx);
 		snprintf(res->dnssec, sizeof(res->dnssec), "%s",
 		         j->nh[j->at].mx[0] != '\0' ? dns_sec_name(j->nh[j->at].dnssec) : "");

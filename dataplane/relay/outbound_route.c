@@ -262,14 +262,16 @@ static void ob_job_nexthops(const struct snap_header *h, const struct transport_
 {
 	for (uint32_t k = 0; k < tr->nnexthops && j->nnh < OB_NH_MAX; k++) {
 		struct ob_nh *nh = &j->nh[j->nnh];
-		struct in_addr a = {.s_addr = tr->nexthops[k].addr};
 
-		if ((tr->nexthops[k].flags & SNAP_NH_F_IP) == 0)
-			continue; /* a name among IPs: the IPs are the list */
 		memset(nh, 0, sizeof(*nh));
-		nh->addr = tr->nexthops[k].addr;
+		if ((tr->nexthops[k].flags & SNAP_NH_F_IP) != 0)
+			nh->addr = pg_addr_v4(tr->nexthops[k].addr);
+		else if ((tr->nexthops[k].flags & SNAP_NH_F_IP6) == 0 ||
+		         pg_addr_parse(snap_string(h, tr->nexthops[k].host), &nh->addr) != 0 ||
+		         !pg_addr_is_v6(&nh->addr))
+			continue; /* a name among IPs: the IPs are the list */
 		nh->port = tr->nexthops[k].port;
-		inet_ntop(AF_INET, &a, nh->host, sizeof(nh->host));
+		pg_addr_fmt(&nh->addr, nh->host, sizeof(nh->host));
 		snprintf(nh->dest, sizeof(nh->dest), "%s", snap_string(h, tr->nexthops[k].dest));
 		j->nnh++;
 	}
@@ -281,13 +283,12 @@ static void ob_job_dns_nexthops(const struct ob_route *rt, const struct dns_rout
 {
 	for (uint32_t k = 0; k < r->nhops && j->nnh < OB_NH_MAX; k++) {
 		struct ob_nh *nh = &j->nh[j->nnh++];
-		struct in_addr a = {.s_addr = r->hops[k].addr};
 
 		memset(nh, 0, sizeof(*nh));
-		nh->addr = r->hops[k].addr;
+		nh->addr = pg_addr_v4(r->hops[k].addr);
 		nh->port = rt->port;
 		nh->dnssec = r->hops[k].sec;
-		inet_ntop(AF_INET, &a, nh->host, sizeof(nh->host));
+		pg_addr_fmt(&nh->addr, nh->host, sizeof(nh->host));
 		snprintf(nh->dest, sizeof(nh->dest), "%s", rt->dest);
 		snprintf(nh->mx, sizeof(nh->mx), "%s", r->hops[k].host);
 	}
@@ -321,7 +322,7 @@ static enum ob_rkind ob_route_kind(const struct snap_header *h, const char *dom,
 		const struct snap_nexthop *nh = &tr->nexthops[0];
 
 		for (uint32_t k = 0; k < tr->nnexthops; k++)
-			if ((tr->nexthops[k].flags & SNAP_NH_F_IP) != 0)
+			if ((tr->nexthops[k].flags & (SNAP_NH_F_IP | SNAP_NH_F_IP6)) != 0)
 				return OB_RK_IP;
 		ob_lower(key->name, sizeof(key->name), snap_string(h, nh->host));
 		snprintf(key->dest, sizeof(key->dest), "%s", snap_string(h, nh->dest));

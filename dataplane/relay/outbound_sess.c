@@ -336,8 +336,9 @@ static void ob_connected(struct ob_sess *s)
 
 	cfg.ops = &ob_smtp_ops;
 	cfg.owner = s;
-	s->starttls = tls_decide_starttls(d->pol.level, ob_testing(s), ob_enforced(s),
-	                                  ob->tls_ctx != NULL, ob_tls_broken(ob, d->addr, d->port));
+	s->starttls =
+	    tls_decide_starttls(d->pol.level, ob_testing(s), ob_enforced(s), ob->tls_ctx != NULL,
+	                        ob_tls_broken(ob, &d->addr, d->port));
 	cfg.starttls = s->starttls;
 	ob_sess_set_state(s, OB_S_BUSY);
 	s->smtp = smtp_client_create(&cfg);
@@ -498,8 +499,8 @@ struct ob_sess *ob_sess_open(struct outbound *ob, struct ob_dest *d, int *rc)
 	conn_init(&s->conn, w, &ob_conn_ops, s);
 	s->conn.handshake_timeout_ms = ob->ccfg.helo_timeout_ms; /* Postfix smtp_starttls_timeout */
 	s->conn.linger_ns = OB_LINGER_NS;
-	*rc = conn_connect(&s->conn, d->addr, d->port,
-	                   (uint32_t)(ob_setting(ob, SET_smtp_connect_timeout) / SETTING_MS));
+	*rc = conn_connect_addr(&s->conn, &d->addr, d->port,
+	                        (uint32_t)(ob_setting(ob, SET_smtp_connect_timeout) / SETTING_MS));
 	if (*rc != PG_OK) {
 		worker_free(w, s);
 		return NULL;

@@ -273,32 +273,32 @@ bool ob_same_tls(const struct snap_header *h, const struct ob_job *j, const char
 
 /* ---- peers whose handshake failed (level may, mode=testing) ---- */
 
-bool ob_tls_broken(struct outbound *ob, uint32_t addr, uint16_t port)
+bool ob_tls_broken(struct outbound *ob, const struct pg_addr *addr, uint16_t port)
 {
 	for (unsigned i = 0; i < OB_TLS_BROKEN_MAX; i++) {
 		struct ob_broken *b = &ob->broken[i];
 
-		if (b->addr == addr && b->port == port && b->until_ns > ob->w->now_ns)
+		if (pg_addr_eq(&b->addr, addr) && b->port == port && b->until_ns > ob->w->now_ns)
 			return true;
 	}
 	return false;
 }
 
-void ob_tls_mark_broken(struct outbound *ob, uint32_t addr, uint16_t port)
+void ob_tls_mark_broken(struct outbound *ob, const struct pg_addr *addr, uint16_t port)
 {
 	struct ob_broken *slot = &ob->broken[0];
 
 	for (unsigned i = 0; i < OB_TLS_BROKEN_MAX; i++) {
 		struct ob_broken *b = &ob->broken[i];
 
-		if (b->addr == addr && b->port == port) {
+		if (pg_addr_eq(&b->addr, addr) && b->port == port) {
 			slot = b;
 			break;
 		}
 		if (b->until_ns < slot->until_ns)
 			slot = b; /* the oldest (or an empty one) makes room */
 	}
-	slot->addr = addr;
+	slot->addr = *addr;
 	slot->port = port;
 	slot->until_ns = ob->w->now_ns + OB_TLS_BROKEN_NS;
 }

@@ -81,7 +81,8 @@ def main():
         # 802.1Q: af_packet moves the tag into the mbuf's metadata; the
         # dataplane must still refuse the frame (its ports are untagged).
         "eth_vlan": ("eth_drop_vlan", lambda: eth(0x8100, struct.pack("!HH", rnd.randint(1, 4094), 0x0800) + ipv4(src_ip, dst_ip, 1, icmp_echo(7, 8, b"v")))),
-        "eth_type": ("eth_drop_type", lambda: eth(rnd.choice([0x86DD, 0x88CC, 0x1234]), bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 200))))),
+        # (not 0x86DD: the lab's ports speak IPv6; tests/lab/malformed6.py covers it)
+        "eth_type": ("eth_drop_type", lambda: eth(rnd.choice([0x8035, 0x88CC, 0x1234]), bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 200))))),
         "eth_other_mac": ("eth_drop_not_for_us", lambda: eth(P, ipv4(src_ip, dst_ip, 1, icmp_echo(7, 6, b"x")), to=b"\x02\x00\x00\x00\x00\x99")),
     }
     sent = {}

@@ -3,6 +3,7 @@
 # lab tests (a reference sink, or a reference relay to benchmark against).
 #
 #   postfix-inst.sh start DIR --listen ADDR:PORT --mode sink [--domains D1,D2]
+#       (ADDR:PORT an IPv4 address and port, or [IPv6]:PORT)
 #   postfix-inst.sh start DIR --listen ADDR:PORT --mode relay \
 #                   --relayhost '[IP]:PORT' --mynetworks CIDR[,CIDR]
 #       common options: --hostname NAME (myhostname; default pg-pfx.example,
@@ -144,8 +145,15 @@ cmd_start() {
 		esac
 		shift
 	done
-	[[ $listen =~ ^([0-9.]+):([0-9]+)$ ]] || die "start: --listen ADDR:PORT (IPv4) is required"
-	local addr=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
+	# IPv4 ADDR:PORT or IPv6 [ADDR]:PORT (then inet_protocols takes ipv6 too)
+	local addr port family=4 maddr
+	if [[ $listen =~ ^([0-9.]+):([0-9]+)$ ]]; then
+		addr=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]} maddr=$addr
+	elif [[ $listen =~ ^\[([0-9a-fA-F:]+)\]:([0-9]+)$ ]]; then
+		addr=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]} family=6 maddr="[$addr]"
+	else
+		die "start: --listen ADDR:PORT or [IPv6]:PORT is required"
+	fi
 	case $mode in
 	sink) [ -z "$relayhost$mynetworks" ] || die "start: --relayhost/--mynetworks are for --mode relay" ;;
 	relay)
@@ -161,15 +169,15 @@ cmd_start() {
 	[ -n "$hostname" ] || { [ "$mode" = sink ] && hostname=pg-pfx.example || hostname=pg-pfx-relay.example; }
 	# inet_interfaces must name an interface address (127.0.0.2 is none,
 	# though lo answers it); then bind by master.cf alone
-	local ifaces=$addr
-	if ! ip -4 -o addr show 2>/dev/null | awk '{sub("/.*", "", $4); print $4}' | grep -qxF "$addr"; then
+	local ifaces=$maddr
+	if ! ip -$family -o addr show 2>/dev/null | awk '{sub("/.*", "", $4); print $4}' | grep -qxF "$addr"; then
 		echo "postfix-inst.sh: $addr is on no interface, using inet_interfaces = all" >&2
 		ifaces=all
 	fi
 	# master binds with SO_REUSEPORT: a second instance on a taken port
 	# starts fine and the kernel then spreads connections over both
 	if ss -Hltn "( sport = :$port )" 2>/dev/null | awk '{print $4}' |
-		grep -qxE "($addr|0\.0\.0\.0|\*|\[::\]):$port"; then
+		grep -qxFe "$addr:$port" -e "[$addr]:$port" -e "0.0.0.0:$port" -e "*:$port" -e "[::]:$port"; then
 		die "start: something already listens on $addr:$port"
 	fi
 	mkdir -p "$dir"
@@ -201,7 +209,7 @@ cmd_start() {
 		mydomain = $hostname
 		myorigin = \$myhostname
 		mydestination =
-		inet_protocols = ipv4
+		inet_protocols = $([ $family = 6 ] && echo "ipv4, ipv6" || echo ipv4)
 		inet_interfaces = $ifaces
 		disable_dns_lookups = yes
 		smtp_dns_support_level = disabled
@@ -262,7 +270,7 @@ cmd_start() {
 	cat >"$dir/etc/master.cf" <<-EOF
 	# written by tests/lab/postfix-inst.sh - chroot off everywhere
 	# service type  private unpriv  chroot  wakeup  maxproc command
-	$addr:$port inet n     -       n       -       -       smtpd
+	$maddr:$port inet n     -       n       -       -       smtpd
 	pickup    unix  n       -       n       60      1       pickup
 	cleanup   unix  n       -       n       -       0       cleanup
 	qmgr      unix  n       -       n       300     1       qmgr

@@ -18,6 +18,10 @@ line with what it measured.
                                            Linux side's own record of it: {"conn": kind,
                                            "rx", "rx_sha256", "tx", "tx_sha256"} (bytes
                                            received and sent, and their hashes)
+  tcppeer.py simclose HOST PORT BYTES      ask the source for BYTES, send our FIN once data flows,
+                                           then read to EOF; with FINs held back both ways
+                                           (the test's nftables), both ends close at once
+HOST may be an IPv4 or an IPv6 address.
 """
 import hashlib
 import json
@@ -212,6 +216,33 @@ def steady(host, port, seconds):
             "error": error}
 
 
+def simclose(host, port, total):
+    """Request, then FIN before the server's FIN can have arrived: a simultaneous close
+    when the test holds both FINs back until both have been sent (RFC 9293 §3.6, figure 13)."""
+    s = connect(host, port)
+    local = s.getsockname()[1]
+    t0 = time.time()
+    s.sendall(b"%d\n" % total)
+    want, got = hashlib.sha256(), hashlib.sha256()
+    for block in pattern_stream(total):
+        want.update(block)
+    # The request must arrive on its own (a FIN on its segment would be held
+    # with it); once data flows, our FIN goes out while the server's is held.
+    first = s.recv(1 << 18)
+    got.update(first)
+    n = len(first)
+    s.shutdown(socket.SHUT_WR)
+    while first:
+        b = s.recv(1 << 18)
+        if not b:
+            break
+        got.update(b)
+        n += len(b)
+    s.close()
+    return {"requested": total, "received": n, "local_port": local,
+            "match": n == total and want.hexdigest() == got.hexdigest(), "seconds": round(time.time() - t0, 3)}
+
+
 def serve(host, port, seconds):
     """Echo on PORT, discard on PORT+1, source on PORT+2, until SECONDS pass."""
     stats = {"echo_bytes": 0, "discard_bytes": 0, "source_bytes": 0, "conns": 0}
@@ -258,7 +289,7 @@ def serve(host, port, seconds):
                                   "tx_sha256": tx.hexdigest()}), flush=True)
 
     def listener(kind, p):
-        ls = socket.socket()
+        ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((host, p))
         ls.listen(128)
@@ -284,7 +315,7 @@ def serve(host, port, seconds):
 def main():
     mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     fn = {"echo": echo, "discard": discard, "source": source, "seq": seq, "conc": conc, "serve": serve,
-          "steady": steady}[mode]
+          "steady": steady, "simclose": simclose}[mode]
     print(json.dumps(fn(host, port, n)), flush=True)
 
 

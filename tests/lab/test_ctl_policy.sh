@@ -178,7 +178,7 @@ if command -v openssl >/dev/null && openssl req -x509 -newkey ec -pkeyopt ec_par
 	cat >>"$CFG/postern.conf" <<'CONF'
 # inbound TLS: partners must use STARTTLS
 tls_certificates = mx.pem
-smtpd_tls_required_networks = 198.19.0.0/16, 198.19.7.0/24
+smtpd_tls_required_networks = 198.19.0.0/16, 198.19.7.0/24, [2001:db8:7::]/48
 smtpd_tls_required_senders = partner.test
 	.partners.example
 smtpd_tls_mandatory_protocols = TLSv1.3
@@ -192,6 +192,14 @@ CONF
 	if echo "$out" | json 'd["required"] and d["reason"]=="network" and d["checks"]["network"]["entry"]=="198.19.7.0/24" and d["checks"]["network"]["line"]=='"$NL"' and d["checks"]["sender"]["required"] and d["protocols"]=="TLSv1.3" and d["reply"]=="530 5.7.0 Must issue a STARTTLS command first" or sys.exit(1)' >/dev/null; then
 		ok "policy inbound: the client network (longest prefix) decides before the sender, mandatory protocols"
 	else not_ok "policy inbound network: $out"; fi
+	out=$(ctl policy inbound 2001:db8:7:1::9 --json)
+	if echo "$out" | json 'd["client"]=="2001:db8:7:1::9" and d["required"] and d["reason"]=="network" and d["checks"]["network"]["entry"]=="[2001:db8:7::]/48" and d["checks"]["network"]["line"]=='"$NL"' or sys.exit(1)' >/dev/null; then
+		ok "policy inbound: an IPv6 client inside an IPv6 required network"
+	else not_ok "policy inbound IPv6 network: $out"; fi
+	out=$(ctl policy inbound 2001:db8:8::9 --json)
+	if echo "$out" | json 'not d["required"] and d["checks"]["network"]["entry"] is None or sys.exit(1)' >/dev/null; then
+		ok "policy inbound: an IPv6 client outside every network: not required"
+	else not_ok "policy inbound IPv6 outside: $out"; fi
 	out=$(ctl policy inbound 203.0.113.5 Ops@A.Partners.Example --json)
 	if echo "$out" | json 'd["required"] and d["reason"]=="sender" and d["sender"]=="a.partners.example" and d["checks"]["sender"]["entry"]==".partners.example" and d["checks"]["sender"]["match"]=="parent" and d["checks"]["sender"]["line"]=='"$SL"' and d["protocols"]=="TLSv1.2:TLSv1.3" or sys.exit(1)' >/dev/null; then
 		ok "policy inbound: a sender address of a .parent partner entry, at its postern.conf line"

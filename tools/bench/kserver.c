@@ -4,12 +4,13 @@
  * one epoll loop, non-blocking sockets, so the comparison measures the
  * TCP stacks rather than a slow server. Exits after SECONDS.
  *
- *   pg-kserver ADDRESS PORT SECONDS
+ *   pg-kserver ADDRESS PORT SECONDS      (ADDRESS IPv4 or IPv6)
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +22,20 @@
 #define KS_EVENTS 256
 #define KS_BUF (256 * 1024)
 
+/* ADDRESS is IPv4 or IPv6. */
 static int ks_listen(const char *addr, int port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+	bool v6 = inet_pton(AF_INET6, addr, &sa6.sin6_addr) == 1;
+	int one = 1, fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
-	if (fd < 0 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+	if (fd < 0 || (!v6 && inet_pton(AF_INET, addr, &sa.sin_addr) != 1))
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4096) != 0)
+	if ((v6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6))
+	        : bind(fd, (struct sockaddr *)&sa, sizeof(sa))) != 0 ||
+	    listen(fd, 4096) != 0)
 		return -1;
 	return fd;
 }

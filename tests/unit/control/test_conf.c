@@ -237,12 +237,21 @@ static const struct bad_case {
     {"mynetworks /4", BASE "mynetworks = 192.0.0.0/4\n",
      "%s:3: bad value for mynetworks: \"192.0.0.0/4\": a /4 network would make Postern an"
      " open relay (shortest allowed: /8)"},
-    {"mynetworks ipv6", BASE "mynetworks = 127.0.0.0/8 [::1]/128\n",
-     "%s:3: bad value for mynetworks: \"[::1]/128\": IPv6 networks are not supported yet (and"
-     " lookup tables are not supported in mynetworks)"},
+    {"mynetworks ipv6 host bits", BASE "mynetworks = 127.0.0.0/8 [2001:db8::1]/32\n",
+     "%s:3: bad value for mynetworks: \"[2001:db8::1]/32\": host bits are not zero (did you"
+     " mean [2001:db8::]/32?)"},
+    {"mynetworks ipv6 open relay", BASE "mynetworks = [2000::]/3\n",
+     "%s:3: bad value for mynetworks: \"[2000::]/3\": a /3 network would make Postern an open"
+     " relay (shortest allowed for IPv6: /16)"},
+    {"mynetworks ipv6 bracket", BASE "mynetworks = [2001:db8::/32\n",
+     "%s:3: bad value for mynetworks: \"[2001:db8::/32\": missing ']'"},
+    {"mynetworks ipv6 twice", BASE "mynetworks = [2001:db8::]/32 2001:db8::/32\n",
+     "%s:3: bad value for mynetworks: \"2001:db8::/32\": listed twice"},
+    {"mynetworks ipv6 multicast", BASE "mynetworks = [ff02::]/16\n",
+     "%s:3: bad value for mynetworks: \"[ff02::]/16\": a multicast prefix"},
     {"mynetworks table", BASE "mynetworks = hash:/etc/postfix/network_table\n",
-     "%s:3: bad value for mynetworks: \"hash:/etc/postfix/network_table\": IPv6 networks are"
-     " not supported yet (and lookup tables are not supported in mynetworks)"},
+     "%s:3: bad value for mynetworks: \"hash:/etc/postfix/network_table\": lookup tables are"
+     " not supported in mynetworks"},
     {"mynetworks garbage", BASE "mynetworks = localnet\n",
      "%s:3: bad value for mynetworks: \"localnet\": expected an IPv4 network, e.g."
      " 198.18.0.0/24"},
@@ -510,9 +519,9 @@ static const struct bad_case {
     {"required networks file", BASE "smtpd_tls_required_networks = /etc/postern/nets\n",
      "%s:3: bad value for smtpd_tls_required_networks: \"/etc/postern/nets\": files are not"
      " supported in smtpd_tls_required_networks"},
-    {"required networks ipv6", BASE "smtpd_tls_required_networks = [2001:db8::]/32\n",
-     "%s:3: bad value for smtpd_tls_required_networks: \"[2001:db8::]/32\": IPv6 networks are"
-     " not supported yet (and lookup tables are not supported in smtpd_tls_required_networks)"},
+    {"required networks ipv6", BASE "smtpd_tls_required_networks = [2001:db8::]/129\n",
+     "%s:3: bad value for smtpd_tls_required_networks: \"[2001:db8::]/129\": IPv6 prefix length"
+     " must be 0..128"},
     {"required networks twice",
      BASE "smtpd_tls_required_networks = 198.19.0.0/24,\n  198.19.0.0/24\n",
      "%s:3: bad value for smtpd_tls_required_networks: \"198.19.0.0/24\": listed twice"},

@@ -117,7 +117,8 @@ static const struct bad_case {
     {"[mx.test:587 may\n", PFILE ":1: bad key \"[mx.test:587\": missing ']'"},
     {"[mx.test]:0 may\n", PFILE ":1: bad key \"[mx.test]:0\": port must be a number 1..65535"},
     {"[mx.test]:x may\n", PFILE ":1: bad key \"[mx.test]:x\": expected [host] or [host]:port"},
-    {"[ipv6:::1] may\n", PFILE ":1: bad key \"[ipv6:::1]\": IPv6 next hops are not supported yet"},
+    {"[ipv6:2001:db8::g] may\n",
+     PFILE ":1: bad key \"[ipv6:2001:db8::g]\": \"2001:db8::g\" is not an IPv6 address"},
     {"[1.2.3.400] may\n",
      PFILE ":1: bad key \"[1.2.3.400]\": \"1.2.3.400\" is not an IPv4 address"},
     {"* may\n",
@@ -304,8 +305,19 @@ static const struct bad_case bad_transport[] = {
      TFILE ":1: next hop \"[mx.test]:smtp\": port must be a number 1..65535"},
     {"example.com smtp:[a.test], smtp:[b.test]\n",
      TFILE ":1: \"smtp:[b.test]\": write the transport once: smtp:NEXTHOP, NEXTHOP"},
-    {"example.com smtp:[ipv6:2001:db8::1]\n",
-     TFILE ":1: next hop \"[ipv6:2001:db8::1]\": IPv6 next hops are not supported yet"},
+    {"example.com smtp:ipv6:2001:db8::1\n",
+     TFILE ":1: next hop \"ipv6:2001:db8::1\": an IPv6 address must be in brackets:"
+           " [ipv6:ADDRESS] or [ipv6:ADDRESS]:port"},
+    {"example.com smtp:2001:db8::1\n",
+     TFILE ":1: next hop \"2001:db8::1\": an IPv6 address must be in brackets:"
+           " [ipv6:ADDRESS] or [ipv6:ADDRESS]:port"},
+    {"example.com smtp:[ipv6:2001:db8::g]\n",
+     TFILE ":1: next hop \"[ipv6:2001:db8::g]\": \"2001:db8::g\" is not an IPv6 address"},
+    {"example.com smtp:[ipv6:fe80::1]\n",
+     TFILE ":1: next hop \"[ipv6:fe80::1]\": not a routable unicast address (multicast,"
+           " link-local, :: or ::1)"},
+    {"example.com smtp:[ipv6:2001:db8::1]:0\n",
+     TFILE ":1: next hop \"[ipv6:2001:db8::1]:0\": port must be a number 1..65535"},
     {"example.com smtp:[bad_host]\n",
      TFILE ":1: next hop \"[bad_host]\": invalid character '_' (letters, digits, '-' and '.'"
            " only)"},
@@ -371,6 +383,45 @@ static void test_transport_good(void **state)
 	assert_int_equal(tr.entries[2].nnexthops, 0); /* "smtp": the domain's own MX */
 	assert_int_equal(tr.entries[3].nnexthops, 1); /* empty transport = smtp */
 	assert_int_equal(tr.entries[4].kind, SNAP_NAME_WILDCARD);
+	transport_free(&tr);
+}
+
+/*
+ * IPv6 literals (RFC 5321 §4.1.3 "[IPv6:...]", the tag in any case, or
+ * bare in brackets as Postfix also takes them): the address in RFC 5952
+ * text, no MX lookup, the destination named with its tag; relayhost too.
+ */
+static void test_transport_ipv6(void **state)
+{
+	static const char text[] = "v6.test smtp:[IPv6:2001:DB8:19:0::2]:2525, [198.19.0.2]\n"
+	                           "bare.test smtp:[2001:db8:19::3]\n";
+	struct pg_transport tr;
+	char err[1024], why[256];
+	const struct transport_entry *e;
+
+	(void)state;
+	if (transport_parse_text(DIR, text, strlen(text), &tr, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	assert_int_equal(tr.n, 2);
+	e = &tr.entries[0];
+	assert_int_equal(e->nnexthops, 2);
+	assert_string_equal(e->nexthops[0].host, "2001:db8:19::2");
+	assert_string_equal(e->nexthops[0].dest, "[ipv6:2001:db8:19::2]:2525");
+	assert_int_equal(e->nexthops[0].port, 2525);
+	assert_int_equal(e->nexthops[0].flags, SNAP_NH_F_NO_MX | SNAP_NH_F_IP6);
+	assert_int_equal(e->nexthops[0].addr, 0);
+	assert_int_equal(e->nexthops[1].flags, SNAP_NH_F_NO_MX | SNAP_NH_F_IP);
+	e = &tr.entries[1];
+	assert_string_equal(e->nexthops[0].host, "2001:db8:19::3");
+	assert_string_equal(e->nexthops[0].dest, "[ipv6:2001:db8:19::3]");
+	assert_int_equal(e->nexthops[0].port, 25);
+	assert_int_equal(transport_add_relayhost(&tr, "[ipv6:2001:db8:19::2]", why, sizeof(why)),
+	                 PG_OK);
+	assert_int_equal(tr.n, 3);
+	e = &tr.entries[2];
+	assert_string_equal(e->key, "*");
+	assert_string_equal(e->nexthops[0].dest, "[ipv6:2001:db8:19::2]");
+	assert_int_equal(e->nexthops[0].flags, SNAP_NH_F_NO_MX | SNAP_NH_F_IP6);
 	transport_free(&tr);
 }
 
@@ -462,6 +513,8 @@ static const char lookup_policy[] = "example.com secure\n"
                                     "[mx.example.net] none\n"
                                     "[mx.example.net]:587 may\n"
                                     "[198.19.0.2] secure\n"
+                                    "[IPv6:2001:DB8:19:0::2]:2526 verify\n"
+                                    "[2001:db8:19::3] encrypt\n"
                                     "relay.example.org encrypt\n"
                                     ".example.org verify\n";
 
@@ -495,6 +548,13 @@ static const struct lookup_case {
     {"example.com", "[mx.example.net]:587", POLICY_MATCH_NEXTHOP, "[mx.example.net]:587",
      SNAP_TLS_MAY, true},
     {"a.example.com", "[198.19.0.2]", POLICY_MATCH_NEXTHOP, "[198.19.0.2]", SNAP_TLS_SECURE, true},
+    /* IPv6 literals, keys normalized as transport names its destinations */
+    {"example.com", "[ipv6:2001:db8:19::2]:2526", POLICY_MATCH_NEXTHOP,
+     "[ipv6:2001:db8:19::2]:2526", SNAP_TLS_VERIFY, true},
+    {"example.com", "[ipv6:2001:db8:19::3]", POLICY_MATCH_NEXTHOP, "[ipv6:2001:db8:19::3]",
+     SNAP_TLS_ENCRYPT, true},
+    {"example.com", "[ipv6:2001:db8:19::2]", POLICY_MATCH_EXACT, "example.com", SNAP_TLS_SECURE,
+     false},
     /* a next hop without an entry: the domain's entry still applies (Postern) */
     {"example.com", "[mx.other.test]:2525", POLICY_MATCH_EXACT, "example.com", SNAP_TLS_SECURE,
      false},
@@ -957,6 +1017,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_good),
 	    cmocka_unit_test(test_transport_bad),
 	    cmocka_unit_test(test_transport_good),
+	    cmocka_unit_test(test_transport_ipv6),
 	    cmocka_unit_test(test_lookup),
 	    cmocka_unit_test(test_lookup_default_and_long),
 	    cmocka_unit_test(test_lookup_many),

@@ -1603,7 +1603,7 @@ static void test_settings_section(void **state)
 	free(blob);
 }
 
-/* ABI 2.1: the DNS section round-trips, is absent without DNS, and bad ones are refused. */
+/* ABI 2.2: the DNS section round-trips, is absent without DNS, and bad ones are refused. */
 static void test_dns_section(void **state)
 {
 	static const char extra[] = "dns_resolvers = 198.18.255.53 198.18.255.54\n"

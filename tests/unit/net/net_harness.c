@@ -192,6 +192,8 @@ int th_teardown(void **state)
 			rte_pktmbuf_free(m);
 		arp_table_destroy(&t->w[i], t->w[i].arp);
 		t->w[i].arp = NULL;
+		nd_table_destroy(&t->w[i], t->w[i].nd);
+		t->w[i].nd = NULL;
 	}
 	in_use = rte_mempool_in_use_count(th_mbuf_pool);
 	if (in_use != t->baseline) {
@@ -373,4 +375,176 @@ void th_ctr_only(struct th *t, unsigned i, const uint64_t *saved, const struct t
 			fail_msg("counter %s changed by %" PRIu64 ", expected %" PRIu64,
 			         pg_counter_names[c], t->w[i].ctr[c] - saved[c], by);
 	}
+}
+
+/* ---- IPv6 ---- */
+
+#define A6(third, last)                                                                            \
+	{                                                                                          \
+		0x20, 0x01, 0x0d, 0xb8, 0, third, [15] = last                                      \
+	}
+const uint8_t th_ip6_port0[16] = A6(0x18, 1);
+const uint8_t th_ip6_port1[16] = A6(0x19, 1);
+const uint8_t th_ip6_peer0[16] = A6(0x18, 2);
+const uint8_t th_ip6_peer1[16] = A6(0x19, 2);
+const uint8_t th_ip6_gw0[16] = {0xfe, 0x80, [15] = 0xfe};
+const uint8_t th_ip6_gw1[16] = A6(0x19, 0xfe);
+
+void th_advance(struct th *t, uint64_t ns)
+{
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		t->w[i].now_ns += ns;
+		net_timers(&t->w[i]);
+	}
+}
+
+void th_ipv6_setup(struct th *t, bool complete_dad)
+{
+	struct net_config *nc = &t->nc;
+	const uint8_t *addr[2] = {th_ip6_port0, th_ip6_port1};
+
+	for (uint16_t p = 0; p < 2; p++) {
+		nc->ports[p].has_ip6 = true;
+		nc->ports[p].prefix6_len = 64;
+		memcpy(nc->ports[p].addr6, addr[p], 16);
+		net_port_ipv6_init(&nc->ports[p]);
+	}
+	/* longest prefix first, as posternd sorts them */
+	nc->nroutes6 = 4;
+	memset(nc->routes6, 0, 4 * sizeof(nc->routes6[0]));
+	memcpy(nc->routes6[0].prefix, th_ip6_port0, 8);
+	nc->routes6[0].prefix_len = 64;
+	nc->routes6[0].port = 0;
+	memcpy(nc->routes6[1].prefix, th_ip6_port1, 8);
+	nc->routes6[1].prefix_len = 64;
+	nc->routes6[1].port = 1;
+	memcpy(nc->routes6[2].prefix, (const uint8_t[])A6(0x99, 0), 6);
+	nc->routes6[2].prefix_len = 48;
+	nc->routes6[2].port = 1;
+	memcpy(nc->routes6[2].gateway, th_ip6_gw1, 16);
+	nc->routes6[3].prefix_len = 0;
+	nc->routes6[3].port = 0;
+	memcpy(nc->routes6[3].gateway, th_ip6_gw0, 16);
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		t->w[i].nd = nd_table_create(&t->w[i], 256);
+		assert_non_null(t->w[i].nd);
+	}
+	th_config_changed(t);
+	if (!complete_dad)
+		return;
+	/* first probe, then RetransTimer (1 s) later the addresses are preferred */
+	th_advance(t, 0);
+	th_advance(t, 1 * TH_NS_PER_S + 1);
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		th_flush(t, i);
+		th_cap_clear(t, i);
+	}
+	assert_int_equal(nd_addr_state(&t->w[0], 0, th_ip6_port0), ND_ADDR_PREFERRED);
+	assert_int_equal(nd_addr_state(&t->w[0], 0, nc->ports[0].ll6), ND_ADDR_PREFERRED);
+}
+
+const uint8_t *th_ll6(struct th *t, uint16_t p)
+{
+	return t->nc.ports[p].ll6;
+}
+
+size_t th_build_ipv6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const uint8_t src[16],
+                     const uint8_t dst[16], uint8_t nh, uint8_t hop, const void *payload,
+                     size_t plen)
+{
+	size_t off = th_build_eth(buf, eth_dst, &th_mac_peer, RTE_ETHER_TYPE_IPV6);
+	struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)(buf + off);
+
+	memset(ip, 0, sizeof(*ip));
+	ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip->payload_len = rte_cpu_to_be_16((uint16_t)plen);
+	ip->proto = nh;
+	ip->hop_limits = hop;
+	memcpy(ip->src_addr, src, 16);
+	memcpy(ip->dst_addr, dst, 16);
+	if (plen > 0)
+		memcpy(ip + 1, payload, plen);
+	return off + sizeof(*ip) + plen;
+}
+
+uint16_t th_icmp6_cksum(const uint8_t src[16], const uint8_t dst[16], const void *msg, size_t len)
+{
+	uint8_t ph[40];
+	uint32_t sum;
+
+	memcpy(ph, src, 16);
+	memcpy(ph + 16, dst, 16);
+	ph[32] = (uint8_t)(len >> 24);
+	ph[33] = (uint8_t)(len >> 16);
+	ph[34] = (uint8_t)(len >> 8);
+	ph[35] = (uint8_t)len;
+	ph[36] = ph[37] = ph[38] = 0;
+	ph[39] = IPPROTO_ICMPV6;
+	sum = (uint32_t)rte_raw_cksum(ph, sizeof(ph)) + rte_raw_cksum(msg, len);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+size_t th_build_icmp6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const uint8_t src[16],
+                      const uint8_t dst[16], uint8_t hop, const void *ext, size_t extlen,
+                      uint8_t first_nh, const void *msg, size_t mlen)
+{
+	uint8_t payload[TH_FRAME_MAX];
+	uint16_t sum;
+
+	assert_true(extlen + mlen <= sizeof(payload));
+	if (extlen > 0) /* ext may be NULL then (memcpy's arguments must not be) */
+		memcpy(payload, ext, extlen);
+	memcpy(payload + extlen, msg, mlen);
+	payload[extlen + 2] = payload[extlen + 3] = 0;
+	sum = th_icmp6_cksum(src, dst, payload + extlen, mlen);
+	memcpy(payload + extlen + 2, &sum, 2);
+	return th_build_ipv6(buf, eth_dst, src, dst, extlen > 0 ? first_nh : IPPROTO_ICMPV6, hop,
+	                     payload, extlen + mlen);
+}
+
+size_t th_build_echo6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const uint8_t src[16],
+                      const uint8_t dst[16], uint16_t id, uint16_t seq, const void *body,
+                      size_t blen)
+{
+	uint8_t msg[TH_FRAME_MAX];
+
+	memset(msg, 0, 8);
+	msg[0] = 128;
+	msg[4] = (uint8_t)(id >> 8);
+	msg[5] = (uint8_t)id;
+	msg[6] = (uint8_t)(seq >> 8);
+	msg[7] = (uint8_t)seq;
+	if (blen > 0)
+		memcpy(msg + 8, body, blen);
+	return th_build_icmp6(buf, eth_dst, src, dst, 64, NULL, 0, 0, msg, 8 + blen);
+}
+
+void th_nd_learn(struct th *t, unsigned i, uint16_t port, const uint8_t ip[16],
+                 const struct rte_ether_addr *mac)
+{
+	const struct rte_ether_addr *ours = port == 0 ? &th_mac_port0 : &th_mac_port1;
+	const uint8_t *our_ip = port == 0 ? th_ip6_port0 : th_ip6_port1;
+	uint8_t msg[32], f[TH_FRAME_MAX];
+	size_t len;
+
+	/* An NS with SLLA creates the entry, STALE (RFC 4861 §7.2.3): usable at once. */
+	memset(msg, 0, sizeof(msg));
+	msg[0] = 135;
+	memcpy(msg + 8, our_ip, 16);
+	msg[24] = 1;
+	msg[25] = 1;
+	memcpy(msg + 26, mac->addr_bytes, 6);
+	len = th_build_icmp6(f, ours, ip, our_ip, 255, NULL, 0, 0, msg, 32);
+	memcpy(f + 6, mac->addr_bytes, 6);
+	net_input(&t->w[i], th_mbuf(f, len, 0), port, false);
+	th_flush(t, i);
+	th_cap_clear(t, i);
+	for (unsigned k = 0; k < t->nworkers; k++)
+		if (k != i) {
+			th_deliver_steered(t, k);
+			th_flush(t, k);
+			th_cap_clear(t, k);
+		}
 }

@@ -111,6 +111,50 @@ static inline struct rte_ipv4_hdr *th_ip_of(uint8_t *frame)
 	return (struct rte_ipv4_hdr *)(frame + sizeof(struct rte_ether_hdr));
 }
 
+/* ---- IPv6 (test_ipv6.c, test_nd.c, test_icmp6.c) ---- */
+
+/*
+ * The IPv6 side of the fixture: port 0 2001:db8:18::1/64, port 1
+ * 2001:db8:19::1/64, a static 2001:db8:99::/48 via 2001:db8:19::fe and a
+ * default route via fe80::fe on port 0; each worker gets an ND table. With
+ * `complete_dad`, the clock moves past DAD (and the probes and
+ * announcements it sent are discarded), so the addresses are in use.
+ */
+extern const uint8_t th_ip6_port0[16], th_ip6_port1[16], th_ip6_peer0[16], th_ip6_peer1[16],
+    th_ip6_gw0[16], th_ip6_gw1[16];
+void th_ipv6_setup(struct th *t, bool complete_dad);
+/* The link-local address of port `p` (from its MAC). */
+const uint8_t *th_ll6(struct th *t, uint16_t p);
+/* Advance every worker's clock by ns and run its net timers. */
+void th_advance(struct th *t, uint64_t ns);
+
+/*
+ * An IPv6 frame to `eth_dst`, from th_mac_peer: fixed header (hop limit
+ * `hop`), then `plen` bytes of payload whose first header is `nh`. The
+ * payload is copied as given: extension headers are the caller's.
+ */
+size_t th_build_ipv6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const uint8_t src[16],
+                     const uint8_t dst[16], uint8_t nh, uint8_t hop, const void *payload,
+                     size_t plen);
+/* The ICMPv6 checksum of `len` bytes of message at msg, for src/dst. */
+uint16_t th_icmp6_cksum(const uint8_t src[16], const uint8_t dst[16], const void *msg, size_t len);
+/* An ICMPv6 message (checksum filled in) behind `ext` bytes of extension headers. */
+size_t th_build_icmp6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const uint8_t src[16],
+                      const uint8_t dst[16], uint8_t hop, const void *ext, size_t extlen,
+                      uint8_t first_nh, const void *msg, size_t mlen);
+/* An echo request (id, seq, body) with no extension headers, hop limit 64. */
+size_t th_build_echo6(uint8_t *buf, const struct rte_ether_addr *eth_dst, const uint8_t src[16],
+                      const uint8_t dst[16], uint16_t id, uint16_t seq, const void *body,
+                      size_t blen);
+/* Teach worker i that `ip` on `port` is at `mac` (a solicited NA). */
+void th_nd_learn(struct th *t, unsigned i, uint16_t port, const uint8_t ip[16],
+                 const struct rte_ether_addr *mac);
+
+static inline struct rte_ipv6_hdr *th_ip6_of(uint8_t *frame)
+{
+	return (struct rte_ipv6_hdr *)(frame + sizeof(struct rte_ether_hdr));
+}
+
 /*
  * Counter delta check: after th_ctr_save(), th_ctr_only() asserts that
  * exactly the named counters changed, each by the given amount.

@@ -289,6 +289,8 @@ int tl_teardown(void **state)
 		while (t->nheap > 0)
 			rte_pktmbuf_free(tl_heap_pop(t).m);
 		arp_table_destroy(w, w->arp);
+		nd_table_destroy(w, w->nd);
+		w->nd = NULL;
 		if (w->timers->narmed != 0) {
 			fprintf(stderr, "side %u: %" PRIu64 " timers still armed\n", i,
 			        w->timers->narmed);
@@ -540,4 +542,68 @@ void tl_inject(struct tl *t, unsigned to, uint32_t src, uint32_t dst, uint16_t s
 unsigned tl_count_sent(struct tl *t, unsigned i)
 {
 	return (unsigned)t->s[i].sent;
+}
+
+/* ---- IPv6 ---- */
+
+const struct pg_addr tl_addr6[2] = {
+    {.family = PG_AF_INET6, .v6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0x18, [15] = 1}},
+    {.family = PG_AF_INET6, .v6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0x18, [15] = 2}},
+};
+
+const struct rte_ether_addr *tl_mac_of(unsigned i)
+{
+	return &tl_mac[i];
+}
+
+int tl_setup_v6_cfg(void **state, const struct tcp_config *cfg)
+{
+	struct tl *t;
+
+	if (tl_setup_cfg(state, cfg) != 0)
+		return -1;
+	t = *state;
+	for (unsigned i = 0; i < 2; i++) {
+		struct tl_side *s = &t->s[i];
+		struct net_port *p = &s->nc.ports[0];
+
+		p->has_ip6 = true;
+		p->prefix6_len = 64;
+		memcpy(p->addr6, tl_addr6[i].v6, 16);
+		net_port_ipv6_init(p);
+		s->nc.nroutes6 = 1;
+		memset(&s->nc.routes6[0], 0, sizeof(s->nc.routes6[0]));
+		memcpy(s->nc.routes6[0].prefix, tl_addr6[i].v6, 8);
+		s->nc.routes6[0].prefix_len = 64;
+		s->w->nd = nd_table_create(s->w, 64);
+		assert_non_null(s->w->nd);
+		net_config_changed(s->w);
+	}
+	/* DAD: a probe per address, RetransTimer (1 s), then the addresses are in use */
+	tl_run_for(t, 1100 * TL_MS);
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(nd_addr_state(t->s[i].w, 0, tl_addr6[i].v6), ND_ADDR_PREFERRED);
+	t->baseline = rte_mempool_in_use_count(tl_mbuf_pool);
+	return 0;
+}
+
+int tl_setup_v6(void **state)
+{
+	struct tcp_config cfg;
+
+	tcp_config_default(&cfg);
+	cfg.msl_ns = 1 * TL_S;
+	return tl_setup_v6_cfg(state, &cfg);
+}
+
+void tl_frame_in(struct tl *t, unsigned to, const void *frame, size_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(tl_mbuf_pool);
+	char *p;
+
+	assert_non_null(m);
+	p = rte_pktmbuf_append(m, (uint16_t)len);
+	assert_non_null(p);
+	memcpy(p, frame, len);
+	net_input(t->s[to].w, m, 0, false);
 }

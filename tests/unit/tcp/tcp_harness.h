@@ -3,7 +3,8 @@
  * wheel, TCP) joined by an in-memory Ethernet link with a virtual clock
  * and programmable delay, rate, loss, duplication, reordering and bit
  * corruption, driven by a seeded PRNG (PG_TCP_SEED, printed in the TAP
- * output). Side 0 is 198.18.0.1, side 1 is 198.18.0.2, on one /24.
+ * output). Side 0 is 198.18.0.1, side 1 is 198.18.0.2, on one /24; with
+ * tl_setup_v6 also 2001:db8:18::1 and ::2, on one /64.
  * Also: a pattern-checking application for bulk transfers and a segment
  * injector for crafted-segment tests.
  */
@@ -137,5 +138,17 @@ void tl_inject(struct tl *t, unsigned to, uint32_t src, uint32_t dst, uint16_t s
 
 /* Frames side i handed to the link so far that were TCP with these flags set (any). */
 unsigned tl_count_sent(struct tl *t, unsigned i);
+
+/*
+ * IPv6 on the same link: side i also has 2001:db8:18::1+i/64 (tl_addr6[i]),
+ * with ND, and the world has run past DAD, so both addresses are in use.
+ */
+extern const struct pg_addr tl_addr6[2];
+int tl_setup_v6(void **state);
+int tl_setup_v6_cfg(void **state, const struct tcp_config *cfg);
+/* Deliver a whole Ethernet frame (built by the test) to side `to`. */
+void tl_frame_in(struct tl *t, unsigned to, const void *frame, size_t len);
+/* The MAC of side i. */
+const struct rte_ether_addr *tl_mac_of(unsigned i);
 
 #endif
