@@ -486,8 +486,33 @@ static bool sender_tls_more(const struct snap_sender_tls *a, const struct snap_s
 	return a->level > b->level;
 }
 
+/* ABI 2.3: the longest IPv6 network floor that holds client, or NULL. */
+static const struct snap_sender_tls *sender_tls_network6(const struct snap_header *h,
+                                                         const uint8_t client[16])
+{
+	uint32_t n, nnet;
+	const struct snap_sender_tls *e = snap_section(h, SNAP_SEC_SENDER_TLS, &n);
+	const struct snap_sender_net6 *nets = snap_section(h, SNAP_SEC_SENDER_TLS_NETWORKS6, &nnet);
+
+	for (uint32_t i = 0; e != NULL && nets != NULL && i < nnet; i++) {
+		if (nets[i].entry >= n)
+			return NULL; /* refused by snap_validate; never trusted */
+		if (policy_in_prefix6(client, nets[i].prefix, e[nets[i].entry].prefix_len))
+			return &e[nets[i].entry]; /* longest first: the first that holds it */
+	}
+	return NULL;
+}
+
 int sender_tls_lookup(const struct snap_header *h, const char *sender_domain, uint32_t client_ip,
                       bool has_client, struct sender_tls_result *r)
+{
+	struct pg_addr a = pg_addr_v4(client_ip);
+
+	return sender_tls_lookup_addr(h, sender_domain, has_client ? &a : NULL, r);
+}
+
+int sender_tls_lookup_addr(const struct snap_header *h, const char *sender_domain,
+                           const struct pg_addr *client, struct sender_tls_result *r)
 {
 	char name[SNAP_NAME_MAX + 1];
 	struct policy_table t;
@@ -506,10 +531,13 @@ int sender_tls_lookup(const struct snap_header *h, const char *sender_domain, ui
 			r->domain_entry = (const struct snap_sender_tls *)policy_walk(
 			    h, &t, name, (size_t)len, &r->domain_match);
 	}
-	if (r->domain_entry != NULL && r->domain_entry->key.kind == SNAP_NAME_NETWORK)
+	if (r->domain_entry != NULL && (r->domain_entry->key.kind == SNAP_NAME_NETWORK ||
+	                                r->domain_entry->key.kind == SNAP_NAME_NETWORK6))
 		r->domain_entry = NULL; /* cannot be: a domain never looks like "[a/n]" */
-	if (has_client)
-		r->network_entry = sender_tls_network(h, client_ip);
+	if (client != NULL && pg_addr_is_v4(client))
+		r->network_entry = sender_tls_network(h, client->v4);
+	else if (client != NULL && pg_addr_is_v6(client))
+		r->network_entry = sender_tls_network6(h, client->v6);
 	if (r->domain_entry != NULL &&
 	    (r->network_entry == NULL || !sender_tls_more(r->network_entry, r->domain_entry))) {
 		r->entry = r->domain_entry;

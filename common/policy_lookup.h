@@ -163,11 +163,11 @@ const struct snap_name_key *policy_inbound_recipient(const struct snap_header *h
  * ---- Sender TLS floors (ABI 2.1, sender_tls_policy) ----
  *
  * The floor for mail from sender_domain (the domain of MAIL FROM; NULL or
- * "" for the null reverse-path, which has none) submitted by client_ip
- * (IPv4, network order; has_client false when unknown: mail spooled by an
- * older dataplane, or a bounce). Each key is looked up on its own: the
- * sender domain exactly, then its ".parent" entries nearest first; the
- * client address in the networks, longest prefix first. When both match,
+ * "" for the null reverse-path, which has none) submitted by client
+ * (either family; NULL when unknown: mail spooled by an older dataplane, or
+ * a bounce). Each key is looked up on its own: the sender domain exactly,
+ * then its ".parent" entries nearest first; the client address in the
+ * networks of its family (IPv6 ones since ABI 2.3), longest prefix first. When both match,
  * the floor is the one that gives more: an enforcing entry over one in
  * mode=testing, then the stricter level (crypto/tls_decide.h
  * tls_level_meets), then the domain's. PG_OK with *r filled (r->entry NULL:
@@ -177,13 +177,17 @@ const struct snap_name_key *policy_inbound_recipient(const struct snap_header *h
  */
 struct sender_tls_result {
 	const struct snap_sender_tls *entry; /* the floor; NULL: none applies */
-	enum policy_match match;             /* EXACT, PARENT or NETWORK */
+	enum policy_match match;             /* EXACT, PARENT or NETWORK (either family) */
 	/* each lookup's own answer, for `policy test --sender` */
 	const struct snap_sender_tls *domain_entry;
 	enum policy_match domain_match; /* EXACT or PARENT */
 	const struct snap_sender_tls *network_entry;
 };
 
+int sender_tls_lookup_addr(const struct snap_header *h, const char *sender_domain,
+                           const struct pg_addr *client, struct sender_tls_result *r);
+
+/* The same for an IPv4 client (network order), has_client false: unknown. */
 int sender_tls_lookup(const struct snap_header *h, const char *sender_domain, uint32_t client_ip,
                       bool has_client, struct sender_tls_result *r);
 

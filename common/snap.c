@@ -137,6 +137,8 @@ static size_t snap_elem_size(uint32_t kind)
 		return sizeof(struct snap_name_key);
 	case SNAP_SEC_DNS:
 		return sizeof(struct snap_dns);
+	case SNAP_SEC_SENDER_TLS_NETWORKS6:
+		return sizeof(struct snap_sender_net6);
 	}
 	return 0;
 }
@@ -713,6 +715,21 @@ static int snap_check_cidrs(const struct snap_names *v, uint32_t kind, const cha
 	return PG_OK;
 }
 
+/* An IPv6 prefix of len bits (0..128): are its host bits zero? */
+static bool snap_prefix6_ok(const uint8_t prefix[16], unsigned len)
+{
+	if (len > 128)
+		return false;
+	for (unsigned b = 0; b < 16; b++) {
+		unsigned keep = len >= (b + 1) * 8 ? 8 : len > b * 8 ? len - b * 8 : 0;
+		uint8_t mask = keep == 0 ? 0 : (uint8_t)(0xffu << (8 - keep));
+
+		if ((prefix[b] & ~mask) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* The IPv6 networks (ABI 2.3): length 0..128, host bits zero, pad 0. */
 static int snap_check_cidrs6(const struct snap_names *v, uint32_t kind, const char *table)
 {
@@ -723,18 +740,8 @@ static int snap_check_cidrs6(const struct snap_names *v, uint32_t kind, const ch
 		return PG_OK;
 	c = (const void *)((const uint8_t *)v->h + s->offset);
 	for (uint32_t i = 0; i < s->count; i++) {
-		bool bad =
-		    c[i].len > 128 || c[i].pad[0] != 0 || c[i].pad[1] != 0 || c[i].pad[2] != 0;
-
-		for (unsigned b = 0; !bad && b < 16; b++) {
-			unsigned keep = c[i].len >= (b + 1) * 8 ? 8
-			                : c[i].len > b * 8      ? c[i].len - b * 8
-			                                        : 0;
-			uint8_t mask = keep == 0 ? 0 : (uint8_t)(0xffu << (8 - keep));
-
-			bad = (c[i].prefix[b] & ~mask) != 0;
-		}
-		if (bad)
+		if (!snap_prefix6_ok(c[i].prefix, c[i].len) || c[i].pad[0] != 0 ||
+		    c[i].pad[1] != 0 || c[i].pad[2] != 0)
 			return snap_fail(v->err, v->errlen, "%s entry %" PRIu32 ": bad IPv6 prefix",
 			                 table, i);
 	}
@@ -856,9 +863,70 @@ static int snap_check_sender_entry(const struct snap_names *v, const struct snap
 			return snap_fail(v->err, v->errlen,
 			                 "sender tls entry %" PRIu32 ": key is not its prefix %s",
 			                 i, want);
+	} else if (e->key.kind == SNAP_NAME_NETWORK6) {
+		/* its prefix is in SENDER_TLS_NETWORKS6, checked with that list */
+		if (e->prefix != 0 || e->prefix_len > 128)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls entry %" PRIu32 ": bad IPv6 prefix length", i);
 	} else if (e->prefix != 0 || e->prefix_len != 0) {
 		return snap_fail(v->err, v->errlen,
 		                 "sender tls entry %" PRIu32 ": a prefix on a domain key", i);
+	}
+	return PG_OK;
+}
+
+/*
+ * ABI 2.3: SENDER_TLS_NETWORKS6 names every NETWORK6 entry exactly once
+ * with its prefix: host bits zero, the key the same prefix in RFC 5952
+ * text, longest first, ties in entry order. Absent = no NETWORK6 entry.
+ */
+static int snap_check_sender_net6(const struct snap_names *v, const struct snap_sender_tls *e,
+                                  uint32_t n, uint32_t nnet6)
+{
+	const struct snap_section *s6 = snap_find(v->h, SNAP_SEC_SENDER_TLS_NETWORKS6);
+	const struct snap_sender_net6 *l;
+	uint32_t count = s6 != NULL ? s6->count : 0;
+
+	if (count != nnet6)
+		return snap_fail(v->err, v->errlen,
+		                 "sender tls IPv6 networks: %" PRIu32 " listed, %" PRIu32
+		                 " IPv6 network entries",
+		                 count, nnet6);
+	if (count == 0)
+		return PG_OK;
+	l = (const void *)((const uint8_t *)v->h + s6->offset);
+	for (uint32_t i = 0; i < count; i++) {
+		const struct snap_sender_tls *x;
+		char want[INET6_ADDRSTRLEN + 8], addr[INET6_ADDRSTRLEN];
+
+		if (l[i].entry >= n || e[l[i].entry].key.kind != SNAP_NAME_NETWORK6)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls IPv6 networks: item %" PRIu32
+			                 " is not an IPv6 network entry",
+			                 i);
+		x = &e[l[i].entry];
+		if (!snap_prefix6_ok(l[i].prefix, x->prefix_len))
+			return snap_fail(
+			    v->err, v->errlen,
+			    "sender tls IPv6 networks: item %" PRIu32 ": host bits set", i);
+		inet_ntop(AF_INET6, l[i].prefix, addr, sizeof(addr));
+		snprintf(want, sizeof(want), "[%s/%u]", addr, x->prefix_len);
+		if (strlen(want) != x->key.name.len ||
+		    memcmp(v->strings + x->key.name.off, want, x->key.name.len) != 0)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls entry %" PRIu32 ": key is not its prefix %s",
+			                 l[i].entry, want);
+		if (i > 0) {
+			const struct snap_sender_tls *a = &e[l[i - 1].entry];
+
+			if (a->prefix_len < x->prefix_len ||
+			    (a->prefix_len == x->prefix_len && l[i - 1].entry >= l[i].entry))
+				return snap_fail(
+				    v->err, v->errlen,
+				    "sender tls IPv6 networks: item %" PRIu32
+				    " out of order (longest prefix first, then entry order)",
+				    i);
+		}
 	}
 	return PG_OK;
 }
@@ -877,17 +945,23 @@ static int snap_check_sender_tls(const struct snap_names *v)
 	const struct snap_sender_tls *e;
 	const uint32_t *nets;
 	const uint8_t *entries;
-	uint32_t n, nnet = 0;
+	uint32_t n, nnet = 0, nnet6 = 0;
 
-	if (ts == NULL && xs == NULL && ns == NULL)
+	if (ts == NULL && xs == NULL && ns == NULL) {
+		const struct snap_section *s6 = snap_find(v->h, SNAP_SEC_SENDER_TLS_NETWORKS6);
+
+		if (s6 != NULL && s6->count != 0)
+			return snap_fail(v->err, v->errlen,
+			                 "sender tls IPv6 networks without the sender tls table");
 		return PG_OK;
+	}
 	if (ts == NULL || xs == NULL || ns == NULL)
 		return snap_fail(v->err, v->errlen,
 		                 "sender tls: the table, index and network sections come together");
 	if (snap_check_table(v, SNAP_SEC_SENDER_TLS, SNAP_SEC_SENDER_TLS_INDEX, "sender tls",
 	                     sizeof(struct snap_sender_tls),
 	                     1u << SNAP_NAME_DOMAIN | 1u << SNAP_NAME_PARENT |
-	                         1u << SNAP_NAME_NETWORK,
+	                         1u << SNAP_NAME_NETWORK | 1u << SNAP_NAME_NETWORK6,
 	                     &entries, &n) != 0)
 		return PG_ERROR;
 	e = (const void *)entries;
@@ -895,7 +969,10 @@ static int snap_check_sender_tls(const struct snap_names *v)
 		if (snap_check_sender_entry(v, &e[i], i) != 0)
 			return PG_ERROR;
 		nnet += e[i].key.kind == SNAP_NAME_NETWORK;
+		nnet6 += e[i].key.kind == SNAP_NAME_NETWORK6;
 	}
+	if (snap_check_sender_net6(v, e, n, nnet6) != 0)
+		return PG_ERROR;
 	if (ns->count != nnet)
 		return snap_fail(v->err, v->errlen,
 		                 "sender tls networks: %" PRIu32 " listed, %" PRIu32

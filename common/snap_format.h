@@ -90,6 +90,7 @@ enum snap_section_kind {
 	SNAP_SEC_DIAG_CLIENT6 = 38, /* struct snap_diag_client6, count 0 or 1 */
 	SNAP_SEC_MYNETWORKS6 = 39,  /* struct snap_cidr6[count]: mynetworks' IPv6 entries */
 	SNAP_SEC_INBOUND_TLS_NETWORKS6 = 40, /* struct snap_cidr6[count] */
+	SNAP_SEC_SENDER_TLS_NETWORKS6 = 41,  /* struct snap_sender_net6[count], longest first */
 };
 
 struct snap_section {
@@ -359,6 +360,7 @@ enum snap_name_kind {
 	SNAP_NAME_NEXTHOP = 3,  /* "[mx.example.com]" or "[198.19.0.2]:587" */
 	SNAP_NAME_WILDCARD = 4, /* "*": the transport table's default */
 	SNAP_NAME_NETWORK = 5,  /* "[198.18.0.0/24]": a client network (sender_tls_policy) */
+	SNAP_NAME_NETWORK6 = 6, /* "[2001:db8::/32]": an IPv6 client network (ABI 2.3) */
 };
 
 struct snap_name_key {
@@ -526,16 +528,31 @@ struct snap_inbound_tls {
  * level (ENCRYPT, VERIFY or SECURE), flag (SNAP_TLS_F_TESTING only),
  * prefix (host bits zero, its key the same prefix), reserved field and
  * the network list. A snapshot without them (minor < 1) has no floors.
+ *
+ * ABI 2.3: IPv6 client networks. Their entries are NETWORK6 keys
+ * ("[2001:db8::/32]", RFC 5952 text, as "[%s/%u]" prints the prefix and
+ * its length) with prefix 0 and prefix_len 0..128; SENDER_TLS_NETWORKS6
+ * lists each of them once with its prefix, longest first (ties in file
+ * order). SENDER_TLS_NETWORKS lists only the IPv4 ones. The section is
+ * absent or empty when there are none; a reader before 2.3 refuses the
+ * NETWORK6 key kind, so it keeps its last snapshot rather than drop a
+ * floor.
  */
 struct snap_sender_tls {
 	struct snap_name_key key;
 	uint8_t level;        /* enum snap_tls_level: ENCRYPT, VERIFY or SECURE */
-	uint8_t prefix_len;   /* NETWORK: 0..32; 0 otherwise */
+	uint8_t prefix_len;   /* NETWORK: 0..32; NETWORK6: 0..128; 0 otherwise */
 	uint16_t pad;         /* 0 */
 	uint32_t flags;       /* SNAP_TLS_F_TESTING or 0 */
 	uint32_t prefix;      /* NETWORK: IPv4, network order, host bits zero; 0 otherwise */
 	uint32_t reserved;    /* 0 */
 	struct snap_str text; /* the entry as written (one line) */
+};
+
+/* ABI 2.3: a NETWORK6 entry of SENDER_TLS and its prefix. */
+struct snap_sender_net6 {
+	uint32_t entry;     /* index into SENDER_TLS */
+	uint8_t prefix[16]; /* host bits zero (the entry's prefix_len) */
 };
 
 /*

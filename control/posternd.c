@@ -774,7 +774,6 @@ static int ctl_sender_query(const struct snap_header *h, const struct ctl_args *
 {
 	const char *addr = a->sender != NULL ? a->sender : "", *at = strrchr(addr, '@');
 	char why[512];
-	struct in_addr ip;
 
 	if (strcmp(addr, "<>") == 0)
 		addr = "";
@@ -790,15 +789,14 @@ static int ctl_sender_query(const struct snap_header *h, const struct ctl_args *
 		}
 	}
 	if (a->client != NULL) {
-		if (inet_pton(AF_INET, a->client, &ip) != 1) {
-			ctl_buf_printf(b, "bad --client \"%.100s\": not an IPv4 address\n",
+		if (pg_addr_parse(a->client, &q->client) != 0) {
+			ctl_buf_printf(b, "bad --client \"%.100s\": not an IPv4 or IPv6 address\n",
 			               a->client);
 			return PG_ERROR;
 		}
 		q->has_client = true;
-		q->client = ip.s_addr;
 	}
-	sender_tls_lookup(h, dom, q->client, q->has_client, &q->r);
+	sender_tls_lookup_addr(h, dom, q->has_client ? &q->client : NULL, &q->r);
 	return PG_OK;
 }
 

@@ -445,6 +445,8 @@ static const char *ctl_kind_name(uint32_t kind)
 		return "wildcard";
 	case SNAP_NAME_NETWORK:
 		return "network";
+	case SNAP_NAME_NETWORK6:
+		return "network6";
 	}
 	return "?";
 }
@@ -757,13 +759,12 @@ static void ctl_policy_result(struct ctl_buf *b, const struct snap_header *h, co
 static void ctl_sender_rule(struct ctl_buf *b, const struct snap_header *h, const char *dir,
                             const struct ctl_sender_query *q, bool json)
 {
-	char file[CTL_FILE_MAX], ip[16];
+	char file[CTL_FILE_MAX], ip[PG_ADDR_STRLEN] = "";
 	const struct sender_tls_result *r = &q->r;
 
 	snprintf(file, sizeof(file), "%s/sender_tls_policy", dir);
-	snprintf(ip, sizeof(ip), "%u.%u.%u.%u", ((const uint8_t *)&q->client)[0],
-	         ((const uint8_t *)&q->client)[1], ((const uint8_t *)&q->client)[2],
-	         ((const uint8_t *)&q->client)[3]);
+	if (q->has_client)
+		pg_addr_fmt(&q->client, ip, sizeof(ip));
 	if (json) {
 		ctl_buf_printf(b, ",\"sender\":");
 		ctl_buf_json_str(b, q->address, SIZE_MAX);

@@ -73,7 +73,7 @@ struct ctl_sender_query {
 	const char *address; /* as given; "" for the null sender */
 	const char *domain;  /* its domain, lowercased; "" for the null sender */
 	bool has_client;
-	uint32_t client; /* IPv4, network order */
+	struct pg_addr client; /* either family */
 	struct sender_tls_result r;
 };
 

@@ -42,9 +42,56 @@ static int sender_why(char *why, size_t whylen, const char *fmt, ...)
 
 /* ---- keys ---- */
 
-/* "[a.b.c.d/len]" or "[a.b.c.d]" (a /32): a client network of IPv4. */
-static int sender_parse_network(const char *in, char *out, size_t outlen, uint32_t *prefix,
-                                uint8_t *len, char *why, size_t whylen)
+/*
+ * "[2001:db8::/32]" or "[2001:db8::1]" (a /128): a client network of IPv6,
+ * its key written back in RFC 5952 form.
+ */
+static int sender_parse_network6(char *inner, char *out, size_t outlen, struct pg_addr *prefix,
+                                 uint8_t *len, char *why, size_t whylen)
+{
+	char *slash = strchr(inner, '/');
+	unsigned long bits = 128;
+	uint8_t a[16], m[16];
+	char n[INET6_ADDRSTRLEN];
+
+	if (slash != NULL) {
+		char *end;
+
+		*slash = '\0';
+		if (!isdigit((unsigned char)slash[1]) || strlen(slash + 1) > 3)
+			return sender_why(why, whylen, "prefix length must be a number 0..128");
+		bits = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || bits > 128)
+			return sender_why(why, whylen, "prefix length must be a number 0..128");
+	}
+	if (inet_pton(AF_INET6, inner, a) != 1)
+		return sender_why(why, whylen, "\"%s\" is not an IPv6 address", inner);
+	memcpy(m, a, sizeof(m));
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned keep = bits >= 8 * (i + 1) ? 8
+		                : bits > 8 * i      ? (unsigned)(bits - 8 * i)
+		                                    : 0;
+
+		m[i] &= (uint8_t)(keep == 0 ? 0 : 0xffu << (8 - keep));
+	}
+	if (memcmp(m, a, sizeof(m)) != 0) {
+		inet_ntop(AF_INET6, m, n, sizeof(n));
+		return sender_why(why, whylen, "host bits set in %s/%lu (the network is [%s/%lu])",
+		                  inner, bits, n, bits);
+	}
+	*prefix = pg_addr_v6(a);
+	*len = (uint8_t)bits;
+	inet_ntop(AF_INET6, a, n, sizeof(n));
+	snprintf(out, outlen, "[%s/%lu]", n, bits);
+	return 0;
+}
+
+/*
+ * "[a.b.c.d/len]" or "[a.b.c.d]" (a /32): a client network of IPv4; with
+ * a ':' inside the brackets, one of IPv6 (*kind becomes NETWORK6).
+ */
+static int sender_parse_network(const char *in, char *out, size_t outlen, uint32_t *kind,
+                                struct pg_addr *prefix, uint8_t *len, char *why, size_t whylen)
 {
 	const char *close = strchr(in, ']');
 	char inner[64], *slash;
@@ -54,15 +101,23 @@ static int sender_parse_network(const char *in, char *out, size_t outlen, uint32
 
 	if (close == NULL)
 		return sender_why(why, whylen, "missing ']'");
+	if (close[1] == '/' && (size_t)(close - in - 1) < 64 && strlen(close + 1) < 8)
+		return sender_why(why, whylen,
+		                  "the prefix length goes inside the brackets: [%.*s%s]",
+		                  (int)(close - in - 1), in + 1, close + 1);
 	if (close[1] != '\0')
 		return sender_why(why, whylen,
-		                  "nothing may follow ']' (a client network is [a.b.c.d/len])");
+		                  "nothing may follow ']' (a client network is [a.b.c.d/len] or"
+		                  " [2001:db8::/len])");
 	if ((size_t)(close - in - 1) >= sizeof(inner))
-		return sender_why(why, whylen, "not a client network [a.b.c.d/len]");
+		return sender_why(why, whylen,
+		                  "not a client network [a.b.c.d/len] or [2001:db8::/len]");
 	memcpy(inner, in + 1, (size_t)(close - in - 1));
 	inner[close - in - 1] = '\0';
-	if (strchr(inner, ':') != NULL)
-		return sender_why(why, whylen, "IPv6 client networks are not supported yet");
+	if (strchr(inner, ':') != NULL) {
+		*kind = SNAP_NAME_NETWORK6;
+		return sender_parse_network6(inner, out, outlen, prefix, len, why, whylen);
+	}
 	slash = strchr(inner, '/');
 	if (slash != NULL) {
 		char *end;
@@ -85,7 +140,7 @@ static int sender_parse_network(const char *in, char *out, size_t outlen, uint32
 		return sender_why(why, whylen, "host bits set in %s/%lu (the network is [%s/%lu])",
 		                  inner, bits, n, bits);
 	}
-	*prefix = a.s_addr;
+	*prefix = pg_addr_v4(a.s_addr);
 	*len = (uint8_t)bits;
 	inet_ntop(AF_INET, &a, inner, sizeof(inner));
 	snprintf(out, outlen, "[%s/%lu]", inner, bits);
@@ -93,9 +148,9 @@ static int sender_parse_network(const char *in, char *out, size_t outlen, uint32
 }
 
 int sender_policy_parse_key(const char *in, char *out, size_t outlen, uint32_t *kind,
-                            uint32_t *prefix, uint8_t *len, char *why, size_t whylen)
+                            struct pg_addr *prefix, uint8_t *len, char *why, size_t whylen)
 {
-	*prefix = 0;
+	memset(prefix, 0, sizeof(*prefix));
 	*len = 0;
 	if (strcmp(in, "*") == 0)
 		return sender_why(why, whylen,
@@ -107,10 +162,11 @@ int sender_policy_parse_key(const char *in, char *out, size_t outlen, uint32_t *
 		                  " ([a.b.c.d/len]), not addresses");
 	if (in[0] == '[') {
 		*kind = SNAP_NAME_NETWORK;
-		return sender_parse_network(in, out, outlen, prefix, len, why, whylen);
+		return sender_parse_network(in, out, outlen, kind, prefix, len, why, whylen);
 	}
 	if (strchr(in, ':') != NULL || strchr(in, '/') != NULL)
-		return sender_why(why, whylen, "a client network is written [a.b.c.d/len]");
+		return sender_why(why, whylen,
+		                  "a client network is written [a.b.c.d/len] or [2001:db8::/len]");
 	*kind = in[0] == '.' ? SNAP_NAME_PARENT : SNAP_NAME_DOMAIN;
 	return policy_check_domain(in, true, out, outlen, why, whylen);
 }
@@ -322,7 +378,8 @@ int sender_policy_load(const char *dir, struct pg_sender_policy *out, char *err,
 
 static int sender_key_only(const char *in, char *out, size_t outlen, char *why, size_t whylen)
 {
-	uint32_t kind, prefix;
+	uint32_t kind;
+	struct pg_addr prefix;
 	uint8_t len;
 
 	return sender_policy_parse_key(in, out, outlen, &kind, &prefix, &len, why, whylen);

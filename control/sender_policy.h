@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "policy.h"
 #include "snap_format.h"
@@ -28,13 +29,13 @@
 #define SENDER_POLICY_FILE_MAX (16u << 20)
 
 struct sender_entry {
-	char key[SNAP_NAME_MAX + 1]; /* "d.com", ".d.com", "[198.18.0.0/24]" */
-	uint32_t kind;               /* SNAP_NAME_DOMAIN, _PARENT or _NETWORK */
+	char key[SNAP_NAME_MAX + 1]; /* "d.com", ".d.com", "[198.18.0.0/24]", "[2001:db8::/32]" */
+	uint32_t kind;               /* SNAP_NAME_DOMAIN, _PARENT, _NETWORK or _NETWORK6 */
 	unsigned line;
 	uint8_t level;      /* SNAP_TLS_ENCRYPT, _VERIFY or _SECURE */
 	uint32_t flags;     /* SNAP_TLS_F_TESTING */
-	uint32_t prefix;    /* NETWORK: network order, host bits zero */
-	uint8_t prefix_len; /* NETWORK: 0..32 */
+	struct pg_addr prefix; /* NETWORK(6): host bits zero; family 0 otherwise */
+	uint8_t prefix_len;    /* NETWORK: 0..32, NETWORK6: 0..128 */
 	char *text;         /* the logical line, continuations joined by one space */
 };
 
@@ -68,7 +69,7 @@ const struct sender_entry *sender_policy_find(const struct pg_sender_policy *p, 
  * *len. 0, or -1 with the reason in why.
  */
 int sender_policy_parse_key(const char *in, char *out, size_t outlen, uint32_t *kind,
-                            uint32_t *prefix, uint8_t *len, char *why, size_t whylen);
+                            struct pg_addr *prefix, uint8_t *len, char *why, size_t whylen);
 
 /*
  * policy set|del --sender: the new text of the file with KEY's entry

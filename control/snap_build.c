@@ -55,6 +55,7 @@ enum {
 	SB_DNS,
 	SB_MYNETWORKS6,
 	SB_INBOUND_TLS_NETWORKS6,
+	SB_SENDER_TLS_NETWORKS6,
 	SB_DELIVERY, /* last: older readers' tests append to it */
 	SB_NSECTIONS
 };
@@ -99,6 +100,7 @@ static const uint32_t snap_build_kinds[SB_NSECTIONS] = {
     [SB_DNS] = SNAP_SEC_DNS,
     [SB_MYNETWORKS6] = SNAP_SEC_MYNETWORKS6,
     [SB_INBOUND_TLS_NETWORKS6] = SNAP_SEC_INBOUND_TLS_NETWORKS6,
+    [SB_SENDER_TLS_NETWORKS6] = SNAP_SEC_SENDER_TLS_NETWORKS6,
     [SB_DELIVERY] = SNAP_SEC_DELIVERY,
 };
 
@@ -414,7 +416,7 @@ static void snap_fill_sender_tls(const struct pg_sender_policy *snd, struct snap
 		t->key = snap_key(s, e->key, e->kind, e->line);
 		t->level = e->level;
 		t->flags = e->flags;
-		t->prefix = e->prefix;
+		t->prefix = e->kind == SNAP_NAME_NETWORK ? e->prefix.v4 : 0;
 		t->prefix_len = e->prefix_len;
 		t->text = snap_add(s, e->text);
 	}
@@ -430,6 +432,22 @@ static void snap_fill_sender_networks(const struct pg_sender_policy *snd, uint32
 			if (snd->entries[i].kind == SNAP_NAME_NETWORK &&
 			    snd->entries[i].prefix_len == len)
 				out[k++] = (uint32_t)i;
+}
+
+/* ABI 2.3: the IPv6 network entries and their prefixes, longest first, ties in entry order. */
+static void snap_fill_sender_networks6(const struct pg_sender_policy *snd,
+                                       struct snap_sender_net6 *out)
+{
+	uint32_t k = 0;
+
+	for (int len = 128; snd != NULL && len >= 0; len--)
+		for (size_t i = 0; i < snd->n; i++)
+			if (snd->entries[i].kind == SNAP_NAME_NETWORK6 &&
+			    snd->entries[i].prefix_len == len) {
+				out[k].entry = (uint32_t)i;
+				memcpy(out[k].prefix, snd->entries[i].prefix.v6, 16);
+				k++;
+			}
 }
 
 /* Counts and sizes of the certificate sections; false past 32-bit offsets. */
@@ -594,7 +612,7 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	struct timespec now;
 	size_t npol = pol != NULL ? pol->n : 0, ntr = tr != NULL ? tr->n : 0, nnh = 0, off, len;
 	size_t ncerts = certs != NULL ? certs->n : 0, ncnames, ncchain, nder;
-	size_t nsnd = in->senders != NULL ? in->senders->n : 0, nsnd_net = 0;
+	size_t nsnd = in->senders != NULL ? in->senders->n : 0, nsnd_net = 0, nsnd_net6 = 0;
 	uint8_t *base;
 
 	if (c->nports > SNAP_MAX_PORTS || c->nroutes > SNAP_MAX_ROUTES ||
@@ -608,8 +626,10 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	}
 	for (size_t i = 0; i < ntr; i++)
 		nnh += tr->entries[i].nnexthops;
-	for (size_t i = 0; i < nsnd; i++)
+	for (size_t i = 0; i < nsnd; i++) {
 		nsnd_net += in->senders->entries[i].kind == SNAP_NAME_NETWORK;
+		nsnd_net6 += in->senders->entries[i].kind == SNAP_NAME_NETWORK6;
+	}
 
 	/* the directory: element counts and sizes, offsets assigned below */
 	memset(sec, 0, sizeof(sec));
@@ -688,6 +708,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	sec[SB_SENDER_TLS_INDEX].size = (size_t)sec[SB_SENDER_TLS_INDEX].count * sizeof(uint32_t);
 	sec[SB_SENDER_TLS_NETWORKS].count = (uint32_t)nsnd_net;
 	sec[SB_SENDER_TLS_NETWORKS].size = nsnd_net * sizeof(uint32_t);
+	sec[SB_SENDER_TLS_NETWORKS6].count = (uint32_t)nsnd_net6;
+	sec[SB_SENDER_TLS_NETWORKS6].size = nsnd_net6 * sizeof(struct snap_sender_net6);
 	sec[SB_INBOUND_TLS_RECIPIENTS].count = c->smtpd_tls.nrecipients;
 	sec[SB_INBOUND_TLS_RECIPIENTS].size =
 	    c->smtpd_tls.nrecipients * sizeof(struct snap_name_key);
@@ -813,6 +835,8 @@ int snap_build_from(const struct snap_build_input *in, void **blob_out, size_t *
 	           sizeof(struct snap_sender_tls), sec[SB_SENDER_TLS].count);
 	snap_fill_sender_networks(in->senders,
 	                          (uint32_t *)(base + sec[SB_SENDER_TLS_NETWORKS].offset));
+	snap_fill_sender_networks6(
+	    in->senders, (struct snap_sender_net6 *)(base + sec[SB_SENDER_TLS_NETWORKS6].offset));
 	snap_fill_delivery(&c->delivery, (struct snap_delivery *)(base + sec[SB_DELIVERY].offset));
 	snap_fill_settings(c, (struct snap_setting *)(base + sec[SB_SETTINGS].offset));
 	if (sec[SB_DNS].count == 1)

@@ -136,7 +136,7 @@ struct ob_msg {
 	struct smtp_client_envelope env;
 	/* who submitted it (INBOUND_PARAMS_CLIENT), and the floor of this attempt */
 	bool has_client;
-	uint32_t client;    /* IPv4, network order */
+	struct pg_addr client; /* either family */
 	const char *origin; /* INBOUND_PARAMS_ORIGIN of a bounce: the original sender's domain */
 	struct ob_floor floor;
 	/* the DSN */

@@ -397,7 +397,7 @@ static char *ob_dsn_params(struct outbound *ob, const struct ob_msg *om)
 {
 	const char *sender = spool_msg_sender(om->m), *at = strrchr(sender, '@');
 	const char *origin = at != NULL ? at + 1 : "";
-	char client[INET_ADDRSTRLEN] = "";
+	char client[PG_ADDR_STRLEN] = "";
 	size_t cap = strlen(origin) + 64;
 	char *p = worker_alloc(ob->w, cap);
 	int n;
@@ -405,7 +405,7 @@ static char *ob_dsn_params(struct outbound *ob, const struct ob_msg *om)
 	if (p == NULL)
 		return NULL;
 	if (om->has_client)
-		inet_ntop(AF_INET, &om->client, client, sizeof(client));
+		pg_addr_fmt(&om->client, client, sizeof(client));
 	/* a domain is one token: anything else is left out rather than mangle the record */
 	if (strcspn(origin, " \t\r\n") != strlen(origin))
 		origin = "";

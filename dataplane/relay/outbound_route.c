@@ -148,7 +148,7 @@ static int ob_msg_envelope(struct outbound *ob, struct ob_msg *om)
 	om->env.size = spool_msg_body_len(om->m);
 	om->env.envid = "";
 	om->has_client = false;
-	om->client = 0;
+	memset(&om->client, 0, sizeof(om->client));
 	om->origin = NULL;
 	for (line = strtok_r(om->params, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -166,7 +166,7 @@ static int ob_msg_envelope(struct outbound *ob, struct ob_msg *om)
 			else if (kind == INBOUND_PARAMS_RCPT && strncmp(tok, "ORCPT=", 6) == 0)
 				om->orcpt[r] = tok + 6;
 			else if (kind == INBOUND_PARAMS_CLIENT)
-				om->has_client = inet_pton(AF_INET, tok, &om->client) == 1;
+				om->has_client = pg_addr_parse(tok, &om->client) == 0;
 			else if (kind == INBOUND_PARAMS_ORIGIN)
 				om->origin = tok;
 		}

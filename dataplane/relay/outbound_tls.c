@@ -230,7 +230,7 @@ void ob_floor_lookup(struct outbound *ob, struct ob_msg *om)
 	memset(&om->floor, 0, sizeof(om->floor));
 	if (h == NULL)
 		return;
-	sender_tls_lookup(h, domain, om->client, om->has_client, &r);
+	sender_tls_lookup_addr(h, domain, om->has_client ? &om->client : NULL, &r);
 	if (r.entry == NULL)
 		return;
 	om->floor.present = true;

@@ -11,8 +11,8 @@
 # 530 before STARTTLS inside the required network), a dual-stack next-hop
 # list (an IPv4 next hop that refuses, then the IPv6 one), IPv6 client to
 # IPv4 next hop, posternctl sessions, the JSON log's client= and relay=,
-# and the IPv6 counters in /metrics. Delivery to AAAA records needs the
-# resolver (another issue) and is not here. Prints TAP.
+# the IPv6 counters in /metrics, and a sender floor for an IPv6 client
+# network. Delivery to AAAA records is not here yet. Prints TAP.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -284,6 +284,58 @@ def total(name):
     return sum(float(m.group(1)) for m in re.finditer(r"^%s(?:\{[^}]*\})? (\S+)$" % name, text, re.M))
 assert total("postern_smtp_sessions_ipv6_total") >= 8, text[:400]
 assert total("postern_delivery_connections_ipv6_total") >= 3
+EOF
+
+# 10. A sender floor for an IPv6 client network (sender_tls_policy, ABI 2.3),
+# set live: mail submitted from it is never sent in plaintext (the relayhost
+# [ipv6:...]:25 offers no STARTTLS: deferred 4.7.4, decided by the sender
+# rule), mail from an IPv4 client is not held by it, and policy test
+# --client takes an IPv6 client.
+"$LAB" ctl policy set --sender "[2001:db8:18::/120]" encrypt >"$CONF/set6.txt" 2>&1
+check "policy set --sender [2001:db8:18::/120] encrypt: applied" grep -q "2001:db8:18::/120" "$CONF/sender_tls_policy"
+"$LAB" ctl policy test far.example --sender app@pg-cli.example --client 2001:db8:18::2 --json >"$CONF/test6.json" 2>&1
+check "policy test --client 2001:db8:18::2: the IPv6 network floor, network match" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+r = j["sender_rule"]
+assert j["client"] == "2001:db8:18::2" and r["match"] == "network", j
+assert r["entry"]["key"] == "[2001:db8:18::/120]", r' "$CONF/test6.json"
+check "floor: one message over IPv6 (from 2001:db8:18::2), one over IPv4 (from 198.18.0.2), both to the relayhost" \
+	"$LAB" exec cli python3 - "$DP6" <<'EOF'
+import smtplib, sys
+for host, rcpt in ((sys.argv[1], "floor6@example.org"), ("198.18.0.1", "floor4@example.org")):
+    s = smtplib.SMTP(host, 25, local_hostname="pg-cli.example", timeout=20)
+    s.sendmail("app@pg-cli.example", [rcpt], "Subject: floor %s\r\n\r\nbody\r\n" % rcpt)
+    s.quit()
+EOF
+floor_seen() { python3 - "$CONF/log.json" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+tos = {e.get("to"): e.get("status") for e in recs if e.get("event") == "delivery attempt"}
+sys.exit(0 if tos.get("floor6@example.org") == "deferred" and tos.get("floor4@example.org") == "sent" else 1)
+EOF
+}
+for _ in $(seq 60); do
+	log_json >"$CONF/log.json"
+	floor_seen && break
+	sleep 0.5
+done
+check "the IPv6-submitted message: deferred 4.7.4 by the sender rule, never sent in plaintext" \
+	python3 - "$CONF/log.json" "$CONF/sink-six" <<'EOF'
+import glob, json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+r6 = [e for e in recs if e.get("event") == "delivery attempt" and e.get("to") == "floor6@example.org"]
+assert r6 and all(e.get("status") == "deferred" for e in r6), r6
+assert any(e.get("dsn") == "4.7.4" and e.get("tls_decided_by") == "sender"
+           and "2001:db8:18::/120" in str(e.get("tls_sender_policy")) for e in r6), r6
+for f in glob.glob(sys.argv[2] + "/[0-9]*.json"):
+    assert "floor6@example.org" not in json.load(open(f))["rcpts"], f
+EOF
+check "the IPv4-submitted message: no floor for it, delivered" \
+	python3 - "$CONF/sink-six" <<'EOF'
+import glob, json, sys
+got = [f for f in glob.glob(sys.argv[1] + "/[0-9]*.json") if "floor4@example.org" in json.load(open(f))["rcpts"]]
+assert len(got) == 1, got
 EOF
 
 tap_done

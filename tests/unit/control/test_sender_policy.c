@@ -53,11 +53,12 @@ static const struct bad_case {
            " client networks ([a.b.c.d/len]), not addresses"},
     {"provider..example encrypt\n", SFILE ":1: bad key \"provider..example\": empty label"},
     {"198.18.0.0/24 encrypt\n",
-     SFILE ":1: bad key \"198.18.0.0/24\": a client network is written [a.b.c.d/len]"},
+     SFILE ":1: bad key \"198.18.0.0/24\": a client network is written [a.b.c.d/len] or"
+           " [2001:db8::/len]"},
     {"[198.18.0.0/24 encrypt\n", SFILE ":1: bad key \"[198.18.0.0/24\": missing ']'"},
     {"[198.18.0.0/24]:25 encrypt\n",
      SFILE ":1: bad key \"[198.18.0.0/24]:25\": nothing may follow ']' (a client network is"
-           " [a.b.c.d/len])"},
+           " [a.b.c.d/len] or [2001:db8::/len])"},
     {"[198.18.0.1/24] encrypt\n",
      SFILE ":1: bad key \"[198.18.0.1/24]\": host bits set in 198.18.0.1/24 (the network is"
            " [198.18.0.0/24])"},
@@ -70,8 +71,18 @@ static const struct bad_case {
     {"[mx.provider.example] encrypt\n",
      SFILE ":1: bad key \"[mx.provider.example]\": \"mx.provider.example\" is not an IPv4"
            " address"},
-    {"[2001:db8::/32] encrypt\n",
-     SFILE ":1: bad key \"[2001:db8::/32]\": IPv6 client networks are not supported yet"},
+    {"[2001:db8::1/32] encrypt\n",
+     SFILE ":1: bad key \"[2001:db8::1/32]\": host bits set in 2001:db8::1/32 (the network is"
+           " [2001:db8::/32])"},
+    {"[2001:db8::/129] encrypt\n",
+     SFILE ":1: bad key \"[2001:db8::/129]\": prefix length must be a number 0..128"},
+    {"[2001:db8::/] encrypt\n",
+     SFILE ":1: bad key \"[2001:db8::/]\": prefix length must be a number 0..128"},
+    {"[2001:db8:::1] encrypt\n",
+     SFILE ":1: bad key \"[2001:db8:::1]\": \"2001:db8:::1\" is not an IPv6 address"},
+    {"[2001:db8::]/32 encrypt\n",
+     SFILE ":1: bad key \"[2001:db8::]/32\": the prefix length goes inside the brackets:"
+           " [2001:db8::/32]"},
     {"provider.example encrypt match=hostname\n",
      SFILE ":1: attribute \"match\" is not a floor's: a floor keeps the destination's own"
            " attributes (set them in tls_policy); the only one here is mode=testing"},
@@ -115,7 +126,9 @@ static void test_good_file(void **state)
 	                           "    mode=Testing\n"
 	                           "[198.18.0.7] secure\n"
 	                           "[0.0.0.0/0] encrypt, mode=testing\n"
-	                           "customer.test secure\r\n";
+	                           "customer.test secure\r\n"
+	                           "[2001:DB8:18::/48] encrypt\n"
+	                           "[2001:db8:0::100] verify\n";
 	struct pg_sender_policy p;
 	char err[512];
 
@@ -123,7 +136,7 @@ static void test_good_file(void **state)
 	if (sender_policy_parse_text(DIR, text, strlen(text), &p, err, sizeof(err)) != PG_OK)
 		fail_msg("%s", err);
 	assert_string_equal(p.path, SFILE);
-	assert_int_equal(p.n, 6);
+	assert_int_equal(p.n, 8);
 	assert_string_equal(p.entries[0].key, "provider.example");
 	assert_int_equal(p.entries[0].kind, SNAP_NAME_DOMAIN);
 	assert_int_equal(p.entries[0].level, SNAP_TLS_ENCRYPT);
@@ -135,7 +148,7 @@ static void test_good_file(void **state)
 	assert_int_equal(p.entries[1].level, SNAP_TLS_VERIFY);
 	assert_string_equal(p.entries[2].key, "[198.18.0.0/24]");
 	assert_int_equal(p.entries[2].kind, SNAP_NAME_NETWORK);
-	assert_int_equal(p.entries[2].prefix, inet_addr("198.18.0.0"));
+	assert_int_equal(p.entries[2].prefix.v4, inet_addr("198.18.0.0"));
 	assert_int_equal(p.entries[2].prefix_len, 24);
 	assert_int_equal(p.entries[2].flags, SNAP_TLS_F_TESTING);
 	assert_int_equal(p.entries[2].line, 5);
@@ -148,6 +161,13 @@ static void test_good_file(void **state)
 	assert_int_equal(p.entries[4].flags, SNAP_TLS_F_TESTING);
 	assert_string_equal(p.entries[5].key, "customer.test");
 	assert_non_null(sender_policy_find(&p, "[198.18.0.7/32]"));
+	assert_string_equal(p.entries[6].key, "[2001:db8:18::/48]");
+	assert_int_equal(p.entries[6].kind, SNAP_NAME_NETWORK6);
+	assert_int_equal(p.entries[6].prefix_len, 48);
+	assert_true(pg_addr_is_v6(&p.entries[6].prefix));
+	assert_int_equal(p.entries[6].prefix.v6[5], 0x18);
+	assert_string_equal(p.entries[7].key, "[2001:db8::100/128]");
+	assert_int_equal(p.entries[7].prefix_len, 128);
 	assert_null(sender_policy_find(&p, "[198.18.0.7]"));
 	sender_policy_free(&p);
 	/* an empty file (or none at all): no floors */

@@ -939,7 +939,7 @@ static const char sender_text[] = "provider.example encrypt\n"             /* en
                                   "[0.0.0.0/0] encrypt mode=testing\n";    /* 4 */
 
 /* conf_text with a listener, STARTTLS and required recipients; and the floors above. */
-static uint8_t *build_sender_blob(size_t *len)
+static uint8_t *build_sender_blob_text(const char *stext, size_t *len)
 {
 	static const char extra[] = "tls_certificates = mx.pem\n"
 	                            "smtpd_tls_required_recipients = strict.test .strict.example\n";
@@ -952,8 +952,8 @@ static uint8_t *build_sender_blob(size_t *len)
 	snprintf(text, sizeof(text), "%s%s", conf_text, extra);
 	if (conf_parse_text("/test", text, strlen(text), c, err, sizeof(err)) != PG_OK)
 		fail_msg("%s", err);
-	if (sender_policy_parse_text("/test", sender_text, strlen(sender_text), &snd, err,
-	                             sizeof(err)) != PG_OK)
+	if (sender_policy_parse_text("/test", stext, strlen(stext), &snd, err, sizeof(err)) !=
+	    PG_OK)
 		fail_msg("%s", err);
 	{
 		const struct snap_build_input in = {.conf = c, .senders = &snd};
@@ -965,6 +965,11 @@ static uint8_t *build_sender_blob(size_t *len)
 	free(c);
 	restamp(blob, *len);
 	return blob;
+}
+
+static uint8_t *build_sender_blob(size_t *len)
+{
+	return build_sender_blob_text(sender_text, len);
 }
 
 static struct snap_sender_tls *snd_entries(struct snap_header *h)
@@ -1188,6 +1193,7 @@ static void test_sender_tls_section(void **state)
 	snd_entries((struct snap_header *)copy)[0].level = 9;
 	for (uint32_t k = SNAP_SEC_SENDER_TLS; k <= SNAP_SEC_INBOUND_TLS_RECIPIENTS_INDEX; k++)
 		sec_of((struct snap_header *)copy, k)->kind = k + 100;
+	sec_of((struct snap_header *)copy, SNAP_SEC_SENDER_TLS_NETWORKS6)->kind += 100;
 	restamp(copy, len);
 	assert_int_equal(snap_validate(copy, len, err, sizeof(err)), 0);
 	sender_tls_lookup((const struct snap_header *)copy, "provider.example", 0, false, &r);
@@ -1200,6 +1206,149 @@ static void test_sender_tls_section(void **state)
 		assert_int_equal(snap_validate(copy, len, err, sizeof(err)), PG_ERROR);
 	}
 	free(copy);
+	free(blob);
+}
+
+/* ---- ABI 2.3: IPv6 client networks among the floors ---- */
+
+static const char sender6_text[] = "[2001:db8:18::/48] encrypt\n"    /* 0 */
+                                   "provider.example verify\n"       /* 1 */
+                                   "[2001:DB8:18:0::100] secure\n"   /* 2: a /128 */
+                                   "[198.18.0.0/24] encrypt\n"       /* 3 */
+                                   "[::/0] encrypt, mode=testing\n"  /* 4 */
+                                   "[2001:db8:18:7::/64] encrypt\n"; /* 5 */
+
+static struct snap_sender_net6 *snd_nets6(struct snap_header *h)
+{
+	return body_of(h, SNAP_SEC_SENDER_TLS_NETWORKS6);
+}
+static void snd6_order(struct snap_header *h)
+{
+	struct snap_sender_net6 t = snd_nets6(h)[1]; /* /128, /64, /48, /0 */
+
+	snd_nets6(h)[1] = snd_nets6(h)[2];
+	snd_nets6(h)[2] = t;
+}
+static void snd6_host_bits(struct snap_header *h)
+{
+	snd_nets6(h)[2].prefix[15] = 1; /* 2001:db8:18::1 in a /48 */
+}
+static void snd6_key(struct snap_header *h)
+{
+	snd_nets6(h)[2].prefix[5] = 0x19; /* 2001:db8:19::/48 under the key [2001:db8:18::/48] */
+}
+static void snd6_v4_entry(struct snap_header *h)
+{
+	snd_nets6(h)[3].entry = 3; /* [198.18.0.0/24] */
+}
+static void snd6_past(struct snap_header *h)
+{
+	snd_nets6(h)[3].entry = 6;
+}
+static void snd6_count(struct snap_header *h)
+{
+	sec_of(h, SNAP_SEC_SENDER_TLS_NETWORKS6)->count = 3;
+}
+static void snd6_len(struct snap_header *h)
+{
+	snd_entries(h)[0].prefix_len = 129;
+}
+static void snd6_kind(struct snap_header *h)
+{
+	/* the IPv4 list names an IPv6 entry */
+	((uint32_t *)body_of(h, SNAP_SEC_SENDER_TLS_NETWORKS))[0] = 0;
+}
+
+static void snd6_alone(struct snap_header *h)
+{
+	for (uint32_t k = SNAP_SEC_SENDER_TLS; k <= SNAP_SEC_SENDER_TLS_NETWORKS; k++)
+		sec_of(h, k)->kind = k + 100;
+}
+
+static const struct tcp_corrupt sender6_corrupt[] = {
+    {"IPv6 networks out of order", snd6_order,
+     "sender tls IPv6 networks: item 2 out of order (longest prefix first, then entry order)"},
+    {"IPv6 host bits", snd6_host_bits, "sender tls IPv6 networks: item 2: host bits set"},
+    {"IPv6 prefix not its key", snd6_key,
+     "sender tls entry 0: key is not its prefix [2001:db8:19::/48]"},
+    {"IPv6 list names an IPv4 entry", snd6_v4_entry,
+     "sender tls IPv6 networks: item 3 is not an IPv6 network entry"},
+    {"IPv6 list past the table", snd6_past,
+     "sender tls IPv6 networks: item 3 is not an IPv6 network entry"},
+    {"IPv6 count", snd6_count, "sender tls IPv6 networks: 3 listed, 4 IPv6 network entries"},
+    {"IPv6 prefix length", snd6_len, "sender tls entry 0: bad IPv6 prefix length"},
+    {"IPv4 list names an IPv6 entry", snd6_kind,
+     "sender tls networks: item 0 is not a network entry"},
+    {"IPv6 list without the table", snd6_alone,
+     "sender tls IPv6 networks without the sender tls table"},
+};
+
+static void test_sender_tls_ipv6(void **state)
+{
+	size_t len;
+	uint8_t *blob = build_sender_blob_text(sender6_text, &len);
+	const struct snap_header *h = (const struct snap_header *)blob;
+	const struct snap_sender_tls *e;
+	const struct snap_sender_net6 *n6;
+	struct sender_tls_result r;
+	struct pg_addr a;
+	char err[256];
+	uint32_t n;
+
+	(void)state;
+	if (snap_validate(blob, len, err, sizeof(err)) != PG_OK)
+		fail_msg("%s", err);
+	e = snap_section(h, SNAP_SEC_SENDER_TLS, &n);
+	assert_int_equal(n, 6);
+	assert_string_equal(snap_string(h, e[2].key.name), "[2001:db8:18::100/128]");
+	assert_int_equal(e[2].key.kind, SNAP_NAME_NETWORK6);
+	assert_int_equal(e[2].prefix_len, 128);
+	assert_int_equal(e[2].prefix, 0);
+	assert_int_equal(e[3].key.kind, SNAP_NAME_NETWORK);
+	n6 = snap_section(h, SNAP_SEC_SENDER_TLS_NETWORKS6, &n);
+	assert_int_equal(n, 4);
+	assert_int_equal(n6[0].entry, 2); /* /128, /64, /48, /0 */
+	assert_int_equal(n6[1].entry, 5);
+	assert_int_equal(n6[2].entry, 0);
+	assert_int_equal(n6[3].entry, 4);
+	snap_section(h, SNAP_SEC_SENDER_TLS_NETWORKS, &n);
+	assert_int_equal(n, 1); /* only the IPv4 one */
+	/* longest IPv6 prefix first */
+	assert_int_equal(pg_addr_parse("2001:db8:18::100", &a), 0);
+	sender_tls_lookup_addr(h, "customer.test", &a, &r);
+	assert_ptr_equal(r.entry, &e[2]);
+	assert_int_equal(r.match, POLICY_MATCH_NETWORK);
+	assert_int_equal(pg_addr_parse("2001:db8:18:7::9", &a), 0);
+	sender_tls_lookup_addr(h, "customer.test", &a, &r);
+	assert_ptr_equal(r.entry, &e[5]);
+	assert_int_equal(pg_addr_parse("2001:db8:18:8::9", &a), 0);
+	sender_tls_lookup_addr(h, "customer.test", &a, &r);
+	assert_ptr_equal(r.entry, &e[0]);
+	assert_int_equal(pg_addr_parse("2001:db8:99::1", &a), 0);
+	sender_tls_lookup_addr(h, NULL, &a, &r);
+	assert_ptr_equal(r.entry, &e[4]); /* [::/0] holds every IPv6 client */
+	/* the families do not mix: ::/0 is no floor for IPv4, nor 198.18.0.0/24 for IPv6 */
+	assert_int_equal(pg_addr_parse("203.0.113.9", &a), 0);
+	sender_tls_lookup_addr(h, "customer.test", &a, &r);
+	assert_null(r.entry);
+	assert_int_equal(pg_addr_parse("198.18.0.9", &a), 0);
+	sender_tls_lookup_addr(h, "customer.test", &a, &r);
+	assert_ptr_equal(r.entry, &e[3]);
+	assert_int_equal(pg_addr_parse("::ffff:198.18.0.9", &a), 0);
+	sender_tls_lookup_addr(h, "customer.test", &a, &r);
+	assert_ptr_equal(r.entry, &e[4]); /* an IPv6 address: only [::/0] holds it */
+	/* the domain and the network: the stricter wins (verify over encrypt) */
+	assert_int_equal(pg_addr_parse("2001:db8:18:8::9", &a), 0);
+	sender_tls_lookup_addr(h, "provider.example", &a, &r);
+	assert_ptr_equal(r.entry, &e[1]);
+	assert_ptr_equal(r.network_entry, &e[0]);
+	/* unknown client: no network lookup; an IPv6 key is no sender domain */
+	sender_tls_lookup_addr(h, "customer.test", NULL, &r);
+	assert_null(r.entry);
+	sender_tls_lookup_addr(h, "[2001:db8:18::/48]", NULL, &r);
+	assert_null(r.entry);
+	expect_refused(blob, len, sender6_corrupt,
+	               sizeof(sender6_corrupt) / sizeof(sender6_corrupt[0]), false);
 	free(blob);
 }
 
@@ -1244,8 +1393,8 @@ static void test_sender_reports(void **state)
 	q.address = q.domain = "";
 	inet_pton(AF_INET, "198.18.0.9", &ip);
 	q.has_client = true;
-	q.client = ip.s_addr;
-	assert_int_equal(sender_tls_lookup(h, NULL, q.client, true, &q.r), PG_OK);
+	q.client = pg_addr_v4(ip.s_addr);
+	assert_int_equal(sender_tls_lookup_addr(h, NULL, &q.client, &q.r), PG_OK);
 	memset(&b, 0, sizeof(b));
 	ctl_policy_test(&b, h, "/test", "far.test", NULL, &q, true);
 	assert_non_null(strstr(b.p, "\"client\":\"198.18.0.9\",\"sender_rule\":{\"match\":"
@@ -1906,6 +2055,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_section),
 	    cmocka_unit_test(test_inbound_tls_section),
 	    cmocka_unit_test(test_sender_tls_section),
+	    cmocka_unit_test(test_sender_tls_ipv6),
 	    cmocka_unit_test(test_sender_reports),
 	    cmocka_unit_test(test_delivery_section),
 	    cmocka_unit_test(test_settings_section),
