@@ -48,7 +48,7 @@ static bool conf6_is_zero(const uint8_t a[16])
 }
 
 /* out = the first len bits of a, the rest zero. */
-static void conf6_mask(const uint8_t a[16], unsigned len, uint8_t out[16])
+void conf6_mask(const uint8_t a[16], unsigned len, uint8_t out[16])
 {
 	memset(out, 0, 16);
 	memcpy(out, a, len / 8);

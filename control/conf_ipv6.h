@@ -57,6 +57,9 @@ int conf6_static_route(struct conf6_pending *pend, const char *elem, char *why, 
  */
 int conf6_network(const char *elem, bool relay, struct pg_conf_cidr *n, char *why, size_t whylen);
 
+/* a with every bit past the first len (0..128) cleared, into out. */
+void conf6_mask(const uint8_t a[16], unsigned len, uint8_t out[16]);
+
 /* Which key a second-pass error is about, for its line number. */
 enum conf6_key { CONF6_KEY_ADDRESS, CONF6_KEY_MTU, CONF6_KEY_ROUTES, CONF6_KEY_GATEWAY };
 

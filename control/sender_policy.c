@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf_ipv6.h"
 #include "files.h"
 #include "policy_lookup.h"
 #include "result.h"
@@ -66,14 +67,7 @@ static int sender_parse_network6(char *inner, char *out, size_t outlen, struct p
 	}
 	if (inet_pton(AF_INET6, inner, a) != 1)
 		return sender_why(why, whylen, "\"%s\" is not an IPv6 address", inner);
-	memcpy(m, a, sizeof(m));
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = bits >= 8 * (i + 1) ? 8
-		                : bits > 8 * i      ? (unsigned)(bits - 8 * i)
-		                                    : 0;
-
-		m[i] &= (uint8_t)(keep == 0 ? 0 : 0xffu << (8 - keep));
-	}
+	conf6_mask(a, (unsigned)bits, m);
 	if (memcmp(m, a, sizeof(m)) != 0) {
 		inet_ntop(AF_INET6, m, n, sizeof(n));
 		return sender_why(why, whylen, "host bits set in %s/%lu (the network is [%s/%lu])",
